@@ -1,0 +1,25 @@
+//! One module per command. Each exposes its clap arguments and a `run` returning the exit code.
+
+pub mod build;
+pub mod completion;
+pub mod deffile;
+pub mod man;
+pub mod sif;
+
+use crate::args::Command;
+use crate::settings::Settings;
+
+/// Dispatch a parsed command.
+pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
+    match command {
+        Command::Version => {
+            println!("sifr version {}", env!("CARGO_PKG_VERSION"));
+            Ok(crate::exit::OK)
+        }
+        Command::Completion(args) => completion::run(&args),
+        Command::Man(args) => man::run(&args),
+        Command::Deffile(c) => deffile::run(c, settings),
+        Command::Sif(c) => sif::run(c, settings),
+        Command::Build(a) => build::run(a, settings),
+    }
+}

@@ -1,0 +1,54 @@
+//! The `sifr` command line: clap definitions, settings, logging, error rendering and exit codes.
+//!
+//! This is the only crate that prints to stdout/stderr or chooses the process exit status.
+//! Library crates return typed errors; this crate renders them (`error:`, `caused by:`, `hint:`).
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+
+pub mod args;
+pub mod cmd;
+pub mod exit;
+pub mod logging;
+pub mod report;
+pub mod settings;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Names under which sifr answers as a drop-in for existing job scripts.
+pub const ALIASES: &[&str] = &["sifr", "apptainer", "singularity"];
+
+/// Parse the command line, resolve settings, run the command, render any error.
+pub fn main_entry() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = match args::Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout and usage errors to stderr itself.
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let env = settings::ProcessEnv;
+    let settings = match settings::Settings::resolve(&cli.global, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}", report::render(&e.into(), false));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    logging::init(&settings);
+    tracing::debug!(settings = ?settings, "resolved settings");
+    match cmd::run(cli.command, &settings) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = report::exit_code(&e);
+            if !settings.silent {
+                eprintln!("{}", report::render(&e, settings.color));
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! Settings, resolved in one place with one precedence for every entry:
+//!
+//! command-line flag > `SIFR_<NAME>` > `APPTAINER_<NAME>` > `SINGULARITY_<NAME>` > config file > default.
+//!
+//! [`CATALOGUE`] is the table of every setting with its doc line; `sifr --help`, the docs and the
+//! tests read it. Commands receive a resolved [`Settings`] and never look at the environment for
+//! these names themselves.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::args::GlobalArgs;
+
+/// The prefixes searched for a setting's environment variable, strongest first.
+pub const ENV_PREFIXES: &[&str] = &["SIFR_", "APPTAINER_", "SINGULARITY_"];
+
+/// Where the default config file lives; `-c/--config` or `SIFR_CONFIG` point elsewhere.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/sifr/sifr.toml";
+
+/// How a setting's text is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `1/0`, `true/false`, `yes/no`, `on/off` (any case).
+    Bool,
+    /// A filesystem path.
+    Path,
+}
+
+/// One entry of the settings table.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDef {
+    /// The key in the config file; upper-cased, it is the environment variable's suffix.
+    pub key: &'static str,
+    pub kind: Kind,
+    /// The value used when nothing else sets it (`""` = unset).
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// Every setting sifr reads. Add new ones here; nothing else may read these variables.
+pub const CATALOGUE: &[SettingDef] = &[
+    SettingDef {
+        key: "debug",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "Print debugging information (flag -d/--debug).",
+    },
+    SettingDef {
+        key: "verbose",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "Print informational messages (flag -v/--verbose).",
+    },
+    SettingDef {
+        key: "quiet",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "Print only errors (flag -q/--quiet).",
+    },
+    SettingDef {
+        key: "silent",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "Print nothing, not even errors (flag -s/--silent).",
+    },
+    SettingDef {
+        key: "nocolor",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "Never colour the output (flag --nocolor; NO_COLOR is honoured too).",
+    },
+    SettingDef {
+        key: "tmpdir",
+        kind: Kind::Path,
+        default: "",
+        doc: "Directory for temporary build and extraction trees (default: $TMPDIR, else /tmp).",
+    },
+    SettingDef {
+        key: "cachedir",
+        kind: Kind::Path,
+        default: "",
+        doc: "Directory for cached blobs and images (default: ~/.apptainer/cache).",
+    },
+];
+
+/// Where a resolved value came from, for `--debug` output and error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env(String),
+    ConfigFile(PathBuf),
+    Default,
+}
+
+/// A value read for a setting, with its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub text: String,
+    pub source: Source,
+}
+
+/// Settings errors name the variable or file and the bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid value `{value}` for setting `{key}` (from {origin}): expected a boolean")]
+    NotBool {
+        key: String,
+        value: String,
+        origin: String,
+    },
+    #[error("cannot read config file `{path}`")]
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file `{path}`")]
+    ParseConfig {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("unknown setting `{key}` in config file `{path}`")]
+    UnknownKey {
+        key: String,
+        path: PathBuf,
+        hint: Option<String>,
+    },
+}
+
+impl SettingsError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SettingsError::NotBool { .. } => Some("use one of 1, 0, true, false, yes, no".into()),
+            SettingsError::UnknownKey { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// Read access to environment variables, so resolution can be tested without touching the
+/// process environment.
+pub trait EnvSource {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl EnvSource for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// The resolved settings handed to every command.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub debug: bool,
+    pub verbose: bool,
+    pub quiet: bool,
+    pub silent: bool,
+    /// Whether stderr output may use colour.
+    pub color: bool,
+    pub tmpdir: Option<PathBuf>,
+    pub cachedir: Option<PathBuf>,
+    /// Every setting with its text and origin, in catalogue order.
+    pub resolved: Vec<(&'static str, Resolved)>,
+}
+
+impl Settings {
+    /// Resolve every catalogue entry from flags, environment, config file and defaults.
+    pub fn resolve(flags: &GlobalArgs, env: &dyn EnvSource) -> Result<Settings, SettingsError> {
+        let config = load_config(flags, env)?;
+        let mut out = Settings::default();
+        for def in CATALOGUE {
+            let r = resolve_one(def, flags, env, config.as_ref());
+            match def.key {
+                "debug" => out.debug = parse_bool(def, &r)?,
+                "verbose" => out.verbose = parse_bool(def, &r)?,
+                "quiet" => out.quiet = parse_bool(def, &r)?,
+                "silent" => out.silent = parse_bool(def, &r)?,
+                "nocolor" => {
+                    let no_color = parse_bool(def, &r)? || env.var("NO_COLOR").is_some();
+                    out.color = !no_color;
+                }
+                "tmpdir" => out.tmpdir = non_empty_path(&r.text),
+                "cachedir" => out.cachedir = non_empty_path(&r.text),
+                other => unreachable!("setting `{other}` is in the catalogue but not resolved"),
+            }
+            out.resolved.push((def.key, r));
+        }
+        Ok(out)
+    }
+
+    /// The text and origin of one setting.
+    pub fn get(&self, key: &str) -> Option<&Resolved> {
+        self.resolved.iter().find(|(k, _)| *k == key).map(|(_, r)| r)
+    }
+}
+
+fn non_empty_path(text: &str) -> Option<PathBuf> {
+    (!text.is_empty()).then(|| PathBuf::from(text))
+}
+
+/// The flag's value, if the flag was given on the command line.
+fn flag_value(key: &str, flags: &GlobalArgs) -> Option<String> {
+    let set = match key {
+        "debug" => flags.debug,
+        "verbose" => flags.verbose,
+        "quiet" => flags.quiet,
+        "silent" => flags.silent,
+        "nocolor" => flags.nocolor,
+        _ => false,
+    };
+    set.then(|| "true".to_string())
+}
+
+fn resolve_one(
+    def: &SettingDef,
+    flags: &GlobalArgs,
+    env: &dyn EnvSource,
+    config: Option<&(PathBuf, toml::Table)>,
+) -> Resolved {
+    if let Some(text) = flag_value(def.key, flags) {
+        return Resolved {
+            text,
+            source: Source::Flag,
+        };
+    }
+    for prefix in ENV_PREFIXES {
+        let name = format!("{prefix}{}", def.key.to_ascii_uppercase());
+        if let Some(text) = env.var(&name) {
+            return Resolved {
+                text,
+                source: Source::Env(name),
+            };
+        }
+    }
+    if let Some((path, table)) = config
+        && let Some(v) = table.get(def.key)
+    {
+        let text = match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        return Resolved {
+            text,
+            source: Source::ConfigFile(path.clone()),
+        };
+    }
+    Resolved {
+        text: def.default.to_string(),
+        source: Source::Default,
+    }
+}
+
+fn parse_bool(def: &SettingDef, r: &Resolved) -> Result<bool, SettingsError> {
+    debug_assert_eq!(def.kind, Kind::Bool);
+    match r.text.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "yes" | "y" | "on" => Ok(true),
+        "0" | "f" | "false" | "no" | "n" | "off" | "" => Ok(false),
+        _ => Err(SettingsError::NotBool {
+            key: def.key.to_string(),
+            value: r.text.clone(),
+            origin: match &r.source {
+                Source::Flag => "the command line".into(),
+                Source::Env(n) => format!("environment variable `{n}`"),
+                Source::ConfigFile(p) => format!("config file `{}`", p.display()),
+                Source::Default => "the default".into(),
+            },
+        }),
+    }
+}
+
+/// The config file: `-c/--config`, else `SIFR_CONFIG`, else the default path if it exists.
+/// An explicitly named file must exist; the default one is optional.
+fn load_config(
+    flags: &GlobalArgs,
+    env: &dyn EnvSource,
+) -> Result<Option<(PathBuf, toml::Table)>, SettingsError> {
+    let (path, required) = if let Some(p) = &flags.config {
+        (p.clone(), true)
+    } else if let Some(p) = env.var("SIFR_CONFIG") {
+        (PathBuf::from(p), true)
+    } else {
+        (PathBuf::from(DEFAULT_CONFIG_FILE), false)
+    };
+    if !required && !Path::new(&path).exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| SettingsError::ReadConfig {
+        path: path.clone(),
+        source,
+    })?;
+    let table: toml::Table = text.parse().map_err(|e| SettingsError::ParseConfig {
+        path: path.clone(),
+        source: Box::new(e),
+    })?;
+    for key in table.keys() {
+        if !CATALOGUE.iter().any(|d| d.key == key) {
+            let hint = closest_key(key).map(|k| format!("did you mean `{k}`?"));
+            return Err(SettingsError::UnknownKey {
+                key: key.clone(),
+                path,
+                hint,
+            });
+        }
+    }
+    Ok(Some((path, table)))
+}
+
+fn closest_key(key: &str) -> Option<&'static str> {
+    CATALOGUE
+        .iter()
+        .map(|d| (d.key, edit_distance(key, d.key)))
+        .filter(|(_, d)| *d <= 2)
+        .min_by_key(|(_, d)| *d)
+        .map(|(k, _)| k)
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn no_config() -> GlobalArgs {
+        // Point at a file that cannot exist so the machine's default config never interferes.
+        GlobalArgs {
+            config: None,
+            ..GlobalArgs::default()
+        }
+    }
+
+    fn resolve(flags: &GlobalArgs, e: &BTreeMap<String, String>) -> Settings {
+        Settings::resolve(flags, e).unwrap()
+    }
+
+    #[test]
+    fn flag_beats_every_environment_variable() {
+        let flags = GlobalArgs {
+            debug: true,
+            ..no_config()
+        };
+        let s = resolve(&flags, &env(&[("SIFR_DEBUG", "0"), ("APPTAINER_DEBUG", "0")]));
+        assert!(s.debug);
+        assert_eq!(s.get("debug").unwrap().source, Source::Flag);
+    }
+
+    #[test]
+    fn sifr_prefix_beats_apptainer_which_beats_singularity() {
+        let e = env(&[
+            ("SIFR_QUIET", "no"),
+            ("APPTAINER_QUIET", "yes"),
+            ("SINGULARITY_QUIET", "yes"),
+        ]);
+        let s = resolve(&no_config(), &e);
+        assert!(!s.quiet);
+        assert_eq!(
+            s.get("quiet").unwrap().source,
+            Source::Env("SIFR_QUIET".into())
+        );
+
+        let e = env(&[("APPTAINER_QUIET", "0"), ("SINGULARITY_QUIET", "1")]);
+        assert!(!resolve(&no_config(), &e).quiet);
+
+        let e = env(&[("SINGULARITY_QUIET", "1")]);
+        assert!(resolve(&no_config(), &e).quiet);
+    }
+
+    #[test]
+    fn config_file_is_below_environment_and_above_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sifr.toml");
+        std::fs::write(&path, "verbose = true\ntmpdir = \"/scratch/tmp\"\n").unwrap();
+        let flags = GlobalArgs {
+            config: Some(path.clone()),
+            ..GlobalArgs::default()
+        };
+        let s = resolve(&flags, &env(&[]));
+        assert!(s.verbose);
+        assert_eq!(s.tmpdir.as_deref(), Some(Path::new("/scratch/tmp")));
+        assert_eq!(s.get("verbose").unwrap().source, Source::ConfigFile(path));
+
+        let s = resolve(&flags, &env(&[("APPTAINER_TMPDIR", "/fast")]));
+        assert_eq!(s.tmpdir.as_deref(), Some(Path::new("/fast")));
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = resolve(&no_config(), &env(&[]));
+        assert!(!s.debug && !s.verbose && !s.quiet && !s.silent);
+        assert!(s.color);
+        assert_eq!(s.tmpdir, None);
+        assert_eq!(s.get("cachedir").unwrap().source, Source::Default);
+    }
+
+    #[test]
+    fn bad_boolean_names_the_variable_and_value() {
+        let err = Settings::resolve(&no_config(), &env(&[("APPTAINER_DEBUG", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`maybe`"), "{err}");
+        assert!(err.contains("APPTAINER_DEBUG"), "{err}");
+    }
+
+    #[test]
+    fn unknown_config_key_suggests_the_closest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sifr.toml");
+        std::fs::write(&path, "tmpdri = \"/x\"\n").unwrap();
+        let flags = GlobalArgs {
+            config: Some(path),
+            ..GlobalArgs::default()
+        };
+        let err = Settings::resolve(&flags, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("`tmpdri`"));
+        assert_eq!(err.hint().as_deref(), Some("did you mean `tmpdir`?"));
+    }
+
+    #[test]
+    fn no_color_environment_variable_turns_colour_off() {
+        assert!(!resolve(&no_config(), &env(&[("NO_COLOR", "1")])).color);
+    }
+
+    #[test]
+    fn every_setting_has_a_doc_line_and_is_resolved() {
+        let s = resolve(&no_config(), &env(&[]));
+        assert_eq!(s.resolved.len(), CATALOGUE.len());
+        for d in CATALOGUE {
+            assert!(!d.doc.is_empty(), "{} has no doc", d.key);
+            assert!(d.key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The SIF container format, byte-compatible with Apptainer and SingularityCE.
