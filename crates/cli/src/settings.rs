@@ -460,3 +460,18 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    /// docs/settings.md must describe every setting, so the table never drifts from the code.
+    #[test]
+    fn settings_doc_lists_every_setting() {
+        let doc = include_str!("../../../docs/settings.md");
+        for d in super::CATALOGUE {
+            let row = format!("| `{}` |", d.key);
+            assert!(doc.contains(&row), "docs/settings.md has no row for `{}`", d.key);
+            let env = format!("`SIFR_{}`", d.key.to_ascii_uppercase());
+            assert!(doc.contains(&env), "docs/settings.md does not name {env}");
+        }
+    }
+}

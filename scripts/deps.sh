@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sifr's tests and examples need. Idempotent and quick when
+# everything is already there. Needs root (or sudo); without either it says what is missing and
+# carries on, and the tests that need a missing tool skip with a printed reason.
+set -euo pipefail
+
+# Peers the tests use as judges, and tools the examples use.
+PACKAGES=(
+    squashfs-tools   # mksquashfs/unsquashfs: judge our SquashFS writer and reader
+    squashfuse       # a second, independent SquashFS reader
+    fuse3            # fusermount3, /dev/fuse users
+    util-linux       # losetup, mount, unshare, setpriv
+    debootstrap      # Debian root filesystems for examples and benchmarks
+    time             # /usr/bin/time -v for peak memory in benchmarks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+    SUDO=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    SUDO=(sudo -n)
+else
+    echo "deps: not root and no sudo: cannot install ${missing[*]}; tests needing them will skip" >&2
+    exit 0
+fi
+
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
+"${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
