@@ -12,6 +12,7 @@ pub mod report;
 pub mod settings;
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -26,7 +27,11 @@ pub fn main_entry() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout and usage errors to stderr itself.
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -46,7 +51,10 @@ pub fn main_entry() -> ExitCode {
         Err(e) => {
             let code = report::exit_code(&e);
             if !settings.silent {
-                eprintln!("{}", report::render(&e, settings.color));
+                eprintln!(
+                    "{}",
+                    report::render(&e, settings.color && std::io::stderr().is_terminal())
+                );
             }
             ExitCode::from(code)
         }

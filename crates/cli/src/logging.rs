@@ -1,6 +1,8 @@
 //! Log output on stderr, at the level the settings chose. Never starts a thread: the launch path
 //! must stay single-threaded until namespaces are set up (see ARCHITECTURE.md).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::settings::Settings;
@@ -22,7 +24,7 @@ pub fn init(settings: &Settings) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_ansi(settings.color)
+        .with_ansi(settings.color && std::io::stderr().is_terminal())
         .with_target(settings.debug)
         .without_time()
         .try_init();

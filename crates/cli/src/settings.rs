@@ -166,7 +166,7 @@ pub struct Settings {
     pub verbose: bool,
     pub quiet: bool,
     pub silent: bool,
-    /// Whether stderr output may use colour.
+    /// Whether stderr output may use colour (only when it is also a terminal).
     pub color: bool,
     pub tmpdir: Option<PathBuf>,
     pub cachedir: Option<PathBuf>,
@@ -201,7 +201,10 @@ impl Settings {
 
     /// The text and origin of one setting.
     pub fn get(&self, key: &str) -> Option<&Resolved> {
-        self.resolved.iter().find(|(k, _)| *k == key).map(|(_, r)| r)
+        self.resolved
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, r)| r)
     }
 }
 
@@ -369,7 +372,10 @@ mod tests {
             debug: true,
             ..no_config()
         };
-        let s = resolve(&flags, &env(&[("SIFR_DEBUG", "0"), ("APPTAINER_DEBUG", "0")]));
+        let s = resolve(
+            &flags,
+            &env(&[("SIFR_DEBUG", "0"), ("APPTAINER_DEBUG", "0")]),
+        );
         assert!(s.debug);
         assert_eq!(s.get("debug").unwrap().source, Source::Flag);
     }
@@ -469,7 +475,11 @@ mod doc_tests {
         let doc = include_str!("../../../docs/settings.md");
         for d in super::CATALOGUE {
             let row = format!("| `{}` |", d.key);
-            assert!(doc.contains(&row), "docs/settings.md has no row for `{}`", d.key);
+            assert!(
+                doc.contains(&row),
+                "docs/settings.md has no row for `{}`",
+                d.key
+            );
             let env = format!("`SIFR_{}`", d.key.to_ascii_uppercase());
             assert!(doc.contains(&env), "docs/settings.md does not name {env}");
         }

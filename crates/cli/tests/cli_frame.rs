@@ -53,7 +53,7 @@ fn unknown_command_is_a_usage_error() {
     sifr()
         .arg("frobnicate")
         .assert()
-        .code(sifr_cli::exit::USAGE)
+        .code(i32::from(sifr_cli::exit::USAGE))
         .stderr(predicate::str::contains("frobnicate"));
 }
 
@@ -124,7 +124,7 @@ fn a_bad_setting_in_the_environment_names_the_variable() {
         .env("APPTAINER_DEBUG", "sometimes")
         .arg("version")
         .assert()
-        .code(sifr_cli::exit::USAGE)
+        .code(i32::from(sifr_cli::exit::USAGE))
         .stderr(predicate::str::contains("APPTAINER_DEBUG"))
         .stderr(predicate::str::contains("`sometimes`"))
         .stderr(predicate::str::contains("hint:"));
@@ -136,7 +136,7 @@ fn legacy_singularity_variables_are_read() {
         .env("SINGULARITY_QUIET", "maybe")
         .arg("version")
         .assert()
-        .code(sifr_cli::exit::USAGE)
+        .code(i32::from(sifr_cli::exit::USAGE))
         .stderr(predicate::str::contains("SINGULARITY_QUIET"));
 }
 
@@ -150,7 +150,7 @@ fn a_config_file_with_an_unknown_key_is_refused_with_a_hint() {
         .arg(&cfg)
         .arg("version")
         .assert()
-        .code(sifr_cli::exit::USAGE)
+        .code(i32::from(sifr_cli::exit::USAGE))
         .stderr(predicate::str::contains("`quite`"))
         .stderr(predicate::str::contains("did you mean `quiet`?"));
 }
