@@ -12,6 +12,9 @@ PACKAGES=(
     util-linux       # losetup, mount, unshare, setpriv
     debootstrap      # Debian root filesystems for examples and benchmarks
     time             # /usr/bin/time -v for peak memory in benchmarks
+    gcc              # compiles the static probe that test images carry
+    libc6-dev        # ... and its static libc
+    busybox-static   # a /bin/sh for test images
 )
 
 missing=()

@@ -64,4 +64,12 @@ pub enum Command {
     Sif(cmd::sif::SifCommand),
     /// Build a SIF image from a sandbox directory.
     Build(cmd::build::BuildArgs),
+    /// Run a command in a container.
+    Exec(cmd::action::ExecArgs),
+    /// Run the container's runscript.
+    Run(cmd::action::RunArgs),
+    /// Start an interactive shell in a container.
+    Shell(cmd::action::ShellArgs),
+    /// Run the container's test script.
+    Test(cmd::action::RunArgs),
 }

@@ -1,5 +1,6 @@
 //! One module per command. Each exposes its clap arguments and a `run` returning the exit code.
 
+pub mod action;
 pub mod build;
 pub mod completion;
 pub mod deffile;
@@ -21,5 +22,9 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Deffile(c) => deffile::run(c, settings),
         Command::Sif(c) => sif::run(c, settings),
         Command::Build(a) => build::run(a, settings),
+        Command::Exec(a) => action::exec(a, settings),
+        Command::Run(a) => action::run(a, settings),
+        Command::Shell(a) => action::shell(a, settings),
+        Command::Test(a) => action::test(a, settings),
     }
 }

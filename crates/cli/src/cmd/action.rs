@@ -1,0 +1,219 @@
+//! `sifr exec|run|shell|test IMAGE ...`: the container actions, for sandbox directories.
+//!
+//! Parses the action flags into `launch::Options`, gathers host facts, builds the plan and hands
+//! it to `launch::run`, which enters the container's namespaces in *this* process: nothing here
+//! may start a thread. The command's exit status becomes sifr's.
+//!
+//! SIF and other image files are not supported yet: they get an error naming the file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::report::{AlreadyReported, Hinted};
+use crate::settings::Settings;
+
+/// Host environment variables whose bind lists are added to `-B` (strongest first; all apply).
+const BIND_ENV: &[&str] = &[
+    "SIFR_BIND",
+    "APPTAINER_BIND",
+    "APPTAINER_BINDPATH",
+    "SINGULARITY_BIND",
+    "SINGULARITY_BINDPATH",
+];
+
+/// Flags shared by every action (Apptainer's action flags, the subset supported so far).
+#[derive(Debug, Clone, Args)]
+pub struct ActionFlags {
+    /// Bind a host path: `src[:dst[:ro|rw]]`, repeatable or comma-separated (also APPTAINER_BIND).
+    #[arg(short = 'B', long = "bind", value_name = "SPEC")]
+    pub bind: Vec<String>,
+    /// Do not pass the host environment (TERM and proxy variables excepted).
+    #[arg(short = 'e', long)]
+    pub cleanenv: bool,
+    /// Set a variable in the container, `NAME=VALUE` (repeatable; beats APPTAINERENV_NAME).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Use a minimal /dev and empty private /tmp, /var/tmp and home; do not bind the cwd.
+    #[arg(short = 'c', long)]
+    pub contain: bool,
+    /// Do not mount the home directory.
+    #[arg(long)]
+    pub no_home: bool,
+    /// Home directory to mount, `src[:dst]` (default: the user's home at the same path).
+    #[arg(short = 'H', long, value_name = "SRC[:DST]")]
+    pub home: Option<String>,
+    /// Working directory inside the container.
+    #[arg(long = "pwd", visible_alias = "cwd", value_name = "DIR")]
+    pub pwd: Option<PathBuf>,
+    /// Write into the image itself (sandbox directories only).
+    #[arg(short = 'w', long)]
+    pub writable: bool,
+}
+
+/// `sifr exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub flags: ActionFlags,
+    /// The container: a sandbox directory.
+    pub image: PathBuf,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+/// `sifr run` and `sifr test`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub flags: ActionFlags,
+    /// The container: a sandbox directory.
+    pub image: PathBuf,
+    /// Arguments passed to the runscript (or test script).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+/// `sifr shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub flags: ActionFlags,
+    /// The container: a sandbox directory.
+    pub image: PathBuf,
+}
+
+pub fn exec(a: ExecArgs, s: &Settings) -> anyhow::Result<u8> {
+    launch_action(&a.flags, &a.image, launch::Action::Exec(a.command), s)
+}
+
+pub fn run(a: RunArgs, s: &Settings) -> anyhow::Result<u8> {
+    launch_action(&a.flags, &a.image, launch::Action::Run(a.args), s)
+}
+
+pub fn test(a: RunArgs, s: &Settings) -> anyhow::Result<u8> {
+    launch_action(&a.flags, &a.image, launch::Action::Test(a.args), s)
+}
+
+pub fn shell(a: ShellArgs, s: &Settings) -> anyhow::Result<u8> {
+    launch_action(&a.flags, &a.image, launch::Action::Shell, s)
+}
+
+/// The host environment as UTF-8 pairs (others are not forwarded: values are evaluated as text).
+fn host_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+fn options(flags: &ActionFlags, env: &[(String, String)]) -> anyhow::Result<launch::Options> {
+    let mut binds = Vec::new();
+    for spec in &flags.bind {
+        binds.extend(launch::bind::parse_list(spec).map_err(bind_error)?);
+    }
+    for name in BIND_ENV {
+        if let Some((_, v)) = env.iter().find(|(k, _)| k == name) {
+            binds.extend(
+                launch::bind::parse_list(v)
+                    .map_err(bind_error)
+                    .with_context(|| format!("in environment variable `{name}`"))?,
+            );
+        }
+    }
+    let mut kv = Vec::new();
+    for e in &flags.env {
+        let Some((k, v)) = e.split_once('=') else {
+            return Err(Hinted::new(
+                format!("invalid `--env` value `{e}`"),
+                "use `--env NAME=VALUE`",
+            )
+            .into());
+        };
+        kv.push((k.to_string(), v.to_string()));
+    }
+    let home = flags
+        .home
+        .as_deref()
+        .map(launch::plan::HomeSpec::parse)
+        .transpose()?;
+    Ok(launch::Options {
+        binds,
+        cleanenv: flags.cleanenv,
+        env: kv,
+        contain: flags.contain,
+        no_home: flags.no_home,
+        home,
+        cwd: flags.pwd.clone(),
+        writable: flags.writable,
+    })
+}
+
+fn bind_error(e: launch::bind::BindError) -> anyhow::Error {
+    match e.hint() {
+        Some(h) => Hinted::new(e.to_string(), h).into(),
+        None => e.into(),
+    }
+}
+
+/// Check the image path: a directory is a sandbox; any file is an image format not yet supported.
+fn sandbox_path(image: &Path) -> anyhow::Result<PathBuf> {
+    let md = std::fs::metadata(image)
+        .with_context(|| format!("cannot open image `{}`", image.display()))?;
+    if !md.is_dir() {
+        return Err(Hinted::new(
+            format!(
+                "image `{}` is a file: image files (SIF, squashfs) are not supported yet",
+                image.display()
+            ),
+            "run from a sandbox directory (`apptainer build --sandbox DIR IMAGE` makes one)",
+        )
+        .into());
+    }
+    Ok(std::fs::canonicalize(image)?)
+}
+
+fn launch_action(
+    flags: &ActionFlags,
+    image: &Path,
+    action: launch::Action,
+    _settings: &Settings,
+) -> anyhow::Result<u8> {
+    let env = host_env();
+    let opts = options(flags, &env)?;
+    let image = sandbox_path(image)?;
+    let host = launch::host::gather(env).context("cannot read the current directory")?;
+    let plan = launch::build(&opts, &image, action, &host)?;
+    tracing::debug!("launch plan:\n{}", plan.render());
+    match launch::run(&plan) {
+        Ok(code) => Ok(u8::try_from(code).unwrap_or(255)),
+        Err(e) => {
+            if let Some(code) = e.exit_code() {
+                let summary = match std::error::Error::source(&e) {
+                    Some(src) => format!("{e}: {src}"),
+                    None => e.to_string(),
+                };
+                return Err(AlreadyReported {
+                    summary,
+                    code: u8::try_from(code).unwrap_or(255),
+                }
+                .into());
+            }
+            let context = format!("cannot start a container from `{}`", image.display());
+            Err(match e.hint() {
+                Some(h) => anyhow::Error::new(e).context(Hinted::new(context, h)),
+                None => anyhow::Error::new(e).context(context),
+            })
+        }
+    }
+}

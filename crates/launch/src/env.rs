@@ -1,0 +1,259 @@
+//! The container's environment, with Apptainer's precedence (lowest to highest):
+//!
+//! 1. the runtime's seed: default `PATH`, `HOME` = home destination, `APPTAINER_CONTAINER`,
+//!    `APPTAINER_NAME`, `APPTAINER_ENVIRONMENT` and their `SINGULARITY_*` twins;
+//! 2. the image's `/.singularity.d/env/*.sh`, in lexical order ([`crate::envscript`]);
+//! 3. `SINGULARITYENV_*`, then `APPTAINERENV_*`, then `--env K=V` (values are evaluated, so
+//!    `$VAR` refers to what the image set);
+//! 4. `PATH` edits: `…ENV_PATH` replaces it, then `PREPEND_PATH`/`APPEND_PATH`;
+//! 5. host variables not set by now are restored (all of them, unless `--cleanenv`), except
+//!    `PATH`, `HOME`, `LD_LIBRARY_PATH`, `APPTAINER_*`/`SINGULARITY_*` and the `…ENV_*` ones;
+//!    a variable the image set to the empty string is removed;
+//! 6. `PS1` defaults to `Apptainer> `; `PATH` gets the default if it ended up unset.
+//!
+//! [`plan`] is pure (host facts in, [`EnvPlan`] out). [`finish`] computes the final list from a
+//! plan and the environment left by the image's scripts; it is also pure. Nothing here runs
+//! across a namespace change; the scripts are read by [`crate::exec`] inside the container.
+
+use std::path::Path;
+
+use crate::plan::{HostFacts, Options};
+
+/// `PATH` when nothing sets one (Apptainer's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Host variables never forwarded into the container, by exact name.
+pub const BLOCKED: &[(&str, &str)] = &[
+    (
+        "PATH",
+        "the container's PATH comes from the image (edit it with APPTAINERENV_*PATH)",
+    ),
+    ("HOME", "set to the home destination"),
+    (
+        "LD_LIBRARY_PATH",
+        "host libraries would break the image's ones",
+    ),
+];
+
+/// Host variables never forwarded, by prefix.
+pub const BLOCKED_PREFIXES: &[&str] = &[
+    "APPTAINER_",
+    "SINGULARITY_",
+    "APPTAINERENV_",
+    "SINGULARITYENV_",
+];
+
+/// Host variables kept under `--cleanenv`.
+pub const CLEANENV_KEEP: &[&str] = &[
+    "TERM",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "ftp_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "FTP_PROXY",
+];
+
+/// The environment rules of a launch, as data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvPlan {
+    /// Step 1: set before the image's scripts run.
+    pub seed: Vec<(String, String)>,
+    /// Step 3: overrides, applied in order (later wins); values are evaluated.
+    pub overrides: Vec<(String, String)>,
+    /// Step 4.
+    pub path_set: Option<String>,
+    pub path_prepend: Option<String>,
+    pub path_append: Option<String>,
+    /// Step 5: host variables restored when the image did not set them.
+    pub host: Vec<(String, String)>,
+}
+
+/// Build the environment rules from options and host facts.
+pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> EnvPlan {
+    let mut p = EnvPlan::default();
+    let name = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    p.seed = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), home_dst.display().to_string()),
+    ];
+    for prefix in ["APPTAINER", "SINGULARITY"] {
+        p.seed
+            .push((format!("{prefix}_CONTAINER"), image.display().to_string()));
+        p.seed.push((format!("{prefix}_NAME"), name.clone()));
+        p.seed.push((
+            format!("{prefix}_ENVIRONMENT"),
+            "/.singularity.d/env/91-environment.sh".into(),
+        ));
+    }
+
+    // SINGULARITYENV_ first so APPTAINERENV_ wins, then --env on top.
+    let mut overrides: Vec<(String, String)> = Vec::new();
+    for prefix in ["SINGULARITYENV_", "APPTAINERENV_"] {
+        for (k, v) in &host.env {
+            if let Some(name) = k.strip_prefix(prefix)
+                && !name.is_empty()
+            {
+                overrides.push((name.into(), v.clone()));
+            }
+        }
+    }
+    overrides.extend(opts.env.iter().cloned());
+    for (k, v) in overrides {
+        match k.as_str() {
+            "PATH" => p.path_set = Some(v),
+            "PREPEND_PATH" => p.path_prepend = Some(v),
+            "APPEND_PATH" => p.path_append = Some(v),
+            // Overriding HOME is refused by Apptainer too: it is the home destination.
+            "HOME" => {}
+            _ => {
+                p.overrides.retain(|(n, _)| *n != k);
+                p.overrides.push((k, v));
+            }
+        }
+    }
+
+    for (k, v) in &host.env {
+        let blocked = BLOCKED.iter().any(|(n, _)| n == k)
+            || BLOCKED_PREFIXES.iter().any(|pre| k.starts_with(pre));
+        if blocked {
+            continue;
+        }
+        if opts.cleanenv && !CLEANENV_KEEP.contains(&k.as_str()) {
+            continue;
+        }
+        p.host.push((k.clone(), v.clone()));
+    }
+    if opts.cleanenv {
+        p.host.push(("LANG".into(), "C".into()));
+    }
+    p
+}
+
+/// An ordered variable list with set/get/remove, used while the environment is built.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vars(pub Vec<(String, String)>);
+
+impl Vars {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+    pub fn set(&mut self, k: &str, v: &str) {
+        match self.0.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => self.0.push((k.to_string(), v.to_string())),
+        }
+    }
+    pub fn remove(&mut self, k: &str) {
+        self.0.retain(|(n, _)| n != k);
+    }
+}
+
+/// Steps 3 to 6: from the environment the image's scripts left to the final one.
+pub fn finish(plan: &EnvPlan, after_scripts: Vars) -> Vars {
+    let mut env = after_scripts;
+    for (k, v) in &plan.overrides {
+        let value = crate::envscript::expand_value(v, &env);
+        env.set(k, &value);
+    }
+    if let Some(p) = &plan.path_set {
+        let value = crate::envscript::expand_value(p, &env);
+        env.set("PATH", &value);
+    }
+    let cur = env.get("PATH").unwrap_or(DEFAULT_PATH).to_string();
+    let mut path = cur;
+    if let Some(pre) = &plan.path_prepend {
+        path = format!("{pre}:{path}");
+    }
+    if let Some(app) = &plan.path_append {
+        path = format!("{path}:{app}");
+    }
+    env.set("PATH", &path);
+    // A variable set to "" by the image (or an override) is removed, and the host's value of it
+    // is not restored (Apptainer's rule).
+    let emptied: Vec<String> = env
+        .0
+        .iter()
+        .filter(|(_, v)| v.is_empty())
+        .map(|(k, _)| k.clone())
+        .collect();
+    env.0.retain(|(_, v)| !v.is_empty());
+    for (k, v) in &plan.host {
+        if env.get(k).is_none() && !emptied.contains(k) {
+            env.set(k, v);
+        }
+    }
+    if env.get("PS1").is_none() {
+        env.set("PS1", "Apptainer> ");
+    }
+    if env.get("PATH").is_none() {
+        env.set("PATH", DEFAULT_PATH);
+    }
+    env
+}
+
+impl EnvPlan {
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        for (k, v) in &self.seed {
+            let _ = writeln!(s, "env seed {k}={v}");
+        }
+        for (k, v) in &self.overrides {
+            let _ = writeln!(s, "env override {k}={v}");
+        }
+        for (n, v) in [
+            ("set", &self.path_set),
+            ("prepend", &self.path_prepend),
+            ("append", &self.path_append),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(s, "env path-{n} {v}");
+            }
+        }
+        let names: Vec<&str> = self.host.iter().map(|(k, _)| k.as_str()).collect();
+        let _ = writeln!(s, "env host {}", names.join(" "));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn image_empty_value_unsets_and_blocks_host_restore() {
+        let plan = EnvPlan {
+            host: v(&[("A", "host"), ("B", "host")]),
+            ..EnvPlan::default()
+        };
+        let out = finish(&plan, Vars(v(&[("A", ""), ("PATH", "/bin")])));
+        assert_eq!(out.get("A"), None);
+        assert_eq!(out.get("B"), Some("host"));
+    }
+
+    #[test]
+    fn path_edits_apply_after_the_image() {
+        let plan = EnvPlan {
+            path_set: Some("/set:$PATH".into()),
+            path_prepend: Some("/pre".into()),
+            path_append: Some("/app".into()),
+            ..EnvPlan::default()
+        };
+        let out = finish(&plan, Vars(v(&[("PATH", "/img")])));
+        assert_eq!(out.get("PATH"), Some("/pre:/set:/img:/app"));
+    }
+}

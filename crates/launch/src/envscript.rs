@@ -1,0 +1,648 @@
+//! The image's `/.singularity.d/env/*.sh`, evaluated natively for the common forms, so that
+//! `exec` works in images without a shell and no process is spawned per script:
+//!
+//! `export VAR=value`, `VAR=value; export VAR`, `export A B`, `unset VAR`, `:`/`true`, comments,
+//! single and double quotes, backslash escapes, `$VAR`, `${VAR}`, `${VAR:-default}`,
+//! `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`.
+//!
+//! Anything else (`if`, pipes, `$(…)`, `.`/`source`, other commands) makes [`eval_native`]
+//! return [`Unsupported`] without changing the environment; the caller then runs the script with
+//! the image's `/bin/sh` and reads back `export -p` ([`parse_export_p`]). Stock scripts whose
+//! meaning the runtime defines itself (`99-base.sh`, `99-runtimevars.sh`, …) are applied by
+//! [`builtin`] instead of being evaluated.
+//!
+//! Pure text processing; no I/O, no namespace work.
+
+use crate::env::Vars;
+
+/// A construct the native evaluator does not handle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {what} needs a shell")]
+pub struct Unsupported {
+    pub line: usize,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    Var {
+        name: String,
+        /// `(op, word)` for `${name<op>word}`; op is one of `:-`, `-`, `:+`, `+`.
+        op: Option<(&'static str, Vec<Part>)>,
+    },
+}
+
+type Word = Vec<Part>;
+
+struct Lexer<'a> {
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+    line: usize,
+}
+
+fn unsupported(line: usize, what: impl Into<String>) -> Unsupported {
+    Unsupported {
+        line,
+        what: what.into(),
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+impl<'a> Lexer<'a> {
+    fn new(text: &'a str) -> Self {
+        Lexer {
+            chars: text.char_indices().peekable(),
+            line: 1,
+        }
+    }
+
+    fn peek(&mut self) -> Option<char> {
+        self.chars.peek().map(|(_, c)| *c)
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.chars.next().map(|(_, c)| c);
+        if c == Some('\n') {
+            self.line += 1;
+        }
+        c
+    }
+
+    /// Commands as lists of words, each with the line it started on.
+    fn commands(&mut self) -> Result<Vec<(usize, Vec<Word>)>, Unsupported> {
+        let mut out = Vec::new();
+        let mut cur: Vec<Word> = Vec::new();
+        let mut start = self.line;
+        loop {
+            match self.peek() {
+                None => {
+                    if !cur.is_empty() {
+                        out.push((start, std::mem::take(&mut cur)));
+                    }
+                    return Ok(out);
+                }
+                Some(' ' | '\t') => {
+                    self.next();
+                }
+                Some('\n' | ';') => {
+                    self.next();
+                    if !cur.is_empty() {
+                        out.push((start, std::mem::take(&mut cur)));
+                    }
+                    start = self.line;
+                }
+                Some('#') => {
+                    while let Some(c) = self.peek() {
+                        if c == '\n' {
+                            break;
+                        }
+                        self.next();
+                    }
+                }
+                Some('\\') if self.is_line_continuation() => {
+                    self.next();
+                    self.next();
+                }
+                Some(_) => {
+                    if cur.is_empty() {
+                        start = self.line;
+                    }
+                    cur.push(self.word()?);
+                }
+            }
+        }
+    }
+
+    fn is_line_continuation(&self) -> bool {
+        let mut it = self.chars.clone();
+        it.next();
+        matches!(it.next(), Some((_, '\n')))
+    }
+
+    fn word(&mut self) -> Result<Word, Unsupported> {
+        let mut parts: Word = Vec::new();
+        let mut lit = String::new();
+        while let Some(c) = self.peek() {
+            match c {
+                ' ' | '\t' | '\n' | ';' => break,
+                '|' | '&' | '<' | '>' | '(' | ')' | '`' => {
+                    return Err(unsupported(self.line, format!("`{c}`")));
+                }
+                '\'' => {
+                    self.next();
+                    loop {
+                        match self.next() {
+                            Some('\'') => break,
+                            Some(ch) => lit.push(ch),
+                            None => return Err(unsupported(self.line, "an unterminated quote")),
+                        }
+                    }
+                }
+                '"' => {
+                    self.next();
+                    loop {
+                        match self.peek() {
+                            Some('"') => {
+                                self.next();
+                                break;
+                            }
+                            Some('\\') => {
+                                self.next();
+                                match self.next() {
+                                    Some(ch @ ('$' | '`' | '"' | '\\')) => lit.push(ch),
+                                    Some('\n') => {}
+                                    Some(ch) => {
+                                        lit.push('\\');
+                                        lit.push(ch);
+                                    }
+                                    None => return Err(unsupported(self.line, "a trailing `\\`")),
+                                }
+                            }
+                            Some('$') => {
+                                self.next();
+                                self.dollar(&mut parts, &mut lit)?;
+                            }
+                            Some('`') => return Err(unsupported(self.line, "`` ` ``")),
+                            Some(_) => lit.push(self.next().unwrap_or_default()),
+                            None => return Err(unsupported(self.line, "an unterminated quote")),
+                        }
+                    }
+                }
+                '\\' => {
+                    self.next();
+                    match self.next() {
+                        Some('\n') => {}
+                        Some(ch) => lit.push(ch),
+                        None => {}
+                    }
+                }
+                '$' => {
+                    self.next();
+                    self.dollar(&mut parts, &mut lit)?;
+                }
+                _ => {
+                    self.next();
+                    lit.push(c);
+                }
+            }
+        }
+        if !lit.is_empty() || parts.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        Ok(parts)
+    }
+
+    /// After a `$`: `$NAME`, `${NAME}`, `${NAME<op>word}`.
+    fn dollar(&mut self, parts: &mut Word, lit: &mut String) -> Result<(), Unsupported> {
+        match self.peek() {
+            Some('{') => {
+                self.next();
+                let name = self.name();
+                if name.is_empty() {
+                    return Err(unsupported(self.line, "a special `${…}` parameter"));
+                }
+                let op = match self.peek() {
+                    Some('}') => {
+                        self.next();
+                        None
+                    }
+                    Some(':') => {
+                        self.next();
+                        match self.next() {
+                            Some('-') => Some(":-"),
+                            Some('+') => Some(":+"),
+                            _ => return Err(unsupported(self.line, format!("`${{{name}:…}}`"))),
+                        }
+                    }
+                    Some('-') => {
+                        self.next();
+                        Some("-")
+                    }
+                    Some('+') => {
+                        self.next();
+                        Some("+")
+                    }
+                    _ => return Err(unsupported(self.line, format!("`${{{name}…}}`"))),
+                };
+                let op = match op {
+                    None => None,
+                    Some(op) => Some((op, self.brace_word()?)),
+                };
+                if !lit.is_empty() {
+                    parts.push(Part::Lit(std::mem::take(lit)));
+                }
+                parts.push(Part::Var { name, op });
+            }
+            Some(c) if c.is_ascii_alphabetic() || c == '_' => {
+                let name = self.name();
+                if !lit.is_empty() {
+                    parts.push(Part::Lit(std::mem::take(lit)));
+                }
+                parts.push(Part::Var { name, op: None });
+            }
+            Some('(') => return Err(unsupported(self.line, "`$(…)`")),
+            Some(c) if "@*#?$!-0123456789".contains(c) => {
+                return Err(unsupported(self.line, format!("`${c}`")));
+            }
+            _ => lit.push('$'),
+        }
+        Ok(())
+    }
+
+    fn name(&mut self) -> String {
+        let mut n = String::new();
+        while let Some(c) = self.peek() {
+            if is_name_char(c) {
+                n.push(c);
+                self.next();
+            } else {
+                break;
+            }
+        }
+        n
+    }
+
+    /// The word of `${NAME:-word}` up to the closing brace (quotes and `$` allowed).
+    fn brace_word(&mut self) -> Result<Word, Unsupported> {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        loop {
+            match self.next() {
+                Some('}') => break,
+                Some('$') => self.dollar(&mut parts, &mut lit)?,
+                Some('"') => loop {
+                    match self.next() {
+                        Some('"') => break,
+                        Some('$') => self.dollar(&mut parts, &mut lit)?,
+                        Some(c) => lit.push(c),
+                        None => return Err(unsupported(self.line, "an unterminated quote")),
+                    }
+                },
+                Some('\'') => loop {
+                    match self.next() {
+                        Some('\'') => break,
+                        Some(c) => lit.push(c),
+                        None => return Err(unsupported(self.line, "an unterminated quote")),
+                    }
+                },
+                Some('`') => return Err(unsupported(self.line, "`` ` ``")),
+                Some(c) => lit.push(c),
+                None => return Err(unsupported(self.line, "an unterminated `${`")),
+            }
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        Ok(parts)
+    }
+}
+
+/// Shell state while a script is evaluated: exported variables and plain shell variables.
+struct State<'a> {
+    exported: &'a mut Vars,
+    shell: Vars,
+}
+
+impl State<'_> {
+    fn lookup(&self, k: &str) -> Option<&str> {
+        self.shell.get(k).or_else(|| self.exported.get(k))
+    }
+
+    fn expand(&self, w: &[Part]) -> String {
+        let mut s = String::new();
+        for p in w {
+            match p {
+                Part::Lit(l) => s.push_str(l),
+                Part::Var { name, op } => {
+                    let val = self.lookup(name);
+                    match op {
+                        None => s.push_str(val.unwrap_or("")),
+                        Some((op, word)) => {
+                            let set = val.is_some();
+                            let nonempty = val.is_some_and(|v| !v.is_empty());
+                            let use_word = match *op {
+                                ":-" => !nonempty,
+                                "-" => !set,
+                                ":+" => nonempty,
+                                _ => set,
+                            };
+                            let alt = op.ends_with('+');
+                            if use_word {
+                                s.push_str(&self.expand(word));
+                            } else if !alt {
+                                s.push_str(val.unwrap_or(""));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn assign(&mut self, name: &str, value: String) {
+        if self.exported.get(name).is_some() {
+            self.exported.set(name, &value);
+        } else {
+            self.shell.set(name, &value);
+        }
+    }
+
+    fn export(&mut self, name: &str, value: Option<String>) {
+        let v = value.or_else(|| self.shell.get(name).map(str::to_string));
+        self.shell.remove(name);
+        // `export NAME` of an unset variable exports nothing visible.
+        if let Some(v) = v {
+            self.exported.set(name, &v);
+        }
+    }
+}
+
+/// `NAME=` prefix of a word, if its first literal part starts with one.
+fn split_assignment(w: &[Part]) -> Option<(String, Word)> {
+    let Some(Part::Lit(first)) = w.first() else {
+        return None;
+    };
+    let eq = first.find('=')?;
+    let name = &first[..eq];
+    if name.is_empty()
+        || !name.chars().all(is_name_char)
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut rest = vec![Part::Lit(first[eq + 1..].to_string())];
+    rest.extend_from_slice(&w[1..]);
+    Some((name.to_string(), rest))
+}
+
+fn literal(w: &[Part]) -> Option<&str> {
+    match w {
+        [Part::Lit(l)] => Some(l),
+        _ => None,
+    }
+}
+
+/// Evaluate a script natively. On success `env` holds the exported variables afterwards; on
+/// [`Unsupported`], `env` is unchanged.
+pub fn eval_native(text: &str, env: &mut Vars) -> Result<(), Unsupported> {
+    let commands = Lexer::new(text).commands()?;
+    let mut exported = env.clone();
+    let mut st = State {
+        exported: &mut exported,
+        shell: Vars::default(),
+    };
+    for (line, words) in commands {
+        let mut i = 0;
+        // Leading assignments.
+        let mut assigns = Vec::new();
+        while i < words.len() {
+            match split_assignment(&words[i]) {
+                Some(a) => assigns.push(a),
+                None => break,
+            }
+            i += 1;
+        }
+        if i == words.len() {
+            for (n, w) in assigns {
+                let v = st.expand(&w);
+                st.assign(&n, v);
+            }
+            continue;
+        }
+        if !assigns.is_empty() {
+            return Err(unsupported(line, "an assignment before a command"));
+        }
+        let cmd = literal(&words[i]).ok_or_else(|| unsupported(line, "a computed command"))?;
+        match cmd {
+            "export" => {
+                for w in &words[i + 1..] {
+                    if let Some((n, val)) = split_assignment(w) {
+                        let v = st.expand(&val);
+                        st.export(&n, Some(v));
+                    } else {
+                        let name = st.expand(w);
+                        if name == "-p" || name.is_empty() || !name.chars().all(is_name_char) {
+                            return Err(unsupported(line, format!("`export {name}`")));
+                        }
+                        st.export(&name, None);
+                    }
+                }
+            }
+            "unset" => {
+                for w in &words[i + 1..] {
+                    let name = st.expand(w);
+                    if name.starts_with('-') {
+                        return Err(unsupported(line, format!("`unset {name}`")));
+                    }
+                    st.shell.remove(&name);
+                    st.exported.remove(&name);
+                }
+            }
+            ":" | "true" => {}
+            other => return Err(unsupported(line, format!("the command `{other}`"))),
+        }
+    }
+    *env = exported;
+    Ok(())
+}
+
+/// Expand `$VAR`, `${VAR}`, `${VAR:-x}` in a value as the shell does inside double quotes
+/// (used for `--env`/`APPTAINERENV_*` values). Unsupported forms are kept literally.
+pub fn expand_value(value: &str, env: &Vars) -> String {
+    let mut quoted = String::from("\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    let mut lx = Lexer::new(&quoted);
+    match lx.word() {
+        Ok(w) => {
+            let mut scratch = env.clone();
+            let st = State {
+                exported: &mut scratch,
+                shell: Vars::default(),
+            };
+            st.expand(&w)
+        }
+        Err(_) => value.to_string(),
+    }
+}
+
+/// Parse the output of `export -p` (dash/ash: `export NAME='v'`, bash: `declare -x NAME="v"`)
+/// into exported variables. Lines that define no value are skipped.
+pub fn parse_export_p(out: &str) -> Vars {
+    let mut vars = Vars::default();
+    let mut text = String::new();
+    for line in out.split_inclusive('\n') {
+        text.push_str(line);
+        // A value with a newline spans lines; only parse when quotes are balanced.
+        if !balanced(&text) {
+            continue;
+        }
+        let t = text.trim_start();
+        let rest = t
+            .strip_prefix("export ")
+            .or_else(|| t.strip_prefix("declare -x "));
+        if let Some(rest) = rest {
+            let mut lx = Lexer::new(rest.trim_end_matches('\n'));
+            if let Ok(w) = lx.word()
+                && let Some((n, val)) = split_assignment(&w)
+            {
+                let mut empty = Vars::default();
+                let st = State {
+                    exported: &mut empty,
+                    shell: Vars::default(),
+                };
+                let v = st.expand(&val);
+                vars.set(&n, &v);
+            }
+        }
+        text.clear();
+    }
+    vars
+}
+
+fn balanced(s: &str) -> bool {
+    let mut single = false;
+    let mut double = false;
+    let mut esc = false;
+    for c in s.chars() {
+        if esc {
+            esc = false;
+            continue;
+        }
+        match c {
+            '\\' if !single => esc = true,
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            _ => {}
+        }
+    }
+    !single && !double
+}
+
+/// Scripts whose meaning the runtime defines itself, applied natively whatever their text.
+/// `01-base.sh` is an empty placeholder; `99-base.sh` appends `/.singularity.d/libs` to
+/// `LD_LIBRARY_PATH` and sets `PS1`; `99-runtimevars.sh` applies the user's PATH edits, which
+/// [`crate::env::finish`] does instead; `94-appsbase.sh`/`95-apps.sh` select a SCIF app, and
+/// `--app` is not supported yet, so they do nothing.
+pub fn builtin(file_name: &str) -> Option<fn(&mut Vars)> {
+    match file_name {
+        "01-base.sh" | "99-runtimevars.sh" | "94-appsbase.sh" | "95-apps.sh" => Some(|_| {}),
+        "99-base.sh" => Some(|env| {
+            let ld = match env.get("LD_LIBRARY_PATH") {
+                Some(v) if !v.is_empty() => format!("{v}:/.singularity.d/libs"),
+                _ => "/.singularity.d/libs".into(),
+            };
+            env.set("LD_LIBRARY_PATH", &ld);
+            env.set("PS1", "Apptainer> ");
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(p: &[(&str, &str)]) -> Vars {
+        Vars(
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn eval(text: &str, start: &[(&str, &str)]) -> Result<Vars, Unsupported> {
+        let mut v = vars(start);
+        eval_native(text, &mut v).map(|()| v)
+    }
+
+    #[test]
+    fn export_forms_of_percent_environment() {
+        let v = eval(
+            "#!/bin/sh\n# comment\nexport A=1\nB='two words'; export B\nexport C=\"$A-${B}\" D=x\nE=hidden\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            vars(&[
+                ("A", "1"),
+                ("B", "two words"),
+                ("C", "1-two words"),
+                ("D", "x")
+            ])
+        );
+    }
+
+    #[test]
+    fn path_prepend_and_defaults() {
+        let v = eval(
+            "export PATH=/opt/x/bin:$PATH\nexport LANG=${LANG:-C.UTF-8}\nexport Q=${UNSET-dflt}\nexport R=${PATH:+set}",
+            &[("PATH", "/usr/bin")],
+        )
+        .unwrap();
+        assert_eq!(v.get("PATH"), Some("/opt/x/bin:/usr/bin"));
+        assert_eq!(v.get("LANG"), Some("C.UTF-8"));
+        assert_eq!(v.get("Q"), Some("dflt"));
+        assert_eq!(v.get("R"), Some("set"));
+    }
+
+    #[test]
+    fn assignment_to_exported_variable_stays_exported() {
+        let v = eval(
+            "PATH=/a:$PATH\nunset GONE",
+            &[("PATH", "/b"), ("GONE", "1")],
+        )
+        .unwrap();
+        assert_eq!(v, vars(&[("PATH", "/a:/b")]));
+    }
+
+    #[test]
+    fn shell_constructs_are_reported_with_their_line() {
+        let e = eval("export A=1\nif [ -z \"$A\" ]; then A=2; fi\n", &[]).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.what.contains("`if`"), "{e}");
+        assert!(eval("export A=$(uname)", &[]).is_err());
+        assert!(eval(". /etc/profile", &[]).is_err());
+        assert!(eval("export A=`date`", &[]).is_err());
+    }
+
+    #[test]
+    fn unsupported_script_leaves_environment_unchanged() {
+        let mut v = vars(&[("A", "0")]);
+        assert!(eval_native("export A=1\nfoo bar\n", &mut v).is_err());
+        assert_eq!(v, vars(&[("A", "0")]));
+    }
+
+    #[test]
+    fn export_p_of_dash_and_bash() {
+        let v = parse_export_p(
+            "export HOME='/home/u'\nexport MULTI='a\nb'\nexport Q='it'\"'\"'s'\ndeclare -x X=\"1 \\\"2\\\"\"\nexport NOVAL\n",
+        );
+        assert_eq!(
+            v,
+            vars(&[
+                ("HOME", "/home/u"),
+                ("MULTI", "a\nb"),
+                ("Q", "it's"),
+                ("X", "1 \"2\"")
+            ])
+        );
+    }
+
+    #[test]
+    fn override_values_are_evaluated_like_double_quotes() {
+        let env = vars(&[("A", "x")]);
+        assert_eq!(expand_value("$A/${B:-y} \"q\"", &env), "x/y \"q\"");
+        assert_eq!(expand_value("cost $5", &env), "cost $5");
+    }
+}

@@ -1,0 +1,348 @@
+//! Apply a [`LaunchPlan`]: enter namespaces, assemble the root ([`crate::assemble`]),
+//! `pivot_root`, build the environment, then fork the command and wait for it.
+//!
+//! Runs across the uid/namespace change. Order, and why:
+//! 1. host-side work first (canonical bind sources), because after `unshare` the host is only
+//!    reachable through `/oldroot` and NSS must not run in the new namespaces;
+//! 2. `unshare` (user+mount, or mount alone as root) — the process must be single-threaded, which
+//!    `sys::ns::unshare` checks; nothing on this path starts a thread;
+//! 3. uid/gid maps (own ids to themselves), mounts, `pivot_root`;
+//! 4. the image's env scripts are read inside the container (their paths are container paths);
+//! 5. `no_new_privs`, then fork: the child only restores the signal mask and `execve`s; the
+//!    parent stays as a reaper in the container's namespaces, forwards SIGINT/SIGTERM/SIGHUP and
+//!    friends, and returns the command's status (128+N when killed by signal N).
+//!
+//! Must not: print (warnings go through `tracing`), or leave anything behind on the host: every
+//! mount lives in the private mount namespace, which disappears with the last process in it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::assemble;
+use crate::env::{self, Vars};
+use crate::envscript;
+use crate::plan::{Action, LaunchPlan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("image `{}` is not a sandbox directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("cannot {step}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: sys::Error,
+    },
+    #[error("bind source `{}` (for `{}`) is not accessible", src.display(), dst.display())]
+    BindSource {
+        src: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot mount `{}` in the container", dst.display())]
+    Mount {
+        dst: PathBuf,
+        #[source]
+        source: sys::Error,
+    },
+    #[error("cannot prepare `{}` in the session directory", path.display())]
+    Session {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot enter working directory `{}` in the container", path.display())]
+    Cwd {
+        path: PathBuf,
+        #[source]
+        source: sys::Error,
+    },
+    #[error("an argument or environment value contains a NUL byte")]
+    Nul(#[from] sys::process::NulError),
+    #[error(transparent)]
+    Exec(#[from] sys::process::ExecFailed),
+}
+
+impl ExecError {
+    /// The exit status sifr should end with for this error (126/127 for a command that could
+    /// not be executed, as shells do).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ExecError::Exec(e) => Some(e.exit_code()),
+            _ => None,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ExecError::Sys { source, .. } if matches!(source.errno(), Some(EPERM | ENOSPC)) => Some(
+                "unprivileged user namespaces may be disabled (see `/proc/sys/user/max_user_namespaces`)"
+                    .into(),
+            ),
+            ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
+            _ => None,
+        }
+    }
+}
+
+/// `EPERM`, the errno of a refused `unshare`/`mount` (same value on every Linux architecture).
+const EPERM: i32 = 1;
+/// `ENOSPC`, what `unshare(CLONE_NEWUSER)` returns when `max_user_namespaces` is 0.
+const ENOSPC: i32 = 28;
+
+fn step(what: &'static str) -> impl FnOnce(sys::Error) -> ExecError {
+    move |source| ExecError::Sys { step: what, source }
+}
+
+/// Run the plan; returns the command's exit status. Must be called from a single-threaded
+/// process (the user namespace requires it); on success the process is left inside the
+/// container's namespaces and root, so callers should exit with the returned status.
+pub fn run(plan: &LaunchPlan) -> Result<i32, ExecError> {
+    if !plan.image.is_dir() {
+        return Err(ExecError::NotADirectory {
+            path: plan.image.clone(),
+        });
+    }
+    let prepared = assemble::prepare(plan)?;
+
+    sys::ns::unshare(plan.namespaces).map_err(step("create the container namespaces"))?;
+    if plan.map_ids {
+        sys::ns::write_id_maps(plan.identity.uid, plan.identity.gid)
+            .map_err(step("map the user's ids"))?;
+    }
+    assemble::enter_session()?;
+    let kind = assemble::mount_root(plan, &prepared)?;
+    let root = sys::fs::open_root(Path::new(assemble::NEW_ROOT))
+        .map_err(step("open the container root"))?;
+    assemble::mount_all(plan, &prepared, &root, kind)?;
+    drop(root);
+    assemble::enter_root()?;
+
+    if let Err(source) = sys::process::chdir(&plan.cwd.path) {
+        if plan.cwd.explicit {
+            return Err(ExecError::Cwd {
+                path: plan.cwd.path.clone(),
+                source,
+            });
+        }
+        tracing::warn!(
+            "cannot enter `{}` in the container ({}); using `/`",
+            plan.cwd.path.display(),
+            source.source
+        );
+        sys::process::chdir(Path::new("/")).map_err(step("enter `/` in the container"))?;
+    }
+    sys::process::set_no_new_privs().map_err(step("set no_new_privs"))?;
+
+    let vars = image_environment(plan);
+    let env = env::finish(&plan.env, vars);
+
+    let Some(argv) = action_argv(&plan.action) else {
+        tracing::warn!("no test script found in the container, nothing to do");
+        return Ok(0);
+    };
+    let candidates = command_candidates(&argv[0], env.get("PATH").unwrap_or(env::DEFAULT_PATH));
+    let argv_os: Vec<OsString> = argv.iter().map(OsString::from).collect();
+    let env_os: Vec<(OsString, OsString)> = env
+        .0
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    let spec = sys::process::ExecSpec::new(&argv[0], &candidates, &argv_os, &env_os)?;
+    let status = spawn_and_wait(&spec)?;
+    Ok(status.code())
+}
+
+/// Fork the command with forwarded signals blocked around the fork, then wait.
+fn spawn_and_wait(spec: &sys::process::ExecSpec) -> Result<sys::process::ExitStatus, ExecError> {
+    let mask = sys::signal::block_forwarded().map_err(step("block signals"))?;
+    let spawned = sys::process::spawn(
+        spec,
+        &sys::process::SpawnOptions {
+            stdout: None,
+            mask: Some(mask),
+        },
+    );
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            sys::signal::restore_mask(&mask);
+            return Err(step("start the command")(e));
+        }
+    };
+    let forwarding = sys::signal::forward_to(child.pid);
+    sys::signal::restore_mask(&mask);
+    forwarding.map_err(step("forward signals"))?;
+    let exec = child.wait_exec(&spec.name);
+    let status = child.wait();
+    sys::signal::stop_forwarding();
+    exec?;
+    status.map_err(step("wait for the command"))
+}
+
+/// The argv for an action, resolved inside the container (after `pivot_root`). `None` for
+/// `test` without a test script.
+fn action_argv(action: &Action) -> Option<Vec<String>> {
+    let exists = |p: &str| Path::new(p).exists();
+    let with = |cmd: &str, args: &[String]| {
+        let mut v = vec![cmd.to_string()];
+        v.extend(args.iter().cloned());
+        v
+    };
+    match action {
+        Action::Exec(argv) => Some(argv.clone()),
+        Action::Run(args) => Some(
+            ["/.singularity.d/runscript", "/singularity"]
+                .iter()
+                .find(|p| exists(p))
+                .map(|p| with(p, args))
+                .unwrap_or_else(|| with("/bin/sh", args)),
+        ),
+        Action::Shell => Some(if exists("/bin/bash") {
+            vec!["/bin/bash".into(), "--norc".into()]
+        } else {
+            vec!["/bin/sh".into()]
+        }),
+        Action::Test(args) => {
+            exists("/.singularity.d/test").then(|| with("/.singularity.d/test", args))
+        }
+    }
+}
+
+/// `execvp`'s search, done before the fork: a name with `/` is used as is, otherwise every
+/// PATH directory is tried in order by the child.
+fn command_candidates(cmd: &str, path: &str) -> Vec<PathBuf> {
+    if cmd.contains('/') {
+        return vec![PathBuf::from(cmd)];
+    }
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(cmd))
+        .collect()
+}
+
+/// Steps 1 and 2 of the precedence in [`crate::env`]: the seed, then every
+/// `/.singularity.d/env/*.sh` in lexical order (native, built-in, or through `/bin/sh`).
+fn image_environment(plan: &LaunchPlan) -> Vars {
+    let mut vars = Vars(plan.env.seed.clone());
+    let dir = Path::new("/.singularity.d/env");
+    let mut scripts: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    scripts.sort();
+    for script in scripts {
+        let name = script
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(f) = envscript::builtin(&name) {
+            f(&mut vars);
+            continue;
+        }
+        let text = match std::fs::read_to_string(&script) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("cannot read `{}`: {e}", script.display());
+                continue;
+            }
+        };
+        match envscript::eval_native(&text, &mut vars) {
+            Ok(()) => {}
+            Err(why) => {
+                tracing::debug!("`{}` {why}; evaluating it with /bin/sh", script.display());
+                match shell_eval(&script, &vars) {
+                    Ok(v) => vars = v,
+                    Err(e) => tracing::warn!("cannot evaluate `{}`: {e}", script.display()),
+                }
+            }
+        }
+    }
+    vars
+}
+
+/// Why the `/bin/sh` fallback failed.
+#[derive(Debug, thiserror::Error)]
+enum ShellEvalError {
+    #[error("it needs a shell and the image has no `/bin/sh`")]
+    NoShell,
+    #[error(transparent)]
+    Sys(#[from] sys::Error),
+    #[error(transparent)]
+    Nul(#[from] sys::process::NulError),
+    #[error(transparent)]
+    Exec(#[from] sys::process::ExecFailed),
+    #[error("`/bin/sh` exited with status {0}")]
+    Status(i32),
+    #[error("cannot read the shell's output")]
+    Read(#[source] std::io::Error),
+}
+
+/// Source `script` with the image's `/bin/sh` in the current environment and read back the
+/// exported variables from `export -p`.
+fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
+    use std::io::Read as _;
+    if !Path::new("/bin/sh").exists() {
+        return Err(ShellEvalError::NoShell);
+    }
+    let argv: Vec<OsString> = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        ". \"$1\" >&2; export -p".into(),
+        "sh".into(),
+        script.as_os_str().to_owned(),
+    ];
+    let env: Vec<(OsString, OsString)> = vars
+        .0
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    let spec = sys::process::ExecSpec::new("/bin/sh", &[PathBuf::from("/bin/sh")], &argv, &env)?;
+    let (rd, wr) = rustix_pipe()?;
+    let mut child = sys::process::spawn(
+        &spec,
+        &sys::process::SpawnOptions {
+            stdout: Some(std::os::fd::AsFd::as_fd(&wr)),
+            mask: None,
+        },
+    )?;
+    drop(wr);
+    let mut out = String::new();
+    let read = std::fs::File::from(rd).read_to_string(&mut out);
+    let exec = child.wait_exec("/bin/sh");
+    let status = child.wait()?;
+    exec?;
+    read.map_err(ShellEvalError::Read)?;
+    if status != sys::process::ExitStatus::Exited(0) {
+        return Err(ShellEvalError::Status(status.code()));
+    }
+    Ok(envscript::parse_export_p(&out))
+}
+
+fn rustix_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), ShellEvalError> {
+    sys::process::pipe().map_err(ShellEvalError::Sys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_search_follows_path_order_and_keeps_slashes() {
+        assert_eq!(
+            command_candidates("python3", "/opt/py/bin::/usr/bin"),
+            vec![
+                PathBuf::from("/opt/py/bin/python3"),
+                PathBuf::from("/usr/bin/python3")
+            ]
+        );
+        assert_eq!(
+            command_candidates("./run.sh", "/usr/bin"),
+            vec![PathBuf::from("./run.sh")]
+        );
+    }
+}

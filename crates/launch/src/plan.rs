@@ -1,0 +1,533 @@
+//! Options + image path + host facts -> [`LaunchPlan`]: plain data saying which namespaces to
+//! create, which identity to keep, which mounts to make in which order, the environment rules,
+//! the command and the working directory.
+//!
+//! Pure: no I/O, no system calls, no environment reads (the caller gathers [`HostFacts`], see
+//! [`crate::host`]). Everything here can be unit-tested without privileges. Nothing here runs
+//! across a namespace change; [`crate::exec`] applies the plan.
+//!
+//! The default mounts follow Apptainer's (`apptainer.conf` defaults and `container_linux.go`):
+//! see [`SYSTEM_MOUNTS`] and [`HOST_FILES`].
+
+use std::path::{Path, PathBuf};
+
+use crate::bind::Bind;
+use crate::env::{self, EnvPlan};
+
+/// What the user asked for, typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `-B/--bind` values followed by `APPTAINER_BIND` ones (both apply).
+    pub binds: Vec<Bind>,
+    /// `-e/--cleanenv`.
+    pub cleanenv: bool,
+    /// `--env K=V`, in command-line order.
+    pub env: Vec<(String, String)>,
+    /// `-c/--contain`.
+    pub contain: bool,
+    /// `--no-home`.
+    pub no_home: bool,
+    /// `-H/--home src[:dst]`.
+    pub home: Option<HomeSpec>,
+    /// `--pwd`/`--cwd`.
+    pub cwd: Option<PathBuf>,
+    /// `-w/--writable`.
+    pub writable: bool,
+}
+
+/// `--home src[:dst]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeSpec {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+}
+
+impl HomeSpec {
+    /// Parse `src[:dst]`; both must be absolute.
+    pub fn parse(value: &str) -> Result<HomeSpec, PlanError> {
+        let (src, dst) = value.split_once(':').unwrap_or((value, value));
+        let dst = if dst.is_empty() { src } else { dst };
+        for p in [src, dst] {
+            if !p.starts_with('/') {
+                return Err(PlanError::RelativeHome {
+                    value: value.into(),
+                });
+            }
+        }
+        Ok(HomeSpec {
+            src: src.into(),
+            dst: dst.into(),
+        })
+    }
+}
+
+/// The user as the host's user database knows them (looked up before any namespace change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub gecos: String,
+    pub home: PathBuf,
+    pub shell: String,
+}
+
+/// Facts about the host the plan depends on, gathered by [`crate::host::gather`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups with their names (for the generated `/etc/group`).
+    pub groups: Vec<(u32, String)>,
+    /// The primary group's name.
+    pub group_name: Option<String>,
+    /// `None` when the uid has no passwd entry.
+    pub user: Option<UserInfo>,
+    /// The current directory as the user sees it (`$PWD` when it names the same directory).
+    pub cwd: PathBuf,
+    /// The host environment, in order.
+    pub env: Vec<(String, String)>,
+    /// Whether the caller is root in the initial user namespace (can mount without a userns).
+    pub privileged: bool,
+    /// Whether host `/var/tmp` resolves to the same directory as `/tmp`.
+    pub var_tmp_is_tmp: bool,
+}
+
+/// The command that runs in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `exec IMAGE CMD ARGS...`.
+    Exec(Vec<String>),
+    /// `run IMAGE ARGS...`: `/.singularity.d/runscript`, else `/singularity`, else `/bin/sh`.
+    Run(Vec<String>),
+    /// `shell IMAGE`: `/bin/bash --norc` if present, else `/bin/sh`.
+    Shell,
+    /// `test IMAGE ARGS...`: `/.singularity.d/test`; without one, nothing to do.
+    Test(Vec<String>),
+}
+
+/// Why a mount is there: the order of tags is Apptainer's tag order, and messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tag {
+    System,
+    Dev,
+    HostFile,
+    Home,
+    UserBind,
+    Tmp,
+    Cwd,
+    Identity,
+}
+
+/// Where a mount's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A host path (a recursive bind).
+    Host(PathBuf),
+    /// A fresh empty directory in the session tmpfs (`--contain`'s `/tmp`, home, `/dev`).
+    Scratch,
+    /// The generated `/etc/passwd`.
+    Passwd,
+    /// The generated `/etc/group`.
+    Group,
+    /// A new devpts instance (`--contain`'s `/dev/pts`).
+    Devpts,
+}
+
+/// One mount of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub tag: Tag,
+    pub source: Source,
+    /// Absolute path inside the container.
+    pub dst: PathBuf,
+    pub readonly: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    /// Whether a missing host source is an error (user binds) or a skip with a warning.
+    pub required: bool,
+}
+
+/// Data for the generated `/etc/passwd` and `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub user: Option<UserInfo>,
+    /// The home directory as the container sees it.
+    pub home_dst: PathBuf,
+    pub group_name: Option<String>,
+    pub groups: Vec<(u32, String)>,
+}
+
+/// The working directory of the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cwd {
+    pub path: PathBuf,
+    /// From `--pwd`: failing to enter it is an error (otherwise a warning and `/`).
+    pub explicit: bool,
+}
+
+/// Everything [`crate::exec::run`] needs, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchPlan {
+    /// Absolute host path of the sandbox directory.
+    pub image: PathBuf,
+    pub namespaces: sys::ns::Namespaces,
+    /// Map the caller's uid/gid to themselves in the new user namespace.
+    pub map_ids: bool,
+    pub identity: Identity,
+    /// Write into the image instead of an overlay; the image root is read-only otherwise.
+    pub writable: bool,
+    /// In mount order.
+    pub mounts: Vec<Mount>,
+    pub env: EnvPlan,
+    pub action: Action,
+    pub cwd: Cwd,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("image path `{}` is not absolute", path.display())]
+    RelativeImage { path: PathBuf },
+    #[error("invalid `--home` value `{value}`: paths must be absolute")]
+    RelativeHome { value: String },
+    #[error("invalid `--pwd` value `{}`: it must be an absolute path", path.display())]
+    RelativeCwd { path: PathBuf },
+    #[error("no command given to run in the container")]
+    NoCommand,
+    #[error("uid {uid} has no entry in the host user database, and no `--home` was given")]
+    NoHome { uid: u32 },
+}
+
+/// Host directories bound at the same path, always (`mount proc`, `mount sys`, `mount dev`).
+/// `/dev` is a full recursive bind unless `--contain` (then a minimal staged `/dev`).
+pub const SYSTEM_MOUNTS: &[(&str, &str)] = &[
+    (
+        "/proc",
+        "host processes (the PID namespace is shared, so a bind, not a new procfs)",
+    ),
+    (
+        "/sys",
+        "sysfs (a bind: a new sysfs needs a network namespace)",
+    ),
+    (
+        "/dev",
+        "host devices, recursively (GPUs, interconnects, /dev/shm for MPI)",
+    ),
+];
+
+/// Host files bound read-only at the same path (`bind path` defaults plus `config resolv_conf`).
+/// Apptainer binds them writable; read-only keeps root in a container from editing the host's.
+pub const HOST_FILES: &[(&str, &str)] = &[
+    ("/etc/localtime", "the host's time zone"),
+    ("/etc/hosts", "host name resolution as on the host"),
+    ("/etc/resolv.conf", "DNS as on the host"),
+];
+
+/// Device nodes bound into the minimal `/dev` of `--contain`.
+pub const CONTAIN_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
+/// Build the plan. `image` must be absolute (the caller canonicalises it).
+pub fn build(
+    opts: &Options,
+    image: &Path,
+    action: Action,
+    host: &HostFacts,
+) -> Result<LaunchPlan, PlanError> {
+    if !image.is_absolute() {
+        return Err(PlanError::RelativeImage { path: image.into() });
+    }
+    if let Action::Exec(argv) = &action
+        && argv.is_empty()
+    {
+        return Err(PlanError::NoCommand);
+    }
+    if let Some(c) = &opts.cwd
+        && !c.is_absolute()
+    {
+        return Err(PlanError::RelativeCwd { path: c.clone() });
+    }
+
+    // Only a mount namespace as root; user+mount otherwise, own ids mapped to themselves.
+    let namespaces = sys::ns::Namespaces {
+        user: !host.privileged,
+        mount: true,
+        ..Default::default()
+    };
+
+    let home = match (&opts.home, &host.user) {
+        (Some(h), _) => h.clone(),
+        (None, Some(u)) => HomeSpec {
+            src: u.home.clone(),
+            dst: u.home.clone(),
+        },
+        (None, None) => return Err(PlanError::NoHome { uid: host.uid }),
+    };
+
+    let mut mounts = Vec::new();
+    let host_mount = |tag, src: &Path, dst: &Path, ro, nodev, required| Mount {
+        tag,
+        source: Source::Host(src.into()),
+        dst: dst.into(),
+        readonly: ro,
+        nosuid: true,
+        nodev,
+        required,
+    };
+    let scratch = |tag, dst: &str| Mount {
+        tag,
+        source: Source::Scratch,
+        dst: dst.into(),
+        readonly: false,
+        nosuid: true,
+        nodev: true,
+        required: true,
+    };
+
+    for (p, _) in SYSTEM_MOUNTS {
+        if *p == "/dev" && opts.contain {
+            mounts.push(Mount {
+                nodev: false,
+                ..scratch(Tag::Dev, "/dev")
+            });
+            for d in CONTAIN_DEVICES {
+                mounts.push(host_mount(
+                    Tag::Dev,
+                    Path::new(d),
+                    Path::new(d),
+                    false,
+                    false,
+                    false,
+                ));
+            }
+            mounts.push(scratch(Tag::Dev, "/dev/shm"));
+            mounts.push(Mount {
+                source: Source::Devpts,
+                nodev: false,
+                ..scratch(Tag::Dev, "/dev/pts")
+            });
+            continue;
+        }
+        let tag = if *p == "/dev" { Tag::Dev } else { Tag::System };
+        mounts.push(host_mount(
+            tag,
+            Path::new(p),
+            Path::new(p),
+            false,
+            false,
+            false,
+        ));
+    }
+    for (p, _) in HOST_FILES {
+        mounts.push(host_mount(
+            Tag::HostFile,
+            Path::new(p),
+            Path::new(p),
+            true,
+            true,
+            false,
+        ));
+    }
+    if !opts.no_home {
+        if opts.contain && opts.home.is_none() {
+            mounts.push(Mount {
+                dst: home.dst.clone(),
+                ..scratch(Tag::Home, "/")
+            });
+        } else {
+            // A user-named home must exist; the passwd home may not (e.g. `/nonexistent`).
+            let required = opts.home.is_some();
+            mounts.push(host_mount(
+                Tag::Home,
+                &home.src,
+                &home.dst,
+                false,
+                true,
+                required,
+            ));
+        }
+    }
+    if opts.contain {
+        mounts.push(scratch(Tag::Tmp, "/tmp"));
+        mounts.push(scratch(Tag::Tmp, "/var/tmp"));
+    } else {
+        mounts.push(host_mount(
+            Tag::Tmp,
+            Path::new("/tmp"),
+            Path::new("/tmp"),
+            false,
+            true,
+            false,
+        ));
+        if !host.var_tmp_is_tmp {
+            let p = Path::new("/var/tmp");
+            mounts.push(host_mount(Tag::Tmp, p, p, false, true, false));
+        }
+    }
+    for b in &opts.binds {
+        mounts.push(host_mount(
+            Tag::UserBind,
+            &b.src,
+            &b.dst,
+            b.readonly,
+            true,
+            true,
+        ));
+    }
+
+    let cwd = if let Some(c) = &opts.cwd {
+        Cwd {
+            path: c.clone(),
+            explicit: true,
+        }
+    } else if opts.contain {
+        Cwd {
+            path: home.dst.clone(),
+            explicit: false,
+        }
+    } else {
+        Cwd {
+            path: host.cwd.clone(),
+            explicit: false,
+        }
+    };
+    // The host cwd is bound at the same path unless a same-path bind already shows it there.
+    if !opts.contain && !covered(&host.cwd, &mounts) && host.cwd != Path::new("/") {
+        mounts.push(host_mount(
+            Tag::Cwd,
+            &host.cwd,
+            &host.cwd,
+            false,
+            true,
+            false,
+        ));
+    }
+
+    let identity = Identity {
+        uid: host.uid,
+        gid: host.gid,
+        user: host.user.clone(),
+        home_dst: home.dst.clone(),
+        group_name: host.group_name.clone(),
+        groups: host.groups.clone(),
+    };
+    // Apptainer skips the generated files for root with --writable (it would edit the image's).
+    if !(opts.writable && host.uid == 0) {
+        for (src, dst) in [
+            (Source::Passwd, "/etc/passwd"),
+            (Source::Group, "/etc/group"),
+        ] {
+            mounts.push(Mount {
+                tag: Tag::Identity,
+                source: src,
+                dst: dst.into(),
+                readonly: true,
+                nosuid: true,
+                nodev: true,
+                required: false,
+            });
+        }
+    }
+
+    // Shortest destination first (Apptainer >= 1.2), so a parent never hides a child; equal
+    // depths keep tag order, and a later user bind on the same path wins by being on top.
+    mounts.sort_by_key(|m| m.dst.components().count());
+
+    let env = env::plan(opts, host, image, &home.dst);
+    Ok(LaunchPlan {
+        image: image.into(),
+        namespaces,
+        map_ids: namespaces.user,
+        identity,
+        writable: opts.writable,
+        mounts,
+        env,
+        action,
+        cwd,
+    })
+}
+
+/// Whether `path` is visible at the same path through a same-path host bind already planned.
+fn covered(path: &Path, mounts: &[Mount]) -> bool {
+    mounts.iter().any(|m| match &m.source {
+        Source::Host(src) => src == &m.dst && path.starts_with(&m.dst) && m.dst != Path::new("/"),
+        _ => false,
+    })
+}
+
+impl LaunchPlan {
+    /// A stable, line-oriented rendering for snapshots and `--debug` logs.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "image {}", self.image.display());
+        let _ = writeln!(
+            s,
+            "namespaces {}{}",
+            self.namespaces.describe(),
+            if self.map_ids {
+                format!(
+                    " (uid {0}->{0}, gid {1}->{1})",
+                    self.identity.uid, self.identity.gid
+                )
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "root {}",
+            if self.writable {
+                "writable"
+            } else {
+                "read-only"
+            }
+        );
+        for m in &self.mounts {
+            let src = match &m.source {
+                Source::Host(p) => p.display().to_string(),
+                Source::Scratch => "<scratch>".into(),
+                Source::Passwd => "<passwd>".into(),
+                Source::Group => "<group>".into(),
+                Source::Devpts => "<devpts>".into(),
+            };
+            let mut flags = vec![if m.readonly { "ro" } else { "rw" }];
+            if m.nosuid {
+                flags.push("nosuid");
+            }
+            if m.nodev {
+                flags.push("nodev");
+            }
+            if m.required {
+                flags.push("required");
+            }
+            let _ = writeln!(
+                s,
+                "mount {:?} {} -> {} {}",
+                m.tag,
+                src,
+                m.dst.display(),
+                flags.join(",")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "cwd {}{}",
+            self.cwd.path.display(),
+            if self.cwd.explicit { " (explicit)" } else { "" }
+        );
+        let _ = writeln!(s, "action {:?}", self.action);
+        s.push_str(&self.env.render());
+        s
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,179 @@
+//! Paths inside an untrusted root filesystem, resolved relative to a directory fd with
+//! `openat2(RESOLVE_IN_ROOT)`: a symlink such as `/home -> /etc` in the image resolves to the
+//! image's own `/etc`, never to the host's.
+//!
+//! Runs on either side of the namespace change; it only opens, creates and reads files.
+//! Must not: join an image path onto a host path as a string and open the result.
+
+use std::io::Read as _;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result, err};
+
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// What to create at the end of a path that is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    Dir,
+    File,
+}
+
+/// Open a host directory as an `O_PATH` fd to use as a root for the functions below.
+pub fn open_root(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err("open directory", path.display()))
+}
+
+/// Resolve `path` (absolute or relative, interpreted inside `root`) to an `O_PATH` fd.
+/// Returns `Ok(None)` when it does not exist.
+pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>> {
+    let rel = relative(path);
+    match rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(Error::new(
+            "resolve in container",
+            path.display().to_string(),
+            e,
+        )),
+    }
+}
+
+/// Read a whole file inside `root`; `Ok(None)` when it does not exist.
+pub fn read_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<Option<Vec<u8>>> {
+    let rel = relative(path);
+    let fd = match rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => {
+            return Err(Error::new(
+                "open in container",
+                path.display().to_string(),
+                e,
+            ));
+        }
+    };
+    let mut buf = Vec::new();
+    std::fs::File::from(fd)
+        .read_to_end(&mut buf)
+        .map_err(err("read in container", path.display()))?;
+    Ok(Some(buf))
+}
+
+/// Make sure `path` exists inside `root`, creating missing directories (mode 0755) and, when
+/// `leaf` is [`Leaf::File`], an empty file (mode 0644) at the end. Every component is resolved
+/// with `RESOLVE_IN_ROOT`, so symlinks in the image cannot lead the creation outside it.
+/// Returns an `O_PATH` fd of the final object.
+pub fn create_in_root(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> Result<OwnedFd> {
+    let comps: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let mut cur = rustix::io::dup(root).map_err(err("dup", "root fd"))?;
+    if comps.is_empty() {
+        return Ok(cur);
+    }
+    for (i, name) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let next = match rustix::fs::openat2(
+            root,
+            relative(&join_comps(&comps[..=i])),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            IN_ROOT,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                let made = if last && leaf == Leaf::File {
+                    rustix::fs::openat(
+                        cur.as_fd(),
+                        *name,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::CLOEXEC
+                            | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o644),
+                    )
+                    .map(drop)
+                } else {
+                    rustix::fs::mkdirat(cur.as_fd(), *name, Mode::from_raw_mode(0o755))
+                };
+                match made {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(Error::new(
+                            "create in container",
+                            join_comps(&comps[..=i]).display().to_string(),
+                            e,
+                        ));
+                    }
+                }
+                rustix::fs::openat2(
+                    root,
+                    relative(&join_comps(&comps[..=i])),
+                    OFlags::PATH | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    IN_ROOT,
+                )
+                .map_err(err(
+                    "resolve in container",
+                    join_comps(&comps[..=i]).display(),
+                ))?
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    "resolve in container",
+                    join_comps(&comps[..=i]).display().to_string(),
+                    e,
+                ));
+            }
+        };
+        cur = next;
+    }
+    Ok(cur)
+}
+
+/// Whether the object behind an fd is a directory.
+pub fn is_dir(fd: BorrowedFd<'_>) -> Result<bool> {
+    let st = rustix::fs::fstat(fd).map_err(err("stat", "fd"))?;
+    Ok(rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
+}
+
+fn join_comps(c: &[&std::ffi::OsStr]) -> std::path::PathBuf {
+    c.iter().collect()
+}
+
+/// `/a/b` -> `a/b`; `/` -> `.`.
+fn relative(path: &Path) -> &Path {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    }
+}

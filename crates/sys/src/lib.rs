@@ -1,0 +1,24 @@
+//! `sys`: thin typed wrappers over the Linux system calls the runtime needs: namespaces, id maps,
+//! mounts (the new mount API and the classic one), `pivot_root`, fork/exec, waiting, signal
+//! forwarding, `no_new_privs`, and host user/group lookups.
+//!
+//! This is the only crate of the workspace that contains `unsafe` code (rule in
+//! `../shared/ARCHITECTURE.md`, "One binary, a few libraries": `sys` is the only crate with
+//! `unsafe`). Every `unsafe` block carries a `SAFETY:` comment. rustix is used first; `libc` only
+//! where rustix has no wrapper (`fork`, `execve`, `sigaction`, `sigprocmask`, `mount_setattr`,
+//! `getpwuid_r`).
+//!
+//! What it must not do: decide policy (which mounts, which namespaces, which environment). That
+//! is `launch`'s job; this crate performs exactly the operation it is asked for and reports the
+//! failing path or id in its error. It never prints.
+#![allow(unsafe_code)]
+
+pub mod error;
+pub mod fs;
+pub mod mount;
+pub mod ns;
+pub mod process;
+pub mod signal;
+pub mod user;
+
+pub use error::{Error, Result};

@@ -1,0 +1,210 @@
+//! Mount operations: propagation changes, tmpfs and overlay mounts, detached bind trees
+//! (`open_tree` + `mount_setattr` + `move_mount`), `pivot_root` and lazy unmounts.
+//!
+//! Runs inside the container's new mount namespace (and user namespace when unprivileged); none
+//! of these calls should ever be made in the host's mount namespace, which the caller guarantees
+//! by unsharing first and making `/` a slave.
+//!
+//! Must not: resolve destinations inside the image by joining strings (use
+//! [`crate::fs::resolve_in_root`] and pass the fd), or choose flags: the caller says ro/nosuid.
+//! Kernel needs: `open_tree`/`move_mount` (5.2), `mount_setattr` (5.12), unprivileged overlayfs
+//! (5.11).
+
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::mount::{
+    MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
+};
+
+use crate::error::{Error, Result, err};
+
+/// Per-mount attributes a caller may add. Attributes are only ever added, never cleared, so this
+/// works on trees that contain mounts locked by a less privileged user namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attrs {
+    pub readonly: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+}
+
+impl Attrs {
+    fn bits(self) -> u64 {
+        let mut b = 0u64;
+        if self.readonly {
+            b |= libc::MOUNT_ATTR_RDONLY;
+        }
+        if self.nosuid {
+            b |= libc::MOUNT_ATTR_NOSUID;
+        }
+        if self.nodev {
+            b |= libc::MOUNT_ATTR_NODEV;
+        }
+        b
+    }
+}
+
+/// `mount --make-rslave /`: mounts from the host still propagate in, ours never propagate out
+/// (Apptainer's `mount slave = yes`).
+pub fn make_rslave(path: &Path) -> Result<()> {
+    rustix::mount::mount_change(
+        path,
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+    )
+    .map_err(err("make-rslave", path.display()))
+}
+
+/// `mount --make-rprivate PATH`.
+pub fn make_rprivate(path: &Path) -> Result<()> {
+    rustix::mount::mount_change(
+        path,
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(err("make-rprivate", path.display()))
+}
+
+/// Mount a new tmpfs at `target` with `nosuid,nodev` and the given data (`mode=0755,size=…`).
+pub fn mount_tmpfs(target: &Path, data: &str) -> Result<()> {
+    let data_c = std::ffi::CString::new(data).map_err(err("mount tmpfs", target.display()))?;
+    rustix::mount::mount(
+        "tmpfs",
+        target,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        data_c.as_c_str(),
+    )
+    .map_err(err("mount tmpfs on", target.display()))
+}
+
+/// Mount a new devpts instance at `target` (`newinstance,ptmxmode=0666,mode=0620`), as the
+/// minimal `/dev` of `--contain` needs for terminals. Allowed inside a user namespace.
+pub fn mount_devpts(target: &Path) -> Result<()> {
+    rustix::mount::mount(
+        "devpts",
+        target,
+        "devpts",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        c"newinstance,ptmxmode=0666,mode=0620",
+    )
+    .map_err(err("mount devpts on", target.display()))
+}
+
+/// Mount a kernel overlayfs at `target` with one lower layer and a writable upper layer.
+/// Paths must not contain `,` or `:` (the caller stages them under fixed names).
+pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let data_c = std::ffi::CString::new(data).map_err(err("mount overlay", target.display()))?;
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        data_c.as_c_str(),
+    )
+    .map_err(err("mount overlay on", target.display()))
+}
+
+/// `mount --rbind src target` with the classic API.
+pub fn rbind(src: &Path, target: &Path) -> Result<()> {
+    rustix::mount::mount_bind_recursive(src, target).map_err(err(
+        "bind mount",
+        format!("{}` on `{}", src.display(), target.display()),
+    ))
+}
+
+/// A detached copy of the mount tree at `src` (recursive), ready for [`set_attrs`] and
+/// [`attach`]. Symlinks in `src` are followed.
+pub fn clone_tree(src: &Path) -> Result<OwnedFd> {
+    rustix::mount::open_tree(
+        rustix::fs::CWD,
+        src,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .map_err(err("clone mount tree of", src.display()))
+}
+
+/// Add attributes to the mount `fd` refers to (and, with `recursive`, to every mount below it)
+/// through `mount_setattr(2)`. `what` names the mount in errors.
+pub fn set_attrs(fd: BorrowedFd<'_>, attrs: Attrs, recursive: bool, what: &str) -> Result<()> {
+    if attrs.bits() == 0 {
+        return Ok(());
+    }
+    let attr = libc::mount_attr {
+        attr_set: attrs.bits(),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: mount_setattr reads `size` bytes from `&attr`, a live, properly laid out
+    // `struct mount_attr`; the path is a static empty C string and `fd` is a valid borrowed fd
+    // for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if rc == -1 {
+        return Err(Error::new(
+            "set mount attributes on",
+            what,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Attach the detached tree `tree` on top of the object `target` refers to (an `O_PATH` fd from
+/// [`crate::fs::resolve_in_root`]). `what` names the destination in errors.
+pub fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>, what: &str) -> Result<()> {
+    rustix::mount::move_mount(
+        tree,
+        c"",
+        target,
+        c"",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(err("mount on", what))
+}
+
+/// Open the mount at `path` as an `O_PATH` fd, for [`set_attrs`] on an attached mount.
+pub fn open_mount(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(err("open", path.display()))
+}
+
+/// `pivot_root(new_root, put_old)`.
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> Result<()> {
+    rustix::process::pivot_root(new_root, put_old).map_err(err(
+        "pivot_root into",
+        format!(
+            "{}` keeping the old root at `{}",
+            new_root.display(),
+            put_old.display()
+        ),
+    ))
+}
+
+/// `umount2(path, MNT_DETACH)`.
+pub fn umount_detach(path: &Path) -> Result<()> {
+    rustix::mount::unmount(path, UnmountFlags::DETACH).map_err(err("unmount", path.display()))
+}

@@ -1,0 +1,296 @@
+//! Fork, exec and wait.
+//!
+//! [`ExecSpec`] converts everything the child will need (candidate paths, argv, envp) into C
+//! strings *before* forking; the forked child then only performs async-signal-safe calls
+//! (`signal`, `sigprocmask`, `dup2`, `execve`, `write`, `_exit`), as required in a child of a
+//! process that may hold locks. The fork and its child code are private to this module; callers
+//! get [`spawn`].
+//!
+//! Runs after the namespace change, in the container's mount namespace; the child inherits the
+//! namespaces, the cwd and `no_new_privs` of the caller.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io::Read as _;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result, err};
+use crate::signal::{self, SavedMask};
+
+/// A program to execute, fully prepared for a forked child.
+#[derive(Debug)]
+pub struct ExecSpec {
+    /// Display name of the command, for errors.
+    pub name: String,
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// An argument, path or variable contained a NUL byte.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` contains a NUL byte")]
+pub struct NulError(pub String);
+
+fn cstr(s: &OsStr) -> std::result::Result<CString, NulError> {
+    CString::new(s.as_bytes()).map_err(|_| NulError(s.to_string_lossy().into_owned()))
+}
+
+impl ExecSpec {
+    /// `candidates` are tried in order with `execve` (a PATH search done by the caller);
+    /// `argv[0]` is passed as given.
+    pub fn new(
+        name: &str,
+        candidates: &[PathBuf],
+        argv: &[OsString],
+        env: &[(OsString, OsString)],
+    ) -> std::result::Result<ExecSpec, NulError> {
+        let candidates = candidates
+            .iter()
+            .map(|p| cstr(p.as_os_str()))
+            .collect::<std::result::Result<_, _>>()?;
+        let argv = argv
+            .iter()
+            .map(|a| cstr(a))
+            .collect::<std::result::Result<_, _>>()?;
+        let envp = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone();
+                kv.push("=");
+                kv.push(v);
+                cstr(&kv)
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(ExecSpec {
+            name: name.to_string(),
+            candidates,
+            argv,
+            envp,
+        })
+    }
+}
+
+/// A forked child that is executing (or failed to execute) an [`ExecSpec`].
+#[derive(Debug)]
+pub struct Child {
+    pub pid: i32,
+    /// Read end of a close-on-exec pipe: EOF means the exec succeeded; 4 bytes are the errno of
+    /// the last failed `execve`.
+    status_pipe: Option<OwnedFd>,
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// Options for [`spawn`].
+#[derive(Debug, Default)]
+pub struct SpawnOptions<'a> {
+    /// Redirect the child's stdout to this fd.
+    pub stdout: Option<BorrowedFd<'a>>,
+    /// The signal mask to restore in the child (the caller blocked forwarded signals).
+    pub mask: Option<SavedMask>,
+}
+
+/// Fork and exec `spec` in the child. Returns once the child exists; use
+/// [`Child::wait_exec`] to learn whether the exec itself succeeded.
+pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(err("create pipe for", &spec.name))?;
+    // Pointer arrays are built before fork: the child must not allocate.
+    let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let stdout = opts.stdout.map(|fd| fd.as_raw_fd());
+    let wr_raw = wr.as_raw_fd();
+    let candidates: Vec<*const libc::c_char> = spec.candidates.iter().map(|c| c.as_ptr()).collect();
+    let mask = opts.mask;
+
+    // SAFETY: fork(2) has no memory-safety preconditions by itself; what matters is that the
+    // child only runs async-signal-safe code, which `child_exec` guarantees (see its docs).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::new(
+            "fork for",
+            &spec.name,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if pid == 0 {
+        child_exec(&candidates, &argv, &envp, stdout, wr_raw, mask.as_ref());
+    }
+    drop(wr);
+    Ok(Child {
+        pid,
+        status_pipe: Some(rd),
+    })
+}
+
+/// The child side of [`spawn`]. Only async-signal-safe calls; never returns.
+fn child_exec(
+    candidates: &[*const libc::c_char],
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    stdout: Option<i32>,
+    status_fd: i32,
+    mask: Option<&SavedMask>,
+) -> ! {
+    signal::reset_forwarded_to_default();
+    if let Some(m) = mask {
+        signal::restore_mask(m);
+    }
+    let mut errno: i32 = libc::ENOENT;
+    // SAFETY: all pointers were prepared before fork and stay valid (the child has a copy of
+    // the parent's memory); argv/envp are NULL-terminated arrays of NUL-terminated strings.
+    // dup2, execve, write and _exit are async-signal-safe.
+    unsafe {
+        if let Some(fd) = stdout
+            && libc::dup2(fd, 1) < 0
+        {
+            errno = *libc::__errno_location();
+            libc::write(status_fd, (&errno as *const i32).cast(), 4);
+            libc::_exit(127);
+        }
+        for &c in candidates {
+            libc::execve(c, argv.as_ptr(), envp.as_ptr());
+            let e = *libc::__errno_location();
+            // Keep the most telling error: "permission denied" beats "not found".
+            if errno == libc::ENOENT || e != libc::ENOENT {
+                errno = e;
+            }
+        }
+        libc::write(status_fd, (&errno as *const i32).cast(), 4);
+        libc::_exit(if errno == libc::ENOENT { 127 } else { 126 });
+    }
+}
+
+/// Exec failed in the child.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot execute `{name}`")]
+pub struct ExecFailed {
+    pub name: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl ExecFailed {
+    /// 127 when not found, 126 otherwise (the shell convention).
+    pub fn exit_code(&self) -> i32 {
+        if self.source.raw_os_error() == Some(libc::ENOENT) {
+            127
+        } else {
+            126
+        }
+    }
+}
+
+impl Child {
+    /// Block until the child has exec'd (`Ok`) or failed to (`Err` with its errno). The child
+    /// still has to be waited for in both cases.
+    pub fn wait_exec(&mut self, name: &str) -> std::result::Result<(), ExecFailed> {
+        let Some(fd) = self.status_pipe.take() else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 4];
+        let mut f = std::fs::File::from(fd);
+        let mut got = 0;
+        loop {
+            match f.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    if got == 4 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if got == 4 {
+            return Err(ExecFailed {
+                name: name.to_string(),
+                source: std::io::Error::from_raw_os_error(i32::from_ne_bytes(buf)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Wait for the child to end (retrying on `EINTR`), reaping it.
+    pub fn wait(&self) -> Result<ExitStatus> {
+        wait_pid(self.pid)
+    }
+}
+
+/// `waitpid(pid, 0)` until it ends, retrying on `EINTR`; stopped children are not reported.
+pub fn wait_pid(pid: i32) -> Result<ExitStatus> {
+    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| {
+        Error::new(
+            "wait for",
+            pid.to_string(),
+            std::io::Error::from_raw_os_error(libc::EINVAL),
+        )
+    })?;
+    loop {
+        match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, st))) => {
+                if let Some(c) = st.exit_status() {
+                    return Ok(ExitStatus::Exited(c));
+                }
+                if let Some(s) = st.terminating_signal() {
+                    return Ok(ExitStatus::Signaled(s));
+                }
+            }
+            Ok(None) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::new("wait for", format!("pid {pid}"), e)),
+        }
+    }
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: nothing exec'd afterwards gains privileges (setuid bits,
+/// file capabilities).
+pub fn set_no_new_privs() -> Result<()> {
+    rustix::thread::set_no_new_privs(true).map_err(err("prctl", "PR_SET_NO_NEW_PRIVS"))
+}
+
+/// `chdir(path)`.
+pub fn chdir(path: &std::path::Path) -> Result<()> {
+    rustix::process::chdir(path).map_err(err("change directory to", path.display()))
+}
+
+/// The real uid and gid of the caller.
+pub fn ids() -> (u32, u32) {
+    (
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+    )
+}
+
+/// The supplementary groups of the caller.
+pub fn groups() -> Result<Vec<u32>> {
+    rustix::process::getgroups()
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+        .map_err(err("getgroups", "self"))
+}
+
+/// A close-on-exec pipe `(read, write)`.
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(err("create", "pipe"))
+}

@@ -1,0 +1,131 @@
+//! Signal forwarding from the waiting parent to the container's command.
+//!
+//! The parent blocks the forwarded signals *before* forking ([`block_forwarded`]), records the
+//! child's pid and installs handlers ([`forward_to`]), then unblocks: a signal that arrives in
+//! between stays pending and is forwarded, none is lost. The handler only calls `kill(2)`, which
+//! is async-signal-safe.
+//!
+//! Runs in the parent after all namespace changes. Must not: do anything in the handler beyond
+//! reading an atomic and calling `kill`.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::error::{Error, Result};
+
+/// The signals forwarded to the command: the ones a batch system or a terminal sends to stop,
+/// reconfigure or notify a job (Slurm sends SIGTERM then SIGKILL, or `--signal=USR1`).
+pub const FORWARDED: &[i32] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+];
+
+/// The pid signals are forwarded to; 0 while there is none.
+static TARGET: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = TARGET.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe; pid and sig are plain integers.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+fn forwarded_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and modify a local sigset_t we own; the
+    // zeroed value is a valid starting point that sigemptyset overwrites.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// The signal mask in force before [`block_forwarded`]; restore it with [`restore_mask`].
+#[derive(Clone, Copy)]
+pub struct SavedMask(libc::sigset_t);
+
+impl std::fmt::Debug for SavedMask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SavedMask")
+    }
+}
+
+/// Block the forwarded signals in the calling thread; returns the previous mask.
+pub fn block_forwarded() -> Result<SavedMask> {
+    let set = forwarded_set();
+    // SAFETY: both pointers point to live sigset_t values; `old` is fully written by the call.
+    let (rc, old) = unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        (rc, old)
+    };
+    if rc != 0 {
+        return Err(Error::new(
+            "block signals",
+            "forwarded set",
+            std::io::Error::from_raw_os_error(rc),
+        ));
+    }
+    Ok(SavedMask(old))
+}
+
+/// Restore a mask saved by [`block_forwarded`]. Async-signal-safe (used in a forked child too).
+pub fn restore_mask(mask: &SavedMask) {
+    // SAFETY: the pointer refers to a valid sigset_t; a null old-set pointer is allowed.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut());
+    }
+}
+
+/// Reset the forwarded signals to their default action. Async-signal-safe: a forked child calls
+/// this before unblocking, so a signal pending there acts on the child itself.
+pub fn reset_forwarded_to_default() {
+    for &s in FORWARDED {
+        // SAFETY: `signal` with SIG_DFL is async-signal-safe and takes plain integers.
+        unsafe {
+            libc::signal(s, libc::SIG_DFL);
+        }
+    }
+}
+
+/// Forward every signal of [`FORWARDED`] to `pid` from now on.
+pub fn forward_to(pid: i32) -> Result<()> {
+    TARGET.store(pid, Ordering::SeqCst);
+    for &s in FORWARDED {
+        // SAFETY: we pass a fully initialised sigaction whose handler is an `extern "C" fn(c_int)`
+        // that only performs async-signal-safe work; the old-action pointer may be null.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(s, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(Error::new(
+                "install signal handler for",
+                s.to_string(),
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Stop forwarding: signals that arrive from now on are handled but go nowhere. Called as soon
+/// as the command has been reaped, so that its pid, free for reuse, never receives a signal.
+pub fn stop_forwarding() {
+    TARGET.store(0, Ordering::SeqCst);
+}

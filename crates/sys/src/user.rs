@@ -1,0 +1,107 @@
+//! Host user and group database lookups (NSS through glibc's `getpwuid_r`/`getgrgid_r`), done
+//! before any namespace change so that winbind/sssd/LDAP answers are the host's.
+//!
+//! Must not: be called after `pivot_root` (NSS would read the container's files) or after a
+//! user namespace was created (NSS modules may talk to daemons that check credentials).
+
+use std::ffi::CStr;
+
+/// A host passwd entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+}
+
+/// Look up `uid` in the host's user database; `None` when there is no entry.
+pub fn user_by_uid(uid: u32) -> Option<UserEntry> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // SAFETY: getpwuid_r writes into `pwd` and the caller-provided buffer of `buf.len()`
+        // bytes, and sets `result` to `&pwd` or null; all pointers are valid for the call. The
+        // strings it points to live in `buf`, which we read before it is dropped or reused.
+        unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut result: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
+            if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                buf.resize(buf.len() * 4, 0);
+                continue;
+            }
+            if rc != 0 || result.is_null() {
+                return None;
+            }
+            let s = |p: *const libc::c_char| {
+                if p.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(p).to_string_lossy().into_owned()
+                }
+            };
+            return Some(UserEntry {
+                name: s(pwd.pw_name),
+                uid: pwd.pw_uid,
+                gid: pwd.pw_gid,
+                gecos: s(pwd.pw_gecos),
+                home: s(pwd.pw_dir),
+                shell: s(pwd.pw_shell),
+            });
+        }
+    }
+}
+
+/// The name of group `gid` in the host's group database.
+pub fn group_name(gid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // SAFETY: as for getpwuid_r above: all out-pointers are valid for the call and the
+        // returned strings live in `buf`, read before it is reused.
+        unsafe {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut result: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrgid_r(
+                gid,
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
+            if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                buf.resize(buf.len() * 4, 0);
+                continue;
+            }
+            if rc != 0 || result.is_null() || grp.gr_name.is_null() {
+                return None;
+            }
+            return Some(CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_in_every_user_database() {
+        let root = user_by_uid(0).expect("uid 0 has a passwd entry");
+        assert_eq!(root.uid, 0);
+        assert_eq!(root.name, "root");
+        assert_eq!(group_name(0).as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn unknown_uid_has_no_entry() {
+        assert_eq!(user_by_uid(3_999_999_999), None);
+    }
+}
