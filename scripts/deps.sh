@@ -15,6 +15,11 @@ PACKAGES=(
     gcc              # compiles the static probe that test images carry
     libc6-dev        # ... and its static libc
     busybox-static   # a /bin/sh for test images
+    docker-registry  # a real OCI distribution server on 127.0.0.1 for the registry tests
+    skopeo           # pushes test images to it
+    umoci            # builds OCI image layouts from a root filesystem
+    openssl          # a throwaway CA for the registry's TLS
+    apache2-utils    # htpasswd for the registry's basic auth
 )
 
 missing=()

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Packing benchmark: sifr's native SquashFS writer against mksquashfs on two Debian root
+# filesystems (debootstrap minbase, and minbase + python3/numpy/pandas), at
+#   (a) gzip level 9 (Apptainer's `mksquashfs -comp gzip` default), and
+#   (b) zstd level 3 (sifr's default codec),
+# reporting wall time, CPU time (user+sys), peak RSS and image size as a markdown table.
+#
+# Usage: sudo bench/pack/run.sh            (root: debootstrap and chroot need it)
+# Env:   BENCH_WORK  scratch directory (default: a new mktemp -d; rootfs trees are reused
+#                    when BENCH_WORK already holds them)
+#        REPEAT      runs per configuration, median reported (default 3)
+#        SIFR        sifr binary (default: cargo build --release, then target/release/sifr)
+#        MIRROR      Debian mirror (default: the first deb URI in the host's apt sources)
+#        SUITE       Debian suite (default: the host's VERSION_CODENAME)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+work=${BENCH_WORK:-$(mktemp -d)}
+repeat=${REPEAT:-3}
+mkdir -p "$work"
+
+need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
+need debootstrap "apt-get install debootstrap"
+need mksquashfs "apt-get install squashfs-tools"
+[ -x /usr/bin/time ] || { echo "missing: /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+# The mirror is read from the host's apt configuration at run time (deb822 .sources first,
+# then one-line sources.list), never hard-coded.
+mirror=${MIRROR:-}
+if [ -z "$mirror" ]; then
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' "$f")
+    [ -n "$mirror" ] && break
+  done
+fi
+if [ -z "$mirror" ] && [ -e /etc/apt/sources.list ]; then
+  mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+fi
+[ -n "$mirror" ] || { echo "no Debian mirror in the apt configuration; set MIRROR" >&2; exit 1; }
+suite=${SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
+
+rootfs=$work/rootfs
+rootfs_py=$work/rootfs-py
+if [ ! -e "$rootfs/.bench-done" ]; then
+  rm -rf "$rootfs"
+  echo "debootstrap --variant=minbase $suite from $mirror" >&2
+  debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1
+  # Drop the downloaded .debs (about 30 MiB) so the tree is what an image would ship.
+  chroot "$rootfs" apt-get clean
+  touch "$rootfs/.bench-done"
+fi
+if [ ! -e "$rootfs_py/.bench-done" ]; then
+  rm -rf "$rootfs_py"
+  cp -a "$rootfs" "$rootfs_py"
+  mount -t proc proc "$rootfs_py/proc"
+  trap 'umount "$rootfs_py/proc" 2>/dev/null || true' EXIT
+  chroot "$rootfs_py" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-numpy python3-pandas && apt-get clean && rm -rf /var/lib/apt/lists/*' >"$work/apt.log" 2>&1
+  umount "$rootfs_py/proc"
+  trap - EXIT
+  touch "$rootfs_py/.bench-done"
+fi
+
+sifr=${SIFR:-}
+if [ -z "$sifr" ]; then
+  (cd "$repo" && cargo build --release -q -p sifr-cli)
+  sifr=${CARGO_TARGET_DIR:-$repo/target}/release/sifr
+fi
+
+# Size of the SquashFS inside a SIF: the primary partition's length, read from the image's
+# bytes_used (superblock at the partition start, found by its magic at a 4 KiB boundary).
+sqfs_size() {
+  python3 - "$1" <<'EOF'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+for off in range(0, len(d), 4096):
+    if d[off:off + 4] == b'hsqs':
+        used = struct.unpack_from('<Q', d, off + 40)[0]
+        print((used + 4095) // 4096 * 4096)
+        break
+EOF
+}
+
+# One measured run: prints "wall_s cpu_s rss_mib".
+measure() {
+  local log=$work/time.log
+  /usr/bin/time -v -o "$log" "$@" >/dev/null 2>&1
+  awk -F': ' '
+    /Elapsed \(wall clock\)/ { n = split($2, t, ":"); w = (n == 3) ? t[1]*3600 + t[2]*60 + t[3] : t[1]*60 + t[2] }
+    /User time/ { u = $2 } /System time/ { s = $2 } /Maximum resident/ { r = $2 / 1024 }
+    END { printf "%.2f %.2f %.0f\n", w, u + s, r }' "$log"
+}
+
+# Median over $repeat runs (by wall time) of a command that writes $out.
+bench() {
+  local out=$1; shift
+  local rows=()
+  for _ in $(seq "$repeat"); do
+    rm -f "$out"
+    rows+=("$(measure "$@")")
+  done
+  printf '%s\n' "${rows[@]}" | sort -n | sed -n "$(( (repeat + 1) / 2 ))p"
+}
+
+threads=$(nproc)
+echo "| rootfs | settings | tool | wall s | CPU s | peak RSS MiB | image MiB | size vs mksquashfs | speed vs mksquashfs |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for tree in rootfs rootfs-py; do
+  dir=$work/$tree
+  tar -C "$dir" -cf - . | wc -c >/dev/null   # warm the page cache
+  for cfg in "gzip 9" "zstd 3"; do
+    set -- $cfg
+    codec=$1 level=$2
+    m_out=$work/m.sqfs s_out=$work/s.sif
+    read -r mw mc mr < <(bench "$m_out" mksquashfs "$dir" "$m_out" -noappend -no-progress -quiet \
+      -processors "$threads" -comp "$codec" -Xcompression-level "$level")
+    m_size=$(stat -c %s "$m_out")
+    read -r sw sc sr < <(bench "$s_out" "$sifr" -q build --force --compression "$codec:$level" "$s_out" "$dir")
+    s_size=$(sqfs_size "$s_out")
+    mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+    ratio=$(awk -v a="$s_size" -v b="$m_size" 'BEGIN { printf "%.3f", a / b }')
+    speed=$(awk -v a="$mw" -v b="$sw" 'BEGIN { printf "%.1fx", a / b }')
+    echo "| $tree | $codec -$level | mksquashfs | $mw | $mc | $mr | $(mib "$m_size") | 1 | 1 |"
+    echo "| $tree | $codec -$level | sifr | $sw | $sc | $sr | $(mib "$s_size") | $ratio | $speed |"
+  done
+done
+echo
+echo "REPEAT=$repeat, $(nproc) CPUs, mksquashfs $(mksquashfs -version 2>&1 | head -1 | awk '{print $3}'), $(uname -r), $(date -u +%Y-%m-%d)"

@@ -1,0 +1,13 @@
+//! Building images. Today: packing a root filesystem directory into a SIF whose primary
+//! partition is a SquashFS written by the `squashfs` crate ([`pack::pack_dir`]), with the
+//! architecture read from the image's own ELF files ([`arch::detect`]).
+//!
+//! Later: definition files, bootstrap sources and `%post`, which feed the same packer.
+//! This crate does not print or exit; it returns typed errors and reports.
+
+pub mod arch;
+pub mod layout;
+pub mod pack;
+
+pub use arch::{ArchGuess, ArchSource};
+pub use pack::{PackError, PackOptions, PackReport, pack_dir};

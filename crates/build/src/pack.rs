@@ -1,0 +1,210 @@
+//! Pack a root filesystem directory (a sandbox) into a SIF: the SquashFS image is streamed
+//! straight into the SIF's primary partition, with no temporary squashfs file.
+//!
+//! The SIF is written to a temporary file next to the target and renamed over it only when
+//! complete, so a failed or interrupted build never leaves a partial image under the target
+//! name; the temporary file is removed on error. Overwriting needs `force`. This module does
+//! not print; it logs through `tracing` and returns a report.
+
+use std::fs;
+use std::io::BufWriter;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sif::{CreateOptions, Creator, FsType, ObjectInput, PartType, PartitionMeta};
+use squashfs::{Compression, Options, Summary, WalkOptions, WriteError, Writer};
+
+use crate::arch::{self, ArchGuess, ArchSource};
+
+/// The definition file Apptainer keeps inside a built root filesystem.
+const DEFFILE_IN_ROOT: &str = ".singularity.d/Singularity";
+
+#[derive(Debug, Clone, Default)]
+pub struct PackOptions {
+    pub compression: Compression,
+    /// Store every file as owned by root (for rootless builds of system images).
+    pub all_root: bool,
+    /// Replace an existing target.
+    pub force: bool,
+    /// Compression threads, 0 = all cores (the output does not depend on it).
+    pub threads: usize,
+    /// Override the detected architecture.
+    pub arch: Option<sif::Arch>,
+}
+
+/// What a pack produced.
+#[derive(Debug, Clone)]
+pub struct PackReport {
+    pub arch: ArchGuess,
+    pub squashfs: Summary,
+    /// Final size of the SIF file.
+    pub sif_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("source `{path}` is not a directory")]
+    SourceNotDirectory { path: PathBuf },
+    #[error("cannot read source `{path}`")]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` already exists (use --force to overwrite)")]
+    TargetExists { path: PathBuf },
+    #[error("`{path}` is a directory, not an image file")]
+    TargetIsDirectory { path: PathBuf },
+    #[error("cannot create temporary image `{path}`")]
+    Temp {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the root filesystem into the image")]
+    Squashfs(#[from] WriteError),
+    #[error("cannot write the sif image")]
+    Sif(#[from] sif::Error),
+    #[error("cannot move the finished image to `{path}`")]
+    Rename {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Removes the temporary file unless the build got as far as renaming it.
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Pack the directory `src` into the SIF `target`.
+pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackReport, PackError> {
+    let md = fs::metadata(src).map_err(|source| PackError::Source {
+        path: src.to_path_buf(),
+        source,
+    })?;
+    if !md.is_dir() {
+        return Err(PackError::SourceNotDirectory {
+            path: src.to_path_buf(),
+        });
+    }
+    match fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => {
+            return Err(PackError::TargetIsDirectory {
+                path: target.to_path_buf(),
+            });
+        }
+        Ok(_) if !opts.force => {
+            return Err(PackError::TargetExists {
+                path: target.to_path_buf(),
+            });
+        }
+        _ => {}
+    }
+
+    let guess = match opts.arch {
+        Some(a) => ArchGuess {
+            arch: a,
+            source: ArchSource::Host,
+        },
+        None => arch::detect(src),
+    };
+    match &guess.source {
+        ArchSource::Shell(p) | ArchSource::FirstElf(p) => {
+            tracing::debug!(arch = guess.arch.go_name(), from = %p.display(), "image architecture")
+        }
+        ArchSource::Host if opts.arch.is_none() => tracing::info!(
+            "no ELF executable found in `{}`: using the host architecture `{}`",
+            src.display(),
+            guess.arch.go_name()
+        ),
+        ArchSource::Host => {}
+    }
+
+    // Same directory as the target so the final rename is atomic (same filesystem).
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.sifr-build-{}", std::process::id()));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|source| PackError::Temp {
+            path: tmp.clone(),
+            source,
+        })?;
+    let mut guard = TempGuard(Some(tmp.clone()));
+
+    let mut creator = Creator::new(
+        BufWriter::with_capacity(1 << 20, file),
+        CreateOptions::apptainer(),
+    )?;
+    match fs::read(src.join(DEFFILE_IN_ROOT)) {
+        Ok(def) => {
+            creator.add(ObjectInput::deffile(def))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(PackError::Source {
+                path: src.join(DEFFILE_IN_ROOT),
+                source,
+            });
+        }
+    }
+    let sq_opts = Options {
+        compression: opts.compression,
+        all_root: opts.all_root,
+        threads: opts.threads,
+        ..Options::default()
+    };
+    let meta = PartitionMeta {
+        fs: FsType::Squash,
+        part: PartType::PrimSys,
+        arch: guess.arch,
+    };
+    let mut summary = None;
+    creator.add_partition_with::<PackError>("", meta, |sink| {
+        let mut w = Writer::new(&mut *sink, sq_opts)?;
+        w.add_tree(src, &WalkOptions::default())?;
+        summary = Some(w.finish()?);
+        Ok(())
+    })?;
+    let out = creator.finish()?;
+    let file = out.into_inner().map_err(|e| PackError::Temp {
+        path: tmp.clone(),
+        source: e.into_error(),
+    })?;
+    let sif_size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // SIF images are executable (the header starts with a `#!` launch line).
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(|source| {
+        PackError::Temp {
+            path: tmp.clone(),
+            source,
+        }
+    })?;
+    drop(file);
+    fs::rename(&tmp, target).map_err(|source| PackError::Rename {
+        path: target.to_path_buf(),
+        source,
+    })?;
+    guard.0 = None;
+    Ok(PackReport {
+        arch: guess,
+        squashfs: summary.unwrap_or_default(),
+        sif_size,
+    })
+}
