@@ -1,0 +1,215 @@
+//! A read-only FUSE server for SquashFS images, for unprivileged launches.
+//!
+//! Built on [`read::Archive`](crate::read::Archive) and the pure-Rust session of `fuser`
+//! (no libfuse, no `fusermount3`: we mount with `mount(2)` ourselves and hand fuser the fd).
+//!
+//! # Who runs what, where
+//!
+//! A process that creates a user namespace must be single-threaded, and a FUSE server needs
+//! threads, so mounting is split in two halves around a `fork` that the **caller** performs
+//! (only the `sys` crate may call `fork`; this crate has no `unsafe`):
+//!
+//! 1. **Launcher, single-threaded, already inside its user + mount namespace**:
+//!    [`mount()`] opens the image (validating its superblock and tables), opens `/dev/fuse`,
+//!    mounts it read-only, `nosuid,nodev`, on the mountpoint and creates a readiness pipe.
+//!    It starts no thread. It returns a [`Mounted`].
+//! 2. The launcher forks (`sys`). **In the child**, [`Mounted::serve`] sets a parent-death
+//!    signal, starts a new session (terminal signals go to the payload, not the server),
+//!    changes directory to `/`, answers the kernel's `INIT`, reports readiness and
+//!    serves on [`Options::threads`] threads until the filesystem goes away; the child then
+//!    `_exit`s with a status derived from the result. The child must do nothing else: it
+//!    holds the only `/dev/fuse` fd and must never return into launcher code.
+//! 3. **In the parent**, [`Mounted::into_handle`] closes the parent's copy of the fd (so only
+//!    the server holds it) and returns a [`MountHandle`]; [`MountHandle::wait_ready`] blocks
+//!    until the server has answered `INIT`. The parent stays single-threaded and may go on to
+//!    `pivot_root`, change identity or exec.
+//! 4. Teardown: [`MountHandle::detach`] lazily unmounts (`umount2(MNT_DETACH)`); the kernel
+//!    releases the filesystem once nothing uses it, the server's reads then fail with
+//!    `ENODEV` and it exits; [`MountHandle::wait`] reaps it. Dropping the handle does both,
+//!    killing a server that has not exited after a grace period. A launcher that `exec`s the
+//!    payload instead leaves teardown to the kernel: the server's parent-death signal ends it
+//!    when the payload (the forking thread's successor) exits.
+//!
+//! # Identities
+//!
+//! `user_id=`/`group_id=` are the caller's real ids *in its current user namespace*; without
+//! `allow_other` the kernel lets only processes with exactly those ids use the mount.
+//! [`Options::allow_other`] is always permitted to a `mount(2)` caller (who holds
+//! `CAP_SYS_ADMIN` in the mount's user namespace); inside a user namespace it only extends to
+//! processes of that namespace and its descendants. `default_permissions` makes the kernel
+//! check the mode bits, so [`Options::owner`] (Apptainer's `uid=`/`gid=`) decides who may
+//! read `0700` directories: with the image's owners, ids not mapped into the user namespace
+//! show up as the overflow id (65534) exactly as with a kernel mount.
+//!
+//! Nothing here prints; errors name the mountpoint.
+
+mod fs;
+mod mount;
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use mount::{MountHandle, Mounted, mount};
+
+use crate::read::Archive;
+use fs::{Presentation, SquashFs};
+
+/// How the filesystem is mounted and served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Present every object as owned by this uid/gid (in the caller's user namespace), as
+    /// Apptainer's `squashfuse -o uid=,gid=` does, instead of the owners stored in the image.
+    pub owner: Option<Owner>,
+    /// Server threads; 0 = one per available CPU, at most 8 (metadata requests are short,
+    /// more threads mostly add wake-ups).
+    pub threads: usize,
+    /// How long the kernel may cache entries, attributes and negative lookups. The image is
+    /// immutable, so the default is a day.
+    pub ttl: Duration,
+    /// Mount with `allow_other` (see the module docs for when that is permitted and what it
+    /// means in a user namespace).
+    pub allow_other: bool,
+    /// Source shown in `/proc/self/mountinfo`.
+    pub fsname: String,
+    /// End the server with `SIGTERM` when the launcher thread that forked it exits.
+    pub die_with_parent: bool,
+}
+
+/// An owner to present every object as having.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            owner: None,
+            threads: 0,
+            ttl: Duration::from_secs(24 * 60 * 60),
+            allow_other: true,
+            fsname: "sifr".into(),
+            die_with_parent: true,
+        }
+    }
+}
+
+impl Options {
+    fn server_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(4, |n| n.get().min(8)),
+            n => n,
+        }
+    }
+
+    fn presentation(&self) -> Presentation {
+        Presentation {
+            owner: self.owner.map(|o| (o.uid, o.gid)),
+            ttl: self.ttl,
+        }
+    }
+}
+
+/// What went wrong while mounting, serving or unmounting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the squashfs image at offset {offset}")]
+    Image {
+        offset: u64,
+        #[source]
+        source: crate::read::Error,
+    },
+    #[error("cannot read the root directory of the image for `{}`", mountpoint.display())]
+    Root {
+        mountpoint: PathBuf,
+        #[source]
+        source: crate::read::Error,
+    },
+    #[error("cannot open `/dev/fuse`")]
+    DevFuse(#[source] io::Error),
+    #[error("cannot mount the image on `{}`", mountpoint.display())]
+    Mount {
+        mountpoint: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create the readiness pipe for `{}`", mountpoint.display())]
+    Pipe {
+        mountpoint: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("FUSE session for `{}` failed", mountpoint.display())]
+    Serve {
+        mountpoint: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("FUSE server for `{}` exited before it was ready ({status})", mountpoint.display())]
+    NotReady {
+        mountpoint: PathBuf,
+        status: std::process::ExitStatus,
+    },
+    #[error("cannot unmount `{}`", mountpoint.display())]
+    Unmount {
+        mountpoint: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot wait for the FUSE server (pid {pid}) of `{}`", mountpoint.display())]
+    Wait {
+        pid: i32,
+        mountpoint: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Serves `archive` on an already mounted `/dev/fuse` fd in the calling process until the
+/// filesystem is unmounted or the fd is closed by the kernel. Starts threads: call it only in
+/// a process that will never create a user namespace (a forked server, or a daemon).
+/// `mountpoint` is only used in errors.
+pub fn serve_blocking(
+    fd: OwnedFd,
+    archive: Archive,
+    opts: &Options,
+    mountpoint: impl Into<PathBuf>,
+) -> Result<()> {
+    serve(fd, archive, opts, mountpoint.into(), |_| {})
+}
+
+/// The body of every server: handshake, `ready()`, then the worker threads.
+fn serve(
+    fd: OwnedFd,
+    archive: Archive,
+    opts: &Options,
+    mountpoint: PathBuf,
+    ready: impl FnOnce(&Path),
+) -> Result<()> {
+    let fs = SquashFs::new(archive, opts.presentation()).map_err(|source| Error::Root {
+        mountpoint: mountpoint.clone(),
+        source,
+    })?;
+    let mut config = fuser::Config::default();
+    config.n_threads = Some(opts.server_threads());
+    // One fd shared by all threads (as libfuse's default loop does) rather than
+    // FUSE_DEV_IOC_CLONE per thread: cloning re-opens `/dev/fuse` by path after the launcher
+    // may already have pivoted the shared mount namespace's root away from `/dev`.
+    config.clone_fd = false;
+    // The kernel enforces who may use the mount (user_id=/allow_other); fuser's own uid
+    // filter would only repeat it, and wrongly for `allow_other` mounts.
+    config.acl = fuser::SessionACL::All;
+    let serve_err = |source| Error::Serve {
+        mountpoint: mountpoint.clone(),
+        source,
+    };
+    let session =
+        fuser::Session::from_fd(fs, fd, fuser::SessionACL::All, config).map_err(serve_err)?;
+    ready(&mountpoint);
+    session.run().map_err(serve_err)
+}
