@@ -1,0 +1,323 @@
+//! Content-addressed blob cache: `<cachedir>/blob/sha256/<hex>`, safe for many processes.
+//!
+//! An entry only ever appears by `rename` of a complete, fsynced and digest-verified file, so
+//! a reader sees a blob whole or not at all. Writers of the same digest serialise on an
+//! advisory lock (`flock` through `File::lock`) on `<hex>.lock`, so concurrent pulls of one
+//! image fetch each blob once: the second process waits, then finds the entry. Download
+//! progress lives in `<hex>.partial`, owned by whoever holds the lock, which is what lets an
+//! interrupted download resume with an HTTP Range request — even from another process.
+//!
+//! Lock files are left in place: removing one would race with a process that has just
+//! opened it and is about to lock it (it would then lock an unlinked file while a third
+//! process locks a new one). They are empty and one per blob ever fetched.
+//!
+//! This module does no network I/O; the caller supplies the bytes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, Hasher, VerifyError};
+
+/// Cache failures, naming the file or digest involved.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache I/O failed on `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("blob written to `{path}` failed verification")]
+    Verify {
+        path: PathBuf,
+        #[source]
+        source: VerifyError,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The directory used when no cache directory is configured: `APPTAINER_CACHEDIR`, then
+/// `SINGULARITY_CACHEDIR`, then `$HOME/.apptainer/cache` (Apptainer's order). `env` looks a
+/// variable up, so callers and tests decide where settings come from.
+pub fn default_dir(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    set("APPTAINER_CACHEDIR")
+        .or_else(|| set("SINGULARITY_CACHEDIR"))
+        .map(PathBuf::from)
+        .or_else(|| set("HOME").map(|h| Path::new(&h).join(".apptainer/cache")))
+}
+
+/// A partially downloaded blob handed to the fill callback of [`BlobCache::fetch`].
+pub struct Partial<'a> {
+    /// Open for appending, positioned at `offset`.
+    pub file: &'a mut File,
+    /// Bytes already present from an earlier, interrupted attempt.
+    pub offset: u64,
+}
+
+/// The blob cache rooted at a cache directory.
+#[derive(Debug, Clone)]
+pub struct BlobCache {
+    dir: PathBuf,
+}
+
+impl BlobCache {
+    /// A cache under `cachedir` (created on first write).
+    pub fn new(cachedir: impl Into<PathBuf>) -> Self {
+        BlobCache {
+            dir: cachedir.into().join("blob").join("sha256"),
+        }
+    }
+
+    /// Where the blob with this digest lives (whether or not it is there yet).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.hex())
+    }
+
+    /// The blob's path if it is cached.
+    pub fn get(&self, digest: &Digest) -> Option<PathBuf> {
+        let p = self.path(digest);
+        p.is_file().then_some(p)
+    }
+
+    /// Store small content (manifests, configs) after checking its digest.
+    pub fn put(&self, digest: &Digest, data: &[u8]) -> Result<PathBuf, CacheError> {
+        self.fetch::<CacheError>(digest, Some(data.len() as u64), |p| {
+            p.file.set_len(0).map_err(io_err(&self.dir))?;
+            p.file.seek(SeekFrom::Start(0)).map_err(io_err(&self.dir))?;
+            p.file.write_all(data).map_err(io_err(&self.dir))
+        })
+    }
+
+    /// Return the cached blob, or take the per-digest lock and let `fill` append the rest of
+    /// the blob to the partial file, then verify (digest, and `size` if known), fsync and
+    /// publish it. A failing `fill` leaves the partial file for the next attempt to resume;
+    /// a blob that fails verification is deleted, partial and all.
+    pub fn fetch<E: From<CacheError>>(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        fill: impl FnOnce(&mut Partial<'_>) -> Result<(), E>,
+    ) -> Result<PathBuf, E> {
+        let final_path = self.path(digest);
+        if final_path.is_file() {
+            return Ok(final_path);
+        }
+        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        let lock_path = self.dir.join(format!("{}.lock", digest.hex()));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        // Another process may have finished while we waited.
+        if final_path.is_file() {
+            return Ok(final_path);
+        }
+        let partial_path = self.dir.join(format!("{}.partial", digest.hex()));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&partial_path)
+            .map_err(io_err(&partial_path))?;
+        let mut offset = file.metadata().map_err(io_err(&partial_path))?.len();
+        if size.is_some_and(|s| offset > s) {
+            file.set_len(0).map_err(io_err(&partial_path))?;
+            offset = 0;
+        }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(io_err(&partial_path))?;
+        fill(&mut Partial {
+            file: &mut file,
+            offset,
+        })?;
+        file.flush().map_err(io_err(&partial_path))?;
+        if let Err(source) = verify_file(&mut file, digest, size).map_err(io_err(&partial_path))? {
+            let _ = fs::remove_file(&partial_path);
+            return Err(CacheError::Verify {
+                path: partial_path,
+                source,
+            }
+            .into());
+        }
+        file.sync_all().map_err(io_err(&partial_path))?;
+        drop(file);
+        fs::rename(&partial_path, &final_path).map_err(io_err(&final_path))?;
+        // Make the rename itself durable before anyone relies on the entry.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&self.dir))?;
+        drop(lock);
+        Ok(final_path)
+    }
+}
+
+/// Hash a whole file from the start; `Ok(Err(_))` when it does not match.
+fn verify_file(
+    file: &mut File,
+    digest: &Digest,
+    size: Option<u64>,
+) -> io::Result<Result<(), VerifyError>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let len = hasher.len();
+    if let Some(expected) = size.filter(|&s| s != len) {
+        return Ok(Err(VerifyError::Size {
+            digest: *digest,
+            expected,
+            actual: len,
+        }));
+    }
+    let actual = hasher.finish();
+    if actual != *digest {
+        return Ok(Err(VerifyError::Digest {
+            expected: *digest,
+            actual,
+        }));
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn default_dir_follows_apptainer_order() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| vars.iter().find(|v| v.0 == k).map(|v| v.1.to_string())
+        };
+        assert_eq!(
+            default_dir(env(&[
+                ("APPTAINER_CACHEDIR", "/a"),
+                ("SINGULARITY_CACHEDIR", "/s")
+            ])),
+            Some("/a".into())
+        );
+        assert_eq!(
+            default_dir(env(&[
+                ("APPTAINER_CACHEDIR", ""),
+                ("SINGULARITY_CACHEDIR", "/s")
+            ])),
+            Some("/s".into())
+        );
+        assert_eq!(
+            default_dir(env(&[("HOME", "/h")])),
+            Some("/h/.apptainer/cache".into())
+        );
+        assert_eq!(default_dir(env(&[])), None);
+    }
+
+    #[test]
+    fn put_then_get_by_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let d = Digest::of(b"blob");
+        assert!(cache.get(&d).is_none());
+        let p = cache.put(&d, b"blob").unwrap();
+        assert_eq!(p, dir.path().join("blob/sha256").join(d.hex()));
+        assert_eq!(fs::read(cache.get(&d).unwrap()).unwrap(), b"blob");
+    }
+
+    #[test]
+    fn corrupt_content_is_never_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let d = Digest::of(b"good");
+        let e = cache.put(&d, b"evil").unwrap_err();
+        assert!(matches!(e, CacheError::Verify { .. }), "{e}");
+        assert!(cache.get(&d).is_none());
+        assert!(
+            !dir.path()
+                .join(format!("blob/sha256/{}.partial", d.hex()))
+                .exists()
+        );
+    }
+
+    #[test]
+    fn interrupted_fill_resumes_at_its_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let data = b"0123456789abcdef";
+        let d = Digest::of(data);
+        let r = cache.fetch::<CacheError>(&d, Some(16), |p| {
+            assert_eq!(p.offset, 0);
+            p.file.write_all(&data[..6]).unwrap();
+            Err(CacheError::Io {
+                path: "network".into(),
+                source: io::Error::other("connection reset"),
+            })
+        });
+        assert!(r.is_err());
+        assert!(
+            cache.get(&d).is_none(),
+            "nothing visible after a failed fill"
+        );
+        let p = cache
+            .fetch::<CacheError>(&d, Some(16), |p| {
+                assert_eq!(p.offset, 6);
+                p.file.write_all(&data[6..]).unwrap();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(fs::read(p).unwrap(), data);
+    }
+
+    #[test]
+    fn concurrent_fetchers_fill_each_blob_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Arc<Vec<u8>> = Arc::new((0..200_000u32).map(|i| (i % 251) as u8).collect());
+        let d = Digest::of(&data);
+        let fills = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (root, data, fills) = (dir.path().to_path_buf(), data.clone(), fills.clone());
+                std::thread::spawn(move || {
+                    // A cache value per thread: separate lock file descriptions, as with
+                    // separate processes.
+                    let cache = BlobCache::new(root);
+                    let p = cache
+                        .fetch::<CacheError>(&d, Some(data.len() as u64), |p| {
+                            fills.fetch_add(1, Ordering::SeqCst);
+                            for chunk in data.chunks(4096) {
+                                p.file.write_all(chunk).unwrap();
+                                std::thread::yield_now();
+                            }
+                            Ok(())
+                        })
+                        .unwrap();
+                    assert_eq!(
+                        fs::read(p).unwrap().len(),
+                        data.len(),
+                        "never a half-written entry"
+                    );
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(fills.load(Ordering::SeqCst), 1);
+    }
+}

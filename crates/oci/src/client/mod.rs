@@ -1,0 +1,633 @@
+//! A blocking client for the OCI distribution protocol: manifests (indexes resolved by
+//! platform), blobs into the [`BlobCache`] with digest verification, retries and resumption
+//! with `Range`, anonymous/Bearer-token/Basic authentication.
+//!
+//! Blocking on purpose: pulling is a handful of long transfers, which a few OS threads
+//! handle as well as an async runtime would, without a runtime's threads and dependency
+//! weight. Parallel layer downloads use scoped threads ([`ClientOptions::parallel`]).
+//!
+//! Credentials are sent only to the registry they belong to: redirects (blob storage on
+//! another host) drop the `Authorization` header, which is ureq's default and the
+//! behaviour registries expect for pre-signed URLs.
+
+pub mod auth;
+pub mod credentials;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ureq::http::Response;
+
+use crate::cache::{BlobCache, CacheError};
+use crate::digest::Digest;
+use crate::manifest::{
+    Descriptor, ImageConfig, MANIFEST_ACCEPT, Manifest, ManifestError, ManifestKind, Platform,
+};
+use crate::merge::FileLayer;
+use crate::reference::Reference;
+use auth::{Challenge, ChallengeError};
+pub use credentials::{CredentialStore, Credentials, CredentialsError};
+pub use tls::TlsError;
+
+/// Manifests and token responses larger than this are refused.
+const MAX_DOCUMENT: u64 = 16 << 20;
+/// Index → index → manifest nesting deeper than this is refused.
+const MAX_DEPTH: usize = 4;
+
+/// How the client connects.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Platform picked from indexes; the host's by default (`--arch` overrides).
+    pub platform: Platform,
+    /// Talk plain HTTP (`--nohttps`, local test registries).
+    pub plain_http: bool,
+    /// Extra PEM CA files trusted on top of the system store.
+    pub ca_files: Vec<PathBuf>,
+    /// Further attempts after a transient failure (connection, 5xx, 429, a cut body).
+    pub retries: u32,
+    /// Layers downloaded at once.
+    pub parallel: usize,
+    pub user_agent: String,
+    pub connect_timeout: Duration,
+    /// First retry delay; doubled per attempt, at most 8 s.
+    pub backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            platform: Platform::host(),
+            plain_http: false,
+            ca_files: Vec::new(),
+            retries: 3,
+            // Three streams saturate most links without tripping registries' rate limits
+            // (Docker's default is also 3).
+            parallel: 3,
+            user_agent: concat!("sifr/", env!("CARGO_PKG_VERSION")).to_string(),
+            connect_timeout: Duration::from_secs(30),
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Pull failures; each names the URL, registry, reference or digest involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot set up TLS")]
+    Tls(#[from] TlsError),
+    #[error("request to `{url}` failed")]
+    Http {
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+    #[error("reading from `{url}` failed")]
+    Body {
+        url: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{url}` answered HTTP {status}{detail}")]
+    Status {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("`{url}` answered HTTP {status} to range request at byte {offset}")]
+    Range {
+        url: String,
+        status: u16,
+        offset: u64,
+    },
+    #[error("`{registry}` requires authentication but no credentials are set for it")]
+    NoCredentials { registry: String },
+    #[error("`{registry}` rejected the credentials (HTTP {status})")]
+    AuthRejected { registry: String, status: u16 },
+    #[error("`{registry}` sent an unusable authentication challenge")]
+    Challenge {
+        registry: String,
+        #[source]
+        source: ChallengeError,
+    },
+    #[error("token endpoint `{url}` sent no token")]
+    NoToken { url: String },
+    #[error("bad JSON from `{url}`")]
+    Json {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("`{url}` sent more than {MAX_DOCUMENT} bytes")]
+    TooLarge { url: String },
+    #[error("manifest of `{reference}`")]
+    Manifest {
+        reference: String,
+        #[source]
+        source: ManifestError,
+    },
+    #[error("manifest of `{reference}` has digest `{actual}`, expected `{expected}`")]
+    ManifestDigest {
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("`{reference}` nests indexes deeper than {MAX_DEPTH}")]
+    TooDeep { reference: String },
+    #[error("cannot read cached config `{path}`")]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot parse image config `{digest}`")]
+    ConfigJson {
+        digest: Digest,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot write blob `{digest}` to the cache")]
+    Write {
+        digest: Digest,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ClientError {
+    /// Worth another attempt: the connection, not the request, failed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Http { source, .. } => matches!(
+                source,
+                ureq::Error::Io(_)
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::ConnectionFailed
+                    | ureq::Error::HostNotFound
+            ),
+            ClientError::Body { .. } => true,
+            ClientError::Status { status, .. } => *status == 429 || *status >= 500,
+            ClientError::Range { status: 416, .. } => true,
+            _ => false,
+        }
+    }
+}
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A resolved image: its manifest (for the selected platform) and config.
+#[derive(Debug, Clone)]
+pub struct RemoteImage {
+    pub reference: Reference,
+    pub manifest: Manifest,
+    pub manifest_digest: Digest,
+    /// The index the manifest was selected from, if the reference named one.
+    pub index_digest: Option<Digest>,
+    pub config: ImageConfig,
+    pub config_bytes: Vec<u8>,
+}
+
+/// The distribution client. `Sync`: one client serves all download threads.
+pub struct Client {
+    agent: ureq::Agent,
+    opts: ClientOptions,
+    creds: CredentialStore,
+    /// `registry|repository` → `Authorization` value that worked.
+    auth: Mutex<HashMap<String, String>>,
+}
+
+impl Client {
+    /// `env` is how environment variables are looked up (for `SSL_CERT_FILE`).
+    pub fn new(
+        opts: ClientOptions,
+        creds: CredentialStore,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let tls = tls::config(&opts.ca_files, env)?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .user_agent(opts.user_agent.as_str())
+            .timeout_connect(Some(opts.connect_timeout))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .build();
+        Ok(Client {
+            agent: config.into(),
+            opts,
+            creds,
+            auth: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    fn base(&self, r: &Reference) -> String {
+        let scheme = if self.opts.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}/v2/", r.api_host())
+    }
+
+    /// `GET /v2/`, authenticating if the registry asks; Ok when the registry speaks v2.
+    pub fn ping(&self, r: &Reference) -> Result<()> {
+        let url = self.base(r);
+        let resp = self.send(r, &url, None, None)?;
+        expect_ok(&url, resp).map(|_| ())
+    }
+
+    /// Resolve a reference to the manifest for the configured platform, and fetch its config
+    /// into the cache.
+    pub fn resolve(&self, r: &Reference, cache: &BlobCache) -> Result<RemoteImage> {
+        let mut wanted = r.manifest_ref();
+        let mut expected = r.digest;
+        let mut index_digest = None;
+        for _ in 0..MAX_DEPTH {
+            let (bytes, content_type, digest) = self.manifest_bytes(r, &wanted, expected)?;
+            let kind = ManifestKind::parse(&bytes, content_type.as_deref(), &digest.to_string())
+                .map_err(|source| ClientError::Manifest {
+                    reference: r.to_string(),
+                    source,
+                })?;
+            match kind {
+                ManifestKind::Index(idx) => {
+                    let d = idx
+                        .select(&self.opts.platform, &digest.to_string())
+                        .map_err(|source| ClientError::Manifest {
+                            reference: r.to_string(),
+                            source,
+                        })?;
+                    index_digest.get_or_insert(digest);
+                    wanted = d.digest.to_string();
+                    expected = Some(d.digest);
+                }
+                ManifestKind::Image(manifest) => {
+                    let path = self.blob(r, &manifest.config, cache)?;
+                    let config_bytes = std::fs::read(&path)
+                        .map_err(|source| ClientError::Config { path, source })?;
+                    let config = serde_json::from_slice(&config_bytes).map_err(|source| {
+                        ClientError::ConfigJson {
+                            digest: manifest.config.digest,
+                            source,
+                        }
+                    })?;
+                    return Ok(RemoteImage {
+                        reference: r.clone(),
+                        manifest,
+                        manifest_digest: digest,
+                        index_digest,
+                        config,
+                        config_bytes,
+                    });
+                }
+            }
+        }
+        Err(ClientError::TooDeep {
+            reference: r.to_string(),
+        })
+    }
+
+    /// Resolve, then download every layer (in parallel) into the cache. Layers come back
+    /// base first, reading their cached blobs and re-verifying them as the merge reads.
+    pub fn pull(&self, r: &Reference, cache: &BlobCache) -> Result<(RemoteImage, Vec<FileLayer>)> {
+        let image = self.resolve(r, cache)?;
+        let layers = &image.manifest.layers;
+        let results: Vec<Mutex<Option<Result<PathBuf>>>> =
+            layers.iter().map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..self.opts.parallel.clamp(1, layers.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(desc) = layers.get(i) else { break };
+                        let r = self.blob(r, desc, cache);
+                        let failed = r.is_err();
+                        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                        if failed {
+                            // Stop handing out work; others finish what they hold.
+                            next.store(layers.len(), Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        let mut out = Vec::with_capacity(layers.len());
+        for (desc, slot) in layers.iter().zip(results) {
+            match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                Some(Ok(path)) => out.push(FileLayer {
+                    path,
+                    name: desc.digest.to_string(),
+                    window: None,
+                    verify: Some((desc.digest, Some(desc.size))),
+                }),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        Ok((image, out))
+    }
+
+    /// Fetch a manifest by tag or digest; returns bytes, content type and their digest,
+    /// checked against `expected` when the reference pins one.
+    fn manifest_bytes(
+        &self,
+        r: &Reference,
+        wanted: &str,
+        expected: Option<Digest>,
+    ) -> Result<(Vec<u8>, Option<String>, Digest)> {
+        let url = format!("{}{}/manifests/{wanted}", self.base(r), r.repository);
+        let resp = self.send(r, &url, Some(MANIFEST_ACCEPT), None)?;
+        let resp = expect_ok(&url, resp)?;
+        let content_type = header(&resp, "content-type");
+        let bytes = read_limited(&url, resp)?;
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = expected.filter(|e| *e != digest) {
+            return Err(ClientError::ManifestDigest {
+                reference: r.to_string(),
+                expected,
+                actual: digest,
+            });
+        }
+        Ok((bytes, content_type, digest))
+    }
+
+    /// Download a blob into the cache (once, across processes), resuming with `Range`
+    /// after a cut connection, verified before it becomes visible.
+    pub fn blob(&self, r: &Reference, desc: &Descriptor, cache: &BlobCache) -> Result<PathBuf> {
+        let url = format!("{}{}/blobs/{}", self.base(r), r.repository, desc.digest);
+        let resumed = std::cell::Cell::new(false);
+        let fetch = || {
+            cache.fetch::<ClientError>(&desc.digest, Some(desc.size), |partial| {
+                resumed.set(partial.offset > 0);
+                let mut attempt = 0;
+                loop {
+                    match self.download(r, &url, desc, partial.file) {
+                        Err(e) if e.is_transient() && attempt < self.opts.retries => {
+                            std::thread::sleep(self.backoff(attempt));
+                            attempt += 1;
+                        }
+                        other => return other,
+                    }
+                }
+            })
+        };
+        match fetch() {
+            // A partial file left by an earlier process may not be a prefix of this blob
+            // (a crash mid-write, another registry's bytes): the cache dropped it, so one
+            // fresh download settles whether the registry itself is at fault.
+            Err(ClientError::Cache(CacheError::Verify { .. })) if resumed.get() => fetch(),
+            other => other,
+        }
+    }
+
+    /// One attempt: continue from the partial file's current length.
+    fn download(&self, r: &Reference, url: &str, desc: &Descriptor, file: &mut File) -> Result<()> {
+        let write_err = |source| ClientError::Write {
+            digest: desc.digest,
+            source,
+        };
+        let mut offset = file.metadata().map_err(write_err)?.len();
+        if offset >= desc.size {
+            return Ok(()); // complete: the cache verifies it
+        }
+        let resp = self.send(r, url, None, Some(offset))?;
+        match resp.status().as_u16() {
+            206 if offset > 0 => {}
+            200 => {
+                // Range ignored: start over.
+                file.set_len(0).map_err(write_err)?;
+                offset = 0;
+            }
+            416 => {
+                file.set_len(0).map_err(write_err)?;
+                return Err(ClientError::Range {
+                    url: url.to_string(),
+                    status: 416,
+                    offset,
+                });
+            }
+            _ => return expect_ok(url, resp).map(|_| ()),
+        }
+        file.seek(SeekFrom::Start(offset)).map_err(write_err)?;
+        // One byte more than announced is enough to fail verification; a registry that
+        // streams forever cannot fill the disk.
+        let mut body = resp.into_body().into_reader().take(desc.size - offset + 1);
+        io::copy(&mut body, file).map_err(|source| ClientError::Body {
+            url: url.to_string(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        (self.opts.backoff * 2u32.saturating_pow(attempt)).min(Duration::from_secs(8))
+    }
+
+    /// GET with the stored authorization for this repository; on 401, authenticate as the
+    /// challenge says and try once more. Transient failures are retried with backoff.
+    fn send(
+        &self,
+        r: &Reference,
+        url: &str,
+        accept: Option<&str>,
+        range_from: Option<u64>,
+    ) -> Result<Response<ureq::Body>> {
+        let key = format!("{}|{}", r.registry, r.repository);
+        let mut authenticated = false;
+        loop {
+            let authz = self
+                .auth
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned();
+            let resp = self.call_with_retries(url, || {
+                let mut req = self.agent.get(url);
+                if let Some(a) = accept {
+                    req = req.header("Accept", a);
+                }
+                if let Some(o) = range_from.filter(|&o| o > 0) {
+                    req = req.header("Range", format!("bytes={o}-"));
+                }
+                if let Some(a) = &authz {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
+            })?;
+            if resp.status().as_u16() != 401 || authenticated {
+                if resp.status().as_u16() == 401 || resp.status().as_u16() == 403 && authz.is_some()
+                {
+                    return Err(ClientError::AuthRejected {
+                        registry: r.registry.clone(),
+                        status: resp.status().as_u16(),
+                    });
+                }
+                return Ok(resp);
+            }
+            let Some(challenge) = header(&resp, "www-authenticate") else {
+                return Err(ClientError::AuthRejected {
+                    registry: r.registry.clone(),
+                    status: 401,
+                });
+            };
+            let value = self.authenticate(r, &challenge)?;
+            self.auth
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.clone(), value);
+            authenticated = true;
+        }
+    }
+
+    /// Answer a challenge with an `Authorization` value.
+    fn authenticate(&self, r: &Reference, challenge: &str) -> Result<String> {
+        let creds = self.creds.get(&r.registry);
+        match Challenge::parse(challenge).map_err(|source| ClientError::Challenge {
+            registry: r.registry.clone(),
+            source,
+        })? {
+            Challenge::Basic { .. } => {
+                let c = creds.ok_or_else(|| ClientError::NoCredentials {
+                    registry: r.registry.clone(),
+                })?;
+                Ok(auth::basic_header(&c.username, &c.password))
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let scope = scope.unwrap_or_else(|| auth::pull_scope(&r.repository));
+                let url = auth::token_url(&realm, service.as_deref(), Some(&scope));
+                let resp = self.call_with_retries(&url, || {
+                    let mut req = self.agent.get(&url);
+                    if let Some(c) = creds {
+                        req = req.header(
+                            "Authorization",
+                            auth::basic_header(&c.username, &c.password),
+                        );
+                    }
+                    req.call()
+                })?;
+                match resp.status().as_u16() {
+                    200 => {}
+                    s @ (401 | 403) => {
+                        return Err(ClientError::AuthRejected {
+                            registry: r.registry.clone(),
+                            status: s,
+                        });
+                    }
+                    _ => return expect_ok(&url, resp).map(|_| String::new()),
+                }
+                let bytes = read_limited(&url, resp)?;
+                let token: auth::TokenResponse =
+                    serde_json::from_slice(&bytes).map_err(|source| ClientError::Json {
+                        url: url.clone(),
+                        source,
+                    })?;
+                let token = token.into_token().ok_or(ClientError::NoToken { url })?;
+                Ok(format!("Bearer {token}"))
+            }
+        }
+    }
+
+    fn call_with_retries(
+        &self,
+        url: &str,
+        call: impl Fn() -> std::result::Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response<ureq::Body>> {
+        let mut attempt = 0;
+        loop {
+            let err = match call() {
+                Ok(resp) => {
+                    let s = resp.status().as_u16();
+                    if (s == 429 || s >= 500) && attempt < self.opts.retries {
+                        ClientError::Status {
+                            url: url.to_string(),
+                            status: s,
+                            detail: String::new(),
+                        }
+                    } else {
+                        return Ok(resp);
+                    }
+                }
+                Err(source) => ClientError::Http {
+                    url: url.to_string(),
+                    source,
+                },
+            };
+            if !(err.is_transient() && attempt < self.opts.retries) {
+                return Err(err);
+            }
+            std::thread::sleep(self.backoff(attempt));
+            attempt += 1;
+        }
+    }
+}
+
+fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// 2xx passes; anything else becomes `Status` with the registry's error code, if any.
+fn expect_ok(url: &str, resp: Response<ureq::Body>) -> Result<Response<ureq::Body>> {
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(resp);
+    }
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<RegistryError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct RegistryError {
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let mut body = resp.into_body();
+    let detail = body
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_vec()
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Errors>(&b).ok())
+        .and_then(|e| e.errors.into_iter().next())
+        .map(|e| format!(": {} {}", e.code, e.message).trim_end().to_string())
+        .unwrap_or_default();
+    Err(ClientError::Status {
+        url: url.to_string(),
+        status,
+        detail,
+    })
+}
+
+fn read_limited(url: &str, resp: Response<ureq::Body>) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut r = resp.into_body().into_reader().take(MAX_DOCUMENT + 1);
+    r.read_to_end(&mut buf)
+        .map_err(|source| ClientError::Body {
+            url: url.to_string(),
+            source,
+        })?;
+    if buf.len() as u64 > MAX_DOCUMENT {
+        return Err(ClientError::TooLarge {
+            url: url.to_string(),
+        });
+    }
+    Ok(buf)
+}
