@@ -84,7 +84,12 @@ fn man_pages_are_written_for_every_command() {
         .arg(dir.path())
         .assert()
         .success();
-    for page in ["sifr.1", "sifr-deffile.1", "sifr-completion.1", "sifr-version.1"] {
+    for page in [
+        "sifr.1",
+        "sifr-deffile.1",
+        "sifr-completion.1",
+        "sifr-version.1",
+    ] {
         let text = std::fs::read_to_string(dir.path().join(page))
             .unwrap_or_else(|e| panic!("{page}: {e}"));
         assert!(text.contains(".TH"), "{page} is not a man page");

@@ -82,7 +82,9 @@ pub enum Error {
     #[error("image has no export table; cannot map inode number {inode} to an inode")]
     NoExportTable { inode: u32 },
     /// An entry name in the image would escape the extraction directory.
-    #[error("unsafe entry name `{name}` in directory `{dir}`")]
+    #[error(
+        "refused entry name `{name}` in directory `{dir}` (empty, `.`, `..`, or containing `/` or NUL)"
+    )]
     UnsafeName { dir: String, name: String },
     /// Creating something in the extraction directory failed.
     #[error("cannot {op} `{path}`")]
