@@ -39,13 +39,13 @@ const MAX_WALK_FILES: usize = 20_000;
 
 /// Decide the architecture of the root filesystem at `root`.
 pub fn detect(root: &Path) -> ArchGuess {
-    if let Some(p) = resolve_in_root(root, Path::new("/bin/sh")) {
-        if let Some(arch) = elf_arch(&root.join(p.strip_prefix("/").unwrap_or(&p))) {
-            return ArchGuess {
-                arch,
-                source: ArchSource::Shell(p),
-            };
-        }
+    if let Some(p) = resolve_in_root(root, Path::new("/bin/sh"))
+        && let Some(arch) = elf_arch(&root.join(p.strip_prefix("/").unwrap_or(&p)))
+    {
+        return ArchGuess {
+            arch,
+            source: ArchSource::Shell(p),
+        };
     }
     if let Some((p, arch)) = first_executable_elf(root) {
         return ArchGuess {

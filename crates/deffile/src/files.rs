@@ -42,14 +42,14 @@ pub(crate) fn parse_line(
     };
     let dst = words.next().map(|(_, d)| d).filter(|d| !d.is_empty());
     // Apptainer ignores anything after the destination; say so unless it is a comment.
-    if let Some((at, extra)) = words.next() {
-        if !trimmed[at..].starts_with('#') {
-            warnings.push(Warning {
-                line: line.no,
-                col: col_of(line.text, indent + at),
-                message: format!("`%files` line has more than a source and a destination; `{extra}` and what follows is ignored"),
-            });
-        }
+    if let Some((at, extra)) = words.next()
+        && !trimmed[at..].starts_with('#')
+    {
+        warnings.push(Warning {
+            line: line.no,
+            col: col_of(line.text, indent + at),
+            message: format!("`%files` line has more than a source and a destination; `{extra}` and what follows is ignored"),
+        });
     }
     Ok(Some(FilesEntry {
         src,

@@ -31,19 +31,18 @@ pub(crate) fn split(text: &str) -> Vec<(usize, &str)> {
 /// Stage names are unique and every `%files from X` names a stage built before.
 pub(crate) fn check(stages: &[Stage], allow_unknown: bool) -> Result<(), Error> {
     for (i, s) in stages.iter().enumerate() {
-        if let Some(name) = &s.header.stage {
-            if let Some(first) = stages[..i]
+        if let Some(name) = &s.header.stage
+            && let Some(first) = stages[..i]
                 .iter()
                 .filter_map(|p| p.header.stage.as_ref())
                 .find(|n| n.value == name.value)
-            {
-                return Err(Error::DuplicateStage {
-                    line: name.line,
-                    col: name.col,
-                    name: name.value.clone(),
-                    first_line: first.line,
-                });
-            }
+        {
+            return Err(Error::DuplicateStage {
+                line: name.line,
+                col: name.col,
+                name: name.value.clone(),
+                first_line: first.line,
+            });
         }
         if allow_unknown {
             continue;

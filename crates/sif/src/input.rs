@@ -280,7 +280,7 @@ pub(crate) struct Placement {
 
 /// Next multiple of `alignment` at or after `offset` (Go's `nextAligned`).
 pub(crate) fn next_aligned(offset: u64, alignment: u64) -> Result<u64, Error> {
-    if alignment <= 1 || offset % alignment == 0 {
+    if alignment <= 1 || offset.is_multiple_of(alignment) {
         return Ok(offset);
     }
     offset

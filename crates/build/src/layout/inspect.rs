@@ -163,10 +163,10 @@ pub fn inspect(root: &Path) -> Result<InspectMetadata, LayoutError> {
                 None => attrs.labels = labels,
             }
         }
-        if let Some(text) = read_value(&root, &file("Singularity"))? {
-            if attrs.deffile.is_empty() {
-                attrs.deffile = text;
-            }
+        if let Some(text) = read_value(&root, &file("Singularity"))?
+            && attrs.deffile.is_empty()
+        {
+            attrs.deffile = text;
         }
         for (name, pick) in [
             ("runscript.help", 0),

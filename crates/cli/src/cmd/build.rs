@@ -55,14 +55,15 @@ pub fn run(args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
             args.source.display()
         )
     })?;
-    if let build::ArchSource::Host = report.arch.source {
-        if !settings.quiet && !settings.silent {
-            eprintln!(
-                "INFO:    no ELF executable in `{}`; architecture set to the host's ({})",
-                args.source.display(),
-                report.arch.arch.go_name()
-            );
-        }
+    if let build::ArchSource::Host = report.arch.source
+        && !settings.quiet
+        && !settings.silent
+    {
+        eprintln!(
+            "INFO:    no ELF executable in `{}`; architecture set to the host's ({})",
+            args.source.display(),
+            report.arch.arch.go_name()
+        );
     }
     if !settings.quiet && !settings.silent {
         let s = &report.squashfs;

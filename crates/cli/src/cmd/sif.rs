@@ -267,7 +267,7 @@ fn add(a: AddArgs) -> anyhow::Result<()> {
 
 /// Hex text to bytes (either case), as Go's `hex.DecodeString`.
 fn decode_hex(s: &str) -> anyhow::Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("odd length hex string");
     }
     (0..s.len())

@@ -82,16 +82,15 @@ impl<V> Cache<V> {
             e.stamp = stamp;
             return;
         }
-        if s.entries.len() >= self.per_shard {
-            if let Some(oldest) = s
+        if s.entries.len() >= self.per_shard
+            && let Some(oldest) = s
                 .entries
                 .iter()
                 .enumerate()
                 .min_by_key(|(_, e)| e.stamp)
                 .map(|(i, _)| i)
-            {
-                s.entries.swap_remove(oldest);
-            }
+        {
+            s.entries.swap_remove(oldest);
         }
         s.entries.push(Entry { key, value, stamp });
     }

@@ -92,7 +92,7 @@ impl Archive {
         let mut group_starts = Vec::new();
         let mut pos = f.start;
         for i in 0..f.count {
-            if i as usize % GROUP == 0 {
+            if (i as usize).is_multiple_of(GROUP) {
                 group_starts.push(pos);
             }
             let w = c.u32()?;

@@ -368,7 +368,8 @@ impl Archive {
         } else {
             size.div_ceil(bs)
         };
-        if has_frag && (size % bs == 0 || u64::from(fragment) >= u64::from(self.sb.fragment_count))
+        if has_frag
+            && (size.is_multiple_of(bs) || u64::from(fragment) >= u64::from(self.sb.fragment_count))
         {
             return Err(bad(format!(
                 "fragment {fragment} invalid (size {size}, {} fragments in image)",
