@@ -186,7 +186,7 @@ fn missing_command_exits_127_with_its_name() {
 }
 
 #[test]
-fn image_files_are_refused_naming_the_file() {
+fn files_that_are_neither_sif_nor_squashfs_are_refused_naming_the_file() {
     let fx = Fixture::new();
     let sif = fx.dir.path().join("lolcow.sif");
     std::fs::write(&sif, b"#!/usr/bin/env run-singularity\nSIF_MAGIC").unwrap();
@@ -194,10 +194,12 @@ fn image_files_are_refused_naming_the_file() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
-        err.contains(&format!("image `{}` is a file", sif.display())),
+        err.contains(&format!(
+            "image `{}` is not a sandbox directory, a SIF file or a squashfs image",
+            sif.display()
+        )),
         "{err}"
     );
-    assert!(err.contains("not supported yet"), "{err}");
 }
 
 #[test]

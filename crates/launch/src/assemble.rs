@@ -88,9 +88,13 @@ fn step(what: &'static str) -> impl FnOnce(sys::Error) -> ExecError {
     move |source| ExecError::Sys { step: what, source }
 }
 
-/// Mount the session tmpfs over `/tmp` and pivot into it; the host root is then at
-/// [`OLD_ROOT`].
-pub fn enter_session() -> Result<(), ExecError> {
+/// Where the image's lower layer is mounted before [`pivot_session`] (`/lower` afterwards).
+pub const SESSION_LOWER: &str = "/tmp/lower";
+
+/// Make `/` a slave, mount the session tmpfs over `/tmp` and create its directories. The
+/// caller may then mount the image on [`SESSION_LOWER`] while host paths (`/dev/loopN`,
+/// `/dev/fuse`) still resolve, and calls [`pivot_session`].
+pub fn open_session() -> Result<(), ExecError> {
     sys::mount::make_rslave(Path::new("/")).map_err(step("isolate mount propagation"))?;
     sys::mount::mount_tmpfs(Path::new("/tmp"), SESSION_TMPFS)
         .map_err(step("create the session tmpfs"))?;
@@ -103,6 +107,11 @@ pub fn enter_session() -> Result<(), ExecError> {
             source,
         })?;
     }
+    Ok(())
+}
+
+/// Pivot into the session tmpfs; the host root is then at [`OLD_ROOT`].
+pub fn pivot_session() -> Result<(), ExecError> {
     sys::mount::pivot_root(Path::new("."), Path::new("oldroot"))
         .map_err(step("enter the session tmpfs"))?;
     sys::process::chdir(Path::new("/")).map_err(step("enter the session tmpfs"))
@@ -117,16 +126,24 @@ pub enum RootKind {
 }
 
 /// Mount the image at [`NEW_ROOT`]: a writable bind, or an overlay whose upper layer already
-/// holds the missing mount points (falling back to a plain bind).
-pub fn mount_root(plan: &LaunchPlan, prepared: &[Prepared]) -> Result<RootKind, ExecError> {
-    let image = old(&plan.image);
+/// holds the missing mount points (falling back to a plain bind). `host_dir` is the host
+/// directory to use as the image (a sandbox or an extracted image); `None` when the image is
+/// already mounted on `/lower` (loop device or FUSE, never writable).
+pub fn mount_root(
+    plan: &LaunchPlan,
+    prepared: &[Prepared],
+    host_dir: Option<&Path>,
+) -> Result<RootKind, ExecError> {
     let new_root = Path::new(NEW_ROOT);
-    if plan.writable {
-        sys::mount::rbind(&image, new_root).map_err(step("mount the image"))?;
-        return Ok(RootKind::Writable);
-    }
     let lower = Path::new("/lower");
-    sys::mount::rbind(&image, lower).map_err(step("mount the image"))?;
+    match host_dir {
+        Some(dir) if plan.writable => {
+            sys::mount::rbind(&old(dir), new_root).map_err(step("mount the image"))?;
+            return Ok(RootKind::Writable);
+        }
+        Some(dir) => sys::mount::rbind(&old(dir), lower).map_err(step("mount the image"))?,
+        None => {}
+    }
     // Mount points are created in the upper layer *before* the overlay is mounted: through the
     // merged view, an unprivileged user could not create `/etc/hosts` in the image's `/etc`
     // (owned by a uid that is not mapped in the user namespace), and changing a layer under a

@@ -4,23 +4,30 @@
 //! Runs across the uid/namespace change. Order, and why:
 //! 1. host-side work first (canonical bind sources), because after `unshare` the host is only
 //!    reachable through `/oldroot` and NSS must not run in the new namespaces;
+//!    The image is staged there too ([`crate::attach`]): loop device bound (root) or image
+//!    extracted to a temporary sandbox (no usable FUSE);
 //! 2. `unshare` (user+mount, or mount alone as root) — the process must be single-threaded, which
 //!    `sys::ns::unshare` checks; nothing on this path starts a thread;
-//! 3. uid/gid maps (own ids to themselves), mounts, `pivot_root`;
+//! 3. uid/gid maps (own ids to themselves), session tmpfs, the image mounted in it (kernel
+//!    squashfs, or FUSE with its server forked here), mounts, `pivot_root`;
 //! 4. the image's env scripts are read inside the container (their paths are container paths);
 //! 5. `no_new_privs`, then fork: the child only restores the signal mask and `execve`s; the
 //!    parent stays as a reaper in the container's namespaces, forwards SIGINT/SIGTERM/SIGHUP and
 //!    friends, and returns the command's status (128+N when killed by signal N).
 //!
 //! Must not: print (warnings go through `tracing`), or leave anything behind on the host: every
-//! mount lives in the private mount namespace, which disappears with the last process in it.
+//! mount lives in the private mount namespace, which disappears with the last process in it
+//! (taking an auto-clearing loop device with it); the FUSE server is terminated and the
+//! extracted sandbox removed by this process before [`run_image`] returns.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::assemble;
+use crate::attach;
 use crate::env::{self, Vars};
 use crate::envscript;
+use crate::image::{Attach, Format, Image};
 use crate::plan::{Action, LaunchPlan};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +64,57 @@ pub enum ExecError {
         path: PathBuf,
         #[source]
         source: sys::Error,
+    },
+    #[error("cannot open image `{}`", path.display())]
+    ImageFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot attach `{}` (offset {offset}) to a loop device", path.display())]
+    Loop {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: sys::Error,
+    },
+    #[error("cannot mount the squashfs of `{}` (offset {offset})", path.display())]
+    KernelMount {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: sys::Error,
+    },
+    #[error("cannot mount `{}` (offset {offset}) with FUSE", path.display())]
+    Fuse {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: squashfs::fuse::Error,
+    },
+    #[error("cannot start the FUSE server for `{}`", path.display())]
+    FuseFork {
+        path: PathBuf,
+        #[source]
+        source: sys::process::ForkServerError,
+    },
+    #[error("cannot create a temporary directory in `{}`", path.display())]
+    TempDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot extract `{}` (offset {offset}) to `{}`",
+        path.display(),
+        dest.display()
+    )]
+    Extract {
+        path: PathBuf,
+        offset: u64,
+        dest: PathBuf,
+        #[source]
+        source: squashfs::read::Error,
     },
     #[error("an argument or environment value contains a NUL byte")]
     Nul(#[from] sys::process::NulError),
@@ -95,24 +153,44 @@ fn step(what: &'static str) -> impl FnOnce(sys::Error) -> ExecError {
     move |source| ExecError::Sys { step: what, source }
 }
 
-/// Run the plan; returns the command's exit status. Must be called from a single-threaded
-/// process (the user namespace requires it); on success the process is left inside the
-/// container's namespaces and root, so callers should exit with the returned status.
+/// Run the plan on a sandbox directory (`plan.image`); returns the command's exit status. See
+/// [`run_image`].
 pub fn run(plan: &LaunchPlan) -> Result<i32, ExecError> {
     if !plan.image.is_dir() {
         return Err(ExecError::NotADirectory {
             path: plan.image.clone(),
         });
     }
+    let image = Image {
+        path: plan.image.clone(),
+        format: Format::Sandbox,
+        offset: 0,
+        size: 0,
+    };
+    run_image(plan, &image, &Attach::Directory)
+}
+
+/// Run the plan with `image` attached as `how` (from [`crate::image::choose`]); returns the
+/// command's exit status. Must be called from a single-threaded process (the user namespace
+/// requires it); on success the process is left inside the container's namespaces and root, so
+/// callers should exit with the returned status. Everything attached is released before this
+/// returns (FUSE server reaped, extracted sandbox removed); mounts and loop devices go with the
+/// mount namespace when the process exits.
+pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, ExecError> {
     let prepared = assemble::prepare(plan)?;
+    // Declared first so it is dropped last: the extracted tree outlives every use of it.
+    let (mut staged, _extracted) = attach::stage(image, how)?;
 
     sys::ns::unshare(plan.namespaces).map_err(step("create the container namespaces"))?;
     if plan.map_ids {
         sys::ns::write_id_maps(plan.identity.uid, plan.identity.gid)
             .map_err(step("map the user's ids"))?;
     }
-    assemble::enter_session()?;
-    let kind = assemble::mount_root(plan, &prepared)?;
+    assemble::open_session()?;
+    // Dropped (server terminated) when this function returns, after the payload.
+    let _server = staged.mount_lower(Path::new(assemble::SESSION_LOWER))?;
+    assemble::pivot_session()?;
+    let kind = assemble::mount_root(plan, &prepared, staged.host_dir())?;
     let root = sys::fs::open_root(Path::new(assemble::NEW_ROOT))
         .map_err(step("open the container root"))?;
     assemble::mount_all(plan, &prepared, &root, kind)?;

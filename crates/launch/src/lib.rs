@@ -5,18 +5,21 @@
 //! privileges), and [`exec::run`] applies a plan through `sys`: namespaces, mounts,
 //! `pivot_root`, environment, fork/exec/wait.
 //!
-//! Scope today: sandbox (directory) images only; SIF and squashfs images, overlays, GPU and
+//! Images: sandbox directories, SIF files and bare SquashFS files ([`image`] says which and how
+//! to attach them: loop device as root, FUSE or extraction otherwise). Overlays, GPU and
 //! instances are later plan contributors. This crate never prints; warnings go through
 //! `tracing` and errors are returned.
 
 mod assemble;
+mod attach;
 pub mod bind;
 pub mod env;
 pub mod envscript;
 pub mod exec;
 pub mod host;
 pub mod identity;
+pub mod image;
 pub mod plan;
 
-pub use exec::{ExecError, run};
+pub use exec::{ExecError, run, run_image};
 pub use plan::{Action, HostFacts, LaunchPlan, Options, build};

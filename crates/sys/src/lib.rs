@@ -1,6 +1,7 @@
 //! `sys`: thin typed wrappers over the Linux system calls the runtime needs: namespaces, id maps,
 //! mounts (the new mount API and the classic one), `pivot_root`, fork/exec, waiting, signal
-//! forwarding, `no_new_privs`, and host user/group lookups.
+//! forwarding, `no_new_privs`, loop devices, forked servers, fd-relative tree removal and host
+//! user/group lookups.
 //!
 //! This is the only crate of the workspace that contains `unsafe` code (rule in
 //! `../shared/ARCHITECTURE.md`, "One binary, a few libraries": `sys` is the only crate with
@@ -15,9 +16,11 @@
 
 pub mod error;
 pub mod fs;
+pub mod loopdev;
 pub mod mount;
 pub mod ns;
 pub mod process;
+pub mod remove;
 pub mod signal;
 pub mod user;
 

@@ -208,3 +208,19 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> Result<()> {
 pub fn umount_detach(path: &Path) -> Result<()> {
     rustix::mount::unmount(path, UnmountFlags::DETACH).map_err(err("unmount", path.display()))
 }
+
+/// Mount the squashfs filesystem on the block device `device` (a loop device) at `target`,
+/// `ro,nosuid,nodev`. Needs `CAP_SYS_ADMIN` in the initial user namespace.
+pub fn mount_squashfs(device: &Path, target: &Path) -> Result<()> {
+    rustix::mount::mount(
+        device,
+        target,
+        "squashfs",
+        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+        c"",
+    )
+    .map_err(err(
+        "mount squashfs",
+        format!("{}` on `{}", device.display(), target.display()),
+    ))
+}

@@ -294,3 +294,69 @@ pub fn groups() -> Result<Vec<u32>> {
 pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(err("create", "pipe"))
 }
+
+/// A forked server process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ForkServerError {
+    #[error("cannot fork a server: this process has {threads} threads, it must have 1")]
+    Threaded { threads: usize },
+    #[error(transparent)]
+    Sys(#[from] Error),
+}
+
+/// Fork a long-running helper (the FUSE server of an attached image): the child runs
+/// `serve(state)` and `_exit`s with its return value; the parent gets the child's pid and its
+/// own `state` back (both processes hold a copy; each uses only its own). The child's stdin,
+/// stdout and stderr are `/dev/null` (so `/dev/null` must still resolve: fork before
+/// `pivot_root`); it reports through its exit status.
+///
+/// Why this is sound although the child runs arbitrary Rust code (allocation, locks, threads):
+/// the restriction to async-signal-safe work after `fork` exists because other threads of the
+/// parent may hold locks (malloc's, stdio's) that are copied locked into the child. This
+/// function first checks that the calling process has exactly one thread (the launcher before
+/// it starts any, see the hard rules in ARCHITECTURE.md), so no lock can be held by another
+/// thread, and the child's copy of memory is consistent. The child never returns into the
+/// caller's code: `_exit` skips atexit handlers and the parent's buffered stdio.
+pub fn fork_server<T, F: FnOnce(T) -> i32>(
+    state: T,
+    serve: F,
+) -> std::result::Result<(i32, T), ForkServerError> {
+    let threads = crate::ns::thread_count()?;
+    if threads != 1 {
+        return Err(ForkServerError::Threaded { threads });
+    }
+    // SAFETY: see the function docs: single-threaded at this point, so the child inherits no
+    // lock held by another thread and may run ordinary code before `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::new("fork", "server", std::io::Error::last_os_error()).into());
+    }
+    if pid == 0 {
+        // The server must not write on the user's terminal, nor keep the caller's stdout or
+        // stderr pipe open after the payload is done (a reader would wait for it).
+        if let Ok(null) = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            let _ = rustix::stdio::dup2_stdin(&null);
+            let _ = rustix::stdio::dup2_stdout(&null);
+            let _ = rustix::stdio::dup2_stderr(&null);
+        }
+        // A panic must not unwind into the caller's code in the child.
+        let code =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(state))).unwrap_or(101);
+        // SAFETY: `_exit` is always safe to call; it ends the child without unwinding into the
+        // parent's code or running its atexit handlers.
+        unsafe { libc::_exit(code) }
+    }
+    Ok((pid, state))
+}
+
+/// Send `SIGTERM` to `pid` (a server this process forked) and reap it.
+pub fn terminate(pid: i32) -> Result<ExitStatus> {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+    }
+    wait_pid(pid)
+}

@@ -1,10 +1,11 @@
-//! `sifr exec|run|shell|test IMAGE ...`: the container actions, for sandbox directories.
+//! `sifr exec|run|shell|test IMAGE ...`: the container actions, for sandbox directories, SIF
+//! files and bare squashfs images.
 //!
-//! Parses the action flags into `launch::Options`, gathers host facts, builds the plan and hands
-//! it to `launch::run`, which enters the container's namespaces in *this* process: nothing here
-//! may start a thread. The command's exit status becomes sifr's.
-//!
-//! SIF and other image files are not supported yet: they get an error naming the file.
+//! Parses the action flags into `launch::Options`, gathers host facts, opens the image and
+//! chooses how to attach it (`launch::image`), builds the plan and hands both to
+//! `launch::run_image`, which enters the container's namespaces in *this* process: nothing here
+//! may start a thread. The command's exit status becomes sifr's. A costly attach choice
+//! (extraction when FUSE is unusable) is announced with one `notice:` line on stderr.
 
 use std::path::{Path, PathBuf};
 
@@ -57,7 +58,7 @@ pub struct ActionFlags {
 pub struct ExecArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a sandbox directory.
+    /// The container: a SIF file, a squashfs image or a sandbox directory.
     pub image: PathBuf,
     /// The command and its arguments.
     #[arg(
@@ -74,7 +75,7 @@ pub struct ExecArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a sandbox directory.
+    /// The container: a SIF file, a squashfs image or a sandbox directory.
     pub image: PathBuf,
     /// Arguments passed to the runscript (or test script).
     #[arg(
@@ -90,7 +91,7 @@ pub struct RunArgs {
 pub struct ShellArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a sandbox directory.
+    /// The container: a SIF file, a squashfs image or a sandbox directory.
     pub image: PathBuf,
 }
 
@@ -166,21 +167,11 @@ fn bind_error(e: launch::bind::BindError) -> anyhow::Error {
     }
 }
 
-/// Check the image path: a directory is a sandbox; any file is an image format not yet supported.
-fn sandbox_path(image: &Path) -> anyhow::Result<PathBuf> {
-    let md = std::fs::metadata(image)
-        .with_context(|| format!("cannot open image `{}`", image.display()))?;
-    if !md.is_dir() {
-        return Err(Hinted::new(
-            format!(
-                "image `{}` is a file: image files (SIF, squashfs) are not supported yet",
-                image.display()
-            ),
-            "run from a sandbox directory (`apptainer build --sandbox DIR IMAGE` makes one)",
-        )
-        .into());
+fn image_error(e: launch::image::ImageError) -> anyhow::Error {
+    match e.hint() {
+        Some(h) => Hinted::new(e.to_string(), h).into(),
+        None => e.into(),
     }
-    Ok(std::fs::canonicalize(image)?)
 }
 
 fn launch_action(
@@ -191,11 +182,16 @@ fn launch_action(
 ) -> anyhow::Result<u8> {
     let env = host_env();
     let opts = options(flags, &env)?;
-    let image = sandbox_path(image)?;
+    let img = launch::image::open(image).map_err(image_error)?;
     let host = launch::host::gather(env).context("cannot read the current directory")?;
-    let plan = launch::build(&opts, &image, action, &host)?;
-    tracing::debug!("launch plan:\n{}", plan.render());
-    match launch::run(&plan) {
+    let attach =
+        launch::image::choose(&img, host.privileged, opts.writable).map_err(image_error)?;
+    let plan = launch::build(&opts, &img.path, action, &host)?;
+    tracing::debug!("launch plan:\n{}attach {attach:?}", plan.render());
+    if let Some(n) = attach.notice(&img) {
+        eprintln!("notice: {n}");
+    }
+    match launch::run_image(&plan, &img, &attach) {
         Ok(code) => Ok(u8::try_from(code).unwrap_or(255)),
         Err(e) => {
             if let Some(code) = e.exit_code() {
@@ -209,7 +205,7 @@ fn launch_action(
                 }
                 .into());
             }
-            let context = format!("cannot start a container from `{}`", image.display());
+            let context = format!("cannot start a container from `{}`", img.path.display());
             Err(match e.hint() {
                 Some(h) => anyhow::Error::new(e).context(Hinted::new(context, h)),
                 None => anyhow::Error::new(e).context(context),

@@ -1,0 +1,330 @@
+//! `sifr exec IMAGE.sif|IMAGE.sqfs ...` end to end: the sandbox of the shared fixture (static
+//! probe + busybox) packed at test time with `mksquashfs` into a bare squashfs image and, with
+//! the `sif` crate, into a SIF. Run as root (kernel squashfs on a loop device) and as the test
+//! user (the in-tree FUSE server when `/dev/fuse` is open to everyone, as a distribution's udev
+//! rule makes it; extraction to a temporary sandbox when it is not). After every run nothing may
+//! be left: no mount, no loop device, no extraction directory, no process.
+//!
+//! Tests that run images hold one lock; those that change `/dev/fuse`'s mode put it back.
+#![allow(clippy::print_stdout)]
+
+#[path = "../../launch/tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+use support::{As, Fixture};
+
+/// Serialises the tests that depend on `/dev/fuse`'s mode or check that no extraction
+/// directory is left (another test's extraction would be seen while it runs).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Images {
+    fx: Fixture,
+    sif: PathBuf,
+    sqfs: PathBuf,
+}
+
+impl Images {
+    fn new() -> Images {
+        let fx = Fixture::new();
+        let sqfs = fx.dir.path().join("image.sqfs");
+        let out = Command::new("mksquashfs")
+            .arg(&fx.image)
+            .arg(&sqfs)
+            .args(["-noappend", "-quiet", "-no-progress"])
+            .output()
+            .expect("mksquashfs is needed (apt-get install squashfs-tools)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sif = fx.dir.path().join("image.sif");
+        write_sif(&sif, Some((&sqfs, sif::Arch::host())));
+        Images { fx, sif, sqfs }
+    }
+}
+
+/// A SIF with a definition file and, when given, a squashfs primary partition for `arch`.
+fn write_sif(path: &Path, part: Option<(&Path, sif::Arch)>) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut c = sif::Creator::new(file, sif::CreateOptions::apptainer()).unwrap();
+    c.add(sif::ObjectInput::deffile(b"Bootstrap: scratch\n".to_vec()))
+        .unwrap();
+    if let Some((sqfs, arch)) = part {
+        let bytes = std::fs::read(sqfs).unwrap();
+        let meta = sif::PartitionMeta {
+            fs: sif::FsType::Squash,
+            part: sif::PartType::PrimSys,
+            arch,
+        };
+        c.add_partition_with::<sif::Error>("", meta, |sink| {
+            use std::io::Write as _;
+            sink.write_all(&bytes).map_err(sif::Error::Source)
+        })
+        .unwrap();
+    }
+    c.finish().unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+fn sifr_as(fx: &Fixture, who: As, args: &[&str]) -> Command {
+    let mut c = support::command_as(who, Path::new(env!("CARGO_BIN_EXE_sifr")));
+    c.args(args).current_dir(&fx.work).env("PWD", &fx.work);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("APPTAINER") || k.starts_with("SINGULARITY") || k.starts_with("SIFR_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn run(fx: &Fixture, who: As, args: &[&str]) -> Output {
+    sifr_as(fx, who, args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Loop devices whose backing file is below `dir`.
+fn loops_backed_by(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| {
+        let e = e.ok()?;
+        let b = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+        b.trim()
+            .starts_with(dir.to_str()?)
+            .then(|| format!("{}: {}", e.file_name().to_string_lossy(), b.trim()))
+    })
+    .collect()
+}
+
+/// Extraction directories of sifr in the temporary directory.
+fn extraction_dirs() -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("sifr-extract-"))
+        .collect()
+}
+
+/// Nothing of a run survives it. Loop devices auto-clear asynchronously, so they get a moment.
+fn assert_nothing_left(im: &Images) {
+    let dir = im.fx.dir.path();
+    assert!(support::host_mounts_mentioning(dir).is_empty());
+    assert!(support::processes_mentioning(dir).is_empty());
+    assert!(extraction_dirs().is_empty(), "{:?}", extraction_dirs());
+    for _ in 0..100 {
+        if loops_backed_by(dir).is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("loop devices left: {:?}", loops_backed_by(dir));
+}
+
+/// The behaviour every image kind shares with sandboxes, for one identity.
+fn behaves_like_a_sandbox(im: &Images, img: &Path, who: As) -> Vec<String> {
+    let fx = &im.fx;
+    let img = img.to_str().unwrap();
+    let mut errs = Vec::new();
+    let o = run(fx, who, &["exec", img, "/bin/probe", "id"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (u, g) = (who.uid(), who.gid());
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("uid={u} gid={g} euid={u} egid={g}")
+    );
+    errs.push(stderr(&o));
+    assert_nothing_left(im);
+
+    let o = run(fx, who, &["exec", img, "probe", "exit", "42"]);
+    assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
+
+    let o = run(fx, who, &["exec", img, "/bin/probe", "write", "/new-file"]);
+    assert_eq!(stdout(&o).trim(), "error=EROFS", "{}", stderr(&o));
+
+    let bind = format!("{}:/from-flag:ro", fx.data.display());
+    let o = run(
+        fx,
+        who,
+        &[
+            "exec",
+            "-B",
+            &bind,
+            img,
+            "/bin/probe",
+            "cat",
+            "/from-flag/hello",
+        ],
+    );
+    assert_eq!(stdout(&o), "hello from the host\n", "{}", stderr(&o));
+
+    let o = run(fx, who, &["run", img, "a", "-b"]);
+    assert_eq!(stdout(&o), "runscript: a -b\n", "{}", stderr(&o));
+
+    // SIGTERM to sifr reaches the command (and not the FUSE server, which would then fail it).
+    let mut child = sifr_as(fx, who, &["exec", img, "/bin/probe", "wait-signal"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(lines.next().unwrap().unwrap(), "got signal 15");
+    assert_eq!(child.wait().unwrap().code(), Some(115));
+    assert_nothing_left(im);
+    errs
+}
+
+#[test]
+fn sif_and_squashfs_images_run_as_root_on_a_loop_device() {
+    if !support::is_root() {
+        println!("skipping: the loop-device path needs root");
+        return;
+    }
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let im = Images::new();
+    for img in [&im.sif, &im.sqfs] {
+        for e in behaves_like_a_sandbox(&im, img, As::Root) {
+            assert!(!e.contains("notice:"), "{e}");
+        }
+    }
+}
+
+/// Sets `/dev/fuse`'s mode for the guard's life and restores it afterwards.
+struct FuseMode(u32);
+
+impl FuseMode {
+    fn set(mode: u32) -> FuseMode {
+        let old = std::fs::metadata("/dev/fuse").unwrap().permissions().mode() & 0o7777;
+        std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(mode)).unwrap();
+        FuseMode(old)
+    }
+}
+
+impl Drop for FuseMode {
+    fn drop(&mut self) {
+        let _ = std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(self.0));
+    }
+}
+
+fn test_user() -> Option<As> {
+    if !support::is_root() || !Path::new("/dev/fuse").exists() {
+        println!("skipping: needs root (to switch /dev/fuse's mode) and /dev/fuse");
+        return None;
+    }
+    if let Err(why) = support::userns_available() {
+        println!("skipping: {why}");
+        return None;
+    }
+    support::identities()
+        .into_iter()
+        .find(|w| matches!(w, As::User { .. }))
+}
+
+#[test]
+fn images_run_as_a_user_through_fuse_when_dev_fuse_is_open_to_all() {
+    let Some(user) = test_user() else { return };
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _mode = FuseMode::set(0o666);
+    let im = Images::new();
+    for img in [&im.sif, &im.sqfs] {
+        for e in behaves_like_a_sandbox(&im, img, user) {
+            assert!(!e.contains("notice:"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn images_are_extracted_for_a_user_when_dev_fuse_is_not_usable() {
+    let Some(user) = test_user() else { return };
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _mode = FuseMode::set(0o600);
+    let im = Images::new();
+    for img in [&im.sif, &im.sqfs] {
+        let errs = behaves_like_a_sandbox(&im, img, user);
+        let notice = format!(
+            "notice: FUSE is not usable (cannot open `/dev/fuse`: Permission denied (os error 13)); extracting `{}` to a temporary sandbox",
+            img.display()
+        );
+        assert!(errs.iter().all(|e| e.contains(&notice)), "{errs:?}");
+    }
+}
+
+#[test]
+fn a_sif_for_another_architecture_is_refused_naming_both() {
+    let im = Images::new();
+    let host = sif::Arch::host();
+    let other = if host == sif::Arch::Arm64 {
+        sif::Arch::Amd64
+    } else {
+        sif::Arch::Arm64
+    };
+    let p = im.fx.dir.path().join("other-arch.sif");
+    write_sif(&p, Some((&im.sqfs, other)));
+    let o = run(
+        &im.fx,
+        As::Root,
+        &["exec", p.to_str().unwrap(), "/bin/probe", "id"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "image `{}` is built for architecture `{}`, but this host is `{}`",
+            p.display(),
+            other.go_name(),
+            host.go_name()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("binfmt_misc"), "{err}");
+    assert!(err.contains(&format!("--arch {}", host.go_name())), "{err}");
+}
+
+#[test]
+fn a_sif_without_a_primary_partition_is_refused_naming_the_file() {
+    let im = Images::new();
+    let p = im.fx.dir.path().join("no-rootfs.sif");
+    write_sif(&p, None);
+    let o = run(&im.fx, As::Root, &["exec", p.to_str().unwrap(), "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "SIF image `{}` has no primary system partition",
+            p.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn writable_is_refused_for_image_files() {
+    let im = Images::new();
+    let o = run(
+        &im.fx,
+        As::Root,
+        &["exec", "--writable", im.sif.to_str().unwrap(), "true"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("`--writable` needs a sandbox directory"));
+}

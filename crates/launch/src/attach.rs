@@ -1,0 +1,230 @@
+//! Attach an image's root filesystem for [`crate::exec`], in two halves around the namespace
+//! change.
+//!
+//! [`stage`] runs on the host, before `unshare`, with the caller's ids: it opens the image,
+//! binds a loop device (root), or extracts to a temporary sandbox (no usable FUSE). Extraction
+//! runs single-threaded in the launcher, so the later `unshare(CLONE_NEWUSER)` is still allowed.
+//!
+//! [`Staged::mount_lower`] runs inside the new mount (and user) namespace, after `/` was made a
+//! slave and the session tmpfs was mounted, *before* the `pivot_root` into it (the loop device
+//! and `/dev/fuse` are still reachable by their host paths): it mounts the image on the
+//! session's lower-layer directory. For FUSE it forks the server with `sys::process::fork_server`
+//! (the launcher is single-threaded there) per the contract of `squashfs::fuse`.
+//!
+//! Teardown, when the launcher is done with the payload (drop order of [`Staged`] and
+//! [`Server`]): the FUSE server is sent `SIGTERM` and reaped (it would also get its
+//! parent-death signal); the loop device auto-clears when the private mount namespace, and with
+//! it the mount, goes away; the extraction directory is removed through a directory fd opened
+//! before the namespace change, since its host path no longer resolves in the container.
+//! Must not: print, or leave any of these behind on the host.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::exec::ExecError;
+use crate::image::{Attach, Image};
+
+/// An image prepared on the host, waiting to be mounted in the container's namespace.
+#[derive(Debug)]
+pub struct Staged {
+    image: Image,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// A host directory bound as the lower layer (a sandbox, or an extracted image).
+    Dir(PathBuf),
+    Loop(Option<sys::loopdev::LoopDevice>),
+    Fuse(Option<File>),
+}
+
+/// The extraction directory, removed when dropped (on every path out of the launcher).
+#[derive(Debug)]
+pub struct Extracted {
+    /// The temporary directory's parent, opened before the namespace change.
+    parent: OwnedFd,
+    name: String,
+}
+
+impl Drop for Extracted {
+    fn drop(&mut self) {
+        if let Err(e) = sys::remove::remove_tree_at(self.parent.as_fd(), &self.name, &self.name) {
+            tracing::warn!(
+                "cannot remove the extracted image `{}`: {e}: {}",
+                self.name,
+                e.source
+            );
+        }
+    }
+}
+
+/// A forked FUSE server; terminated and reaped when dropped.
+#[derive(Debug)]
+pub struct Server {
+    handle: Option<squashfs::fuse::MountHandle>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = sys::process::terminate(h.pid());
+            // Reaped above; the handle's own drop would detach its mountpoint *path*, which in
+            // the container's root now names something else. The namespace takes the mount.
+            std::mem::forget(h);
+        }
+    }
+}
+
+/// Host-side half: see the module docs. Returns the staged image and, for extraction, the
+/// guard that removes the temporary sandbox.
+pub fn stage(image: &Image, attach: &Attach) -> Result<(Staged, Option<Extracted>), ExecError> {
+    let open = || {
+        File::open(&image.path).map_err(|source| ExecError::ImageFile {
+            path: image.path.clone(),
+            source,
+        })
+    };
+    let staged = |kind| Staged {
+        image: image.clone(),
+        kind,
+    };
+    Ok(match attach {
+        Attach::Directory => (staged(Kind::Dir(image.path.clone())), None),
+        Attach::Loop => {
+            let f = open()?;
+            let dev = sys::loopdev::attach_ro(
+                f.as_fd(),
+                image.offset,
+                image.size,
+                &image.path.display().to_string(),
+            )
+            .map_err(|source| ExecError::Loop {
+                path: image.path.clone(),
+                offset: image.offset,
+                source,
+            })?;
+            (staged(Kind::Loop(Some(dev))), None)
+        }
+        Attach::Fuse => (staged(Kind::Fuse(Some(open()?))), None),
+        Attach::Extract { .. } => {
+            let (root, guard) = extract(image, open()?)?;
+            (staged(Kind::Dir(root)), Some(guard))
+        }
+    })
+}
+
+/// Extract the image into a new `0700` directory under the temporary directory.
+fn extract(image: &Image, file: File) -> Result<(PathBuf, Extracted), ExecError> {
+    let base = std::env::temp_dir();
+    let base_err = |source| ExecError::TempDir {
+        path: base.clone(),
+        source,
+    };
+    let parent = sys::fs::open_root(&base).map_err(|e| base_err(e.source))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("sifr-extract-{}-{stamp:08x}", std::process::id());
+    let dir = base.join(&name);
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| ExecError::TempDir {
+                path: dir.clone(),
+                source,
+            })?;
+    }
+    // From here on, the guard removes the directory on every path.
+    let guard = Extracted { parent, name };
+    let root = dir.join("root");
+    let extract_err = |source| ExecError::Extract {
+        path: image.path.clone(),
+        offset: image.offset,
+        dest: root.clone(),
+        source,
+    };
+    let archive = squashfs::read::Archive::open(file, image.offset).map_err(extract_err)?;
+    let opts = squashfs::read::ExtractOptions {
+        owners: false,
+        devices: false,
+        xattrs: false,
+    };
+    archive.extract_to(&root, &opts).map_err(extract_err)?;
+    Ok((root, guard))
+}
+
+impl Staged {
+    /// The host directory to bind as the lower layer, when the image is one.
+    pub fn host_dir(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::Dir(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Namespace-side half: mount the image on `lower` (an empty directory of the session)
+    /// unless it is a host directory (then the caller binds it). Returns the FUSE server to
+    /// keep until the payload exits.
+    pub fn mount_lower(&mut self, lower: &Path) -> Result<Option<Server>, ExecError> {
+        let path = self.image.path.clone();
+        let offset = self.image.offset;
+        match &mut self.kind {
+            Kind::Dir(_) => Ok(None),
+            Kind::Loop(dev) => {
+                let Some(dev) = dev.take() else {
+                    return Ok(None);
+                };
+                let r = sys::mount::mount_squashfs(&dev.path, lower);
+                // Our fd goes; the mount keeps the auto-clearing device alive.
+                drop(dev);
+                r.map_err(|source| ExecError::KernelMount {
+                    path,
+                    offset,
+                    source,
+                })?;
+                Ok(None)
+            }
+            Kind::Fuse(file) => {
+                let Some(file) = file.take() else {
+                    return Ok(None);
+                };
+                let fuse_err = |source| ExecError::Fuse {
+                    path: path.clone(),
+                    offset,
+                    source,
+                };
+                let opts = squashfs::fuse::Options {
+                    fsname: format!("sifr:{}", file_name(&path)),
+                    ..Default::default()
+                };
+                let mounted =
+                    squashfs::fuse::mount(file, offset, lower, &opts).map_err(fuse_err)?;
+                let (pid, mounted) = sys::process::fork_server(mounted, |m| match m.serve() {
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                })
+                .map_err(|source| ExecError::FuseFork {
+                    path: path.clone(),
+                    source,
+                })?;
+                let mut server = Server {
+                    handle: Some(mounted.into_handle(pid)),
+                };
+                if let Some(h) = server.handle.as_mut() {
+                    h.wait_ready().map_err(fuse_err)?;
+                }
+                Ok(Some(server))
+            }
+        }
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
