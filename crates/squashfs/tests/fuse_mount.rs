@@ -2,10 +2,9 @@
 //! tree they were made from: listing, stat fields, every byte, symlinks, hard links, xattrs.
 //!
 //! Its own harness (`harness = false`): the process stays single-threaded, so it can fork the
-//! server the way the runtime does. `fork` is called here directly, standing in for the
-//! runtime's `sys` crate (the library itself has no `unsafe`). The unprivileged case re-runs
+//! server the way the runtime does, through `sys::process::fork_server`. The unprivileged case re-runs
 //! this binary as user `sifrtest` inside `unshare --user --map-current-user --keep-caps --mount`.
-#![allow(unsafe_code, clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
 mod fuse_common;
 
@@ -20,6 +19,32 @@ use squashfs::fuse::{self, Owner};
 const ROLE: &str = "SIFR_FUSE_TEST_ROLE";
 const USER: &str = "sifrtest";
 
+/// The cases, by name: listed for test runners (`--list`, as nextest asks) and filtered by name.
+type Case = fn(&Tree) -> Result<(), String>;
+
+const CASES: &[(&str, Case)] = &[
+    (
+        "root_mounts_writer_image_with_export_table_and_sees_the_image_owners",
+        root_writer_image,
+    ),
+    (
+        "root_mounts_mksquashfs_image_without_export_table_as_a_chosen_owner",
+        root_mksquashfs_no_exports,
+    ),
+    (
+        "unreadable_image_is_refused_before_anything_is_mounted",
+        bad_image,
+    ),
+    (
+        "image_inside_a_bigger_file_mounts_at_its_offset_and_drop_unmounts_and_reaps",
+        drop_unmounts,
+    ),
+    (
+        "unprivileged_user_in_a_user_namespace_mounts_and_reads_everything",
+        unprivileged_in_userns,
+    ),
+];
+
 fn main() {
     if std::env::var(ROLE).as_deref() == Ok("userns") {
         let code = match userns_probe() {
@@ -31,6 +56,17 @@ fn main() {
         };
         std::process::exit(code);
     }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        // libtest's terse list format; there are no ignored cases.
+        if !args.iter().any(|a| a == "--ignored") {
+            for (name, _) in CASES {
+                println!("{name}: test");
+            }
+        }
+        return;
+    }
+    let filter = args.iter().find(|a| !a.starts_with('-'));
     if !Path::new("/dev/fuse").exists() {
         println!("skipped: /dev/fuse does not exist (no FUSE in this kernel)");
         return;
@@ -45,33 +81,18 @@ fn main() {
     }
     let tree = Tree::generate().expect("generate the source tree");
     let mut failed = 0;
-    let mut case = |name: &str, f: &dyn Fn(&Tree) -> Result<(), String>| match f(&tree) {
-        Ok(()) => println!("test {name} ... ok"),
-        Err(e) => {
-            println!("test {name} ... FAILED\n    {e}");
-            failed += 1;
+    for (name, case) in CASES {
+        if filter.is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
         }
-    };
-    case(
-        "root_mounts_writer_image_with_export_table_and_sees_the_image_owners",
-        &root_writer_image,
-    );
-    case(
-        "root_mounts_mksquashfs_image_without_export_table_as_a_chosen_owner",
-        &root_mksquashfs_no_exports,
-    );
-    case(
-        "unreadable_image_is_refused_before_anything_is_mounted",
-        &bad_image,
-    );
-    case(
-        "image_inside_a_bigger_file_mounts_at_its_offset_and_drop_unmounts_and_reaps",
-        &drop_unmounts,
-    );
-    case(
-        "unprivileged_user_in_a_user_namespace_mounts_and_reads_everything",
-        &unprivileged_in_userns,
-    );
+        match case(&tree) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(e) => {
+                println!("test {name} ... FAILED\n    {e}");
+                failed += 1;
+            }
+        }
+    }
     if failed > 0 {
         println!("{failed} FUSE case(s) failed");
         std::process::exit(1);

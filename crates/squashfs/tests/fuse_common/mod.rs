@@ -2,7 +2,7 @@
 //! boundaries, a directory of thousands of entries, symlinks, hard links, xattrs, owners,
 //! special files), packing it, mounting with a forked server, and comparing a mount with
 //! the tree through ordinary syscalls.
-#![allow(dead_code, unsafe_code, clippy::print_stderr, clippy::print_stdout)]
+#![allow(dead_code, clippy::print_stderr, clippy::print_stdout)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -250,27 +250,18 @@ pub fn mount_forked_at(
 ) -> Result<fuse::MountHandle, String> {
     let file = File::open(img).map_err(io("open image"))?;
     let mounted = fuse::mount(file, offset, mnt, opts).map_err(|e| chain(&e))?;
-    // SAFETY: single-threaded process; the child only serves and then `_exit`s.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
-        0 => {
-            let code = match mounted.serve() {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("fuse server: {}", chain(&e));
-                    1
-                }
-            };
-            // SAFETY: ends the forked child without running the parent's exit handlers.
-            unsafe { libc::_exit(code) }
+    // The runtime's own fork helper: it refuses unless this process is single-threaded.
+    let (pid, mounted) = sys::process::fork_server(mounted, |m| match m.serve() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("fuse server: {}", chain(&e));
+            1
         }
-        pid => {
-            let mut h = mounted.into_handle(pid);
-            h.wait_ready().map_err(|e| chain(&e))?;
-            Ok(h)
-        }
-    }
+    })
+    .map_err(|e| format!("fork the server: {e}"))?;
+    let mut h = mounted.into_handle(pid);
+    h.wait_ready().map_err(|e| chain(&e))?;
+    Ok(h)
 }
 
 pub fn assert_not_mounted(mnt: &Path) -> Result<(), String> {
@@ -426,21 +417,21 @@ pub fn verify(src: &Path, mnt: &Path, owner: Option<Owner>) -> Result<(), String
         // Hard links: one source inode <-> one mount inode.
         if !ft.is_dir() {
             let key = (ma.dev(), ma.ino());
-            if let Some(&ino) = groups.get(&key) {
-                if ino != mb.ino() {
-                    return Err(what("inode of a hard link", &ino, &mb.ino()));
-                }
+            if let Some(&ino) = groups.get(&key)
+                && ino != mb.ino()
+            {
+                return Err(what("inode of a hard link", &ino, &mb.ino()));
             }
             groups.insert(key, mb.ino());
         }
-        if let Some(other) = seen_ino.insert(mb.ino(), (ma.dev(), ma.ino())) {
-            if other != (ma.dev(), ma.ino()) {
-                return Err(what(
-                    "inode number (shared with another file)",
-                    &"unique",
-                    &mb.ino(),
-                ));
-            }
+        if let Some(other) = seen_ino.insert(mb.ino(), (ma.dev(), ma.ino()))
+            && other != (ma.dev(), ma.ino())
+        {
+            return Err(what(
+                "inode number (shared with another file)",
+                &"unique",
+                &mb.ino(),
+            ));
         }
     }
     if fs::read(mnt.join("no-such-file")).is_ok() {
