@@ -9,7 +9,7 @@
 //! is held whole only when it is at most `SMALL_FILE` bytes (to hash it before writing).
 //! This module must not touch the tree or the metadata tables.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -77,6 +77,43 @@ struct Candidate {
     path: Option<PathBuf>,
 }
 
+/// What lstat says about a host file; if any of it changed, its contents may have (ctime
+/// moves on every write and cannot be set back by users).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp([i64; 7]);
+
+impl Stamp {
+    pub(crate) fn of(md: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Stamp([
+            md.dev() as i64,
+            md.ino() as i64,
+            md.size() as i64,
+            md.mtime(),
+            md.mtime_nsec(),
+            md.ctime(),
+            md.ctime_nsec(),
+        ])
+    }
+}
+
+/// A stored file that is the only one of its size so far, so it was not hashed; it is
+/// hashed (re-read) only if another file of that size turns up.
+struct Unhashed {
+    file: u32,
+    path: PathBuf,
+    stamp: Stamp,
+}
+
+/// A small host file's contents read ahead by the directory walk, with its SHA-256 when the
+/// walk already knew it would be needed.
+pub(crate) struct Prefetched<'a> {
+    pub data: &'a [u8],
+    pub hash: Option<[u8; 32]>,
+    pub path: &'a Path,
+    pub stamp: Stamp,
+}
+
 type Done = (u64, Vec<u8>, Option<Vec<u8>>);
 
 pub(crate) struct Pipeline<W: Write + Seek> {
@@ -87,7 +124,7 @@ pub(crate) struct Pipeline<W: Write + Seek> {
     fragments_on: bool,
     tail_packing: bool,
     dedup: bool,
-    pub(crate) pool: rayon::ThreadPool,
+    pool: rayon::ThreadPool,
     tx: Sender<Done>,
     rx: Receiver<Done>,
     next_seq: u64,
@@ -101,6 +138,9 @@ pub(crate) struct Pipeline<W: Write + Seek> {
     sealed_fragments: u32,
     files: Vec<FileData>,
     seen: HashMap<(u64, [u8; 32]), Candidate>,
+    /// Sizes of all files in `seen` or `unhashed`: a size not in here cannot be a duplicate.
+    sizes: HashSet<u64>,
+    unhashed: HashMap<u64, Unhashed>,
     stats: DataStats,
 }
 
@@ -179,13 +219,18 @@ impl<W: Write + Seek> Pipeline<W> {
             next_write: 0,
             targets: VecDeque::new(),
             ready: BTreeMap::new(),
-            // Enough blocks in flight to keep every worker busy while the caller reads.
-            window: (threads as u64) * 4 + 4,
+            // Enough blocks in flight to keep every worker busy while the caller waits for
+            // the oldest one: a worker preempted on a shared machine then stalls the
+            // writer only after the others have run 16 blocks each ahead (about 4 MiB of
+            // raw + compressed data per thread).
+            window: (threads as u64) * 16 + 32,
             frag_buf: Vec::new(),
             fragments: Vec::new(),
             sealed_fragments: 0,
             files: Vec::new(),
             seen: HashMap::new(),
+            sizes: HashSet::new(),
+            unhashed: HashMap::new(),
             stats: DataStats::default(),
         })
     }
@@ -261,6 +306,9 @@ impl<W: Write + Seek> Pipeline<W> {
 
     fn remember(&mut self, key: (u64, [u8; 32]), file: u32, path: Option<&Path>) {
         if self.dedup && key.0 > 0 {
+            // An unhashed earlier file of this size goes first, as if hashed when stored.
+            self.hash_unhashed(key.0);
+            self.sizes.insert(key.0);
             self.seen.entry(key).or_insert(Candidate {
                 file,
                 path: path.map(Path::to_path_buf),
@@ -274,6 +322,7 @@ impl<W: Write + Seek> Pipeline<W> {
         hash: [u8; 32],
         p: &Path,
     ) -> Result<Option<u32>> {
+        self.hash_unhashed(size);
         let Some(c) = self.seen.get(&(size, hash)) else {
             return Ok(None);
         };
@@ -300,10 +349,50 @@ impl<W: Write + Seek> Pipeline<W> {
         self.add_small_hashed(data, None, path)
     }
 
-    /// Add contents read ahead of time (by `prefetch`, on the worker pool) with their hash.
-    pub(crate) fn add_loaded(&mut self, data: &[u8], hash: [u8; 32], path: &Path) -> Result<u32> {
+    /// Add contents read ahead of time by the walk's reader thread.
+    ///
+    /// Hashing is lazy, as in mksquashfs (which compares checksums only on a size match):
+    /// a file whose size no earlier file has is stored without hashing it, and hashed by
+    /// re-reading it only when a second file of that size arrives. Dedup decisions are the
+    /// same as hashing every file, unless the earlier file changed in the meantime (its
+    /// `Stamp` differs), in which case it is simply not a dedup target.
+    pub(crate) fn add_loaded(&mut self, f: Prefetched<'_>) -> Result<u32> {
         self.stats.files += 1;
-        self.add_small_hashed(data, Some(hash), Some(path))
+        let size = f.data.len() as u64;
+        if self.dedup && f.hash.is_none() && size > 0 && !self.sizes.contains(&size) {
+            let id = self.store_slice(f.data)?;
+            self.sizes.insert(size);
+            self.unhashed.insert(
+                size,
+                Unhashed {
+                    file: id,
+                    path: f.path.to_path_buf(),
+                    stamp: f.stamp,
+                },
+            );
+            return Ok(id);
+        }
+        self.add_small_hashed(f.data, f.hash, Some(f.path))
+    }
+
+    /// Hash the unhashed file of `size`, if any, and make it a dedup candidate.
+    fn hash_unhashed(&mut self, size: u64) {
+        let Some(u) = self.unhashed.remove(&size) else {
+            return;
+        };
+        let unchanged =
+            std::fs::symlink_metadata(&u.path).is_ok_and(|md| Stamp::of(&md) == u.stamp);
+        if !unchanged {
+            return;
+        }
+        if let Some(Ok((data, Some(hash)))) = read_small(&u.path, size, true)
+            && data.len() as u64 == size
+        {
+            self.seen.entry((size, hash)).or_insert(Candidate {
+                file: u.file,
+                path: Some(u.path),
+            });
+        }
     }
 
     fn add_small_hashed(
@@ -319,6 +408,7 @@ impl<W: Write + Seek> Pipeline<W> {
         if self.dedup {
             let hash: [u8; 32] = hash.unwrap_or_else(|| Sha256::digest(data).into());
             let k = (data.len() as u64, hash);
+            self.hash_unhashed(k.0);
             if let Some(c) = self.seen.get(&k) {
                 let same = match &c.path {
                     Some(cp) => same_file_contents(cp, &mut &data[..])
@@ -504,40 +594,32 @@ impl<W: Write + Seek> Pipeline<W> {
     }
 }
 
-/// A small file read ahead: its bytes and SHA-256.
-pub(crate) type Loaded = (Vec<u8>, [u8; 32]);
+/// A small file read ahead: its bytes and, if asked for, SHA-256.
+pub(crate) type Loaded = (Vec<u8>, Option<[u8; 32]>);
 
-/// Read whole small host files and hash them on the worker pool, keeping their order; files
-/// over `SMALL_FILE` (or that grew past it) come back as `None` and are read later, in
-/// sequence. Used by the directory walk so reading overlaps compression.
-pub(crate) fn prefetch<W: Write + Seek>(
-    p: &Pipeline<W>,
-    paths: &[&Path],
-) -> Vec<Option<std::io::Result<Loaded>>> {
-    use rayon::prelude::*;
-    p.pool.install(|| {
-        paths
-            .par_iter()
-            .map(|path| {
-                let mut f = match open_nofollow(path) {
-                    Ok(f) => f,
-                    Err(e) => return Some(Err(e)),
-                };
-                let mut buf = Vec::new();
-                match (&mut f).take(SMALL_FILE + 1).read_to_end(&mut buf) {
-                    Ok(n) if n as u64 > SMALL_FILE => None,
-                    Ok(_) => {
-                        let h: [u8; 32] = Sha256::digest(&buf).into();
-                        Some(Ok((buf, h)))
-                    }
-                    Err(e) => Some(Err(e)),
-                }
-            })
-            .collect()
-    })
+/// Read a whole host file of at most `SMALL_FILE` bytes and hash it (if `hash`), for the
+/// directory walk's reader thread; a file over that size (or that grew past it) gives
+/// `None` and is streamed later by the caller.
+/// `len` is the size lstat saw: the buffer is allocated once at that size (plus the byte
+/// that detects growth) instead of growing by doubling and copying.
+pub(crate) fn read_small(path: &Path, len: u64, hash: bool) -> Option<io::Result<Loaded>> {
+    if len > SMALL_FILE {
+        return None;
+    }
+    let mut f = match open_nofollow(path) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut buf = Vec::with_capacity(len as usize + 1);
+    match (&mut f).take(SMALL_FILE + 1).read_to_end(&mut buf) {
+        Ok(n) if n as u64 > SMALL_FILE => None,
+        Ok(_) => {
+            let h = hash.then(|| Sha256::digest(&buf).into());
+            Some(Ok((buf, h)))
+        }
+        Err(e) => Some(Err(e)),
+    }
 }
-
-pub(crate) const PREFETCH_SMALL_FILE: u64 = SMALL_FILE;
 
 fn hash_stream(r: &mut dyn Read) -> io::Result<(u64, [u8; 32])> {
     let mut h = Sha256::new();

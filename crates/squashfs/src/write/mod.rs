@@ -194,13 +194,13 @@ impl<W: Write + Seek> Writer<W> {
         self.add_impl(path.as_ref(), entry, None)
     }
 
-    /// `add`, with a regular file's contents already read and hashed (`walk` prefetches them
-    /// on the worker pool); `loaded` is ignored for other kinds.
+    /// `add`, with a regular file's contents already read (and maybe hashed) by `walk`'s
+    /// reader thread; `loaded` is ignored for other kinds.
     pub(crate) fn add_impl(
         &mut self,
         path: &Path,
         entry: Entry<'_>,
-        loaded: Option<(&[u8], [u8; 32], &Path)>,
+        loaded: Option<data::Prefetched<'_>>,
     ) -> Result<()> {
         tree::components(path)?;
         let mtime = clamp_mtime(entry.mtime);
@@ -229,7 +229,7 @@ impl<W: Write + Seek> Writer<W> {
         let kind = match entry.kind {
             EntryKind::Directory => NodeKind::Dir(Vec::new()),
             EntryKind::File(src) => NodeKind::File(match loaded {
-                Some((data, hash, host)) => self.data.add_loaded(data, hash, host)?,
+                Some(f) => self.data.add_loaded(f)?,
                 None => self.data.add_file(src, path)?,
             }),
             EntryKind::Symlink(t) => NodeKind::Symlink(os(t)),
