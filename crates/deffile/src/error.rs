@@ -87,13 +87,6 @@ pub enum Error {
         /// Line of a stage of that name defined later (or this stage itself), if any.
         defined_later_at: Option<usize>,
     },
-    #[error("stage name `{name}` is used twice")]
-    DuplicateStage {
-        line: usize,
-        col: usize,
-        name: String,
-        first_line: usize,
-    },
     #[error("build argument `{name}` is not defined")]
     UndefinedBuildArg {
         line: usize,
@@ -151,7 +144,6 @@ impl Error {
             | InvalidFilesArgs { line, col, .. }
             | UnterminatedQuote { line, col, .. }
             | UnknownStage { line, col, .. }
-            | DuplicateStage { line, col, .. }
             | UndefinedBuildArg { line, col, .. }
             | UnusedBuildArgs { line, col, .. }
             | InvalidBuildArg { line, col, .. } => (*line, *col),
@@ -221,9 +213,6 @@ impl Error {
                     }
                 }
             }),
-            DuplicateStage { first_line, .. } => Some(format!(
-                "the name is first used at line {first_line}; rename one"
-            )),
             UndefinedBuildArg { name, .. } => Some(format!(
                 "pass `--build-arg {name}=VALUE` or add `{name}=VALUE` to the `%arguments` section"
             )),

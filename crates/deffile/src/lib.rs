@@ -93,7 +93,7 @@ pub fn parse(text: &str, opts: &Options) -> Result<Definition, Error> {
     if stages.is_empty() {
         return Err(Error::Empty { line: 1, col: 1 });
     }
-    stages::check(&stages, opts.allow_unknown_stages)?;
+    stages::check(&stages, opts.allow_unknown_stages, &mut warnings)?;
     let unused: Vec<String> = build_args
         .keys()
         .filter(|k| !consumed.contains(*k))

@@ -2,7 +2,7 @@
 //! (unique `Stage:` names, `%files from` naming an earlier stage). Must not parse a stage's
 //! content (sections.rs) or substitute arguments (args.rs).
 
-use crate::error::Error;
+use crate::error::{Error, Warning};
 use crate::model::Stage;
 
 /// The parts of `text` that start at each line beginning with `bootstrap:` (any case, column
@@ -28,8 +28,14 @@ pub(crate) fn split(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
-/// Stage names are unique and every `%files from X` names a stage built before.
-pub(crate) fn check(stages: &[Stage], allow_unknown: bool) -> Result<(), Error> {
+/// Every `%files from X` names a stage built before. A stage name used twice is accepted, as
+/// Apptainer accepts it (`%files from` then finds the first stage of that name), with a warning:
+/// refusing it would reject files Apptainer builds.
+pub(crate) fn check(
+    stages: &[Stage],
+    allow_unknown: bool,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), Error> {
     for (i, s) in stages.iter().enumerate() {
         if let Some(name) = &s.header.stage
             && let Some(first) = stages[..i]
@@ -37,11 +43,13 @@ pub(crate) fn check(stages: &[Stage], allow_unknown: bool) -> Result<(), Error> 
                 .filter_map(|p| p.header.stage.as_ref())
                 .find(|n| n.value == name.value)
         {
-            return Err(Error::DuplicateStage {
+            warnings.push(Warning {
                 line: name.line,
                 col: name.col,
-                name: name.value.clone(),
-                first_line: first.line,
+                message: format!(
+                    "stage name `{}` is also used at line {}; `%files from {}` copies from that first stage",
+                    name.value, first.line, name.value
+                ),
             });
         }
         if allow_unknown {
