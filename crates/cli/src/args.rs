@@ -64,6 +64,8 @@ pub enum Command {
     Sif(cmd::sif::SifCommand),
     /// Build a SIF image from a sandbox directory.
     Build(cmd::build::BuildArgs),
+    /// Show an image's metadata: labels, definition file, scripts, environment.
+    Inspect(cmd::inspect::InspectArgs),
     /// Run a command in a container.
     Exec(cmd::action::ExecArgs),
     /// Run the container's runscript.

@@ -111,8 +111,34 @@ impl InspectMetadata {
     }
 }
 
+/// Read-only access to an image's root filesystem, so metadata can be read from a directory
+/// or from a packed image alike. Paths are relative to the root, `/`-separated, and never
+/// contain `..`; no implementation follows a symlink leaf.
+pub trait ImageTree {
+    type Error;
+    /// Whether `rel` is a directory (a symlink to one is not).
+    fn is_dir(&self, rel: &str) -> Result<bool, Self::Error>;
+    /// The contents of regular file `rel`; `None` when it is missing or not a regular file.
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, Self::Error>;
+    /// The names in directory `rel`, sorted; empty when it is missing or not a directory.
+    fn list(&self, rel: &str) -> Result<Vec<String>, Self::Error>;
+}
+
+impl ImageTree for Root {
+    type Error = LayoutError;
+    fn is_dir(&self, rel: &str) -> Result<bool, LayoutError> {
+        Ok(self.kind(rel)? == Some(Kind::Dir))
+    }
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, LayoutError> {
+        Root::read(self, rel)
+    }
+    fn list(&self, rel: &str) -> Result<Vec<String>, LayoutError> {
+        Root::list(self, rel)
+    }
+}
+
 /// A metadata file's value as Apptainer's inspect reports it.
-fn read_value(root: &Root, rel: &str) -> Result<Option<String>, LayoutError> {
+fn read_value<T: ImageTree>(root: &T, rel: &str) -> Result<Option<String>, T::Error> {
     Ok(root.read(rel)?.map(|b| {
         String::from_utf8_lossy(&b)
             .trim_end_matches('\n')
@@ -128,16 +154,20 @@ struct Prefix<'a> {
 
 /// Read the metadata of the root filesystem at `root`.
 pub fn inspect(root: &Path) -> Result<InspectMetadata, LayoutError> {
-    let root = Root::open(root)?;
+    inspect_tree(&Root::open(root)?)
+}
+
+/// Read the metadata of the root filesystem that `root` gives access to.
+pub fn inspect_tree<T: ImageTree>(root: &T) -> Result<InspectMetadata, T::Error> {
     let mut attrs = Attributes::default();
 
     let app_names: Vec<String> = root
         .list("scif/apps")?
         .into_iter()
         .filter(|n| !n.starts_with('.'))
-        .filter_map(|n| match root.kind(&format!("scif/apps/{n}/scif")) {
-            Ok(Some(Kind::Dir)) => Some(Ok(n)),
-            Ok(_) => None,
+        .filter_map(|n| match root.is_dir(&format!("scif/apps/{n}/scif")) {
+            Ok(true) => Some(Ok(n)),
+            Ok(false) => None,
             Err(e) => Some(Err(e)),
         })
         .collect::<Result<_, _>>()?;
@@ -156,14 +186,14 @@ pub fn inspect(root: &Path) -> Result<InspectMetadata, LayoutError> {
 
     for p in &prefixes {
         let file = |name: &str| format!("{}/{name}", p.rel);
-        if let Some(text) = read_value(&root, &file("labels.json"))? {
+        if let Some(text) = read_value(root, &file("labels.json"))? {
             let labels = serde_json::from_str(&text).unwrap_or_default();
             match p.app {
                 Some(a) => attrs.apps.entry(a.to_owned()).or_default().labels = labels,
                 None => attrs.labels = labels,
             }
         }
-        if let Some(text) = read_value(&root, &file("Singularity"))?
+        if let Some(text) = read_value(root, &file("Singularity"))?
             && attrs.deffile.is_empty()
         {
             attrs.deffile = text;
@@ -174,7 +204,7 @@ pub fn inspect(root: &Path) -> Result<InspectMetadata, LayoutError> {
             ("startscript", 2),
             ("test", 3),
         ] {
-            let Some(text) = read_value(&root, &file(name))? else {
+            let Some(text) = read_value(root, &file(name))? else {
                 continue;
             };
             match p.app {
@@ -205,7 +235,7 @@ pub fn inspect(root: &Path) -> Result<InspectMetadata, LayoutError> {
                 continue;
             }
             let rel = file(&format!("env/{name}"));
-            let Some(text) = read_value(&root, &rel)? else {
+            let Some(text) = read_value(root, &rel)? else {
                 continue;
             };
             let key = format!("/{rel}");

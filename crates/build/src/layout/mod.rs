@@ -28,7 +28,7 @@ pub mod sections;
 use std::path::PathBuf;
 
 pub use base::{BaseOptions, write_base};
-pub use inspect::{AppAttributes, Attributes, InspectMetadata, inspect};
+pub use inspect::{AppAttributes, Attributes, ImageTree, InspectMetadata, inspect, inspect_tree};
 pub use labels::{BuildTime, parse_label_lines};
 pub use sections::{MetadataOptions, insert_metadata};
 

@@ -4,6 +4,7 @@ pub mod action;
 pub mod build;
 pub mod completion;
 pub mod deffile;
+pub mod inspect;
 pub mod man;
 pub mod sif;
 
@@ -22,6 +23,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Deffile(c) => deffile::run(c, settings),
         Command::Sif(c) => sif::run(c, settings),
         Command::Build(a) => build::run(a, settings),
+        Command::Inspect(a) => inspect::run(a, settings),
         Command::Exec(a) => action::exec(a, settings),
         Command::Run(a) => action::run(a, settings),
         Command::Shell(a) => action::shell(a, settings),
