@@ -24,6 +24,9 @@ pub enum Kind {
     Bool,
     /// A filesystem path.
     Path,
+    /// A comma-separated list. The strongest source gives the whole list (the command line's
+    /// own repeatable flags, like `-B`, add to it rather than replace it).
+    List,
 }
 
 /// One entry of the settings table.
@@ -35,6 +38,9 @@ pub struct SettingDef {
     /// The value used when nothing else sets it (`""` = unset).
     pub default: &'static str,
     pub doc: &'static str,
+    /// Further environment-variable suffixes read after the key's own, under each prefix
+    /// (`BINDPATH` for `bind`, as Apptainer reads both).
+    pub also: &'static [&'static str],
 }
 
 /// Every setting sifr reads. Add new ones here; nothing else may read these variables.
@@ -44,42 +50,56 @@ pub const CATALOGUE: &[SettingDef] = &[
         kind: Kind::Bool,
         default: "false",
         doc: "Print debugging information (flag -d/--debug).",
+        also: &[],
     },
     SettingDef {
         key: "verbose",
         kind: Kind::Bool,
         default: "false",
         doc: "Print informational messages (flag -v/--verbose).",
+        also: &[],
     },
     SettingDef {
         key: "quiet",
         kind: Kind::Bool,
         default: "false",
         doc: "Print only errors (flag -q/--quiet).",
+        also: &[],
     },
     SettingDef {
         key: "silent",
         kind: Kind::Bool,
         default: "false",
         doc: "Print nothing, not even errors (flag -s/--silent).",
+        also: &[],
     },
     SettingDef {
         key: "nocolor",
         kind: Kind::Bool,
         default: "false",
         doc: "Never colour the output (flag --nocolor; NO_COLOR is honoured too).",
+        also: &[],
     },
     SettingDef {
         key: "tmpdir",
         kind: Kind::Path,
         default: "",
         doc: "Directory for temporary build and extraction trees (default: $TMPDIR, else /tmp).",
+        also: &[],
     },
     SettingDef {
         key: "cachedir",
         kind: Kind::Path,
         default: "",
         doc: "Directory for cached blobs and images (default: ~/.apptainer/cache).",
+        also: &[],
+    },
+    SettingDef {
+        key: "bind",
+        kind: Kind::List,
+        default: "",
+        doc: "Bind paths added to every container, `src[:dst[:ro|rw]]`, comma-separated; -B adds to them.",
+        also: &["BINDPATH"],
     },
 ];
 
@@ -170,6 +190,8 @@ pub struct Settings {
     pub color: bool,
     pub tmpdir: Option<PathBuf>,
     pub cachedir: Option<PathBuf>,
+    /// Bind specs from the environment or the config file, before the command line's `-B`.
+    pub bind: Vec<String>,
     /// Every setting with its text and origin, in catalogue order.
     pub resolved: Vec<(&'static str, Resolved)>,
 }
@@ -192,6 +214,15 @@ impl Settings {
                 }
                 "tmpdir" => out.tmpdir = non_empty_path(&r.text),
                 "cachedir" => out.cachedir = non_empty_path(&r.text),
+                "bind" => {
+                    out.bind = r
+                        .text
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
                 other => unreachable!("setting `{other}` is in the catalogue but not resolved"),
             }
             out.resolved.push((def.key, r));
@@ -237,13 +268,16 @@ fn resolve_one(
             source: Source::Flag,
         };
     }
+    let key = def.key.to_ascii_uppercase();
     for prefix in ENV_PREFIXES {
-        let name = format!("{prefix}{}", def.key.to_ascii_uppercase());
-        if let Some(text) = env.var(&name) {
-            return Resolved {
-                text,
-                source: Source::Env(name),
-            };
+        for suffix in std::iter::once(key.as_str()).chain(def.also.iter().copied()) {
+            let name = format!("{prefix}{suffix}");
+            if let Some(text) = env.var(&name) {
+                return Resolved {
+                    text,
+                    source: Source::Env(name),
+                };
+            }
         }
     }
     if let Some((path, table)) = config
@@ -251,6 +285,12 @@ fn resolve_one(
     {
         let text = match v {
             toml::Value::String(s) => s.clone(),
+            // A list setting may be written as a TOML array of strings.
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
             other => other.to_string(),
         };
         return Resolved {
@@ -449,6 +489,23 @@ mod tests {
         let err = Settings::resolve(&flags, &env(&[])).unwrap_err();
         assert!(err.to_string().contains("`tmpdri`"));
         assert_eq!(err.hint().as_deref(), Some("did you mean `tmpdir`?"));
+    }
+
+    #[test]
+    fn bind_list_comes_whole_from_the_strongest_variable() {
+        let e = env(&[
+            ("APPTAINER_BINDPATH", "/a,/b:/c:ro"),
+            ("SINGULARITY_BIND", "/ignored"),
+        ]);
+        let s = resolve(&no_config(), &e);
+        assert_eq!(s.bind, vec!["/a", "/b:/c:ro"]);
+        assert_eq!(
+            s.get("bind").unwrap().source,
+            Source::Env("APPTAINER_BINDPATH".into())
+        );
+        let e = env(&[("APPTAINER_BINDPATH", "/x"), ("APPTAINER_BIND", "/y")]);
+        assert_eq!(resolve(&no_config(), &e).bind, vec!["/y"]);
+        assert!(resolve(&no_config(), &env(&[])).bind.is_empty());
     }
 
     #[test]

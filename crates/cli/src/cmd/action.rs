@@ -15,15 +15,6 @@ use clap::Args;
 use crate::report::{AlreadyReported, Hinted};
 use crate::settings::Settings;
 
-/// Host environment variables whose bind lists are added to `-B` (strongest first; all apply).
-const BIND_ENV: &[&str] = &[
-    "SIFR_BIND",
-    "APPTAINER_BIND",
-    "APPTAINER_BINDPATH",
-    "SINGULARITY_BIND",
-    "SINGULARITY_BINDPATH",
-];
-
 /// Flags shared by every action (Apptainer's action flags, the subset supported so far).
 #[derive(Debug, Clone, Args)]
 pub struct ActionFlags {
@@ -118,19 +109,23 @@ fn host_env() -> Vec<(String, String)> {
         .collect()
 }
 
-fn options(flags: &ActionFlags, env: &[(String, String)]) -> anyhow::Result<launch::Options> {
+fn options(flags: &ActionFlags, settings: &Settings) -> anyhow::Result<launch::Options> {
     let mut binds = Vec::new();
     for spec in &flags.bind {
         binds.extend(launch::bind::parse_list(spec).map_err(bind_error)?);
     }
-    for name in BIND_ENV {
-        if let Some((_, v)) = env.iter().find(|(k, _)| k == name) {
-            binds.extend(
-                launch::bind::parse_list(v)
-                    .map_err(bind_error)
-                    .with_context(|| format!("in environment variable `{name}`"))?,
-            );
-        }
+    // `APPTAINER_BIND` and friends (resolved with the usual precedence) add to `-B`.
+    let origin = match settings.get("bind").map(|r| &r.source) {
+        Some(crate::settings::Source::Env(name)) => format!("environment variable `{name}`"),
+        Some(crate::settings::Source::ConfigFile(p)) => format!("config file `{}`", p.display()),
+        _ => "settings".to_string(),
+    };
+    for spec in &settings.bind {
+        binds.extend(
+            launch::bind::parse_list(spec)
+                .map_err(bind_error)
+                .with_context(|| format!("in {origin}"))?,
+        );
     }
     let mut kv = Vec::new();
     for e in &flags.env {
@@ -178,10 +173,10 @@ fn launch_action(
     flags: &ActionFlags,
     image: &Path,
     action: launch::Action,
-    _settings: &Settings,
+    settings: &Settings,
 ) -> anyhow::Result<u8> {
     let env = host_env();
-    let opts = options(flags, &env)?;
+    let opts = options(flags, settings)?;
     let img = launch::image::open(image).map_err(image_error)?;
     let host = launch::host::gather(env).context("cannot read the current directory")?;
     let attach =
