@@ -66,6 +66,8 @@ pub enum Command {
     Build(cmd::build::BuildArgs),
     /// Show an image's metadata: labels, definition file, scripts, environment.
     Inspect(cmd::inspect::InspectArgs),
+    /// Show an image's help text (its `%help` section).
+    RunHelp(cmd::inspect::RunHelpArgs),
     /// Run a command in a container.
     Exec(cmd::action::ExecArgs),
     /// Run the container's runscript.

@@ -122,3 +122,29 @@ fn missing_image_is_named() {
         .failure()
         .stderr(predicates::str::contains(missing.display().to_string()));
 }
+
+#[test]
+fn run_help_prints_the_help_section_or_says_there_is_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rootfs");
+    sandbox(&dir);
+    let sif = tmp.path().join("img.sif");
+    sifr().arg("build").arg(&sif).arg(&dir).assert().success();
+    for image in [&dir, &sif] {
+        sifr()
+            .arg("run-help")
+            .arg(image)
+            .assert()
+            .success()
+            .stdout("    Says hello.\n");
+    }
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    write_base(&bare, BaseOptions::default()).unwrap();
+    sifr()
+        .arg("run-help")
+        .arg(&bare)
+        .assert()
+        .success()
+        .stdout("No help sections were defined for this image\n");
+}

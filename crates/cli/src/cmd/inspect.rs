@@ -166,6 +166,29 @@ pub fn run(args: InspectArgs, _settings: &Settings) -> anyhow::Result<u8> {
     Ok(crate::exit::OK)
 }
 
+/// `sifr run-help`.
+#[derive(Debug, clap::Args)]
+pub struct RunHelpArgs {
+    /// The image: a SIF, a bare SquashFS file or a sandbox directory.
+    pub image: std::path::PathBuf,
+}
+
+/// `sifr run-help IMAGE`: the image's `%help` text, as `apptainer run-help` prints it.
+pub fn run_help(args: RunHelpArgs, _settings: &Settings) -> anyhow::Result<u8> {
+    let meta = read_metadata(&args.image)
+        .with_context(|| format!("cannot read the help of `{}`", args.image.display()))?;
+    let help = &meta.attributes.helpfile;
+    if help.trim().is_empty() {
+        println!("No help sections were defined for this image");
+    } else {
+        print!("{help}");
+        if !help.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(crate::exit::OK)
+}
+
 /// The text Apptainer prints for the selected metadata `m`.
 fn render(m: &InspectMetadata, json: bool) -> String {
     if json {

@@ -24,6 +24,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Sif(c) => sif::run(c, settings),
         Command::Build(a) => build::run(a, settings),
         Command::Inspect(a) => inspect::run(a, settings),
+        Command::RunHelp(a) => inspect::run_help(a, settings),
         Command::Exec(a) => action::exec(a, settings),
         Command::Run(a) => action::run(a, settings),
         Command::Shell(a) => action::shell(a, settings),
