@@ -447,35 +447,7 @@ fn validate(
 }
 
 fn present_fields(h: &Header) -> Vec<(&'static str, &Spanned<String>)> {
-    let fields: [(&'static str, &Option<Spanned<String>>); 23] = [
-        ("from", &h.from),
-        ("stage", &h.stage),
-        ("registry", &h.registry),
-        ("namespace", &h.namespace),
-        ("includecmd", &h.include_cmd),
-        ("fingerprints", &h.fingerprints),
-        ("library", &h.library),
-        ("mirrorurl", &h.mirror_url),
-        ("updateurl", &h.update_url),
-        ("osversion", &h.os_version),
-        ("include", &h.include),
-        ("setopt", &h.setopt),
-        ("product", &h.product),
-        ("user", &h.user),
-        ("regcode", &h.regcode),
-        ("productpgp", &h.product_pgp),
-        ("registerurl", &h.register_url),
-        ("modules", &h.modules),
-        ("confurl", &h.conf_url),
-        ("filename", &h.filename),
-        ("target", &h.target),
-        ("frontend", &h.frontend),
-        ("buildargs", &h.build_args),
-    ];
-    let mut out: Vec<_> = fields
-        .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-        .collect();
+    let mut out = h.keyword_values();
     out.extend(h.other_urls.iter().map(|(_, v)| ("otherurl", v)));
     out.sort_by_key(|(_, v)| v.line);
     out

@@ -165,6 +165,41 @@ pub struct Header {
 }
 
 impl Header {
+    /// The text-valued keywords that were given, as `(lower-case keyword, value)`, in the
+    /// keyword table's order. `Bootstrap:` and `OtherURL<N>` are separate fields.
+    pub fn keyword_values(&self) -> Vec<(&'static str, &Spanned<String>)> {
+        let h = self;
+        let fields: [(&'static str, &Option<Spanned<String>>); 23] = [
+            ("from", &h.from),
+            ("stage", &h.stage),
+            ("registry", &h.registry),
+            ("namespace", &h.namespace),
+            ("includecmd", &h.include_cmd),
+            ("fingerprints", &h.fingerprints),
+            ("library", &h.library),
+            ("mirrorurl", &h.mirror_url),
+            ("updateurl", &h.update_url),
+            ("osversion", &h.os_version),
+            ("include", &h.include),
+            ("setopt", &h.setopt),
+            ("product", &h.product),
+            ("user", &h.user),
+            ("regcode", &h.regcode),
+            ("productpgp", &h.product_pgp),
+            ("registerurl", &h.register_url),
+            ("modules", &h.modules),
+            ("confurl", &h.conf_url),
+            ("filename", &h.filename),
+            ("target", &h.target),
+            ("frontend", &h.frontend),
+            ("buildargs", &h.build_args),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect()
+    }
+
     /// True when no keyword was given at all.
     pub fn is_empty(&self) -> bool {
         *self == Header::default()

@@ -152,36 +152,11 @@ pub(crate) fn header_pairs(h: &Header) -> Vec<(String, String)> {
     if let Some(b) = &h.bootstrap {
         out.push(("bootstrap".to_owned(), b.value.as_str().to_owned()));
     }
-    let fields = [
-        ("from", &h.from),
-        ("stage", &h.stage),
-        ("registry", &h.registry),
-        ("namespace", &h.namespace),
-        ("includecmd", &h.include_cmd),
-        ("fingerprints", &h.fingerprints),
-        ("library", &h.library),
-        ("mirrorurl", &h.mirror_url),
-        ("updateurl", &h.update_url),
-        ("osversion", &h.os_version),
-        ("include", &h.include),
-        ("setopt", &h.setopt),
-        ("product", &h.product),
-        ("user", &h.user),
-        ("regcode", &h.regcode),
-        ("productpgp", &h.product_pgp),
-        ("registerurl", &h.register_url),
-        ("modules", &h.modules),
-        ("confurl", &h.conf_url),
-        ("filename", &h.filename),
-        ("target", &h.target),
-        ("frontend", &h.frontend),
-        ("buildargs", &h.build_args),
-    ];
-    for (k, v) in fields {
-        if let Some(v) = v {
-            out.push((k.to_owned(), v.value.clone()));
-        }
-    }
+    out.extend(
+        h.keyword_values()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.value.clone())),
+    );
     for (i, url) in &h.other_urls {
         out.push((format!("otherurl{i}"), url.value.clone()));
     }
