@@ -10,29 +10,19 @@ mod support;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Output, Stdio};
 
-use support::{As, Fixture};
+use support::{As, Fixture, stderr, stdout};
 
 fn sifr_as(fx: &Fixture, who: As, args: &[&str]) -> Command {
-    let mut c = support::command_as(who, std::path::Path::new(env!("CARGO_BIN_EXE_sifr")));
-    c.args(args).current_dir(&fx.work).env("PWD", &fx.work);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("APPTAINER") || k.starts_with("SINGULARITY") || k.starts_with("SIFR_") {
-            c.env_remove(k);
-        }
-    }
-    c
+    support::sifr_command(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sifr")),
+        fx,
+        who,
+        args,
+    )
 }
 
 fn run(fx: &Fixture, who: As, args: &[&str]) -> Output {
     sifr_as(fx, who, args).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Root and the test user, minus the unprivileged one where user namespaces are really off.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
-use support::{As, Fixture};
+use support::{As, Fixture, stderr, stdout};
 
 /// Serialises the tests that depend on `/dev/fuse`'s mode or check that no extraction
 /// directory is left (another test's extraction would be seen while it runs).
@@ -74,26 +74,11 @@ fn write_sif(path: &Path, part: Option<(&Path, sif::Arch)>) {
 }
 
 fn sifr_as(fx: &Fixture, who: As, args: &[&str]) -> Command {
-    let mut c = support::command_as(who, Path::new(env!("CARGO_BIN_EXE_sifr")));
-    c.args(args).current_dir(&fx.work).env("PWD", &fx.work);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("APPTAINER") || k.starts_with("SINGULARITY") || k.starts_with("SIFR_") {
-            c.env_remove(k);
-        }
-    }
-    c
+    support::sifr_command(Path::new(env!("CARGO_BIN_EXE_sifr")), fx, who, args)
 }
 
 fn run(fx: &Fixture, who: As, args: &[&str]) -> Output {
     sifr_as(fx, who, args).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Loop devices whose backing file is below `dir`.

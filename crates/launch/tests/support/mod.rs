@@ -8,7 +8,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The unprivileged account the tests create (as root) and run sifr as.
 pub const TEST_USER: &str = "sifrtest";
@@ -266,4 +266,25 @@ pub fn processes_mentioning(needle: &Path) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// `program` (the sifr binary) run as `who` in the fixture's work directory, with the caller's
+/// own `APPTAINER*`/`SINGULARITY*`/`SIFR_*` settings removed so they cannot change the result.
+pub fn sifr_command(program: &Path, fx: &Fixture, who: As, args: &[&str]) -> Command {
+    let mut c = command_as(who, program);
+    c.args(args).current_dir(&fx.work).env("PWD", &fx.work);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("APPTAINER") || k.starts_with("SINGULARITY") || k.starts_with("SIFR_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
