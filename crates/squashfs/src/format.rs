@@ -43,6 +43,8 @@ pub const XATTR_ID_ENTRY_SIZE: usize = 16;
 pub mod flags {
     pub const UNCOMPRESSED_INODES: u16 = 0x0001;
     pub const UNCOMPRESSED_DATA: u16 = 0x0002;
+    /// Unused by SquashFS 4.0 writers; kept so readers can name every bit.
+    pub const CHECK: u16 = 0x0004;
     pub const UNCOMPRESSED_FRAGMENTS: u16 = 0x0008;
     pub const NO_FRAGMENTS: u16 = 0x0010;
     pub const ALWAYS_FRAGMENTS: u16 = 0x0020;

@@ -7,28 +7,8 @@
 use super::compress::Compressor;
 use super::error::{Error, Result};
 
-/// Size of the on-disk superblock.
-pub const SUPERBLOCK_SIZE: usize = 96;
-/// `hsqs` read as a little-endian u32.
-pub const MAGIC: u32 = 0x7371_7368;
-/// Table position meaning "this table is absent".
-pub const NO_TABLE: u64 = u64::MAX;
-
-/// Superblock flag bits.
-pub mod flags {
-    pub const UNCOMPRESSED_INODES: u16 = 0x0001;
-    pub const UNCOMPRESSED_DATA: u16 = 0x0002;
-    pub const CHECK: u16 = 0x0004;
-    pub const UNCOMPRESSED_FRAGMENTS: u16 = 0x0008;
-    pub const NO_FRAGMENTS: u16 = 0x0010;
-    pub const ALWAYS_FRAGMENTS: u16 = 0x0020;
-    pub const DUPLICATES: u16 = 0x0040;
-    pub const EXPORTABLE: u16 = 0x0080;
-    pub const UNCOMPRESSED_XATTRS: u16 = 0x0100;
-    pub const NO_XATTRS: u16 = 0x0200;
-    pub const COMPRESSOR_OPTIONS: u16 = 0x0400;
-    pub const UNCOMPRESSED_IDS: u16 = 0x0800;
-}
+// The layout constants are the writer's too (`crate::format`).
+pub use crate::format::{INVALID_TABLE as NO_TABLE, MAGIC, SUPERBLOCK_SIZE, flags};
 
 /// Decoded superblock.
 #[derive(Debug, Clone)]
