@@ -8,6 +8,8 @@
 //! user namespace is requested (the kernel refuses with `EINVAL`; [`unshare`] checks first and
 //! says so instead).
 
+use std::os::fd::{AsRawFd as _, OwnedFd};
+
 use crate::error::{Error, Result, err};
 
 /// Which new namespaces to create. Anything `false` is shared with the caller.
@@ -119,6 +121,175 @@ pub fn write_id_maps(uid: u32, gid: u32) -> Result<()> {
     write_proc("/proc/self/setgroups", "deny")?;
     write_proc("/proc/self/uid_map", &format!("{uid} {uid} 1\n"))?;
     write_proc("/proc/self/gid_map", &format!("{gid} {gid} 1\n"))
+}
+
+/// Map root inside the user namespace just created to the caller's own `uid`/`gid` (one id
+/// each, like `unshare -r`): the fakeroot fallback when no subordinate ids are configured.
+/// Files the namespace's root creates belong to the caller on the host; `chown` to any other
+/// id fails with `EINVAL` inside.
+pub fn write_root_maps(uid: u32, gid: u32) -> Result<()> {
+    write_proc("/proc/self/setgroups", "deny")?;
+    write_proc("/proc/self/uid_map", &format!("0 {uid} 1\n"))?;
+    write_proc("/proc/self/gid_map", &format!("0 {gid} 1\n"))
+}
+
+/// One line of a `uid_map`/`gid_map`: `count` ids starting at `inside` map to those starting
+/// at `outside`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// Id maps written by the setuid helpers `newuidmap`/`newgidmap` (package `uidmap`), which may
+/// grant the subordinate ranges of `/etc/subuid` and `/etc/subgid` that an unprivileged process
+/// cannot map itself.
+///
+/// The helpers must run outside the new user namespace, on the pid of the process inside it,
+/// after it exists: [`HelperMaps::prepare`] forks one waiting child per helper *before*
+/// `unshare`, and [`HelperMaps::apply`] releases them afterwards and checks their status.
+/// Runs across the user-namespace change.
+#[derive(Debug)]
+pub struct HelperMaps {
+    /// `(pid, write end of its go pipe, helper name)`.
+    helpers: Vec<(i32, Option<OwnedFd>, String)>,
+}
+
+/// A map helper failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperMapError {
+    #[error("cannot prepare `{helper}`")]
+    Prepare {
+        helper: String,
+        #[source]
+        source: crate::process::ForkServerError,
+    },
+    #[error("`{helper}` failed ({status}); it printed the reason above")]
+    Failed { helper: String, status: String },
+    #[error(transparent)]
+    Sys(#[from] Error),
+}
+
+impl HelperMaps {
+    /// Fork the two helpers for the calling process's pid, each blocked until [`Self::apply`].
+    /// `newuidmap`/`newgidmap` are the helpers' paths; the ranges become their arguments.
+    pub fn prepare(
+        newuidmap: &std::path::Path,
+        newgidmap: &std::path::Path,
+        uid: &[IdRange],
+        gid: &[IdRange],
+    ) -> std::result::Result<HelperMaps, HelperMapError> {
+        let pid = rustix::process::getpid().as_raw_nonzero().get();
+        let mut helpers = Vec::new();
+        for (prog, ranges) in [(newuidmap, uid), (newgidmap, gid)] {
+            let name = prog.display().to_string();
+            match spawn_waiting_helper(prog, pid, ranges) {
+                Ok((child, go)) => helpers.push((child, Some(go), name)),
+                Err(source) => {
+                    // Dropping the ones already forked releases and reaps them.
+                    drop(HelperMaps { helpers });
+                    return Err(HelperMapError::Prepare {
+                        helper: name,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(HelperMaps { helpers })
+    }
+
+    /// Let the helpers write the maps of the (now unshared) caller and wait for them.
+    pub fn apply(mut self) -> std::result::Result<(), HelperMapError> {
+        for (pid, go, name) in &mut self.helpers {
+            if let Some(fd) = go.take() {
+                // One byte says "go"; a closed pipe without it says "give up".
+                rustix::io::write(&fd, b"g").map_err(err("release", name.clone()))?;
+            }
+            let status = crate::process::wait_pid(*pid)?;
+            *pid = 0;
+            if status.code() != 0 {
+                return Err(HelperMapError::Failed {
+                    helper: name.clone(),
+                    status: status.describe(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HelperMaps {
+    fn drop(&mut self) {
+        for (pid, go, _) in &mut self.helpers {
+            drop(go.take());
+            if *pid > 0 {
+                let _ = crate::process::wait_pid(*pid);
+            }
+        }
+    }
+}
+
+/// Fork a child that waits for one byte on a pipe, then execs `prog pid in out count...`.
+fn spawn_waiting_helper(
+    prog: &std::path::Path,
+    pid: i32,
+    ranges: &[IdRange],
+) -> std::result::Result<(i32, OwnedFd), crate::process::ForkServerError> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt as _;
+    let bad = |what: &str| {
+        Error::new(
+            "prepare",
+            what.to_string(),
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        )
+    };
+    let path = CString::new(prog.as_os_str().as_bytes()).map_err(|_| bad("helper path"))?;
+    let mut args = vec![
+        path.clone(),
+        CString::new(pid.to_string()).map_err(|_| bad("pid"))?,
+    ];
+    for r in ranges {
+        for v in [r.inside, r.outside, r.count] {
+            args.push(CString::new(v.to_string()).map_err(|_| bad("range"))?);
+        }
+    }
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let (rd, wr) = crate::process::pipe()?;
+    let (rd_raw, wr_raw) = (rd.as_raw_fd(), wr.as_raw_fd());
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Err(crate::process::ForkServerError::Threaded { threads });
+    }
+    // SAFETY: the child below performs only async-signal-safe calls (`close`, `read`, `execv`,
+    // `_exit`) on data prepared before the fork.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(Error::new("fork", "id map helper", std::io::Error::last_os_error()).into());
+    }
+    if child == 0 {
+        // SAFETY: plain syscalls on fds and pointers that stay valid in the child (its copy of
+        // the parent's memory); `execv` either replaces the image or returns, then `_exit`.
+        unsafe {
+            libc::close(wr_raw);
+            let mut b = 0u8;
+            let n = loop {
+                let n = libc::read(rd_raw, (&mut b as *mut u8).cast(), 1);
+                if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                    break n;
+                }
+            };
+            if n == 1 {
+                libc::execv(path.as_ptr(), argv.as_ptr());
+                libc::_exit(127);
+            }
+            libc::_exit(1);
+        }
+    }
+    drop(rd);
+    Ok((child, wr))
 }
 
 fn write_proc(path: &str, text: &str) -> Result<()> {

@@ -89,6 +89,14 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// `exit status N` or `killed by signal N`, for messages.
+    pub fn describe(self) -> String {
+        match self {
+            ExitStatus::Exited(c) => format!("exit status {c}"),
+            ExitStatus::Signaled(s) => format!("killed by signal {s}"),
+        }
+    }
+
     /// The shell convention: the exit code, or 128 + the signal number.
     pub fn code(self) -> i32 {
         match self {
@@ -290,6 +298,11 @@ pub fn groups() -> Result<Vec<u32>> {
         .map_err(err("getgroups", "self"))
 }
 
+/// Make `fd` the caller's standard error (`dup2(fd, 2)`); the new fd 2 is not close-on-exec.
+pub fn redirect_stderr(fd: BorrowedFd<'_>) -> Result<()> {
+    rustix::stdio::dup2_stderr(fd).map_err(err("redirect", "standard error"))
+}
+
 /// A close-on-exec pipe `(read, write)`.
 pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(err("create", "pipe"))
@@ -351,6 +364,33 @@ pub fn fork_server<T, F: FnOnce(T) -> i32>(
         unsafe { libc::_exit(code) }
     }
     Ok((pid, state))
+}
+
+/// Fork a child that runs `body()` and `_exit`s with its return value, keeping the caller's
+/// stdin, stdout and stderr (unlike [`fork_server`]); returns the child's pid. Used to run a
+/// whole container launch (which enters namespaces and never returns into the caller's code)
+/// in a child while the caller, a build, goes on afterwards.
+///
+/// Sound for the same reason as [`fork_server`]: the caller is checked to be single-threaded,
+/// so the child may run ordinary code.
+pub fn fork_child<F: FnOnce() -> i32>(body: F) -> std::result::Result<i32, ForkServerError> {
+    let threads = crate::ns::thread_count()?;
+    if threads != 1 {
+        return Err(ForkServerError::Threaded { threads });
+    }
+    // SAFETY: single-threaded at this point (checked above), so the child inherits no lock held
+    // by another thread and may run ordinary code before `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::new("fork", "child", std::io::Error::last_os_error()).into());
+    }
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
+        // SAFETY: `_exit` is always safe to call; it ends the child without unwinding into the
+        // caller's code or running its atexit handlers.
+        unsafe { libc::_exit(code) }
+    }
+    Ok(pid)
 }
 
 /// Send `SIGTERM` to `pid` (a server this process forked) and reap it.
