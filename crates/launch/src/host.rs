@@ -50,3 +50,8 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         _ => false,
     }
 }
+
+/// Whether this process runs in the host's initial user namespace (false under fakeroot).
+pub fn in_initial_user_namespace() -> bool {
+    sys::ns::in_initial_user_namespace()
+}

@@ -13,9 +13,11 @@
 mod assemble;
 mod attach;
 pub mod bind;
+pub mod buildrun;
 pub mod env;
 pub mod envscript;
 pub mod exec;
+pub mod fakeroot;
 pub mod host;
 pub mod identity;
 pub mod image;
