@@ -6,6 +6,7 @@
 //! This crate does not print or exit; it returns typed errors and reports.
 
 pub mod arch;
+pub mod defbuild;
 pub mod layout;
 pub mod pack;
 

@@ -30,6 +30,9 @@ pub struct PackOptions {
     pub threads: usize,
     /// Override the detected architecture.
     pub arch: Option<sif::Arch>,
+    /// Generic JSON objects to store before the partition, `(name, bytes)`, in order (a
+    /// definition build stores `inspect-metadata.json` and, for OCI bases, `oci-config.json`).
+    pub metadata_json: Vec<(String, Vec<u8>)>,
 }
 
 /// What a pack produced.
@@ -164,6 +167,9 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
                 source,
             });
         }
+    }
+    for (name, bytes) in &opts.metadata_json {
+        creator.add(ObjectInput::generic_json(name, bytes.clone()))?;
     }
     let sq_opts = Options {
         compression: opts.compression,

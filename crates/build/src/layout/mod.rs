@@ -59,3 +59,13 @@ pub enum LayoutError {
     #[error("app name {name:?} is not a single path component")]
     BadAppName { name: String },
 }
+
+/// Write `data` at `rel` inside `root` (parents must exist), refusing symlinks on the way.
+pub(crate) fn write_file(
+    root: &std::path::Path,
+    rel: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), LayoutError> {
+    fsat::Root::open(root)?.write(rel, data, mode)
+}

@@ -1,0 +1,368 @@
+//! Bootstrap sources: fill an empty root filesystem directory from a stage's header.
+//!
+//! - `scratch`: nothing (the base skeleton comes next, from `layout::write_base`);
+//! - `localimage`: a sandbox directory is copied (`cp -a`, owners, modes, links and xattrs
+//!   kept); a SIF or bare SquashFS image is extracted by our reader;
+//! - `debootstrap`: the host's `debootstrap --variant=minbase`, with the mirror read from the
+//!   host's apt sources when the header names none (no mirror host is written in the code);
+//! - `oci`, `oci-archive`, `docker-archive`: the layers merged newest-first with whiteouts into
+//!   a SquashFS file in the build's work directory, then extracted; the image config is
+//!   returned for the caller to lay out (environment, runscript, labels).
+//!
+//! Registry sources (`docker`) are not handled here yet.
+//! Nothing here prints; tools' output goes to a log file whose tail is quoted on failure.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use deffile::{Bootstrap, Stage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("`Bootstrap: {agent}` is not supported yet")]
+    Unsupported { agent: String },
+    #[error("`Bootstrap: {agent}` needs a `{keyword}:` header")]
+    Missing {
+        agent: &'static str,
+        keyword: &'static str,
+    },
+    #[error("cannot open base image `{path}`")]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: launch::image::ImageError,
+    },
+    #[error("cannot extract base image `{path}`")]
+    Extract {
+        path: PathBuf,
+        #[source]
+        source: squashfs::read::Error,
+    },
+    #[error("cannot run `{tool}`")]
+    Spawn {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}); the end of its log `{log}`:\n{tail}")]
+    Tool {
+        command: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("no Debian mirror in the host's apt sources; set `MirrorURL:` in the definition")]
+    NoMirror,
+    #[error("cannot read OCI image `{from}`")]
+    Oci {
+        from: String,
+        #[source]
+        source: Box<oci::layout::LayoutError>,
+    },
+    #[error("cannot merge the layers of `{from}`")]
+    Merge {
+        from: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot write `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BootstrapError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            BootstrapError::Spawn { tool, .. } if tool == "debootstrap" => {
+                Some("install it with `apt-get install debootstrap`".into())
+            }
+            BootstrapError::Unsupported { agent } if agent == "docker" => Some(
+                "pull the image to an OCI layout or archive first (`skopeo copy docker://NAME \
+                 oci-archive:NAME.tar`) and use `Bootstrap: oci-archive`"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// What a bootstrap brought besides files.
+#[derive(Debug, Default)]
+pub struct Bootstrapped {
+    /// The OCI image config (raw JSON and parsed), for OCI sources.
+    pub oci_config: Option<(Vec<u8>, oci::manifest::ImageConfig)>,
+    /// `(name, digest)` of the base image, for `org.opencontainers.image.base.*`.
+    pub base: Option<(String, String)>,
+}
+
+/// Fill `rootfs` (which does not exist yet) for `stage`. `work` is a scratch directory for
+/// logs and intermediate files; `context` resolves relative `From:` paths.
+pub fn bootstrap(
+    stage: &Stage,
+    rootfs: &Path,
+    work: &Path,
+    context: &Path,
+) -> Result<Bootstrapped, BootstrapError> {
+    let h = &stage.header;
+    let agent = h.bootstrap.as_ref().map(|b| b.value);
+    let from = |agent: &'static str| {
+        h.from
+            .as_ref()
+            .map(|f| f.value.trim().to_string())
+            .ok_or(BootstrapError::Missing {
+                agent,
+                keyword: "From",
+            })
+    };
+    let mkroot = || {
+        std::fs::create_dir_all(rootfs).map_err(|source| BootstrapError::Io {
+            path: rootfs.to_path_buf(),
+            source,
+        })
+    };
+    match agent {
+        Some(Bootstrap::Scratch) | None => {
+            mkroot()?;
+            Ok(Bootstrapped::default())
+        }
+        Some(Bootstrap::LocalImage) => {
+            let from = context.join(from("localimage")?);
+            local_image(&from, rootfs, work)?;
+            Ok(Bootstrapped::default())
+        }
+        Some(Bootstrap::Debootstrap) => {
+            mkroot()?;
+            debootstrap(stage, rootfs, work)?;
+            Ok(Bootstrapped::default())
+        }
+        Some(b @ (Bootstrap::Oci | Bootstrap::OciArchive | Bootstrap::DockerArchive)) => {
+            let from = from("oci")?;
+            oci_image(b, &from, rootfs, work, context)
+        }
+        Some(other) => Err(BootstrapError::Unsupported {
+            agent: other.to_string(),
+        }),
+    }
+}
+
+fn run_logged(mut cmd: Command, tool: &str, log: &Path) -> Result<(), BootstrapError> {
+    let io = |source| BootstrapError::Io {
+        path: log.to_path_buf(),
+        source,
+    };
+    let out = File::create(log).map_err(io)?;
+    let err = out.try_clone().map_err(io)?;
+    let shown = format!("{cmd:?}").replace('"', "");
+    let status = cmd
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .map_err(|source| BootstrapError::Spawn {
+            tool: tool.into(),
+            source,
+        })?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+    Err(BootstrapError::Tool {
+        command: shown,
+        status: status.to_string(),
+        log: log.to_path_buf(),
+        tail,
+    })
+}
+
+fn local_image(from: &Path, rootfs: &Path, work: &Path) -> Result<(), BootstrapError> {
+    let image = launch::image::open(from).map_err(|source| BootstrapError::Image {
+        path: from.to_path_buf(),
+        source,
+    })?;
+    if let launch::image::Format::Sandbox = image.format {
+        std::fs::create_dir_all(rootfs).map_err(|source| BootstrapError::Io {
+            path: rootfs.to_path_buf(),
+            source,
+        })?;
+        let mut cmd = Command::new("cp");
+        cmd.arg("-a")
+            .arg("--reflink=auto")
+            .arg(image.path.join("."))
+            .arg(rootfs);
+        return run_logged(cmd, "cp", &work.join("localimage.log"));
+    }
+    let extract_err = |source| BootstrapError::Extract {
+        path: from.to_path_buf(),
+        source,
+    };
+    let file = File::open(&image.path).map_err(|source| BootstrapError::Io {
+        path: image.path.clone(),
+        source,
+    })?;
+    let archive = squashfs::read::Archive::open(file, image.offset).map_err(extract_err)?;
+    archive
+        .extract_to(rootfs, &squashfs::read::ExtractOptions::default())
+        .map_err(extract_err)?;
+    Ok(())
+}
+
+/// The first non-security `deb` URI of the host's apt sources (deb822 `.sources` files first,
+/// then one-line `sources.list` files).
+pub fn host_mirror() -> Option<String> {
+    let mut deb822: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    deb822.sort();
+    for p in deb822
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sources"))
+    {
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        for para in text.split("\n\n") {
+            let field = |name: &str| {
+                para.lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            let enabled = field("Enabled:").is_none_or(|v| v != "no");
+            let deb = field("Types:").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+            if let (true, true, Some(uris)) = (enabled, deb, field("URIs:"))
+                && let Some(u) = uris.split_whitespace().find(|u| !u.contains("security"))
+            {
+                return Some(u.to_string());
+            }
+        }
+    }
+    let mut lists = vec![PathBuf::from("/etc/apt/sources.list")];
+    lists.extend(
+        deb822
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "list")),
+    );
+    for p in lists {
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        for l in text.lines() {
+            let mut w = l.split_whitespace();
+            if w.next() != Some("deb") {
+                continue;
+            }
+            if let Some(u) = w.find(|x| !x.starts_with('['))
+                && !u.contains("security")
+            {
+                return Some(u.to_string());
+            }
+        }
+    }
+    None
+}
+
+fn debootstrap(stage: &Stage, rootfs: &Path, work: &Path) -> Result<(), BootstrapError> {
+    let h = &stage.header;
+    let suite = h
+        .os_version
+        .as_ref()
+        .map(|v| v.value.trim().to_string())
+        .ok_or(BootstrapError::Missing {
+            agent: "debootstrap",
+            keyword: "OSVersion",
+        })?;
+    let mirror = match &h.mirror_url {
+        Some(m) => m.value.trim().to_string(),
+        None => host_mirror().ok_or(BootstrapError::NoMirror)?,
+    };
+    let mut cmd = Command::new("debootstrap");
+    cmd.arg("--variant=minbase");
+    let include = h.include_list();
+    if !include.is_empty() {
+        cmd.arg(format!("--include={}", include.join(",")));
+    }
+    cmd.arg(&suite).arg(rootfs).arg(&mirror);
+    // In a user namespace (fakeroot) device nodes cannot be made; debootstrap's container mode
+    // binds the host's instead of failing its `mknod` check. The runtime binds /dev anyway.
+    if !launch::host::in_initial_user_namespace() {
+        cmd.env("container", "lxc");
+    }
+    run_logged(cmd, "debootstrap", &work.join("debootstrap.log"))
+}
+
+fn oci_image(
+    agent: Bootstrap,
+    from: &str,
+    rootfs: &Path,
+    work: &Path,
+    context: &Path,
+) -> Result<Bootstrapped, BootstrapError> {
+    let (path, tag) = match from.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') && !p.is_empty() => (p, Some(t.to_string())),
+        _ => (from, None),
+    };
+    let path = context.join(path);
+    let source = match agent {
+        Bootstrap::Oci => oci::ImageSource::OciLayout { path, tag },
+        Bootstrap::OciArchive => oci::ImageSource::OciArchive { path, tag },
+        _ => oci::ImageSource::DockerArchive {
+            path,
+            reference: tag,
+        },
+    };
+    let platform = oci::manifest::Platform::host();
+    let oci_err = |source| BootstrapError::Oci {
+        from: from.to_string(),
+        source: Box::new(source),
+    };
+    let image = oci::layout::open(&source, &platform)
+        .unwrap_or_else(|| unreachable!("a local source always opens"))
+        .map_err(oci_err)?;
+    let sqfs = work.join("layers.squashfs");
+    let io = |source| BootstrapError::Io {
+        path: sqfs.clone(),
+        source,
+    };
+    let merge_err = |source: Box<dyn std::error::Error + Send + Sync>| BootstrapError::Merge {
+        from: from.to_string(),
+        source,
+    };
+    {
+        let file = File::create(&sqfs).map_err(io)?;
+        let mut writer = squashfs::Writer::new(
+            std::io::BufWriter::new(file),
+            squashfs::Options {
+                compression: squashfs::Compression::Lz4,
+                ..squashfs::Options::default()
+            },
+        )
+        .map_err(|e| merge_err(Box::new(e)))?;
+        let layers: Vec<&dyn oci::merge::Layer> = image
+            .layers
+            .iter()
+            .map(|l| l as &dyn oci::merge::Layer)
+            .collect();
+        let mut sink = oci::merge::SquashfsSink::new(&mut writer);
+        oci::merge::merge(&layers, &mut sink, &oci::merge::MergeOptions::default())
+            .map_err(|e| merge_err(Box::new(e)))?;
+        writer.finish().map_err(|e| merge_err(Box::new(e)))?;
+    }
+    let file = File::open(&sqfs).map_err(io)?;
+    let extract_err = |source| BootstrapError::Extract {
+        path: sqfs.clone(),
+        source,
+    };
+    let archive = squashfs::read::Archive::open(file, 0).map_err(extract_err)?;
+    archive
+        .extract_to(rootfs, &squashfs::read::ExtractOptions::default())
+        .map_err(extract_err)?;
+    drop(archive);
+    let _ = std::fs::remove_file(&sqfs);
+    let base = image
+        .manifest_digest
+        .as_ref()
+        .map(|d| (from.to_string(), d.to_string()));
+    Ok(Bootstrapped {
+        oci_config: Some((image.config_bytes.clone(), image.config.clone())),
+        base,
+    })
+}
