@@ -62,7 +62,7 @@ pub enum Command {
     /// Inspect and edit the objects of a SIF image (as `apptainer sif`).
     #[command(subcommand, alias = "siftool")]
     Sif(cmd::sif::SifCommand),
-    /// Build a SIF image from a sandbox directory.
+    /// Build a SIF image (or a sandbox) from a definition file, a directory or an image.
     Build(cmd::build::BuildArgs),
     /// Show an image's metadata: labels, definition file, scripts, environment.
     Inspect(cmd::inspect::InspectArgs),

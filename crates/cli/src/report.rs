@@ -44,6 +44,12 @@ pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(e) = err.downcast_ref::<deffile::Error>() {
         return e.hint();
     }
+    if let Some(e) = err.downcast_ref::<build::defbuild::DefBuildError>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<launch::fakeroot::FakerootError>() {
+        return e.hint();
+    }
     None
 }
 

@@ -1,22 +1,35 @@
-//! `sifr build TARGET SOURCE`: pack a sandbox directory into a SIF.
+//! `sifr build TARGET SOURCE`: a SIF (or with `--sandbox` a directory) from a definition file,
+//! a sandbox directory, a SIF or SquashFS image, or an `oci:`/`oci-archive:`/`docker-archive:`
+//! reference.
 //!
-//! Argument parsing and progress lines only; packing is `build::pack_dir`. Definition-file
-//! builds are not implemented yet and are refused with a clear message.
+//! Argument parsing, fakeroot entry and progress lines only: a sandbox directory packed into a
+//! SIF goes straight to `build::pack_dir`; everything else becomes a definition (a path or an
+//! archive reference turns into a one-stage `localimage`/`oci*` definition, as Apptainer does)
+//! built by `build::defbuild`.
+//!
+//! An ordinary user building from a definition becomes root in a user namespace first
+//! (`launch::fakeroot`), before anything else happens, while the process is single-threaded.
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use squashfs::Compression;
 
+use crate::cmd::deffile::{check_one, parse_kv};
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The SIF image to create.
+    /// The image to create: a SIF file, or a directory with --sandbox.
     pub target: PathBuf,
-    /// The root filesystem directory (sandbox) to pack.
-    pub source: PathBuf,
+    /// A definition file, a sandbox directory, a SIF/SquashFS image, or
+    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`.
+    pub source: String,
+    /// Build a sandbox directory instead of a SIF.
+    #[arg(short = 's', long)]
+    pub sandbox: bool,
     /// SquashFS compression: gzip, zstd, xz or lz4, with an optional level (`gzip:9`,
     /// `zstd:19`). zstd needs Apptainer/SingularityCE hosts with a zstd-capable kernel or
     /// squashfuse; use gzip for the oldest runtimes.
@@ -25,7 +38,30 @@ pub struct BuildArgs {
     /// Overwrite the target image if it exists.
     #[arg(short = 'F', long)]
     pub force: bool,
-    /// Store every file as owned by root (uid 0, gid 0).
+    /// Skip the %test section.
+    #[arg(short = 'T', long)]
+    pub notest: bool,
+    /// Value for a `{{ NAME }}` placeholder of the definition; may be repeated.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
+    pub build_args: Vec<(String, String)>,
+    /// File of `NAME=VALUE` lines for `{{ NAME }}` placeholders.
+    #[arg(long = "build-arg-file", value_name = "FILE")]
+    pub build_arg_file: Option<PathBuf>,
+    /// Warn about unused build arguments instead of failing.
+    #[arg(long)]
+    pub warn_unused_build_args: bool,
+    /// Build as root inside a user namespace (implied for an ordinary user building from a
+    /// definition file).
+    #[arg(short = 'f', long)]
+    pub fakeroot: bool,
+    /// Give the owner read/write (and search on directories) on every file of the image, so an
+    /// unprivileged user can later modify or remove a sandbox.
+    #[arg(long)]
+    pub fix_perms: bool,
+    /// Bind a host path during %post and %test: `src[:dst[:ro|rw]]`, repeatable.
+    #[arg(short = 'B', long = "bind", value_name = "SPEC")]
+    pub bind: Vec<String>,
+    /// Store every file as owned by root (uid 0, gid 0); for directory sources.
     #[arg(long)]
     pub all_root: bool,
     /// Compression threads (0 = one per core); the image is identical for any value.
@@ -33,26 +69,219 @@ pub struct BuildArgs {
     pub threads: usize,
 }
 
-pub fn run(args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
-    if args.source.is_file() {
+/// What SOURCE names.
+enum Source {
+    /// A directory packed straight into a SIF.
+    Directory(PathBuf),
+    /// A definition file's path, or a synthesized definition.
+    Definition { text: String, file: PathBuf },
+}
+
+fn classify(source: &str, sandbox: bool) -> anyhow::Result<Source> {
+    for (prefix, agent) in [
+        ("oci-archive:", "oci-archive"),
+        ("docker-archive:", "docker-archive"),
+        ("oci:", "oci"),
+    ] {
+        if let Some(rest) = source.strip_prefix(prefix) {
+            return Ok(Source::Definition {
+                text: format!("Bootstrap: {agent}\nFrom: {rest}\n"),
+                file: PathBuf::from(source),
+            });
+        }
+    }
+    if source.contains("://") {
         anyhow::bail!(
-            "building from a definition file (`{}`) is not supported yet; pass a sandbox directory",
-            args.source.display()
+            "registry sources such as `{source}` are not supported by `sifr build` yet; \
+             copy the image to an OCI archive first (`skopeo copy docker://NAME oci-archive:NAME.tar`) \
+             and build from `oci-archive:NAME.tar`"
         );
     }
+    let path = PathBuf::from(source);
+    let md = std::fs::metadata(&path).with_context(|| format!("cannot read `{source}`"))?;
+    if md.is_dir() && !sandbox {
+        return Ok(Source::Directory(path));
+    }
+    if md.is_dir() || is_image_file(&path) {
+        return Ok(Source::Definition {
+            text: format!(
+                "Bootstrap: localimage\nFrom: {}\n",
+                absolute(&path)?.display()
+            ),
+            file: path,
+        });
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read definition file `{source}`"))?;
+    Ok(Source::Definition { text, file: path })
+}
+
+/// A SIF (magic at byte 32) or bare SquashFS (magic at byte 0) file.
+fn is_image_file(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; 48];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    (n >= 42 && &head[32..41] == b"SIF_MAGIC") || (n >= 4 && &head[..4] == b"hsqs")
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+pub fn run(args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let loud = !settings.quiet && !settings.silent;
+    match classify(&args.source, args.sandbox)? {
+        Source::Directory(dir) => pack_directory(&args, &dir, settings),
+        Source::Definition { text, file } => {
+            let (uid, _) = sys_ids();
+            if uid != 0 || args.fakeroot {
+                let user = launch::host::gather(Vec::new())
+                    .ok()
+                    .and_then(|h| h.user.map(|u| u.name));
+                let path = std::env::var("PATH").unwrap_or_default();
+                let mode = launch::fakeroot::enter(user.as_deref(), &path)?;
+                if loud {
+                    eprintln!("INFO:    {}", mode.describe());
+                }
+                build_definition(&args, &text, &file, settings, mode.explain_failure())
+            } else {
+                build_definition(&args, &text, &file, settings, None)
+            }
+        }
+    }
+}
+
+fn sys_ids() -> (u32, u32) {
+    let h = launch::host::gather(Vec::new());
+    h.map(|h| (h.uid, h.gid)).unwrap_or((u32::MAX, u32::MAX))
+}
+
+fn build_definition(
+    args: &BuildArgs,
+    text: &str,
+    file: &Path,
+    settings: &Settings,
+    post_failure_hint: Option<String>,
+) -> anyhow::Result<u8> {
+    let loud = !settings.quiet && !settings.silent;
+    let build_arg_file = match &args.build_arg_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read build-arg file `{}`", p.display()))?,
+        ),
+        None => None,
+    };
+    let opts = deffile::Options {
+        build_args: args.build_args.clone(),
+        build_arg_file,
+        warn_unused_build_args: args.warn_unused_build_args,
+        allow_unknown_stages: false,
+    };
+    let def = if file.is_file() && !is_image_file(file) {
+        check_one(file, &opts)?
+    } else {
+        deffile::parse(text, &opts).map_err(|e| anyhow::anyhow!("{e}"))?
+    };
+    if loud {
+        for w in &def.warnings {
+            eprintln!("WARNING: {}:{}: {}", file.display(), w.line, w.message);
+        }
+    }
+    let mut binds = Vec::new();
+    for spec in &args.bind {
+        binds.extend(
+            launch::bind::parse_list(spec).map_err(|e| anyhow::anyhow!("invalid --bind: {e}"))?,
+        );
+    }
+    let tmpdir = absolute(
+        &settings
+            .tmpdir
+            .clone()
+            .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let time = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(now);
+    let dopts = build::defbuild::DefBuildOptions {
+        target: absolute(&args.target)?,
+        sandbox: args.sandbox,
+        force: args.force,
+        notest: args.notest,
+        compression: args.compression,
+        threads: args.threads,
+        tmpdir,
+        context: std::env::current_dir().context("cannot read the current directory")?,
+        binds,
+        host_env: std::env::vars().collect(),
+        time: build::layout::BuildTime::utc(time),
+        post_env: Vec::new(),
+        fix_perms: args.fix_perms,
+        post_failure_hint,
+    };
+    let started = std::time::Instant::now();
+    if loud {
+        eprintln!("INFO:    Starting build of `{}`", args.target.display());
+    }
+    let mut log = |m: &str| {
+        if loud {
+            eprintln!("INFO:    {m}");
+        }
+    };
+    let mut out = |b: &[u8]| {
+        if !settings.silent {
+            let _ = std::io::stderr().write_all(b);
+        }
+    };
+    let report = build::defbuild::build_definition(&def, &dopts, &mut log, &mut out)
+        .with_context(|| format!("cannot build `{}`", args.target.display()))?;
+    if loud {
+        match &report.pack {
+            Some(p) => eprintln!(
+                "INFO:    Build complete: {} ({} stage{}, {}, {:.1} MiB, {:.1} s)",
+                args.target.display(),
+                report.stages,
+                if report.stages == 1 { "" } else { "s" },
+                report.arch,
+                p.sif_size as f64 / 1048576.0,
+                started.elapsed().as_secs_f64()
+            ),
+            None => eprintln!(
+                "INFO:    Build complete: sandbox {} ({:.1} s)",
+                args.target.display(),
+                started.elapsed().as_secs_f64()
+            ),
+        }
+    }
+    Ok(crate::exit::OK)
+}
+
+fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::Result<u8> {
     let opts = build::PackOptions {
         compression: args.compression,
         all_root: args.all_root,
         force: args.force,
         threads: args.threads,
         arch: None,
+        metadata_json: Vec::new(),
     };
     let started = std::time::Instant::now();
-    let report = build::pack_dir(&args.source, &args.target, &opts).with_context(|| {
+    let report = build::pack_dir(dir, &args.target, &opts).with_context(|| {
         format!(
             "cannot build `{}` from `{}`",
             args.target.display(),
-            args.source.display()
+            dir.display()
         )
     })?;
     if let build::ArchSource::Host = report.arch.source
@@ -61,7 +290,7 @@ pub fn run(args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
     {
         eprintln!(
             "INFO:    no ELF executable in `{}`; architecture set to the host's ({})",
-            args.source.display(),
+            dir.display(),
             report.arch.arch.go_name()
         );
     }

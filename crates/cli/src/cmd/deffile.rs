@@ -41,7 +41,7 @@ pub struct CheckArgs {
     pub files: Vec<PathBuf>,
 }
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
     deffile::parse_build_arg(s).map_err(|e| {
         let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
         format!("{e}{hint}")
@@ -104,7 +104,10 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
 }
 
 /// Parse one file; the error names `FILE:LINE:COL` and carries the parser's hint.
-fn check_one(file: &Path, opts: &deffile::Options) -> anyhow::Result<deffile::Definition> {
+pub(crate) fn check_one(
+    file: &Path,
+    opts: &deffile::Options,
+) -> anyhow::Result<deffile::Definition> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
     deffile::parse_bytes(&bytes, opts).map_err(|e| {
         let message = format!("{}: {e}", place(file, e.location()));
