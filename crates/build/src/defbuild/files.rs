@@ -200,7 +200,8 @@ pub fn copy_from_host(
         Path::new("/").join(dst)
     };
     let root_fd = rustix::fs::open(root, DIR, Mode::empty()).map_err(dest_err(root))?;
-    let many = sources.len() > 1;
+    // `dst/` names a directory to copy into, as several sources do.
+    let many = sources.len() > 1 || dst.as_os_str().as_encoded_bytes().ends_with(b"/");
     for src in &sources {
         let name = src.file_name().unwrap_or(src.as_os_str());
         let d = destination(root_fd.as_fd(), &dst, name, many)?;

@@ -61,6 +61,8 @@ pub struct ExtractReport {
     pub skipped_devices: u64,
     /// Xattrs the destination refused.
     pub skipped_xattrs: u64,
+    /// Owners that have no mapping in the extracting process's user namespace.
+    pub skipped_owners: u64,
     /// File bytes written (holes excluded).
     pub bytes: u64,
 }
@@ -331,14 +333,21 @@ impl Ctx<'_> {
         file.set_len(size).map_err(io_err("set size of", path))
     }
 
-    fn owner(&self, dir: &OwnedFd, name: &OsStr, inode: &Inode, path: &Path) -> Result<()> {
+    fn owner(&mut self, dir: &OwnedFd, name: &OsStr, inode: &Inode, path: &Path) -> Result<()> {
         if !self.opts.owners {
             return Ok(());
         }
         let uid = rustix::fs::Uid::from_raw(inode.uid);
         let gid = rustix::fs::Gid::from_raw(inode.gid);
-        rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(rx("set owner of", path))
+        match rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW) {
+            // In a user namespace an owner with no mapping cannot be set; the extracting user
+            // keeps it (counted, like skipped xattrs).
+            Err(rustix::io::Errno::INVAL) => {
+                self.report.skipped_owners += 1;
+                Ok(())
+            }
+            r => r.map_err(rx("set owner of", path)),
+        }
     }
 
     fn set_xattrs(
@@ -404,7 +413,10 @@ impl Ctx<'_> {
         if self.opts.owners {
             let uid = rustix::fs::Uid::from_raw(inode.uid);
             let gid = rustix::fs::Gid::from_raw(inode.gid);
-            rustix::fs::fchown(fd, Some(uid), Some(gid)).map_err(rx("set owner of", path))?;
+            match rustix::fs::fchown(fd, Some(uid), Some(gid)) {
+                Err(rustix::io::Errno::INVAL) => self.report.skipped_owners += 1,
+                r => r.map_err(rx("set owner of", path))?,
+            }
         }
         rustix::fs::fchmod(
             fd,
