@@ -14,11 +14,13 @@ mod assemble;
 mod attach;
 pub mod bind;
 pub mod env;
+pub mod envfile;
 pub mod envscript;
 pub mod exec;
 pub mod host;
 pub mod identity;
 pub mod image;
+pub mod nomount;
 pub mod plan;
 
 pub use exec::{ExecError, run, run_image};
