@@ -270,4 +270,27 @@ mod tests {
         let out = finish(&plan, Vars(v(&[("PATH", "/img")])));
         assert_eq!(out.get("PATH"), Some("/pre:/set:/img:/app"));
     }
+
+    #[test]
+    fn ps1_defaults_and_prompt_command_reasserts_it_after_bashrc() {
+        let out = finish(&EnvPlan::default(), Vars(v(&[("PATH", "/bin")])));
+        assert_eq!(out.get("PS1"), Some("Apptainer> "));
+        assert_eq!(
+            out.get("PROMPT_COMMAND"),
+            Some("PS1=\"Apptainer> \"; unset PROMPT_COMMAND")
+        );
+        // A host PROMPT_COMMAND is kept and runs first; an image's PS1 wins over the default.
+        let plan = EnvPlan {
+            host: v(&[("PROMPT_COMMAND", "history -a")]),
+            ..EnvPlan::default()
+        };
+        let out = finish(&plan, Vars(v(&[("PS1", "img> ")])));
+        assert_eq!(out.get("PS1"), Some("img> "));
+        assert_eq!(
+            out.get("PROMPT_COMMAND"),
+            Some(
+                "history -a; PROMPT_COMMAND=\"${PROMPT_COMMAND%%; PROMPT_COMMAND=*}\"; PS1=\"img> \""
+            )
+        );
+    }
 }
