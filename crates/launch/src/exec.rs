@@ -13,7 +13,10 @@
 //! 4. the image's env scripts are read inside the container (their paths are container paths);
 //! 5. `no_new_privs`, then fork: the child only restores the signal mask and `execve`s; the
 //!    parent stays as a reaper in the container's namespaces, forwards SIGINT/SIGTERM/SIGHUP and
-//!    friends, and returns the command's status (128+N when killed by signal N).
+//!    friends, and returns the command's status (128+N when killed by signal N). With `--pid`
+//!    the PID namespace is unshared only now (the first process forked after it is its PID 1),
+//!    and the fork is an init ([`sys::process::spawn_init`]) that mounts the new `/proc` and
+//!    forks the command in turn. The UTS namespace is named right after step 2.
 //!
 //! Must not: print (warnings go through `tracing`), or leave anything behind on the host: every
 //! mount lives in the private mount namespace, which disappears with the last process in it

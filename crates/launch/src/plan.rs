@@ -271,7 +271,7 @@ pub enum PlanError {
 pub const SYSTEM_MOUNTS: &[(&str, &str)] = &[
     (
         "/proc",
-        "host processes (the PID namespace is shared, so a bind, not a new procfs)",
+        "host processes (a bind; with --pid a new procfs is mounted on top of it)",
     ),
     (
         "/sys",
