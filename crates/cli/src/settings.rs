@@ -27,6 +27,8 @@ pub enum Kind {
     /// A comma-separated list. The strongest source gives the whole list (the command line's
     /// own repeatable flags, like `-B`, add to it rather than replace it).
     List,
+    /// A whole number greater than zero.
+    Number,
 }
 
 /// One entry of the settings table.
@@ -101,6 +103,13 @@ pub const CATALOGUE: &[SettingDef] = &[
         doc: "Bind paths added to every container, `src[:dst[:ro|rw]]`, comma-separated; -B adds to them.",
         also: &["BINDPATH"],
     },
+    SettingDef {
+        key: "tmpfs_size",
+        kind: Kind::Number,
+        default: "64",
+        doc: "Size in MiB of each container's session tmpfs, which holds --writable-tmpfs changes and --contain's /tmp (Apptainer's `sessiondir max size`).",
+        also: &[],
+    },
 ];
 
 /// Where a resolved value came from, for `--debug` output and error messages.
@@ -124,6 +133,14 @@ pub struct Resolved {
 pub enum SettingsError {
     #[error("invalid value `{value}` for setting `{key}` (from {origin}): expected a boolean")]
     NotBool {
+        key: String,
+        value: String,
+        origin: String,
+    },
+    #[error(
+        "invalid value `{value}` for setting `{key}` (from {origin}): expected a whole number above 0"
+    )]
+    NotNumber {
         key: String,
         value: String,
         origin: String,
@@ -152,6 +169,9 @@ impl SettingsError {
     pub fn hint(&self) -> Option<String> {
         match self {
             SettingsError::NotBool { .. } => Some("use one of 1, 0, true, false, yes, no".into()),
+            SettingsError::NotNumber { key, .. } if key == "tmpfs_size" => {
+                Some("the size is in MiB, e.g. `256`".into())
+            }
             SettingsError::UnknownKey { hint, .. } => hint.clone(),
             _ => None,
         }
@@ -192,6 +212,8 @@ pub struct Settings {
     pub cachedir: Option<PathBuf>,
     /// Bind specs from the environment or the config file, before the command line's `-B`.
     pub bind: Vec<String>,
+    /// Size of the session tmpfs in MiB.
+    pub tmpfs_size_mib: u64,
     /// Every setting with its text and origin, in catalogue order.
     pub resolved: Vec<(&'static str, Resolved)>,
 }
@@ -223,6 +245,7 @@ impl Settings {
                         .map(str::to_owned)
                         .collect()
                 }
+                "tmpfs_size" => out.tmpfs_size_mib = parse_number(def, &r)?,
                 other => unreachable!("setting `{other}` is in the catalogue but not resolved"),
             }
             out.resolved.push((def.key, r));
@@ -304,6 +327,15 @@ fn resolve_one(
     }
 }
 
+fn origin(r: &Resolved) -> String {
+    match &r.source {
+        Source::Flag => "the command line".into(),
+        Source::Env(n) => format!("environment variable `{n}`"),
+        Source::ConfigFile(p) => format!("config file `{}`", p.display()),
+        Source::Default => "the default".into(),
+    }
+}
+
 fn parse_bool(def: &SettingDef, r: &Resolved) -> Result<bool, SettingsError> {
     debug_assert_eq!(def.kind, Kind::Bool);
     match r.text.trim().to_ascii_lowercase().as_str() {
@@ -312,12 +344,19 @@ fn parse_bool(def: &SettingDef, r: &Resolved) -> Result<bool, SettingsError> {
         _ => Err(SettingsError::NotBool {
             key: def.key.to_string(),
             value: r.text.clone(),
-            origin: match &r.source {
-                Source::Flag => "the command line".into(),
-                Source::Env(n) => format!("environment variable `{n}`"),
-                Source::ConfigFile(p) => format!("config file `{}`", p.display()),
-                Source::Default => "the default".into(),
-            },
+            origin: origin(r),
+        }),
+    }
+}
+
+fn parse_number(def: &SettingDef, r: &Resolved) -> Result<u64, SettingsError> {
+    debug_assert_eq!(def.kind, Kind::Number);
+    match r.text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(SettingsError::NotNumber {
+            key: def.key.to_string(),
+            value: r.text.clone(),
+            origin: origin(r),
         }),
     }
 }
@@ -506,6 +545,19 @@ mod tests {
         let e = env(&[("APPTAINER_BINDPATH", "/x"), ("APPTAINER_BIND", "/y")]);
         assert_eq!(resolve(&no_config(), &e).bind, vec!["/y"]);
         assert!(resolve(&no_config(), &env(&[])).bind.is_empty());
+    }
+
+    #[test]
+    fn tmpfs_size_defaults_to_apptainers_64_mib_and_rejects_non_numbers() {
+        let s = resolve(&no_config(), &env(&[]));
+        assert_eq!(s.tmpfs_size_mib, 64);
+        let s = resolve(&no_config(), &env(&[("APPTAINER_TMPFS_SIZE", "256")]));
+        assert_eq!(s.tmpfs_size_mib, 256);
+        let e = Settings::resolve(&no_config(), &env(&[("SIFR_TMPFS_SIZE", "1g")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value `1g` for setting `tmpfs_size` (from environment variable `SIFR_TMPFS_SIZE`): expected a whole number above 0"
+        );
     }
 
     #[test]

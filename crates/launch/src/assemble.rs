@@ -36,8 +36,6 @@ use crate::plan::{LaunchPlan, Mount, Source};
 pub const OLD_ROOT: &str = "/oldroot";
 /// Where the container's root is assembled.
 pub const NEW_ROOT: &str = "/newroot";
-/// Session tmpfs size (Apptainer's `sessiondir max size`, 64 MiB).
-const SESSION_TMPFS: &str = "mode=0755,size=64m";
 
 /// A plan mount with what was learned about its host source before the namespace change.
 #[derive(Debug, Clone)]
@@ -55,7 +53,14 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Vec<Prepared>, ExecError> {
     let mut out = Vec::new();
     for m in &plan.mounts {
         let (host_src, is_dir) = match &m.source {
-            Source::Host(p) => match std::fs::canonicalize(p) {
+            Source::Host(p) => match create_source(p, m.create)
+                .map_err(|source| ExecError::CreateSource {
+                    path: p.clone(),
+                    dst: m.dst.clone(),
+                    source,
+                })
+                .map(|()| std::fs::canonicalize(p))?
+            {
                 Ok(c) => {
                     let is_dir = c.is_dir();
                     (Some(c), is_dir)
@@ -72,8 +77,8 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Vec<Prepared>, ExecError> {
                     continue;
                 }
             },
-            Source::Scratch | Source::Devpts => (None, true),
-            Source::Passwd | Source::Group => (None, false),
+            Source::Scratch | Source::Devpts | Source::Proc => (None, true),
+            Source::Passwd | Source::Group | Source::Hostname => (None, false),
         };
         out.push(Prepared {
             mount: m.clone(),
@@ -82,6 +87,20 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Vec<Prepared>, ExecError> {
         });
     }
     Ok(out)
+}
+
+/// Create a missing `--workdir` directory with `mode` (exactly: the umask does not apply). Only
+/// the last component is created, as Apptainer does: the work directory itself must exist.
+fn create_source(p: &Path, mode: Option<u32>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(mode) = mode else {
+        return Ok(());
+    };
+    match std::fs::create_dir(p) {
+        Ok(()) => std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn step(what: &'static str) -> impl FnOnce(sys::Error) -> ExecError {
@@ -94,10 +113,10 @@ pub const SESSION_LOWER: &str = "/tmp/lower";
 /// Make `/` a slave, mount the session tmpfs over `/tmp` and create its directories. The
 /// caller may then mount the image on [`SESSION_LOWER`] while host paths (`/dev/loopN`,
 /// `/dev/fuse`) still resolve, and calls [`pivot_session`].
-pub fn open_session() -> Result<(), ExecError> {
+pub fn open_session(plan: &LaunchPlan) -> Result<(), ExecError> {
     sys::mount::make_rslave(Path::new("/")).map_err(step("isolate mount propagation"))?;
-    sys::mount::mount_tmpfs(Path::new("/tmp"), SESSION_TMPFS)
-        .map_err(step("create the session tmpfs"))?;
+    let data = format!("mode=0755,size={}m", plan.session_mib);
+    sys::mount::mount_tmpfs(Path::new("/tmp"), &data).map_err(step("create the session tmpfs"))?;
     sys::process::chdir(Path::new("/tmp")).map_err(step("enter the session tmpfs"))?;
     for d in [
         "oldroot", "newroot", "lower", "upper", "work", "files", "scratch",
@@ -156,8 +175,35 @@ pub fn mount_root(
         }
     }
     drop((lower_fd, upper_fd));
-    match sys::mount::mount_overlay(lower, Path::new("/upper"), Path::new("/work"), new_root) {
+    if let Some(dir) = &plan.overlay {
+        // `--overlay DIR`: DIR/upper takes the writes (DIR/work is overlayfs's scratch), as in
+        // Apptainer; the session's upper layer, which holds the missing mount points, becomes
+        // the topmost lower layer so that they are never written into the user's directory.
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        let text = dir.display().to_string();
+        if text.contains([',', ':']) {
+            return Err(ExecError::OverlayPath { path: dir.clone() });
+        }
+        for d in [&upper, &work] {
+            create_source(&old(d), Some(0o755)).map_err(|source| ExecError::CreateSource {
+                path: d.clone(),
+                dst: PathBuf::from("/"),
+                source,
+            })?;
+        }
+        let session_upper = Path::new("/upper");
+        sys::mount::mount_overlay(&[session_upper, lower], &old(&upper), &old(&work), new_root)
+            .map_err(|source| ExecError::Overlay {
+                path: dir.clone(),
+                source,
+            })?;
+        return Ok(RootKind::Overlay);
+    }
+    match sys::mount::mount_overlay(&[lower], Path::new("/upper"), Path::new("/work"), new_root) {
         Ok(()) => Ok(RootKind::Overlay),
+        // Without the overlay there is nowhere to keep the writes: refuse rather than run with a
+        // read-only root the user did not ask for.
+        Err(source) if plan.writable_tmpfs => Err(ExecError::WritableTmpfs { source }),
         Err(e) => {
             tracing::warn!(
                 "overlay unavailable ({e}: {}); missing mount points in the image will be skipped",
@@ -264,6 +310,13 @@ pub fn mount_all(
             Source::Passwd if passwd_ok => PathBuf::from("/files/passwd"),
             Source::Group if group_ok => PathBuf::from("/files/group"),
             Source::Passwd | Source::Group => continue,
+            // Mounted later, from inside the PID namespace, by its init (see `crate::exec`).
+            Source::Proc => continue,
+            Source::Hostname => {
+                let name = plan.hostname.as_deref().unwrap_or_default();
+                write_session("/files/hostname", &format!("{name}\n"))?;
+                PathBuf::from("/files/hostname")
+            }
         };
         let Some(dst) = sys::fs::resolve_in_root(root.as_fd(), &m.dst)
             .map_err(step("resolve a mount point"))?
@@ -303,11 +356,17 @@ pub fn mount_all(
             })?;
     }
     // Every image mount is nosuid,nodev (as Apptainer mounts images); read-only unless
-    // --writable. Not recursive: the binds below keep the flags chosen for them.
+    // --writable, or --writable-tmpfs on the overlay (whose upper layer takes the writes). Not
+    // recursive: the binds below keep the flags chosen for them.
     let r =
         sys::mount::open_mount(Path::new(NEW_ROOT)).map_err(step("restrict the image mount"))?;
+    let writable = match kind {
+        RootKind::Writable => true,
+        RootKind::Overlay => plan.writable_tmpfs || plan.overlay.is_some(),
+        RootKind::Bind => false,
+    };
     let attrs = Attrs {
-        readonly: kind != RootKind::Writable,
+        readonly: !writable,
         nosuid: true,
         nodev: true,
     };

@@ -1,5 +1,6 @@
-//! `-B/--bind` and `APPTAINER_BIND` values: `src[:dst[:opts]]`, comma-separated lists, typed once
-//! into [`Bind`]. Pure parsing; no I/O, no namespace work.
+//! `-B/--bind` and `APPTAINER_BIND` values (`src[:dst[:opts]]`, comma-separated lists) and
+//! Docker-style `--mount type=bind,source=…,destination=…[,readonly]` values, typed once into
+//! [`Bind`]. Pure parsing; no I/O, no namespace work.
 
 use std::path::PathBuf;
 
@@ -21,6 +22,8 @@ pub enum BindError {
     UnknownOption { spec: String, option: String },
     #[error("invalid bind `{spec}`: too many `:` fields")]
     TooManyFields { spec: String },
+    #[error("invalid mount `{spec}`: {why}")]
+    Mount { spec: String, why: String },
 }
 
 impl BindError {
@@ -31,6 +34,10 @@ impl BindError {
             }
             BindError::NotAbsolute { .. } => Some("bind paths must start with `/`".into()),
             BindError::EmptySource { .. } => None,
+            BindError::Mount { .. } => Some(
+                "the form is `type=bind,source=/host/path,destination=/container/path[,readonly]`"
+                    .into(),
+            ),
         }
     }
 }
@@ -91,6 +98,82 @@ pub fn parse_one(spec: &str) -> Result<Bind, BindError> {
     })
 }
 
+/// Parse one `--mount` value (or one line of `APPTAINER_MOUNT`): comma-separated `key=value`
+/// fields, CSV-quoted with `"` where a value contains a comma. Keys, as Apptainer accepts them:
+/// `type` (only `bind`, the default), `source`/`src`, `destination`/`dst`/`target`,
+/// `readonly`/`ro` (any value, even `=false`, makes the bind read-only, as in Apptainer) and
+/// `nonested` (accepted; sifr passes no binds to nested containers). `image-src=`, `id=` and
+/// `bind-propagation=` are refused.
+pub fn parse_mount(spec: &str) -> Result<Bind, BindError> {
+    let bad = |why: &str| BindError::Mount {
+        spec: spec.into(),
+        why: why.into(),
+    };
+    let (mut src, mut dst, mut readonly) = (None, None, false);
+    for field in csv_fields(spec).map_err(bad)? {
+        let (key, val) = field.split_once('=').unwrap_or((field.as_str(), ""));
+        match key {
+            "type" if val == "bind" => {}
+            "type" => return Err(bad(&format!("unsupported type `{val}`, only `bind` is"))),
+            "source" | "src" if val.is_empty() => return Err(bad("the source is empty")),
+            "source" | "src" => src = Some(val.to_string()),
+            "destination" | "dst" | "target" if val.is_empty() => {
+                return Err(bad("the destination is empty"));
+            }
+            "destination" | "dst" | "target" => dst = Some(val.to_string()),
+            "readonly" | "ro" => readonly = true,
+            "nonested" => {}
+            "image-src" | "id" => return Err(bad(&format!("`{key}` is not supported yet"))),
+            "bind-propagation" => {
+                return Err(bad("`bind-propagation` cannot be set for a single mount"));
+            }
+            other => return Err(bad(&format!("unknown key `{other}`"))),
+        }
+    }
+    let (Some(src), Some(dst)) = (src, dst) else {
+        return Err(bad("it needs both a source and a destination"));
+    };
+    for p in [&src, &dst] {
+        if !p.starts_with('/') {
+            return Err(BindError::NotAbsolute {
+                spec: spec.into(),
+                path: p.clone(),
+            });
+        }
+    }
+    Ok(Bind {
+        src: PathBuf::from(src),
+        dst: PathBuf::from(dst),
+        readonly,
+    })
+}
+
+/// Split one CSV record: fields separated by `,`, a field may be `"quoted"` with `""` for a
+/// literal quote.
+fn csv_fields(line: &str) -> Result<Vec<String>, &'static str> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' if quoted => quoted = false,
+            '"' if cur.is_empty() => quoted = true,
+            ',' if !quoted => fields.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quote is not closed");
+    }
+    fields.push(cur);
+    Ok(fields.into_iter().filter(|f| !f.is_empty()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +218,40 @@ mod tests {
         assert!(matches!(
             parse_one("/a:/b:ro:x"),
             Err(BindError::TooManyFields { .. })
+        ));
+    }
+
+    #[test]
+    fn docker_style_mounts_parse_like_apptainer() {
+        assert_eq!(
+            parse_mount("type=bind,source=/a,destination=/b,readonly").unwrap(),
+            b("/a", "/b", true)
+        );
+        assert_eq!(parse_mount("src=/a,dst=/b").unwrap(), b("/a", "/b", false));
+        assert_eq!(
+            parse_mount("\"src=/a,b\",target=/c,ro=false").unwrap(),
+            b("/a,b", "/c", true)
+        );
+    }
+
+    #[test]
+    fn bad_mounts_name_the_spec_and_the_reason() {
+        let e = parse_mount("type=volume,src=/a,dst=/b").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid mount `type=volume,src=/a,dst=/b`: unsupported type `volume`, only `bind` is"
+        );
+        let e = parse_mount("src=/a").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("needs both a source and a destination"),
+            "{e}"
+        );
+        let e = parse_mount("src=/a,dst=/b,propagation=x").unwrap_err();
+        assert!(e.to_string().contains("unknown key `propagation`"), "{e}");
+        assert!(matches!(
+            parse_mount("src=a,dst=/b"),
+            Err(BindError::NotAbsolute { .. })
         ));
     }
 }

@@ -3,13 +3,14 @@
 //! 1. the runtime's seed: default `PATH`, `HOME` = home destination, `APPTAINER_CONTAINER`,
 //!    `APPTAINER_NAME`, `APPTAINER_ENVIRONMENT` and their `SINGULARITY_*` twins;
 //! 2. the image's `/.singularity.d/env/*.sh`, in lexical order ([`crate::envscript`]);
-//! 3. `SINGULARITYENV_*`, then `APPTAINERENV_*`, then `--env K=V` (values are evaluated, so
-//!    `$VAR` refers to what the image set);
+//! 3. `SINGULARITYENV_*`, then `APPTAINERENV_*`, then `--env-file` variables, then `--env K=V`
+//!    (values are evaluated, so `$VAR` refers to what the image set);
 //! 4. `PATH` edits: `…ENV_PATH` replaces it, then `PREPEND_PATH`/`APPEND_PATH`;
 //! 5. host variables not set by now are restored (all of them, unless `--cleanenv`), except
 //!    `PATH`, `HOME`, `LD_LIBRARY_PATH`, `APPTAINER_*`/`SINGULARITY_*` and the `…ENV_*` ones;
 //!    a variable the image set to the empty string is removed;
-//! 6. `PS1` defaults to `Apptainer> `; `PATH` gets the default if it ended up unset.
+//! 6. `PS1` defaults to `Apptainer> `, and `PROMPT_COMMAND` re-asserts it after bash's rc files
+//!    (Apptainer's action script); `PATH` gets the default if it ended up unset.
 //!
 //! [`plan`] is pure (host facts in, [`EnvPlan`] out). [`finish`] computes the final list from a
 //! plan and the environment left by the image's scripts; it is also pure. Nothing here runs
@@ -105,6 +106,9 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
             }
         }
     }
+    // `--env-file` variables replace `APPTAINERENV_` ones, `--env` replaces both (Apptainer
+    // turns the first two into `APPTAINERENV_` variables, skipping names `--env` sets).
+    overrides.extend(opts.env_file.iter().cloned());
     overrides.extend(opts.env.iter().cloned());
     for (k, v) in overrides {
         match k.as_str() {
@@ -193,6 +197,16 @@ pub fn finish(plan: &EnvPlan, after_scripts: Vars) -> Vars {
     if env.get("PS1").is_none() {
         env.set("PS1", "Apptainer> ");
     }
+    // As Apptainer's action script: bash's rc files of a `shell` may set their own PS1, so
+    // PROMPT_COMMAND puts the container's back before the first prompt (and then removes itself).
+    let ps1 = env.get("PS1").unwrap_or_default().to_string();
+    let prompt = match env.get("PROMPT_COMMAND") {
+        None => format!("PS1=\"{ps1}\"; unset PROMPT_COMMAND"),
+        Some(pc) => format!(
+            "{pc}; PROMPT_COMMAND=\"${{PROMPT_COMMAND%%; PROMPT_COMMAND=*}}\"; PS1=\"{ps1}\""
+        ),
+    };
+    env.set("PROMPT_COMMAND", &prompt);
     if env.get("PATH").is_none() {
         env.set("PATH", DEFAULT_PATH);
     }
@@ -255,5 +269,28 @@ mod tests {
         };
         let out = finish(&plan, Vars(v(&[("PATH", "/img")])));
         assert_eq!(out.get("PATH"), Some("/pre:/set:/img:/app"));
+    }
+
+    #[test]
+    fn ps1_defaults_and_prompt_command_reasserts_it_after_bashrc() {
+        let out = finish(&EnvPlan::default(), Vars(v(&[("PATH", "/bin")])));
+        assert_eq!(out.get("PS1"), Some("Apptainer> "));
+        assert_eq!(
+            out.get("PROMPT_COMMAND"),
+            Some("PS1=\"Apptainer> \"; unset PROMPT_COMMAND")
+        );
+        // A host PROMPT_COMMAND is kept and runs first; an image's PS1 wins over the default.
+        let plan = EnvPlan {
+            host: v(&[("PROMPT_COMMAND", "history -a")]),
+            ..EnvPlan::default()
+        };
+        let out = finish(&plan, Vars(v(&[("PS1", "img> ")])));
+        assert_eq!(out.get("PS1"), Some("img> "));
+        assert_eq!(
+            out.get("PROMPT_COMMAND"),
+            Some(
+                "history -a; PROMPT_COMMAND=\"${PROMPT_COMMAND%%; PROMPT_COMMAND=*}\"; PS1=\"img> \""
+            )
+        );
     }
 }

@@ -304,6 +304,8 @@ impl<'a> Lexer<'a> {
 struct State<'a> {
     exported: &'a mut Vars,
     shell: Vars,
+    /// Names the script assigned or exported with a value, in first-assignment order.
+    assigned: Vec<String>,
 }
 
 impl State<'_> {
@@ -343,7 +345,14 @@ impl State<'_> {
         s
     }
 
+    fn note(&mut self, name: &str) {
+        if !self.assigned.iter().any(|n| n == name) {
+            self.assigned.push(name.to_string());
+        }
+    }
+
     fn assign(&mut self, name: &str, value: String) {
+        self.note(name);
         if self.exported.get(name).is_some() {
             self.exported.set(name, &value);
         } else {
@@ -352,6 +361,9 @@ impl State<'_> {
     }
 
     fn export(&mut self, name: &str, value: Option<String>) {
+        if value.is_some() {
+            self.note(name);
+        }
         let v = value.or_else(|| self.shell.get(name).map(str::to_string));
         self.shell.remove(name);
         // `export NAME` of an unset variable exports nothing visible.
@@ -389,12 +401,39 @@ fn literal(w: &[Part]) -> Option<&str> {
 /// Evaluate a script natively. On success `env` holds the exported variables afterwards; on
 /// [`Unsupported`], `env` is unchanged.
 pub fn eval_native(text: &str, env: &mut Vars) -> Result<(), Unsupported> {
-    let commands = Lexer::new(text).commands()?;
     let mut exported = env.clone();
     let mut st = State {
         exported: &mut exported,
         shell: Vars::default(),
+        assigned: Vec::new(),
     };
+    run(text, &mut st)?;
+    *env = exported;
+    Ok(())
+}
+
+/// Evaluate an `--env-file`: `visible` (the host environment) can be read with `$VAR` but is not
+/// part of the result; the result is every variable the file assigns, exported or not, with
+/// its last value, in first-assignment order (Apptainer keeps both `A=1` and `export A=1`).
+pub fn eval_assignments(text: &str, visible: &Vars) -> Result<Vars, Unsupported> {
+    let mut exported = Vars::default();
+    let mut st = State {
+        exported: &mut exported,
+        shell: visible.clone(),
+        assigned: Vec::new(),
+    };
+    run(text, &mut st)?;
+    let mut out = Vars::default();
+    for name in &st.assigned {
+        if let Some(v) = st.lookup(name) {
+            out.set(name, v);
+        }
+    }
+    Ok(out)
+}
+
+fn run(text: &str, st: &mut State<'_>) -> Result<(), Unsupported> {
+    let commands = Lexer::new(text).commands()?;
     for (line, words) in commands {
         let mut i = 0;
         // Leading assignments.
@@ -440,13 +479,13 @@ pub fn eval_native(text: &str, env: &mut Vars) -> Result<(), Unsupported> {
                     }
                     st.shell.remove(&name);
                     st.exported.remove(&name);
+                    st.assigned.retain(|n| *n != name);
                 }
             }
             ":" | "true" => {}
             other => return Err(unsupported(line, format!("the command `{other}`"))),
         }
     }
-    *env = exported;
     Ok(())
 }
 
@@ -468,6 +507,7 @@ pub fn expand_value(value: &str, env: &Vars) -> String {
             let st = State {
                 exported: &mut scratch,
                 shell: Vars::default(),
+                assigned: Vec::new(),
             };
             st.expand(&w)
         }
@@ -499,6 +539,7 @@ pub fn parse_export_p(out: &str) -> Vars {
                 let st = State {
                     exported: &mut empty,
                     shell: Vars::default(),
+                    assigned: Vec::new(),
                 };
                 let v = st.expand(&val);
                 vars.set(&n, &v);
@@ -542,7 +583,10 @@ pub fn builtin(file_name: &str) -> Option<fn(&mut Vars)> {
                 _ => "/.singularity.d/libs".into(),
             };
             env.set("LD_LIBRARY_PATH", &ld);
-            env.set("PS1", "Apptainer> ");
+            // As the stock script: only when the image's scripts left PS1 unset or empty.
+            if env.get("PS1").is_none_or(str::is_empty) {
+                env.set("PS1", "Apptainer> ");
+            }
         }),
         _ => None,
     }

@@ -13,7 +13,10 @@
 //! 4. the image's env scripts are read inside the container (their paths are container paths);
 //! 5. `no_new_privs`, then fork: the child only restores the signal mask and `execve`s; the
 //!    parent stays as a reaper in the container's namespaces, forwards SIGINT/SIGTERM/SIGHUP and
-//!    friends, and returns the command's status (128+N when killed by signal N).
+//!    friends, and returns the command's status (128+N when killed by signal N). With `--pid`
+//!    the PID namespace is unshared only now (the first process forked after it is its PID 1),
+//!    and the fork is an init ([`sys::process::spawn_init`]) that mounts the new `/proc` and
+//!    forks the command in turn. The UTS namespace is named right after step 2.
 //!
 //! Must not: print (warnings go through `tracing`), or leave anything behind on the host: every
 //! mount lives in the private mount namespace, which disappears with the last process in it
@@ -28,7 +31,7 @@ use crate::attach;
 use crate::env::{self, Vars};
 use crate::envscript;
 use crate::image::{Attach, Format, Image};
-use crate::plan::{Action, LaunchPlan};
+use crate::plan::{Action, LaunchPlan, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -116,6 +119,26 @@ pub enum ExecError {
         #[source]
         source: squashfs::read::Error,
     },
+    #[error("cannot make the image writable with `--writable-tmpfs`: the overlay mount failed")]
+    WritableTmpfs {
+        #[source]
+        source: sys::Error,
+    },
+    #[error("cannot use `{}` as an overlay: its path contains `,` or `:`", path.display())]
+    OverlayPath { path: PathBuf },
+    #[error("cannot mount the overlay `{}` over the image", path.display())]
+    Overlay {
+        path: PathBuf,
+        #[source]
+        source: sys::Error,
+    },
+    #[error("cannot create `{}` (for `{}`)", path.display(), dst.display())]
+    CreateSource {
+        path: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("an argument or environment value contains a NUL byte")]
     Nul(#[from] sys::process::NulError),
     #[error(transparent)]
@@ -139,6 +162,14 @@ impl ExecError {
                     .into(),
             ),
             ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
+            ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
+                "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"
+                    .into(),
+            ),
+            ExecError::Sys { step: PROC_STEP, .. } => Some(
+                "in a user namespace the kernel mounts a new /proc only where the host's /proc is fully visible; try without `--pid`"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -148,6 +179,9 @@ impl ExecError {
 const EPERM: i32 = 1;
 /// `ENOSPC`, what `unshare(CLONE_NEWUSER)` returns when `max_user_namespaces` is 0.
 const ENOSPC: i32 = 28;
+
+/// The step named when the PID namespace's `/proc` cannot be mounted.
+const PROC_STEP: &str = "mount /proc for the new PID namespace";
 
 fn step(what: &'static str) -> impl FnOnce(sys::Error) -> ExecError {
     move |source| ExecError::Sys { step: what, source }
@@ -181,12 +215,22 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
     // Declared first so it is dropped last: the extracted tree outlives every use of it.
     let (mut staged, _extracted) = attach::stage(image, how)?;
 
-    sys::ns::unshare(plan.namespaces).map_err(step("create the container namespaces"))?;
+    // The PID namespace comes last, just before the command: the first process forked after
+    // `unshare(CLONE_NEWPID)` becomes its PID 1, and the FUSE server and the `/bin/sh` of env
+    // scripts must not be that process (nor be visible in the container's /proc).
+    let early = sys::ns::Namespaces {
+        pid: false,
+        ..plan.namespaces
+    };
+    sys::ns::unshare(early).map_err(step("create the container namespaces"))?;
     if plan.map_ids {
         sys::ns::write_id_maps(plan.identity.uid, plan.identity.gid)
             .map_err(step("map the user's ids"))?;
     }
-    assemble::open_session()?;
+    if let Some(name) = &plan.hostname {
+        sys::uts::set_hostname(name).map_err(step("set the container's host name"))?;
+    }
+    assemble::open_session(plan)?;
     // Dropped (server terminated) when this function returns, after the payload.
     let _server = staged.mount_lower(Path::new(assemble::SESSION_LOWER))?;
     assemble::pivot_session()?;
@@ -228,25 +272,52 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
         .map(|(k, v)| (OsString::from(k), OsString::from(v)))
         .collect();
     let spec = sys::process::ExecSpec::new(&argv[0], &candidates, &argv_os, &env_os)?;
-    let status = spawn_and_wait(&spec)?;
+    let pid_ns = if plan.namespaces.pid {
+        sys::ns::unshare(sys::ns::Namespaces {
+            pid: true,
+            ..Default::default()
+        })
+        .map_err(step("create the PID namespace"))?;
+        let proc_at = plan
+            .mounts
+            .iter()
+            .find(|m| m.source == Source::Proc)
+            .map(|m| m.dst.clone());
+        Some(proc_at)
+    } else {
+        None
+    };
+    let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()))?;
     Ok(status.code())
 }
 
-/// Fork the command with forwarded signals blocked around the fork, then wait.
-fn spawn_and_wait(spec: &sys::process::ExecSpec) -> Result<sys::process::ExitStatus, ExecError> {
+/// Fork the command with forwarded signals blocked around the fork, then wait. With `pid_ns`
+/// (a PID namespace was just created), an init is forked first and the command is its child;
+/// the init mounts the new `/proc` at the path given, if any.
+fn spawn_and_wait(
+    spec: &sys::process::ExecSpec,
+    pid_ns: Option<Option<&Path>>,
+) -> Result<sys::process::ExitStatus, ExecError> {
     let mask = sys::signal::block_forwarded().map_err(step("block signals"))?;
-    let spawned = sys::process::spawn(
-        spec,
-        &sys::process::SpawnOptions {
-            stdout: None,
-            mask: Some(mask),
-        },
-    );
+    let opts = sys::process::SpawnOptions {
+        stdout: None,
+        mask: Some(mask),
+    };
+    let spawned = match pid_ns {
+        None => sys::process::spawn(spec, &opts).map_err(step("start the command")),
+        Some(proc_at) => sys::process::spawn_init(spec, &opts, proc_at).map_err(|e| {
+            if e.op == "mount proc on" {
+                step(PROC_STEP)(e)
+            } else {
+                step("start the container's init")(e)
+            }
+        }),
+    };
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             sys::signal::restore_mask(&mask);
-            return Err(step("start the command")(e));
+            return Err(e);
         }
     };
     let forwarding = sys::signal::forward_to(child.pid);

@@ -15,12 +15,14 @@ mod attach;
 pub mod bind;
 pub mod buildrun;
 pub mod env;
+pub mod envfile;
 pub mod envscript;
 pub mod exec;
 pub mod fakeroot;
 pub mod host;
 pub mod identity;
 pub mod image;
+pub mod nomount;
 pub mod plan;
 
 pub use exec::{ExecError, run, run_image};

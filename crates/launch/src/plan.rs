@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bind::Bind;
 use crate::env::{self, EnvPlan};
+use crate::nomount::NoMount;
 
 /// What the user asked for, typed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +34,46 @@ pub struct Options {
     pub cwd: Option<PathBuf>,
     /// `-w/--writable`.
     pub writable: bool,
+    /// `-p/--pid`: a new PID namespace, with a fresh `/proc`.
+    pub pid: bool,
+    /// `-i/--ipc`: a new IPC namespace.
+    pub ipc: bool,
+    /// `--uts`: a new UTS namespace (implied by `hostname`).
+    pub uts: bool,
+    /// `--hostname NAME`.
+    pub hostname: Option<String>,
+    /// `--no-mount` values.
+    pub no_mount: Vec<NoMount>,
+    /// `-W/--workdir DIR` (absolute): with `--contain`, `/tmp`, `/var/tmp` and the home come
+    /// from `DIR/tmp`, `DIR/var_tmp` and `DIR/home` instead of the session tmpfs.
+    pub workdir: Option<PathBuf>,
+    /// `--writable-tmpfs`: the image root is writable through the overlay, changes live in the
+    /// session tmpfs and vanish with the container.
+    pub writable_tmpfs: bool,
+    /// Size of the session tmpfs in MiB (`None`: [`DEFAULT_SESSION_MIB`]).
+    pub session_mib: Option<u64>,
+    /// The variables of the `--env-file` files, evaluated and merged ([`crate::envfile`]).
+    pub env_file: Vec<(String, String)>,
+    /// `--overlay DIR` (absolute): a persistent writable upper layer over the image.
+    pub overlay: Option<PathBuf>,
+}
+
+/// Apptainer's `sessiondir max size`: the session tmpfs (generated files, `--contain` scratch
+/// directories, the overlay's upper layer of `--writable-tmpfs`) may hold this many MiB.
+pub const DEFAULT_SESSION_MIB: u64 = 64;
+
+/// The longest host name the kernel accepts (`HOST_NAME_MAX`).
+pub const HOSTNAME_MAX: usize = 64;
+
+impl Options {
+    /// `-C/--containall`: `--contain`, `--cleanenv`, and new PID and IPC namespaces, as in
+    /// Apptainer.
+    pub fn contain_all(&mut self) {
+        self.contain = true;
+        self.cleanenv = true;
+        self.pid = true;
+        self.ipc = true;
+    }
 }
 
 /// `--home src[:dst]`.
@@ -115,6 +156,7 @@ pub enum Tag {
     Tmp,
     Cwd,
     Identity,
+    Hostname,
 }
 
 /// Where a mount's content comes from.
@@ -130,6 +172,13 @@ pub enum Source {
     Group,
     /// A new devpts instance (`--contain`'s `/dev/pts`).
     Devpts,
+    /// A new procfs for the container's PID namespace. Mounted by the namespace's init, from
+    /// inside it (a procfs shows the PID namespace of the process that mounts it), on top of
+    /// the host `/proc` bind that the kernel requires to exist before an unprivileged user may
+    /// mount a procfs.
+    Proc,
+    /// The generated `/etc/hostname` (`--hostname`).
+    Hostname,
 }
 
 /// One mount of the plan.
@@ -144,6 +193,9 @@ pub struct Mount {
     pub nodev: bool,
     /// Whether a missing host source is an error (user binds) or a skip with a warning.
     pub required: bool,
+    /// Create the host source directory with this mode when it is missing (the `--workdir`
+    /// directories, which Apptainer creates too; their parent must exist).
+    pub create: Option<u32>,
 }
 
 /// Data for the generated `/etc/passwd` and `/etc/group`.
@@ -177,6 +229,14 @@ pub struct LaunchPlan {
     pub identity: Identity,
     /// Write into the image instead of an overlay; the image root is read-only otherwise.
     pub writable: bool,
+    /// Keep the overlay root writable (`--writable-tmpfs`); the overlay is then required.
+    pub writable_tmpfs: bool,
+    /// A persistent upper layer for the overlay (`--overlay DIR`), instead of the session's.
+    pub overlay: Option<PathBuf>,
+    /// Size of the session tmpfs in MiB.
+    pub session_mib: u64,
+    /// The UTS namespace's host name (`--hostname`).
+    pub hostname: Option<String>,
     /// In mount order.
     pub mounts: Vec<Mount>,
     pub env: EnvPlan,
@@ -196,6 +256,14 @@ pub enum PlanError {
     NoCommand,
     #[error("uid {uid} has no entry in the host user database, and no `--home` was given")]
     NoHome { uid: u32 },
+    #[error("`{a}` and `{b}` cannot be used together")]
+    Conflict { a: &'static str, b: &'static str },
+    #[error("invalid `{flag}` value `{}`: it must be an absolute path", path.display())]
+    RelativePath { flag: &'static str, path: PathBuf },
+    #[error("invalid `--hostname` value `{name}`: it must have 1 to 64 bytes")]
+    Hostname { name: String },
+    #[error("invalid session tmpfs size `{mib}` MiB: it must be at least 1")]
+    SessionSize { mib: u64 },
 }
 
 /// Host directories bound at the same path, always (`mount proc`, `mount sys`, `mount dev`).
@@ -203,7 +271,7 @@ pub enum PlanError {
 pub const SYSTEM_MOUNTS: &[(&str, &str)] = &[
     (
         "/proc",
-        "host processes (the PID namespace is shared, so a bind, not a new procfs)",
+        "host processes (a bind; with --pid a new procfs is mounted on top of it)",
     ),
     (
         "/sys",
@@ -253,12 +321,46 @@ pub fn build(
     {
         return Err(PlanError::RelativeCwd { path: c.clone() });
     }
+    for (flag, p) in [("--workdir", &opts.workdir), ("--overlay", &opts.overlay)] {
+        if let Some(p) = p
+            && !p.is_absolute()
+        {
+            return Err(PlanError::RelativePath {
+                flag,
+                path: p.clone(),
+            });
+        }
+    }
+    let writes = [
+        ("--writable", opts.writable),
+        ("--writable-tmpfs", opts.writable_tmpfs),
+        ("--overlay", opts.overlay.is_some()),
+    ];
+    let on: Vec<&'static str> = writes.iter().filter(|w| w.1).map(|w| w.0).collect();
+    if let [a, b, ..] = on[..] {
+        return Err(PlanError::Conflict { a, b });
+    }
+    if let Some(h) = &opts.hostname
+        && (h.is_empty() || h.len() > HOSTNAME_MAX)
+    {
+        return Err(PlanError::Hostname { name: h.clone() });
+    }
+    let session_mib = opts.session_mib.unwrap_or(DEFAULT_SESSION_MIB);
+    if session_mib == 0 {
+        return Err(PlanError::SessionSize { mib: 0 });
+    }
+    let skip = |n: NoMount| opts.no_mount.contains(&n);
+    // `--no-mount home` is `--no-home` (one switch in Apptainer too).
+    let no_home = opts.no_home || skip(NoMount::Home);
 
-    // Only a mount namespace as root; user+mount otherwise, own ids mapped to themselves.
+    // Only a mount namespace as root; user+mount otherwise, own ids mapped to themselves. PID,
+    // IPC and UTS are the host's unless asked for.
     let namespaces = sys::ns::Namespaces {
         user: !host.privileged,
         mount: true,
-        ..Default::default()
+        pid: opts.pid,
+        ipc: opts.ipc,
+        uts: opts.uts || opts.hostname.is_some(),
     };
 
     let home = match (&opts.home, &host.user) {
@@ -279,6 +381,7 @@ pub fn build(
         nosuid: true,
         nodev,
         required,
+        create: None,
     };
     let scratch = |tag, dst: &str| Mount {
         tag,
@@ -288,9 +391,25 @@ pub fn build(
         nosuid: true,
         nodev: true,
         required: true,
+        create: None,
+    };
+    // A `--workdir` directory, created on the host when missing (Apptainer's modes).
+    let work = |tag, name: &str, dst: &Path, mode: u32| {
+        opts.workdir.as_ref().map(|w| Mount {
+            create: Some(mode),
+            ..host_mount(tag, &w.join(name), dst, false, true, true)
+        })
     };
 
     for (p, _) in SYSTEM_MOUNTS {
+        let off = match *p {
+            "/proc" => skip(NoMount::Proc),
+            "/sys" => skip(NoMount::Sys),
+            _ => skip(NoMount::Dev),
+        };
+        if off {
+            continue;
+        }
         if *p == "/dev" && opts.contain {
             mounts.push(Mount {
                 nodev: false,
@@ -307,11 +426,13 @@ pub fn build(
                 ));
             }
             mounts.push(scratch(Tag::Dev, "/dev/shm"));
-            mounts.push(Mount {
-                source: Source::Devpts,
-                nodev: false,
-                ..scratch(Tag::Dev, "/dev/pts")
-            });
+            if !skip(NoMount::Devpts) {
+                mounts.push(Mount {
+                    source: Source::Devpts,
+                    nodev: false,
+                    ..scratch(Tag::Dev, "/dev/pts")
+                });
+            }
             continue;
         }
         let tag = if *p == "/dev" { Tag::Dev } else { Tag::System };
@@ -323,8 +444,18 @@ pub fn build(
             false,
             false,
         ));
+        if *p == "/proc" && opts.pid {
+            mounts.push(Mount {
+                source: Source::Proc,
+                nodev: true,
+                ..scratch(Tag::System, "/proc")
+            });
+        }
     }
     for (p, _) in HOST_FILES {
+        if skip(NoMount::BindPaths) || skip(NoMount::Path(PathBuf::from(p))) {
+            continue;
+        }
         mounts.push(host_mount(
             Tag::HostFile,
             Path::new(p),
@@ -334,12 +465,14 @@ pub fn build(
             false,
         ));
     }
-    if !opts.no_home {
+    if !no_home {
         if opts.contain && opts.home.is_none() {
-            mounts.push(Mount {
-                dst: home.dst.clone(),
-                ..scratch(Tag::Home, "/")
-            });
+            mounts.push(
+                work(Tag::Home, "home", &home.dst, 0o700).unwrap_or_else(|| Mount {
+                    dst: home.dst.clone(),
+                    ..scratch(Tag::Home, "/")
+                }),
+            );
         } else {
             // A user-named home must exist; the passwd home may not (e.g. `/nonexistent`).
             let required = opts.home.is_some();
@@ -353,9 +486,15 @@ pub fn build(
             ));
         }
     }
-    if opts.contain {
-        mounts.push(scratch(Tag::Tmp, "/tmp"));
-        mounts.push(scratch(Tag::Tmp, "/var/tmp"));
+    if skip(NoMount::Tmp) {
+        // Neither /tmp nor /var/tmp: the image's own directories (or none) show.
+    } else if opts.contain {
+        for (dst, name) in [("/tmp", "tmp"), ("/var/tmp", "var_tmp")] {
+            mounts.push(
+                work(Tag::Tmp, name, Path::new(dst), 0o1777)
+                    .unwrap_or_else(|| scratch(Tag::Tmp, dst)),
+            );
+        }
     } else {
         mounts.push(host_mount(
             Tag::Tmp,
@@ -398,7 +537,11 @@ pub fn build(
         }
     };
     // The host cwd is bound at the same path unless a same-path bind already shows it there.
-    if !opts.contain && !covered(&host.cwd, &mounts) && host.cwd != Path::new("/") {
+    if !opts.contain
+        && !skip(NoMount::Cwd)
+        && !covered(&host.cwd, &mounts)
+        && host.cwd != Path::new("/")
+    {
         mounts.push(host_mount(
             Tag::Cwd,
             &host.cwd,
@@ -431,8 +574,21 @@ pub fn build(
                 nosuid: true,
                 nodev: true,
                 required: false,
+                create: None,
             });
         }
+    }
+    if opts.hostname.is_some() {
+        mounts.push(Mount {
+            tag: Tag::Hostname,
+            source: Source::Hostname,
+            dst: "/etc/hostname".into(),
+            readonly: true,
+            nosuid: true,
+            nodev: true,
+            required: false,
+            create: None,
+        });
     }
 
     // Shortest destination first (Apptainer >= 1.2), so a parent never hides a child; equal
@@ -446,6 +602,10 @@ pub fn build(
         map_ids: namespaces.user,
         identity,
         writable: opts.writable,
+        writable_tmpfs: opts.writable_tmpfs,
+        overlay: opts.overlay.clone(),
+        session_mib,
+        hostname: opts.hostname.clone(),
         mounts,
         env,
         action,
@@ -480,15 +640,19 @@ impl LaunchPlan {
                 String::new()
             }
         );
-        let _ = writeln!(
-            s,
-            "root {}",
-            if self.writable {
-                "writable"
-            } else {
-                "read-only"
-            }
-        );
+        if let Some(h) = &self.hostname {
+            let _ = writeln!(s, "hostname {h}");
+        }
+        let root = match (&self.overlay, self.writable, self.writable_tmpfs) {
+            (Some(dir), _, _) => format!("overlay {}", dir.display()),
+            (None, true, _) => "writable".into(),
+            (None, false, true) => "writable-tmpfs".into(),
+            (None, false, false) => "read-only".into(),
+        };
+        let _ = writeln!(s, "root {root}");
+        if self.session_mib != DEFAULT_SESSION_MIB {
+            let _ = writeln!(s, "session {} MiB", self.session_mib);
+        }
         for m in &self.mounts {
             let src = match &m.source {
                 Source::Host(p) => p.display().to_string(),
@@ -496,6 +660,8 @@ impl LaunchPlan {
                 Source::Passwd => "<passwd>".into(),
                 Source::Group => "<group>".into(),
                 Source::Devpts => "<devpts>".into(),
+                Source::Proc => "<proc>".into(),
+                Source::Hostname => "<hostname>".into(),
             };
             let mut flags = vec![if m.readonly { "ro" } else { "rw" }];
             if m.nosuid {
@@ -506,6 +672,11 @@ impl LaunchPlan {
             }
             if m.required {
                 flags.push("required");
+            }
+            let create;
+            if let Some(mode) = m.create {
+                create = format!("create={mode:o}");
+                flags.push(&create);
             }
             let _ = writeln!(
                 s,

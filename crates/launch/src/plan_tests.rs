@@ -239,3 +239,270 @@ fn bad_inputs_name_the_value() {
         "uid 1234 has no entry in the host user database, and no `--home` was given"
     );
 }
+
+fn try_plan(opts: &Options, uid: u32) -> Result<LaunchPlan, PlanError> {
+    build(
+        opts,
+        Path::new("/images/lolcow"),
+        Action::Exec(vec!["true".into()]),
+        &host(uid),
+    )
+}
+
+#[test]
+fn pid_namespace_mounts_a_fresh_proc_over_the_host_bind() {
+    let opts = Options {
+        pid: true,
+        ..Options::default()
+    };
+    for (uid, ns) in [(1000, "user+mount+pid"), (0, "mount+pid")] {
+        let p = plan(&opts, uid);
+        assert!(p.contains(&format!("namespaces {ns}")), "{p}");
+        let host = p.find("mount System /proc -> /proc rw,nosuid\n").unwrap();
+        let fresh = p
+            .find("mount System <proc> -> /proc rw,nosuid,nodev,required\n")
+            .unwrap();
+        // The kernel only lets a user namespace mount a procfs while another one is visible.
+        assert!(host < fresh, "{p}");
+    }
+    assert!(!plan(&Options::default(), 1000).contains("<proc>"));
+}
+
+#[test]
+fn ipc_and_uts_are_new_namespaces_only_when_asked() {
+    let opts = Options {
+        ipc: true,
+        uts: true,
+        ..Options::default()
+    };
+    let p = plan(&opts, 1000);
+    assert!(p.contains("namespaces user+mount+ipc+uts ("), "{p}");
+    assert!(!p.contains("hostname"), "--uts alone keeps the name: {p}");
+}
+
+#[test]
+fn hostname_implies_uts_and_generates_etc_hostname() {
+    let opts = Options {
+        hostname: Some("node-a".into()),
+        ..Options::default()
+    };
+    let p = plan(&opts, 1000);
+    assert!(p.contains("namespaces user+mount+uts ("), "{p}");
+    assert!(p.contains("hostname node-a\n"), "{p}");
+    assert!(
+        p.contains("mount Hostname <hostname> -> /etc/hostname ro,nosuid,nodev\n"),
+        "{p}"
+    );
+    for bad in ["", &"x".repeat(65)] {
+        let opts = Options {
+            hostname: Some(bad.to_string()),
+            ..Options::default()
+        };
+        assert!(matches!(
+            try_plan(&opts, 1000),
+            Err(PlanError::Hostname { .. })
+        ));
+    }
+}
+
+#[test]
+fn no_mount_leaves_out_each_named_default() {
+    let cases: &[(&str, &[&str])] = &[
+        ("proc", &["-> /proc "]),
+        ("sys", &["-> /sys "]),
+        ("dev", &["-> /dev "]),
+        ("home", &["mount Home"]),
+        ("tmp", &["-> /tmp ", "-> /var/tmp "]),
+        ("cwd", &["mount Cwd"]),
+        (
+            "bind-paths",
+            &["-> /etc/localtime", "-> /etc/hosts", "-> /etc/resolv.conf"],
+        ),
+        ("/etc/hosts", &["-> /etc/hosts"]),
+        ("/etc/resolv.conf", &["-> /etc/resolv.conf"]),
+    ];
+    let all = plan(&Options::default(), 1000);
+    for (name, gone) in cases {
+        let opts = Options {
+            no_mount: crate::nomount::parse_list(name).unwrap(),
+            ..Options::default()
+        };
+        let p = plan(&opts, 1000);
+        for g in *gone {
+            assert!(all.contains(g), "`{g}` is a default:\n{all}");
+            assert!(!p.contains(g), "--no-mount {name} keeps `{g}`:\n{p}");
+        }
+        // Nothing else goes.
+        let removed = all.lines().count() - p.lines().count();
+        assert_eq!(removed, gone.len(), "--no-mount {name}:\n{p}");
+    }
+    // /etc/hosts alone leaves the other bind path entries.
+    let opts = Options {
+        no_mount: crate::nomount::parse_list("/etc/hosts").unwrap(),
+        ..Options::default()
+    };
+    assert!(plan(&opts, 1000).contains("-> /etc/localtime"));
+    // hostfs is accepted and changes nothing (sifr never binds host mount points).
+    let opts = Options {
+        no_mount: crate::nomount::parse_list("hostfs").unwrap(),
+        ..Options::default()
+    };
+    assert_eq!(plan(&opts, 1000), all);
+}
+
+#[test]
+fn no_mount_devpts_and_dev_under_contain() {
+    let mut opts = Options {
+        contain: true,
+        no_mount: crate::nomount::parse_list("devpts").unwrap(),
+        ..Options::default()
+    };
+    let p = plan(&opts, 1000);
+    assert!(!p.contains("<devpts>"), "{p}");
+    assert!(p.contains("<scratch> -> /dev rw"), "{p}");
+    opts.no_mount = crate::nomount::parse_list("dev").unwrap();
+    let p = plan(&opts, 1000);
+    assert!(!p.contains("-> /dev"), "no /dev at all: {p}");
+}
+
+#[test]
+fn containall_is_contain_cleanenv_pid_and_ipc() {
+    let mut opts = Options::default();
+    opts.contain_all();
+    let p = plan(&opts, 1000);
+    let contain = Options {
+        contain: true,
+        cleanenv: true,
+        pid: true,
+        ipc: true,
+        ..Options::default()
+    };
+    assert_eq!(p, plan(&contain, 1000));
+    assert!(p.contains("namespaces user+mount+pid+ipc ("), "{p}");
+    assert!(p.contains("mount Tmp <scratch> -> /tmp"), "{p}");
+    assert!(p.contains("env host TERM LANG\n"), "{p}");
+}
+
+#[test]
+fn workdir_backs_tmp_var_tmp_and_home_only_with_contain() {
+    let opts = Options {
+        contain: true,
+        workdir: Some("/scratch/w".into()),
+        ..Options::default()
+    };
+    let p = plan(&opts, 1000);
+    for want in [
+        "mount Tmp /scratch/w/tmp -> /tmp rw,nosuid,nodev,required,create=1777\n",
+        "mount Tmp /scratch/w/var_tmp -> /var/tmp rw,nosuid,nodev,required,create=1777\n",
+        "mount Home /scratch/w/home -> /home/alice rw,nosuid,nodev,required,create=700\n",
+    ] {
+        assert!(p.contains(want), "missing `{want}`:\n{p}");
+    }
+    // A user-named home stays what the user named.
+    let opts = Options {
+        home: Some(HomeSpec::parse("/data/me:/home/alice").unwrap()),
+        ..opts
+    };
+    assert!(plan(&opts, 1000).contains("mount Home /data/me -> /home/alice"));
+    // Without --contain the workdir is unused, as in Apptainer.
+    let opts = Options {
+        workdir: Some("/scratch/w".into()),
+        ..Options::default()
+    };
+    assert_eq!(plan(&opts, 1000), plan(&Options::default(), 1000));
+    let opts = Options {
+        workdir: Some("w".into()),
+        ..Options::default()
+    };
+    assert_eq!(
+        try_plan(&opts, 1000).unwrap_err().to_string(),
+        "invalid `--workdir` value `w`: it must be an absolute path"
+    );
+}
+
+#[test]
+fn writable_tmpfs_overlay_and_writable_exclude_each_other() {
+    let tmpfs = Options {
+        writable_tmpfs: true,
+        ..Options::default()
+    };
+    let p = plan(&tmpfs, 1000);
+    assert!(p.contains("root writable-tmpfs\n"), "{p}");
+    let ov = Options {
+        overlay: Some("/data/ov".into()),
+        ..Options::default()
+    };
+    assert!(plan(&ov, 1000).contains("root overlay /data/ov\n"));
+    let both = Options {
+        writable: true,
+        ..tmpfs
+    };
+    assert_eq!(
+        try_plan(&both, 1000).unwrap_err().to_string(),
+        "`--writable` and `--writable-tmpfs` cannot be used together"
+    );
+    let both = Options {
+        writable_tmpfs: true,
+        ..ov
+    };
+    assert!(matches!(
+        try_plan(&both, 1000),
+        Err(PlanError::Conflict {
+            a: "--writable-tmpfs",
+            b: "--overlay"
+        })
+    ));
+}
+
+#[test]
+fn session_tmpfs_size_is_apptainers_64_mib_unless_set() {
+    let p = try_plan(&Options::default(), 1000).unwrap();
+    assert_eq!(p.session_mib, DEFAULT_SESSION_MIB);
+    let opts = Options {
+        session_mib: Some(512),
+        writable_tmpfs: true,
+        ..Options::default()
+    };
+    assert!(plan(&opts, 1000).contains("session 512 MiB\n"));
+    let opts = Options {
+        session_mib: Some(0),
+        ..Options::default()
+    };
+    assert!(matches!(
+        try_plan(&opts, 1000),
+        Err(PlanError::SessionSize { .. })
+    ));
+}
+
+#[test]
+fn mount_flag_binds_are_user_binds() {
+    let opts = Options {
+        binds: vec![crate::bind::parse_mount("type=bind,src=/data,dst=/in,readonly").unwrap()],
+        ..Options::default()
+    };
+    let p = plan(&opts, 1000);
+    assert!(
+        p.contains("mount UserBind /data -> /in ro,nosuid,nodev,required\n"),
+        "{p}"
+    );
+}
+
+#[test]
+fn env_file_sits_between_apptainerenv_and_env() {
+    // host(): APPTAINERENV_FOO=bar.
+    let opts = Options {
+        env_file: vec![
+            ("FOO".into(), "file".into()),
+            ("BAR".into(), "file".into()),
+            ("PREPEND_PATH".into(), "/pre".into()),
+        ],
+        env: vec![("BAR".into(), "flag".into())],
+        ..Options::default()
+    };
+    let p = plan(&opts, 1000);
+    assert!(p.contains("env override FOO=file\n"), "{p}");
+    assert!(p.contains("env override BAR=flag\n"), "{p}");
+    assert!(!p.contains("FOO=bar"), "{p}");
+    assert!(!p.contains("BAR=file"), "{p}");
+    assert!(p.contains("env path-prepend /pre\n"), "{p}");
+}

@@ -23,5 +23,6 @@ pub mod process;
 pub mod remove;
 pub mod signal;
 pub mod user;
+pub mod uts;
 
 pub use error::{Error, Result};

@@ -89,12 +89,29 @@ pub fn mount_devpts(target: &Path) -> Result<()> {
     .map_err(err("mount devpts on", target.display()))
 }
 
-/// Mount a kernel overlayfs at `target` with one lower layer and a writable upper layer.
-/// Paths must not contain `,` or `:` (the caller stages them under fixed names).
-pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<()> {
+/// Mount a new procfs at `target` (`nosuid,nodev,noexec`). It shows the PID namespace of the
+/// *calling process*, so a caller that wants the container's processes must already be inside
+/// the new PID namespace (see [`crate::process::spawn_init`]). In a user namespace the kernel
+/// also requires an unobstructed procfs to be mounted somewhere in the mount namespace already.
+pub fn mount_proc(target: &Path) -> Result<()> {
+    rustix::mount::mount(
+        "proc",
+        target,
+        "proc",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        c"",
+    )
+    .map_err(err("mount proc on", target.display()))
+}
+
+/// Mount a kernel overlayfs at `target` with lower layers `lowers` (topmost first) and a
+/// writable upper layer. Paths must not contain `,` or `:` (the caller checks or stages them
+/// under fixed names).
+pub fn mount_overlay(lowers: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
+        lower.join(":"),
         upper.display(),
         work.display()
     );

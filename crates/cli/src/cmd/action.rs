@@ -42,6 +42,40 @@ pub struct ActionFlags {
     /// Write into the image itself (sandbox directories only).
     #[arg(short = 'w', long)]
     pub writable: bool,
+    /// Let the command write anywhere; the changes go to a tmpfs and vanish at exit.
+    #[arg(long)]
+    pub writable_tmpfs: bool,
+    /// Keep the container's changes in DIR (an overlay upper layer over the image).
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub overlay: Option<PathBuf>,
+    /// Run in a new PID namespace (the command is the child of a small init, PID 1).
+    #[arg(short = 'p', long)]
+    pub pid: bool,
+    /// Run in a new IPC namespace.
+    #[arg(short = 'i', long)]
+    pub ipc: bool,
+    /// Run in a new UTS namespace (own host name).
+    #[arg(long)]
+    pub uts: bool,
+    /// Set the container's host name (implies --uts).
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// --contain plus --cleanenv and new PID and IPC namespaces.
+    #[arg(short = 'C', long)]
+    pub containall: bool,
+    /// With --contain, keep /tmp, /var/tmp and home in DIR/tmp, DIR/var_tmp and DIR/home.
+    #[arg(short = 'W', long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Leave out default mounts: proc, sys, dev, devpts, home, tmp, hostfs, cwd, bind-paths, or
+    /// the destination of a bind path entry (comma-separated, repeatable).
+    #[arg(long = "no-mount", value_name = "LIST")]
+    pub no_mount: Vec<String>,
+    /// Docker-style bind: `type=bind,source=SRC,destination=DST[,readonly]` (repeatable).
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Set variables from a file of `NAME=VALUE` lines (repeatable; later files win, --env wins).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
 }
 
 /// `sifr exec`.
@@ -109,7 +143,12 @@ fn host_env() -> Vec<(String, String)> {
         .collect()
 }
 
-fn options(flags: &ActionFlags, settings: &Settings) -> anyhow::Result<launch::Options> {
+fn options(
+    flags: &ActionFlags,
+    settings: &Settings,
+    image: &Path,
+    host_env: &[(String, String)],
+) -> anyhow::Result<launch::Options> {
     let mut binds = Vec::new();
     for spec in &flags.bind {
         binds.extend(launch::bind::parse_list(spec).map_err(bind_error)?);
@@ -138,12 +177,39 @@ fn options(flags: &ActionFlags, settings: &Settings) -> anyhow::Result<launch::O
         };
         kv.push((k.to_string(), v.to_string()));
     }
+    for spec in &flags.mount {
+        binds.push(launch::bind::parse_mount(spec).map_err(bind_error)?);
+    }
+    let mut no_mount = Vec::new();
+    for v in &flags.no_mount {
+        no_mount.extend(
+            launch::nomount::parse_list(v).map_err(|e| Hinted::new(e.to_string(), e.hint()))?,
+        );
+    }
+    let mut files = Vec::new();
+    for path in &flags.env_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read environment file `{}`", path.display()))?;
+        files.push(
+            launch::envfile::evaluate(path, &text, host_env, image)
+                .map_err(|e| Hinted::new(e.to_string(), e.hint()))?,
+        );
+    }
     let home = flags
         .home
         .as_deref()
         .map(launch::plan::HomeSpec::parse)
         .transpose()?;
-    Ok(launch::Options {
+    // Relative paths are taken from the current directory here, at the edge, as Apptainer does.
+    let absolute = |p: &Option<PathBuf>, flag: &str| -> anyhow::Result<Option<PathBuf>> {
+        p.as_deref()
+            .map(|p| {
+                std::path::absolute(p)
+                    .with_context(|| format!("invalid `{flag}` value `{}`", p.display()))
+            })
+            .transpose()
+    };
+    let mut opts = launch::Options {
         binds,
         cleanenv: flags.cleanenv,
         env: kv,
@@ -152,7 +218,21 @@ fn options(flags: &ActionFlags, settings: &Settings) -> anyhow::Result<launch::O
         home,
         cwd: flags.pwd.clone(),
         writable: flags.writable,
-    })
+        pid: flags.pid,
+        ipc: flags.ipc,
+        uts: flags.uts,
+        hostname: flags.hostname.clone(),
+        no_mount,
+        workdir: absolute(&flags.workdir, "--workdir")?,
+        writable_tmpfs: flags.writable_tmpfs,
+        session_mib: Some(settings.tmpfs_size_mib),
+        env_file: launch::envfile::merge(files),
+        overlay: absolute(&flags.overlay, "--overlay")?,
+    };
+    if flags.containall {
+        opts.contain_all();
+    }
+    Ok(opts)
 }
 
 fn bind_error(e: launch::bind::BindError) -> anyhow::Error {
@@ -176,7 +256,7 @@ fn launch_action(
     settings: &Settings,
 ) -> anyhow::Result<u8> {
     let env = host_env();
-    let opts = options(flags, settings)?;
+    let opts = options(flags, settings, image, &env)?;
     let img = launch::image::open(image).map_err(image_error)?;
     let host = launch::host::gather(env).context("cannot read the current directory")?;
     let attach =

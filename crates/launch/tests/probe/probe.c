@@ -11,14 +11,21 @@
  *   wait-signal        print "ready", then wait for SIGTERM/SIGINT/SIGHUP/SIGUSR1 and exit
  *                      100+signo after printing "got signal N" (gives up after 30 s: 99)
  *   args ...           print each argument on its own line
+ *   pid                print "pid=P ppid=Q"
+ *   procs              print the numeric entries of /proc (the visible processes), sorted
+ *   uname              print the node name (the host name of the UTS namespace)
+ *   ns NAME            print the target of /proc/self/ns/NAME
+ *   ls DIR             print the entries of DIR except . and .., sorted
  * Built at test time with `gcc -static`; kept free of anything but libc.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -35,6 +42,32 @@ static const char *errname(int e) {
     case EEXIST: return "EEXIST";
     default: return strerror(e);
     }
+}
+
+static int by_number(const void *a, const void *b) {
+    return atoi(*(char *const *)a) - atoi(*(char *const *)b);
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* List DIR's entries (only numeric ones when `numeric`), sorted. */
+static int list(const char *dir, int numeric) {
+    DIR *d = opendir(dir);
+    if (!d) { printf("error=%s\n", errname(errno)); return 0; }
+    static char *names[4096];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4096) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (numeric && (e->d_name[0] < '0' || e->d_name[0] > '9')) continue;
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, numeric ? by_number : by_name);
+    for (int i = 0; i < n; i++) puts(names[i]);
+    return 0;
 }
 
 static int run(int argc, char **argv) {
@@ -81,6 +114,23 @@ static int run(int argc, char **argv) {
         if (!got) return 99;
         printf("got signal %d\n", (int)got);
         return 100 + got;
+    } else if (!strcmp(cmd, "pid")) {
+        printf("pid=%d ppid=%d\n", (int)getpid(), (int)getppid());
+    } else if (!strcmp(cmd, "procs")) {
+        return list("/proc", 1);
+    } else if (!strcmp(cmd, "ls") && argc > 1) {
+        return list(argv[1], 0);
+    } else if (!strcmp(cmd, "uname")) {
+        struct utsname u;
+        if (uname(&u) != 0) { perror("uname"); return 1; }
+        puts(u.nodename);
+    } else if (!strcmp(cmd, "ns") && argc > 1) {
+        char path[256], buf[256];
+        snprintf(path, sizeof path, "/proc/self/ns/%s", argv[1]);
+        ssize_t n = readlink(path, buf, sizeof buf - 1);
+        if (n < 0) { printf("error=%s\n", errname(errno)); return 0; }
+        buf[n] = 0;
+        puts(buf);
     } else if (!strcmp(cmd, "args")) {
         for (int i = 1; i < argc; i++) puts(argv[i]);
     } else {
