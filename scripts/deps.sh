@@ -20,6 +20,7 @@ PACKAGES=(
     umoci            # builds OCI image layouts from a root filesystem
     openssl          # a throwaway CA for the registry's TLS
     apache2-utils    # htpasswd for the registry's basic auth
+    uidmap           # newuidmap/newgidmap: subordinate ids for unprivileged (fakeroot) builds
 )
 
 missing=()
