@@ -33,4 +33,6 @@ pub use facts::{Evidence, FileFacts, Needs};
 pub use feature::{Feature, FeatureSet, Level};
 pub use host::HostFacts;
 pub use judge::{Offender, Verdict, judge, judge_image};
-pub use scan::{DirTree, Entry, FACTS_VERSION, ImageFacts, Progress, Skipped, Summary, Tree};
+pub use scan::{
+    DirTree, Entry, FACTS_VERSION, ImageFacts, Progress, SIF_OBJECT_NAME, Skipped, Summary, Tree,
+};

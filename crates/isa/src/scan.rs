@@ -25,6 +25,9 @@ use crate::error::Error;
 use crate::facts::FileFacts;
 use crate::feature::{Feature, FeatureSet, Level};
 
+/// The name of the generic JSON object holding [`ImageFacts`] in a SIF.
+pub const SIF_OBJECT_NAME: &str = "isa-facts.json";
+
 /// Version of the JSON form; bump on incompatible changes.
 pub const FACTS_VERSION: u32 = 1;
 
