@@ -5,6 +5,10 @@
 //! complete, so a failed or interrupted build never leaves a partial image under the target
 //! name; the temporary file is removed on error. Overwriting needs `force`. This module does
 //! not print; it logs through `tracing` and returns a report.
+//!
+//! The CPU features the image's programs need ([`isa::ImageFacts`]) are scanned from the
+//! directory and stored as a generic JSON object named [`isa::SIF_OBJECT_NAME`], so that a
+//! launch can warn before a program dies with "Illegal instruction" without scanning.
 
 use std::fs;
 use std::io::BufWriter;
@@ -42,6 +46,8 @@ pub struct PackReport {
     pub squashfs: Summary,
     /// Final size of the SIF file.
     pub sif_size: u64,
+    /// The ISA summary stored in the image (`None` when the scan failed; the build goes on).
+    pub isa: Option<isa::Summary>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +177,7 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
     for (name, bytes) in &opts.metadata_json {
         creator.add(ObjectInput::generic_json(name, bytes.clone()))?;
     }
+    let isa = add_isa_facts(&mut creator, src)?;
     let sq_opts = Options {
         compression: opts.compression,
         all_root: opts.all_root,
@@ -212,5 +219,31 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
         arch: guess,
         squashfs: summary.unwrap_or_default(),
         sif_size,
+        isa,
     })
+}
+
+/// Scans `src` and adds the facts as a JSON object. A scan that fails (the root went away)
+/// costs the image its facts, not the build: launches then skip the check.
+fn add_isa_facts<W: std::io::Write + std::io::Seek>(
+    creator: &mut Creator<W>,
+    src: &Path,
+) -> Result<Option<isa::Summary>, PackError> {
+    let facts = match isa::ImageFacts::scan(src) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("cannot record the CPU features the image needs: {e}");
+            return Ok(None);
+        }
+    };
+    tracing::debug!(
+        max_level = ?facts.summary.max_level,
+        elf_files = facts.summary.elf_files,
+        "isa facts"
+    );
+    creator.add(ObjectInput::generic_json(
+        isa::SIF_OBJECT_NAME,
+        facts.to_json().into_bytes(),
+    ))?;
+    Ok(Some(facts.summary))
 }

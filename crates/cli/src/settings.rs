@@ -29,6 +29,8 @@ pub enum Kind {
     List,
     /// A whole number greater than zero.
     Number,
+    /// One word out of a fixed set (any case).
+    Choice(&'static [&'static str]),
 }
 
 /// One entry of the settings table.
@@ -110,6 +112,13 @@ pub const CATALOGUE: &[SettingDef] = &[
         doc: "Size in MiB of each container's session tmpfs, which holds --writable-tmpfs changes and --contain's /tmp (Apptainer's `sessiondir max size`).",
         also: &[],
     },
+    SettingDef {
+        key: "isa_check",
+        kind: Kind::Choice(crate::cmd::isa_check::IsaCheck::NAMES),
+        default: "warn",
+        doc: "Before exec/run/shell, compare the CPU features the image's programs need with this host's: warn, error (refuse to start) or off (flag --isa-check).",
+        also: &[],
+    },
 ];
 
 /// Where a resolved value came from, for `--debug` output and error messages.
@@ -144,6 +153,15 @@ pub enum SettingsError {
         key: String,
         value: String,
         origin: String,
+    },
+    #[error(
+        "invalid value `{value}` for setting `{key}` (from {origin}): expected one of {choices}"
+    )]
+    NotChoice {
+        key: String,
+        value: String,
+        origin: String,
+        choices: String,
     },
     #[error("cannot read config file `{path}`")]
     ReadConfig {
@@ -214,6 +232,8 @@ pub struct Settings {
     pub bind: Vec<String>,
     /// Size of the session tmpfs in MiB.
     pub tmpfs_size_mib: u64,
+    /// What to do when an image's programs need CPU features this host lacks.
+    pub isa_check: crate::cmd::isa_check::IsaCheck,
     /// Every setting with its text and origin, in catalogue order.
     pub resolved: Vec<(&'static str, Resolved)>,
 }
@@ -246,6 +266,10 @@ impl Settings {
                         .collect()
                 }
                 "tmpfs_size" => out.tmpfs_size_mib = parse_number(def, &r)?,
+                "isa_check" => {
+                    let t = parse_choice(def, &r)?;
+                    out.isa_check = t.parse().unwrap_or_default();
+                }
                 other => unreachable!("setting `{other}` is in the catalogue but not resolved"),
             }
             out.resolved.push((def.key, r));
@@ -334,6 +358,23 @@ fn origin(r: &Resolved) -> String {
         Source::ConfigFile(p) => format!("config file `{}`", p.display()),
         Source::Default => "the default".into(),
     }
+}
+
+/// The value of a [`Kind::Choice`] setting, lower-cased, if it is one of the choices.
+fn parse_choice(def: &SettingDef, r: &Resolved) -> Result<String, SettingsError> {
+    let Kind::Choice(choices) = def.kind else {
+        unreachable!("`{}` is not a choice", def.key)
+    };
+    let v = r.text.trim().to_ascii_lowercase();
+    if choices.contains(&v.as_str()) {
+        return Ok(v);
+    }
+    Err(SettingsError::NotChoice {
+        key: def.key.to_string(),
+        value: r.text.clone(),
+        origin: origin(r),
+        choices: choices.join(", "),
+    })
 }
 
 fn parse_bool(def: &SettingDef, r: &Resolved) -> Result<bool, SettingsError> {
@@ -528,6 +569,22 @@ mod tests {
         let err = Settings::resolve(&flags, &env(&[])).unwrap_err();
         assert!(err.to_string().contains("`tmpdri`"));
         assert_eq!(err.hint().as_deref(), Some("did you mean `tmpdir`?"));
+    }
+
+    #[test]
+    fn isa_check_defaults_to_warn_and_rejects_unknown_modes() {
+        use crate::cmd::isa_check::IsaCheck;
+        assert_eq!(resolve(&no_config(), &env(&[])).isa_check, IsaCheck::Warn);
+        let s = resolve(&no_config(), &env(&[("APPTAINER_ISA_CHECK", "Error")]));
+        assert_eq!(s.isa_check, IsaCheck::Error);
+        let err = Settings::resolve(&no_config(), &env(&[("SIFR_ISA_CHECK", "loud")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`loud`") && err.contains("SIFR_ISA_CHECK"),
+            "{err}"
+        );
+        assert!(err.contains("warn, error, off"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,40 @@ use crate::error::Error;
 use crate::feature::{Feature, FeatureSet, Level};
 use crate::{aarch64, x86};
 
+/// Libraries known to choose their code at run time through state the instruction analysis
+/// cannot follow (see the limits in [`crate::x86`]): their decoded requirements count as
+/// "uses when available". Matched on the soname, else the file name, up to the version.
+/// Every entry is a library a stock Debian or Ubuntu image holds and that the analysis would
+/// otherwise report above the baseline, so every program linking it would be flagged on
+/// older nodes. Their ISA note, when above baseline, still counts.
+const SELF_DISPATCHING: &[(&str, &str)] = &[
+    (
+        "libzstd.so",
+        "BMI2 decoders chosen by a flag in the decompression context",
+    ),
+    (
+        "libgcrypt.so",
+        "AVX/AVX2 cipher and hash code chosen from `hwfeatures` tables",
+    ),
+    (
+        "libnettle.so",
+        "fat build: AES/SHA/PCLMUL code chosen by a constructor",
+    ),
+    ("libhogweed.so", "fat build, like libnettle"),
+    (
+        "libsodium.so",
+        "AVX2/AVX-512 implementations chosen at `sodium_init`",
+    ),
+];
+
+fn dispatches_itself(path: &str, soname: Option<&str>) -> bool {
+    let name = soname.unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path));
+    SELF_DISPATCHING.iter().any(|(prefix, _)| {
+        name.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
+}
+
 /// What a file needs from the CPU: a level and the features behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Needs {
@@ -85,11 +119,16 @@ impl FileFacts {
         let analysable = matches!(info.kind, FileKind::Executable | FileKind::SharedLibrary);
         let (needs, when, evidence, instructions) = match info.arch {
             Arch::Amd64 | Arch::I386 => {
-                let a = if analysable {
+                let mut a = if analysable {
                     x86::analyse(&info)
                 } else {
                     x86::Analysis::default()
                 };
+                if dispatches_itself(path, info.soname.as_deref()) {
+                    a.when_available = a.when_available.union(a.required);
+                    a.required = FeatureSet::EMPTY;
+                    a.sites.clear();
+                }
                 let note_features = note_level.map(FeatureSet::of_level).unwrap_or_default();
                 let features = a.required.union(note_features).with_implied();
                 let level = features.level().max(note_level.unwrap_or(Level::V1));
@@ -162,5 +201,25 @@ impl FileFacts {
     /// The required features as a set.
     pub fn required(&self) -> FeatureSet {
         self.needs.features.iter().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dispatches_itself;
+
+    #[test]
+    fn self_dispatching_libraries_match_by_soname_up_to_the_version() {
+        assert!(dispatches_itself(
+            "usr/lib/x/libzstd.so.1.5.4",
+            Some("libzstd.so.1")
+        ));
+        assert!(dispatches_itself("opt/libgcrypt.so.20.4.1", None));
+        assert!(dispatches_itself("opt/libsodium.so", None));
+        assert!(!dispatches_itself(
+            "opt/libzstd.so.1",
+            Some("libzstdmt.so.1")
+        ));
+        assert!(!dispatches_itself("usr/bin/zstd", None));
     }
 }

@@ -4,9 +4,12 @@
 //! Only the program and the libraries it loads matter: another file in the image needing
 //! more than the host offers is not a finding for this program. Files of another
 //! architecture are not judged here (that is an arch mismatch, reported elsewhere).
+//! [`judge_image`] is for launches where no single program can be named (a runscript, a
+//! shell): every executable and library of the image counts.
 
 use serde::{Deserialize, Serialize};
 
+use crate::elf::FileKind;
 use crate::facts::FileFacts;
 use crate::feature::{Feature, FeatureSet, Level};
 use crate::host::HostFacts;
@@ -72,4 +75,24 @@ pub fn judge(program: &FileFacts, libs: &[&FileFacts], host: &HostFacts) -> Verd
         missing_features: all.to_vec(),
         offending_files,
     }
+}
+
+/// Judges every executable and shared library of `image` against `host`, for launches where
+/// no single program can be named. Libraries under `glibc-hwcaps/` are left out: the loader
+/// picks them only on CPUs of their level. Offenders are sorted by path.
+pub fn judge_image(image: &crate::ImageFacts, host: &HostFacts) -> Verdict {
+    let mut out = Verdict::default();
+    let mut all = FeatureSet::EMPTY;
+    for f in &image.files {
+        if !matches!(f.kind, FileKind::Executable | FileKind::SharedLibrary)
+            || f.path.contains("glibc-hwcaps/")
+        {
+            continue;
+        }
+        let v = judge(f, &[], host);
+        all = all.union(v.missing_features.iter().copied().collect());
+        out.offending_files.extend(v.offending_files);
+    }
+    out.missing_features = all.to_vec();
+    out
 }

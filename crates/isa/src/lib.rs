@@ -24,6 +24,7 @@ mod feature;
 mod host;
 mod judge;
 mod scan;
+pub mod target;
 pub mod x86;
 
 pub use elf::{Arch, FileKind, is_elf};
@@ -31,5 +32,7 @@ pub use error::Error;
 pub use facts::{Evidence, FileFacts, Needs};
 pub use feature::{Feature, FeatureSet, Level};
 pub use host::HostFacts;
-pub use judge::{Offender, Verdict, judge};
-pub use scan::{FACTS_VERSION, ImageFacts, Skipped, Summary};
+pub use judge::{Offender, Verdict, judge, judge_image};
+pub use scan::{
+    DirTree, Entry, FACTS_VERSION, ImageFacts, Progress, SIF_OBJECT_NAME, Skipped, Summary, Tree,
+};

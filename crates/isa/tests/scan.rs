@@ -145,6 +145,24 @@ fn scanning_an_image_records_each_elf_file_once_and_skips_links_and_data() {
     let fast = img.file("usr/bin/fast").unwrap();
     assert_eq!(fast.kind, FileKind::Executable);
     assert!(!judge(fast, &img.libraries_for(fast), &haswell).is_ok());
+
+    // Judged as a whole (a runscript), the image is flagged for `fast` alone on a v3 CPU, and
+    // for the v3 library too on a v2 CPU; the glibc-hwcaps copy never counts.
+    let whole = isa::judge_image(&img, &haswell);
+    let paths: Vec<&str> = whole
+        .offending_files
+        .iter()
+        .map(|o| o.path.as_str())
+        .collect();
+    assert_eq!(paths, ["usr/bin/fast"]);
+    assert!(whole.missing_features.contains(&Feature::Avx512f));
+    let whole = isa::judge_image(&img, &old_cpu);
+    let paths: Vec<&str> = whole
+        .offending_files
+        .iter()
+        .map(|o| o.path.as_str())
+        .collect();
+    assert_eq!(paths, ["opt/app/lib/libdot.so.1", "usr/bin/fast"]);
 }
 
 #[test]
@@ -176,4 +194,59 @@ fn host_facts_agree_with_std() {
     } else {
         eprintln!("skipped: x86 feature checks on a non-x86 host");
     }
+}
+
+#[test]
+fn commands_are_found_through_the_image_links_without_leaving_the_image() {
+    let host_true = std::path::Path::new("/usr/bin/true");
+    if !host_true.exists() {
+        eprintln!("skipped: no `/usr/bin/true` on this host to put in the image");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    fs::create_dir_all(r.join("usr/bin")).unwrap();
+    fs::create_dir_all(r.join("usr/share/doc")).unwrap();
+    fs::copy(host_true, r.join("usr/bin/true3.11")).unwrap();
+    fs::write(r.join("usr/share/doc/README"), "text").unwrap();
+    let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, r.join(at)).unwrap();
+    link("usr/bin", "bin"); // usrmerge
+    link("true3.11", "usr/bin/true3");
+    link("true3", "usr/bin/true");
+    link("/usr/bin/true", "usr/bin/abs-true");
+    link("../../../../../usr/bin/true3.11", "usr/bin/climb");
+    link("README", "usr/share/doc/readme-link");
+    link("loop-b", "usr/bin/loop-a");
+    link("loop-a", "usr/bin/loop-b");
+
+    let img = ImageFacts::scan(r).unwrap();
+    for name in [
+        "/bin/true",
+        "bin/true3",
+        "/usr/bin/abs-true",
+        "/bin/climb",
+        "/bin/./true3.11",
+    ] {
+        assert_eq!(
+            img.lookup(name).map(|f| f.path.as_str()),
+            Some("usr/bin/true3.11"),
+            "{name}"
+        );
+    }
+    assert!(img.lookup("/usr/bin/loop-a").is_none());
+    assert!(img.lookup("/bin/missing").is_none());
+    // Only links that lead to an ELF file or a directory above one are kept.
+    let kept: Vec<&str> = img.links.keys().map(String::as_str).collect();
+    assert_eq!(
+        kept,
+        [
+            "bin",
+            "usr/bin/abs-true",
+            "usr/bin/climb",
+            "usr/bin/true",
+            "usr/bin/true3"
+        ]
+    );
+    let back = ImageFacts::from_json(&img.to_json()).unwrap();
+    assert_eq!(back.lookup("/bin/true"), img.lookup("/bin/true"));
 }

@@ -76,6 +76,10 @@ pub struct ActionFlags {
     /// Set variables from a file of `NAME=VALUE` lines (repeatable; later files win, --env wins).
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
+    /// When the program needs CPU features this host lacks: warn, error (do not start it) or
+    /// off (default: the `isa_check` setting, else warn).
+    #[arg(long, value_name = "MODE")]
+    pub isa_check: Option<super::isa_check::IsaCheck>,
 }
 
 /// `sifr exec`.
@@ -258,6 +262,7 @@ fn launch_action(
     let env = host_env();
     let opts = options(flags, settings, image, &env)?;
     let img = launch::image::open(image).map_err(image_error)?;
+    super::isa_check::before_launch(&img, &action, flags.isa_check, settings)?;
     let host = launch::host::gather(env).context("cannot read the current directory")?;
     let attach =
         launch::image::choose(&img, host.privileged, opts.writable).map_err(image_error)?;

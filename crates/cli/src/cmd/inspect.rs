@@ -46,6 +46,14 @@ pub struct InspectArgs {
     /// Show all available data (implies --json).
     #[arg(long)]
     pub all: bool,
+    /// Show the CPU features the image's programs need and whether this host has them: the
+    /// facts stored at build time, or a scan of the image when it has none (with --json, the
+    /// facts themselves).
+    #[arg(long)]
+    pub isa: bool,
+    /// With --isa: scan even when the image holds stored facts.
+    #[arg(long, requires = "isa")]
+    pub rescan: bool,
     /// The image: a sandbox directory, a SIF, or a SquashFS file.
     pub image: PathBuf,
 }
@@ -101,12 +109,8 @@ impl ImageTree for Squash {
     }
 }
 
-/// Read the metadata of the image at `path`, whatever its format.
-fn read_metadata(path: &Path) -> anyhow::Result<InspectMetadata> {
-    let md = std::fs::metadata(path)?;
-    if md.is_dir() {
-        return Ok(build::layout::inspect(path)?);
-    }
+/// Where the root filesystem of the image file at `path` (a SIF or a bare SquashFS) starts.
+pub(crate) fn squashfs_offset(path: &Path) -> anyhow::Result<u64> {
     let mut magic = [0u8; 4];
     let mut f = File::open(path)?;
     let n = f.read(&mut magic)?;
@@ -122,11 +126,24 @@ fn read_metadata(path: &Path) -> anyhow::Result<InspectMetadata> {
         }
         part.offset()
     };
+    Ok(offset)
+}
+
+/// Read the metadata of the image at `path`, whatever its format.
+fn read_metadata(path: &Path) -> anyhow::Result<InspectMetadata> {
+    let md = std::fs::metadata(path)?;
+    if md.is_dir() {
+        return Ok(build::layout::inspect(path)?);
+    }
+    let offset = squashfs_offset(path)?;
     let archive = Archive::open(File::open(path)?, offset)?;
     build::layout::inspect_tree(&Squash(archive))
 }
 
-pub fn run(args: InspectArgs, _settings: &Settings) -> anyhow::Result<u8> {
+pub fn run(args: InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
+    if args.isa {
+        return super::inspect_isa::run(&args.image, args.json, args.rescan, settings);
+    }
     let meta = read_metadata(&args.image)
         .with_context(|| format!("cannot inspect `{}`", args.image.display()))?;
     let json = args.json || args.all;

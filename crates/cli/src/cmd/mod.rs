@@ -5,6 +5,8 @@ pub mod build;
 pub mod completion;
 pub mod deffile;
 pub mod inspect;
+pub mod inspect_isa;
+pub mod isa_check;
 pub mod man;
 pub mod sif;
 

@@ -60,8 +60,10 @@
 //! level everywhere, including the main path. Over-reporting (a wrong warning) remains where
 //! dispatch goes through state this analysis cannot see: function-pointer tables filled from
 //! flags in heap objects and twins whose default clone was inlined differently (Debian's
-//! `libzstd.so.1` still comes out v3 for BMI2/LZCNT; node's V8 builtins, libsodium, SVT-AV1,
-//! rav1e, libgcrypt come out v3/v4). The judge treats the result as a warning.
+//! `libzstd.so.1` comes out v3 for BMI2/LZCNT; node's V8 builtins, libsodium, SVT-AV1,
+//! rav1e, libgcrypt come out v3/v4). The common system libraries among these are listed in
+//! `facts::SELF_DISPATCHING` and demoted to "uses when available" there. The judge treats
+//! the result as a warning.
 
 mod decode;
 
