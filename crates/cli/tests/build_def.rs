@@ -459,3 +459,39 @@ fn fakeroot_gives_post_the_subordinate_ids_package_managers_need() {
     }
     c.assert_clean();
 }
+
+#[test]
+fn target_isa_exports_compiler_flags_into_post() {
+    let Some(c) = Case::new() else { return };
+    c.write(
+        "isa.def",
+        "Bootstrap: localimage\nFrom: ../image\n\n%post\n    echo \"$CFLAGS|$FFLAGS|$RUSTFLAGS\" > /flags\n",
+    );
+    let who = builders()[0];
+    let o = c.sifr(
+        who,
+        &["build", "--target-isa", "x86-64-v2", "isa.sif", "isa.def"],
+    );
+    ok(&o, "build --target-isa");
+    let out = c.sifr(who, &["exec", "isa.sif", "/bin/probe", "cat", "/flags"]);
+    let flags = stdout(&out);
+    assert!(
+        flags.starts_with("-march=x86-64-v2|-march=x86-64-v2|"),
+        "{flags}"
+    );
+    assert!(
+        flags.contains("x86-64-v2\n"),
+        "RUSTFLAGS names the level: {flags}"
+    );
+    let bad = c.sifr(
+        who,
+        &["build", "--target-isa", "x86-64-v9", "bad.sif", "isa.def"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "a bad level is a usage error");
+    assert!(
+        stderr(&bad).contains("x86-64-v2"),
+        "the valid levels are listed: {}",
+        stderr(&bad)
+    );
+    c.assert_clean();
+}

@@ -67,6 +67,10 @@ pub struct BuildArgs {
     /// Compression threads (0 = one per core); the image is identical for any value.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// Compile for this CPU level in %post: exports CFLAGS, CXXFLAGS, FFLAGS and RUSTFLAGS
+    /// (and GOAMD64/GOARM64) for it, e.g. `x86-64-v2` so the image runs on older nodes.
+    #[arg(long, value_name = "LEVEL")]
+    pub target_isa: Option<isa::target::TargetIsa>,
 }
 
 /// What SOURCE names.
@@ -226,7 +230,15 @@ fn build_definition(
         binds,
         host_env: std::env::vars().collect(),
         time: build::layout::BuildTime::utc(time),
-        post_env: Vec::new(),
+        post_env: args
+            .target_isa
+            .map(|t| {
+                isa::target::compiler_flags(t)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
+            })
+            .unwrap_or_default(),
         fix_perms: args.fix_perms,
         post_failure_hint,
     };
