@@ -495,3 +495,180 @@ fn target_isa_exports_compiler_flags_into_post() {
     );
     c.assert_clean();
 }
+
+/// `sha256:HEX` and size of a file, through `sha256sum` (no hashing code in the tests).
+fn digest(path: &Path) -> (String, u64) {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (
+        format!("sha256:{hex}"),
+        std::fs::metadata(path).unwrap().len(),
+    )
+}
+
+/// Store `path` as a blob of the OCI layout `layout`; returns its descriptor fields.
+fn blob(layout: &Path, path: &Path) -> (String, u64) {
+    let (d, size) = digest(path);
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(path, dir.join(d.trim_start_matches("sha256:"))).unwrap();
+    (d, size)
+}
+
+/// An OCI image layout (tag `v1`) with two layers: the fixture image, then one that adds
+/// `/opt/added` and whites out `/bin/ls`; its config has ENV, ENTRYPOINT, CMD and a label.
+fn oci_layout(c: &Case) -> PathBuf {
+    let root = c.fx.dir.path();
+    let layout = c.fx.work.join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    let l1 = root.join("layer1.tar");
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "-C"])
+        .arg(&c.fx.image)
+        .args(["-cf"])
+        .arg(&l1)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let up = root.join("upper");
+    std::fs::create_dir_all(up.join("opt")).unwrap();
+    std::fs::create_dir_all(up.join("bin")).unwrap();
+    std::fs::write(up.join("opt/added"), "from layer 2\n").unwrap();
+    std::fs::write(up.join("bin/.wh.ls"), "").unwrap();
+    let l2 = root.join("layer2.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&up)
+            .arg("-cf")
+            .arg(&l2)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (diff2, _) = digest(&l2);
+    assert!(
+        Command::new("gzip")
+            .arg("-n")
+            .arg(&l2)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let l2gz = root.join("layer2.tar.gz");
+    let (d1, s1) = blob(&layout, &l1);
+    let (d2, s2) = blob(&layout, &l2gz);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Env":["PATH=/bin:/usr/bin","FROM_OCI=oci-value"],"Entrypoint":["/bin/probe","args"],"Cmd":["default-cmd"],"Labels":{{"org.example.from":"oci"}}}},"rootfs":{{"type":"layers","diff_ids":["{d1}","{diff2}"]}}}}"#
+    );
+    let cfg = root.join("config.json");
+    std::fs::write(&cfg, config).unwrap();
+    let (dc, sc) = blob(&layout, &cfg);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{dc}","size":{sc}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d1}","size":{s1}}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d2}","size":{s2}}}]}}"#
+    );
+    let man = root.join("manifest.json");
+    std::fs::write(&man, manifest).unwrap();
+    let (dm, sm) = blob(&layout, &man);
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{dm}","size":{sm},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    assert!(
+        Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&layout)
+            .status()
+            .unwrap()
+            .success()
+    );
+    layout
+}
+
+#[test]
+fn oci_layouts_and_archives_become_images_with_their_env_and_entrypoint() {
+    let Some(c) = Case::new() else { return };
+    let layout = oci_layout(&c);
+    let archive = c.fx.work.join("layout.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&layout)
+            .arg("-cf")
+            .arg(&archive)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    c.write(
+        "oci.def",
+        "Bootstrap: oci\nFrom: layout:v1\n\n%post\n    test -f /opt/added\n",
+    );
+    for who in builders() {
+        for (target, source) in [
+            (format!("def-{}.sif", who.uid()), "oci.def".to_string()),
+            (
+                format!("arch-{}.sif", who.uid()),
+                "oci-archive:layout.tar:v1".to_string(),
+            ),
+        ] {
+            let o = c.sifr(who, &["build", &target, &source]);
+            ok(&o, &format!("build {source} as {who:?}"));
+            let run = c.sifr(who, &["run", &target]);
+            ok(&run, "run");
+            assert_eq!(stdout(&run), "default-cmd\n", "CMD is the default argument");
+            let run = c.sifr(who, &["run", &target, "given"]);
+            assert_eq!(stdout(&run), "given\n", "arguments replace CMD");
+            let env = c.sifr(who, &["exec", &target, "/bin/probe", "env"]);
+            assert!(
+                stdout(&env).contains("FROM_OCI=oci-value\n"),
+                "{}",
+                stdout(&env)
+            );
+            let files = c.sifr(
+                who,
+                &[
+                    "exec",
+                    &target,
+                    "/bin/probe",
+                    "exists",
+                    "/opt/added",
+                    "/bin/ls",
+                ],
+            );
+            assert_eq!(
+                stdout(&files),
+                "/opt/added yes\n/bin/ls no\n",
+                "layer 2's whiteout applies"
+            );
+            let labels = c.sifr(who, &["inspect", "--labels", &target]);
+            assert!(
+                stdout(&labels).contains("org.example.from: oci"),
+                "{}",
+                stdout(&labels)
+            );
+            let list = stdout(&c.sifr(who, &["sif", "list", &target]));
+            assert_eq!(
+                list.matches("JSON.Generic").count() >= 2,
+                true,
+                "inspect metadata and oci-config.json: {list}"
+            );
+        }
+        c.assert_clean();
+    }
+}
