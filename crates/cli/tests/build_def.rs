@@ -663,9 +663,8 @@ fn oci_layouts_and_archives_become_images_with_their_env_and_entrypoint() {
                 stdout(&labels)
             );
             let list = stdout(&c.sifr(who, &["sif", "list", &target]));
-            assert_eq!(
+            assert!(
                 list.matches("JSON.Generic").count() >= 2,
-                true,
                 "inspect metadata and oci-config.json: {list}"
             );
         }
