@@ -671,3 +671,37 @@ fn oci_layouts_and_archives_become_images_with_their_env_and_entrypoint() {
         c.assert_clean();
     }
 }
+
+#[test]
+fn a_build_stopped_by_a_signal_removes_its_work_and_writes_nothing() {
+    use std::io::{BufRead as _, BufReader};
+    let Some(c) = Case::new() else { return };
+    c.write(
+        "slow.def",
+        "Bootstrap: localimage\nFrom: ../image\n\n%post\n    probe wait-signal\n    echo not-reached\n",
+    );
+    for who in builders() {
+        let mut child =
+            support::sifr_command(&sifr(), &c.fx, who, &["build", "slow.sif", "slow.def"])
+                .env("SIFR_TMPDIR", &c.tmp)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert_eq!(first, "ready", "%post started");
+        // Only sifr is signalled, as a batch system or `kill PID` does.
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = child.wait_with_output().unwrap();
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(128 + 15), "{e}");
+        assert!(e.contains("interrupted by signal 15"), "{e}");
+        assert!(!c.fx.work.join("slow.sif").exists());
+        c.assert_clean();
+    }
+}

@@ -90,6 +90,12 @@ pub fn run_section(
     // after the fork, so reading ends when the child (and everything it forked) is gone.
     let (child_err, child_out) = (&err_wr, &out_wr);
     let pid = sys::process::fork_child(move || {
+        // Its own process group, so an interrupt of the build reaches the whole container.
+        let _ = sys::process::own_process_group(0);
+        // Not in the terminal's foreground group, so it must not read the terminal (it would
+        // stop): a prompt (`apt-get install` without `-y`) reads end-of-file and fails clearly
+        // instead of hanging the build.
+        let _ = sys::process::stdin_from_null();
         if sys::process::redirect_stderr(child_out.as_fd()).is_err() {
             return 255;
         }
@@ -111,6 +117,8 @@ pub fn run_section(
             }
         }
     })?;
+    let _ = sys::process::own_process_group(pid);
+    sys::signal::set_step_group(pid);
     drop(err_wr);
     drop(out_wr);
     let mut stream = std::fs::File::from(out_rd);
@@ -125,11 +133,31 @@ pub fn run_section(
     }
     let mut message = String::new();
     let _ = std::fs::File::from(err_rd).read_to_string(&mut message);
-    let status = sys::process::wait_pid(pid)?;
+    let status = sys::process::wait_pid(pid);
+    sys::signal::set_step_group(0);
+    let status = status?;
     if !message.is_empty() {
         return Err(SectionError::Start { message });
     }
     Ok(Outcome {
         status: status.code(),
     })
+}
+
+/// Keep the build process alive on SIGINT, SIGTERM and SIGHUP so it can remove its work
+/// directory: the signal is passed to the process group (the running tool or container ends)
+/// and recorded for [`interrupted`]. See `sys::signal::catch_interrupts`.
+pub fn catch_interrupts() -> Result<(), sys::Error> {
+    sys::signal::catch_interrupts()
+}
+
+/// Name the process group of a tool the build runs (`std::process::Command::process_group(0)`
+/// makes one with the child's pid), so interrupts reach it; 0 when it has ended.
+pub fn set_step_group(pgid: u32) {
+    sys::signal::set_step_group(pgid as i32);
+}
+
+/// The signal that interrupted the build, if any.
+pub fn interrupted() -> Option<i32> {
+    sys::signal::interrupted()
 }

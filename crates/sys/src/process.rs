@@ -469,6 +469,24 @@ pub fn redirect_stderr(fd: BorrowedFd<'_>) -> Result<()> {
     rustix::stdio::dup2_stderr(fd).map_err(err("redirect", "standard error"))
 }
 
+/// Put process `pid` (0: the caller) in a process group of its own (`setpgid(pid, pid)`).
+/// Parent and child both call it after a fork, so the group exists whichever runs first.
+pub fn own_process_group(pid: i32) -> Result<()> {
+    let p = rustix::process::Pid::from_raw(pid);
+    rustix::process::setpgid(p, p).map_err(err("create process group for", pid))
+}
+
+/// Make `/dev/null` the caller's standard input.
+pub fn stdin_from_null() -> Result<()> {
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(err("open", "/dev/null"))?;
+    rustix::stdio::dup2_stdin(&null).map_err(err("redirect", "standard input"))
+}
+
 /// A close-on-exec pipe `(read, write)`.
 pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(err("create", "pipe"))

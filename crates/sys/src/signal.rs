@@ -129,3 +129,68 @@ pub fn forward_to(pid: i32) -> Result<()> {
 pub fn stop_forwarding() {
     TARGET.store(0, Ordering::SeqCst);
 }
+
+/// The first of SIGINT, SIGTERM or SIGHUP received since [`catch_interrupts`]; 0 for none.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+/// The process group of the step running now (a tool or a container), 0 while there is none.
+static STEP_GROUP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn interrupt(sig: libc::c_int) {
+    let _ = INTERRUPTED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    let group = STEP_GROUP.load(Ordering::SeqCst);
+    if group > 0 {
+        // SAFETY: kill(2) is async-signal-safe; a negative pid names the step's own process
+        // group, never the caller's (which may hold a batch script or a test harness).
+        unsafe {
+            libc::kill(-group, sig);
+        }
+    }
+}
+
+/// For a process that must clean up before ending (a build and its work directory): SIGINT,
+/// SIGTERM and SIGHUP no longer end this process; they are recorded ([`interrupted`]) and
+/// passed to the process group of the step running now ([`set_step_group`]), so that step
+/// fails and the caller unwinds normally. Children start with the default actions again when
+/// they exec.
+pub fn catch_interrupts() -> Result<()> {
+    for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: a fully initialised sigaction whose handler only touches atomics and calls
+        // kill(2), both async-signal-safe; the old-action pointer may be null.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = interrupt as *const () as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(s, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(Error::new(
+                "install signal handler for",
+                s.to_string(),
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Name the process group that interrupts go to (0: none). A step already interrupted before
+/// it was registered gets the signal now.
+pub fn set_step_group(pgid: i32) {
+    STEP_GROUP.store(pgid, Ordering::SeqCst);
+    let sig = INTERRUPTED.load(Ordering::SeqCst);
+    if pgid > 0 && sig != 0 {
+        // SAFETY: kill(2) on the step's own process group.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// The signal that interrupted the process since [`catch_interrupts`], if any.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}

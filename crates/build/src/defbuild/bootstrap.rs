@@ -157,14 +157,24 @@ fn run_logged(mut cmd: Command, tool: &str, log: &Path) -> Result<(), BootstrapE
     let out = File::create(log).map_err(io)?;
     let err = out.try_clone().map_err(io)?;
     let shown = format!("{cmd:?}").replace('"', "");
-    let status = cmd
+    use std::os::unix::process::CommandExt as _;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err)
-        .status()
+        .process_group(0)
+        .spawn()
         .map_err(|source| BootstrapError::Spawn {
             tool: tool.into(),
             source,
         })?;
+    launch::buildrun::set_step_group(child.id());
+    let status = child.wait();
+    launch::buildrun::set_step_group(0);
+    let status = status.map_err(|source| BootstrapError::Spawn {
+        tool: tool.into(),
+        source,
+    })?;
     if status.success() {
         return Ok(());
     }

@@ -124,6 +124,16 @@ pub enum DefBuildError {
     },
     #[error("cannot write the image")]
     Pack(#[from] PackError),
+    #[error("interrupted by signal {signal}")]
+    Interrupted { signal: i32 },
+}
+
+/// Stop between steps once a signal has arrived (the step it interrupted may have succeeded).
+fn check_interrupt() -> Result<(), DefBuildError> {
+    match launch::buildrun::interrupted() {
+        Some(signal) => Err(DefBuildError::Interrupted { signal }),
+        None => Ok(()),
+    }
 }
 
 impl DefBuildError {
@@ -338,6 +348,7 @@ fn build_stage(
         .as_ref()
         .map(|b| b.value.to_string())
         .unwrap_or_else(|| "scratch".into());
+    check_interrupt()?;
     log(&format!("bootstrap: {agent}"));
     let layout_err = |source| DefBuildError::Layout {
         stage: label.to_string(),
@@ -401,6 +412,7 @@ fn build_stage(
         }
     }
 
+    check_interrupt()?;
     let run = script::Runner {
         stage: label,
         rootfs,
@@ -445,6 +457,7 @@ fn build_stage(
         }
     }
 
+    check_interrupt()?;
     let apps_post = layout::sections::apps_post_script(stage);
     if stage
         .post
@@ -456,6 +469,7 @@ fn build_stage(
         run.post(stage.post.as_ref(), &apps_post, on_output)?;
     }
 
+    check_interrupt()?;
     let arch = crate::arch::detect(rootfs).arch.go_name().to_string();
     let mut meta = MetadataOptions::new(opts.time.clone(), arch.clone());
     meta.force = opts.force;

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::Read as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -162,8 +163,10 @@ impl Runner<'_> {
             .env("SINGULARITY_ENVIRONMENT", &env_file)
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .map_err(|e| self.io(Section::Setup, e))?;
+        launch::buildrun::set_step_group(child.id());
         let mut tracer = Tracer::new(on_output);
         if let Some(mut err) = child.stderr.take() {
             let mut buf = [0u8; 8192];
@@ -176,7 +179,9 @@ impl Runner<'_> {
                 }
             }
         }
-        let status = child.wait().map_err(|e| self.io(Section::Setup, e))?;
+        let status = child.wait();
+        launch::buildrun::set_step_group(0);
+        let status = status.map_err(|e| self.io(Section::Setup, e))?;
         let code = status.code().unwrap_or_else(|| {
             128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
         });

@@ -256,8 +256,20 @@ fn build_definition(
             let _ = std::io::stderr().write_all(b);
         }
     };
-    let report = build::defbuild::build_definition(&def, &dopts, &mut log, &mut out)
-        .with_context(|| format!("cannot build `{}`", args.target.display()))?;
+    launch::buildrun::catch_interrupts().context("cannot install the build's signal handlers")?;
+    let result = build::defbuild::build_definition(&def, &dopts, &mut log, &mut out);
+    if let Some(sig) = launch::buildrun::interrupted() {
+        // Whatever step was running failed because of the signal; say so instead.
+        return Err(crate::report::AlreadyReported {
+            summary: format!(
+                "build of `{}` interrupted by signal {sig}; its work directory was removed and no image was written",
+                args.target.display()
+            ),
+            code: (128 + sig).clamp(0, 255) as u8,
+        }
+        .into());
+    }
+    let report = result.with_context(|| format!("cannot build `{}`", args.target.display()))?;
     if loud {
         match &report.pack {
             Some(p) => eprintln!(
