@@ -45,7 +45,8 @@ pub enum BootstrapError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{command}` failed ({status}); the end of its log `{log}`:\n{tail}")]
+    /// `log` is in the build's work directory, which is removed: the message quotes its end.
+    #[error("`{command}` failed ({status}); the end of its output:\n{tail}")]
     Tool {
         command: String,
         status: String,
@@ -179,14 +180,18 @@ fn run_logged(mut cmd: Command, tool: &str, log: &Path) -> Result<(), BootstrapE
         return Ok(());
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+    let tail = tail_lines(&text, 15);
     Err(BootstrapError::Tool {
         command: shown,
         status: status.to_string(),
         log: log.to_path_buf(),
         tail,
     })
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn local_image(from: &Path, rootfs: &Path, work: &Path) -> Result<(), BootstrapError> {
@@ -296,7 +301,32 @@ fn debootstrap(stage: &Stage, rootfs: &Path, work: &Path) -> Result<(), Bootstra
     if !launch::host::in_initial_user_namespace() {
         cmd.env("container", "lxc");
     }
-    run_logged(cmd, "debootstrap", &work.join("debootstrap.log"))
+    run_logged(cmd, "debootstrap", &work.join("debootstrap.log")).map_err(|e| match e {
+        // debootstrap's own summary says only "see debootstrap.log"; that file is inside the
+        // root, which the build removes, so quote it.
+        BootstrapError::Tool {
+            command,
+            status,
+            log,
+            tail,
+        } => {
+            let inner = std::fs::read_to_string(rootfs.join("debootstrap/debootstrap.log"))
+                .map(|t| {
+                    format!(
+                        "\n-- the end of debootstrap/debootstrap.log in the root:\n{}",
+                        tail_lines(&t, 20)
+                    )
+                })
+                .unwrap_or_default();
+            BootstrapError::Tool {
+                command,
+                status,
+                log,
+                tail: format!("{tail}{inner}"),
+            }
+        }
+        other => other,
+    })
 }
 
 fn oci_image(
