@@ -14,6 +14,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 repo=$(cd "$here/../.." && pwd)
 work=${BENCH_WORK:-$(mktemp -d)}
 keep=${BENCH_WORK:+1}
@@ -32,18 +33,7 @@ if [ -z "${SIFR:-}" ]; then
     SIFR=$repo/target/release/sifr
 fi
 
-mirror=${MIRROR:-}
-if [ -z "$mirror" ]; then
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -e "$f" ] || continue
-        mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' "$f")
-        [ -n "$mirror" ] && break
-    done
-fi
-if [ -z "$mirror" ] && [ -e /etc/apt/sources.list ]; then
-    mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-fi
-[ -n "$mirror" ] || { echo "no Debian mirror in the apt configuration; set MIRROR" >&2; exit 1; }
+mirror=$(host_mirror)
 
 ex=$repo/examples/python-env
 ca=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}

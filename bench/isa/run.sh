@@ -17,6 +17,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 repo=$(cd "$here/../.." && pwd)
 work=${BENCH_WORK:-$(mktemp -d)}
 repeat=${REPEAT:-5}
@@ -27,18 +28,7 @@ tree=${TREE:-$work/rootfs-py}
 if [ ! -d "$tree/usr" ]; then
   command -v debootstrap >/dev/null || { echo "missing: debootstrap" >&2; exit 1; }
   # The mirror comes from the host's apt configuration at run time, never hard-coded.
-  mirror=${MIRROR:-}
-  if [ -z "$mirror" ]; then
-    for f in /etc/apt/sources.list.d/*.sources; do
-      [ -e "$f" ] || continue
-      mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' "$f")
-      [ -n "$mirror" ] && break
-    done
-  fi
-  if [ -z "$mirror" ] && [ -e /etc/apt/sources.list ]; then
-    mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-  fi
-  [ -n "$mirror" ] || { echo "no Debian mirror in the apt configuration; set MIRROR" >&2; exit 1; }
+  mirror=$(host_mirror)
   suite=${SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
   echo "debootstrap --variant=minbase --include=python3-numpy $suite from $mirror" >&2
   debootstrap --variant=minbase --include=python3-numpy "$suite" "$tree" "$mirror" \

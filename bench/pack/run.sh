@@ -15,6 +15,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
 repo=$(cd "$here/../.." && pwd)
 work=${BENCH_WORK:-$(mktemp -d)}
 repeat=${REPEAT:-3}
@@ -27,18 +28,7 @@ need mksquashfs "apt-get install squashfs-tools"
 
 # The mirror is read from the host's apt configuration at run time (deb822 .sources first,
 # then one-line sources.list), never hard-coded.
-mirror=${MIRROR:-}
-if [ -z "$mirror" ]; then
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -e "$f" ] || continue
-    mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' "$f")
-    [ -n "$mirror" ] && break
-  done
-fi
-if [ -z "$mirror" ] && [ -e /etc/apt/sources.list ]; then
-  mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-fi
-[ -n "$mirror" ] || { echo "no Debian mirror in the apt configuration; set MIRROR" >&2; exit 1; }
+mirror=$(host_mirror)
 suite=${SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
 
 rootfs=$work/rootfs

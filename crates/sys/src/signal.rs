@@ -104,22 +104,29 @@ pub fn reset_forwarded_to_default() {
 pub fn forward_to(pid: i32) -> Result<()> {
     TARGET.store(pid, Ordering::SeqCst);
     for &s in FORWARDED {
-        // SAFETY: we pass a fully initialised sigaction whose handler is an `extern "C" fn(c_int)`
-        // that only performs async-signal-safe work; the old-action pointer may be null.
-        let rc = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = forward as *const () as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(s, &sa, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(Error::new(
-                "install signal handler for",
-                s.to_string(),
-                std::io::Error::last_os_error(),
-            ));
-        }
+        install(s, forward)?;
+    }
+    Ok(())
+}
+
+/// Install `handler` for `sig` with `SA_RESTART`. The handlers of this module only touch
+/// atomics and call kill(2), both async-signal-safe.
+fn install(sig: i32, handler: extern "C" fn(libc::c_int)) -> Result<()> {
+    // SAFETY: a fully initialised sigaction whose handler is an `extern "C" fn(c_int)` doing
+    // only async-signal-safe work; the old-action pointer may be null.
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as libc::sighandler_t;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(Error::new(
+            "install signal handler for",
+            sig.to_string(),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -154,22 +161,7 @@ extern "C" fn interrupt(sig: libc::c_int) {
 /// they exec.
 pub fn catch_interrupts() -> Result<()> {
     for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: a fully initialised sigaction whose handler only touches atomics and calls
-        // kill(2), both async-signal-safe; the old-action pointer may be null.
-        let rc = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = interrupt as *const () as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(s, &sa, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(Error::new(
-                "install signal handler for",
-                s.to_string(),
-                std::io::Error::last_os_error(),
-            ));
-        }
+        install(s, interrupt)?;
     }
     Ok(())
 }

@@ -128,6 +128,19 @@ pub enum DefBuildError {
     Interrupted { signal: i32 },
 }
 
+/// The error for a failed `%files` line.
+fn files_error<'a>(
+    label: &'a str,
+    e: &'a deffile::FilesEntry,
+) -> impl FnOnce(CopyError) -> DefBuildError + 'a {
+    move |source| DefBuildError::Files {
+        stage: label.to_string(),
+        line: e.line,
+        src: e.src.clone(),
+        source,
+    }
+}
+
 /// Stop between steps once a signal has arrived (the step it interrupted may have succeeded).
 fn check_interrupt() -> Result<(), DefBuildError> {
     match launch::buildrun::interrupted() {
@@ -401,14 +414,8 @@ fn build_stage(
             })?;
         log(&format!("copying files from stage `{name}`"));
         for e in &group.entries {
-            files::copy_from_stage(&from_root, &e.src, e.dst.as_deref(), rootfs).map_err(
-                |source| DefBuildError::Files {
-                    stage: label.to_string(),
-                    line: e.line,
-                    src: e.src.clone(),
-                    source,
-                },
-            )?;
+            files::copy_from_stage(&from_root, &e.src, e.dst.as_deref(), rootfs)
+                .map_err(files_error(label, e))?;
         }
     }
 
@@ -429,14 +436,8 @@ fn build_stage(
     for group in host_groups {
         log("copying files from the host");
         for e in &group.entries {
-            files::copy_from_host(&opts.context, &e.src, e.dst.as_deref(), rootfs).map_err(
-                |source| DefBuildError::Files {
-                    stage: label.to_string(),
-                    line: e.line,
-                    src: e.src.clone(),
-                    source,
-                },
-            )?;
+            files::copy_from_host(&opts.context, &e.src, e.dst.as_deref(), rootfs)
+                .map_err(files_error(label, e))?;
         }
     }
     for app in &stage.apps {
@@ -446,14 +447,8 @@ fn build_stage(
                 app.name,
                 e.dst.as_deref().unwrap_or(&e.src).trim_start_matches('/')
             );
-            files::copy_from_host(&opts.context, &e.src, Some(&dst), rootfs).map_err(|source| {
-                DefBuildError::Files {
-                    stage: label.to_string(),
-                    line: e.line,
-                    src: e.src.clone(),
-                    source,
-                }
-            })?;
+            files::copy_from_host(&opts.context, &e.src, Some(&dst), rootfs)
+                .map_err(files_error(label, e))?;
         }
     }
 

@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::Args;
 use squashfs::Compression;
 
-use crate::cmd::deffile::{check_one, parse_kv};
+use crate::cmd::deffile::{check_one, parse_kv, parse_options};
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]
@@ -174,19 +174,11 @@ fn build_definition(
     post_failure_hint: Option<String>,
 ) -> anyhow::Result<u8> {
     let loud = !settings.quiet && !settings.silent;
-    let build_arg_file = match &args.build_arg_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read build-arg file `{}`", p.display()))?,
-        ),
-        None => None,
-    };
-    let opts = deffile::Options {
-        build_args: args.build_args.clone(),
-        build_arg_file,
-        warn_unused_build_args: args.warn_unused_build_args,
-        allow_unknown_stages: false,
-    };
+    let opts = parse_options(
+        &args.build_args,
+        args.build_arg_file.as_deref(),
+        args.warn_unused_build_args,
+    )?;
     let def = if file.is_file() && !is_image_file(file) {
         check_one(file, &opts)?
     } else {

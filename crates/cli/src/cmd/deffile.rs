@@ -54,20 +54,33 @@ pub fn run(c: DeffileCommand, settings: &Settings) -> anyhow::Result<u8> {
     }
 }
 
-fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
-    let build_arg_file = match &args.build_arg_file {
+/// Parser options from the build-argument flags that `deffile check` and `build` share.
+pub(crate) fn parse_options(
+    build_args: &[(String, String)],
+    build_arg_file: Option<&Path>,
+    warn_unused_build_args: bool,
+) -> anyhow::Result<deffile::Options> {
+    let build_arg_file = match build_arg_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read build-arg file `{}`", p.display()))?,
         ),
         None => None,
     };
-    let opts = deffile::Options {
-        build_args: args.build_args.clone(),
+    Ok(deffile::Options {
+        build_args: build_args.to_vec(),
         build_arg_file,
-        warn_unused_build_args: args.warn_unused_build_args,
+        warn_unused_build_args,
         allow_unknown_stages: false,
-    };
+    })
+}
+
+fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let opts = parse_options(
+        &args.build_args,
+        args.build_arg_file.as_deref(),
+        args.warn_unused_build_args,
+    )?;
     let mut parsed = Vec::new();
     let mut failures = Vec::new();
     for file in &args.files {
