@@ -255,6 +255,10 @@ pub fn build_definition(
             on_output,
         )?;
         if !last {
+            log(&format!(
+                "{label}: {:.1} MiB root filesystem, kept for `%files from` and not shipped",
+                tree_bytes(&rootfs) as f64 / 1048576.0
+            ));
             roots.push((stage.header.stage.as_ref().map(|s| s.value.clone()), rootfs));
         } else {
             for (_, earlier) in roots.drain(..) {
@@ -267,6 +271,30 @@ pub fn build_definition(
         }
     }
     unreachable!("the loop returns at the last stage; stages are not empty (checked)")
+}
+
+/// Bytes in the regular files under `root` (each hard-linked file once), for the log.
+fn tree_bytes(root: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() && (md.nlink() == 1 || seen.insert((md.dev(), md.ino()))) {
+                total += md.len();
+            }
+        }
+    }
+    total
 }
 
 fn make_owner_writable_all(root: &Path) {
