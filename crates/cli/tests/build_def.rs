@@ -553,6 +553,10 @@ fn oci_layout(c: &Case) -> PathBuf {
             .success()
     );
     let (diff2, _) = digest(&l2);
+    let dock = root.join("dock");
+    std::fs::create_dir_all(&dock).unwrap();
+    std::fs::copy(&l1, dock.join("layer1.tar")).unwrap();
+    std::fs::copy(&l2, dock.join("layer2.tar")).unwrap();
     assert!(
         Command::new("gzip")
             .arg("-n")
@@ -568,7 +572,26 @@ fn oci_layout(c: &Case) -> PathBuf {
         r#"{{"architecture":"amd64","os":"linux","config":{{"Env":["PATH=/bin:/usr/bin","FROM_OCI=oci-value"],"Entrypoint":["/bin/probe","args"],"Cmd":["default-cmd"],"Labels":{{"org.example.from":"oci"}}}},"rootfs":{{"type":"layers","diff_ids":["{d1}","{diff2}"]}}}}"#
     );
     let cfg = root.join("config.json");
-    std::fs::write(&cfg, config).unwrap();
+    std::fs::write(&cfg, &config).unwrap();
+    // The same image as `docker save` writes it.
+    std::fs::write(dock.join("config.json"), &config).unwrap();
+    std::fs::write(
+        dock.join("manifest.json"),
+        r#"[{"Config":"config.json","RepoTags":["example:v1"],"Layers":["layer1.tar","layer2.tar"]}]"#,
+    )
+    .unwrap();
+    let docker = c.fx.work.join("docker.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&dock)
+            .arg("-cf")
+            .arg(&docker)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
     let (dc, sc) = blob(&layout, &cfg);
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{dc}","size":{sc}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d1}","size":{s1}}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d2}","size":{s2}}}]}}"#
@@ -625,6 +648,10 @@ fn oci_layouts_and_archives_become_images_with_their_env_and_entrypoint() {
             (
                 format!("arch-{}.sif", who.uid()),
                 "oci-archive:layout.tar:v1".to_string(),
+            ),
+            (
+                format!("docker-{}.sif", who.uid()),
+                "docker-archive:docker.tar".to_string(),
             ),
         ] {
             let o = c.sifr(who, &["build", &target, &source]);
