@@ -69,6 +69,12 @@ check() { # NAME WHO
             echo "$out"
             [[ $out == "pandas "*" /opt/venv" ]]
             (cd "$dir" && run "$who" "$SIFR" test "$img")
+            # numpy and OpenBLAS wheels pick AVX2/AVX-512 code at run time: the image must not
+            # be reported as needing more than the wheels' x86-64-v2 baseline.
+            if [ "$(uname -m)" = x86_64 ]; then
+                isa=$(cd "$dir" && run "$who" "$SIFR" inspect --isa "$img")
+                grep -E "^Highest level: +x86-64-v[12]$" <<<"$isa" || { echo "$isa" >&2; return 1; }
+            fi
             ;;
         mpi)
             out=$(cd "$dir" && run "$who" "$SIFR" exec "$img" mpirun --oversubscribe --allow-run-as-root -np 2 /opt/mpitest)

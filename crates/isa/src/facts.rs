@@ -36,14 +36,32 @@ const SELF_DISPATCHING: &[(&str, &str)] = &[
         "libsodium.so",
         "AVX2/AVX-512 implementations chosen at `sodium_init`",
     ),
+    // pip's numpy and scipy wheels: the most common way HPC users get numpy into an image.
+    (
+        "libopenblas*",
+        "DYNAMIC_ARCH build: one kernel set per CPU family, picked from CPUID at load",
+    ),
+    (
+        "libscipy_openblas*",
+        "the OpenBLAS of numpy/scipy wheels, a DYNAMIC_ARCH build (hash-suffixed name)",
+    ),
+    (
+        "_multiarray_umath",
+        "numpy's core: AVX/AVX2/AVX-512 loops chosen through its own CPU feature table",
+    ),
 ];
 
 fn dispatches_itself(path: &str, soname: Option<&str>) -> bool {
     let name = soname.unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path));
-    SELF_DISPATCHING.iter().any(|(prefix, _)| {
-        name.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-    })
+    // A trailing `*` matches any suffix (wheels append a hash to the library's name).
+    SELF_DISPATCHING
+        .iter()
+        .any(|(prefix, _)| match prefix.strip_suffix('*') {
+            Some(stem) => name.starts_with(stem),
+            None => name
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.')),
+        })
 }
 
 /// What a file needs from the CPU: a level and the features behind it.
@@ -221,5 +239,17 @@ mod tests {
             Some("libzstdmt.so.1")
         ));
         assert!(!dispatches_itself("usr/bin/zstd", None));
+        assert!(dispatches_itself(
+            "opt/venv/lib/python3.11/site-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so",
+            None
+        ));
+        assert!(dispatches_itself(
+            "x/numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so",
+            None
+        ));
+        assert!(!dispatches_itself(
+            "x/numpy/_core/_multiarray_tests.cpython-311-x86_64-linux-gnu.so",
+            None
+        ));
     }
 }
