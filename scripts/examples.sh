@@ -24,6 +24,11 @@ trap 'rm -rf "$work"' EXIT
 as_user=0
 if [ "$(id -u)" = 0 ] && [ "${EXAMPLES_AS_USER:-1}" = 1 ]; then
     id "$user" >/dev/null 2>&1 || useradd -m "$user"
+    # Give the user a subordinate id range, as `useradd` does where /etc/subuid exists and as
+    # an administrator does for fakeroot builds (`apt` in %post needs the system users' ids).
+    if ! grep -qs "^$user:" /etc/subuid || ! grep -qs "^$user:" /etc/subgid; then
+        usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$user"
+    fi
     as_user=1
 fi
 
