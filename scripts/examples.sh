@@ -27,6 +27,7 @@ if [ "$(id -u)" = 0 ] && [ "${EXAMPLES_AS_USER:-1}" = 1 ]; then
     # Give the user a subordinate id range, as `useradd` does where /etc/subuid exists and as
     # an administrator does for fakeroot builds (`apt` in %post needs the system users' ids).
     if ! grep -qs "^$user:" /etc/subuid || ! grep -qs "^$user:" /etc/subgid; then
+        touch /etc/subuid /etc/subgid
         usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$user"
     fi
     as_user=1
