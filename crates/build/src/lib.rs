@@ -9,6 +9,7 @@ pub mod arch;
 pub mod defbuild;
 pub mod layout;
 pub mod pack;
+pub mod pull;
 
 pub use arch::{ArchGuess, ArchSource};
 pub use pack::{PackError, PackOptions, PackReport, pack_dir};
