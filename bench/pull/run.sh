@@ -117,7 +117,7 @@ secs() { date +%s.%N; }
 timed() {
   local t0 t1
   t0=$(secs)
-  "$@" >>"$work/run.log" 2>&1
+  "$@" >>"$work/run.log" 2>&1 || { echo "failed: $* (see $work/run.log)" >&2; exit 1; }
   t1=$(secs)
   echo "$t1 - $t0" | bc
 }
@@ -145,7 +145,8 @@ run_chimage() {
 }
 
 tools="sifr apptainer skopeo"
-command -v ch-image >/dev/null && tools="$tools chimage"
+# Only a working ch-image counts (Debian's package needs python3-lark).
+ch-image --version >/dev/null 2>&1 && tools="$tools chimage"
 
 echo "| image | sifr pull (s) | skopeo+umoci+mksquashfs (s) | skopeo copy alone (s) | speed-up vs Apptainer's pipeline | sifr / skopeo copy |"
 echo "|---|---|---|---|---|---|"
