@@ -2,13 +2,15 @@
 //! partition is a SquashFS written by the `squashfs` crate ([`pack::pack_dir`]), with the
 //! architecture read from the image's own ELF files ([`arch::detect`]).
 //!
-//! Later: definition files, bootstrap sources and `%post`, which feed the same packer.
+//! Definition files (`defbuild`: bootstrap sources, `%post`, the `/.singularity.d` layout)
+//! feed the same packer; OCI images (`pull`) are merged straight into a SIF's partition.
 //! This crate does not print or exit; it returns typed errors and reports.
 
 pub mod arch;
 pub mod defbuild;
 pub mod layout;
 pub mod pack;
+pub mod pull;
 
 pub use arch::{ArchGuess, ArchSource};
 pub use pack::{PackError, PackOptions, PackReport, pack_dir};

@@ -70,6 +70,12 @@ pub enum PackError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot merge the layers of `{image}` into the image")]
+    Merge {
+        image: String,
+        #[source]
+        source: Box<oci::merge::MergeError>,
+    },
     #[error("cannot write the root filesystem into the image")]
     Squashfs(#[from] WriteError),
     #[error("cannot write the sif image")]
@@ -104,19 +110,7 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
             path: src.to_path_buf(),
         });
     }
-    match fs::symlink_metadata(target) {
-        Ok(m) if m.is_dir() => {
-            return Err(PackError::TargetIsDirectory {
-                path: target.to_path_buf(),
-            });
-        }
-        Ok(_) if !opts.force => {
-            return Err(PackError::TargetExists {
-                path: target.to_path_buf(),
-            });
-        }
-        _ => {}
-    }
+    check_target(target, opts.force)?;
 
     let guess = match opts.arch {
         Some(a) => ArchGuess {
@@ -136,7 +130,56 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
         ),
         ArchSource::Host => {}
     }
+    let def = match fs::read(src.join(DEFFILE_IN_ROOT)) {
+        Ok(def) => Some(def),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(PackError::Source {
+                path: src.join(DEFFILE_IN_ROOT),
+                source,
+            });
+        }
+    };
+    let (squashfs, sif_size, isa) = write_sif(target, opts, guess.arch, def, Some(src), |w| {
+        w.add_tree(src, &WalkOptions::default())?;
+        Ok(())
+    })?;
+    Ok(PackReport {
+        arch: guess,
+        squashfs,
+        sif_size,
+        isa,
+    })
+}
 
+/// Refuse a directory target, and an existing file without `force`.
+pub(crate) fn check_target(target: &Path, force: bool) -> Result<(), PackError> {
+    match fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => Err(PackError::TargetIsDirectory {
+            path: target.to_path_buf(),
+        }),
+        Ok(_) if !force => Err(PackError::TargetExists {
+            path: target.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The SquashFS writer a partition is streamed through.
+pub(crate) type PartWriter<'a, 'b> = Writer<&'a mut sif::PartitionSink<'b, BufWriter<fs::File>>>;
+
+/// Write a SIF at `target` through a temporary sibling renamed into place: the definition
+/// (if any), `opts.metadata_json`, the ISA facts of `isa_src` (if given), then the primary
+/// partition, whose SquashFS `fill` populates. Returns the SquashFS summary, the SIF size
+/// and the ISA summary.
+pub(crate) fn write_sif(
+    target: &Path,
+    opts: &PackOptions,
+    arch: sif::Arch,
+    def: Option<Vec<u8>>,
+    isa_src: Option<&Path>,
+    fill: impl for<'a, 'b> FnOnce(&mut PartWriter<'a, 'b>) -> Result<(), PackError>,
+) -> Result<(Summary, u64, Option<isa::Summary>), PackError> {
     // Same directory as the target so the final rename is atomic (same filesystem).
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -162,22 +205,16 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
         BufWriter::with_capacity(1 << 20, file),
         CreateOptions::apptainer(),
     )?;
-    match fs::read(src.join(DEFFILE_IN_ROOT)) {
-        Ok(def) => {
-            creator.add(ObjectInput::deffile(def))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(PackError::Source {
-                path: src.join(DEFFILE_IN_ROOT),
-                source,
-            });
-        }
+    if let Some(def) = def {
+        creator.add(ObjectInput::deffile(def))?;
     }
     for (name, bytes) in &opts.metadata_json {
         creator.add(ObjectInput::generic_json(name, bytes.clone()))?;
     }
-    let isa = add_isa_facts(&mut creator, src)?;
+    let isa = match isa_src {
+        Some(src) => add_isa_facts(&mut creator, src)?,
+        None => None,
+    };
     let sq_opts = Options {
         compression: opts.compression,
         all_root: opts.all_root,
@@ -187,12 +224,12 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
     let meta = PartitionMeta {
         fs: FsType::Squash,
         part: PartType::PrimSys,
-        arch: guess.arch,
+        arch,
     };
     let mut summary = None;
     creator.add_partition_with::<PackError>("", meta, |sink| {
         let mut w = Writer::new(&mut *sink, sq_opts)?;
-        w.add_tree(src, &WalkOptions::default())?;
+        fill(&mut w)?;
         summary = Some(w.finish()?);
         Ok(())
     })?;
@@ -215,12 +252,7 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
         source,
     })?;
     guard.0 = None;
-    Ok(PackReport {
-        arch: guess,
-        squashfs: summary.unwrap_or_default(),
-        sif_size,
-        isa,
-    })
+    Ok((summary.unwrap_or_default(), sif_size, isa))
 }
 
 /// Scans `src` and adds the facts as a JSON object. A scan that fails (the root went away)

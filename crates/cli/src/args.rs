@@ -64,6 +64,11 @@ pub enum Command {
     Sif(cmd::sif::SifCommand),
     /// Build a SIF image (or a sandbox) from a definition file, a directory or an image.
     Build(cmd::build::BuildArgs),
+    /// Download an image from a registry (or an OCI layout/archive) into a SIF file.
+    Pull(cmd::pull::PullArgs),
+    /// List or clean the cache of downloaded image blobs.
+    #[command(subcommand)]
+    Cache(cmd::cache::CacheCommand),
     /// Show an image's metadata: labels, definition file, scripts, environment.
     Inspect(cmd::inspect::InspectArgs),
     /// Show an image's help text (its `%help` section).

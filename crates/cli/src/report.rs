@@ -47,6 +47,9 @@ pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(e) = err.downcast_ref::<build::defbuild::DefBuildError>() {
         return e.hint();
     }
+    if let Some(e) = err.downcast_ref::<build::pull::PullError>() {
+        return e.hint();
+    }
     if let Some(e) = err.downcast_ref::<launch::fakeroot::FakerootError>() {
         return e.hint();
     }

@@ -163,6 +163,115 @@ impl BlobCache {
     }
 }
 
+/// One complete blob in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// What [`BlobCache::clean`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanReport {
+    /// Complete blobs and partial downloads removed.
+    pub removed: usize,
+    pub bytes: u64,
+    /// Blobs skipped because another process was writing them.
+    pub busy: usize,
+}
+
+impl BlobCache {
+    /// The complete blobs, sorted by digest; an absent cache is empty.
+    pub fn list(&self) -> Result<Vec<CachedBlob>, CacheError> {
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.map_err(io_err(&self.dir))?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            // Lock and partial files carry a suffix; only bare hex names are entries.
+            let Ok(digest) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            let md = e.metadata().map_err(io_err(&e.path()))?;
+            if md.is_file() {
+                out.push(CachedBlob {
+                    digest,
+                    size: md.len(),
+                    modified: md.modified().ok(),
+                });
+            }
+        }
+        out.sort_by_key(|b| b.digest.hex());
+        Ok(out)
+    }
+
+    /// Remove every blob and partial download that no process is writing. Each digest's
+    /// lock is taken without waiting, so a concurrent pull keeps what it is downloading;
+    /// a pull that already resolved a blob it is about to read may then fail and is simply
+    /// run again (`clean` is a user's explicit request, as with Apptainer). Lock files stay
+    /// (see the module docs).
+    pub fn clean(&self) -> Result<CleanReport, CacheError> {
+        let mut report = CleanReport::default();
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let mut hexes: Vec<String> = Vec::new();
+        for e in rd {
+            let e = e.map_err(io_err(&self.dir))?;
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let hex = name.strip_suffix(".partial").unwrap_or(&name);
+            if !name.ends_with(".lock") && !hexes.iter().any(|h| h == hex) {
+                hexes.push(hex.to_string());
+            }
+        }
+        for hex in hexes {
+            let lock_path = self.dir.join(format!("{hex}.lock"));
+            let lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(io_err(&lock_path))?;
+            if lock.try_lock().is_err() {
+                report.busy += 1;
+                continue;
+            }
+            for p in [self.dir.join(&hex), self.dir.join(format!("{hex}.partial"))] {
+                let size = fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
+                match fs::remove_file(&p) {
+                    Ok(()) => {
+                        report.removed += 1;
+                        report.bytes += size;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(CacheError::Io { path: p, source }),
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
 /// Hash a whole file from the start; `Ok(Err(_))` when it does not match.
 fn verify_file(
     file: &mut File,
@@ -282,6 +391,47 @@ mod tests {
             })
             .unwrap();
         assert_eq!(fs::read(p).unwrap(), data);
+    }
+
+    #[test]
+    fn list_shows_complete_blobs_and_clean_removes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        assert_eq!(cache.list().unwrap(), vec![], "an absent cache is empty");
+        let a = Digest::of(b"aaaa");
+        cache.put(&a, b"aaaa").unwrap();
+        let b = Digest::of(b"half");
+        let _ = cache.fetch::<CacheError>(&b, Some(4), |p| {
+            p.file.write_all(b"ha").unwrap();
+            Err(CacheError::Io {
+                path: "network".into(),
+                source: io::Error::other("cut"),
+            })
+        });
+        let listed = cache.list().unwrap();
+        assert_eq!(listed.len(), 1, "partial downloads are not listed");
+        assert_eq!((listed[0].digest, listed[0].size), (a, 4));
+        let r = cache.clean().unwrap();
+        assert_eq!((r.removed, r.bytes, r.busy), (2, 6, 0));
+        assert!(cache.list().unwrap().is_empty());
+        assert!(cache.get(&a).is_none());
+    }
+
+    #[test]
+    fn clean_leaves_a_blob_that_is_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let d = Digest::of(b"slow");
+        let r = cache.fetch::<CacheError>(&d, Some(4), |p| {
+            p.file.write_all(b"sl").unwrap();
+            // Another process (a separate lock description) cleans meanwhile.
+            let report = BlobCache::new(dir.path()).clean().unwrap();
+            assert_eq!((report.removed, report.busy), (0, 1));
+            p.file.write_all(b"ow").unwrap();
+            Ok(())
+        });
+        assert!(r.is_ok());
+        assert!(cache.get(&d).is_some());
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //!   kept); a SIF or bare SquashFS image is extracted by our reader;
 //! - `debootstrap`: the host's `debootstrap --variant=minbase`, with the mirror read from the
 //!   host's apt sources when the header names none (no mirror host is written in the code);
-//! - `oci`, `oci-archive`, `docker-archive`: the layers merged newest-first with whiteouts into
-//!   a SquashFS file in the build's work directory, then extracted; the image config is
-//!   returned for the caller to lay out (environment, runscript, labels).
+//! - `docker` (with `Registry:`/`Namespace:`), `oci`, `oci-archive`, `docker-archive`: the
+//!   image fetched by `crate::pull::fetch` (a registry image through the blob cache), its
+//!   layers merged newest-first with whiteouts into a SquashFS file in the build's work
+//!   directory, then extracted for `%post`; the image config is returned for the caller to lay
+//!   out (environment, runscript, labels).
 //!
-//! Registry sources (`docker`) are not handled here yet.
+//! A definition build needs a directory for `%post` to change, so here (unlike `sifr pull`)
+//! the merged tree is extracted. Going through a work-directory SquashFS (fast lz4) rather than
+//! extracting each layer keeps whiteouts and hard links in one tested place, the merger.
 //! Nothing here prints; tools' output goes to a log file whose tail is quoted on failure.
 
 use std::fs::File;
@@ -55,11 +59,17 @@ pub enum BootstrapError {
     },
     #[error("no Debian mirror in the host's apt sources; set `MirrorURL:` in the definition")]
     NoMirror,
-    #[error("cannot read OCI image `{from}`")]
-    Oci {
+    #[error("invalid image reference `{from}`")]
+    Reference {
         from: String,
         #[source]
-        source: Box<oci::layout::LayoutError>,
+        source: oci::reference::ReferenceError,
+    },
+    #[error("cannot fetch base image `{from}`")]
+    Fetch {
+        from: String,
+        #[source]
+        source: Box<crate::pull::PullError>,
     },
     #[error("cannot merge the layers of `{from}`")]
     Merge {
@@ -81,11 +91,7 @@ impl BootstrapError {
             BootstrapError::Spawn { tool, .. } if tool == "debootstrap" => {
                 Some("install it with `apt-get install debootstrap`".into())
             }
-            BootstrapError::Unsupported { agent } if agent == "docker" => Some(
-                "pull the image to an OCI layout or archive first (`skopeo copy docker://NAME \
-                 oci-archive:NAME.tar`) and use `Bootstrap: oci-archive`"
-                    .into(),
-            ),
+            BootstrapError::Fetch { source, .. } => source.hint(),
             _ => None,
         }
     }
@@ -102,11 +108,13 @@ pub struct Bootstrapped {
 
 /// Fill `rootfs` (which does not exist yet) for `stage`. `work` is a scratch directory for
 /// logs and intermediate files; `context` resolves relative `From:` paths.
+/// `registry` serves `Bootstrap: docker`.
 pub fn bootstrap(
     stage: &Stage,
     rootfs: &Path,
     work: &Path,
     context: &Path,
+    registry: Option<&crate::pull::RegistryAccess>,
 ) -> Result<Bootstrapped, BootstrapError> {
     let h = &stage.header;
     let agent = h.bootstrap.as_ref().map(|b| b.value);
@@ -140,9 +148,25 @@ pub fn bootstrap(
             debootstrap(stage, rootfs, work)?;
             Ok(Bootstrapped::default())
         }
+        Some(Bootstrap::Docker) => {
+            let from = from("docker")?;
+            let text = |v: &Option<deffile::Spanned<String>>| v.as_ref().map(|s| s.value.clone());
+            let r = oci::Reference::from_header(
+                &from,
+                text(&h.registry).as_deref(),
+                text(&h.namespace).as_deref(),
+            )
+            .map_err(|source| BootstrapError::Reference {
+                from: from.clone(),
+                source,
+            })?;
+            let source = oci::ImageSource::Registry(r);
+            oci_image(&source, &from, rootfs, work, registry)
+        }
         Some(b @ (Bootstrap::Oci | Bootstrap::OciArchive | Bootstrap::DockerArchive)) => {
             let from = from("oci")?;
-            oci_image(b, &from, rootfs, work, context)
+            let source = local_source(b, &from, context);
+            oci_image(&source, &from, rootfs, work, registry)
         }
         Some(other) => Err(BootstrapError::Unsupported {
             agent: other.to_string(),
@@ -329,34 +353,40 @@ fn debootstrap(stage: &Stage, rootfs: &Path, work: &Path) -> Result<(), Bootstra
     })
 }
 
-fn oci_image(
-    agent: Bootstrap,
-    from: &str,
-    rootfs: &Path,
-    work: &Path,
-    context: &Path,
-) -> Result<Bootstrapped, BootstrapError> {
+/// `oci:`, `oci-archive:` or `docker-archive:` source of a `From:` value, relative to `context`.
+fn local_source(agent: Bootstrap, from: &str, context: &Path) -> oci::ImageSource {
     let (path, tag) = match from.rsplit_once(':') {
         Some((p, t)) if !t.contains('/') && !p.is_empty() => (p, Some(t.to_string())),
         _ => (from, None),
     };
     let path = context.join(path);
-    let source = match agent {
+    match agent {
         Bootstrap::Oci => oci::ImageSource::OciLayout { path, tag },
         Bootstrap::OciArchive => oci::ImageSource::OciArchive { path, tag },
         _ => oci::ImageSource::DockerArchive {
             path,
             reference: tag,
         },
-    };
-    let platform = oci::manifest::Platform::host();
-    let oci_err = |source| BootstrapError::Oci {
-        from: from.to_string(),
-        source: Box::new(source),
-    };
-    let image = oci::layout::open(&source, &platform)
-        .unwrap_or_else(|| unreachable!("a local source always opens"))
-        .map_err(oci_err)?;
+    }
+}
+
+fn oci_image(
+    source: &oci::ImageSource,
+    from: &str,
+    rootfs: &Path,
+    work: &Path,
+    registry: Option<&crate::pull::RegistryAccess>,
+) -> Result<Bootstrapped, BootstrapError> {
+    let platform = registry
+        .map(|r| r.client.options().platform.clone())
+        .unwrap_or_else(oci::manifest::Platform::host);
+    let image =
+        crate::pull::fetch(source, from, registry, &platform, &|_| {}).map_err(|source| {
+            BootstrapError::Fetch {
+                from: from.to_string(),
+                source: Box::new(source),
+            }
+        })?;
     let sqfs = work.join("layers.squashfs");
     let io = |source| BootstrapError::Io {
         path: sqfs.clone(),
@@ -398,7 +428,7 @@ fn oci_image(
     drop(archive);
     let _ = std::fs::remove_file(&sqfs);
     let base = image
-        .manifest_digest
+        .digest
         .as_ref()
         .map(|d| (from.to_string(), d.to_string()));
     Ok(Bootstrapped {

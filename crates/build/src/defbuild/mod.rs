@@ -19,7 +19,7 @@
 
 pub mod bootstrap;
 pub mod files;
-mod ociconfig;
+pub(crate) mod ociconfig;
 mod script;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +59,9 @@ pub struct DefBuildOptions {
     pub fix_perms: bool,
     /// A hint added to a failing `%post` (the fakeroot mode's explanation).
     pub post_failure_hint: Option<String>,
+    /// Client and blob cache for `Bootstrap: docker`; its platform also picks from local
+    /// OCI indexes.
+    pub registry: Option<std::sync::Arc<crate::pull::RegistryAccess>>,
 }
 
 /// What the build produced.
@@ -395,11 +398,10 @@ fn build_stage(
         stage: label.to_string(),
         source,
     };
-    let boot = bootstrap::bootstrap(stage, rootfs, work, &opts.context).map_err(|source| {
-        DefBuildError::Bootstrap {
-            stage: label.to_string(),
-            source: Box::new(source),
-        }
+    let boot = bootstrap::bootstrap(stage, rootfs, work, &opts.context, opts.registry.as_deref())
+        .map_err(|source| DefBuildError::Bootstrap {
+        stage: label.to_string(),
+        source: Box::new(source),
     })?;
     let localimage = matches!(
         stage.header.bootstrap.as_ref().map(|b| b.value),

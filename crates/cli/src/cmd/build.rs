@@ -1,6 +1,10 @@
 //! `sifr build TARGET SOURCE`: a SIF (or with `--sandbox` a directory) from a definition file,
-//! a sandbox directory, a SIF or SquashFS image, or an `oci:`/`oci-archive:`/`docker-archive:`
-//! reference.
+//! a sandbox directory, a SIF or SquashFS image, a `docker://` registry image, or an
+//! `oci:`/`oci-archive:`/`docker-archive:` reference.
+//!
+//! A `docker://` source with a SIF target is a pull (`cmd::pull`): layers merged straight into
+//! the SIF, nothing extracted, no fakeroot needed. With `--sandbox` it becomes a one-stage
+//! `Bootstrap: docker` definition, which extracts the merged tree.
 //!
 //! Argument parsing, fakeroot entry and progress lines only: a sandbox directory packed into a
 //! SIF goes straight to `build::pack_dir`; everything else becomes a definition (a path or an
@@ -24,7 +28,7 @@ use crate::settings::Settings;
 pub struct BuildArgs {
     /// The image to create: a SIF file, or a directory with --sandbox.
     pub target: PathBuf,
-    /// A definition file, a sandbox directory, a SIF/SquashFS image, or
+    /// A definition file, a sandbox directory, a SIF/SquashFS image, `docker://REF`, or
     /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`.
     pub source: String,
     /// Build a sandbox directory instead of a SIF.
@@ -67,6 +71,8 @@ pub struct BuildArgs {
     /// Compression threads (0 = one per core); the image is identical for any value.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    #[command(flatten)]
+    pub registry: crate::cmd::pull::RegistryArgs,
     /// Compile for this CPU level in %post: exports CFLAGS, CXXFLAGS, FFLAGS and RUSTFLAGS
     /// (and GOAMD64/GOARM64) for it, e.g. `x86-64-v2` so the image runs on older nodes.
     #[arg(long, value_name = "LEVEL")]
@@ -75,6 +81,8 @@ pub struct BuildArgs {
 
 /// What SOURCE names.
 enum Source {
+    /// A registry image written straight into a SIF (no extraction, no fakeroot).
+    Image(oci::ImageSource),
     /// A directory packed straight into a SIF.
     Directory(PathBuf),
     /// A definition file's path, or a synthesized definition.
@@ -94,11 +102,22 @@ fn classify(source: &str, sandbox: bool) -> anyhow::Result<Source> {
             });
         }
     }
+    if let Some(rest) = source.strip_prefix("docker://") {
+        if sandbox {
+            // A sandbox is a directory: the definition path extracts the merged tree.
+            return Ok(Source::Definition {
+                text: format!("Bootstrap: docker\nFrom: {rest}\n"),
+                file: PathBuf::from(source),
+            });
+        }
+        let image = oci::ImageSource::parse(source)
+            .with_context(|| format!("invalid image source `{source}`"))?;
+        return Ok(Source::Image(image));
+    }
     if source.contains("://") {
         anyhow::bail!(
-            "registry sources such as `{source}` are not supported by `sifr build` yet; \
-             copy the image to an OCI archive first (`skopeo copy docker://NAME oci-archive:NAME.tar`) \
-             and build from `oci-archive:NAME.tar`"
+            "`{source}`: only `docker://` registry sources are supported; \
+             use `oci:`, `oci-archive:` or `docker-archive:` for local images"
         );
     }
     let path = PathBuf::from(source);
@@ -142,6 +161,22 @@ pub fn run(args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
     let loud = !settings.quiet && !settings.silent;
     match classify(&args.source, args.sandbox)? {
         Source::Directory(dir) => pack_directory(&args, &dir, settings),
+        Source::Image(image) => {
+            let pack = build::PackOptions {
+                compression: args.compression,
+                force: args.force,
+                threads: args.threads,
+                ..build::PackOptions::default()
+            };
+            crate::cmd::pull::pull_to_sif(
+                &image,
+                &args.source,
+                &args.target,
+                &pack,
+                &args.registry,
+                settings,
+            )
+        }
         Source::Definition { text, file } => {
             let (uid, _) = sys_ids();
             if uid != 0 || args.fakeroot {
@@ -189,6 +224,20 @@ fn build_definition(
             eprintln!("WARNING: {}:{}: {}", file.display(), w.line, w.message);
         }
     }
+    let uses_registry = def.stages.iter().any(|s| {
+        matches!(
+            s.header.bootstrap.as_ref().map(|b| b.value),
+            Some(deffile::Bootstrap::Docker)
+        )
+    });
+    let registry = if uses_registry {
+        Some(std::sync::Arc::new(crate::cmd::pull::registry_access(
+            settings,
+            &args.registry,
+        )?))
+    } else {
+        None
+    };
     let mut binds = Vec::new();
     for spec in &args.bind {
         binds.extend(
@@ -202,14 +251,7 @@ fn build_definition(
             .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("/tmp")),
     )?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let time = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(now);
+    let time = crate::cmd::pull::build_time();
     let dopts = build::defbuild::DefBuildOptions {
         target: absolute(&args.target)?,
         sandbox: args.sandbox,
@@ -233,6 +275,7 @@ fn build_definition(
             .unwrap_or_default(),
         fix_perms: args.fix_perms,
         post_failure_hint,
+        registry,
     };
     let started = std::time::Instant::now();
     if loud {

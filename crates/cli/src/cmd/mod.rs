@@ -2,12 +2,14 @@
 
 pub mod action;
 pub mod build;
+pub mod cache;
 pub mod completion;
 pub mod deffile;
 pub mod inspect;
 pub mod inspect_isa;
 pub mod isa_check;
 pub mod man;
+pub mod pull;
 pub mod sif;
 
 use crate::args::Command;
@@ -25,6 +27,8 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Deffile(c) => deffile::run(c, settings),
         Command::Sif(c) => sif::run(c, settings),
         Command::Build(a) => build::run(a, settings),
+        Command::Pull(a) => pull::run(a, settings),
+        Command::Cache(c) => cache::run(c, settings),
         Command::Inspect(a) => inspect::run(a, settings),
         Command::RunHelp(a) => inspect::run_help(a, settings),
         Command::Exec(a) => action::exec(a, settings),

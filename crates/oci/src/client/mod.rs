@@ -194,6 +194,25 @@ pub struct RemoteImage {
     pub config_bytes: Vec<u8>,
 }
 
+/// What [`Client::pull_with`] reports while it works.
+#[derive(Debug, Clone, Copy)]
+pub enum PullEvent<'a> {
+    /// The manifest for the platform is known: this many layers of this many bytes.
+    Resolved {
+        manifest: &'a Digest,
+        layers: usize,
+        bytes: u64,
+    },
+    /// Layer `index` (base first) of `count` is in the cache; `cached` when it already was.
+    Layer {
+        index: usize,
+        count: usize,
+        digest: &'a Digest,
+        size: u64,
+        cached: bool,
+    },
+}
+
 /// The distribution client. `Sync`: one client serves all download threads.
 pub struct Client {
     agent: ureq::Agent,
@@ -300,8 +319,23 @@ impl Client {
     /// Resolve, then download every layer (in parallel) into the cache. Layers come back
     /// base first, reading their cached blobs and re-verifying them as the merge reads.
     pub fn pull(&self, r: &Reference, cache: &BlobCache) -> Result<(RemoteImage, Vec<FileLayer>)> {
+        self.pull_with(r, cache, &|_| {})
+    }
+
+    /// [`Client::pull`], telling `progress` what happens (from the download threads).
+    pub fn pull_with(
+        &self,
+        r: &Reference,
+        cache: &BlobCache,
+        progress: &(dyn Fn(PullEvent<'_>) + Sync),
+    ) -> Result<(RemoteImage, Vec<FileLayer>)> {
         let image = self.resolve(r, cache)?;
         let layers = &image.manifest.layers;
+        progress(PullEvent::Resolved {
+            manifest: &image.manifest_digest,
+            layers: layers.len(),
+            bytes: layers.iter().map(|l| l.size).sum(),
+        });
         let results: Vec<Mutex<Option<Result<PathBuf>>>> =
             layers.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
@@ -311,7 +345,17 @@ impl Client {
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(desc) = layers.get(i) else { break };
+                        let cached = cache.get(&desc.digest).is_some();
                         let r = self.blob(r, desc, cache);
+                        if r.is_ok() {
+                            progress(PullEvent::Layer {
+                                index: i,
+                                count: layers.len(),
+                                digest: &desc.digest,
+                                size: desc.size,
+                                cached,
+                            });
+                        }
                         let failed = r.is_err();
                         *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                         if failed {

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Pull benchmark: registry image to a runnable SquashFS image, cold cache, on a local
+# docker-registry (127.0.0.1, plain HTTP), comparing
+#   sifr      `sifr pull --compression gzip` (download in parallel into the blob cache, layers
+#             merged straight into the SIF's SquashFS partition, nothing extracted)
+#   apptainer Apptainer's pipeline: `skopeo copy docker:// oci:` + `umoci unpack` +
+#             `mksquashfs -comp gzip` (what `apptainer pull` runs, minus the SIF wrapping)
+#   skopeo    `skopeo copy docker:// oci:` alone: the download, as a floor
+#   ch-image  `ch-image pull` when installed
+# for two images made from Debian trees: minbase (one layer) and minbase + python3/numpy/pandas
+# (two layers: the base, then the difference umoci computes).
+#
+# Usage: sudo bench/pull/run.sh            (root: debootstrap, chroot and umoci need it)
+# Env:   BENCH_WORK  scratch directory (default: a new mktemp -d); `rootfs` and `rootfs-py`
+#                    trees there are reused when they hold a `.bench-done` marker (the trees
+#                    of bench/pack/run.sh are the same)
+#        REPEAT      runs per configuration, median reported (default 3)
+#        SIFR        sifr binary (default: cargo build --release, then target/release/sifr)
+#        MIRROR      Debian mirror (default: the first deb URI in the host's apt sources)
+#        SUITE       Debian suite (default: the host's VERSION_CODENAME)
+#        PREP_ONLY   set: make the trees and the OCI layout, then stop
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
+repo=$(cd "$here/../.." && pwd)
+work=${BENCH_WORK:-$(mktemp -d)}
+repeat=${REPEAT:-3}
+mkdir -p "$work"
+
+need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
+need debootstrap "apt-get install debootstrap"
+need mksquashfs "apt-get install squashfs-tools"
+need docker-registry "apt-get install docker-registry"
+need skopeo "apt-get install skopeo"
+need umoci "apt-get install umoci"
+
+suite=${SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
+rootfs=$work/rootfs
+rootfs_py=$work/rootfs-py
+if [ ! -e "$rootfs/.bench-done" ]; then
+  mirror=$(host_mirror)
+  rm -rf "$rootfs"
+  echo "debootstrap --variant=minbase $suite from $mirror" >&2
+  debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1
+  chroot "$rootfs" apt-get clean
+  touch "$rootfs/.bench-done"
+fi
+if [ ! -e "$rootfs_py/.bench-done" ]; then
+  rm -rf "$rootfs_py"
+  cp -a "$rootfs" "$rootfs_py"
+  mount -t proc proc "$rootfs_py/proc"
+  trap 'umount "$rootfs_py/proc" 2>/dev/null || true' EXIT
+  chroot "$rootfs_py" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-numpy python3-pandas && apt-get clean && rm -rf /var/lib/apt/lists/*' >"$work/apt.log" 2>&1
+  umount "$rootfs_py/proc"
+  trap - EXIT
+  touch "$rootfs_py/.bench-done"
+fi
+# The trees may be links to another benchmark's (BENCH_WORK shared with bench/pack).
+rootfs=$(readlink -f "$rootfs")
+rootfs_py=$(readlink -f "$rootfs_py")
+
+# The images, as an OCI layout: minbase is one layer; py adds the difference to minbase.
+layout=$work/pull-layout
+if [ ! -e "$layout/.bench-done" ]; then
+  rm -rf "$layout" "$work/bundle"
+  umoci init --layout "$layout"
+  umoci new --image "$layout:minbase"
+  umoci insert --image "$layout:minbase" "$rootfs" /
+  umoci config --image "$layout:minbase" --config.cmd /bin/bash --config.env LANG=C.UTF-8
+  umoci unpack --image "$layout:minbase" "$work/bundle" >/dev/null
+  # cp -a keeps modes, owners and times, so umoci's mtree diff sees only what apt changed.
+  rm -rf "$work/bundle/rootfs" && cp -a "$rootfs_py" "$work/bundle/rootfs"
+  umoci repack --image "$layout:py" "$work/bundle"
+  rm -rf "$work/bundle"
+  touch "$layout/.bench-done"
+fi
+[ -z "${PREP_ONLY:-}" ] || exit 0
+
+sifr=${SIFR:-}
+if [ -z "$sifr" ]; then
+  (cd "$repo" && cargo build --release -q -p sifr-cli)
+  sifr=${CARGO_TARGET_DIR:-$repo/target}/release/sifr
+fi
+
+# A registry on a free port, its storage in the work directory.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+reg=$work/registry
+rm -rf "$reg" && mkdir -p "$reg"
+cat >"$reg/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $reg/data
+http:
+  addr: 127.0.0.1:$port
+EOF
+docker-registry serve "$reg/config.yml" >"$reg/log" 2>&1 &
+regpid=$!
+trap 'kill $regpid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+host=127.0.0.1:$port
+for img in minbase py; do
+  skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$layout:$img" "docker://$host/bench/$img:v1"
+done
+
+out=$work/out
+secs() { date +%s.%N; }
+# Time one command (all output to a log); prints seconds.
+timed() {
+  local t0 t1
+  t0=$(secs)
+  "$@" >>"$work/run.log" 2>&1 || { echo "failed: $* (see $work/run.log)" >&2; exit 1; }
+  t1=$(secs)
+  echo "$t1 - $t0" | bc
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+run_sifr() {
+  rm -rf "$out" && mkdir -p "$out"
+  APPTAINER_CACHEDIR=$out/cache timed "$sifr" -q pull --nohttps --compression gzip "$out/i.sif" "docker://$host/bench/$1:v1"
+}
+run_skopeo() {
+  rm -rf "$out" && mkdir -p "$out"
+  timed skopeo --insecure-policy copy --quiet --src-tls-verify=false "docker://$host/bench/$1:v1" "oci:$out/oci:$1"
+}
+run_apptainer() {
+  rm -rf "$out" && mkdir -p "$out"
+  local a b c
+  a=$(timed skopeo --insecure-policy copy --quiet --src-tls-verify=false "docker://$host/bench/$1:v1" "oci:$out/oci:$1")
+  b=$(timed umoci unpack --image "$out/oci:$1" "$out/bundle")
+  c=$(timed mksquashfs "$out/bundle/rootfs" "$out/i.sqfs" -comp gzip -noappend -quiet -no-progress)
+  echo "$a + $b + $c" | bc
+}
+run_chimage() {
+  rm -rf "$out" && mkdir -p "$out"
+  CH_IMAGE_STORAGE=$out/ch timed ch-image pull --tls-no-verify "$host/bench/$1:v1"
+}
+
+tools="sifr apptainer skopeo"
+# Only a working ch-image counts (Debian's package needs python3-lark).
+ch-image --version >/dev/null 2>&1 && tools="$tools chimage"
+
+echo "| image | sifr pull (s) | skopeo+umoci+mksquashfs (s) | skopeo copy alone (s) | speed-up vs Apptainer's pipeline | sifr / skopeo copy |"
+echo "|---|---|---|---|---|---|"
+for img in minbase py; do
+  declare -A t=()
+  for tool in $tools; do
+    t[$tool]=$(for _ in $(seq "$repeat"); do "run_$tool" "$img"; done | median)
+  done
+  printf '| %s | %.2f | %.2f | %.2f | %.1fx | %.2fx |\n' "$img" "${t[sifr]}" "${t[apptainer]}" "${t[skopeo]}" \
+    "$(echo "${t[apptainer]} / ${t[sifr]}" | bc -l)" "$(echo "${t[sifr]} / ${t[skopeo]}" | bc -l)"
+  [ -n "${t[chimage]:-}" ] && printf '| %s (ch-image pull) | | | | %.2f s | |\n' "$img" "${t[chimage]}"
+  unset t
+done
+rm -rf "$out"
