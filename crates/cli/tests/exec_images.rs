@@ -31,7 +31,24 @@ struct Images {
 
 impl Images {
     fn new() -> Images {
+        Images::pack(Fixture::new())
+    }
+
+    /// The fixture plus `/etc/owned42` (uid and gid 42, mode 0600) and `/etc/secret` (root,
+    /// mode 0600), to see whose files a FUSE mount presents.
+    fn with_owners() -> Images {
+        use std::os::unix::fs::PermissionsExt as _;
         let fx = Fixture::new();
+        for (name, owner) in [("etc/owned42", 42), ("etc/secret", 0)] {
+            let p = fx.image.join(name);
+            std::fs::write(&p, "secret\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&p, Some(owner), Some(owner)).unwrap();
+        }
+        Images::pack(fx)
+    }
+
+    fn pack(fx: Fixture) -> Images {
         let sqfs = fx.dir.path().join("image.sqfs");
         let out = Command::new("mksquashfs")
             .arg(&fx.image)
@@ -312,4 +329,266 @@ fn writable_is_refused_for_image_files() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("`--writable` needs a sandbox directory"));
+}
+
+/// The first subordinate range of at least 65536 ids of `name` in `file` (`/etc/subuid`).
+fn subid_start(file: &str, name: &str) -> Option<u32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.trim().split(':').collect();
+            let count: u32 = f.get(2)?.parse().ok()?;
+            (f.first() == Some(&name) && count >= 65536).then(|| f[1].parse().ok())?
+        })
+}
+
+/// Whether `who` gets subordinate ids under `--fakeroot` on this host (a range in both files
+/// and the helpers installed).
+fn subids_of(who: As) -> Option<u32> {
+    let name = match who {
+        As::Root => "root",
+        As::User { .. } => support::TEST_USER,
+    };
+    let helpers = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"]
+        .iter()
+        .all(|p| Path::new(p).exists());
+    let start = subid_start("/etc/subuid", name)?;
+    subid_start("/etc/subgid", name)?;
+    helpers.then_some(start)
+}
+
+/// Root and the test user, when the test user can have a user namespace.
+fn fakeroot_identities() -> Vec<As> {
+    if !support::is_root() {
+        println!("skipping: needs root to create the test user and its sandbox");
+        return Vec::new();
+    }
+    let mut ids = support::identities();
+    if let Err(why) = support::userns_available() {
+        println!("test user skipped: {why}");
+        ids.retain(|w| *w == As::Root);
+    }
+    ids
+}
+
+/// `cp -a` of the fixture's sandbox, owned by `who` (a writable sandbox of theirs).
+fn own_sandbox(fx: &Fixture, who: As) -> PathBuf {
+    let dst = fx.dir.path().join(format!("sandbox-{}", who.uid()));
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&fx.image)
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("chown")
+        .args(["-R", &format!("{}:{}", who.uid(), who.gid())])
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dst
+}
+
+fn owner_on_host(p: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(p).unwrap().uid()
+}
+
+#[test]
+fn fakeroot_is_root_inside_and_writes_belong_to_the_caller() {
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let im = Images::new();
+    let fx = &im.fx;
+    for who in fakeroot_identities() {
+        let sandbox = own_sandbox(fx, who);
+        let sb = sandbox.to_str().unwrap();
+        for flag in ["--fakeroot", "-f"] {
+            let o = run(fx, who, &["exec", flag, sb, "/bin/probe", "id"]);
+            assert_eq!(
+                stdout(&o).trim(),
+                "uid=0 gid=0 euid=0 egid=0",
+                "{who:?} {flag}: {}",
+                stderr(&o)
+            );
+        }
+        // Root's entries and root's home, as Apptainer's fakeroot shows them.
+        let o = run(
+            fx,
+            who,
+            &["exec", "-f", sb, "/bin/probe", "cat", "/etc/passwd"],
+        );
+        assert!(
+            stdout(&o).lines().any(|l| l.starts_with("root:x:0:0:")),
+            "{who:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let o = run(fx, who, &["exec", "-f", sb, "/bin/probe", "env"]);
+        assert!(
+            stdout(&o).lines().any(|l| l == "HOME=/root"),
+            "{}",
+            stdout(&o)
+        );
+
+        let o = run(
+            fx,
+            who,
+            &["exec", "-f", "-w", sb, "/bin/probe", "write", "/made"],
+        );
+        assert_eq!(stdout(&o).trim(), "ok", "{who:?}: {}", stderr(&o));
+        assert_eq!(owner_on_host(&sandbox.join("made")), who.uid(), "{who:?}");
+
+        let o = run(
+            fx,
+            who,
+            &["exec", "-f", "-w", sb, "/bin/probe", "chown", "42", "/made"],
+        );
+        match subids_of(who) {
+            Some(start) => {
+                assert_eq!(stdout(&o).trim(), "ok", "{who:?}: {}", stderr(&o));
+                assert_eq!(owner_on_host(&sandbox.join("made")), start + 41, "{who:?}");
+                let o = run(fx, who, &["exec", "-f", sb, "/bin/probe", "owner", "/made"]);
+                assert_eq!(stdout(&o).trim(), format!("uid=42 gid=0"), "{who:?}");
+            }
+            None => {
+                println!("{who:?} has no subordinate ids: only root is mapped");
+                assert_eq!(stdout(&o).trim(), "error=EINVAL", "{who:?}: {}", stderr(&o));
+            }
+        }
+        std::fs::remove_dir_all(&sandbox).unwrap();
+        assert_nothing_left(&im);
+    }
+}
+
+#[test]
+fn fakeroot_and_userns_mount_images_with_fuse_and_keep_overlay_writes_the_callers() {
+    if !Path::new("/dev/fuse").exists() {
+        println!("skipping: needs /dev/fuse");
+        return;
+    }
+    let ids = fakeroot_identities();
+    if ids.is_empty() {
+        return;
+    }
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _mode = FuseMode::set(0o666);
+    let im = Images::with_owners();
+    let fx = &im.fx;
+    let sif = im.sif.to_str().unwrap();
+    for who in ids {
+        // The kernel's squashfs cannot be mounted in a user namespace: these only start when
+        // the image is served by FUSE (no extraction notice either). Which owners the files
+        // show (below and in the next test) tells the FUSE server from a loop mount too.
+        for flag in ["--userns", "-u", "--fakeroot", "-f"] {
+            let o = run(fx, who, &["exec", flag, sif, "/bin/probe", "exit", "3"]);
+            assert_eq!(o.status.code(), Some(3), "{who:?} {flag}: {}", stderr(&o));
+            assert!(stderr(&o).is_empty(), "{who:?} {flag}: {}", stderr(&o));
+        }
+        let host_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let o = run(fx, who, &["exec", "-u", sif, "/bin/probe", "ns", "user"]);
+        assert_ne!(Path::new(stdout(&o).trim()), host_userns, "{who:?}");
+        let o = run(fx, who, &["exec", "-u", sif, "/bin/probe", "id"]);
+        let (u, g) = (who.uid(), who.gid());
+        assert_eq!(
+            stdout(&o).trim(),
+            format!("uid={u} gid={g} euid={u} egid={g}")
+        );
+
+        let o = run(fx, who, &["exec", "-f", sif, "/bin/probe", "id"]);
+        assert_eq!(
+            stdout(&o).trim(),
+            "uid=0 gid=0 euid=0 egid=0",
+            "{}",
+            stderr(&o)
+        );
+
+        let overlay = fx.dir.path().join(format!("overlay-{u}"));
+        std::fs::create_dir(&overlay).unwrap();
+        std::os::unix::fs::chown(&overlay, Some(u), Some(g)).unwrap();
+        let ov = overlay.to_str().unwrap();
+        let o = run(
+            fx,
+            who,
+            &[
+                "exec",
+                "-f",
+                "-o",
+                ov,
+                sif,
+                "/bin/probe",
+                "write",
+                "/etc/made",
+            ],
+        );
+        assert_eq!(stdout(&o).trim(), "ok", "{who:?}: {}", stderr(&o));
+        assert_eq!(owner_on_host(&overlay.join("upper/etc/made")), u, "{who:?}");
+        std::fs::remove_dir_all(&overlay).unwrap();
+        assert_nothing_left(&im);
+    }
+}
+
+#[test]
+fn fuse_presents_the_callers_ids_unless_fakeroot_maps_the_images_owners() {
+    let Some(user) = test_user() else { return };
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _mode = FuseMode::set(0o666);
+    let im = Images::with_owners();
+    let fx = &im.fx;
+    let sif = im.sif.to_str().unwrap();
+    let owner = |who: As, flags: &[&str], path: &str| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[sif, "/bin/probe", "owner", path]);
+        let o = run(fx, who, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().to_string()
+    };
+    // One id mapped (the user's own, as Apptainer's `squashfuse -o uid=,gid=`): everything is
+    // theirs, so the image's `0600` files stay readable, as after an extraction.
+    let (u, g) = (user.uid(), user.gid());
+    assert_eq!(owner(user, &[], "/etc/owned42"), format!("uid={u} gid={g}"));
+    assert_eq!(owner(user, &[], "/bin/probe"), format!("uid={u} gid={g}"));
+    let o = run(fx, user, &["exec", sif, "/bin/probe", "cat", "/etc/secret"]);
+    assert_eq!(stdout(&o), "secret\n", "{}", stderr(&o));
+    // Root with --userns: root's.
+    assert_eq!(owner(As::Root, &["-u"], "/etc/owned42"), "uid=0 gid=0");
+    // Fakeroot with subordinate ids: the image's owners, as a kernel mount shows them.
+    if subids_of(user).is_some() {
+        assert_eq!(owner(user, &["-f"], "/etc/owned42"), "uid=42 gid=42");
+        assert_eq!(owner(user, &["-f"], "/etc/secret"), "uid=0 gid=0");
+    } else {
+        println!("fakeroot with subordinate ids not checked: the test user has none");
+    }
+    // Fakeroot with root only (root has no range here, or has one: either way root's).
+    if subids_of(As::Root).is_none() {
+        assert_eq!(owner(As::Root, &["-f"], "/etc/owned42"), "uid=0 gid=0");
+    }
+    assert_nothing_left(&im);
+}
+
+#[test]
+fn fakeroot_runs_an_extracted_image_when_dev_fuse_is_not_usable() {
+    let Some(user) = test_user() else { return };
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _mode = FuseMode::set(0o600);
+    let im = Images::new();
+    let o = run(
+        &im.fx,
+        user,
+        &["exec", "-f", im.sif.to_str().unwrap(), "/bin/probe", "id"],
+    );
+    assert_eq!(
+        stdout(&o).trim(),
+        "uid=0 gid=0 euid=0 egid=0",
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("notice: FUSE is not usable"),
+        "{}",
+        stderr(&o)
+    );
+    assert_nothing_left(&im);
 }
