@@ -592,3 +592,178 @@ fn fakeroot_runs_an_extracted_image_when_dev_fuse_is_not_usable() {
     );
     assert_nothing_left(&im);
 }
+
+/// `/.singularity.d` as Apptainer lays it out for a Docker-based definition file, written by
+/// hand: action scripts, the numbered env scripts (in the stock scripts' style), a shell
+/// runscript and test, labels.json, the definition file and the compatibility links.
+fn apptainer_layout(root: &Path) {
+    use std::os::unix::fs::symlink;
+    let sd = root.join(".singularity.d");
+    for d in ["actions", "env", "libs"] {
+        std::fs::create_dir_all(sd.join(d)).unwrap();
+    }
+    let exe = |rel: &str, text: &str| {
+        let p = sd.join(rel);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    for action in ["exec", "run", "shell", "start", "test"] {
+        exe(
+            &format!("actions/{action}"),
+            &format!(
+                "#!/bin/sh\n\nfor script in /.singularity.d/env/*.sh; do\n    if [ -f \"$script\" ]; then\n        . \"$script\"\n    fi\ndone\n\n# the {action} action\nexec \"$@\"\n"
+            ),
+        );
+    }
+    exe(
+        "env/01-base.sh",
+        "#!/bin/sh\n#\n# Copyright notice of the project\n#\n\n",
+    );
+    exe(
+        "env/10-docker2singularity.sh",
+        "#!/bin/sh\nexport PATH=\"/opt/tool/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"\nexport TOOL_HOME=\"/opt/tool\"\n",
+    );
+    exe(
+        "env/90-environment.sh",
+        "#!/bin/sh\n# Custom environment shell code should follow\n\n    export GREETING=\"hello\"\n    export WHO=${WHO:-world}\n",
+    );
+    exe(
+        "env/94-appsbase.sh",
+        "#!/bin/sh\nif test -n \"${SCIF_APPNAME:-}\"; then\n    :\nfi\n",
+    );
+    exe(
+        "env/95-apps.sh",
+        "#!/bin/sh\nif test -n \"${SCIF_APPNAME:-}\"; then\n    :\nfi\n",
+    );
+    exe(
+        "env/99-base.sh",
+        "#!/bin/sh\n\nif [ -z \"$LD_LIBRARY_PATH\" ]; then\n    LD_LIBRARY_PATH=\"/.singularity.d/libs\"\nelse\n    LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:/.singularity.d/libs\"\nfi\n\nPS1=\"Apptainer> \"\nexport LD_LIBRARY_PATH PS1\n",
+    );
+    exe(
+        "env/99-runtimevars.sh",
+        "#!/bin/sh\nif [ -n \"${SING_USER_DEFINED_PREPEND_PATH:-}\" ]; then\n    PATH=\"${SING_USER_DEFINED_PREPEND_PATH}:${PATH}\"\nfi\nif [ -n \"${SING_USER_DEFINED_APPEND_PATH:-}\" ]; then\n    PATH=\"${PATH}:${SING_USER_DEFINED_APPEND_PATH}\"\nfi\nunset SING_USER_DEFINED_PREPEND_PATH SING_USER_DEFINED_APPEND_PATH\nexport PATH\n",
+    );
+    exe(
+        "runscript",
+        "#!/bin/sh\n\n    echo \"$GREETING $WHO\" \"$@\"\n",
+    );
+    exe(
+        "test",
+        "#!/bin/sh\n\n    test -n \"$TOOL_HOME\" && echo test-ok\n",
+    );
+    std::fs::write(
+        sd.join("labels.json"),
+        "{\n\t\"Maintainer\": \"someone\",\n\t\"org.label-schema.schema-version\": \"1.0\"\n}",
+    )
+    .unwrap();
+    std::fs::write(
+        sd.join("Singularity"),
+        "Bootstrap: docker\nFrom: example/tool\n\n%environment\n    export GREETING=\"hello\"\n",
+    )
+    .unwrap();
+    std::fs::write(sd.join("runscript.help"), "Greets.\n").unwrap();
+    for (link, target) in [
+        (".exec", ".singularity.d/actions/exec"),
+        (".run", ".singularity.d/actions/run"),
+        (".shell", ".singularity.d/actions/shell"),
+        (".test", ".singularity.d/actions/test"),
+        ("singularity", ".singularity.d/runscript"),
+    ] {
+        symlink(target, root.join(link)).unwrap();
+    }
+    // The fixture's shell-only env script is not part of this layout.
+    std::fs::remove_file(sd.join("env/91-environment.sh")).unwrap();
+}
+
+#[test]
+fn an_image_laid_out_by_apptainer_runs_and_inspects() {
+    if !support::is_root() {
+        println!("skipping: needs root (loop device, and the test user for FUSE)");
+        return;
+    }
+    let fx = Fixture::new();
+    if !fx.has_shell {
+        println!("skipping: the runscript needs busybox for /bin/sh");
+        return;
+    }
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    apptainer_layout(&fx.image);
+    let im = Images::pack(fx);
+    let fx = &im.fx;
+    let mut runs = vec![(As::Root, fx.image.clone()), (As::Root, im.sif.clone())];
+    let _mode = FuseMode::set(0o666);
+    if support::userns_available().is_ok()
+        && let Some(user) = support::identities()
+            .into_iter()
+            .find(|w| matches!(w, As::User { .. }))
+    {
+        runs.push((user, im.sif.clone()));
+    }
+    for (who, img) in &runs {
+        let img = img.to_str().unwrap();
+        let o = run(fx, *who, &["exec", img, "/bin/probe", "env"]);
+        let env = stdout(&o);
+        for want in [
+            "GREETING=hello",
+            "WHO=world",
+            "TOOL_HOME=/opt/tool",
+            "PATH=/opt/tool/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LD_LIBRARY_PATH=/.singularity.d/libs",
+        ] {
+            assert!(
+                env.lines().any(|l| l == want),
+                "{who:?} {img}: no {want} in\n{env}{}",
+                stderr(&o)
+            );
+        }
+        let mut c = sifr_as(fx, *who, &["exec", img, "/bin/probe", "env"]);
+        c.env("APPTAINERENV_PREPEND_PATH", "/pre");
+        let env = stdout(&c.output().unwrap());
+        assert!(
+            env.lines().any(|l| l == "PATH=/pre:/opt/tool/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+            "{env}"
+        );
+        // `run` runs the shell runscript with the image's environment; arguments follow.
+        let o = run(fx, *who, &["run", img, "a", "b c"]);
+        assert_eq!(
+            stdout(&o),
+            "hello world a b c\n",
+            "{who:?} {img}: {}",
+            stderr(&o)
+        );
+        let o = run(fx, *who, &["test", img]);
+        assert_eq!(stdout(&o), "test-ok\n", "{who:?} {img}: {}", stderr(&o));
+        // The action links Apptainer leaves at the root work as commands too.
+        let o = run(
+            fx,
+            *who,
+            &["exec", img, "/.exec", "/bin/probe", "args", "x"],
+        );
+        assert_eq!(stdout(&o), "x\n", "{who:?} {img}: {}", stderr(&o));
+        assert_nothing_left(&im);
+    }
+    for img in [&fx.image, &im.sif] {
+        let inspect = |flags: &[&str]| {
+            let o = Command::new(env!("CARGO_BIN_EXE_sifr"))
+                .arg("inspect")
+                .args(flags)
+                .arg(img)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", stderr(&o));
+            stdout(&o)
+        };
+        let labels = inspect(&["--labels"]);
+        assert!(labels.contains("Maintainer: someone"), "{labels}");
+        assert!(inspect(&["--runscript"]).contains("echo \"$GREETING $WHO\""));
+        assert!(inspect(&["--environment"]).contains("export GREETING=\"hello\""));
+        assert!(inspect(&["--deffile"]).contains("From: example/tool"));
+        assert!(inspect(&["--helpfile"]).contains("Greets."));
+        let json: serde_json::Value =
+            serde_json::from_str(&inspect(&["--json", "--labels"])).unwrap();
+        assert_eq!(
+            json["data"]["attributes"]["labels"]["Maintainer"], "someone",
+            "{json}"
+        );
+    }
+}
