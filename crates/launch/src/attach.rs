@@ -168,8 +168,13 @@ impl Staged {
 
     /// Namespace-side half: mount the image on `lower` (an empty directory of the session)
     /// unless it is a host directory (then the caller binds it). Returns the FUSE server to
-    /// keep until the payload exits.
-    pub fn mount_lower(&mut self, lower: &Path) -> Result<Option<Server>, ExecError> {
+    /// keep until the payload exits. `owner`: who a FUSE mount presents every file as owned by
+    /// (`None`: the image's owners).
+    pub fn mount_lower(
+        &mut self,
+        lower: &Path,
+        owner: Option<squashfs::fuse::Owner>,
+    ) -> Result<Option<Server>, ExecError> {
         let path = self.image.path.clone();
         let offset = self.image.offset;
         match &mut self.kind {
@@ -199,6 +204,7 @@ impl Staged {
                 };
                 let opts = squashfs::fuse::Options {
                     fsname: format!("sifr:{}", file_name(&path)),
+                    owner,
                     ..Default::default()
                 };
                 let mounted =

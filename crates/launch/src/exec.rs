@@ -6,9 +6,11 @@
 //!    reachable through `/oldroot` and NSS must not run in the new namespaces;
 //!    The image is staged there too ([`crate::attach`]): loop device bound (root) or image
 //!    extracted to a temporary sandbox (no usable FUSE);
-//! 2. `unshare` (user+mount, or mount alone as root) — the process must be single-threaded, which
+//! 2. `unshare` (user+mount, or mount alone as root without `--userns`/`--fakeroot`) — the process must be single-threaded, which
 //!    `sys::ns::unshare` checks; nothing on this path starts a thread;
-//! 3. uid/gid maps (own ids to themselves), session tmpfs, the image mounted in it (kernel
+//! 3. uid/gid maps (own ids to themselves; for `--fakeroot` root to the caller, through the
+//!    `newuidmap`/`newgidmap` helpers forked just before step 2 when subordinate ids are
+//!    configured, see [`crate::fakeroot`]), session tmpfs, the image mounted in it (kernel
 //!    squashfs, or FUSE with its server forked here), mounts, `pivot_root`;
 //! 4. the image's env scripts are read inside the container (their paths are container paths);
 //! 5. `no_new_privs`, then fork: the child only restores the signal mask and `execve`s; the
@@ -30,8 +32,9 @@ use crate::assemble;
 use crate::attach;
 use crate::env::{self, Vars};
 use crate::envscript;
+use crate::fakeroot::{self, FakerootError};
 use crate::image::{Attach, Format, Image};
-use crate::plan::{Action, LaunchPlan, Source};
+use crate::plan::{Action, IdMap, LaunchPlan, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -139,6 +142,8 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Fakeroot(#[from] FakerootError),
     #[error("an argument or environment value contains a NUL byte")]
     Nul(#[from] sys::process::NulError),
     #[error(transparent)]
@@ -162,6 +167,7 @@ impl ExecError {
                     .into(),
             ),
             ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
+            ExecError::Fakeroot(e) => e.hint(),
             ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
                 "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"
                     .into(),
@@ -222,17 +228,39 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
         pid: false,
         ..plan.namespaces
     };
+    // Fakeroot's id-map helpers are forked before the user namespace exists (they write its
+    // maps from outside).
+    let pending = match &plan.ids {
+        IdMap::Fakeroot { user, path } => Some(fakeroot::prepare(user.as_deref(), path)?),
+        _ => None,
+    };
     sys::ns::unshare(early).map_err(step("create the container namespaces"))?;
-    if plan.map_ids {
-        sys::ns::write_id_maps(plan.identity.uid, plan.identity.gid)
-            .map_err(step("map the user's ids"))?;
-    }
+    // `pending` is `Some` exactly for fakeroot.
+    let owner = match (pending, &plan.ids) {
+        (Some(p), _) => {
+            let mode = p.apply()?;
+            match &mode {
+                fakeroot::Mode::Subids { .. } => tracing::debug!("{}", mode.describe()),
+                fakeroot::Mode::RootOnly { .. } => tracing::info!("{}", mode.describe()),
+            }
+            match mode {
+                fakeroot::Mode::Subids { .. } => None,
+                fakeroot::Mode::RootOnly { .. } => Some(own_owner(plan)),
+            }
+        }
+        (None, IdMap::Host) => None,
+        (None, _) => {
+            sys::ns::write_id_maps(plan.identity.uid, plan.identity.gid)
+                .map_err(step("map the user's ids"))?;
+            Some(own_owner(plan))
+        }
+    };
     if let Some(name) = &plan.hostname {
         sys::uts::set_hostname(name).map_err(step("set the container's host name"))?;
     }
     assemble::open_session(plan)?;
     // Dropped (server terminated) when this function returns, after the payload.
-    let _server = staged.mount_lower(Path::new(assemble::SESSION_LOWER))?;
+    let _server = staged.mount_lower(Path::new(assemble::SESSION_LOWER), owner)?;
     assemble::pivot_session()?;
     let kind = assemble::mount_root(plan, &prepared, staged.host_dir())?;
     let root = sys::fs::open_root(Path::new(assemble::NEW_ROOT))
@@ -289,6 +317,20 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
     };
     let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()))?;
     Ok(status.code())
+}
+
+/// Who a FUSE-mounted image's files should belong to when only one id is mapped in the user
+/// namespace (the caller's own, or root for fakeroot without subordinate ids): that id, as
+/// Apptainer's `squashfuse -o uid=,gid=`. The image's other owners could not be mapped and would
+/// show as the overflow id, so a `0700` directory of the image would be unreadable; the
+/// extraction fallback gives the same view (extracted files belong to the caller). With
+/// subordinate ids (fakeroot), the image's owners are kept: root's files are root's, `_apt`'s
+/// are `_apt`'s, as a kernel mount would show them.
+fn own_owner(plan: &LaunchPlan) -> squashfs::fuse::Owner {
+    squashfs::fuse::Owner {
+        uid: plan.identity.uid,
+        gid: plan.identity.gid,
+    }
 }
 
 /// Fork the command with forwarded signals blocked around the fork, then wait. With `pid_ns`

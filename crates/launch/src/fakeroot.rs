@@ -1,6 +1,6 @@
 //! Fakeroot: make the calling process root inside a new user namespace, the way an
-//! unprivileged `sifr build` runs (Apptainer's "fakeroot" build mode, section 3.4 of the
-//! reference notes).
+//! unprivileged `sifr build` runs and `sifr exec --fakeroot` starts a container (Apptainer's
+//! "fakeroot" mode, section 3.4 of the reference notes).
 //!
 //! Two mappings, tried in this order:
 //! 1. **Subordinate ids**: root inside maps to the caller, and ids 1..=N to the caller's range
@@ -13,9 +13,11 @@
 //! Unlike Apptainer, no LD_PRELOAD `fakeroot` command is injected in the second mode: it breaks
 //! whenever the host glibc is newer than the image's, the most reported fakeroot failure.
 //!
-//! Runs across the user-namespace change: [`enter`] must be called while the process is
-//! single-threaded (checked), before anything else in the build, and the process stays in the
-//! namespaces afterwards, with its own private mount namespace.
+//! Runs across the user-namespace change, in two halves: [`prepare`] before `unshare` (it forks
+//! the helpers, so the process must be single-threaded, which is checked) and
+//! [`Pending::apply`] right after it. [`enter`] does both for a build, which stays in the
+//! namespaces afterwards with its own private mount namespace; the runtime calls the halves
+//! around its own `unshare`, which also creates the mount, IPC and UTS namespaces it needs.
 
 use std::path::{Path, PathBuf};
 
@@ -68,7 +70,7 @@ impl Mode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FakerootError {
-    #[error("cannot create a user namespace for an unprivileged build")]
+    #[error("cannot create a user namespace for fakeroot")]
     Unshare(#[source] sys::Error),
     #[error("cannot map root to uid {uid} in the user namespace")]
     Maps {
@@ -124,15 +126,23 @@ fn find_in_path(name: &str, path: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Become root in a new user + mount namespace. `user` is the caller's login name (looked up
-/// on the host before calling), `path` the host `PATH` for finding the helpers.
-pub fn enter(user: Option<&str>, path: &str) -> Result<Mode, FakerootError> {
+/// Root prepared for a user namespace that does not exist yet: the id-map helpers already
+/// forked (they must run outside the namespace, on this process), or the one-id maps to write.
+/// Made by [`prepare`] before `unshare(CLONE_NEWUSER)`, finished by [`Pending::apply`] right
+/// after it. `sifr build` ([`enter`]) and `exec --fakeroot` ([`crate::exec`]) share it.
+#[derive(Debug)]
+pub struct Pending {
+    uid: u32,
+    gid: u32,
+    mode: Mode,
+    helpers: Option<sys::ns::HelperMaps>,
+}
+
+/// Decide the mapping for the caller (`user` is their login name, looked up on the host before
+/// calling; `path` the host `PATH` for finding the helpers) and, for subordinate ids, fork the
+/// helpers. Must be called while single-threaded, before the user namespace is created.
+pub fn prepare(user: Option<&str>, path: &str) -> Result<Pending, FakerootError> {
     let (uid, gid) = sys::process::ids();
-    let ns = sys::ns::Namespaces {
-        user: true,
-        mount: true,
-        ..Default::default()
-    };
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let ranges = (
         subid_range(&read("/etc/subuid"), user, uid),
@@ -142,7 +152,7 @@ pub fn enter(user: Option<&str>, path: &str) -> Result<Mode, FakerootError> {
         find_in_path("newuidmap", path),
         find_in_path("newgidmap", path),
     );
-    let mode = match (ranges, helpers) {
+    match (ranges, helpers) {
         (
             (Some((uid_start, ucount)), Some((gid_start, gcount))),
             (Some(newuidmap), Some(newgidmap)),
@@ -169,15 +179,16 @@ pub fn enter(user: Option<&str>, path: &str) -> Result<Mode, FakerootError> {
                 &maps(gid, gid_start),
             )
             .map_err(|source| FakerootError::Helpers { uid, source })?;
-            sys::ns::unshare(ns).map_err(FakerootError::Unshare)?;
-            pending
-                .apply()
-                .map_err(|source| FakerootError::Helpers { uid, source })?;
-            Mode::Subids {
-                uid_start,
-                gid_start,
-                count,
-            }
+            Ok(Pending {
+                uid,
+                gid,
+                mode: Mode::Subids {
+                    uid_start,
+                    gid_start,
+                    count,
+                },
+                helpers: Some(pending),
+            })
         }
         ((u, g), (h1, h2)) => {
             let reason = if u.is_none() || g.is_none() {
@@ -187,12 +198,48 @@ pub fn enter(user: Option<&str>, path: &str) -> Result<Mode, FakerootError> {
             } else {
                 unreachable!("both ranges and both helpers present is the first arm")
             };
-            sys::ns::unshare(ns).map_err(FakerootError::Unshare)?;
-            sys::ns::write_root_maps(uid, gid)
-                .map_err(|source| FakerootError::Maps { uid, source })?;
-            Mode::RootOnly { reason }
+            Ok(Pending {
+                uid,
+                gid,
+                mode: Mode::RootOnly { reason },
+                helpers: None,
+            })
         }
+    }
+}
+
+impl Pending {
+    /// The mapping that [`Pending::apply`] will write.
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    /// Write the maps of the user namespace the caller has just created (release the helpers,
+    /// or write the root-only maps). Dropping a `Pending` instead reaps the helpers unused.
+    pub fn apply(self) -> Result<Mode, FakerootError> {
+        let uid = self.uid;
+        match self.helpers {
+            Some(h) => h
+                .apply()
+                .map_err(|source| FakerootError::Helpers { uid, source })?,
+            None => sys::ns::write_root_maps(uid, self.gid)
+                .map_err(|source| FakerootError::Maps { uid, source })?,
+        }
+        Ok(self.mode)
+    }
+}
+
+/// Become root in a new user + mount namespace. `user` is the caller's login name (looked up
+/// on the host before calling), `path` the host `PATH` for finding the helpers.
+pub fn enter(user: Option<&str>, path: &str) -> Result<Mode, FakerootError> {
+    let ns = sys::ns::Namespaces {
+        user: true,
+        mount: true,
+        ..Default::default()
     };
+    let pending = prepare(user, path)?;
+    sys::ns::unshare(ns).map_err(FakerootError::Unshare)?;
+    let mode = pending.apply()?;
     sys::mount::make_rprivate(Path::new("/")).map_err(FakerootError::Private)?;
     Ok(mode)
 }

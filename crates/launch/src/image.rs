@@ -188,10 +188,11 @@ impl Attach {
     }
 }
 
-/// Choose how to attach `image`. `privileged` is real root in the initial user namespace
-/// (kernel mounts allowed): a loop device when `/dev/loop-control` exists; otherwise FUSE when
-/// `/dev/fuse` opens, extraction if not.
-pub fn choose(image: &Image, privileged: bool, writable: bool) -> Result<Attach, ImageError> {
+/// Choose how to attach `image`. `kernel_mounts` says the container runs without a user
+/// namespace as real root ([`crate::LaunchPlan::kernel_mounts`]; false for `--userns` and
+/// `--fakeroot`, whose namespace's root cannot mount squashfs): a loop device when
+/// `/dev/loop-control` exists; otherwise FUSE when `/dev/fuse` opens, extraction if not.
+pub fn choose(image: &Image, kernel_mounts: bool, writable: bool) -> Result<Attach, ImageError> {
     if image.format == Format::Sandbox {
         return Ok(Attach::Directory);
     }
@@ -201,7 +202,7 @@ pub fn choose(image: &Image, privileged: bool, writable: bool) -> Result<Attach,
         });
     }
     // Root without loop devices (inside some container runtimes) is served like a user.
-    if privileged && Path::new("/dev/loop-control").exists() {
+    if kernel_mounts && Path::new("/dev/loop-control").exists() {
         return Ok(Attach::Loop);
     }
     // Only a probe: the server opens its own fd later, inside the namespaces. Opening needs

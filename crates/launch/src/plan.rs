@@ -56,11 +56,20 @@ pub struct Options {
     pub env_file: Vec<(String, String)>,
     /// `--overlay DIR` (absolute): a persistent writable upper layer over the image.
     pub overlay: Option<PathBuf>,
+    /// `-f/--fakeroot`: root inside a user namespace (with the subordinate ids when the caller
+    /// has a range), the caller's home at `/root`.
+    pub fakeroot: bool,
+    /// `-u/--userns`: a user namespace even for root, so the image is never mounted by the
+    /// kernel (FUSE or extraction instead), as an unprivileged user would run it.
+    pub userns: bool,
 }
 
 /// Apptainer's `sessiondir max size`: the session tmpfs (generated files, `--contain` scratch
 /// directories, the overlay's upper layer of `--writable-tmpfs`) may hold this many MiB.
 pub const DEFAULT_SESSION_MIB: u64 = 64;
+
+/// Root's home inside the container under `--fakeroot`.
+pub const ROOT_HOME: &str = "/root";
 
 /// The longest host name the kernel accepts (`HOST_NAME_MAX`).
 pub const HOSTNAME_MAX: usize = 64;
@@ -218,14 +227,27 @@ pub struct Cwd {
     pub explicit: bool,
 }
 
+/// How ids are mapped into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdMap {
+    /// No user namespace: root on the host, kernel mounts allowed.
+    Host,
+    /// A user namespace mapping the caller's uid and gid to themselves (one id each).
+    Own,
+    /// `--fakeroot`: root inside is the caller, plus the subordinate ids of `user` (the host
+    /// login name) when `/etc/subuid`/`/etc/subgid` give a range and the helpers are found in
+    /// `path` (the host `PATH`); decided at launch by [`crate::fakeroot::prepare`].
+    Fakeroot { user: Option<String>, path: String },
+}
+
 /// Everything [`crate::exec::run`] needs, as plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchPlan {
     /// Absolute host path of the sandbox directory.
     pub image: PathBuf,
     pub namespaces: sys::ns::Namespaces,
-    /// Map the caller's uid/gid to themselves in the new user namespace.
-    pub map_ids: bool,
+    /// The id maps of the user namespace (`Host` when there is none).
+    pub ids: IdMap,
     pub identity: Identity,
     /// Write into the image instead of an overlay; the image root is read-only otherwise.
     pub writable: bool,
@@ -353,10 +375,26 @@ pub fn build(
     // `--no-mount home` is `--no-home` (one switch in Apptainer too).
     let no_home = opts.no_home || skip(NoMount::Home);
 
-    // Only a mount namespace as root; user+mount otherwise, own ids mapped to themselves. PID,
-    // IPC and UTS are the host's unless asked for.
+    // Only a mount namespace as root; user+mount otherwise, own ids mapped to themselves (or
+    // root to the caller with --fakeroot). PID, IPC and UTS are the host's unless asked for.
+    // `--userns` and `--fakeroot` take the unprivileged path even for root, as in Apptainer.
+    let ids = if opts.fakeroot {
+        IdMap::Fakeroot {
+            user: host.user.as_ref().map(|u| u.name.clone()),
+            path: host
+                .env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        }
+    } else if opts.userns || !host.privileged {
+        IdMap::Own
+    } else {
+        IdMap::Host
+    };
     let namespaces = sys::ns::Namespaces {
-        user: !host.privileged,
+        user: ids != IdMap::Host,
         mount: true,
         pid: opts.pid,
         ipc: opts.ipc,
@@ -365,6 +403,11 @@ pub fn build(
 
     let home = match (&opts.home, &host.user) {
         (Some(h), _) => h.clone(),
+        // Fakeroot shows the caller's home at root's, as Apptainer does.
+        (None, Some(u)) if opts.fakeroot => HomeSpec {
+            src: u.home.clone(),
+            dst: ROOT_HOME.into(),
+        },
         (None, Some(u)) => HomeSpec {
             src: u.home.clone(),
             dst: u.home.clone(),
@@ -552,13 +595,31 @@ pub fn build(
         ));
     }
 
-    let identity = Identity {
-        uid: host.uid,
-        gid: host.gid,
-        user: host.user.clone(),
-        home_dst: home.dst.clone(),
-        group_name: host.group_name.clone(),
-        groups: host.groups.clone(),
+    let identity = if opts.fakeroot {
+        // Root's entries: the image's `root` line is kept (name and shell), the host's
+        // supplementary groups are not mapped in the namespace and are left out.
+        Identity {
+            uid: 0,
+            gid: 0,
+            user: Some(UserInfo {
+                name: "root".into(),
+                gecos: "root".into(),
+                home: ROOT_HOME.into(),
+                shell: "/bin/sh".into(),
+            }),
+            home_dst: home.dst.clone(),
+            group_name: Some("root".into()),
+            groups: Vec::new(),
+        }
+    } else {
+        Identity {
+            uid: host.uid,
+            gid: host.gid,
+            user: host.user.clone(),
+            home_dst: home.dst.clone(),
+            group_name: host.group_name.clone(),
+            groups: host.groups.clone(),
+        }
     };
     // Apptainer skips the generated files for root with --writable (it would edit the image's).
     if !(opts.writable && host.uid == 0) {
@@ -599,7 +660,7 @@ pub fn build(
     Ok(LaunchPlan {
         image: image.into(),
         namespaces,
-        map_ids: namespaces.user,
+        ids,
         identity,
         writable: opts.writable,
         writable_tmpfs: opts.writable_tmpfs,
@@ -622,6 +683,12 @@ fn covered(path: &Path, mounts: &[Mount]) -> bool {
 }
 
 impl LaunchPlan {
+    /// Whether the image may be mounted by the kernel (loop device): only without a user
+    /// namespace, since a user namespace's root cannot mount squashfs.
+    pub fn kernel_mounts(&self) -> bool {
+        self.ids == IdMap::Host
+    }
+
     /// A stable, line-oriented rendering for snapshots and `--debug` logs.
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
@@ -631,13 +698,14 @@ impl LaunchPlan {
             s,
             "namespaces {}{}",
             self.namespaces.describe(),
-            if self.map_ids {
-                format!(
+            match &self.ids {
+                IdMap::Host => String::new(),
+                IdMap::Own => format!(
                     " (uid {0}->{0}, gid {1}->{1})",
                     self.identity.uid, self.identity.gid
-                )
-            } else {
-                String::new()
+                ),
+                IdMap::Fakeroot { .. } =>
+                    " (fakeroot: root->caller, subordinate ids if any)".into(),
             }
         );
         if let Some(h) = &self.hostname {

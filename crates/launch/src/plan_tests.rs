@@ -506,3 +506,53 @@ fn env_file_sits_between_apptainerenv_and_env() {
     assert!(!p.contains("BAR=file"), "{p}");
     assert!(p.contains("env path-prepend /pre\n"), "{p}");
 }
+
+#[test]
+fn fakeroot_is_root_with_the_callers_home_at_root_in_a_user_namespace() {
+    for uid in [1000, 0] {
+        let opts = Options {
+            fakeroot: true,
+            ..Default::default()
+        };
+        let p = try_plan(&opts, uid).unwrap();
+        assert!(p.namespaces.user, "uid {uid}");
+        assert!(!p.kernel_mounts(), "uid {uid}");
+        let name = if uid == 0 { "root" } else { "alice" };
+        assert_eq!(
+            p.ids,
+            IdMap::Fakeroot {
+                user: Some(name.into()),
+                path: "/usr/bin".into()
+            }
+        );
+        assert_eq!((p.identity.uid, p.identity.gid), (0, 0));
+        assert!(p.identity.groups.is_empty());
+        let home = if uid == 0 { "/root" } else { "/home/alice" };
+        let r = p.render();
+        assert!(
+            r.contains(&format!("mount Home {home} -> /root rw,nosuid,nodev\n")),
+            "{r}"
+        );
+        assert!(r.contains("env seed HOME=/root\n"), "{r}");
+        assert!(r.contains("mount Identity <passwd> -> /etc/passwd"), "{r}");
+    }
+}
+
+#[test]
+fn userns_takes_the_unprivileged_path_as_root() {
+    let opts = Options {
+        userns: true,
+        ..Default::default()
+    };
+    let p = try_plan(&opts, 0).unwrap();
+    assert!(p.namespaces.user);
+    assert_eq!(p.ids, IdMap::Own);
+    assert!(!p.kernel_mounts());
+    assert!(
+        p.render()
+            .contains("namespaces user+mount (uid 0->0, gid 0->0)")
+    );
+    let p = try_plan(&Options::default(), 0).unwrap();
+    assert_eq!(p.ids, IdMap::Host);
+    assert!(p.kernel_mounts());
+}

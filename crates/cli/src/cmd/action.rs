@@ -76,6 +76,13 @@ pub struct ActionFlags {
     /// Set variables from a file of `NAME=VALUE` lines (repeatable; later files win, --env wins).
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
+    /// Run as root inside a user namespace (with the subordinate ids of /etc/subuid and
+    /// /etc/subgid when there is a range; the home directory is mounted at /root).
+    #[arg(short = 'f', long)]
+    pub fakeroot: bool,
+    /// Run in a user namespace even as root (the image is mounted with FUSE or extracted).
+    #[arg(short = 'u', long)]
+    pub userns: bool,
     /// When the program needs CPU features this host lacks: warn, error (do not start it) or
     /// off (default: the `isa_check` setting, else warn).
     #[arg(long, value_name = "MODE")]
@@ -232,6 +239,8 @@ fn options(
         session_mib: Some(settings.tmpfs_size_mib),
         env_file: launch::envfile::merge(files),
         overlay: absolute(&flags.overlay, "--overlay")?,
+        fakeroot: flags.fakeroot,
+        userns: flags.userns,
     };
     if flags.containall {
         opts.contain_all();
@@ -264,9 +273,9 @@ fn launch_action(
     let img = launch::image::open(image).map_err(image_error)?;
     super::isa_check::before_launch(&img, &action, flags.isa_check, settings)?;
     let host = launch::host::gather(env).context("cannot read the current directory")?;
-    let attach =
-        launch::image::choose(&img, host.privileged, opts.writable).map_err(image_error)?;
     let plan = launch::build(&opts, &img.path, action, &host)?;
+    let attach =
+        launch::image::choose(&img, plan.kernel_mounts(), opts.writable).map_err(image_error)?;
     tracing::debug!("launch plan:\n{}attach {attach:?}", plan.render());
     if let Some(n) = attach.notice(&img) {
         eprintln!("notice: {n}");

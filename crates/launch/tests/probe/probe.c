@@ -16,6 +16,8 @@
  *   uname              print the node name (the host name of the UTS namespace)
  *   ns NAME            print the target of /proc/self/ns/NAME
  *   ls DIR             print the entries of DIR except . and .., sorted
+ *   owner PATH         print "uid=U gid=G" of PATH (not following a last symlink)
+ *   chown UID PATH     change PATH's owner to UID (group unchanged); print "ok" or "error=..."
  * Built at test time with `gcc -static`; kept free of anything but libc.
  */
 #include <dirent.h>
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -40,6 +43,7 @@ static const char *errname(int e) {
     case EPERM: return "EPERM";
     case ENOENT: return "ENOENT";
     case EEXIST: return "EEXIST";
+    case EINVAL: return "EINVAL";
     default: return strerror(e);
     }
 }
@@ -131,6 +135,16 @@ static int run(int argc, char **argv) {
         if (n < 0) { printf("error=%s\n", errname(errno)); return 0; }
         buf[n] = 0;
         puts(buf);
+    } else if (!strcmp(cmd, "owner") && argc > 1) {
+        struct stat st;
+        if (lstat(argv[1], &st) != 0) { printf("error=%s\n", errname(errno)); return 0; }
+        printf("uid=%d gid=%d\n", (int)st.st_uid, (int)st.st_gid);
+    } else if (!strcmp(cmd, "chown") && argc > 2) {
+        if (lchown(argv[2], (uid_t)atoi(argv[1]), (gid_t)-1) != 0) {
+            printf("error=%s\n", errname(errno));
+            return 0;
+        }
+        puts("ok");
     } else if (!strcmp(cmd, "args")) {
         for (int i = 1; i < argc; i++) puts(argv[i]);
     } else {
