@@ -8,6 +8,7 @@
 
 pub mod arch;
 pub mod defbuild;
+pub mod isatree;
 pub mod layout;
 pub mod pack;
 pub mod pull;

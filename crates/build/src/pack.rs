@@ -140,10 +140,17 @@ pub fn pack_dir(src: &Path, target: &Path, opts: &PackOptions) -> Result<PackRep
             });
         }
     };
-    let (squashfs, sif_size, isa) = write_sif(target, opts, guess.arch, def, Some(src), |w| {
-        w.add_tree(src, &WalkOptions::default())?;
-        Ok(())
-    })?;
+    let (squashfs, sif_size, isa) = write_sif(
+        target,
+        opts,
+        guess.arch,
+        def,
+        IsaFacts::Directory(src),
+        |w| {
+            w.add_tree(src, &WalkOptions::default())?;
+            Ok(())
+        },
+    )?;
     Ok(PackReport {
         arch: guess,
         squashfs,
@@ -168,16 +175,27 @@ pub(crate) fn check_target(target: &Path, force: bool) -> Result<(), PackError> 
 /// The SquashFS writer a partition is streamed through.
 pub(crate) type PartWriter<'a, 'b> = Writer<&'a mut sif::PartitionSink<'b, BufWriter<fs::File>>>;
 
+/// Where the CPU-feature facts of a new SIF come from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IsaFacts<'a> {
+    /// The source directory, scanned before the partition is written.
+    Directory(&'a Path),
+    /// The partition just written, read back before the SIF is renamed into place (a pull,
+    /// whose files exist only inside the stream).
+    Written,
+}
+
 /// Write a SIF at `target` through a temporary sibling renamed into place: the definition
-/// (if any), `opts.metadata_json`, the ISA facts of `isa_src` (if given), then the primary
-/// partition, whose SquashFS `fill` populates. Returns the SquashFS summary, the SIF size
-/// and the ISA summary.
+/// (if any), `opts.metadata_json`, the ISA facts (from a directory: before the partition),
+/// then the primary partition, whose SquashFS `fill` populates, then (for
+/// [`IsaFacts::Written`]) the facts read back from it. Returns the SquashFS summary, the SIF
+/// size and the ISA summary.
 pub(crate) fn write_sif(
     target: &Path,
     opts: &PackOptions,
     arch: sif::Arch,
     def: Option<Vec<u8>>,
-    isa_src: Option<&Path>,
+    isa_src: IsaFacts<'_>,
     fill: impl for<'a, 'b> FnOnce(&mut PartWriter<'a, 'b>) -> Result<(), PackError>,
 ) -> Result<(Summary, u64, Option<isa::Summary>), PackError> {
     // Same directory as the target so the final rename is atomic (same filesystem).
@@ -211,9 +229,9 @@ pub(crate) fn write_sif(
     for (name, bytes) in &opts.metadata_json {
         creator.add(ObjectInput::generic_json(name, bytes.clone()))?;
     }
-    let isa = match isa_src {
-        Some(src) => add_isa_facts(&mut creator, src)?,
-        None => None,
+    let mut isa = match isa_src {
+        IsaFacts::Directory(src) => add_isa_facts(&mut creator, src)?,
+        IsaFacts::Written => None,
     };
     let sq_opts = Options {
         compression: opts.compression,
@@ -238,7 +256,11 @@ pub(crate) fn write_sif(
         path: tmp.clone(),
         source: e.into_error(),
     })?;
-    let sif_size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    drop(file);
+    if let IsaFacts::Written = isa_src {
+        isa = add_written_isa_facts(&tmp)?;
+    }
+    let sif_size = fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
     // SIF images are executable (the header starts with a `#!` launch line).
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(|source| {
         PackError::Temp {
@@ -246,13 +268,38 @@ pub(crate) fn write_sif(
             source,
         }
     })?;
-    drop(file);
     fs::rename(&tmp, target).map_err(|source| PackError::Rename {
         path: target.to_path_buf(),
         source,
     })?;
     guard.0 = None;
     Ok((summary.unwrap_or_default(), sif_size, isa))
+}
+
+/// Scans the primary partition of the SIF at `path` and adds the facts as a JSON object (an
+/// in-place edit of the not yet renamed file). As for a directory, a failed scan costs the
+/// image its facts, not the pull.
+fn add_written_isa_facts(path: &Path) -> Result<Option<isa::Summary>, PackError> {
+    let offset = {
+        let img = sif::Image::open(path)?;
+        img.primary_partition().map(|p| p.offset())
+    };
+    let Some(offset) = offset else {
+        return Ok(None);
+    };
+    let facts = match crate::isatree::scan_squashfs(path, offset, &|_| {}) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("cannot record the CPU features the image needs: {e}");
+            return Ok(None);
+        }
+    };
+    let mut img = sif::Image::open_rw(path)?;
+    img.add_object(
+        ObjectInput::generic_json(isa::SIF_OBJECT_NAME, facts.to_json().into_bytes()),
+        None,
+    )?;
+    Ok(Some(facts.summary))
 }
 
 /// Scans `src` and adds the facts as a JSON object. A scan that fails (the root went away)

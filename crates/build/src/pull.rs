@@ -15,9 +15,10 @@
 //! in `oci-config.json` only: Apptainer's native runtime ignores it too (it starts in the
 //! caller's directory), and changing that would break job scripts that rely on it.
 //!
-//! The CPU-feature facts that `pack_dir` records (`isa-facts.json`) are not recorded here:
-//! scanning needs the files' bytes after the merge, which would mean reading the image back;
-//! launches treat a missing object as "not checked".
+//! The CPU-feature facts that `pack_dir` records (`isa-facts.json`) are recorded here too:
+//! the files exist only inside the stream, so the partition is read back in place (no
+//! extraction) before the SIF is renamed into place; a pull of the python image pays about a
+//! second for it.
 //!
 //! Nothing here prints; progress goes to the caller's callback.
 
@@ -38,7 +39,7 @@ use oci::{Digest, ImageSource};
 use crate::defbuild::ociconfig;
 use crate::layout::base::{BASE_DIRS, BASE_FILES, BASE_SYMLINKS};
 use crate::layout::{ImageTree, SINGULARITY_D};
-use crate::pack::{self, PackError, PackOptions, PartWriter};
+use crate::pack::{self, IsaFacts, PackError, PackOptions, PartWriter};
 
 /// What a registry pull needs: a client (credentials, TLS, platform) and the blob cache.
 pub struct RegistryAccess {
@@ -164,6 +165,8 @@ pub struct PullReport {
     pub squashfs: squashfs::Summary,
     pub sif_size: u64,
     pub merge: MergeStats,
+    /// The CPU-feature summary recorded in the SIF, read back from the written partition.
+    pub isa: Option<isa::Summary>,
 }
 
 /// Merge `image` into a new SIF at `target` (replaced only with `opts.force`), with the
@@ -195,16 +198,18 @@ pub fn write_sif(
     // arm64, as the launch's architecture check expects.
     let arch = sif::Arch::from_go_name(&image.config.architecture).unwrap_or_else(sif::Arch::host);
     let mut stats = None;
-    let (squashfs, sif_size, _) = pack::write_sif(target, &opts, arch, None, None, |w| {
-        stats = Some(fill(w, image, &meta, mtime)?);
-        Ok(())
-    })
-    .map_err(pack_err)?;
+    let (squashfs, sif_size, isa) =
+        pack::write_sif(target, &opts, arch, None, IsaFacts::Written, |w| {
+            stats = Some(fill(w, image, &meta, mtime)?);
+            Ok(())
+        })
+        .map_err(pack_err)?;
     Ok(PullReport {
         arch,
         squashfs,
         sif_size,
         merge: stats.unwrap_or_default(),
+        isa,
     })
 }
 

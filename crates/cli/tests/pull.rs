@@ -394,13 +394,22 @@ fn pull_over_http_writes_a_sif_that_inspects_and_runs_like_a_built_one() {
     let list = stdout(&run_ok(sifr_in(d, &cache, &["sif", "list"]).arg(&sif)));
     assert!(list.contains("amd64"), "the config's architecture: {list}");
     let bytes = std::fs::read(&sif).unwrap();
-    for name in [&b"oci-config.json"[..], b"inspect-metadata.json"] {
+    for name in [
+        &b"oci-config.json"[..],
+        b"inspect-metadata.json",
+        b"isa-facts.json",
+    ] {
         assert!(
             bytes.windows(name.len()).any(|w| w == name),
             "descriptor named {}",
             String::from_utf8_lossy(name)
         );
     }
+    let isa = inspect(&sif, d, "--isa");
+    assert!(
+        isa.contains("stored in the image"),
+        "the pull records the CPU facts, read back from the written image: {isa}"
+    );
     assert!(inspect(&sif, d, "--runscript").contains("'/bin/echo' 'ep'"));
     assert!(inspect(&sif, d, "--labels").contains("org.example.test"));
     assert!(inspect(&sif, d, "--environment").contains("hello-from-env"));

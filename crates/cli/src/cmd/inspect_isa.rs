@@ -7,107 +7,16 @@
 //! extracting it. The scan runs on rayon threads, which is fine here: this command never
 //! enters a container. Progress goes to stderr on a terminal; the facts go to stdout.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::{self, IsTerminal as _};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use isa::{Entry, HostFacts, ImageFacts, Tree};
-use squashfs::read::{Archive, FileType, Inode};
+use isa::{HostFacts, ImageFacts};
 
 use crate::settings::Settings;
-
-/// A SquashFS root filesystem as an `isa::Tree`.
-struct SquashTree {
-    archive: Archive,
-    files: HashMap<String, Inode>,
-}
-
-impl SquashTree {
-    fn open(path: &Path) -> anyhow::Result<SquashTree> {
-        let offset = super::inspect::squashfs_offset(path)?;
-        let archive = Archive::open(File::open(path)?, offset)?;
-        Ok(SquashTree {
-            archive,
-            files: HashMap::new(),
-        })
-    }
-
-    /// Lists the image once, keeping each regular file's inode for [`Tree::read`].
-    fn list(&mut self) -> anyhow::Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        let archive = &self.archive;
-        let files = &mut self.files;
-        archive.walk_with(|p, inode| {
-            let rel = p.to_string_lossy().into_owned();
-            match inode.file_type() {
-                FileType::File => {
-                    out.push(Entry::File {
-                        path: rel.clone(),
-                        size: inode.size(),
-                    });
-                    files.insert(rel, inode.clone());
-                }
-                FileType::Symlink => {
-                    if let Some(t) = inode.symlink_target() {
-                        out.push(Entry::Symlink {
-                            path: rel,
-                            target: t.to_string_lossy().into_owned(),
-                        });
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        })?;
-        Ok(out)
-    }
-}
-
-/// [`SquashTree`] after listing: the entries are handed out once.
-struct Listed {
-    tree: SquashTree,
-    entries: Mutex<Option<Vec<Entry>>>,
-}
-
-impl Tree for Listed {
-    fn entries(&self) -> Result<Vec<Entry>, isa::Error> {
-        Ok(self
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default())
-    }
-
-    fn read(&self, path: &str, limit: Option<usize>) -> io::Result<Vec<u8>> {
-        let inode = self
-            .tree
-            .files
-            .get(path)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        let size = inode.size() as usize;
-        let mut buf = vec![0u8; limit.map_or(size, |l| l.min(size))];
-        let mut done = 0;
-        while done < buf.len() {
-            let n = self
-                .tree
-                .archive
-                .read_at(inode, done as u64, &mut buf[done..])
-                .map_err(io::Error::other)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        buf.truncate(done);
-        Ok(buf)
-    }
-}
 
 /// Scans the image at `path`, printing progress on a terminal unless quiet.
 fn scan(path: &Path, settings: &Settings) -> anyhow::Result<ImageFacts> {
@@ -133,13 +42,8 @@ fn scan(path: &Path, settings: &Settings) -> anyhow::Result<ImageFacts> {
     let facts = if path.is_dir() {
         ImageFacts::scan_tree(&isa::DirTree::new(path), &progress)?
     } else {
-        let mut tree = SquashTree::open(path)?;
-        let entries = tree.list()?;
-        let listed = Listed {
-            tree,
-            entries: Mutex::new(Some(entries)),
-        };
-        ImageFacts::scan_tree(&listed, &progress)?
+        let offset = super::inspect::squashfs_offset(path)?;
+        build::isatree::scan_squashfs(path, offset, &progress)?
     };
     if show {
         eprintln!();
@@ -155,7 +59,7 @@ pub fn run(image: &Path, json: bool, rescan: bool, settings: &Settings) -> anyho
     };
     let started = Instant::now();
     let (facts, origin) = match stored {
-        Some(f) => (f, "stored at build time".to_string()),
+        Some(f) => (f, "stored in the image (at build or pull)".to_string()),
         None => {
             let f = scan(image, settings)
                 .with_context(|| format!("cannot scan `{}`", image.display()))?;
