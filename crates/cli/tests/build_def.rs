@@ -244,6 +244,13 @@ fn every_section_runs_where_apptainer_runs_it() {
                 .find(|l| l.ends_with("squashfs-root/opt/made"))
                 .unwrap();
             assert!(made.contains(" 0/0 "), "{made}");
+            // So do the base image's files, although the real root owns them on the host (in
+            // the fakeroot namespace they first show as the unmapped overflow id).
+            let base = files
+                .lines()
+                .find(|l| l.ends_with("squashfs-root/bin/probe"))
+                .unwrap();
+            assert!(base.contains(" 0/0 "), "{base}");
         }
         c.assert_clean();
     }
@@ -729,6 +736,47 @@ fn a_build_stopped_by_a_signal_removes_its_work_and_writes_nothing() {
         assert_eq!(out.status.code(), Some(128 + 15), "{e}");
         assert!(e.contains("interrupted by signal 15"), "{e}");
         assert!(!c.fx.work.join("slow.sif").exists());
+        c.assert_clean();
+    }
+}
+
+#[test]
+fn fix_perms_gives_the_owner_access_to_everything() {
+    let Some(c) = Case::new() else { return };
+    c.write(
+        "perms.def",
+        "Bootstrap: localimage\nFrom: ../image\n\n%post\n    mkdir -p /locked/inner\n    echo x > /locked/inner/secret\n    chmod 000 /locked/inner/secret\n    chmod 500 /locked/inner\n",
+    );
+    for who in builders() {
+        let sb = format!("perms-{}", who.uid());
+        ok(
+            &c.sifr(
+                who,
+                &["build", "--sandbox", "--fix-perms", &sb, "perms.def"],
+            ),
+            "build --fix-perms",
+        );
+        let mode = |p: &str| {
+            std::fs::symlink_metadata(c.fx.work.join(&sb).join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("locked/inner") & 0o700, 0o700, "directories get rwx");
+        assert_eq!(mode("locked/inner/secret") & 0o600, 0o600, "files get rw");
+        assert_eq!(
+            mode("locked/inner/secret") & 0o077,
+            0,
+            "group and other are untouched"
+        );
+        // The point of it: the user can remove the sandbox without help.
+        let rm = support::command_as(who, Path::new("/bin/rm"))
+            .arg("-rf")
+            .arg(c.fx.work.join(&sb))
+            .output()
+            .unwrap();
+        ok(&rm, "rm -rf of the sandbox by its owner");
         c.assert_clean();
     }
 }

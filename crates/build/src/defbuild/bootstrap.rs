@@ -233,7 +233,11 @@ fn local_image(from: &Path, rootfs: &Path, work: &Path) -> Result<(), BootstrapE
             .arg("--reflink=auto")
             .arg(image.path.join("."))
             .arg(rootfs);
-        return run_logged(cmd, "cp", &work.join("localimage.log"));
+        run_logged(cmd, "cp", &work.join("localimage.log"))?;
+        if !launch::host::in_initial_user_namespace() {
+            reown_unmapped(rootfs);
+        }
+        return Ok(());
     }
     let extract_err = |source| BootstrapError::Extract {
         path: from.to_path_buf(),
@@ -248,6 +252,44 @@ fn local_image(from: &Path, rootfs: &Path, work: &Path) -> Result<(), BootstrapE
         .extract_to(rootfs, &squashfs::read::ExtractOptions::default())
         .map_err(extract_err)?;
     Ok(())
+}
+
+/// In a fakeroot user namespace, files whose host owner has no mapping (a base sandbox made by
+/// the real root) show as the overflow id (65534), and `cp -a` would keep that id, which maps
+/// to one of the user's subordinate ids: the copy would belong to neither root inside nor the
+/// user outside. They are root's files in the image, so they become root's (owner 0, that is,
+/// the user on the host). A file really owned by `nobody` in the base image becomes root's
+/// too; no tool can tell the two apart from inside the namespace.
+fn reown_unmapped(root: &Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    let read_id = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .unwrap_or(65534)
+    };
+    let (ou, og) = (
+        read_id("/proc/sys/kernel/overflowuid"),
+        read_id("/proc/sys/kernel/overflowgid"),
+    );
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.uid() == ou || md.gid() == og {
+            let uid = (md.uid() == ou).then_some(0);
+            let gid = (md.gid() == og).then_some(0);
+            if let Err(e) = std::os::unix::fs::lchown(&p, uid, gid) {
+                tracing::warn!("cannot give `{}` to root: {e}", p.display());
+            }
+        }
+        if md.is_dir()
+            && let Ok(rd) = std::fs::read_dir(&p)
+        {
+            stack.extend(rd.flatten().map(|e| e.path()));
+        }
+    }
 }
 
 /// The first non-security `deb` URI of the host's apt sources (deb822 `.sources` files first,
