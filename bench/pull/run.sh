@@ -127,6 +127,11 @@ run_sifr() {
   rm -rf "$out" && mkdir -p "$out"
   APPTAINER_CACHEDIR=$out/cache timed "$sifr" -q pull --nohttps --compression gzip "$out/i.sif" "docker://$host/bench/$1:v1"
 }
+# sifr's default codec (zstd:3), as a user who does not pass --compression gets it.
+run_sifrzstd() {
+  rm -rf "$out" && mkdir -p "$out"
+  APPTAINER_CACHEDIR=$out/cache timed "$sifr" -q pull --nohttps "$out/i.sif" "docker://$host/bench/$1:v1"
+}
 run_skopeo() {
   rm -rf "$out" && mkdir -p "$out"
   timed skopeo --insecure-policy copy --quiet --src-tls-verify=false "docker://$host/bench/$1:v1" "oci:$out/oci:$1"
@@ -144,19 +149,21 @@ run_chimage() {
   CH_IMAGE_STORAGE=$out/ch timed ch-image pull --tls-no-verify "$host/bench/$1:v1"
 }
 
-tools="sifr apptainer skopeo"
+tools="sifr sifrzstd apptainer skopeo"
 # Only a working ch-image counts (Debian's package needs python3-lark).
 ch-image --version >/dev/null 2>&1 && tools="$tools chimage"
 
-echo "| image | sifr pull (s) | skopeo+umoci+mksquashfs (s) | skopeo copy alone (s) | speed-up vs Apptainer's pipeline | sifr / skopeo copy |"
-echo "|---|---|---|---|---|---|"
+echo "| image | sifr pull, gzip (s) | sifr pull, default zstd:3 (s) | skopeo+umoci+mksquashfs gzip (s) | skopeo copy alone (s) | Apptainer's pipeline / sifr gzip | Apptainer's pipeline / sifr default | sifr default / skopeo copy |"
+echo "|---|---|---|---|---|---|---|---|"
 for img in minbase py; do
   declare -A t=()
   for tool in $tools; do
     t[$tool]=$(for _ in $(seq "$repeat"); do "run_$tool" "$img"; done | median)
   done
-  printf '| %s | %.2f | %.2f | %.2f | %.1fx | %.2fx |\n' "$img" "${t[sifr]}" "${t[apptainer]}" "${t[skopeo]}" \
-    "$(echo "${t[apptainer]} / ${t[sifr]}" | bc -l)" "$(echo "${t[sifr]} / ${t[skopeo]}" | bc -l)"
+  printf '| %s | %.2f | %.2f | %.2f | %.2f | %.1fx | %.1fx | %.2fx |\n' "$img" "${t[sifr]}" "${t[sifrzstd]}" \
+    "${t[apptainer]}" "${t[skopeo]}" \
+    "$(echo "${t[apptainer]} / ${t[sifr]}" | bc -l)" "$(echo "${t[apptainer]} / ${t[sifrzstd]}" | bc -l)" \
+    "$(echo "${t[sifrzstd]} / ${t[skopeo]}" | bc -l)"
   [ -n "${t[chimage]:-}" ] && printf '| %s (ch-image pull) | | | | %.2f s | |\n' "$img" "${t[chimage]}"
   unset t
 done
