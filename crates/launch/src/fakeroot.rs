@@ -191,12 +191,12 @@ pub fn prepare(user: Option<&str>, path: &str) -> Result<Pending, FakerootError>
             })
         }
         ((u, g), (h1, h2)) => {
+            // Both ranges and both helpers present is the first arm, so one of these holds.
             let reason = if u.is_none() || g.is_none() {
                 format!("no range of {MIN_SUBIDS} ids for uid {uid} in /etc/subuid and /etc/subgid")
-            } else if h1.is_none() || h2.is_none() {
-                "newuidmap/newgidmap not installed".to_string()
             } else {
-                unreachable!("both ranges and both helpers present is the first arm")
+                debug_assert!(h1.is_none() || h2.is_none());
+                "newuidmap/newgidmap not installed".to_string()
             };
             Ok(Pending {
                 uid,

@@ -237,9 +237,9 @@ pub fn build_definition(
 
     let count = def.stages.len();
     let mut roots: Vec<(Option<String>, PathBuf)> = Vec::new();
+    let mut shipped = None;
     for (i, stage) in def.stages.iter().enumerate() {
         let label = stage_label(stage, i, count);
-        let last = i + 1 == count;
         if count > 1 {
             log(&format!("{label} ({} of {count})", i + 1));
         }
@@ -257,23 +257,28 @@ pub fn build_definition(
             log,
             on_output,
         )?;
-        if !last {
+        check_interrupt()?;
+        if i + 1 < count {
             log(&format!(
                 "{label}: {:.1} MiB root filesystem, kept for `%files from` and not shipped",
                 tree_bytes(&rootfs) as f64 / 1048576.0
             ));
             roots.push((stage.header.stage.as_ref().map(|s| s.value.clone()), rootfs));
         } else {
-            for (_, earlier) in roots.drain(..) {
-                remove_tree(&earlier);
-            }
-            if opts.fix_perms {
-                make_owner_writable_all(&rootfs);
-            }
-            return finish(&rootfs, opts, count, built, log);
+            shipped = Some((rootfs, built));
         }
     }
-    unreachable!("the loop returns at the last stage; stages are not empty (checked)")
+    // Stages are not empty (checked above), so the last one set `shipped`.
+    let Some((rootfs, built)) = shipped else {
+        return Err(DefBuildError::Empty);
+    };
+    for (_, earlier) in roots.drain(..) {
+        remove_tree(&earlier);
+    }
+    if opts.fix_perms {
+        make_owner_writable_all(&rootfs);
+    }
+    finish(&rootfs, opts, count, built, log)
 }
 
 /// Bytes in the regular files under `root` (each hard-linked file once), for the log.
