@@ -18,3 +18,28 @@ host_mirror() {
     [ -n "$mirror" ] || { echo "no Debian mirror in the apt configuration; set MIRROR" >&2; return 1; }
     echo "$mirror"
 }
+
+# debian_trees WORK: make (once; reused when WORK already holds them) the two Debian trees the
+# benchmarks use: WORK/rootfs (debootstrap minbase, .debs dropped) and WORK/rootfs-py (minbase
+# plus python3, numpy and pandas from apt). Needs root. SUITE defaults to the host's release.
+debian_trees() {
+    local work=$1 mirror suite rootfs=$1/rootfs rootfs_py=$1/rootfs-py
+    suite=${SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
+    if [ ! -e "$rootfs/.bench-done" ]; then
+        mirror=$(host_mirror) || return 1
+        rm -rf "$rootfs"
+        echo "debootstrap --variant=minbase $suite from $mirror" >&2
+        debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1
+        # Drop the downloaded .debs (about 30 MiB) so the tree is what an image would ship.
+        chroot "$rootfs" apt-get clean
+        touch "$rootfs/.bench-done"
+    fi
+    if [ ! -e "$rootfs_py/.bench-done" ]; then
+        rm -rf "$rootfs_py"
+        cp -a "$rootfs" "$rootfs_py"
+        mount -t proc proc "$rootfs_py/proc"
+        chroot "$rootfs_py" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-numpy python3-pandas && apt-get clean && rm -rf /var/lib/apt/lists/*' >"$work/apt.log" 2>&1 || { umount "$rootfs_py/proc"; return 1; }
+        umount "$rootfs_py/proc"
+        touch "$rootfs_py/.bench-done"
+    fi
+}

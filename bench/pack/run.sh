@@ -26,31 +26,10 @@ need debootstrap "apt-get install debootstrap"
 need mksquashfs "apt-get install squashfs-tools"
 [ -x /usr/bin/time ] || { echo "missing: /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
-# The mirror is read from the host's apt configuration at run time (deb822 .sources first,
-# then one-line sources.list), never hard-coded.
-mirror=$(host_mirror)
-suite=${SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
 
 rootfs=$work/rootfs
 rootfs_py=$work/rootfs-py
-if [ ! -e "$rootfs/.bench-done" ]; then
-  rm -rf "$rootfs"
-  echo "debootstrap --variant=minbase $suite from $mirror" >&2
-  debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1
-  # Drop the downloaded .debs (about 30 MiB) so the tree is what an image would ship.
-  chroot "$rootfs" apt-get clean
-  touch "$rootfs/.bench-done"
-fi
-if [ ! -e "$rootfs_py/.bench-done" ]; then
-  rm -rf "$rootfs_py"
-  cp -a "$rootfs" "$rootfs_py"
-  mount -t proc proc "$rootfs_py/proc"
-  trap 'umount "$rootfs_py/proc" 2>/dev/null || true' EXIT
-  chroot "$rootfs_py" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-numpy python3-pandas && apt-get clean && rm -rf /var/lib/apt/lists/*' >"$work/apt.log" 2>&1
-  umount "$rootfs_py/proc"
-  trap - EXIT
-  touch "$rootfs_py/.bench-done"
-fi
+debian_trees "$work"
 
 sifr=${SIFR:-}
 if [ -z "$sifr" ]; then

@@ -35,27 +35,9 @@ need docker-registry "apt-get install docker-registry"
 need skopeo "apt-get install skopeo"
 need umoci "apt-get install umoci"
 
-suite=${SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
 rootfs=$work/rootfs
 rootfs_py=$work/rootfs-py
-if [ ! -e "$rootfs/.bench-done" ]; then
-  mirror=$(host_mirror)
-  rm -rf "$rootfs"
-  echo "debootstrap --variant=minbase $suite from $mirror" >&2
-  debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1
-  chroot "$rootfs" apt-get clean
-  touch "$rootfs/.bench-done"
-fi
-if [ ! -e "$rootfs_py/.bench-done" ]; then
-  rm -rf "$rootfs_py"
-  cp -a "$rootfs" "$rootfs_py"
-  mount -t proc proc "$rootfs_py/proc"
-  trap 'umount "$rootfs_py/proc" 2>/dev/null || true' EXIT
-  chroot "$rootfs_py" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-numpy python3-pandas && apt-get clean && rm -rf /var/lib/apt/lists/*' >"$work/apt.log" 2>&1
-  umount "$rootfs_py/proc"
-  trap - EXIT
-  touch "$rootfs_py/.bench-done"
-fi
+debian_trees "$work"
 # The trees may be links to another benchmark's (BENCH_WORK shared with bench/pack).
 rootfs=$(readlink -f "$rootfs")
 rootfs_py=$(readlink -f "$rootfs_py")
