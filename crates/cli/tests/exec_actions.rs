@@ -192,24 +192,30 @@ fn files_that_are_neither_sif_nor_squashfs_are_refused_naming_the_file() {
     );
 }
 
+/// Start `sifr ARGS` (running `probe wait-signal`), send SIGTERM to sifr alone once the probe
+/// is ready, and check the probe got it and its status is sifr's.
+fn assert_sigterm_reaches_probe(fx: &Fixture, who: As, args: &[&str]) {
+    let mut child = sifr_as(fx, who, args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(lines.next().unwrap().unwrap(), "got signal 15");
+    assert_eq!(child.wait().unwrap().code(), Some(115));
+}
+
 #[test]
 fn sigterm_to_sifr_reaches_the_command() {
     let fx = Fixture::new();
     let img = fx.image.to_str().unwrap();
     for who in identities() {
-        let mut child = sifr_as(&fx, who, &["exec", img, "/bin/probe", "wait-signal"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready");
-        let st = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        assert_eq!(lines.next().unwrap().unwrap(), "got signal 15");
-        assert_eq!(child.wait().unwrap().code(), Some(115));
+        assert_sigterm_reaches_probe(&fx, who, &["exec", img, "/bin/probe", "wait-signal"]);
     }
 }
 
@@ -265,23 +271,11 @@ fn sigterm_reaches_the_command_through_the_pid_namespace_init() {
     let fx = Fixture::new();
     let img = fx.image.to_str().unwrap();
     for who in identities() {
-        let mut child = sifr_as(
+        assert_sigterm_reaches_probe(
             &fx,
             who,
             &["exec", "--pid", img, "/bin/probe", "wait-signal"],
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert_eq!(lines.next().unwrap().unwrap(), "ready");
-        let st = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        assert_eq!(lines.next().unwrap().unwrap(), "got signal 15");
-        assert_eq!(child.wait().unwrap().code(), Some(115));
+        );
     }
     assert_nothing_left(&fx);
 }

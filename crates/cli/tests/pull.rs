@@ -296,6 +296,17 @@ fn inspect(sif: &Path, cwd: &Path, flag: &str) -> String {
     stdout(&out)
 }
 
+/// A plain-HTTP registry in `d` holding the test layout as `test/img:v1`.
+fn registry_with_test_image(d: &Path, layout: &Path) -> Registry {
+    let reg = Registry::start(d, "");
+    push(
+        layout,
+        &format!("{}/test/img:v1", reg.host()),
+        &["--dest-tls-verify=false"],
+    );
+    reg
+}
+
 fn setup(tools: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
     if let Some(m) = missing(tools) {
         eprintln!("skipped: {m} not installed");
@@ -371,12 +382,7 @@ fn pull_over_http_writes_a_sif_that_inspects_and_runs_like_a_built_one() {
         return;
     };
     let d = t.path();
-    let reg = Registry::start(d, "");
-    push(
-        &layout,
-        &format!("{}/test/img:v1", reg.host()),
-        &["--dest-tls-verify=false"],
-    );
+    let reg = registry_with_test_image(d, &layout);
     let cache = d.join("cache");
     let src = format!("docker://{}/test/img:v1", reg.host());
 
@@ -496,12 +502,7 @@ fn sixteen_concurrent_pulls_share_one_cache_and_fetch_each_blob_once() {
         return;
     };
     let d = t.path();
-    let reg = Registry::start(d, "");
-    push(
-        &layout,
-        &format!("{}/test/img:v1", reg.host()),
-        &["--dest-tls-verify=false"],
-    );
+    let reg = registry_with_test_image(d, &layout);
     let cache = d.join("cache");
     let src = format!("docker://{}/test/img:v1", reg.host());
     let children: Vec<_> = (0..16)
@@ -668,12 +669,7 @@ fn bootstrap_docker_pulls_through_the_cache_and_runs_post_in_the_merged_tree() {
         return;
     }
     let d = t.path();
-    let reg = Registry::start(d, "");
-    push(
-        &layout,
-        &format!("{}/test/img:v1", reg.host()),
-        &["--dest-tls-verify=false"],
-    );
+    let reg = registry_with_test_image(d, &layout);
     let cache = d.join("cache");
     std::fs::write(
         d.join("app.def"),
