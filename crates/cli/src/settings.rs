@@ -31,6 +31,8 @@ pub enum Kind {
     Number,
     /// One word out of a fixed set (any case).
     Choice(&'static [&'static str]),
+    /// A duration in seconds, zero or more, with an optional fraction (`0.5`).
+    Seconds,
 }
 
 /// One entry of the settings table.
@@ -119,6 +121,20 @@ pub const CATALOGUE: &[SettingDef] = &[
         doc: "Before exec/run/shell, compare the CPU features the image's programs need with this host's: warn, error (refuse to start) or off (flag --isa-check).",
         also: &[],
     },
+    SettingDef {
+        key: "share",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "Launches of the same image by the same user on one node (MPI ranks) share one attached image and one user namespace.",
+        also: &[],
+    },
+    SettingDef {
+        key: "share_idle",
+        kind: Kind::Seconds,
+        default: "0",
+        doc: "How long the node's shared attachment of an image stays after its last launch exits, in seconds.",
+        also: &[],
+    },
 ];
 
 /// Where a resolved value came from, for `--debug` output and error messages.
@@ -150,6 +166,14 @@ pub enum SettingsError {
         "invalid value `{value}` for setting `{key}` (from {origin}): expected a whole number above 0"
     )]
     NotNumber {
+        key: String,
+        value: String,
+        origin: String,
+    },
+    #[error(
+        "invalid value `{value}` for setting `{key}` (from {origin}): expected a number of seconds, 0 or more"
+    )]
+    NotSeconds {
         key: String,
         value: String,
         origin: String,
@@ -234,6 +258,10 @@ pub struct Settings {
     pub tmpfs_size_mib: u64,
     /// What to do when an image's programs need CPU features this host lacks.
     pub isa_check: crate::cmd::isa_check::IsaCheck,
+    /// Share attached images between launches on this node (`launch::share`).
+    pub share: bool,
+    /// How long a shared attachment outlives its last launch.
+    pub share_idle: std::time::Duration,
     /// Every setting with its text and origin, in catalogue order.
     pub resolved: Vec<(&'static str, Resolved)>,
 }
@@ -270,6 +298,8 @@ impl Settings {
                     let t = parse_choice(def, &r)?;
                     out.isa_check = t.parse().unwrap_or_default();
                 }
+                "share" => out.share = parse_bool(def, &r)?,
+                "share_idle" => out.share_idle = parse_seconds(def, &r)?,
                 other => unreachable!("setting `{other}` is in the catalogue but not resolved"),
             }
             out.resolved.push((def.key, r));
@@ -400,6 +430,20 @@ fn parse_number(def: &SettingDef, r: &Resolved) -> Result<u64, SettingsError> {
             origin: origin(r),
         }),
     }
+}
+
+fn parse_seconds(def: &SettingDef, r: &Resolved) -> Result<std::time::Duration, SettingsError> {
+    debug_assert_eq!(def.kind, Kind::Seconds);
+    r.text
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|n| std::time::Duration::try_from_secs_f64(n).ok())
+        .ok_or_else(|| SettingsError::NotSeconds {
+            key: def.key.to_string(),
+            value: r.text.clone(),
+            origin: origin(r),
+        })
 }
 
 /// The config file: `-c/--config`, else `SIFR_CONFIG`, else the default path if it exists.

@@ -158,6 +158,14 @@ fn extract(image: &Image, file: File) -> Result<(PathBuf, Extracted), ExecError>
 }
 
 impl Staged {
+    /// Nothing to attach: the image is mounted already (a joined holder's, [`crate::share`]).
+    pub fn nothing(image: &Image) -> Staged {
+        Staged {
+            image: image.clone(),
+            kind: Kind::Loop(None),
+        }
+    }
+
     /// The host directory to bind as the lower layer, when the image is one.
     pub fn host_dir(&self) -> Option<&Path> {
         match &self.kind {
@@ -174,6 +182,31 @@ impl Staged {
         &mut self,
         lower: &Path,
         owner: Option<squashfs::fuse::Owner>,
+    ) -> Result<Option<Server>, ExecError> {
+        self.mount(lower, owner, true)
+    }
+
+    /// Like [`Staged::mount_lower`], for a holder of a shared image ([`crate::share`]): a FUSE
+    /// server gets no parent-death signal and is not tracked; it ends when no mount namespace
+    /// holds the mount any more, so launches that joined outlive a holder that dies.
+    pub fn mount_detached(
+        &mut self,
+        at: &Path,
+        owner: Option<squashfs::fuse::Owner>,
+    ) -> Result<(), ExecError> {
+        if let Some(mut server) = self.mount(at, owner, false)? {
+            if let Some(h) = server.handle.take() {
+                std::mem::forget(h);
+            }
+        }
+        Ok(())
+    }
+
+    fn mount(
+        &mut self,
+        lower: &Path,
+        owner: Option<squashfs::fuse::Owner>,
+        die_with_parent: bool,
     ) -> Result<Option<Server>, ExecError> {
         let path = self.image.path.clone();
         let offset = self.image.offset;
@@ -205,6 +238,7 @@ impl Staged {
                 let opts = squashfs::fuse::Options {
                     fsname: format!("sifr:{}", file_name(&path)),
                     owner,
+                    die_with_parent,
                     ..Default::default()
                 };
                 let mounted =

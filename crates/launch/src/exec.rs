@@ -26,6 +26,7 @@
 //! extracted sandbox removed by this process before [`run_image`] returns.
 
 use std::ffi::OsString;
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 use crate::assemble;
@@ -35,6 +36,7 @@ use crate::envscript;
 use crate::fakeroot::{self, FakerootError};
 use crate::image::{Attach, Format, Image};
 use crate::plan::{Action, IdMap, LaunchPlan, Source};
+use crate::share;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -144,6 +146,8 @@ pub enum ExecError {
     },
     #[error(transparent)]
     Fakeroot(#[from] FakerootError),
+    #[error(transparent)]
+    Share(crate::share::ShareError),
     #[error("an argument or environment value contains a NUL byte")]
     Nul(#[from] sys::process::NulError),
     #[error(transparent)]
@@ -217,9 +221,55 @@ pub fn run(plan: &LaunchPlan) -> Result<i32, ExecError> {
 /// returns (FUSE server reaped, extracted sandbox removed); mounts and loop devices go with the
 /// mount namespace when the process exits.
 pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, ExecError> {
+    let joined = match (plan.share, how) {
+        (Some(idle), Attach::Loop | Attach::Fuse) => {
+            let spec = share::Spec {
+                image: image.clone(),
+                attach: how.clone(),
+                uid: plan.identity.uid,
+                gid: plan.identity.gid,
+                user_ns: plan.ids == IdMap::Own,
+                owner: (plan.ids == IdMap::Own).then(|| own_owner(plan)),
+                idle,
+            };
+            match share::join_or_start(&spec) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    // The launch attaches the image itself, which reports any real problem
+                    // with the image in its own words.
+                    tracing::debug!("attaching `{}` for this launch alone: {e}", image.path.display());
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    match joined {
+        Some(j) => run_joined(plan, j),
+        None => run_attached(plan, image, how, None),
+    }
+}
+
+/// Run the plan in the namespaces of the node's holder `joined` ([`crate::share`]), which has
+/// the image attached already; see [`run_image`].
+pub fn run_joined(plan: &LaunchPlan, joined: share::Joined) -> Result<i32, ExecError> {
+    let image = joined.image.clone();
+    run_attached(plan, &image, &Attach::Directory, Some(joined))
+}
+
+/// [`run_image`]'s body: with `joined`, `how` is unused and the lower layer is the holder's.
+fn run_attached(
+    plan: &LaunchPlan,
+    image: &Image,
+    how: &Attach,
+    joined: Option<share::Joined>,
+) -> Result<i32, ExecError> {
     let prepared = assemble::prepare(plan)?;
     // Declared first so it is dropped last: the extracted tree outlives every use of it.
-    let (mut staged, _extracted) = attach::stage(image, how)?;
+    let (mut staged, _extracted) = match &joined {
+        None => attach::stage(image, how)?,
+        Some(_) => (attach::Staged::nothing(image), None),
+    };
 
     // The PID namespace comes last, just before the command: the first process forked after
     // `unshare(CLONE_NEWPID)` becomes its PID 1, and the FUSE server and the `/bin/sh` of env
@@ -234,9 +284,22 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
         IdMap::Fakeroot { user, path } => Some(fakeroot::prepare(user.as_deref(), path)?),
         _ => None,
     };
-    sys::ns::unshare(early).map_err(step("create the container namespaces"))?;
+    // The holder's image mount, cloned before the session tmpfs may hide its path.
+    let mut shared_lower = None;
+    if let Some(j) = &joined {
+        j.enter().map_err(ExecError::Share)?;
+        sys::ns::unshare(sys::ns::Namespaces { user: false, ..early })
+            .map_err(step("create the container namespaces"))?;
+        shared_lower = Some(sys::mount::clone_tree(&j.mount).map_err(step("clone the shared image mount"))?);
+        // Our copy of the holder's mount point goes, so the host `/tmp` bound into the
+        // container does not show the image a second time.
+        let _ = sys::mount::umount_detach(&j.mount);
+    } else {
+        sys::ns::unshare(early).map_err(step("create the container namespaces"))?;
+    }
     // `pending` is `Some` exactly for fakeroot.
     let owner = match (pending, &plan.ids) {
+        _ if joined.is_some() => None,
         (Some(p), _) => {
             let mode = p.apply()?;
             match &mode {
@@ -260,7 +323,17 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
     }
     assemble::open_session(plan)?;
     // Dropped (server terminated) when this function returns, after the payload.
-    let _server = staged.mount_lower(Path::new(assemble::SESSION_LOWER), owner)?;
+    let _server = match &shared_lower {
+        Some(tree) => {
+            let lower = sys::fs::open_root(Path::new(assemble::SESSION_LOWER))
+                .map_err(step("open the session's lower directory"))?;
+            sys::mount::attach(tree.as_fd(), lower.as_fd(), assemble::SESSION_LOWER)
+                .map_err(step("mount the shared image"))?;
+            None
+        }
+        None => staged.mount_lower(Path::new(assemble::SESSION_LOWER), owner)?,
+    };
+    drop(shared_lower);
     assemble::pivot_session()?;
     let kind = assemble::mount_root(plan, &prepared, staged.host_dir())?;
     let root = sys::fs::open_root(Path::new(assemble::NEW_ROOT))

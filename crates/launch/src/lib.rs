@@ -24,6 +24,7 @@ pub mod identity;
 pub mod image;
 pub mod nomount;
 pub mod plan;
+pub mod share;
 
 pub use exec::{ExecError, run, run_image};
 pub use plan::{Action, HostFacts, LaunchPlan, Options, build};

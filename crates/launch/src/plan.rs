@@ -62,6 +62,10 @@ pub struct Options {
     /// `-u/--userns`: a user namespace even for root, so the image is never mounted by the
     /// kernel (FUSE or extraction instead), as an unprivileged user would run it.
     pub userns: bool,
+    /// Share the attached image and the user namespace with other launches of the same image
+    /// by the same user on this node ([`crate::share`]), keeping the holder this long after the
+    /// last launch left; `None`: attach the image for this launch alone.
+    pub share_idle: Option<std::time::Duration>,
 }
 
 /// Apptainer's `sessiondir max size`: the session tmpfs (generated files, `--contain` scratch
@@ -261,6 +265,9 @@ pub struct LaunchPlan {
     pub hostname: Option<String>,
     /// In mount order.
     pub mounts: Vec<Mount>,
+    /// Join (or start) the node's holder of this image, which stays this long after its last
+    /// launch ([`crate::share`]); `None` for launches that cannot share (fakeroot, `--writable`).
+    pub share: Option<std::time::Duration>,
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
@@ -657,6 +664,11 @@ pub fn build(
     mounts.sort_by_key(|m| m.dst.components().count());
 
     let env = env::plan(opts, host, image, &home.dst);
+    // A fakeroot namespace maps other ids (and differs per launch); `--writable` writes to a
+    // sandbox, which is never attached.
+    let share = opts
+        .share_idle
+        .filter(|_| matches!(ids, IdMap::Host | IdMap::Own) && !opts.writable);
     Ok(LaunchPlan {
         image: image.into(),
         namespaces,
@@ -668,6 +680,7 @@ pub fn build(
         session_mib,
         hostname: opts.hostname.clone(),
         mounts,
+        share,
         env,
         action,
         cwd,
@@ -710,6 +723,9 @@ impl LaunchPlan {
         );
         if let Some(h) = &self.hostname {
             let _ = writeln!(s, "hostname {h}");
+        }
+        if let Some(idle) = self.share {
+            let _ = writeln!(s, "shared with the node's launches (idle {}s)", idle.as_secs_f64());
         }
         let root = match (&self.overlay, self.writable, self.writable_tmpfs) {
             (Some(dir), _, _) => format!("overlay {}", dir.display()),

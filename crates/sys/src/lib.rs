@@ -16,6 +16,7 @@
 
 pub mod error;
 pub mod fs;
+pub mod ipc;
 pub mod loopdev;
 pub mod mount;
 pub mod ns;

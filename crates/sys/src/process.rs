@@ -584,3 +584,69 @@ pub fn terminate(pid: i32) -> Result<ExitStatus> {
     }
     wait_pid(pid)
 }
+
+/// Start `body` as a daemon: a grandchild of this process in a session of its own, with stdin,
+/// stdout and stderr on `/dev/null` and every other fd closed except `keep` (a launcher may
+/// have inherited pipes from `mpirun` or `srun`, whose readers wait until every copy is
+/// closed); it `_exit`s with `body`'s return value. The intermediate child exits at once and is
+/// reaped here, so the daemon is not this process's child: it is re-parented to init (or the
+/// nearest subreaper) and outlives the caller. Returns when the intermediate is gone.
+///
+/// Sound for the same reason as [`fork_server`]: the caller is checked to be single-threaded.
+pub fn spawn_daemon<F: FnOnce() -> i32>(
+    keep: &[std::os::fd::RawFd],
+    body: F,
+) -> std::result::Result<(), ForkServerError> {
+    let threads = crate::ns::thread_count()?;
+    if threads != 1 {
+        return Err(ForkServerError::Threaded { threads });
+    }
+    // Collected before forking so the child only closes.
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Error::new("list", "/proc/self/fd", e))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+        .collect();
+    // SAFETY: single-threaded (checked above), so the child inherits no lock held by another
+    // thread and may run ordinary code before `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::new("fork", "daemon", std::io::Error::last_os_error()).into());
+    }
+    if pid == 0 {
+        let _ = rustix::process::setsid();
+        // SAFETY: still single-threaded (the child of a single-threaded process).
+        let grandchild = unsafe { libc::fork() };
+        if grandchild != 0 {
+            // SAFETY: `_exit` is always safe; the intermediate only existed to be reaped.
+            unsafe { libc::_exit(i32::from(grandchild < 0)) }
+        }
+        for fd in open {
+            // SAFETY: closing a descriptor number; nothing in this process uses these fds
+            // (they were not in `keep`), and the directory fd used to list them is gone.
+            unsafe { libc::close(fd) };
+        }
+        if let Ok(null) = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            let _ = rustix::stdio::dup2_stdin(&null);
+            let _ = rustix::stdio::dup2_stdout(&null);
+            let _ = rustix::stdio::dup2_stderr(&null);
+        }
+        let _ = rustix::process::chdir("/");
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
+        // SAFETY: `_exit` is always safe to call.
+        unsafe { libc::_exit(code) }
+    }
+    match wait_pid(pid)? {
+        ExitStatus::Exited(0) => Ok(()),
+        other => Err(Error::new(
+            "fork",
+            "daemon",
+            std::io::Error::other(format!("the intermediate process {}", other.describe())),
+        )
+        .into()),
+    }
+}

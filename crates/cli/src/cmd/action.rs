@@ -241,6 +241,7 @@ fn options(
         overlay: absolute(&flags.overlay, "--overlay")?,
         fakeroot: flags.fakeroot,
         userns: flags.userns,
+        share_idle: settings.share.then_some(settings.share_idle),
     };
     if flags.containall {
         opts.contain_all();
@@ -270,9 +271,16 @@ fn launch_action(
 ) -> anyhow::Result<u8> {
     let env = host_env();
     let opts = options(flags, settings, image, &env)?;
+    let host = launch::host::gather(env).context("cannot read the current directory")?;
+    if let Some((plan, joined)) = join_holder(&opts, image, &action, &host)? {
+        // The launch that attached the image on this node checked it (format, architecture,
+        // CPU features); this one does not even open the file.
+        tracing::debug!("launch plan:\n{}attach: joined the node's holder", plan.render());
+        let path = joined.image.path.clone();
+        return finish(launch::exec::run_joined(&plan, joined), &path);
+    }
     let img = launch::image::open(image).map_err(image_error)?;
     super::isa_check::before_launch(&img, &action, flags.isa_check, settings)?;
-    let host = launch::host::gather(env).context("cannot read the current directory")?;
     let plan = launch::build(&opts, &img.path, action, &host)?;
     let attach =
         launch::image::choose(&img, plan.kernel_mounts(), opts.writable).map_err(image_error)?;
@@ -280,7 +288,38 @@ fn launch_action(
     if let Some(n) = attach.notice(&img) {
         eprintln!("notice: {n}");
     }
-    match launch::run_image(&plan, &img, &attach) {
+    finish(launch::run_image(&plan, &img, &attach), &img.path)
+}
+
+/// A running holder of this image on this node, joined, with the plan to run in it
+/// (`launch::share`); `None` when sharing is off, the image is a directory, or no holder runs.
+fn join_holder(
+    opts: &launch::Options,
+    image: &Path,
+    action: &launch::Action,
+    host: &launch::HostFacts,
+) -> anyhow::Result<Option<(launch::LaunchPlan, launch::share::Joined)>> {
+    if opts.share_idle.is_none() {
+        return Ok(None);
+    }
+    let Ok(path) = std::fs::canonicalize(image) else {
+        return Ok(None);
+    };
+    if path.is_dir() {
+        return Ok(None);
+    }
+    let plan = launch::build(opts, &path, action.clone(), host)?;
+    if plan.share.is_none() {
+        return Ok(None);
+    }
+    let user_ns = plan.ids == launch::plan::IdMap::Own;
+    Ok(launch::share::find(&path, plan.identity.uid, plan.identity.gid, user_ns)
+        .map(|j| (plan, j)))
+}
+
+/// The launch's result as sifr's exit status or error.
+fn finish(result: Result<i32, launch::ExecError>, image: &Path) -> anyhow::Result<u8> {
+    match result {
         Ok(code) => Ok(u8::try_from(code).unwrap_or(255)),
         Err(e) => {
             if let Some(code) = e.exit_code() {
@@ -294,7 +333,7 @@ fn launch_action(
                 }
                 .into());
             }
-            let context = format!("cannot start a container from `{}`", img.path.display());
+            let context = format!("cannot start a container from `{}`", image.display());
             Err(match e.hint() {
                 Some(h) => anyhow::Error::new(e).context(Hinted::new(context, h)),
                 None => anyhow::Error::new(e).context(context),

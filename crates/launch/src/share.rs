@@ -1,0 +1,525 @@
+//! Per-node sharing of an attached image: launches of the same image by the same user on the
+//! same node (the ranks of an MPI job) join one *holder* process instead of each creating a
+//! user namespace and mounting the image again.
+//!
+//! The holder is a daemon (see [`sys::process::spawn_daemon`]) that creates the user namespace
+//! (unprivileged: the caller's uid and gid mapped to themselves) and a mount namespace, mounts
+//! the image once on `<runtime dir>/<key>.mnt` (kernel squashfs on a loop device as root, the
+//! in-tree FUSE server otherwise), and listens on `<runtime dir>/<key>.sock`. A launch connects,
+//! is registered, opens the holder's `/proc/PID/ns/{user,mnt}`, joins them, and unshares a mount
+//! namespace of its own: a copy that holds the image mount, where it makes its own binds and
+//! `pivot_root`s as an unshared launch does ([`crate::exec`]). Because every rank is then in the
+//! *same* user namespace, the kernel allows cross-memory attach (`process_vm_readv`) between
+//! them, which Open MPI's shared-memory transport needs for large messages; and the SIF file is
+//! opened by the first launch and the one FUSE server only, however many ranks start.
+//!
+//! Lifetime: a launch stays registered as long as its connection is open (the launcher keeps
+//! it until the command exits; it is close-on-exec, so the command never sees it). When the last
+//! connection closes and the idle time has passed, the holder removes its socket under the
+//! runtime directory's lock, unmounts its copy and exits; the FUSE server ends by itself once no
+//! namespace holds the mount (it has no parent-death signal, so a killed holder does not take
+//! running ranks down with it). A holder that died leaves a socket nobody answers: the next
+//! launch removes it under the lock and starts a new holder.
+//!
+//! Races: the key directory lock (`flock` on the runtime directory) is held by a launch while it
+//! starts a holder and connects, and by a holder while it retires; a holder only *tries* the
+//! lock (it must keep accepting the connection of a launch that holds it) and retires only if no
+//! connection is pending once it has it. A launch proceeds only after the holder's `ok`, which is
+//! sent after registration, so a registered launch never sees its holder retire.
+//!
+//! The key covers the user (uid, gid), the image file (device, inode, size, modification and
+//! change times) and the Slurm job step, if any: two steps of one job do not share, because
+//! Slurm ends a step's processes (the holder would be one) when the step ends.
+//!
+//! Must not: share across users (the runtime directory is `0700`, owned by the user, checked;
+//! the holder checks every peer's uid), let the holder keep the launcher's stdio or inherited
+//! pipes open (`mpirun` would wait for them), or print.
+
+use std::io::Write as _;
+use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::image::{Attach, Format, Image};
+
+/// How long a launch waits for a new holder to attach the image.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a holder that wants to retire retries the lock a launch holds.
+const RETIRE_RETRY: Duration = Duration::from_millis(20);
+/// The first line of the holder's answer; bumped when the answer changes.
+const PROTOCOL: &str = "sifr-share 1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    #[error("runtime directory `{}` is not a private directory of uid {uid}", path.display())]
+    UnsafeDir { path: PathBuf, uid: u32 },
+    #[error("cannot use runtime directory `{}`", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot {step}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: sys::Error,
+    },
+    #[error("cannot start the holder of `{}`", path.display())]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: sys::process::ForkServerError,
+    },
+    #[error("the holder of `{}` failed: {message}", path.display())]
+    Holder { path: PathBuf, message: String },
+    #[error("cannot talk to the holder at `{}`", path.display())]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a holder is asked to hold.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub image: Image,
+    /// [`Attach::Loop`] (as root) or [`Attach::Fuse`].
+    pub attach: Attach,
+    pub uid: u32,
+    pub gid: u32,
+    /// Map `uid`/`gid` to themselves in a new user namespace (unprivileged launches).
+    pub user_ns: bool,
+    /// Who a FUSE mount presents every file as owned by (see `exec::own_owner`).
+    pub owner: Option<squashfs::fuse::Owner>,
+    /// How long the holder stays after the last launch left.
+    pub idle: Duration,
+}
+
+/// Where a user's holders live: `$TMPDIR/sifr-UID` (created `0700`; refused unless it is a real
+/// directory owned by `uid` that nobody else may enter).
+fn runtime_dir(uid: u32) -> Result<PathBuf, ShareError> {
+    let path = std::env::temp_dir().join(format!("sifr-{uid}"));
+    let dir_err = |source| ShareError::Dir {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(dir_err(e)),
+    }
+    let md = std::fs::symlink_metadata(&path).map_err(dir_err)?;
+    if !md.is_dir() || md.uid() != uid || md.mode() & 0o077 != 0 {
+        return Err(ShareError::UnsafeDir { path, uid });
+    }
+    Ok(path)
+}
+
+/// The sharing key of `path` for this user (and kind of launch: with a user namespace of its
+/// own, or as root without one): see the module docs for what it covers.
+fn key(path: &Path, uid: u32, gid: u32, user_ns: bool) -> std::io::Result<String> {
+    let md = std::fs::metadata(path)?;
+    let step = |v: &str| std::env::var(v).unwrap_or_default();
+    let text = format!(
+        "{uid}:{gid}:{user_ns}:{}:{}:{}:{}.{}:{}.{}:{}:{}",
+        md.dev(),
+        md.ino(),
+        md.size(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec(),
+        step("SLURM_JOB_ID"),
+        step("SLURM_STEP_ID"),
+    );
+    // FNV-1a: stable, tiny, and collisions only cost sharing (the holder re-checks nothing
+    // else, so the key must cover everything that makes two launches incompatible).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Ok(format!("{h:016x}"))
+}
+
+/// The paths of one key.
+#[derive(Debug, Clone)]
+struct Paths {
+    dir: PathBuf,
+    sock: PathBuf,
+    mnt: PathBuf,
+}
+
+impl Paths {
+    fn of(path: &Path, uid: u32, gid: u32, user_ns: bool) -> Result<Paths, ShareError> {
+        let dir = runtime_dir(uid)?;
+        let k = key(path, uid, gid, user_ns).map_err(|source| ShareError::Dir {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Paths {
+            sock: dir.join(format!("{k}.sock")),
+            mnt: dir.join(format!("{k}.mnt")),
+            dir,
+        })
+    }
+}
+
+/// A launch registered with a holder. Keep it until the command has exited: dropping it
+/// deregisters the launch.
+#[derive(Debug)]
+pub struct Joined {
+    /// The open connection: the registration.
+    _conn: UnixStream,
+    user_ns: Option<OwnedFd>,
+    mnt_ns: OwnedFd,
+    /// The image mount, in the holder's mount namespace.
+    pub mount: PathBuf,
+    /// The image as the holder attached it.
+    pub image: Image,
+    /// Whether this launch started the holder.
+    pub started: bool,
+}
+
+impl Joined {
+    /// Join the holder's namespaces (user first, when there is one). Runs across the namespace
+    /// change; the process must be single-threaded. The caller then unshares its own mount
+    /// namespace.
+    pub fn enter(&self) -> Result<(), ShareError> {
+        sys::ns::join(self.user_ns.as_ref().map(|f| f.as_fd()), self.mnt_ns.as_fd()).map_err(
+            |source| ShareError::Sys {
+                step: "join the node's shared namespaces",
+                source,
+            },
+        )
+    }
+}
+
+/// Join a running holder of `path` for this user, if there is one; never starts one. Used
+/// before the image is even opened, so ranks that find a holder never open the SIF file.
+pub fn find(path: &Path, uid: u32, gid: u32, user_ns: bool) -> Option<Joined> {
+    let paths = Paths::of(path, uid, gid, user_ns).ok()?;
+    match connect(&paths, path) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::debug!("not joining a holder: {e}");
+            None
+        }
+    }
+}
+
+/// Join the holder of `spec.image`, starting it if none runs.
+pub fn join_or_start(spec: &Spec) -> Result<Joined, ShareError> {
+    let paths = Paths::of(&spec.image.path, spec.uid, spec.gid, spec.user_ns)?;
+    let dir = std::fs::File::open(&paths.dir).map_err(|source| ShareError::Dir {
+        path: paths.dir.clone(),
+        source,
+    })?;
+    sys::ipc::lock_exclusive(dir.as_fd(), true, &paths.dir.display().to_string())
+        .map_err(|source| ShareError::Sys {
+            step: "lock the runtime directory",
+            source,
+        })?;
+    let r = join_or_start_locked(spec, &paths);
+    sys::ipc::unlock(dir.as_fd());
+    r
+}
+
+fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError> {
+    if let Some(j) = connect(paths, &spec.image.path)? {
+        return Ok(j);
+    }
+    // Whatever is there is stale: a holder that died, or one that retired between our
+    // connection attempt and now (it removes its socket under this lock, so not the latter).
+    let _ = std::fs::remove_file(&paths.sock);
+    match std::fs::DirBuilder::new().mode(0o700).create(&paths.mnt) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(ShareError::Dir {
+                path: paths.mnt.clone(),
+                source,
+            });
+        }
+    }
+    let (ready_r, ready_w) = sys::process::pipe().map_err(|source| ShareError::Sys {
+        step: "create a pipe",
+        source,
+    })?;
+    let keep = [ready_w.as_raw_fd()];
+    let holder_paths = paths.clone();
+    let holder_spec = spec.clone();
+    sys::process::spawn_daemon(&keep, move || holder(&holder_spec, &holder_paths, ready_w))
+        .map_err(|source| ShareError::Spawn {
+            path: spec.image.path.clone(),
+            source,
+        })?;
+    // One line; not up to EOF: the holder's FUSE server, forked before the holder answers,
+    // holds a copy of the pipe's write end for as long as it runs.
+    let ready = sys::ipc::wait_readable(&[ready_r.as_fd()], Some(START_TIMEOUT))
+        .map_err(|source| ShareError::Sys {
+            step: "wait for the holder",
+            source,
+        })?;
+    let answer = if ready[0] {
+        read_line(&mut std::fs::File::from(ready_r)).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if answer != "ok" {
+        let message = if answer.is_empty() {
+            "it exited without a word".to_string()
+        } else {
+            answer
+        };
+        return Err(ShareError::Holder {
+            path: spec.image.path.clone(),
+            message,
+        });
+    }
+    let mut j = connect(paths, &spec.image.path)?.ok_or_else(|| ShareError::Holder {
+        path: spec.image.path.clone(),
+        message: "it does not answer on its socket".into(),
+    })?;
+    j.started = true;
+    Ok(j)
+}
+
+/// Connect to the holder of `paths`: `Ok(None)` when none answers (no socket, a stale one, or
+/// a holder that is retiring).
+fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareError> {
+    let sock_err = |source| ShareError::Socket {
+        path: paths.sock.clone(),
+        source,
+    };
+    let mut conn = match UnixStream::connect(&paths.sock) {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(sock_err(e)),
+    };
+    let holder = sys::ipc::peer(&conn).map_err(|source| ShareError::Sys {
+        step: "identify the holder",
+        source,
+    })?;
+    let (uid, _) = sys::process::ids();
+    if holder.uid != uid {
+        return Err(ShareError::UnsafeDir {
+            path: paths.dir.clone(),
+            uid,
+        });
+    }
+    conn.set_read_timeout(Some(START_TIMEOUT)).map_err(sock_err)?;
+    let answer = match read_line(&mut conn) {
+        Ok(a) if a.is_empty() => return Ok(None), // retiring
+        Ok(a) => a,
+        Err(e) => return Err(sock_err(e)),
+    };
+    let image = parse_answer(&answer, image_path)
+        .ok_or_else(|| sock_err(std::io::Error::other(format!("unexpected answer `{answer}`"))))?;
+    let ns = |name| {
+        sys::ns::open_ns(holder.pid, name).map_err(|source| ShareError::Sys {
+            step: "open the holder's namespaces",
+            source,
+        })
+    };
+    let mnt_ns = ns("mnt")?;
+    // Only a holder of an unprivileged launch has a user namespace of its own.
+    let own_user = std::fs::read_link("/proc/self/ns/user").ok();
+    let its_user = std::fs::read_link(format!("/proc/{}/ns/user", holder.pid)).ok();
+    let user_ns = if own_user != its_user { Some(ns("user")?) } else { None };
+    Ok(Some(Joined {
+        _conn: conn,
+        user_ns,
+        mnt_ns,
+        mount: paths.mnt.clone(),
+        image,
+        started: false,
+    }))
+}
+
+/// One short line (without its newline), read a byte at a time so nothing after it is
+/// consumed; empty at EOF.
+fn read_line(r: &mut impl std::io::Read) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match r.read(&mut byte)? {
+            0 => break,
+            _ if byte[0] == b'\n' => break,
+            _ if line.len() < 4096 => line.push(byte[0]),
+            _ => return Err(std::io::Error::other("line too long")),
+        }
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+/// `PROTOCOL format offset size`.
+fn answer_line(image: &Image) -> String {
+    let format = match image.format {
+        Format::Sif => "sif",
+        Format::Squashfs => "squashfs",
+        Format::Sandbox => "sandbox",
+    };
+    format!("{PROTOCOL} {format} {} {}\n", image.offset, image.size)
+}
+
+fn parse_answer(line: &str, path: &Path) -> Option<Image> {
+    let rest = line.strip_prefix(PROTOCOL)?;
+    let mut it = rest.split_whitespace();
+    let format = match it.next()? {
+        "sif" => Format::Sif,
+        "squashfs" => Format::Squashfs,
+        _ => return None,
+    };
+    let offset = it.next()?.parse().ok()?;
+    let size = it.next()?.parse().ok()?;
+    Some(Image {
+        path: std::fs::canonicalize(path).ok()?,
+        format,
+        offset,
+        size,
+    })
+}
+
+/// The holder daemon: attach, report on `ready`, serve, retire. Returns its exit status.
+fn holder(spec: &Spec, paths: &Paths, ready: OwnedFd) -> i32 {
+    let mut ready = std::fs::File::from(ready);
+    let listener = match holder_setup(spec, paths) {
+        Ok(l) => l,
+        Err(message) => {
+            let _ = ready.write_all(format!("{}\n", message.replace('\n', " ")).as_bytes());
+            let _ = std::fs::remove_dir(&paths.mnt);
+            return 1;
+        }
+    };
+    let _ = ready.write_all(b"ok\n");
+    drop(ready);
+    holder_serve(spec, paths, listener);
+    0
+}
+
+/// New namespaces, the image mounted on `paths.mnt`, the socket bound. Errors are messages for
+/// the launch that waits (the launch falls back to attaching the image itself, which reports
+/// the same failure properly).
+fn holder_setup(spec: &Spec, paths: &Paths) -> Result<UnixListener, String> {
+    let ns = sys::ns::Namespaces {
+        user: spec.user_ns,
+        mount: true,
+        ..Default::default()
+    };
+    sys::ns::unshare(ns).map_err(|e| format!("{e}: {}", e.source))?;
+    if spec.user_ns {
+        sys::ns::write_id_maps(spec.uid, spec.gid).map_err(|e| format!("{e}: {}", e.source))?;
+    }
+    sys::mount::make_rslave(Path::new("/")).map_err(|e| format!("{e}: {}", e.source))?;
+    let (mut staged, _) =
+        crate::attach::stage(&spec.image, &spec.attach).map_err(|e| e.to_string())?;
+    staged
+        .mount_detached(&paths.mnt, spec.owner)
+        .map_err(|e| e.to_string())?;
+    let listener = UnixListener::bind(&paths.sock).map_err(|e| e.to_string())?;
+    Ok(listener)
+}
+
+fn holder_serve(spec: &Spec, paths: &Paths, listener: UnixListener) {
+    let answer = answer_line(&spec.image);
+    let mut clients: Vec<UnixStream> = Vec::new();
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        let timeout = if !clients.is_empty() {
+            None
+        } else {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            let left = spec.idle.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                if retire(paths, &listener, &answer, spec.uid, &mut clients) {
+                    return;
+                }
+                if clients.is_empty() {
+                    Some(RETIRE_RETRY)
+                } else {
+                    idle_since = None;
+                    continue;
+                }
+            } else {
+                Some(left)
+            }
+        };
+        let mut fds = vec![listener.as_fd()];
+        fds.extend(clients.iter().map(|c| c.as_fd()));
+        let Ok(ready) = sys::ipc::wait_readable(&fds, timeout) else {
+            continue;
+        };
+        drop(fds);
+        // Clients first (indices shift when one leaves), newest last.
+        for i in (1..ready.len()).rev() {
+            if ready[i] {
+                // A registered launch never writes; readable means closed (or misbehaving).
+                clients.remove(i - 1);
+            }
+        }
+        if ready[0] {
+            if let Ok((c, _)) = listener.accept() {
+                admit(c, &answer, spec.uid, &mut clients);
+            }
+        }
+        if !clients.is_empty() {
+            idle_since = None;
+        }
+    }
+}
+
+/// Register a connection if it comes from our own user, and answer it.
+fn admit(mut c: UnixStream, answer: &str, uid: u32, clients: &mut Vec<UnixStream>) {
+    match sys::ipc::peer(&c) {
+        Ok(p) if p.uid == uid => {}
+        _ => return,
+    }
+    if c.write_all(answer.as_bytes()).is_ok() {
+        clients.push(c);
+    }
+}
+
+/// Try to retire: under the runtime directory's lock (tried, not waited for: a launch holding
+/// it may be waiting for our answer), admit connections still pending; with none, remove the
+/// socket, unmount our copy of the image and the mount point. Returns whether it retired.
+fn retire(
+    paths: &Paths,
+    listener: &UnixListener,
+    answer: &str,
+    uid: u32,
+    clients: &mut Vec<UnixStream>,
+) -> bool {
+    let Ok(dir) = std::fs::File::open(&paths.dir) else {
+        return false;
+    };
+    if !matches!(sys::ipc::lock_exclusive(dir.as_fd(), false, ""), Ok(true)) {
+        return false;
+    }
+    let _ = listener.set_nonblocking(true);
+    while let Ok((c, _)) = listener.accept() {
+        let _ = c.set_nonblocking(false);
+        admit(c, answer, uid, clients);
+    }
+    let _ = listener.set_nonblocking(false);
+    if !clients.is_empty() {
+        sys::ipc::unlock(dir.as_fd());
+        return false;
+    }
+    let _ = std::fs::remove_file(&paths.sock);
+    let _ = sys::mount::umount_detach(&paths.mnt);
+    let _ = std::fs::remove_dir(&paths.mnt);
+    sys::ipc::unlock(dir.as_fd());
+    true
+}
