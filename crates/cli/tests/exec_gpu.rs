@@ -753,3 +753,57 @@ fn rocm_binds_kfd_and_dri_under_contain() {
         assert_eq!(line_of(&stdout(&o), "ROCR_VISIBLE_DEVICES="), Some("0"));
     }
 }
+
+#[test]
+fn build_nv_gives_post_the_driver_and_leaves_nothing_in_the_image() {
+    if identities().is_none() {
+        return;
+    }
+    let fake = FakeDriver::new();
+    let fx = image();
+    let conf = fake.dir.path().join("etc/sifr.toml");
+    std::fs::write(
+        fx.work.join("gpu.def"),
+        "Bootstrap: localimage\nFrom: ../image\n\n%post\n    \
+         probe cat /.singularity.d/libs/libcuda.so.1 > /opt/seen-in-post\n    \
+         probe env | grep ^LD_LIBRARY_PATH= >> /opt/seen-in-post\n",
+    )
+    .unwrap();
+    let o = sifr(
+        &fake,
+        &fx,
+        As::Root,
+        true,
+        false,
+        &[("SIFR_CONFIG", conf.to_str().unwrap())],
+        &["build", "--nv", "--sandbox", "out", "gpu.def"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = fx.work.join("out");
+    let seen =
+        String::from_utf8_lossy(&std::fs::read(out.join("opt/seen-in-post")).unwrap()).into_owned();
+    assert!(seen.contains("fake-driver libcuda 64"), "{seen}");
+    assert!(seen.contains("/.singularity.d/libs"), "{seen}");
+    assert_eq!(
+        std::fs::read_dir(out.join(".singularity.d/libs"))
+            .unwrap()
+            .count(),
+        0,
+        "the host libraries are bound, never copied into the image"
+    );
+    // Without --nv, %post has no driver.
+    std::fs::remove_dir_all(&out).unwrap();
+    let o = sifr(
+        &fake,
+        &fx,
+        As::Root,
+        true,
+        false,
+        &[],
+        &["build", "--sandbox", "out", "gpu.def"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen =
+        String::from_utf8_lossy(&std::fs::read(out.join("opt/seen-in-post")).unwrap()).into_owned();
+    assert!(!seen.contains("fake-driver"), "{seen}");
+}
