@@ -135,6 +135,27 @@ pub const CATALOGUE: &[SettingDef] = &[
         doc: "How long the node's shared attachment of an image stays after its last launch exits, in seconds.",
         also: &[],
     },
+    SettingDef {
+        key: "nv",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "Bring the host's NVIDIA driver into every container, as --nv does (Apptainer's `always use nv`).",
+        also: &[],
+    },
+    SettingDef {
+        key: "nvccli",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "Find the NVIDIA driver's files with nvidia-container-cli, as --nvccli does (implies nv).",
+        also: &[],
+    },
+    SettingDef {
+        key: "rocm",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "Bring the host's AMD GPU driver into every container, as --rocm does (Apptainer's `always use rocm`).",
+        also: &[],
+    },
 ];
 
 /// Where a resolved value came from, for `--debug` output and error messages.
@@ -262,6 +283,13 @@ pub struct Settings {
     pub share: bool,
     /// How long a shared attachment outlives its last launch.
     pub share_idle: std::time::Duration,
+    /// GPU support for every container (`--nv`, `--nvccli`, `--rocm` add to these).
+    pub nv: bool,
+    pub nvccli: bool,
+    pub rocm: bool,
+    /// The directory of the config file (named or default, whether it exists or not): where an
+    /// administrator puts `nvliblist.conf` and `rocmliblist.conf`.
+    pub config_dir: PathBuf,
     /// Every setting with its text and origin, in catalogue order.
     pub resolved: Vec<(&'static str, Resolved)>,
 }
@@ -269,8 +297,16 @@ pub struct Settings {
 impl Settings {
     /// Resolve every catalogue entry from flags, environment, config file and defaults.
     pub fn resolve(flags: &GlobalArgs, env: &dyn EnvSource) -> Result<Settings, SettingsError> {
-        let config = load_config(flags, env)?;
-        let mut out = Settings::default();
+        let (config_path, required) = config_path(flags, env);
+        let config = load_config(&config_path, required)?;
+        let mut out = Settings {
+            config_dir: config_path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+            ..Settings::default()
+        };
         for def in CATALOGUE {
             let r = resolve_one(def, flags, env, config.as_ref());
             match def.key {
@@ -300,6 +336,9 @@ impl Settings {
                 }
                 "share" => out.share = parse_bool(def, &r)?,
                 "share_idle" => out.share_idle = parse_seconds(def, &r)?,
+                "nv" => out.nv = parse_bool(def, &r)?,
+                "nvccli" => out.nvccli = parse_bool(def, &r)?,
+                "rocm" => out.rocm = parse_bool(def, &r)?,
                 other => unreachable!("setting `{other}` is in the catalogue but not resolved"),
             }
             out.resolved.push((def.key, r));
@@ -446,19 +485,23 @@ fn parse_seconds(def: &SettingDef, r: &Resolved) -> Result<std::time::Duration, 
         })
 }
 
-/// The config file: `-c/--config`, else `SIFR_CONFIG`, else the default path if it exists.
-/// An explicitly named file must exist; the default one is optional.
-fn load_config(
-    flags: &GlobalArgs,
-    env: &dyn EnvSource,
-) -> Result<Option<(PathBuf, toml::Table)>, SettingsError> {
-    let (path, required) = if let Some(p) = &flags.config {
+/// The config file: `-c/--config`, else `SIFR_CONFIG`, else the default path; and whether it
+/// must exist (an explicitly named file must, the default one is optional).
+fn config_path(flags: &GlobalArgs, env: &dyn EnvSource) -> (PathBuf, bool) {
+    if let Some(p) = &flags.config {
         (p.clone(), true)
     } else if let Some(p) = env.var("SIFR_CONFIG") {
         (PathBuf::from(p), true)
     } else {
         (PathBuf::from(DEFAULT_CONFIG_FILE), false)
-    };
+    }
+}
+
+fn load_config(
+    path: &Path,
+    required: bool,
+) -> Result<Option<(PathBuf, toml::Table)>, SettingsError> {
+    let path = path.to_path_buf();
     if !required && !Path::new(&path).exists() {
         return Ok(None);
     }
@@ -659,6 +702,22 @@ mod tests {
             e.to_string(),
             "invalid value `1g` for setting `tmpfs_size` (from environment variable `SIFR_TMPFS_SIZE`): expected a whole number above 0"
         );
+    }
+
+    #[test]
+    fn gpu_settings_read_apptainer_variables_and_the_config_dir_follows_the_config_file() {
+        let s = resolve(&no_config(), &env(&[("APPTAINER_NV", "1")]));
+        assert!(s.nv && !s.rocm && !s.nvccli);
+        assert_eq!(s.config_dir, Path::new("/etc/sifr"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.toml");
+        std::fs::write(&path, "rocm = true\n").unwrap();
+        let s = resolve(
+            &no_config(),
+            &env(&[("SIFR_CONFIG", path.to_str().unwrap())]),
+        );
+        assert!(s.rocm && !s.nv);
+        assert_eq!(s.config_dir, dir.path());
     }
 
     #[test]

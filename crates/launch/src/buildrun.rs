@@ -33,6 +33,8 @@ pub struct SectionRun {
     pub writable: bool,
     /// User binds (`build -B`).
     pub binds: Vec<Bind>,
+    /// `build --nv`/`--rocm`: the host GPU driver for the section.
+    pub gpu: Vec<crate::gpu::Found>,
     /// The host environment (only `TERM` and proxies survive `--cleanenv`).
     pub host_env: Vec<(String, String)>,
 }
@@ -73,6 +75,7 @@ pub fn run_section(
     // subordinate owners that package managers set. So root, real or fake, is "privileged"
     // here: only a mount namespace is created.
     host.privileged = host.uid == 0;
+    host.gpu = present_in(&run.rootfs, &run.gpu);
     let opts = Options {
         binds: run.binds.clone(),
         cleanenv: true,
@@ -142,6 +145,29 @@ pub fn run_section(
     Ok(Outcome {
         status: status.code(),
     })
+}
+
+/// The GPU binds whose destination the root being built has. A build section runs on the
+/// writable root itself, where missing mount points are not created (they would end up in the
+/// image): the libraries go to `/.singularity.d/libs`, which the build lays out before `%post`,
+/// and a program or vendor file is bound only over one the image already has.
+fn present_in(rootfs: &Path, gpu: &[crate::gpu::Found]) -> Vec<crate::gpu::Found> {
+    let Ok(root) = sys::fs::open_root(rootfs) else {
+        return gpu.to_vec();
+    };
+    let has = |p: &Path| matches!(sys::fs::resolve_in_root(root.as_fd(), p), Ok(Some(_)));
+    gpu.iter()
+        .map(|f| crate::gpu::Found {
+            programs: f
+                .programs
+                .iter()
+                .filter(|(name, _)| has(&Path::new(crate::gpu::PROGRAMS_DIR).join(name)))
+                .cloned()
+                .collect(),
+            files: f.files.iter().filter(|p| has(p)).cloned().collect(),
+            ..f.clone()
+        })
+        .collect()
 }
 
 /// Keep the build process alive on SIGINT, SIGTERM and SIGHUP so it can remove its work

@@ -5,6 +5,8 @@
 //! 2. the image's `/.singularity.d/env/*.sh`, in lexical order ([`crate::envscript`]);
 //! 3. `SINGULARITYENV_*`, then `APPTAINERENV_*`, then `--env-file` variables, then `--env K=V`
 //!    (values are evaluated, so `$VAR` refers to what the image set);
+//!    then `LD_LIBRARY_PATH` gets the container's directories before the host GPU libraries
+//!    ([`crate::libpath`]);
 //! 4. `PATH` edits: `…ENV_PATH` replaces it, then `PREPEND_PATH`/`APPEND_PATH`;
 //! 5. host variables not set by now are restored (all of them, unless `--cleanenv`), except
 //!    `PATH`, `HOME`, `LD_LIBRARY_PATH`, `APPTAINER_*`/`SINGULARITY_*` and the `…ENV_*` ones;
@@ -130,10 +132,23 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
         if blocked {
             continue;
         }
-        if opts.cleanenv && !CLEANENV_KEEP.contains(&k.as_str()) {
+        // With a GPU flag, the GPU selection of the scheduler survives `--cleanenv` (sifr's
+        // choice: Apptainer drops it, and the job then sees every GPU of the node).
+        let gpu_keep = host
+            .gpu
+            .iter()
+            .any(|g| g.vendor.env_names().contains(&k.as_str()));
+        if opts.cleanenv && !CLEANENV_KEEP.contains(&k.as_str()) && !gpu_keep {
             continue;
         }
         p.host.push((k.clone(), v.clone()));
+    }
+    // What GPU discovery derived (`CUDA_VISIBLE_DEVICES` from `NVIDIA_VISIBLE_DEVICES`), as if
+    // the host had set it.
+    for (k, v) in host.gpu.iter().flat_map(|g| &g.env) {
+        if !p.host.iter().any(|(n, _)| n == k) {
+            p.host.push((k.clone(), v.clone()));
+        }
     }
     if opts.cleanenv {
         p.host.push(("LANG".into(), "C".into()));
@@ -160,13 +175,15 @@ impl Vars {
     }
 }
 
-/// Steps 3 to 6: from the environment the image's scripts left to the final one.
-pub fn finish(plan: &EnvPlan, after_scripts: Vars) -> Vars {
+/// Steps 3 to 6: from the environment the image's scripts left to the final one. `libs` says
+/// what the container's library directories hold, for `LD_LIBRARY_PATH` ([`crate::libpath`]).
+pub fn finish(plan: &EnvPlan, after_scripts: Vars, libs: &crate::libpath::LibFacts) -> Vars {
     let mut env = after_scripts;
     for (k, v) in &plan.overrides {
         let value = crate::envscript::expand_value(v, &env);
         env.set(k, &value);
     }
+    crate::libpath::apply(&mut env, libs);
     if let Some(p) = &plan.path_set {
         let value = crate::envscript::expand_value(p, &env);
         env.set("PATH", &value);
@@ -242,6 +259,14 @@ impl EnvPlan {
 mod tests {
     use super::*;
 
+    fn no_libs() -> crate::libpath::LibFacts<'static> {
+        crate::libpath::LibFacts {
+            libs: false,
+            libs32: false,
+            defaults: &Vec::new,
+        }
+    }
+
     fn v(p: &[(&str, &str)]) -> Vec<(String, String)> {
         p.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -254,7 +279,7 @@ mod tests {
             host: v(&[("A", "host"), ("B", "host")]),
             ..EnvPlan::default()
         };
-        let out = finish(&plan, Vars(v(&[("A", ""), ("PATH", "/bin")])));
+        let out = finish(&plan, Vars(v(&[("A", ""), ("PATH", "/bin")])), &no_libs());
         assert_eq!(out.get("A"), None);
         assert_eq!(out.get("B"), Some("host"));
     }
@@ -267,13 +292,17 @@ mod tests {
             path_append: Some("/app".into()),
             ..EnvPlan::default()
         };
-        let out = finish(&plan, Vars(v(&[("PATH", "/img")])));
+        let out = finish(&plan, Vars(v(&[("PATH", "/img")])), &no_libs());
         assert_eq!(out.get("PATH"), Some("/pre:/set:/img:/app"));
     }
 
     #[test]
     fn ps1_defaults_and_prompt_command_reasserts_it_after_bashrc() {
-        let out = finish(&EnvPlan::default(), Vars(v(&[("PATH", "/bin")])));
+        let out = finish(
+            &EnvPlan::default(),
+            Vars(v(&[("PATH", "/bin")])),
+            &no_libs(),
+        );
         assert_eq!(out.get("PS1"), Some("Apptainer> "));
         assert_eq!(
             out.get("PROMPT_COMMAND"),
@@ -284,7 +313,7 @@ mod tests {
             host: v(&[("PROMPT_COMMAND", "history -a")]),
             ..EnvPlan::default()
         };
-        let out = finish(&plan, Vars(v(&[("PS1", "img> ")])));
+        let out = finish(&plan, Vars(v(&[("PS1", "img> ")])), &no_libs());
         assert_eq!(out.get("PS1"), Some("img> "));
         assert_eq!(
             out.get("PROMPT_COMMAND"),

@@ -359,7 +359,12 @@ fn run_attached(
     sys::process::set_no_new_privs().map_err(step("set no_new_privs"))?;
 
     let vars = image_environment(plan);
-    let env = env::finish(&plan.env, vars);
+    let libs = crate::libpath::LibFacts {
+        libs: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS_DIR),
+        libs32: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS32_DIR),
+        defaults: &|| crate::libpath::default_dirs(Path::new("/")),
+    };
+    let env = env::finish(&plan.env, vars, &libs);
 
     let Some(argv) = action_argv(&plan.action) else {
         tracing::warn!("no test script found in the container, nothing to do");

@@ -40,6 +40,7 @@ pub fn gather(env: Vec<(String, String)>) -> std::io::Result<HostFacts> {
         env,
         privileged: uid == 0 && sys::ns::in_initial_user_namespace(),
         var_tmp_is_tmp: same_dir(Path::new("/var/tmp"), Path::new("/tmp")),
+        gpu: Vec::new(),
     })
 }
 

@@ -6,8 +6,8 @@
 //! `pivot_root`, environment, fork/exec/wait.
 //!
 //! Images: sandbox directories, SIF files and bare SquashFS files ([`image`] says which and how
-//! to attach them: loop device as root, FUSE or extraction otherwise). Overlays, GPU and
-//! instances are later plan contributors. This crate never prints; warnings go through
+//! to attach them: loop device as root, FUSE or extraction otherwise). GPU support ([`gpu`]) is a
+//! plan contributor; overlays and instances are later ones. This crate never prints; warnings go through
 //! `tracing` and errors are returned.
 
 mod assemble;
@@ -19,9 +19,11 @@ pub mod envfile;
 pub mod envscript;
 pub mod exec;
 pub mod fakeroot;
+pub mod gpu;
 pub mod host;
 pub mod identity;
 pub mod image;
+pub mod libpath;
 pub mod nomount;
 pub mod plan;
 pub mod share;

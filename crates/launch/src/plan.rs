@@ -143,6 +143,8 @@ pub struct HostFacts {
     pub privileged: bool,
     /// Whether host `/var/tmp` resolves to the same directory as `/tmp`.
     pub var_tmp_is_tmp: bool,
+    /// What `--nv`/`--rocm` found on the host ([`crate::gpu::discover`]); empty without them.
+    pub gpu: Vec<crate::gpu::Found>,
 }
 
 /// The command that runs in the container.
@@ -167,6 +169,8 @@ pub enum Tag {
     Home,
     UserBind,
     Tmp,
+    /// `--nv`/`--rocm`: host driver libraries, programs, vendor files and devices.
+    Gpu,
     Cwd,
     Identity,
     Hostname,
@@ -559,6 +563,8 @@ pub fn build(
             mounts.push(host_mount(Tag::Tmp, p, p, false, true, false));
         }
     }
+    // Before the user's binds, so that a user bind on the same path is on top.
+    mounts.extend(crate::gpu::mounts(&host.gpu, opts.contain));
     for b in &opts.binds {
         mounts.push(host_mount(
             Tag::UserBind,

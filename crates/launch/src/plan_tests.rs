@@ -32,6 +32,7 @@ fn host(uid: u32) -> HostFacts {
         ],
         privileged: uid == 0,
         var_tmp_is_tmp: false,
+        gpu: Vec::new(),
     }
 }
 
@@ -555,4 +556,54 @@ fn userns_takes_the_unprivileged_path_as_root() {
     let p = try_plan(&Options::default(), 0).unwrap();
     assert_eq!(p.ids, IdMap::Host);
     assert!(p.kernel_mounts());
+}
+
+#[test]
+fn gpu_mounts_join_the_plan_with_devices_only_under_contain_and_selection_survives_cleanenv() {
+    let mut h = host(1000);
+    h.env.push(("CUDA_VISIBLE_DEVICES".into(), "1".into()));
+    h.gpu = vec![crate::gpu::Found {
+        vendor: crate::gpu::Vendor::Nvidia,
+        libs: vec![crate::gpu::Lib {
+            name: "libcuda.so.1".into(),
+            path: "/usr/lib64/libcuda.so.1".into(),
+            bits32: false,
+        }],
+        programs: vec![("nvidia-smi".into(), "/usr/bin/nvidia-smi".into())],
+        files: Vec::new(),
+        devices: vec!["/dev/nvidia1".into(), "/dev/nvidiactl".into()],
+        env: Vec::new(),
+        warnings: Vec::new(),
+    }];
+    let mut opts = Options::default();
+    opts.contain_all();
+    let p = build(&opts, Path::new("/i"), Action::Shell, &h)
+        .unwrap()
+        .render();
+    let gpu: Vec<&str> = p.lines().filter(|l| l.contains(" Gpu ")).collect();
+    assert_eq!(
+        gpu,
+        vec![
+            "mount Gpu <scratch> -> /.singularity.d/libs ro,nosuid,nodev,required",
+            "mount Gpu /dev/nvidia1 -> /dev/nvidia1 rw,nosuid",
+            "mount Gpu /dev/nvidiactl -> /dev/nvidiactl rw,nosuid",
+            "mount Gpu /usr/lib64/libcuda.so.1 -> /.singularity.d/libs/libcuda.so.1 ro,nosuid,nodev",
+            "mount Gpu /usr/bin/nvidia-smi -> /usr/bin/nvidia-smi ro,nosuid,nodev",
+        ]
+    );
+    // The minimal /dev comes first, the nodes are bound into it.
+    let dev = p.find("mount Dev <scratch> -> /dev ").unwrap();
+    assert!(dev < p.find("/dev/nvidia1 ->").unwrap(), "{p}");
+    assert!(
+        p.contains("env host TERM CUDA_VISIBLE_DEVICES LANG\n"),
+        "{p}"
+    );
+
+    let p = build(&Options::default(), Path::new("/i"), Action::Shell, &h)
+        .unwrap()
+        .render();
+    assert!(
+        !p.contains("/dev/nvidia1"),
+        "the full /dev shows the nodes:\n{p}"
+    );
 }

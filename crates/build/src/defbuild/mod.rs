@@ -50,6 +50,8 @@ pub struct DefBuildOptions {
     pub context: PathBuf,
     /// `-B/--bind` for `%post` and `%test`.
     pub binds: Vec<launch::bind::Bind>,
+    /// `--nv`/`--rocm`: the host GPU driver found for `%post` and `%test`.
+    pub gpu: Vec<launch::gpu::Found>,
     /// The host environment (`%setup` gets it; containers get only `TERM` and proxies).
     pub host_env: Vec<(String, String)>,
     pub time: BuildTime,

@@ -206,6 +206,7 @@ impl Runner<'_> {
             env,
             writable,
             binds: self.opts.binds.clone(),
+            gpu: self.opts.gpu.clone(),
             host_env: self.opts.host_env.clone(),
         };
         let mut tracer = Tracer::new(on_output);

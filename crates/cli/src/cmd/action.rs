@@ -87,6 +87,57 @@ pub struct ActionFlags {
     /// off (default: the `isa_check` setting, else warn).
     #[arg(long, value_name = "MODE")]
     pub isa_check: Option<super::isa_check::IsaCheck>,
+    #[command(flatten)]
+    pub gpu: GpuFlags,
+}
+
+/// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GpuFlags {
+    /// Bring the host's NVIDIA driver in: libraries into /.singularity.d/libs, nvidia-smi and
+    /// friends into /usr/bin, vendor files, /dev/nvidia* under --contain (also APPTAINER_NV).
+    #[arg(long)]
+    pub nv: bool,
+    /// Like --nv, with the driver's file list from nvidia-container-cli.
+    #[arg(long)]
+    pub nvccli: bool,
+    /// Bring the host's AMD GPU driver in: its libraries and programs, /dev/kfd and /dev/dri
+    /// under --contain (also APPTAINER_ROCM).
+    #[arg(long)]
+    pub rocm: bool,
+}
+
+impl GpuFlags {
+    /// Flags combined with the settings (either turns a vendor on).
+    pub fn request(&self, s: &Settings) -> launch::gpu::Request {
+        launch::gpu::Request {
+            nvidia: self.nv || s.nv,
+            nvccli: self.nvccli || s.nvccli,
+            rocm: self.rocm || s.rocm,
+            config_dir: s.config_dir.clone(),
+        }
+    }
+
+    /// Look at the host for the GPUs asked for, warning about anything a working driver would
+    /// have had. Must run before any namespace change.
+    pub fn discover(
+        &self,
+        s: &Settings,
+        host_env: &[(String, String)],
+        contain: bool,
+    ) -> anyhow::Result<Vec<launch::gpu::Found>> {
+        let req = self.request(s);
+        if !req.any() {
+            return Ok(Vec::new());
+        }
+        let found = launch::gpu::discover(&req, host_env, contain)?;
+        for f in &found {
+            for w in &f.warnings {
+                tracing::warn!("{}: {w}", f.vendor.flag());
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// `sifr exec`.
@@ -271,7 +322,9 @@ fn launch_action(
 ) -> anyhow::Result<u8> {
     let env = host_env();
     let opts = options(flags, settings, image, &env)?;
-    let host = launch::host::gather(env).context("cannot read the current directory")?;
+    let gpu = flags.gpu.discover(settings, &env, opts.contain)?;
+    let mut host = launch::host::gather(env).context("cannot read the current directory")?;
+    host.gpu = gpu;
     if let Some((plan, joined)) = join_holder(&opts, image, &action, &host)? {
         // The launch that attached the image on this node checked it (format, architecture,
         // CPU features); this one does not even open the file.

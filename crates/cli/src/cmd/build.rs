@@ -73,6 +73,8 @@ pub struct BuildArgs {
     pub threads: usize,
     #[command(flatten)]
     pub registry: crate::cmd::pull::RegistryArgs,
+    #[command(flatten)]
+    pub gpu: crate::cmd::action::GpuFlags,
     /// Compile for this CPU level in %post: exports CFLAGS, CXXFLAGS, FFLAGS and RUSTFLAGS
     /// (and GOAMD64/GOARM64) for it, e.g. `x86-64-v2` so the image runs on older nodes.
     #[arg(long, value_name = "LEVEL")]
@@ -252,6 +254,9 @@ fn build_definition(
             .unwrap_or_else(|| PathBuf::from("/tmp")),
     )?;
     let time = crate::cmd::pull::build_time();
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    // `%post` sees the host's full /dev, so no GPU node needs binding.
+    let gpu = args.gpu.discover(settings, &host_env, false)?;
     let dopts = build::defbuild::DefBuildOptions {
         target: absolute(&args.target)?,
         sandbox: args.sandbox,
@@ -262,7 +267,8 @@ fn build_definition(
         tmpdir,
         context: std::env::current_dir().context("cannot read the current directory")?,
         binds,
-        host_env: std::env::vars().collect(),
+        gpu,
+        host_env,
         time: build::layout::BuildTime::utc(time),
         post_env: args
             .target_isa

@@ -18,6 +18,8 @@
  *   ls DIR             print the entries of DIR except . and .., sorted
  *   owner PATH         print "uid=U gid=G" of PATH (not following a last symlink)
  *   chown UID PATH     change PATH's owner to UID (group unchanged); print "ok" or "error=..."
+ *   node PATH...       print "PATH c MAJ:MIN" for a character device, "PATH socket", "PATH dir",
+ *                      "PATH file" or "PATH missing" (following symlinks)
  * Built at test time with `gcc -static`; kept free of anything but libc.
  */
 #include <dirent.h>
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -145,6 +148,16 @@ static int run(int argc, char **argv) {
             return 0;
         }
         puts("ok");
+    } else if (!strcmp(cmd, "node")) {
+        for (int i = 1; i < argc; i++) {
+            struct stat st;
+            if (stat(argv[i], &st) != 0) printf("%s missing\n", argv[i]);
+            else if (S_ISCHR(st.st_mode))
+                printf("%s c %u:%u\n", argv[i], major(st.st_rdev), minor(st.st_rdev));
+            else if (S_ISSOCK(st.st_mode)) printf("%s socket\n", argv[i]);
+            else if (S_ISDIR(st.st_mode)) printf("%s dir\n", argv[i]);
+            else printf("%s file\n", argv[i]);
+        }
     } else if (!strcmp(cmd, "args")) {
         for (int i = 1; i < argc; i++) puts(argv[i]);
     } else {
