@@ -241,7 +241,8 @@ fn assert_nothing_left(fx: &Fixture) {
         "{:?}",
         support::host_mounts_mentioning(fx.dir.path())
     );
-    assert!(support::processes_mentioning(fx.dir.path()).is_empty());
+    let left = support::settled(|| support::processes_mentioning(fx.dir.path()));
+    assert!(left.is_empty(), "processes left: {left:?}");
     fx.assert_image_untouched();
 }
 

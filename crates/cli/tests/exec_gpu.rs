@@ -389,7 +389,10 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
         let out = stdout(&o);
         assert!(out.contains("fake-driver libcuda 64"), "{}", stderr(&o));
         assert!(out.contains("fake-driver libnvidia-ml 64"));
-        assert!(!out.contains("fake-driver libcuda 32"), "a 32-bit file in libs");
+        assert!(
+            !out.contains("fake-driver libcuda 32"),
+            "a 32-bit file in libs"
+        );
 
         let o = sifr(
             &fake,

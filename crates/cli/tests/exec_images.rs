@@ -126,15 +126,230 @@ fn extraction_dirs() -> Vec<String> {
 fn assert_nothing_left(im: &Images) {
     let dir = im.fx.dir.path();
     assert!(support::host_mounts_mentioning(dir).is_empty());
-    assert!(support::processes_mentioning(dir).is_empty());
+    let procs = support::settled(|| support::processes_mentioning(dir));
+    assert!(procs.is_empty(), "processes left: {procs:?}");
     assert!(extraction_dirs().is_empty(), "{:?}", extraction_dirs());
-    for _ in 0..100 {
-        if loops_backed_by(dir).is_empty() {
-            return;
+    let loops = support::settled(|| loops_backed_by(dir));
+    assert!(loops.is_empty(), "loop devices left: {loops:?}");
+    let holders = support::settled(|| holder_files(who_all()));
+    assert!(
+        holders.is_empty(),
+        "holder sockets or mount points left: {holders:?}"
+    );
+}
+
+/// The uids whose launches the tests make.
+fn who_all() -> Vec<u32> {
+    support::identities().iter().map(|w| w.uid()).collect()
+}
+
+/// Sockets and mount points of the node's holders of shared images, of these uids.
+fn holder_files(uids: Vec<u32>) -> Vec<String> {
+    uids.iter()
+        .filter_map(|u| std::fs::read_dir(std::env::temp_dir().join(format!("sifr-{u}"))).ok())
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect()
+}
+
+/// One launch of `sifr exec IMG /bin/probe rank` that has started: its pid, the address of
+/// its secret and its user namespace, as the probe printed them.
+struct Rank {
+    child: std::process::Child,
+    pid: String,
+    addr: String,
+    user_ns: String,
+}
+
+impl Rank {
+    fn start(fx: &Fixture, who: As, img: &Path, envs: &[(&str, &str)]) -> Rank {
+        let mut cmd = sifr_as(
+            fx,
+            who,
+            &["exec", img.to_str().unwrap(), "/bin/probe", "rank"],
+        );
+        cmd.envs(envs.iter().copied());
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        let field = |k: &str| {
+            first
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix(k))
+                .unwrap_or_else(|| panic!("no `{k}` in `{first}`"))
+                .to_string()
+        };
+        Rank {
+            pid: field("pid="),
+            addr: field("addr="),
+            user_ns: field("user="),
+            child,
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    panic!("loop devices left: {:?}", loops_backed_by(dir));
+
+    /// SIGTERM, and the probe's exit status for it.
+    fn stop(mut self) {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(self.child.wait().unwrap().code(), Some(115));
+    }
+}
+
+/// How many times images below `dir` are attached: loop devices backed by them, plus FUSE
+/// servers (by process name) naming `dir`.
+fn attachments(dir: &Path) -> usize {
+    loops_backed_by(dir).len() + named(dir, "sifr-fuse").len()
+}
+
+/// The processes called `name` whose command line names `dir`.
+fn named(dir: &Path, name: &str) -> Vec<u32> {
+    support::processes_mentioning(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
+}
+
+/// The pids of the node's holders of images below `dir`.
+fn holders_of(dir: &Path) -> Vec<u32> {
+    named(dir, "sifr-holder")
+}
+
+/// The MPI case: ranks of one image started side by side by one user share one attachment and
+/// one user namespace, so one rank can read another's memory (`process_vm_readv`, which Open
+/// MPI's shared-memory transport uses for large messages), and exit in any order.
+fn ranks_share(im: &Images, who: As) {
+    let fx = &im.fx;
+    let a = Rank::start(fx, who, &im.sif, &[]);
+    let b = Rank::start(fx, who, &im.sif, &[]);
+    assert_eq!(a.user_ns, b.user_ns, "ranks in different user namespaces");
+    if who.uid() != 0 {
+        assert_ne!(
+            a.user_ns,
+            std::fs::read_link("/proc/self/ns/user")
+                .unwrap()
+                .to_string_lossy()
+        );
+    }
+    assert_eq!(
+        attachments(fx.dir.path()),
+        1,
+        "the image was attached twice"
+    );
+    assert_eq!(holders_of(fx.dir.path()).len(), 1);
+    let o = run(
+        fx,
+        who,
+        &[
+            "exec",
+            im.sif.to_str().unwrap(),
+            "/bin/probe",
+            "vm-read",
+            &a.pid,
+            &a.addr,
+        ],
+    );
+    assert_eq!(stdout(&o), "rank-secret\n", "{}", stderr(&o));
+    // The first rank leaves long before the last one; a later one still joins.
+    a.stop();
+    let c = Rank::start(fx, who, &im.sif, &[]);
+    assert_eq!(c.user_ns, b.user_ns);
+    b.stop();
+    c.stop();
+    assert_nothing_left(im);
+
+    // Sharing off: each launch on its own, as Apptainer does.
+    let a = Rank::start(fx, who, &im.sif, &[("SIFR_SHARE", "0")]);
+    let b = Rank::start(fx, who, &im.sif, &[("SIFR_SHARE", "0")]);
+    if who.uid() != 0 {
+        assert_ne!(a.user_ns, b.user_ns);
+        let o = run(
+            fx,
+            who,
+            &[
+                "exec",
+                im.sif.to_str().unwrap(),
+                "/bin/probe",
+                "vm-read",
+                &a.pid,
+                &a.addr,
+            ],
+        );
+        assert_eq!(stdout(&o), "error=EPERM\n", "{}", stderr(&o));
+    }
+    assert_eq!(attachments(fx.dir.path()), 2);
+    assert!(holders_of(fx.dir.path()).is_empty());
+    a.stop();
+    b.stop();
+    assert_nothing_left(im);
+}
+
+/// A holder killed while ranks run: they keep their image (the FUSE server outlives it), and
+/// the next launch starts a new holder instead of failing on the dead one's socket.
+fn killed_holder_is_replaced(im: &Images, who: As) {
+    let fx = &im.fx;
+    let a = Rank::start(fx, who, &im.sif, &[]);
+    let holders = holders_of(fx.dir.path());
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &holders[0].to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let c = Rank::start(fx, who, &im.sif, &[]);
+    let now = holders_of(fx.dir.path());
+    assert!(
+        now.len() == 1 && now[0] != holders[0],
+        "{holders:?} then {now:?}"
+    );
+    let o = run(
+        fx,
+        who,
+        &[
+            "exec",
+            im.sif.to_str().unwrap(),
+            "/bin/probe",
+            "cat",
+            "/etc/passwd",
+        ],
+    );
+    assert!(stdout(&o).contains("root:x:0:0"), "{}", stderr(&o));
+    c.stop();
+    a.stop();
+    assert_nothing_left(im);
+}
+
+#[test]
+fn ranks_of_one_image_share_one_loop_mount_as_root() {
+    if !support::is_root() {
+        println!("skipping: the loop-device path needs root");
+        return;
+    }
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let im = Images::new();
+    ranks_share(&im, As::Root);
+    killed_holder_is_replaced(&im, As::Root);
+}
+
+#[test]
+fn ranks_of_one_image_share_one_fuse_server_and_user_namespace_as_a_user() {
+    let Some(user) = test_user() else { return };
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _mode = FuseMode::set(0o666);
+    let im = Images::new();
+    ranks_share(&im, user);
+    killed_holder_is_replaced(&im, user);
 }
 
 /// The behaviour every image kind shares with sandboxes, for one identity.

@@ -194,10 +194,11 @@ impl Staged {
         at: &Path,
         owner: Option<squashfs::fuse::Owner>,
     ) -> Result<(), ExecError> {
-        if let Some(mut server) = self.mount(at, owner, false)? {
-            if let Some(h) = server.handle.take() {
-                std::mem::forget(h);
-            }
+        if let Some(h) = self
+            .mount(at, owner, false)?
+            .and_then(|mut s| s.handle.take())
+        {
+            std::mem::forget(h);
         }
         Ok(())
     }
@@ -243,9 +244,12 @@ impl Staged {
                 };
                 let mounted =
                     squashfs::fuse::mount(file, offset, lower, &opts).map_err(fuse_err)?;
-                let (pid, mounted) = sys::process::fork_server(mounted, |m| match m.serve() {
-                    Ok(()) => 0,
-                    Err(_) => 1,
+                let (pid, mounted) = sys::process::fork_server(mounted, |m| {
+                    sys::process::set_name("sifr-fuse");
+                    match m.serve() {
+                        Ok(()) => 0,
+                        Err(_) => 1,
+                    }
                 })
                 .map_err(|source| ExecError::FuseFork {
                     path: path.clone(),

@@ -237,7 +237,10 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
                 Err(e) => {
                     // The launch attaches the image itself, which reports any real problem
                     // with the image in its own words.
-                    tracing::debug!("attaching `{}` for this launch alone: {e}", image.path.display());
+                    tracing::debug!(
+                        "attaching `{}` for this launch alone: {e}",
+                        image.path.display()
+                    );
                     None
                 }
             }
@@ -288,9 +291,13 @@ fn run_attached(
     let mut shared_lower = None;
     if let Some(j) = &joined {
         j.enter().map_err(ExecError::Share)?;
-        sys::ns::unshare(sys::ns::Namespaces { user: false, ..early })
-            .map_err(step("create the container namespaces"))?;
-        shared_lower = Some(sys::mount::clone_tree(&j.mount).map_err(step("clone the shared image mount"))?);
+        sys::ns::unshare(sys::ns::Namespaces {
+            user: false,
+            ..early
+        })
+        .map_err(step("create the container namespaces"))?;
+        shared_lower =
+            Some(sys::mount::clone_tree(&j.mount).map_err(step("clone the shared image mount"))?);
         // Our copy of the holder's mount point goes, so the host `/tmp` bound into the
         // container does not show the image a second time.
         let _ = sys::mount::umount_detach(&j.mount);

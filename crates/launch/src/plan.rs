@@ -731,7 +731,11 @@ impl LaunchPlan {
             let _ = writeln!(s, "hostname {h}");
         }
         if let Some(idle) = self.share {
-            let _ = writeln!(s, "shared with the node's launches (idle {}s)", idle.as_secs_f64());
+            let _ = writeln!(
+                s,
+                "shared with the node's launches (idle {}s)",
+                idle.as_secs_f64()
+            );
         }
         let root = match (&self.overlay, self.writable, self.writable_tmpfs) {
             (Some(dir), _, _) => format!("overlay {}", dir.display()),

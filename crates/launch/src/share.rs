@@ -48,6 +48,8 @@ use crate::image::{Attach, Format, Image};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a holder that wants to retire retries the lock a launch holds.
 const RETIRE_RETRY: Duration = Duration::from_millis(20);
+/// The holder's process name.
+pub const HOLDER_NAME: &str = "sifr-holder";
 /// The first line of the holder's answer; bumped when the answer changes.
 const PROTOCOL: &str = "sifr-share 1";
 
@@ -190,12 +192,14 @@ impl Joined {
     /// change; the process must be single-threaded. The caller then unshares its own mount
     /// namespace.
     pub fn enter(&self) -> Result<(), ShareError> {
-        sys::ns::join(self.user_ns.as_ref().map(|f| f.as_fd()), self.mnt_ns.as_fd()).map_err(
-            |source| ShareError::Sys {
-                step: "join the node's shared namespaces",
-                source,
-            },
+        sys::ns::join(
+            self.user_ns.as_ref().map(|f| f.as_fd()),
+            self.mnt_ns.as_fd(),
         )
+        .map_err(|source| ShareError::Sys {
+            step: "join the node's shared namespaces",
+            source,
+        })
     }
 }
 
@@ -219,11 +223,12 @@ pub fn join_or_start(spec: &Spec) -> Result<Joined, ShareError> {
         path: paths.dir.clone(),
         source,
     })?;
-    sys::ipc::lock_exclusive(dir.as_fd(), true, &paths.dir.display().to_string())
-        .map_err(|source| ShareError::Sys {
+    sys::ipc::lock_exclusive(dir.as_fd(), true, &paths.dir.display().to_string()).map_err(
+        |source| ShareError::Sys {
             step: "lock the runtime directory",
             source,
-        })?;
+        },
+    )?;
     let r = join_or_start_locked(spec, &paths);
     sys::ipc::unlock(dir.as_fd());
     r
@@ -233,9 +238,10 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
     if let Some(j) = connect(paths, &spec.image.path)? {
         return Ok(j);
     }
-    // Whatever is there is stale: a holder that died, or one that retired between our
-    // connection attempt and now (it removes its socket under this lock, so not the latter).
+    // Whatever is there is stale: a holder that died (one that retires removes its socket
+    // under this lock). Holders of other images that died are swept too.
     let _ = std::fs::remove_file(&paths.sock);
+    sweep(&paths.dir);
     match std::fs::DirBuilder::new().mode(0o700).create(&paths.mnt) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -260,10 +266,12 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
         })?;
     // One line; not up to EOF: the holder's FUSE server, forked before the holder answers,
     // holds a copy of the pipe's write end for as long as it runs.
-    let ready = sys::ipc::wait_readable(&[ready_r.as_fd()], Some(START_TIMEOUT))
-        .map_err(|source| ShareError::Sys {
-            step: "wait for the holder",
-            source,
+    let ready =
+        sys::ipc::wait_readable(&[ready_r.as_fd()], Some(START_TIMEOUT)).map_err(|source| {
+            ShareError::Sys {
+                step: "wait for the holder",
+                source,
+            }
         })?;
     let answer = if ready[0] {
         read_line(&mut std::fs::File::from(ready_r)).unwrap_or_default()
@@ -287,6 +295,24 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
     })?;
     j.started = true;
     Ok(j)
+}
+
+/// Remove the sockets nobody answers on, and their mount points, from the runtime directory
+/// `dir` (its lock held): what holders that were killed left.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "sock")
+            && UnixStream::connect(&path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_dir(path.with_extension("mnt"));
+        }
+    }
 }
 
 /// Connect to the holder of `paths`: `Ok(None)` when none answers (no socket, a stale one, or
@@ -319,14 +345,18 @@ fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareErro
             uid,
         });
     }
-    conn.set_read_timeout(Some(START_TIMEOUT)).map_err(sock_err)?;
+    conn.set_read_timeout(Some(START_TIMEOUT))
+        .map_err(sock_err)?;
     let answer = match read_line(&mut conn) {
         Ok(a) if a.is_empty() => return Ok(None), // retiring
         Ok(a) => a,
         Err(e) => return Err(sock_err(e)),
     };
-    let image = parse_answer(&answer, image_path)
-        .ok_or_else(|| sock_err(std::io::Error::other(format!("unexpected answer `{answer}`"))))?;
+    let image = parse_answer(&answer, image_path).ok_or_else(|| {
+        sock_err(std::io::Error::other(format!(
+            "unexpected answer `{answer}`"
+        )))
+    })?;
     let ns = |name| {
         sys::ns::open_ns(holder.pid, name).map_err(|source| ShareError::Sys {
             step: "open the holder's namespaces",
@@ -337,7 +367,11 @@ fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareErro
     // Only a holder of an unprivileged launch has a user namespace of its own.
     let own_user = std::fs::read_link("/proc/self/ns/user").ok();
     let its_user = std::fs::read_link(format!("/proc/{}/ns/user", holder.pid)).ok();
-    let user_ns = if own_user != its_user { Some(ns("user")?) } else { None };
+    let user_ns = if own_user != its_user {
+        Some(ns("user")?)
+    } else {
+        None
+    };
     Ok(Some(Joined {
         _conn: conn,
         user_ns,
@@ -394,6 +428,8 @@ fn parse_answer(line: &str, path: &Path) -> Option<Image> {
 
 /// The holder daemon: attach, report on `ready`, serve, retire. Returns its exit status.
 fn holder(spec: &Spec, paths: &Paths, ready: OwnedFd) -> i32 {
+    // What `ps -o comm`/`top` show, so an administrator can tell it from a launch.
+    sys::process::set_name(HOLDER_NAME);
     let mut ready = std::fs::File::from(ready);
     let listener = match holder_setup(spec, paths) {
         Ok(l) => l,
@@ -469,10 +505,10 @@ fn holder_serve(spec: &Spec, paths: &Paths, listener: UnixListener) {
                 clients.remove(i - 1);
             }
         }
-        if ready[0] {
-            if let Ok((c, _)) = listener.accept() {
-                admit(c, &answer, spec.uid, &mut clients);
-            }
+        if ready[0]
+            && let Ok((c, _)) = listener.accept()
+        {
+            admit(c, &answer, spec.uid, &mut clients);
         }
         if !clients.is_empty() {
             idle_since = None;

@@ -41,7 +41,8 @@ pub struct Peer {
 
 /// `SO_PEERCRED` of a connected Unix socket.
 pub fn peer(sock: impl AsFd) -> Result<Peer> {
-    let c = rustix::net::sockopt::socket_peercred(sock).map_err(err("read credentials of", "socket peer"))?;
+    let c = rustix::net::sockopt::socket_peercred(sock)
+        .map_err(err("read credentials of", "socket peer"))?;
     Ok(Peer {
         pid: c.pid.as_raw_nonzero().get(),
         uid: c.uid.as_raw(),
@@ -53,7 +54,10 @@ pub fn peer(sock: impl AsFd) -> Result<Peer> {
 /// Returns, per fd, whether it is ready. An interrupted wait returns all `false`.
 pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<Vec<bool>> {
     use rustix::event::{PollFd, PollFlags};
-    let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
+    let mut pfds: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|fd| PollFd::new(fd, PollFlags::IN))
+        .collect();
     let ts = timeout.map(|d| rustix::event::Timespec {
         tv_sec: d.as_secs() as i64,
         tv_nsec: i64::from(d.subsec_nanos()),

@@ -308,6 +308,44 @@ pub fn in_initial_user_namespace() -> bool {
     }
 }
 
+/// Join existing namespaces of another process, through fds of its `/proc/PID/ns/user` and
+/// `/proc/PID/ns/mnt`: the user namespace first (it grants the capabilities the mount namespace
+/// needs), then the mount namespace. `setns(2)` into a mount namespace also moves the root and
+/// working directory to that namespace's root.
+///
+/// Runs across a namespace change. With `user`, the process must be single-threaded (checked).
+pub fn join(
+    user: Option<std::os::fd::BorrowedFd<'_>>,
+    mnt: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
+    use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+    if let Some(user) = user {
+        let threads = thread_count()?;
+        if threads != 1 {
+            return Err(Error::new(
+                "join",
+                "user namespace",
+                std::io::Error::other(ThreadedError { threads }),
+            ));
+        }
+        move_into_link_name_space(user, Some(LinkNameSpaceType::User))
+            .map_err(err("join", "user namespace"))?;
+    }
+    move_into_link_name_space(mnt, Some(LinkNameSpaceType::Mount))
+        .map_err(err("join", "mount namespace"))
+}
+
+/// Open `/proc/PID/ns/NAME` (`user`, `mnt`, ...) for [`join`].
+pub fn open_ns(pid: i32, name: &str) -> Result<OwnedFd> {
+    let path = format!("/proc/{pid}/ns/{name}");
+    rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(err("open", path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,39 +381,4 @@ mod tests {
         assert_eq!(ns.describe(), "user+mount");
         assert_eq!(Namespaces::default().describe(), "none");
     }
-}
-
-/// Join existing namespaces of another process, through fds of its `/proc/PID/ns/user` and
-/// `/proc/PID/ns/mnt`: the user namespace first (it grants the capabilities the mount namespace
-/// needs), then the mount namespace. `setns(2)` into a mount namespace also moves the root and
-/// working directory to that namespace's root.
-///
-/// Runs across a namespace change. With `user`, the process must be single-threaded (checked).
-pub fn join(user: Option<std::os::fd::BorrowedFd<'_>>, mnt: std::os::fd::BorrowedFd<'_>) -> Result<()> {
-    use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
-    if let Some(user) = user {
-        let threads = thread_count()?;
-        if threads != 1 {
-            return Err(Error::new(
-                "join",
-                "user namespace",
-                std::io::Error::other(ThreadedError { threads }),
-            ));
-        }
-        move_into_link_name_space(user, Some(LinkNameSpaceType::User))
-            .map_err(err("join", "user namespace"))?;
-    }
-    move_into_link_name_space(mnt, Some(LinkNameSpaceType::Mount))
-        .map_err(err("join", "mount namespace"))
-}
-
-/// Open `/proc/PID/ns/NAME` (`user`, `mnt`, ...) for [`join`].
-pub fn open_ns(pid: i32, name: &str) -> Result<OwnedFd> {
-    let path = format!("/proc/{pid}/ns/{name}");
-    rustix::fs::open(
-        path.as_str(),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(err("open", path))
 }

@@ -650,3 +650,13 @@ pub fn spawn_daemon<F: FnOnce() -> i32>(
         .into()),
     }
 }
+
+/// Name the calling thread (the process's `comm`, what `ps -o comm` and `top` show), truncated
+/// to the kernel's 15 bytes.
+pub fn set_name(name: &str) {
+    let mut bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+    bytes.push(0);
+    if let Ok(c) = std::ffi::CStr::from_bytes_with_nul(&bytes) {
+        let _ = rustix::thread::set_name(c);
+    }
+}

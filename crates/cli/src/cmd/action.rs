@@ -328,7 +328,10 @@ fn launch_action(
     if let Some((plan, joined)) = join_holder(&opts, image, &action, &host)? {
         // The launch that attached the image on this node checked it (format, architecture,
         // CPU features); this one does not even open the file.
-        tracing::debug!("launch plan:\n{}attach: joined the node's holder", plan.render());
+        tracing::debug!(
+            "launch plan:\n{}attach: joined the node's holder",
+            plan.render()
+        );
         let path = joined.image.path.clone();
         return finish(launch::exec::run_joined(&plan, joined), &path);
     }
@@ -366,8 +369,10 @@ fn join_holder(
         return Ok(None);
     }
     let user_ns = plan.ids == launch::plan::IdMap::Own;
-    Ok(launch::share::find(&path, plan.identity.uid, plan.identity.gid, user_ns)
-        .map(|j| (plan, j)))
+    Ok(
+        launch::share::find(&path, plan.identity.uid, plan.identity.gid, user_ns)
+            .map(|j| (plan, j)),
+    )
 }
 
 /// The launch's result as sifr's exit status or error.

@@ -18,10 +18,15 @@
  *   ls DIR             print the entries of DIR except . and .., sorted
  *   owner PATH         print "uid=U gid=G" of PATH (not following a last symlink)
  *   chown UID PATH     change PATH's owner to UID (group unchanged); print "ok" or "error=..."
+ *   rank               print "pid=P addr=A user=U" (A: address of a buffer holding "rank-secret",
+ *                      U: the user namespace), then wait for a signal as wait-signal does
+ *   vm-read PID ADDR   read 11 bytes at ADDR of process PID with process_vm_readv (cross-memory
+ *                      attach, as MPI's shared-memory transport does); print them or "error=..."
  *   node PATH...       print "PATH c MAJ:MIN" for a character device, "PATH socket", "PATH dir",
  *                      "PATH file" or "PATH missing" (following symlinks)
  * Built at test time with `gcc -static`; kept free of anything but libc.
  */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,12 +36,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 extern char **environ;
 
 static volatile sig_atomic_t got;
+static char rank_secret[16] = "rank-secret";
 static void on_signal(int s) { got = s; }
 
 static const char *errname(int e) {
@@ -107,7 +114,22 @@ static int run(int argc, char **argv) {
         for (int i = 1; i < argc; i++) printf("%s %s\n", argv[i], access(argv[i], F_OK) == 0 ? "yes" : "no");
     } else if (!strcmp(cmd, "exit") && argc > 1) {
         return atoi(argv[1]);
-    } else if (!strcmp(cmd, "wait-signal")) {
+    } else if (!strcmp(cmd, "vm-read") && argc > 2) {
+        char buf[12] = {0};
+        struct iovec local = {buf, 11};
+        struct iovec remote = {(void *)strtoul(argv[2], NULL, 0), 11};
+        if (process_vm_readv(atoi(argv[1]), &local, 1, &remote, 1, 0) != 11) {
+            printf("error=%s\n", errname(errno));
+            return 0;
+        }
+        puts(buf);
+    } else if (!strcmp(cmd, "rank") || !strcmp(cmd, "wait-signal")) {
+        if (!strcmp(cmd, "rank")) {
+            char ns[256];
+            ssize_t n = readlink("/proc/self/ns/user", ns, sizeof ns - 1);
+            ns[n < 0 ? 0 : n] = 0;
+            printf("pid=%d addr=%p user=%s\n", (int)getpid(), (void *)rank_secret, ns);
+        }
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;

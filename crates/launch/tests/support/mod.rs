@@ -253,6 +253,20 @@ pub fn host_mount_count() -> usize {
 }
 
 /// Pids of live processes whose command line mentions `needle` (to prove none is left behind).
+/// `f()` once it is empty, polling for up to 3 s: what a launch leaves to wind down after it
+/// exits (the node's holder of a shared image retires, its FUSE server sees the mount go, loop
+/// devices auto-clear) goes asynchronously, within milliseconds.
+pub fn settled<T>(f: impl Fn() -> Vec<T>) -> Vec<T> {
+    for _ in 0..150 {
+        let v = f();
+        if v.is_empty() {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}
+
 pub fn processes_mentioning(needle: &Path) -> Vec<u32> {
     let me = std::process::id();
     let n = needle.to_str().unwrap().as_bytes();
