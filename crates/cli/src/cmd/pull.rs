@@ -114,7 +114,11 @@ pub fn registry_access(
     args: &RegistryArgs,
 ) -> anyhow::Result<build::pull::RegistryAccess> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut creds = CredentialStore::load(env).context("cannot load registry credentials")?;
+    let files: Vec<PathBuf> = oci::client::credentials::docker_config(env)
+        .into_iter()
+        .collect();
+    let mut creds =
+        CredentialStore::load(env, &files).context("cannot load registry credentials")?;
     if args.docker_login {
         let username = prompt("Enter Docker Username", false)?;
         let password = prompt("Enter Docker Password", true)?;
