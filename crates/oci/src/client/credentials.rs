@@ -49,11 +49,14 @@ pub enum CredentialSource {
 }
 
 impl fmt::Display for CredentialSource {
+    /// Completes "the credentials of user `U` …".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CredentialSource::Given => f.write_str("the prompt"),
-            CredentialSource::Environment => f.write_str("APPTAINER_DOCKER_USERNAME/PASSWORD"),
-            CredentialSource::File(p) => write!(f, "`{}`", p.display()),
+            CredentialSource::Given => f.write_str("as given"),
+            CredentialSource::Environment => {
+                f.write_str("from APPTAINER_DOCKER_USERNAME/APPTAINER_DOCKER_PASSWORD")
+            }
+            CredentialSource::File(p) => write!(f, "from `{}`", p.display()),
         }
     }
 }

@@ -110,7 +110,7 @@ pub enum ClientError {
     #[error("`{registry}` requires authentication but no credentials are set for it")]
     NoCredentials { registry: String },
     #[error(
-        "`{registry}` refused the credentials of user `{username}` from {source_of} (HTTP {status})"
+        "`{registry}` refused the credentials of user `{username}` ({source_of}, HTTP {status})"
     )]
     AuthRejected {
         registry: String,
@@ -172,6 +172,42 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// What the user can do about it, where that is known. Names the CLI's ways of giving
+    /// credentials, which are the same in every front end sifr has.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ClientError::NoCredentials { registry } => Some(format!(
+                "log in with `sifr registry login --username USER docker://{registry}`, or give \
+                 credentials with --docker-login or APPTAINER_DOCKER_USERNAME and \
+                 APPTAINER_DOCKER_PASSWORD"
+            )),
+            ClientError::AuthRejected {
+                registry,
+                source_of,
+                ..
+            } => Some(match source_of {
+                CredentialSource::File(p) => format!(
+                    "the login stored in `{0}` is wrong or out of date: replace it with \
+                     `sifr registry login --authfile {0} --username USER docker://{registry}`, \
+                     or drop it with `sifr registry logout --authfile {0} docker://{registry}`",
+                    p.display()
+                ),
+                CredentialSource::Environment => "check APPTAINER_DOCKER_USERNAME and \
+                     APPTAINER_DOCKER_PASSWORD, or unset them to use a stored login"
+                    .into(),
+                CredentialSource::Given => "check the username and password (some registries \
+                     want an access token instead of the password)"
+                    .into(),
+            }),
+            ClientError::Http { url, .. } if url.starts_with("https://") => Some(
+                "for a local registry without TLS use --nohttps; for a private CA set \
+                 SSL_CERT_FILE"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Worth another attempt: the connection, not the request, failed.
     pub fn is_transient(&self) -> bool {
         match self {
