@@ -12,14 +12,15 @@ use anyhow::Context;
 /// Print `label: ` on stderr and read one line from stdin, without its line ending. With
 /// `secret`, a terminal does not show what is typed.
 pub fn ask(label: &str, secret: bool) -> anyhow::Result<String> {
-    eprint!("{label}: ");
-    let _ = std::io::stderr().flush();
-    let stdin = std::io::stdin();
+    // Echo goes off before the question shows, so nothing typed after seeing it is echoed.
     let guard = if secret {
         sys::tty::EchoOff::new(std::io::stdin()).context("cannot turn off the terminal's echo")?
     } else {
         None
     };
+    eprint!("{label}: ");
+    let _ = std::io::stderr().flush();
+    let stdin = std::io::stdin();
     let mut line = String::new();
     let r = stdin.lock().read_line(&mut line);
     drop(guard);

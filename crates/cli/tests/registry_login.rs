@@ -32,6 +32,58 @@ fn with_stdin(mut cmd: Command, input: &str) -> Output {
     c.wait_with_output().unwrap()
 }
 
+/// Run `cmd` (its program, arguments and environment) on a pseudo-terminal made by
+/// `script(1)`; type `answer` once `question` shows. Everything the terminal showed.
+fn on_a_terminal(cmd: Command, question: &str, answer: &str) -> String {
+    let mut line = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        line.push_str(&format!(" '{}'", a.to_string_lossy()));
+    }
+    let mut c = Command::new("script");
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        c.current_dir(dir);
+    }
+    let mut child = c
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    while !String::from_utf8_lossy(&shown).contains(question) {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(chunk) => shown.extend(chunk),
+            Err(e) => panic!("no `{question}` ({e}): {}", String::from_utf8_lossy(&shown)),
+        }
+    }
+    stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    shown.extend(rx.try_iter().flatten());
+    let shown = String::from_utf8_lossy(&shown).into_owned();
+    assert!(status.success(), "{line}: {shown}");
+    shown
+}
+
 /// Where a login lands for sifr run by `sifr_in(d, ...)` (HOME is `d`).
 fn stored(d: &Path) -> PathBuf {
     d.join(".apptainer/docker-config.json")
@@ -141,6 +193,22 @@ fn login_over_tls_with_htpasswd_is_checked_stored_privately_listed_used_and_logg
         "{}",
         stderr(&out)
     );
+
+    // On a terminal the password is not echoed.
+    if registries::have("script") {
+        let shown = on_a_terminal(
+            sifr(&["registry", "login", "-u", USER, &registry]),
+            "Password / Token: ",
+            PASSWORD,
+        );
+        assert!(shown.contains("Token stored in"), "{shown}");
+        assert!(
+            !shown.contains(PASSWORD),
+            "the password was echoed: {shown}"
+        );
+    } else {
+        eprintln!("skipped the terminal prompt: script (util-linux) not installed");
+    }
 
     // Logout removes it: the list no longer has it and pulls are anonymous again.
     run_ok(sifr(&["registry", "logout", &registry]));
