@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 
 use registries::token::SERVICE;
 use registries::{
-    PASSWORD, Registry, USER, push, registry_with_test_image, run_ok, setup, sifr, sifr_in,
-    tls_htpasswd_config, token_registry,
+    PASSWORD, Registry, USER, push, registry_with_test_image, run_ok, setup, sifr, sifr_blob_gets,
+    sifr_in, tls_htpasswd_config, token_registry,
 };
 use support::{stderr, stdout};
 
@@ -118,10 +118,10 @@ fn pull_over_http_writes_a_sif_that_inspects_and_runs_like_a_built_one() {
     assert!(inspect(&sif, d, "--environment").contains("hello-from-env"));
 
     // A second pull comes from the cache: no blob is fetched again.
-    let before = reg.sifr_blob_gets();
+    let before = sifr_blob_gets(&reg);
     let out = run_ok(sifr_in(d, &cache, &["pull", "--nohttps", "x.sif", &src]));
     assert!(stderr(&out).contains("in cache"), "{}", stderr(&out));
-    assert_eq!(reg.sifr_blob_gets(), before, "nothing downloaded twice");
+    assert_eq!(sifr_blob_gets(&reg), before, "nothing downloaded twice");
 
     // An existing target needs --force; the cache lists and cleans.
     let out = sifr_in(d, &cache, &["pull", "--nohttps", "x.sif", &src])
@@ -220,7 +220,7 @@ fn sixteen_concurrent_pulls_share_one_cache_and_fetch_each_blob_once() {
         assert!(out.status.success(), "pull {i}: {}", stderr(&out));
         assert!(d.join(format!("p{i}.sif")).is_file());
     }
-    let gets = reg.sifr_blob_gets();
+    let gets = sifr_blob_gets(&reg);
     // amd64: config + three layers.
     assert_eq!(gets.len(), 4, "{gets:?}");
     assert!(
@@ -245,7 +245,12 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
     push(
         &layout,
         &format!("{}/test/img:v1", reg.host()),
-        &["--dest-cert-dir", &certs, "--dest-creds", "tester:pa55word"],
+        &[
+            "--dest-cert-dir",
+            &certs,
+            "--dest-creds",
+            &format!("{USER}:{PASSWORD}"),
+        ],
     );
     let cache = d.join("cache");
     let src = format!("docker://{}/test/img:v1", reg.host());
@@ -266,8 +271,8 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
 
     // Untrusted CA: a TLS failure.
     let out = sifr_in(d, &cache, &["pull", "a.sif", &src])
-        .env("APPTAINER_DOCKER_USERNAME", "tester")
-        .env("APPTAINER_DOCKER_PASSWORD", "pa55word")
+        .env("APPTAINER_DOCKER_USERNAME", USER)
+        .env("APPTAINER_DOCKER_PASSWORD", PASSWORD)
         .output()
         .unwrap();
     assert!(!out.status.success(), "an unknown CA is not trusted");
@@ -275,8 +280,8 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
     run_ok(
         sifr_in(d, &cache, &["pull", "a.sif", &src])
             .env("SSL_CERT_FILE", &ca)
-            .env("APPTAINER_DOCKER_USERNAME", "tester")
-            .env("APPTAINER_DOCKER_PASSWORD", "pa55word"),
+            .env("APPTAINER_DOCKER_USERNAME", USER)
+            .env("APPTAINER_DOCKER_PASSWORD", PASSWORD),
     );
     check_tree(&d.join("a.sif"), d);
 
@@ -292,7 +297,11 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"tester\npa55word\n").unwrap();
+    std::io::Write::write_all(
+        c.stdin.as_mut().unwrap(),
+        format!("{USER}\n{PASSWORD}\n").as_bytes(),
+    )
+    .unwrap();
     let out = c.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Enter Docker Username"));

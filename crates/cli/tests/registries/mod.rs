@@ -6,35 +6,21 @@
 
 pub mod token;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use oci::Digest;
 
 use crate::support::{stderr, stdout};
 
-/// The user and password the authenticated registries accept.
-pub const USER: &str = "tester";
-pub const PASSWORD: &str = "pa55word";
+#[path = "../../../oci/tests/common/docker_registry.rs"]
+mod docker_registry;
+// Each test binary uses part of these.
+#[allow(unused_imports)]
+pub use docker_registry::{PASSWORD, Registry, USER, have, missing, tls_htpasswd_config};
 
 pub fn sifr() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sifr"))
-}
-
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-pub fn missing(tools: &[&str]) -> Option<String> {
-    let m: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
-    (!m.is_empty()).then(|| m.join(", "))
 }
 
 pub fn run_ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> Output {
@@ -49,80 +35,22 @@ pub fn run_ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> Output {
     out
 }
 
-/// Kills the registry it started when dropped.
-pub struct Registry {
-    child: Child,
-    pub port: u16,
-    pub log: PathBuf,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    pub fn start(dir: &Path, extra: &str) -> Registry {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("config.yml");
-        // The access log (one line per request) is what the concurrency test counts.
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.join("registry.log");
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .unwrap();
-        let reg = Registry { child, port, log };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "registry did not start: {}",
-                std::fs::read_to_string(&reg.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+/// Successful `GET`s of blobs made by sifr from `reg`, per blob digest, from its access log.
+pub fn sifr_blob_gets(reg: &Registry) -> std::collections::BTreeMap<String, usize> {
+    let text = std::fs::read_to_string(&reg.log).unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for l in text.lines() {
+        if !(l.contains("\"GET /v2/") && l.contains("sifr/")) {
+            continue;
         }
-        reg
-    }
-
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Successful `GET`s of blobs made by sifr, per blob digest.
-    pub fn sifr_blob_gets(&self) -> std::collections::BTreeMap<String, usize> {
-        let text = std::fs::read_to_string(&self.log).unwrap();
-        let mut counts = std::collections::BTreeMap::new();
-        for l in text.lines() {
-            if !(l.contains("\"GET /v2/") && l.contains("sifr/")) {
-                continue;
-            }
-            if let Some(i) = l.find("/blobs/sha256:")
-                && l.contains(" HTTP/1.1\" 200 ")
-            {
-                let d = &l[i + 7..i + 7 + 71];
-                *counts.entry(d.to_string()).or_insert(0) += 1;
-            }
+        if let Some(i) = l.find("/blobs/sha256:")
+            && l.contains(" HTTP/1.1\" 200 ")
+        {
+            let d = &l[i + 7..i + 7 + 71];
+            *counts.entry(d.to_string()).or_insert(0) += 1;
         }
-        counts
     }
+    counts
 }
 
 /// Writes an OCI image layout by hand: blobs by digest, `index.json` naming the tag.
@@ -324,70 +252,6 @@ pub fn setup(tools: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
     .unwrap();
     let layout = make_image(t.path());
     Some((t, layout))
-}
-
-/// A throwaway CA (`d/ca.crt`), a server certificate for 127.0.0.1 signed by it and an
-/// htpasswd file for [`USER`]; returns the registry configuration that uses them.
-pub fn tls_htpasswd_config(d: &Path) -> String {
-    let openssl = |args: &[&str]| run_ok(Command::new("openssl").current_dir(d).args(args));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=sifr test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        d.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.crt",
-    ]);
-    run_ok(
-        Command::new("htpasswd")
-            .current_dir(d)
-            .args(["-Bbc", "htpasswd", USER, PASSWORD]),
-    );
-    format!(
-        "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\nauth:\n  htpasswd:\n    realm: sifr-test\n    path: {0}/htpasswd\n",
-        d.display()
-    )
 }
 
 /// A plain-HTTP registry in `d` with token auth backed by a test issuer that knows [`USER`],

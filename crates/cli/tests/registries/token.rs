@@ -9,7 +9,7 @@
 //! (the registry is private). One request per connection; it serves until the process ends.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,6 +19,10 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 
 use super::run_ok;
+
+#[path = "../../../oci/tests/common/http_head.rs"]
+mod http_head;
+use http_head::{Head, read_head};
 
 /// The registry's name for itself (`aud` of its tokens) and the issuer's (`iss`).
 pub const SERVICE: &str = "sifr-test-registry";
@@ -208,21 +212,9 @@ fn percent_decode(s: &str) -> String {
 
 fn serve(conn: TcpStream, keys: &Keys, seen: &Mutex<Vec<Request>>) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
+    let Head {
+        target, headers, ..
+    } = read_head(&mut reader)?;
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let mut service = None;
     let mut scopes = Vec::new();
