@@ -128,7 +128,7 @@ pub fn run(c: RegistryCommand, settings: &Settings) -> anyhow::Result<u8> {
             let registry = parse_registry(&a.registry)?;
             let path = login_file(settings, &a.file)?;
             // Read the file first: a broken one fails before the password is asked for.
-            let mut file = AuthFile::open(&path)?;
+            AuthFile::open(&path)?;
             let password = match a.password {
                 Some(p) => p,
                 None if a.password_stdin => crate::prompt::read_stdin()?,
@@ -157,8 +157,10 @@ pub fn run(c: RegistryCommand, settings: &Settings) -> anyhow::Result<u8> {
             client
                 .ping_registry(&registry)
                 .with_context(|| format!("cannot log in to `{registry}`"))?;
-            file.set(&registry, &creds);
-            file.save()?;
+            AuthFile::edit(&path, |f| {
+                f.set(&registry, &creds);
+                true
+            })?;
             if loud {
                 eprintln!("INFO:    Token stored in {}", path.display());
             }
@@ -167,15 +169,18 @@ pub fn run(c: RegistryCommand, settings: &Settings) -> anyhow::Result<u8> {
         RegistryCommand::Logout(a) => {
             let registry = parse_registry(&a.registry)?;
             let path = login_file(settings, &a.file)?;
-            let mut file = AuthFile::open(&path)?;
-            if !file.remove(&registry) {
+            // Looked at first, so that a logout with nothing to do creates no directory.
+            let known = AuthFile::open(&path)?
+                .entries()?
+                .iter()
+                .any(|e| e.registry == registry);
+            if !known || !AuthFile::edit(&path, |f| f.remove(&registry))? {
                 // Apptainer warns and succeeds: the end state is what was asked for.
                 if !settings.silent {
                     eprintln!("WARNING: There is no existing login to registry `{registry}`.");
                 }
                 return Ok(crate::exit::OK);
             }
-            file.save()?;
             if loud {
                 eprintln!("INFO:    Token removed from {}", path.display());
             }

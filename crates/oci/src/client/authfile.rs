@@ -3,9 +3,10 @@
 //! `registry login` writes. Reading decodes each entry; writing changes one entry and keeps
 //! everything else in the file (other registries, `credsStore`, keys sifr does not know).
 //!
-//! Writes are atomic and private: the new text goes to a mode-0600 temporary file in the same
-//! directory, is synced, then renamed over the old one, under an advisory lock on the
-//! directory so that two logins at once cannot lose each other's entry. A file that is a
+//! Writes ([`AuthFile::edit`]) are atomic and private: the new text goes to a mode-0600
+//! temporary file in the same directory, is synced, then renamed over the old one. The read,
+//! the change and the write happen under an advisory lock on the directory, so two logins at
+//! once cannot lose each other's entry. A file that is a
 //! symlink is written where the link points, as Docker does, so the link survives.
 //!
 //! This module knows nothing of precedence between files or of the network; it never runs
@@ -55,7 +56,7 @@ pub enum AuthFileError {
     },
 }
 
-/// One auth file, parsed; edits are kept in memory until [`AuthFile::save`].
+/// One auth file, parsed; changes are written by [`AuthFile::edit`].
 #[derive(Debug, Clone)]
 pub struct AuthFile {
     path: PathBuf,
@@ -72,7 +73,7 @@ pub struct Entry {
 }
 
 impl AuthFile {
-    /// Parse `path`; a missing file is an empty one (it is created by [`AuthFile::save`]).
+    /// Parse `path`; a missing file is an empty one (it is created by [`AuthFile::edit`]).
     pub fn open(path: &Path) -> Result<Self, AuthFileError> {
         let doc = match std::fs::read(path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Map::new(),
@@ -215,15 +216,20 @@ impl AuthFile {
         m.len() != before
     }
 
-    /// Write the file atomically with mode 0600, creating its directory (mode 0700) if
-    /// needed. Another `save` of the same file at the same time waits for this one.
-    pub fn save(&self) -> Result<(), AuthFileError> {
+    /// Change the file at `path` under an exclusive lock on its directory (created with
+    /// mode 0700 if missing): read it, let `change` edit it, and write it back atomically
+    /// with mode 0600 if `change` returns true. What `change` returned comes back. Two
+    /// edits at once run one after the other, so neither loses the other's entry.
+    pub fn edit(
+        path: &Path,
+        change: impl FnOnce(&mut AuthFile) -> bool,
+    ) -> Result<bool, AuthFileError> {
         let err = |source| AuthFileError::Write {
-            path: self.path.clone(),
+            path: path.to_path_buf(),
             source,
         };
         // Through a symlink to where it points, so the link survives.
-        let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -233,21 +239,27 @@ impl AuthFile {
             .mode(0o700)
             .create(&dir)
             .map_err(err)?;
+        // The file itself cannot carry the lock: the rename below replaces it.
         let lock = std::fs::File::open(&dir).map_err(err)?;
         lock.lock().map_err(err)?;
+        let mut file = AuthFile::open(path)?;
+        if !change(&mut file) {
+            return Ok(false);
+        }
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "auth.json".into());
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let write = || -> io::Result<()> {
+            // A leftover of a crashed process with this pid would keep its own mode.
+            let _ = std::fs::remove_file(&tmp);
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            let mut text = serde_json::to_vec_pretty(&self.doc).map_err(io::Error::other)?;
+            let mut text = serde_json::to_vec_pretty(&file.doc).map_err(io::Error::other)?;
             text.push(b'\n');
             f.write_all(&text)?;
             f.sync_all()?;
@@ -257,7 +269,7 @@ impl AuthFile {
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        r.map_err(err)
+        r.map(|()| true).map_err(err)
     }
 }
 
@@ -356,10 +368,13 @@ mod tests {
     fn set_and_remove_keep_other_entries_and_fields() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("sub/docker-config.json");
-        let mut f = AuthFile::open(&p).unwrap();
-        f.set("docker.io", &creds("hub", "pw1"));
-        f.set("127.0.0.1:5000", &creds("u", "p"));
-        f.save().unwrap();
+        let changed = AuthFile::edit(&p, |f| {
+            f.set("docker.io", &creds("hub", "pw1"));
+            f.set("127.0.0.1:5000", &creds("u", "p"));
+            true
+        })
+        .unwrap();
+        assert!(changed);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&p), 0o600);
         assert_eq!(mode(&t.path().join("sub")), 0o700);
@@ -375,18 +390,27 @@ mod tests {
         doc["credHelpers"] = serde_json::json!({"x.example": "x"});
         doc["auths"]["http://127.0.0.1:5000/v2/"] = serde_json::json!({"auth": "dTpvbGQ="});
         std::fs::write(&p, doc.to_string()).unwrap();
-        let mut f = AuthFile::open(&p).unwrap();
-        f.set("127.0.0.1:5000", &creds("u", "new"));
-        f.save().unwrap();
+        AuthFile::edit(&p, |f| {
+            f.set("127.0.0.1:5000", &creds("u", "new"));
+            true
+        })
+        .unwrap();
         let f = AuthFile::open(&p).unwrap();
         assert_eq!(f.credentials().unwrap()["127.0.0.1:5000"].password, "new");
         assert_eq!(f.entries().unwrap().len(), 2);
         assert!(std::fs::read_to_string(&p).unwrap().contains("credHelpers"));
 
-        let mut f = AuthFile::open(&p).unwrap();
-        assert!(f.remove("127.0.0.1:5000"));
-        assert!(!f.remove("127.0.0.1:5000"), "nothing left to remove");
-        f.save().unwrap();
+        assert!(AuthFile::edit(&p, |f| f.remove("127.0.0.1:5000")).unwrap());
+        let before = std::fs::read(&p).unwrap();
+        assert!(
+            !AuthFile::edit(&p, |f| f.remove("127.0.0.1:5000")).unwrap(),
+            "nothing left to remove"
+        );
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            before,
+            "an unchanged file is not written"
+        );
         let f = AuthFile::open(&p).unwrap();
         assert_eq!(
             f.entries().unwrap(),
@@ -403,15 +427,38 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_edits_keep_every_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("docker-config.json");
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let p = &p;
+                s.spawn(move || {
+                    AuthFile::edit(p, |f| {
+                        // Widen the window between read and write.
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        f.set(&format!("r{i}.example"), &creds("u", "p"));
+                        true
+                    })
+                    .unwrap()
+                });
+            }
+        });
+        assert_eq!(AuthFile::open(&p).unwrap().entries().unwrap().len(), 8);
+    }
+
+    #[test]
     fn save_through_a_symlink_keeps_the_link() {
         let t = tempfile::tempdir().unwrap();
         let real = t.path().join("real.json");
         let link = t.path().join("link.json");
         std::fs::write(&real, "{}").unwrap();
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let mut f = AuthFile::open(&link).unwrap();
-        f.set("reg.example", &creds("u", "p"));
-        f.save().unwrap();
+        AuthFile::edit(&link, |f| {
+            f.set("reg.example", &creds("u", "p"));
+            true
+        })
+        .unwrap();
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
         assert!(
             std::fs::read_to_string(&real)
