@@ -99,20 +99,10 @@ impl PullError {
             return None;
         };
         match &**source {
-            ClientError::NoCredentials { .. } | ClientError::AuthRejected { .. } => Some(
-                "give credentials with --docker-login, APPTAINER_DOCKER_USERNAME and \
-                 APPTAINER_DOCKER_PASSWORD, or `docker login` (~/.docker/config.json)"
-                    .into(),
-            ),
-            ClientError::Http { url, .. } if url.starts_with("https://") => Some(
-                "for a local registry without TLS use --nohttps; for a private CA set \
-                 SSL_CERT_FILE"
-                    .into(),
-            ),
             ClientError::Manifest { .. } => {
                 Some("choose another platform with --arch (amd64, arm64, ...)".into())
             }
-            _ => None,
+            other => other.hint(),
         }
     }
 }

@@ -66,6 +66,9 @@ pub enum Command {
     Build(cmd::build::BuildArgs),
     /// Download an image from a registry (or an OCI layout/archive) into a SIF file.
     Pull(cmd::pull::PullArgs),
+    /// Log in to OCI registries, log out, list the stored logins.
+    #[command(subcommand)]
+    Registry(cmd::registry::RegistryCommand),
     /// List or clean the cache of downloaded image blobs.
     #[command(subcommand)]
     Cache(cmd::cache::CacheCommand),

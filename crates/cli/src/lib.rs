@@ -8,6 +8,7 @@ pub mod args;
 pub mod cmd;
 pub mod exit;
 pub mod logging;
+pub mod prompt;
 pub mod report;
 pub mod settings;
 

@@ -50,6 +50,9 @@ pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(e) = err.downcast_ref::<build::pull::PullError>() {
         return e.hint();
     }
+    if let Some(e) = err.downcast_ref::<oci::client::ClientError>() {
+        return e.hint();
+    }
     if let Some(e) = err.downcast_ref::<launch::fakeroot::FakerootError>() {
         return e.hint();
     }

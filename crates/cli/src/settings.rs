@@ -101,6 +101,20 @@ pub const CATALOGUE: &[SettingDef] = &[
         also: &[],
     },
     SettingDef {
+        key: "configdir",
+        kind: Kind::Path,
+        default: "",
+        doc: "Per-user directory holding docker-config.json, the registry logins (default: ~/.apptainer).",
+        also: &[],
+    },
+    SettingDef {
+        key: "auth_file",
+        kind: Kind::Path,
+        default: "",
+        doc: "Docker-style auth file that `registry login` writes and pulls read, instead of <configdir>/docker-config.json and ~/.docker/config.json (flag --authfile).",
+        also: &[],
+    },
+    SettingDef {
         key: "bind",
         kind: Kind::List,
         default: "",
@@ -273,6 +287,10 @@ pub struct Settings {
     pub color: bool,
     pub tmpdir: Option<PathBuf>,
     pub cachedir: Option<PathBuf>,
+    /// Where per-user state lives (`~/.apptainer` when unset).
+    pub configdir: Option<PathBuf>,
+    /// The one auth file for registry credentials, when set.
+    pub auth_file: Option<PathBuf>,
     /// Bind specs from the environment or the config file, before the command line's `-B`.
     pub bind: Vec<String>,
     /// Size of the session tmpfs in MiB.
@@ -320,6 +338,8 @@ impl Settings {
                 }
                 "tmpdir" => out.tmpdir = non_empty_path(&r.text),
                 "cachedir" => out.cachedir = non_empty_path(&r.text),
+                "configdir" => out.configdir = non_empty_path(&r.text),
+                "auth_file" => out.auth_file = non_empty_path(&r.text),
                 "bind" => {
                     out.bind = r
                         .text

@@ -6,327 +6,24 @@
 //! (`apt-get install docker-registry skopeo busybox-static openssl apache2-utils`).
 #![allow(clippy::print_stderr)]
 
+mod registries;
 #[path = "../../launch/tests/support/mod.rs"]
 mod support;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use oci::Digest;
+use registries::token::SERVICE;
+use registries::{
+    PASSWORD, Registry, USER, push, registry_with_test_image, run_ok, setup, sifr, sifr_blob_gets,
+    sifr_in, tls_htpasswd_config, token_registry,
+};
 use support::{stderr, stdout};
-
-fn sifr() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sifr"))
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn missing(tools: &[&str]) -> Option<String> {
-    let m: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
-    (!m.is_empty()).then(|| m.join(", "))
-}
-
-fn run_ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> Output {
-    let cmd = cmd.borrow_mut();
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    out
-}
-
-/// Kills the registry it started when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start(dir: &Path, extra: &str) -> Registry {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("config.yml");
-        // The access log (one line per request) is what the concurrency test counts.
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.join("registry.log");
-        let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .unwrap();
-        let reg = Registry { child, port, log };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "registry did not start: {}",
-                std::fs::read_to_string(&reg.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        reg
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Successful `GET`s of blobs made by sifr, per blob digest.
-    fn sifr_blob_gets(&self) -> std::collections::BTreeMap<String, usize> {
-        let text = std::fs::read_to_string(&self.log).unwrap();
-        let mut counts = std::collections::BTreeMap::new();
-        for l in text.lines() {
-            if !(l.contains("\"GET /v2/") && l.contains("sifr/")) {
-                continue;
-            }
-            if let Some(i) = l.find("/blobs/sha256:")
-                && l.contains(" HTTP/1.1\" 200 ")
-            {
-                let d = &l[i + 7..i + 7 + 71];
-                *counts.entry(d.to_string()).or_insert(0) += 1;
-            }
-        }
-        counts
-    }
-}
-
-/// Writes an OCI image layout by hand: blobs by digest, `index.json` naming the tag.
-struct Layout {
-    dir: PathBuf,
-}
-
-impl Layout {
-    fn new(dir: PathBuf) -> Layout {
-        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        Layout { dir }
-    }
-
-    fn blob(&self, media: &str, bytes: &[u8]) -> serde_json::Value {
-        let d = Digest::of(bytes);
-        std::fs::write(self.dir.join("blobs/sha256").join(d.hex()), bytes).unwrap();
-        serde_json::json!({"mediaType": media, "digest": d.to_string(), "size": bytes.len()})
-    }
-
-    /// A tar of the tree under `root` (owned by root, as registries' images are).
-    fn tar(root: &Path) -> Vec<u8> {
-        run_ok(
-            Command::new("tar")
-                .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-                .arg(root)
-                .args(["-cf", "-", "."]),
-        )
-        .stdout
-    }
-
-    fn gzip_layer(&self, root: &Path) -> serde_json::Value {
-        let mut gz = Command::new("gzip")
-            .arg("-c")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let data = Self::tar(root);
-        let mut stdin = gz.stdin.take().unwrap();
-        let w = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
-        let out = gz.wait_with_output().unwrap();
-        w.join().unwrap().unwrap();
-        self.blob("application/vnd.oci.image.layer.v1.tar+gzip", &out.stdout)
-    }
-
-    fn zstd_layer(&self, root: &Path) -> serde_json::Value {
-        let z = zstd::encode_all(&Self::tar(root)[..], 3).unwrap();
-        self.blob("application/vnd.oci.image.layer.v1.tar+zstd", &z)
-    }
-
-    fn image(&self, arch: &str, layers: Vec<serde_json::Value>) -> serde_json::Value {
-        let config = serde_json::json!({
-            "architecture": arch,
-            "os": "linux",
-            "config": {
-                "Env": ["PATH=/bin:/usr/bin", "GREETING=hello-from-env"],
-                "Entrypoint": ["/bin/echo", "ep"],
-                "Cmd": ["from-cmd"],
-                "WorkingDir": "/opt",
-                "Labels": {"org.example.test": "yes"}
-            },
-            "rootfs": {"type": "layers", "diff_ids": []}
-        });
-        let c = self.blob(
-            "application/vnd.oci.image.config.v1+json",
-            config.to_string().as_bytes(),
-        );
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": c,
-            "layers": layers,
-        });
-        let mut d = self.blob(
-            "application/vnd.oci.image.manifest.v1+json",
-            manifest.to_string().as_bytes(),
-        );
-        d["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
-        d
-    }
-
-    fn tag(&self, tag: &str, manifests: Vec<serde_json::Value>) {
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": manifests,
-        });
-        let mut d = self.blob(
-            "application/vnd.oci.image.index.v1+json",
-            index.to_string().as_bytes(),
-        );
-        d["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
-        let top = serde_json::json!({"schemaVersion": 2, "manifests": [d]});
-        std::fs::write(self.dir.join("index.json"), top.to_string()).unwrap();
-    }
-}
-
-/// The test image at `dir/layout:v1`: amd64 (the host's arch is assumed by the run checks
-/// only when it is amd64) and arm64 entries in one index.
-fn make_image(dir: &Path) -> PathBuf {
-    let l = Layout::new(dir.join("layout"));
-    let tree = |name: &str| {
-        let p = dir.join("trees").join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p
-    };
-    // Layer 1: busybox as the shell, files to change and delete, a directory to make opaque.
-    let t1 = tree("l1");
-    for d in ["bin", "etc", "opt/dir", "usr/bin"] {
-        std::fs::create_dir_all(t1.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", t1.join("bin/busybox")).unwrap();
-    for app in ["sh", "echo", "cat", "ls", "pwd"] {
-        std::os::unix::fs::symlink("busybox", t1.join("bin").join(app)).unwrap();
-    }
-    std::fs::write(t1.join("etc/hello"), "hello v1\n").unwrap();
-    std::fs::write(t1.join("etc/gone"), "deleted in layer 2\n").unwrap();
-    std::fs::write(t1.join("opt/dir/old"), "hidden by an opaque whiteout\n").unwrap();
-    // Layer 2: change, whiteout, opaque directory.
-    let t2 = tree("l2");
-    std::fs::create_dir_all(t2.join("etc")).unwrap();
-    std::fs::create_dir_all(t2.join("opt/dir")).unwrap();
-    std::fs::write(t2.join("etc/hello"), "hello v2\n").unwrap();
-    std::fs::write(t2.join("etc/.wh.gone"), "").unwrap();
-    std::fs::write(t2.join("opt/dir/.wh..wh..opq"), "").unwrap();
-    std::fs::write(t2.join("opt/dir/new"), "after the opaque whiteout\n").unwrap();
-    // Layer 3 (zstd): one more file.
-    let t3 = tree("l3");
-    std::fs::create_dir_all(t3.join("usr/share")).unwrap();
-    std::fs::write(t3.join("usr/share/layer3"), "from a zstd layer\n").unwrap();
-    let tarm = tree("arm");
-    std::fs::write(tarm.join("arch"), "arm64\n").unwrap();
-
-    let (a, b, c) = (l.gzip_layer(&t1), l.gzip_layer(&t2), l.zstd_layer(&t3));
-    let amd = l.image("amd64", vec![a.clone(), b, c]);
-    let arm = l.image("arm64", vec![a, l.gzip_layer(&tarm)]);
-    l.tag("v1", vec![amd, arm]);
-    l.dir
-}
-
-fn push(layout: &Path, dest: &str, extra: &[&str]) {
-    run_ok(
-        Command::new("skopeo")
-            .args(["--insecure-policy", "copy", "--all", "--quiet"])
-            .args(extra)
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(format!("docker://{dest}")),
-    );
-}
-
-/// sifr in `cwd` with a private cache and none of the caller's Apptainer settings.
-fn sifr_in(cwd: &Path, cache: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(sifr());
-    c.args(args)
-        .current_dir(cwd)
-        .env("APPTAINER_CACHEDIR", cache)
-        .env("HOME", cwd);
-    for (k, _) in std::env::vars() {
-        if (k.starts_with("APPTAINER") && k != "APPTAINER_CACHEDIR")
-            || k.starts_with("SINGULARITY")
-            || k.starts_with("SIFR_")
-        {
-            c.env_remove(k);
-        }
-    }
-    c
-}
 
 /// `sif list` output and the text of one `inspect` query.
 fn inspect(sif: &Path, cwd: &Path, flag: &str) -> String {
     let out = run_ok(sifr_in(cwd, &cwd.join("cache"), &["inspect", flag]).arg(sif));
     stdout(&out)
-}
-
-/// A plain-HTTP registry in `d` holding the test layout as `test/img:v1`.
-fn registry_with_test_image(d: &Path, layout: &Path) -> Registry {
-    let reg = Registry::start(d, "");
-    push(
-        layout,
-        &format!("{}/test/img:v1", reg.host()),
-        &["--dest-tls-verify=false"],
-    );
-    reg
-}
-
-fn setup(tools: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
-    if let Some(m) = missing(tools) {
-        eprintln!("skipped: {m} not installed");
-        return None;
-    }
-    if !Path::new("/bin/busybox").exists() {
-        eprintln!("skipped: /bin/busybox (busybox-static) not installed");
-        return None;
-    }
-    let t = tempfile::Builder::new()
-        .prefix("sifr-pull-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        t.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let layout = make_image(t.path());
-    Some((t, layout))
 }
 
 /// The pulled tree as the SquashFS reader sees it: whiteouts applied, skeleton added.
@@ -421,10 +118,10 @@ fn pull_over_http_writes_a_sif_that_inspects_and_runs_like_a_built_one() {
     assert!(inspect(&sif, d, "--environment").contains("hello-from-env"));
 
     // A second pull comes from the cache: no blob is fetched again.
-    let before = reg.sifr_blob_gets();
+    let before = sifr_blob_gets(&reg);
     let out = run_ok(sifr_in(d, &cache, &["pull", "--nohttps", "x.sif", &src]));
     assert!(stderr(&out).contains("in cache"), "{}", stderr(&out));
-    assert_eq!(reg.sifr_blob_gets(), before, "nothing downloaded twice");
+    assert_eq!(sifr_blob_gets(&reg), before, "nothing downloaded twice");
 
     // An existing target needs --force; the cache lists and cleans.
     let out = sifr_in(d, &cache, &["pull", "--nohttps", "x.sif", &src])
@@ -523,7 +220,7 @@ fn sixteen_concurrent_pulls_share_one_cache_and_fetch_each_blob_once() {
         assert!(out.status.success(), "pull {i}: {}", stderr(&out));
         assert!(d.join(format!("p{i}.sif")).is_file());
     }
-    let gets = reg.sifr_blob_gets();
+    let gets = sifr_blob_gets(&reg);
     // amd64: config + three layers.
     assert_eq!(gets.len(), 4, "{gets:?}");
     assert!(
@@ -540,65 +237,7 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
         return;
     };
     let d = t.path();
-    let openssl = |args: &[&str]| run_ok(Command::new("openssl").current_dir(d).args(args));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=sifr test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        d.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.crt",
-    ]);
-    run_ok(
-        Command::new("htpasswd")
-            .current_dir(d)
-            .args(["-Bbc", "htpasswd", "tester", "pa55word"]),
-    );
-    let extra = format!(
-        "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\nauth:\n  htpasswd:\n    realm: sifr-test\n    path: {0}/htpasswd\n",
-        d.display()
-    );
+    let extra = tls_htpasswd_config(d);
     let reg = Registry::start(d, &extra);
     std::fs::create_dir(d.join("certs")).unwrap();
     std::fs::copy(d.join("ca.crt"), d.join("certs/ca.crt")).unwrap();
@@ -606,7 +245,12 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
     push(
         &layout,
         &format!("{}/test/img:v1", reg.host()),
-        &["--dest-cert-dir", &certs, "--dest-creds", "tester:pa55word"],
+        &[
+            "--dest-cert-dir",
+            &certs,
+            "--dest-creds",
+            &format!("{USER}:{PASSWORD}"),
+        ],
     );
     let cache = d.join("cache");
     let src = format!("docker://{}/test/img:v1", reg.host());
@@ -627,8 +271,8 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
 
     // Untrusted CA: a TLS failure.
     let out = sifr_in(d, &cache, &["pull", "a.sif", &src])
-        .env("APPTAINER_DOCKER_USERNAME", "tester")
-        .env("APPTAINER_DOCKER_PASSWORD", "pa55word")
+        .env("APPTAINER_DOCKER_USERNAME", USER)
+        .env("APPTAINER_DOCKER_PASSWORD", PASSWORD)
         .output()
         .unwrap();
     assert!(!out.status.success(), "an unknown CA is not trusted");
@@ -636,8 +280,8 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
     run_ok(
         sifr_in(d, &cache, &["pull", "a.sif", &src])
             .env("SSL_CERT_FILE", &ca)
-            .env("APPTAINER_DOCKER_USERNAME", "tester")
-            .env("APPTAINER_DOCKER_PASSWORD", "pa55word"),
+            .env("APPTAINER_DOCKER_USERNAME", USER)
+            .env("APPTAINER_DOCKER_PASSWORD", PASSWORD),
     );
     check_tree(&d.join("a.sif"), d);
 
@@ -653,7 +297,11 @@ fn pull_over_tls_with_basic_auth_takes_credentials_from_env_or_docker_login() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"tester\npa55word\n").unwrap();
+    std::io::Write::write_all(
+        c.stdin.as_mut().unwrap(),
+        format!("{USER}\n{PASSWORD}\n").as_bytes(),
+    )
+    .unwrap();
     let out = c.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Enter Docker Username"));
@@ -700,4 +348,91 @@ fn bootstrap_docker_pulls_through_the_cache_and_runs_post_in_the_merged_tree() {
     // The layers came through the cache.
     let listed = stdout(&run_ok(sifr_in(d, &cache, &["cache", "list"])));
     assert!(listed.contains("There are 4 blobs"), "{listed}");
+}
+
+#[test]
+fn token_auth_pull_gets_a_token_per_repository_scope_and_names_refused_credentials() {
+    let Some((t, layout)) = setup(&["docker-registry", "skopeo", "openssl", "unsquashfs"]) else {
+        return;
+    };
+    let d = t.path();
+    let (issuer, reg) = token_registry(d, &layout);
+    let cache = d.join("cache");
+    let src = format!("docker://{}/test/img:v1", reg.host());
+    let with_creds = |mut c: Command, password: &str| {
+        c.env("APPTAINER_DOCKER_USERNAME", USER)
+            .env("APPTAINER_DOCKER_PASSWORD", password);
+        c
+    };
+
+    // A wrong password: the issuer refuses it and the error says who refused whom.
+    let out = with_creds(
+        sifr_in(d, &cache, &["pull", "--nohttps", "bad.sif", &src]),
+        "wrong",
+    )
+    .output()
+    .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "`{}` refused the credentials of user `{USER}` (from APPTAINER_DOCKER_USERNAME",
+            reg.host()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: check APPTAINER_DOCKER_USERNAME"),
+        "{err}"
+    );
+    assert!(!d.join("bad.sif").exists());
+    let seen = issuer.requests();
+    assert!(
+        seen.iter().any(|r| r.by_sifr() && r.refused),
+        "the issuer saw the wrong password: {seen:?}"
+    );
+
+    // The right one: one token for the pull scope, reused for the manifest and every blob.
+    issuer.forget();
+    run_ok(with_creds(
+        sifr_in(d, &cache, &["pull", "--nohttps", "good.sif", &src]),
+        PASSWORD,
+    ));
+    check_tree(&d.join("good.sif"), d);
+    assert_eq!(issuer.sifr_scopes(), ["repository:test/img:pull"]);
+    let r = &issuer.requests()[0];
+    assert_eq!(r.user.as_deref(), Some(USER), "{r:?}");
+    assert_eq!(r.service.as_deref(), Some(SERVICE), "{r:?}");
+
+    // Two images in one run: each stage of a build pulls through the same client, and the
+    // second repository gets a token of its own rather than the first one's.
+    if !support::is_root() && support::userns_available().is_err() {
+        eprintln!("skipped the two-stage build: it needs root or user namespaces");
+        return;
+    }
+    issuer.forget();
+    let stage = |repo: &str, name: &str| {
+        format!(
+            "Bootstrap: docker\nRegistry: {}\nNamespace: test\nFrom: {repo}:v1\nStage: {name}\n\n",
+            reg.host()
+        )
+    };
+    std::fs::write(
+        d.join("two.def"),
+        format!("{}{}", stage("img", "first"), stage("other", "second")),
+    )
+    .unwrap();
+    run_ok(
+        with_creds(
+            sifr_in(d, &cache, &["build", "--nohttps", "two.sif", "two.def"]),
+            PASSWORD,
+        )
+        .env("TMPDIR", d),
+    );
+    let mut scopes = issuer.sifr_scopes();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        ["repository:test/img:pull", "repository:test/other:pull"]
+    );
 }

@@ -191,11 +191,7 @@ impl Reference {
 
     /// The host (and port) to talk to: Docker Hub's API host for `docker.io`.
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB {
-            DOCKER_HUB_API
-        } else {
-            &self.registry
-        }
+        api_host(&self.registry)
     }
 
     /// What to ask the manifest endpoint for: the digest if any, else the tag.
@@ -306,6 +302,38 @@ impl ImageSource {
     }
 }
 
+/// The host (and port) serving a normalised registry's API: [`DOCKER_HUB_API`] for
+/// `docker.io`, the registry itself otherwise.
+pub fn api_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        DOCKER_HUB_API
+    } else {
+        registry
+    }
+}
+
+/// A registry named on its own, as `sifr registry login` takes it: `docker://HOST[:PORT]`,
+/// `oras://HOST[:PORT]` or `HOST[:PORT]`, with a trailing `/` allowed. Normalised as in
+/// references (lower case, Docker Hub's spellings → `docker.io`). A path after the host is
+/// refused: credentials are kept per registry, so it would be silently ignored.
+pub fn parse_registry(input: &str) -> Result<String, ReferenceError> {
+    let s = input
+        .strip_prefix("docker://")
+        .or_else(|| input.strip_prefix("oras://"))
+        .unwrap_or(input);
+    let s = s.strip_suffix('/').unwrap_or(s);
+    if s.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    if s.contains('/') {
+        return Err(ReferenceError::Registry {
+            reference: input.to_string(),
+            registry: s.to_string(),
+        });
+    }
+    validate_registry(input, s)
+}
+
 fn host_part(registry: &str) -> &str {
     if registry.starts_with('[') {
         return registry.find(']').map_or(registry, |i| &registry[..=i]);
@@ -411,6 +439,29 @@ fn valid_tag(t: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_names_alone() {
+        for (input, want) in [
+            ("docker://127.0.0.1:5000", "127.0.0.1:5000"),
+            ("docker://Index.Docker.IO/", "docker.io"),
+            ("oras://ghcr.io", "ghcr.io"),
+            ("localhost:5000", "localhost:5000"),
+            ("docker://[::1]:5000", "[::1]:5000"),
+        ] {
+            assert_eq!(parse_registry(input).as_deref(), Ok(want), "{input}");
+        }
+        assert_eq!(api_host("docker.io"), DOCKER_HUB_API);
+        assert_eq!(api_host("ghcr.io"), "ghcr.io");
+        for bad in [
+            "docker://",
+            "docker://ghcr.io/org",
+            "docker://bad_host",
+            "h:0",
+        ] {
+            assert!(parse_registry(bad).is_err(), "{bad}");
+        }
+    }
 
     fn full(s: &str) -> String {
         Reference::parse(s)

@@ -8,7 +8,9 @@ mod registry;
 
 use common::{E, gzip, tar};
 use oci::cache::BlobCache;
-use oci::client::{Client, ClientError, ClientOptions, CredentialStore, Credentials};
+use oci::client::{
+    Client, ClientError, ClientOptions, CredentialSource, CredentialStore, Credentials,
+};
 use oci::manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST, Platform};
 use oci::merge::{self, Layer, MemorySink, MergeOptions};
 use oci::{Digest, Reference};
@@ -296,4 +298,48 @@ fn stale_partial_file_from_another_process_is_replaced() {
         std::fs::read(cache.get(&d).unwrap()).unwrap(),
         pushed.layers[0]
     );
+}
+
+#[test]
+fn ping_registry_checks_credentials_without_a_repository_scope() {
+    let with = |u: &str, p: &str| {
+        client(CredentialStore::default().with_override(Credentials {
+            username: u.into(),
+            password: p.into(),
+        }))
+    };
+    for auth in [
+        Auth::Bearer(Some(("alice".into(), "s3cret".into()))),
+        Auth::Basic("alice".into(), "s3cret".into()),
+    ] {
+        let reg = Registry::start(auth.clone());
+        with("alice", "s3cret").ping_registry(&reg.host()).unwrap();
+        let e = with("alice", "wrong")
+            .ping_registry(&reg.host())
+            .unwrap_err();
+        assert!(
+            matches!(&e, ClientError::AuthRejected { registry, username, source_of: CredentialSource::Given, .. }
+                if *registry == reg.host() && username == "alice"),
+            "{auth:?}: {e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("refused the credentials of user `alice`"),
+            "{e}"
+        );
+        let e = client(CredentialStore::default())
+            .ping_registry(&reg.host())
+            .unwrap_err();
+        assert!(
+            matches!(e, ClientError::NoCredentials { .. }),
+            "{auth:?}: refused anonymous access asks for credentials: {e}"
+        );
+        let log = reg.log();
+        assert!(
+            log.iter()
+                .filter(|l| l.starts_with("GET /token"))
+                .all(|l| !l.contains("scope=")),
+            "a registry-wide check asks for no repository scope: {log:?}"
+        );
+    }
 }

@@ -5,94 +5,19 @@
 #![allow(clippy::print_stderr)]
 
 mod common;
+#[path = "common/docker_registry.rs"]
+mod docker_registry;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use docker_registry::{PASSWORD, Registry, USER, missing, run, tls_htpasswd_config};
 use oci::Reference;
 use oci::cache::BlobCache;
 use oci::client::{Client, ClientError, ClientOptions, CredentialStore, Credentials};
 use oci::layout;
 use oci::manifest::Platform;
 use oci::merge::{self, Layer, MemorySink, MergeOptions};
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn missing(tools: &[&str]) -> Option<String> {
-    let m: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
-    (!m.is_empty()).then(|| m.join(", "))
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Kills the registry it started when dropped.
-struct RegistryProc {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RegistryProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_registry(dir: &Path, extra: &str) -> RegistryProc {
-    let port = free_port();
-    let config = dir.join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let proc = RegistryProc { child, port };
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "registry did not start: {}",
-            std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    proc
-}
 
 /// An OCI layout at `dir/layout` tagged `v1`: a first layer with two files and a symlink,
 /// a second that changes one file and deletes the other (umoci writes the whiteout).
@@ -158,7 +83,7 @@ fn pull_from_docker_registry_over_plain_http() {
     }
     let t = tempfile::tempdir().unwrap();
     let layout_dir = build_image(t.path());
-    let reg = start_registry(t.path(), "");
+    let reg = Registry::start(t.path(), "");
     let host = format!("127.0.0.1:{}", reg.port);
     push(
         &layout_dir,
@@ -203,64 +128,8 @@ fn pull_over_tls_with_a_throwaway_ca_and_htpasswd() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let layout_dir = build_image(d);
-    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(d).args(args));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=sifr test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(
-        d.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.crt",
-    ]);
-    run(Command::new("htpasswd")
-        .current_dir(d)
-        .args(["-Bbc", "htpasswd", "tester", "pa55word"]));
-    let extra = format!(
-        "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\nauth:\n  htpasswd:\n    realm: sifr-test\n    path: {0}/htpasswd\n",
-        d.display()
-    );
-    let reg = start_registry(d, &extra);
+    let extra = tls_htpasswd_config(d);
+    let reg = Registry::start(d, &extra);
     let host = format!("127.0.0.1:{}", reg.port);
     // skopeo wants a directory holding only CA certificates (`*.crt`).
     std::fs::create_dir(d.join("certs")).unwrap();
@@ -269,13 +138,18 @@ fn pull_over_tls_with_a_throwaway_ca_and_htpasswd() {
     push(
         &layout_dir,
         &format!("{host}/test/img:v1"),
-        &["--dest-cert-dir", &certs, "--dest-creds", "tester:pa55word"],
+        &[
+            "--dest-cert-dir",
+            &certs,
+            "--dest-creds",
+            &format!("{USER}:{PASSWORD}"),
+        ],
     );
 
     let r = Reference::parse(&format!("{host}/test/img:v1")).unwrap();
     let creds = CredentialStore::default().with_override(Credentials {
-        username: "tester".into(),
-        password: "pa55word".into(),
+        username: USER.into(),
+        password: PASSWORD.into(),
     });
     let opts = ClientOptions {
         ca_files: vec![d.join("ca.crt")],

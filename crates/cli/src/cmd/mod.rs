@@ -10,6 +10,7 @@ pub mod inspect_isa;
 pub mod isa_check;
 pub mod man;
 pub mod pull;
+pub mod registry;
 pub mod sif;
 
 use crate::args::Command;
@@ -28,6 +29,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Sif(c) => sif::run(c, settings),
         Command::Build(a) => build::run(a, settings),
         Command::Pull(a) => pull::run(a, settings),
+        Command::Registry(c) => registry::run(c, settings),
         Command::Cache(c) => cache::run(c, settings),
         Command::Inspect(a) => inspect::run(a, settings),
         Command::RunHelp(a) => inspect::run_help(a, settings),

@@ -6,7 +6,6 @@
 //! processes) and are merged straight into the SIF's SquashFS partition by `build::pull`:
 //! no temporary extraction and no temporary SquashFS file. Progress lines go to stderr.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -31,6 +30,8 @@ pub struct RegistryArgs {
     /// Ask for the registry username and password interactively.
     #[arg(long)]
     pub docker_login: bool,
+    #[command(flatten)]
+    pub auth: crate::cmd::registry::AuthFileArg,
 }
 
 #[derive(Debug, Args)]
@@ -83,41 +84,18 @@ pub fn cache_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
         .context("no cache directory: set APPTAINER_CACHEDIR or HOME")
 }
 
-/// Read a line from stdin after a prompt on stderr; without echo when `secret` and stdin is
-/// a terminal (through `stty`, which keeps this crate free of terminal syscalls).
-fn prompt(label: &str, secret: bool) -> anyhow::Result<String> {
-    eprint!("{label}: ");
-    let _ = std::io::stderr().flush();
-    let tty = std::io::stdin().is_terminal();
-    let stty = |arg: &str| {
-        let _ = std::process::Command::new("stty")
-            .arg(arg)
-            .stdin(std::process::Stdio::inherit())
-            .status();
-    };
-    if secret && tty {
-        stty("-echo");
-    }
-    let mut line = String::new();
-    let r = std::io::stdin().lock().read_line(&mut line);
-    if secret && tty {
-        stty("echo");
-        eprintln!();
-    }
-    r.context("cannot read the answer from stdin")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
 /// The client and cache for registry sources, from the flags, settings and environment.
 pub fn registry_access(
     settings: &Settings,
     args: &RegistryArgs,
 ) -> anyhow::Result<build::pull::RegistryAccess> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut creds = CredentialStore::load(env).context("cannot load registry credentials")?;
+    let files = crate::cmd::registry::pull_files(settings, &args.auth)?;
+    let mut creds =
+        CredentialStore::load(env, &files).context("cannot load registry credentials")?;
     if args.docker_login {
-        let username = prompt("Enter Docker Username", false)?;
-        let password = prompt("Enter Docker Password", true)?;
+        let username = crate::prompt::ask("Enter Docker Username", false)?;
+        let password = crate::prompt::ask("Enter Docker Password", true)?;
         creds = creds.with_override(Credentials { username, password });
     }
     let opts = ClientOptions {

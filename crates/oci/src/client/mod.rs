@@ -11,6 +11,7 @@
 //! behaviour registries expect for pre-signed URLs.
 
 pub mod auth;
+pub mod authfile;
 pub mod credentials;
 pub mod tls;
 
@@ -30,9 +31,10 @@ use crate::manifest::{
     Descriptor, ImageConfig, MANIFEST_ACCEPT, Manifest, ManifestError, ManifestKind, Platform,
 };
 use crate::merge::FileLayer;
-use crate::reference::Reference;
+use crate::reference::{self, Reference};
 use auth::{Challenge, ChallengeError};
-pub use credentials::{CredentialStore, Credentials, CredentialsError};
+pub use authfile::{AuthFile, AuthFileError};
+pub use credentials::{CredentialSource, CredentialStore, Credentials, CredentialsError};
 pub use tls::TlsError;
 
 /// Manifests and token responses larger than this are refused.
@@ -107,8 +109,16 @@ pub enum ClientError {
     },
     #[error("`{registry}` requires authentication but no credentials are set for it")]
     NoCredentials { registry: String },
-    #[error("`{registry}` rejected the credentials (HTTP {status})")]
-    AuthRejected { registry: String, status: u16 },
+    #[error(
+        "`{registry}` refused the credentials of user `{username}` ({source_of}, HTTP {status})"
+    )]
+    AuthRejected {
+        registry: String,
+        status: u16,
+        username: String,
+        /// Where the refused credentials came from.
+        source_of: CredentialSource,
+    },
     #[error("`{registry}` sent an unusable authentication challenge")]
     Challenge {
         registry: String,
@@ -162,6 +172,42 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// What the user can do about it, where that is known. Names the CLI's ways of giving
+    /// credentials, which are the same in every front end sifr has.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ClientError::NoCredentials { registry } => Some(format!(
+                "log in with `sifr registry login --username USER docker://{registry}`, or give \
+                 credentials with --docker-login or APPTAINER_DOCKER_USERNAME and \
+                 APPTAINER_DOCKER_PASSWORD"
+            )),
+            ClientError::AuthRejected {
+                registry,
+                source_of,
+                ..
+            } => Some(match source_of {
+                CredentialSource::File(p) => format!(
+                    "the login stored in `{0}` is wrong or out of date: replace it with \
+                     `sifr registry login --authfile {0} --username USER docker://{registry}`, \
+                     or drop it with `sifr registry logout --authfile {0} docker://{registry}`",
+                    p.display()
+                ),
+                CredentialSource::Environment => "check APPTAINER_DOCKER_USERNAME and \
+                     APPTAINER_DOCKER_PASSWORD, or unset them to use a stored login"
+                    .into(),
+                CredentialSource::Given => "check the username and password (some registries \
+                     want an access token instead of the password)"
+                    .into(),
+            }),
+            ClientError::Http { url, .. } if url.starts_with("https://") => Some(
+                "for a local registry without TLS use --nohttps; for a private CA set \
+                 SSL_CERT_FILE"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Worth another attempt: the connection, not the request, failed.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -249,19 +295,35 @@ impl Client {
         &self.opts
     }
 
-    fn base(&self, r: &Reference) -> String {
+    fn base(&self, t: &Target<'_>) -> String {
         let scheme = if self.opts.plain_http {
             "http"
         } else {
             "https"
         };
-        format!("{scheme}://{}/v2/", r.api_host())
+        format!("{scheme}://{}/v2/", reference::api_host(t.registry))
     }
 
-    /// `GET /v2/`, authenticating if the registry asks; Ok when the registry speaks v2.
+    /// `GET /v2/`, authenticating (for a pull of `r`) if the registry asks; Ok when the
+    /// registry speaks v2.
     pub fn ping(&self, r: &Reference) -> Result<()> {
-        let url = self.base(r);
-        let resp = self.send(r, &url, None, None)?;
+        self.ping_target(&Target::of(r))
+    }
+
+    /// `GET /v2/` of a normalised registry (`docker.io`, `host:port`), authenticating with
+    /// no repository scope if the registry asks: Ok when the registry accepts the
+    /// credentials, which is what `registry login` checks before storing them. A registry
+    /// that answers `/v2/` without asking for credentials accepts anyone here.
+    pub fn ping_registry(&self, registry: &str) -> Result<()> {
+        self.ping_target(&Target {
+            registry,
+            repository: None,
+        })
+    }
+
+    fn ping_target(&self, t: &Target<'_>) -> Result<()> {
+        let url = self.base(t);
+        let resp = self.send(t, &url, None, None)?;
         expect_ok(&url, resp).map(|_| ())
     }
 
@@ -390,8 +452,9 @@ impl Client {
         wanted: &str,
         expected: Option<Digest>,
     ) -> Result<(Vec<u8>, Option<String>, Digest)> {
-        let url = format!("{}{}/manifests/{wanted}", self.base(r), r.repository);
-        let resp = self.send(r, &url, Some(MANIFEST_ACCEPT), None)?;
+        let t = Target::of(r);
+        let url = format!("{}{}/manifests/{wanted}", self.base(&t), r.repository);
+        let resp = self.send(&t, &url, Some(MANIFEST_ACCEPT), None)?;
         let resp = expect_ok(&url, resp)?;
         let content_type = header(&resp, "content-type");
         let bytes = read_limited(&url, resp)?;
@@ -409,7 +472,12 @@ impl Client {
     /// Download a blob into the cache (once, across processes), resuming with `Range`
     /// after a cut connection, verified before it becomes visible.
     pub fn blob(&self, r: &Reference, desc: &Descriptor, cache: &BlobCache) -> Result<PathBuf> {
-        let url = format!("{}{}/blobs/{}", self.base(r), r.repository, desc.digest);
+        let url = format!(
+            "{}{}/blobs/{}",
+            self.base(&Target::of(r)),
+            r.repository,
+            desc.digest
+        );
         let resumed = std::cell::Cell::new(false);
         let fetch = || {
             cache.fetch::<ClientError>(&desc.digest, Some(desc.size), |partial| {
@@ -445,7 +513,7 @@ impl Client {
         if offset >= desc.size {
             return Ok(()); // complete: the cache verifies it
         }
-        let resp = self.send(r, url, None, Some(offset))?;
+        let resp = self.send(&Target::of(r), url, None, Some(offset))?;
         match resp.status().as_u16() {
             206 if offset > 0 => {}
             200 => {
@@ -478,16 +546,16 @@ impl Client {
         (self.opts.backoff * 2u32.saturating_pow(attempt)).min(Duration::from_secs(8))
     }
 
-    /// GET with the stored authorization for this repository; on 401, authenticate as the
+    /// GET with the stored authorization for this target; on 401, authenticate as the
     /// challenge says and try once more. Transient failures are retried with backoff.
     fn send(
         &self,
-        r: &Reference,
+        t: &Target<'_>,
         url: &str,
         accept: Option<&str>,
         range_from: Option<u64>,
     ) -> Result<Response<ureq::Body>> {
-        let key = format!("{}|{}", r.registry, r.repository);
+        let key = format!("{}|{}", t.registry, t.repository.unwrap_or(""));
         let mut authenticated = false;
         loop {
             let authz = self
@@ -509,41 +577,53 @@ impl Client {
                 }
                 req.call()
             })?;
-            if resp.status().as_u16() != 401 || authenticated {
-                if resp.status().as_u16() == 401 || resp.status().as_u16() == 403 && authz.is_some()
-                {
-                    return Err(ClientError::AuthRejected {
-                        registry: r.registry.clone(),
-                        status: resp.status().as_u16(),
-                    });
-                }
-                return Ok(resp);
+            let status = resp.status().as_u16();
+            if status == 401 && !authenticated {
+                let Some(challenge) = header(&resp, "www-authenticate") else {
+                    return Err(self.refused(t, status));
+                };
+                let value = self.authenticate(t, &challenge)?;
+                self.auth
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key.clone(), value);
+                authenticated = true;
+                continue;
             }
-            let Some(challenge) = header(&resp, "www-authenticate") else {
-                return Err(ClientError::AuthRejected {
-                    registry: r.registry.clone(),
-                    status: 401,
-                });
-            };
-            let value = self.authenticate(r, &challenge)?;
-            self.auth
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key.clone(), value);
-            authenticated = true;
+            if status == 401 || status == 403 && authz.is_some() {
+                return Err(self.refused(t, status));
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// The error for a registry that still says no after authenticating: without
+    /// credentials (an anonymous token grants nothing) it asks for some; with them, it
+    /// refused those, and the error says whose and from where.
+    fn refused(&self, t: &Target<'_>, status: u16) -> ClientError {
+        match self.creds.lookup(t.registry) {
+            None => ClientError::NoCredentials {
+                registry: t.registry.to_string(),
+            },
+            Some((c, source)) => ClientError::AuthRejected {
+                registry: t.registry.to_string(),
+                status,
+                username: c.username.clone(),
+                source_of: source.clone(),
+            },
         }
     }
 
     /// Answer a challenge with an `Authorization` value.
-    fn authenticate(&self, r: &Reference, challenge: &str) -> Result<String> {
-        let creds = self.creds.get(&r.registry);
+    fn authenticate(&self, t: &Target<'_>, challenge: &str) -> Result<String> {
+        let creds = self.creds.get(t.registry);
         match Challenge::parse(challenge).map_err(|source| ClientError::Challenge {
-            registry: r.registry.clone(),
+            registry: t.registry.to_string(),
             source,
         })? {
             Challenge::Basic { .. } => {
                 let c = creds.ok_or_else(|| ClientError::NoCredentials {
-                    registry: r.registry.clone(),
+                    registry: t.registry.to_string(),
                 })?;
                 Ok(auth::basic_header(&c.username, &c.password))
             }
@@ -552,8 +632,10 @@ impl Client {
                 service,
                 scope,
             } => {
-                let scope = scope.unwrap_or_else(|| auth::pull_scope(&r.repository));
-                let url = auth::token_url(&realm, service.as_deref(), Some(&scope));
+                // The challenge's scope when it names one; a pull of the repository
+                // otherwise; none for `/v2/` itself (a login check).
+                let scope = scope.or_else(|| t.repository.map(auth::pull_scope));
+                let url = auth::token_url(&realm, service.as_deref(), scope.as_deref());
                 let resp = self.call_with_retries(&url, || {
                     let mut req = self.agent.get(&url);
                     if let Some(c) = creds {
@@ -566,12 +648,7 @@ impl Client {
                 })?;
                 match resp.status().as_u16() {
                     200 => {}
-                    s @ (401 | 403) => {
-                        return Err(ClientError::AuthRejected {
-                            registry: r.registry.clone(),
-                            status: s,
-                        });
-                    }
+                    s @ (401 | 403) => return Err(self.refused(t, s)),
                     _ => return expect_ok(&url, resp).map(|_| String::new()),
                 }
                 let bytes = read_limited(&url, resp)?;
@@ -616,6 +693,23 @@ impl Client {
             }
             std::thread::sleep(self.backoff(attempt));
             attempt += 1;
+        }
+    }
+}
+
+/// What a request is for: a registry, and the repository a token must grant pulls of (none
+/// for `/v2/` itself). Authorizations are remembered per target.
+struct Target<'a> {
+    /// Normalised, as in references (`docker.io`, `host:port`).
+    registry: &'a str,
+    repository: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    fn of(r: &'a Reference) -> Self {
+        Target {
+            registry: &r.registry,
+            repository: Some(&r.repository),
         }
     }
 }

@@ -4,11 +4,14 @@
 //! close`); it serves until the test process ends.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use oci::Digest;
+
+#[path = "http_head.rs"]
+mod http_head;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Auth {
@@ -92,23 +95,11 @@ impl Registry {
 
 fn serve(conn: TcpStream, st: &Mutex<State>, auth: &Auth, port: u16) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
+    let http_head::Head {
+        method,
+        target: path,
+        headers,
+    } = http_head::read_head(&mut reader)?;
     let req = Req { path, headers };
     {
         let mut s = st.lock().unwrap();
