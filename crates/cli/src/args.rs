@@ -84,4 +84,7 @@ pub enum Command {
     Shell(cmd::action::ShellArgs),
     /// Run the container's test script.
     Test(cmd::action::RunArgs),
+    /// Start, stop and list named background containers (`exec instance://NAME` joins one).
+    #[command(subcommand)]
+    Instance(cmd::instance::InstanceCommand),
 }

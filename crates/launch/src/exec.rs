@@ -348,7 +348,22 @@ fn run_attached(
     assemble::mount_all(plan, &prepared, &root, kind)?;
     drop(root);
     assemble::enter_root()?;
+    run_command(plan)
+}
 
+/// Run the plan's command in the namespaces of the running container whose launcher is `pid`
+/// (an instance, `instance://NAME`): its mounts, binds and root are used as they are; the plan
+/// gives the identity, environment, working directory and command. Must be called from a
+/// single-threaded process, which is left inside the container's namespaces.
+pub fn run_in_container(plan: &LaunchPlan, pid: i32) -> Result<i32, ExecError> {
+    sys::ns::join_all(pid).map_err(step("join the instance's namespaces"))?;
+    run_command(plan)
+}
+
+/// The part of a launch inside the assembled container: working directory, `no_new_privs`,
+/// environment, then the command (for `instance start`, the start script, after which the
+/// launcher stays until it is told to stop).
+fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
     if let Err(source) = sys::process::chdir(&plan.cwd.path) {
         if plan.cwd.explicit {
             return Err(ExecError::Cwd {
@@ -373,7 +388,14 @@ fn run_attached(
     };
     let env = env::finish(&plan.env, vars, &libs);
 
+    if let Some(fd) = plan.ready_fd {
+        // `instance start` waits for this byte: the container is assembled.
+        sys::process::notify(fd);
+    }
     let Some(argv) = action_argv(&plan.action) else {
+        if let Action::Start(_) = plan.action {
+            return keep_instance(None);
+        }
         tracing::warn!("no test script found in the container, nothing to do");
         return Ok(0);
     };
@@ -401,7 +423,25 @@ fn run_attached(
         None
     };
     let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()))?;
+    if let Action::Start(_) = plan.action {
+        return keep_instance(Some(status));
+    }
     Ok(status.code())
+}
+
+/// An instance's launcher after its start script (if any) ended: it keeps the container's
+/// namespaces alive for `instance://` until SIGTERM or SIGINT (`instance stop`), which ends it
+/// at once if one came while the script ran.
+fn keep_instance(script: Option<sys::process::ExitStatus>) -> Result<i32, ExecError> {
+    match script {
+        Some(st) => tracing::info!("the start script ended ({})", st.describe()),
+        None => {
+            tracing::info!("no start script in the container");
+            sys::signal::forward_to(0).map_err(step("catch signals"))?;
+        }
+    }
+    sys::signal::wait_for_stop().map_err(step("wait for `instance stop`"))?;
+    Ok(0)
 }
 
 /// Who a FUSE-mounted image's files should belong to when only one id is mapped in the user
@@ -482,6 +522,9 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
         }),
         Action::Test(args) => {
             exists("/.singularity.d/test").then(|| with("/.singularity.d/test", args))
+        }
+        Action::Start(args) => {
+            exists("/.singularity.d/startscript").then(|| with("/.singularity.d/startscript", args))
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct Options {
     /// by the same user on this node ([`crate::share`]), keeping the holder this long after the
     /// last launch left; `None`: attach the image for this launch alone.
     pub share_idle: Option<std::time::Duration>,
+    /// An inherited fd to write one byte to once the container is assembled, just before the
+    /// command starts (`instance start` waits for it).
+    pub ready_fd: Option<i32>,
 }
 
 /// Apptainer's `sessiondir max size`: the session tmpfs (generated files, `--contain` scratch
@@ -158,6 +161,9 @@ pub enum Action {
     Shell,
     /// `test IMAGE ARGS...`: `/.singularity.d/test`; without one, nothing to do.
     Test(Vec<String>),
+    /// `instance start IMAGE NAME ARGS...`: `/.singularity.d/startscript` if there is one, then
+    /// the launcher stays, keeping the container for `instance://NAME`, until SIGTERM.
+    Start(Vec<String>),
 }
 
 /// Why a mount is there: the order of tags is Apptainer's tag order, and messages name it.
@@ -272,6 +278,8 @@ pub struct LaunchPlan {
     /// Join (or start) the node's holder of this image, which stays this long after its last
     /// launch ([`crate::share`]); `None` for launches that cannot share (fakeroot, `--writable`).
     pub share: Option<std::time::Duration>,
+    /// See [`Options::ready_fd`].
+    pub ready_fd: Option<i32>,
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
@@ -687,6 +695,7 @@ pub fn build(
         hostname: opts.hostname.clone(),
         mounts,
         share,
+        ready_fd: opts.ready_fd,
         env,
         action,
         cwd,

@@ -8,7 +8,7 @@
 //! user namespace is requested (the kernel refuses with `EINVAL`; [`unshare`] checks first and
 //! says so instead).
 
-use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 
 use crate::error::{Error, Result, err};
 
@@ -333,6 +333,45 @@ pub fn join(
     }
     move_into_link_name_space(mnt, Some(LinkNameSpaceType::Mount))
         .map_err(err("join", "mount namespace"))
+}
+
+/// Join every namespace of process `pid` that differs from the caller's: user first (it grants
+/// the capabilities the others need), then IPC, UTS, the PID namespace of its children (the
+/// caller's next child is born there), and mount last (it moves the root and working directory
+/// to the namespace's root). Used to run a command in a running container (an instance).
+///
+/// Runs across a namespace change; the process must be single-threaded (checked).
+pub fn join_all(pid: i32) -> Result<()> {
+    use rustix::thread::{LinkNameSpaceType as T, move_into_link_name_space};
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Err(Error::new(
+            "join",
+            format!("namespaces of process {pid}"),
+            std::io::Error::other(ThreadedError { threads }),
+        ));
+    }
+    let order = [
+        ("user", "user", T::User),
+        ("ipc", "ipc", T::InterProcessCommunication),
+        ("uts", "uts", T::HostNameAndNISDomainName),
+        ("pid_for_children", "pid_for_children", T::ProcessID),
+        ("mnt", "mnt", T::Mount),
+    ];
+    let mut fds = Vec::new();
+    for (theirs, ours, kind) in order {
+        let target = std::fs::read_link(format!("/proc/{pid}/ns/{theirs}"))
+            .map_err(err("read", format!("/proc/{pid}/ns/{theirs}")))?;
+        let own = std::fs::read_link(format!("/proc/self/ns/{ours}")).ok();
+        if own.as_ref() != Some(&target) {
+            fds.push((theirs, open_ns(pid, theirs)?, kind));
+        }
+    }
+    for (name, fd, kind) in &fds {
+        move_into_link_name_space(fd.as_fd(), Some(*kind))
+            .map_err(err("join", format!("{name} namespace of process {pid}")))?;
+    }
+    Ok(())
 }
 
 /// Open `/proc/PID/ns/NAME` (`user`, `mnt`, ...) for [`join`].

@@ -660,3 +660,30 @@ pub fn set_name(name: &str) {
         let _ = rustix::thread::set_name(c);
     }
 }
+
+/// Write one byte to the inherited fd `fd` and close it: a readiness signal to a waiting
+/// process. Errors are ignored (a waiter that went away is not the writer's problem).
+pub fn notify(fd: i32) {
+    // SAFETY: `fd` was handed to this process to be written once and closed; nothing else in
+    // the process owns it, so taking ownership here (and closing it on drop) is sound.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let _ = rustix::io::write(&fd, &[1]);
+}
+
+/// Make `fd` the standard output.
+pub fn redirect_stdout(fd: BorrowedFd<'_>) -> Result<()> {
+    rustix::stdio::dup2_stdout(fd).map_err(err("redirect", "standard output"))
+}
+
+/// `kill(pid, sig)`; a negative `pid` names a process group.
+pub fn send_signal(pid: i32, sig: i32) -> Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        return Err(Error::new(
+            "signal",
+            format!("process {pid}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}

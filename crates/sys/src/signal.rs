@@ -29,7 +29,13 @@ pub const FORWARDED: &[i32] = &[
 /// The pid signals are forwarded to; 0 while there is none.
 static TARGET: AtomicI32 = AtomicI32::new(0);
 
+/// The first SIGTERM or SIGINT received while forwarding was installed; 0 for none.
+static STOP: AtomicI32 = AtomicI32::new(0);
+
 extern "C" fn forward(sig: libc::c_int) {
+    if sig == libc::SIGTERM || sig == libc::SIGINT {
+        let _ = STOP.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    }
     let pid = TARGET.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe; pid and sig are plain integers.
@@ -137,6 +143,27 @@ pub fn stop_forwarding() {
     TARGET.store(0, Ordering::SeqCst);
 }
 
+/// After the command has ended (forwarding stopped, handlers still installed): wait until a
+/// SIGTERM or SIGINT arrives, or return at once if one arrived while the command ran. For a
+/// process that must outlive its command until it is told to stop (an instance).
+pub fn wait_for_stop() -> Result<i32> {
+    let mask = block_forwarded()?;
+    // SAFETY: sigsuspend atomically installs the saved mask (with the forwarded signals
+    // unblocked) and waits for a handler to run; the mask is a valid sigset_t. Checking STOP
+    // with the signals blocked and then suspending leaves no window where one is missed.
+    unsafe {
+        let mut waiting = mask.0;
+        for &s in FORWARDED {
+            libc::sigdelset(&mut waiting, s);
+        }
+        while STOP.load(Ordering::SeqCst) == 0 {
+            libc::sigsuspend(&waiting);
+        }
+    }
+    restore_mask(&mask);
+    Ok(STOP.load(Ordering::SeqCst))
+}
+
 /// The first of SIGINT, SIGTERM or SIGHUP received since [`catch_interrupts`]; 0 for none.
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 /// The process group of the step running now (a tool or a container), 0 while there is none.
@@ -185,4 +212,30 @@ pub fn interrupted() -> Option<i32> {
         0 => None,
         s => Some(s),
     }
+}
+
+/// `SIGKILL`'s number.
+pub const KILL: i32 = libc::SIGKILL;
+
+/// A signal's number from its name (`TERM`, `SIGTERM`, any case) or its number as text.
+pub fn number(name: &str) -> Option<i32> {
+    const NAMES: &[(&str, i32)] = &[
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("USR2", libc::SIGUSR2),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+    ];
+    let up = name.to_ascii_uppercase();
+    let bare = up.strip_prefix("SIG").unwrap_or(&up);
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == bare)
+        .map(|(_, s)| *s)
+        .or_else(|| bare.parse().ok().filter(|n| (1..=64).contains(n)))
 }

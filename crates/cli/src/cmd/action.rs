@@ -199,13 +199,13 @@ pub fn shell(a: ShellArgs, s: &Settings) -> anyhow::Result<u8> {
 }
 
 /// The host environment as UTF-8 pairs (others are not forwarded: values are evaluated as text).
-fn host_env() -> Vec<(String, String)> {
+pub(crate) fn host_env() -> Vec<(String, String)> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
 }
 
-fn options(
+pub(crate) fn options(
     flags: &ActionFlags,
     settings: &Settings,
     image: &Path,
@@ -293,6 +293,7 @@ fn options(
         fakeroot: flags.fakeroot,
         userns: flags.userns,
         share_idle: settings.share.then_some(settings.share_idle),
+        ready_fd: None,
     };
     if flags.containall {
         opts.contain_all();
@@ -307,7 +308,7 @@ fn bind_error(e: launch::bind::BindError) -> anyhow::Error {
     }
 }
 
-fn image_error(e: launch::image::ImageError) -> anyhow::Error {
+pub(crate) fn image_error(e: launch::image::ImageError) -> anyhow::Error {
     match e.hint() {
         Some(h) => Hinted::new(e.to_string(), h).into(),
         None => e.into(),
@@ -320,8 +321,24 @@ fn launch_action(
     action: launch::Action,
     settings: &Settings,
 ) -> anyhow::Result<u8> {
+    if let Some(name) = image.to_str().and_then(|s| s.strip_prefix("instance://")) {
+        return super::instance::enter(flags, name, action, settings);
+    }
+    launch_with(flags, image, action, settings, |_| {})
+}
+
+/// A launch of `image`, with `tweak` applied to the options first (`instance start` sets its
+/// readiness fd and name there).
+pub(crate) fn launch_with(
+    flags: &ActionFlags,
+    image: &Path,
+    action: launch::Action,
+    settings: &Settings,
+    tweak: impl FnOnce(&mut launch::Options),
+) -> anyhow::Result<u8> {
     let env = host_env();
-    let opts = options(flags, settings, image, &env)?;
+    let mut opts = options(flags, settings, image, &env)?;
+    tweak(&mut opts);
     let gpu = flags.gpu.discover(settings, &env, opts.contain)?;
     let mut host = launch::host::gather(env).context("cannot read the current directory")?;
     host.gpu = gpu;
@@ -376,7 +393,7 @@ fn join_holder(
 }
 
 /// The launch's result as sifr's exit status or error.
-fn finish(result: Result<i32, launch::ExecError>, image: &Path) -> anyhow::Result<u8> {
+pub(crate) fn finish(result: Result<i32, launch::ExecError>, image: &Path) -> anyhow::Result<u8> {
     match result {
         Ok(code) => Ok(u8::try_from(code).unwrap_or(255)),
         Err(e) => {

@@ -7,6 +7,7 @@ pub mod completion;
 pub mod deffile;
 pub mod inspect;
 pub mod inspect_isa;
+pub mod instance;
 pub mod isa_check;
 pub mod man;
 pub mod pull;
@@ -37,5 +38,6 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Run(a) => action::run(a, settings),
         Command::Shell(a) => action::shell(a, settings),
         Command::Test(a) => action::test(a, settings),
+        Command::Instance(c) => instance::run(c, settings),
     }
 }
