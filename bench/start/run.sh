@@ -9,6 +9,11 @@
 #             everyone for the run, then put back), through extraction (/dev/fuse 0600), vs
 #             `ch-run DIR` and `ch-run IMG.sqfs` as that user, and the floor.
 #
+# sifr rows: the default (each launch here is alone on the node, so it starts the node's holder
+# and the holder leaves with it), SIFR_SHARE=0 (no holder: the image attached by the launch, as
+# Apptainer does), and a holder kept between launches (SIFR_SHARE_IDLE: a job script's sequence
+# of short execs, or ranks joining a running one) where a launch only joins.
+#
 # IMG.sqfs is made by `mksquashfs` with its defaults (gzip), the SIF by `sifr build` with its
 # default codec (zstd level 3); both sifr and ch-run run the same IMG.sqfs.
 #
@@ -87,6 +92,8 @@ hf root root "$runs" \
   -n "ch-run IMG.sqfs" "ch-run $sqfs -- /bin/true" \
   -n "sifr exec DIR" "$sifr exec $rootfs /bin/true" \
   -n "sifr exec IMG.sif (loop)" "$sifr exec $sif /bin/true" \
+  -n "sifr exec IMG.sif (loop, SIFR_SHARE=0)" "env SIFR_SHARE=0 $sifr exec $sif /bin/true" \
+  -n "sifr exec IMG.sif (loop, holder kept: SIFR_SHARE_IDLE=10)" "env SIFR_SHARE_IDLE=10 $sifr exec $sif /bin/true" \
   -n "sifr exec IMG.sqfs (loop)" "$sifr exec $sqfs /bin/true"
 
 chmod 666 /dev/fuse
@@ -96,6 +103,8 @@ hf user "$user" "$runs" \
   -n "ch-run IMG.sqfs" "ch-run $sqfs -- /bin/true" \
   -n "sifr exec DIR" "$sifr exec $rootfs /bin/true" \
   -n "sifr exec IMG.sif (FUSE)" "$sifr exec $sif /bin/true" \
+  -n "sifr exec IMG.sif (FUSE, SIFR_SHARE=0)" "env SIFR_SHARE=0 $sifr exec $sif /bin/true" \
+  -n "sifr exec IMG.sif (FUSE, holder kept: SIFR_SHARE_IDLE=10)" "env SIFR_SHARE_IDLE=10 $sifr exec $sif /bin/true" \
   -n "sifr exec IMG.sqfs (FUSE)" "$sifr exec $sqfs /bin/true"
 
 chmod 600 /dev/fuse
