@@ -430,6 +430,8 @@ fn parse_answer(line: &str, path: &Path) -> Option<Image> {
 fn holder(spec: &Spec, paths: &Paths, ready: OwnedFd) -> i32 {
     // What `ps -o comm`/`top` show, so an administrator can tell it from a launch.
     sys::process::set_name(HOLDER_NAME);
+    // It serves every rank of the node: not only the core the first rank was bound to.
+    sys::process::unpin();
     let mut ready = std::fs::File::from(ready);
     let listener = match holder_setup(spec, paths) {
         Ok(l) => l,

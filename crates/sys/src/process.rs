@@ -687,3 +687,15 @@ pub fn send_signal(pid: i32, sig: i32) -> Result<()> {
     }
     Ok(())
 }
+
+/// Let the calling process run on every CPU its cgroup allows (undo a launcher's binding to
+/// one core, such as `mpirun`'s per-rank binding, for a helper that serves all ranks).
+/// Best effort: errors are ignored.
+pub fn unpin() {
+    use rustix::thread::{CpuSet, sched_setaffinity};
+    let mut all = CpuSet::new();
+    for cpu in 0..CpuSet::MAX_CPU {
+        all.set(cpu);
+    }
+    let _ = sched_setaffinity(None, &all);
+}
