@@ -247,6 +247,8 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
         }
         _ => None,
     };
+    // A lock `share::find` kept for this launch must not outlive the attachment decision.
+    share::release();
     match joined {
         Some(j) => run_joined(plan, j),
         None => run_attached(plan, image, how, None),

@@ -203,14 +203,65 @@ impl Joined {
     }
 }
 
+/// The runtime directory's lock, taken by [`find`] when no holder answered and kept until this
+/// launch has started one ([`join_or_start`]) or given up ([`release`]): launches that start at
+/// the same moment (`mpirun -np 32`) then wait for the first one's holder instead of each
+/// opening the image. A lock is per open file, so the same file is reused, never reopened.
+static RESERVED: std::sync::Mutex<Option<(PathBuf, std::fs::File)>> = std::sync::Mutex::new(None);
+
+fn reserved() -> std::sync::MutexGuard<'static, Option<(PathBuf, std::fs::File)>> {
+    RESERVED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Release the lock [`find`] kept, if any (the launch attaches the image on its own, or failed).
+pub fn release() {
+    if let Some((_, dir)) = reserved().take() {
+        sys::ipc::unlock(dir.as_fd());
+    }
+}
+
+/// Lock the runtime directory `dir`, or find it already locked by this process.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, ShareError> {
+    if let Some((held, file)) = reserved().take() {
+        if held == dir {
+            return Ok(file);
+        }
+        sys::ipc::unlock(file.as_fd());
+    }
+    let file = std::fs::File::open(dir).map_err(|source| ShareError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    sys::ipc::lock_exclusive(file.as_fd(), true, &dir.display().to_string()).map_err(|source| {
+        ShareError::Sys {
+            step: "lock the runtime directory",
+            source,
+        }
+    })?;
+    Ok(file)
+}
+
 /// Join a running holder of `path` for this user, if there is one; never starts one. Used
-/// before the image is even opened, so ranks that find a holder never open the SIF file.
+/// before the image is even opened, so ranks that find a holder never open the SIF file. When
+/// none answers, the runtime directory stays locked for this launch, which is expected to call
+/// [`join_or_start`] (through `exec::run_image`) or [`release`].
 pub fn find(path: &Path, uid: u32, gid: u32, user_ns: bool) -> Option<Joined> {
     let paths = Paths::of(path, uid, gid, user_ns).ok()?;
+    // Without waiting first: the common case of a running holder costs no lock.
+    if let Ok(Some(j)) = connect(&paths, path) {
+        return Some(j);
+    }
+    let dir = lock_dir(&paths.dir).ok()?;
     match connect(&paths, path) {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::debug!("not joining a holder: {e}");
+        Ok(Some(j)) => {
+            sys::ipc::unlock(dir.as_fd());
+            Some(j)
+        }
+        other => {
+            if let Err(e) = other {
+                tracing::debug!("not joining a holder: {e}");
+            }
+            *reserved() = Some((paths.dir.clone(), dir));
             None
         }
     }
@@ -219,16 +270,7 @@ pub fn find(path: &Path, uid: u32, gid: u32, user_ns: bool) -> Option<Joined> {
 /// Join the holder of `spec.image`, starting it if none runs.
 pub fn join_or_start(spec: &Spec) -> Result<Joined, ShareError> {
     let paths = Paths::of(&spec.image.path, spec.uid, spec.gid, spec.user_ns)?;
-    let dir = std::fs::File::open(&paths.dir).map_err(|source| ShareError::Dir {
-        path: paths.dir.clone(),
-        source,
-    })?;
-    sys::ipc::lock_exclusive(dir.as_fd(), true, &paths.dir.display().to_string()).map_err(
-        |source| ShareError::Sys {
-            step: "lock the runtime directory",
-            source,
-        },
-    )?;
+    let dir = lock_dir(&paths.dir)?;
     let r = join_or_start_locked(spec, &paths);
     sys::ipc::unlock(dir.as_fd());
     r
