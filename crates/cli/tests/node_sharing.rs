@@ -25,17 +25,25 @@ struct Rank {
 
 impl Rank {
     fn start(fx: &Fixture, who: As, img: &Path, envs: &[(&str, &str)]) -> Rank {
+        Rank::ready(Rank::spawn(fx, who, img, envs))
+    }
+
+    /// Start the launch without waiting for it.
+    fn spawn(fx: &Fixture, who: As, img: &Path, envs: &[(&str, &str)]) -> std::process::Child {
         let mut cmd = sifr_as(
             fx,
             who,
             &["exec", img.to_str().unwrap(), "/bin/probe", "rank"],
         );
         cmd.envs(envs.iter().copied());
-        let mut child = cmd
-            .stdout(Stdio::piped())
+        cmd.stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Wait until a spawned launch's probe reports.
+    fn ready(mut child: std::process::Child) -> Rank {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
         assert_eq!(lines.next().unwrap().unwrap(), "ready");
@@ -155,6 +163,23 @@ fn ranks_share(im: &Images, who: As) {
     assert_nothing_left(im);
 }
 
+/// `mpirun -np 8`: launches started at the same moment wait for the first one's holder
+/// instead of each attaching the image.
+fn simultaneous_ranks_share(im: &Images, who: As) {
+    let children: Vec<_> = (0..8)
+        .map(|_| Rank::spawn(&im.fx, who, &im.sif, &[]))
+        .collect();
+    let ranks: Vec<Rank> = children.into_iter().map(Rank::ready).collect();
+    let spaces: std::collections::BTreeSet<&str> =
+        ranks.iter().map(|r| r.user_ns.as_str()).collect();
+    assert_eq!(spaces.len(), 1, "{spaces:?}");
+    assert_eq!(attachments(im.fx.dir.path()), 1);
+    for r in ranks {
+        r.stop();
+    }
+    assert_nothing_left(im);
+}
+
 /// A holder killed while ranks run: they keep their image (the FUSE server outlives it), and
 /// the next launch starts a new holder instead of failing on the dead one's socket.
 fn killed_holder_is_replaced(im: &Images, who: As) {
@@ -201,6 +226,7 @@ fn ranks_of_one_image_share_one_loop_mount_as_root() {
     let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let im = Images::new();
     ranks_share(&im, As::Root);
+    simultaneous_ranks_share(&im, As::Root);
     killed_holder_is_replaced(&im, As::Root);
 }
 
@@ -211,6 +237,7 @@ fn ranks_of_one_image_share_one_fuse_server_and_user_namespace_as_a_user() {
     let _mode = FuseMode::set(0o666);
     let im = Images::new();
     ranks_share(&im, user);
+    simultaneous_ranks_share(&im, user);
     killed_holder_is_replaced(&im, user);
 }
 
