@@ -46,6 +46,9 @@ pub fn main_entry() -> ExitCode {
         }
     };
     logging::init(&settings);
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
     tracing::debug!(settings = ?settings, "resolved settings");
     match cmd::run(cli.command, &settings) {
         Ok(code) => ExitCode::from(code),

@@ -276,6 +276,13 @@ impl EnvSource for BTreeMap<String, String> {
     }
 }
 
+/// A captured environment, as `cmd::action` hands the host's to the launch.
+impl EnvSource for &[(String, String)] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+}
+
 /// The resolved settings handed to every command.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -310,6 +317,9 @@ pub struct Settings {
     pub config_dir: PathBuf,
     /// Every setting with its text and origin, in catalogue order.
     pub resolved: Vec<(&'static str, Resolved)>,
+    /// What resolution found worth a warning (a legacy variable contradicting its
+    /// `APPTAINER_` twin); printed once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 impl Settings {
@@ -326,7 +336,7 @@ impl Settings {
             ..Settings::default()
         };
         for def in CATALOGUE {
-            let r = resolve_one(def, flags, env, config.as_ref());
+            let r = resolve_one(def, flags, env, config.as_ref(), &mut out.warnings);
             match def.key {
                 "debug" => out.debug = parse_bool(def, &r)?,
                 "verbose" => out.verbose = parse_bool(def, &r)?,
@@ -397,6 +407,7 @@ fn resolve_one(
     flags: &GlobalArgs,
     env: &dyn EnvSource,
     config: Option<&(PathBuf, toml::Table)>,
+    warnings: &mut Vec<String>,
 ) -> Resolved {
     if let Some(text) = flag_value(def.key, flags) {
         return Resolved {
@@ -405,16 +416,15 @@ fn resolve_one(
         };
     }
     let key = def.key.to_ascii_uppercase();
-    for prefix in ENV_PREFIXES {
-        for suffix in std::iter::once(key.as_str()).chain(def.also.iter().copied()) {
-            let name = format!("{prefix}{suffix}");
-            if let Some(text) = env.var(&name) {
-                return Resolved {
-                    text,
-                    source: Source::Env(name),
-                };
-            }
-        }
+    let suffixes: Vec<&str> = std::iter::once(key.as_str())
+        .chain(def.also.iter().copied())
+        .collect();
+    if let Some(hit) = lookup_env(&suffixes, env) {
+        warnings.extend(hit.warning);
+        return Resolved {
+            text: hit.text,
+            source: Source::Env(hit.name),
+        };
     }
     if let Some((path, table)) = config
         && let Some(v) = table.get(def.key)
@@ -437,6 +447,54 @@ fn resolve_one(
     Resolved {
         text: def.default.to_string(),
         source: Source::Default,
+    }
+}
+
+/// An environment variable found by [`lookup_env`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvHit {
+    /// The variable's full name (`APPTAINER_PID`).
+    pub name: String,
+    pub text: String,
+    /// Set when `APPTAINER_<S>` won and `SINGULARITY_<S>` holds something else, as Apptainer
+    /// warns; the legacy variable is then ignored.
+    pub warning: Option<String>,
+}
+
+/// The strongest of `<prefix><suffix>` that is set, trying every suffix under `SIFR_`, then
+/// every suffix under `APPTAINER_`, then under `SINGULARITY_` (the order Apptainer tries a
+/// flag's `EnvKeys` under its two prefixes). A set but empty variable still counts: it is the
+/// way to override a weaker one with nothing.
+pub fn lookup_env(suffixes: &[&str], env: &dyn EnvSource) -> Option<EnvHit> {
+    for prefix in ENV_PREFIXES {
+        for suffix in suffixes {
+            let name = format!("{prefix}{suffix}");
+            let Some(text) = env.var(&name) else {
+                continue;
+            };
+            let legacy = format!("SINGULARITY_{suffix}");
+            let warning = (*prefix == "APPTAINER_")
+                .then(|| env.var(&legacy))
+                .flatten()
+                .filter(|other| *other != text)
+                .map(|_| format!("`{legacy}` and `{name}` differ: using `{name}`"));
+            return Some(EnvHit {
+                name,
+                text,
+                warning,
+            });
+        }
+    }
+    None
+}
+
+/// A boolean's text: `1/0`, `true/false`, `yes/no`, `on/off`, `t/f`, `y/n` in any case; empty is
+/// false.
+pub fn parse_bool_text(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "yes" | "y" | "on" => Some(true),
+        "0" | "f" | "false" | "no" | "n" | "off" | "" => Some(false),
+        _ => None,
     }
 }
 
@@ -468,15 +526,11 @@ fn parse_choice(def: &SettingDef, r: &Resolved) -> Result<String, SettingsError>
 
 fn parse_bool(def: &SettingDef, r: &Resolved) -> Result<bool, SettingsError> {
     debug_assert_eq!(def.kind, Kind::Bool);
-    match r.text.trim().to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "yes" | "y" | "on" => Ok(true),
-        "0" | "f" | "false" | "no" | "n" | "off" | "" => Ok(false),
-        _ => Err(SettingsError::NotBool {
-            key: def.key.to_string(),
-            value: r.text.clone(),
-            origin: origin(r),
-        }),
-    }
+    parse_bool_text(&r.text).ok_or_else(|| SettingsError::NotBool {
+        key: def.key.to_string(),
+        value: r.text.clone(),
+        origin: origin(r),
+    })
 }
 
 fn parse_number(def: &SettingDef, r: &Resolved) -> Result<u64, SettingsError> {
@@ -626,6 +680,26 @@ mod tests {
 
         let e = env(&[("SINGULARITY_QUIET", "1")]);
         assert!(resolve(&no_config(), &e).quiet);
+    }
+
+    #[test]
+    fn apptainer_variable_beats_a_differing_singularity_one_with_a_warning() {
+        let e = env(&[("APPTAINER_TMPDIR", "/a"), ("SINGULARITY_TMPDIR", "/b")]);
+        let s = resolve(&no_config(), &e);
+        assert_eq!(s.tmpdir.as_deref(), Some(Path::new("/a")));
+        assert_eq!(
+            s.warnings,
+            vec!["`SINGULARITY_TMPDIR` and `APPTAINER_TMPDIR` differ: using `APPTAINER_TMPDIR`"]
+        );
+        // Equal values, or a SIFR_ variable above both, are no contradiction worth a word.
+        let e = env(&[("APPTAINER_TMPDIR", "/a"), ("SINGULARITY_TMPDIR", "/a")]);
+        assert!(resolve(&no_config(), &e).warnings.is_empty());
+        let e = env(&[
+            ("SIFR_TMPDIR", "/s"),
+            ("APPTAINER_TMPDIR", "/a"),
+            ("SINGULARITY_TMPDIR", "/b"),
+        ]);
+        assert!(resolve(&no_config(), &e).warnings.is_empty());
     }
 
     #[test]

@@ -15,7 +15,8 @@ use clap::Args;
 use crate::report::{AlreadyReported, Hinted};
 use crate::settings::Settings;
 
-/// Flags shared by every action (Apptainer's action flags, the subset supported so far).
+/// Flags shared by every action (Apptainer's action flags, the subset supported so far). Each
+/// has an environment twin, `APPTAINER_PID` for `--pid` and so on (`action_env::TWINS`).
 #[derive(Debug, Clone, Args)]
 pub struct ActionFlags {
     /// Bind a host path: `src[:dst[:ro|rw]]`, repeatable or comma-separated (also APPTAINER_BIND).
@@ -211,6 +212,17 @@ pub(crate) fn options(
     image: &Path,
     host_env: &[(String, String)],
 ) -> anyhow::Result<launch::Options> {
+    // The flags' environment twins (`APPTAINER_PID`, ...) fill in what the command line left out.
+    let mut flags = flags.clone();
+    let twins = super::action_env::apply(&mut flags, &host_env)
+        .map_err(|e| Hinted::new(e.to_string(), e.hint()))?;
+    for w in &twins.warnings {
+        tracing::warn!("{w}");
+    }
+    for (flag, var) in twins.sources() {
+        tracing::debug!("--{flag} from environment variable `{var}`");
+    }
+    let flags = &flags;
     let mut binds = Vec::new();
     for spec in &flags.bind {
         binds.extend(launch::bind::parse_list(spec).map_err(bind_error)?);
@@ -239,28 +251,39 @@ pub(crate) fn options(
         };
         kv.push((k.to_string(), v.to_string()));
     }
-    for spec in &flags.mount {
-        binds.push(launch::bind::parse_mount(spec).map_err(bind_error)?);
+    // A spec may hold several mounts, one a line, as Apptainer's does (and `APPTAINER_MOUNT`).
+    for (i, spec) in flags.mount.iter().enumerate() {
+        for line in spec.lines().filter(|l| !l.trim().is_empty()) {
+            let bind = launch::bind::parse_mount(line.trim()).map_err(bind_error);
+            binds.push(twins.named("mount", i, bind)?);
+        }
     }
     let mut no_mount = Vec::new();
-    for v in &flags.no_mount {
-        no_mount.extend(
-            launch::nomount::parse_list(v).map_err(|e| Hinted::new(e.to_string(), e.hint()))?,
-        );
+    for (i, v) in flags.no_mount.iter().enumerate() {
+        let list =
+            launch::nomount::parse_list(v).map_err(|e| Hinted::new(e.to_string(), e.hint()).into());
+        no_mount.extend(twins.named("no-mount", i, list)?);
     }
     let mut files = Vec::new();
-    for path in &flags.env_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read environment file `{}`", path.display()))?;
-        files.push(
-            launch::envfile::evaluate(path, &text, host_env, image)
-                .map_err(|e| Hinted::new(e.to_string(), e.hint()))?,
-        );
+    for (i, path) in flags.env_file.iter().enumerate() {
+        let file = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read environment file `{}`", path.display()))
+            .and_then(|text| {
+                launch::envfile::evaluate(path, &text, host_env, image)
+                    .map_err(|e| Hinted::new(e.to_string(), e.hint()).into())
+            });
+        files.push(twins.named("env-file", i, file)?);
     }
     let home = flags
         .home
         .as_deref()
-        .map(launch::plan::HomeSpec::parse)
+        .map(|h| {
+            twins.named(
+                "home",
+                0,
+                launch::plan::HomeSpec::parse(h).map_err(Into::into),
+            )
+        })
         .transpose()?;
     // Relative paths are taken from the current directory here, at the edge, as Apptainer does.
     let absolute = |p: &Option<PathBuf>, flag: &str| -> anyhow::Result<Option<PathBuf>> {
