@@ -47,7 +47,7 @@ impl Slot<'_> {
             Slot::Switch(_) => "boolean",
             Slot::Text(_) | Slot::Path(_) => "value",
             Slot::List(_) | Slot::Paths(_) => "comma-separated list",
-            Slot::Append(_) => "newline-separated, added to the flag's",
+            Slot::Append(_) => "one a line, added to the flag's",
         }
     }
 }
@@ -492,6 +492,27 @@ mod tests {
             "invalid value `maybe` for `--pid` (from environment variable `APPTAINER_PID`): expected a boolean"
         );
         assert!(e.hint().contains("unset `APPTAINER_PID`"));
+    }
+
+    /// docs/runtime.md has a row for every twin with all its names and how it is read.
+    #[test]
+    fn runtime_doc_lists_every_twin() {
+        let doc = include_str!("../../../../docs/runtime.md");
+        let (_, doc) = doc
+            .split_once("## Environment-variable twins of the flags")
+            .expect("docs/runtime.md has the twins section");
+        for t in TWINS {
+            let head = format!("| `--{}` |", t.flag);
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&head))
+                .unwrap_or_else(|| panic!("docs/runtime.md has no row for --{}", t.flag));
+            for k in t.keys {
+                assert!(row.contains(&format!("`{k}`")), "{row} lacks {k}");
+            }
+            let how = (t.slot)(&mut flags(&[])).describe();
+            assert!(row.contains(how), "{row}: not read as {how}");
+        }
     }
 
     #[test]
