@@ -1,8 +1,6 @@
 //! `sifr exec|run|shell|test` end to end: the real binary, a sandbox made at test time around a
 //! static probe, run as root and as the unprivileged test user (created with `useradd -m` when
 //! the tests run as root). Deeper runtime checks live in `crates/launch/tests/namespaces.rs`.
-// A skipped identity is reported on stdout, as libtest shows it with the test.
-#![allow(clippy::print_stdout)]
 
 #[path = "../../launch/tests/support/mod.rs"]
 mod support;
@@ -10,7 +8,7 @@ mod support;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Output, Stdio};
 
-use support::{As, Fixture, stderr, stdout};
+use support::{As, Fixture, runnable_identities as identities, stderr, stdout};
 
 fn sifr_as(fx: &Fixture, who: As, args: &[&str]) -> Command {
     support::sifr_command(
@@ -23,20 +21,6 @@ fn sifr_as(fx: &Fixture, who: As, args: &[&str]) -> Command {
 
 fn run(fx: &Fixture, who: As, args: &[&str]) -> Output {
     sifr_as(fx, who, args).output().unwrap()
-}
-
-/// Root and the test user, minus the unprivileged one where user namespaces are really off.
-fn identities() -> Vec<As> {
-    support::identities()
-        .into_iter()
-        .filter(|w| match (w, support::userns_available()) {
-            (As::User { .. }, Err(why)) => {
-                println!("skipping uid {}: {why}", w.uid());
-                false
-            }
-            _ => true,
-        })
-        .collect()
 }
 
 #[test]

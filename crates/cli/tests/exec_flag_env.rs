@@ -2,15 +2,13 @@
 //! `--pid`): the real binary on a sandbox made at test time around the static probe, as root
 //! and as the unprivileged test user. The harness strips the caller's own `APPTAINER*`,
 //! `SINGULARITY*` and `SIFR_*` variables, so each test sets exactly the ones it is about.
-// A skipped identity is reported on stdout, as libtest shows it with the test.
-#![allow(clippy::print_stdout)]
 
 #[path = "../../launch/tests/support/mod.rs"]
 mod support;
 
 use std::process::Output;
 
-use support::{As, Fixture, stderr, stdout};
+use support::{As, Fixture, runnable_identities as identities, stderr, stdout};
 
 /// `sifr ARGS` as `who` with the variables `vars` set.
 fn run_with(fx: &Fixture, who: As, vars: &[(&str, &str)], args: &[&str]) -> Output {
@@ -22,21 +20,6 @@ fn run_with(fx: &Fixture, who: As, vars: &[(&str, &str)], args: &[&str]) -> Outp
     );
     c.envs(vars.iter().copied());
     c.output().unwrap()
-}
-
-/// Root and the test user, minus the unprivileged one where user namespaces are really off.
-fn identities() -> Vec<As> {
-    let userns = support::userns_available();
-    support::identities()
-        .into_iter()
-        .filter(|w| match (w, &userns) {
-            (As::User { .. }, Err(why)) => {
-                println!("skipping uid {}: {why}", w.uid());
-                false
-            }
-            _ => true,
-        })
-        .collect()
 }
 
 #[test]
@@ -77,6 +60,19 @@ fn pid_variables_of_either_prefix_start_the_init_as_pid_does() {
             "error: invalid value `maybe` for `--pid` (from environment variable `APPTAINER_PID`): expected a boolean"
         ),
             "{}",
+        stderr(&o)
+    );
+    // `instance start` refuses `--pid` for now, and so its variable.
+    let o = run_with(
+        &fx,
+        As::Root,
+        &[("APPTAINER_PID", "1")],
+        &["instance", "start", img, "twin-pid"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("`--pid` (and `--containall`, which implies it) is not supported"),
+        "{}",
         stderr(&o)
     );
     let left = support::settled(|| support::processes_mentioning(fx.dir.path()));

@@ -213,9 +213,7 @@ pub(crate) fn options(
     host_env: &[(String, String)],
 ) -> anyhow::Result<launch::Options> {
     // The flags' environment twins (`APPTAINER_PID`, ...) fill in what the command line left out.
-    let mut flags = flags.clone();
-    let twins = super::action_env::apply(&mut flags, &host_env)
-        .map_err(|e| Hinted::new(e.to_string(), e.hint()))?;
+    let (flags, twins) = super::action_env::completed(flags, host_env)?;
     for w in &twins.warnings {
         tracing::warn!("{w}");
     }

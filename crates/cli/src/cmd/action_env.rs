@@ -246,6 +246,18 @@ impl Applied {
     }
 }
 
+/// `flags` completed from `env`'s twins ([`apply`] on a copy), with a bad value as an error
+/// that carries its hint.
+pub fn completed(
+    flags: &ActionFlags,
+    env: &[(String, String)],
+) -> anyhow::Result<(ActionFlags, Applied)> {
+    let mut flags = flags.clone();
+    let applied =
+        apply(&mut flags, &env).map_err(|e| crate::report::Hinted::new(e.to_string(), e.hint()))?;
+    Ok((flags, applied))
+}
+
 /// Fill `flags` from the twins set in `env` where the command line left them unset (or, for
 /// [`Slot::Append`], after its entries).
 pub fn apply(flags: &mut ActionFlags, env: &dyn EnvSource) -> Result<Applied, NotBool> {

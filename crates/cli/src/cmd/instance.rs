@@ -172,7 +172,9 @@ fn all_running(dir: &Path) -> Vec<State> {
 
 fn start(a: StartArgs, s: &Settings) -> anyhow::Result<u8> {
     check_name(&a.name)?;
-    if a.flags.pid || a.flags.containall {
+    // Their environment twins (`APPTAINER_PID=1`) count as the flags.
+    let (f, _) = super::action_env::completed(&a.flags, &super::action::host_env())?;
+    if f.pid || f.containall {
         return Err(Hinted::new(
             "`--pid` (and `--containall`, which implies it) is not supported with `instance start` yet",
             "start the instance without it; its processes then share the host's PID namespace",
