@@ -107,9 +107,11 @@ hf user "$user" "$runs" \
   -n "sifr exec IMG.sif (FUSE, holder kept: SIFR_SHARE_IDLE=10)" "env SIFR_SHARE_IDLE=10 $sifr exec $sif /bin/true" \
   -n "sifr exec IMG.sqfs (FUSE)" "$sifr exec $sqfs /bin/true"
 
+# SIFR_SHARE=0: the kept holder of the row above may still run, and a launch joins it whatever
+# /dev/fuse's mode.
 chmod 600 /dev/fuse
 hf extract "$user" "$(( runs / 10 > 3 ? runs / 10 : 3 ))" \
-  -n "sifr exec IMG.sif (extraction)" "$sifr -q exec $sif /bin/true"
+  -n "sifr exec IMG.sif (extraction)" "env SIFR_SHARE=0 $sifr -q exec $sif /bin/true"
 chmod "$fuse_mode" /dev/fuse
 
 # One markdown table per identity: median, mean +- sd, and the ratio to a reference row.
