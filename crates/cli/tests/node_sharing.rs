@@ -378,3 +378,26 @@ fn instances_run_the_start_script_take_commands_and_stop_as_a_user() {
     let _mode = FuseMode::set(0o666);
     instance_lifecycle(&with_startscript(), user);
 }
+
+#[test]
+fn ranks_share_one_extraction_when_dev_fuse_is_not_usable() {
+    let Some(user) = test_user() else { return };
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _mode = FuseMode::set(0o600);
+    let im = Images::new();
+    let fx = &im.fx;
+    let a = Rank::start(fx, user, &im.sif, &[]);
+    let b = Rank::start(fx, user, &im.sif, &[]);
+    assert_eq!(a.user_ns, b.user_ns);
+    assert_eq!(extraction_dirs().len(), 1, "{:?}", extraction_dirs());
+    let sif = im.sif.to_str().unwrap();
+    let o = run(
+        fx,
+        user,
+        &["exec", sif, "/bin/probe", "vm-read", &a.pid, &a.addr],
+    );
+    assert_eq!(stdout(&o), "rank-secret\n", "{}", stderr(&o));
+    a.stop();
+    b.stop();
+    assert_nothing_left(&im);
+}

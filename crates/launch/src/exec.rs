@@ -222,7 +222,7 @@ pub fn run(plan: &LaunchPlan) -> Result<i32, ExecError> {
 /// mount namespace when the process exits.
 pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, ExecError> {
     let joined = match (plan.share, how) {
-        (Some(idle), Attach::Loop | Attach::Fuse) => {
+        (Some(idle), Attach::Loop | Attach::Fuse | Attach::Extract { .. }) => {
             let spec = share::Spec {
                 image: image.clone(),
                 attach: how.clone(),

@@ -5,7 +5,8 @@
 //! The holder is a daemon (see [`sys::process::spawn_daemon`]) that creates the user namespace
 //! (unprivileged: the caller's uid and gid mapped to themselves) and a mount namespace, mounts
 //! the image once on `<runtime dir>/<key>.mnt` (kernel squashfs on a loop device as root, the
-//! in-tree FUSE server otherwise), and listens on `<runtime dir>/<key>.sock`. A launch connects,
+//! in-tree FUSE server otherwise, or, without a usable `/dev/fuse`, the image unpacked once into a
+//! temporary directory bound there), and listens on `<runtime dir>/<key>.sock`. A launch connects,
 //! is registered, opens the holder's `/proc/PID/ns/{user,mnt}`, joins them, and unshares a mount
 //! namespace of its own: a copy that holds the image mount, where it makes its own binds and
 //! `pivot_root`s as an unshared launch does ([`crate::exec`]). Because every rank is then in the
@@ -89,7 +90,8 @@ pub enum ShareError {
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub image: Image,
-    /// [`Attach::Loop`] (as root) or [`Attach::Fuse`].
+    /// [`Attach::Loop`] (as root), [`Attach::Fuse`], or [`Attach::Extract`] (the holder
+    /// unpacks the image once for all launches, and removes it when it retires).
     pub attach: Attach,
     pub uid: u32,
     pub gid: u32,
@@ -475,7 +477,8 @@ fn holder(spec: &Spec, paths: &Paths, ready: OwnedFd) -> i32 {
     // It serves every rank of the node: not only the core the first rank was bound to.
     sys::process::unpin();
     let mut ready = std::fs::File::from(ready);
-    let listener = match holder_setup(spec, paths) {
+    // `_extracted` (an image unpacked for want of FUSE) is removed when the holder retires.
+    let (listener, _extracted) = match holder_setup(spec, paths) {
         Ok(l) => l,
         Err(message) => {
             let _ = ready.write_all(format!("{}\n", message.replace('\n', " ")).as_bytes());
@@ -492,7 +495,10 @@ fn holder(spec: &Spec, paths: &Paths, ready: OwnedFd) -> i32 {
 /// New namespaces, the image mounted on `paths.mnt`, the socket bound. Errors are messages for
 /// the launch that waits (the launch falls back to attaching the image itself, which reports
 /// the same failure properly).
-fn holder_setup(spec: &Spec, paths: &Paths) -> Result<UnixListener, String> {
+fn holder_setup(
+    spec: &Spec,
+    paths: &Paths,
+) -> Result<(UnixListener, Option<crate::attach::Extracted>), String> {
     let ns = sys::ns::Namespaces {
         user: spec.user_ns,
         mount: true,
@@ -503,13 +509,19 @@ fn holder_setup(spec: &Spec, paths: &Paths) -> Result<UnixListener, String> {
         sys::ns::write_id_maps(spec.uid, spec.gid).map_err(|e| format!("{e}: {}", e.source))?;
     }
     sys::mount::make_rslave(Path::new("/")).map_err(|e| format!("{e}: {}", e.source))?;
-    let (mut staged, _) =
+    let (mut staged, extracted) =
         crate::attach::stage(&spec.image, &spec.attach).map_err(|e| e.to_string())?;
-    staged
-        .mount_detached(&paths.mnt, spec.owner)
-        .map_err(|e| e.to_string())?;
+    match staged.host_dir() {
+        // Extracted (no usable FUSE): the tree is bound there, once for every launch.
+        Some(dir) => {
+            sys::mount::rbind(dir, &paths.mnt).map_err(|e| format!("{e}: {}", e.source))?
+        }
+        None => staged
+            .mount_detached(&paths.mnt, spec.owner)
+            .map_err(|e| e.to_string())?,
+    }
     let listener = UnixListener::bind(&paths.sock).map_err(|e| e.to_string())?;
-    Ok(listener)
+    Ok((listener, extracted))
 }
 
 fn holder_serve(spec: &Spec, paths: &Paths, listener: UnixListener) {

@@ -119,7 +119,11 @@ pub fn assert_nothing_left(im: &Images) {
     assert!(support::host_mounts_mentioning(dir).is_empty());
     let procs = support::settled(|| support::processes_mentioning(dir));
     assert!(procs.is_empty(), "processes left: {procs:?}");
-    assert!(extraction_dirs().is_empty(), "{:?}", extraction_dirs());
+    let extracted = support::settled(extraction_dirs);
+    assert!(
+        extracted.is_empty(),
+        "extraction directories left: {extracted:?}"
+    );
     let loops = support::settled(|| loops_backed_by(dir));
     assert!(loops.is_empty(), "loop devices left: {loops:?}");
     let holders = support::settled(|| holder_files(who_all()));
