@@ -60,16 +60,16 @@ apt_install() {
 
 # stop NAME: the daemon named in $dir/NAME.pid, if it still runs that program.
 stop() {
-    local pidfile=$dir/$1.pid pid i
+    local pidfile=$dir/$1.pid pid
     [ -s "$pidfile" ] || return 0
     pid=$(cat "$pidfile")
     if [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" = "$1" ]; then
         kill "$pid" 2>/dev/null || true
-        for i in $(seq 50); do
+        for _ in $(seq 50); do
             [ -e "/proc/$pid" ] || break
             sleep 0.1
         done
-        [ -e "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null || true
+        if [ -e "/proc/$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$pidfile"
 }
@@ -123,8 +123,7 @@ start_munge() {
     # munged refuses to run as root. Its pid file is its own; `down` stops it only when this
     # script started it (the marker below).
     runuser -u munge -- /usr/sbin/munged
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         if munge -n </dev/null >/dev/null 2>&1; then
             cp /run/munge/munged.pid "$dir/munged.pid"
             return 0
@@ -136,9 +135,9 @@ start_munge() {
 }
 
 wait_idle() {
-    local host state i
+    local host state
     host=$(hostname -s)
-    for i in $(seq 150); do
+    for _ in $(seq 150); do
         state=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
         case $state in
             idle | mixed | allocated) return 0 ;;
