@@ -43,3 +43,30 @@ debian_trees() {
         touch "$rootfs_py/.bench-done"
     fi
 }
+
+# hf OUT WHO RUNS [-n NAME CMD]...: hyperfine (no shell, 3 warm-ups) as WHO, root or the user
+# whose ids are $uid and $gid, from $work/json (writable by both), JSON in $work/json/OUT.json.
+hf() {
+  local out=$1 who=$2 n=$3; shift 3
+  local as=()
+  [ "$who" = root ] || as=(setpriv --reuid="$uid" --regid="$gid" --init-groups --)
+  (cd "$work/json" && env USER="$who" "${as[@]}" hyperfine -N --warmup 3 --runs "$n" \
+     --export-json "$work/json/$out.json" "$@" >/dev/null 2>&1)
+}
+
+# table REF JSON...: one markdown table of hyperfine results: median, mean +- sd, min, and the
+# ratio of each median to that of the command named REF.
+table() {
+  python3 - "$@" <<'EOF'
+import json, sys
+ref, files = sys.argv[1], sys.argv[2:]
+rows = [r for f in files for r in json.load(open(f))["results"]]
+base = next(r["median"] for r in rows if r["command"] == ref)
+print("| command | median ms | mean ± sd ms | min ms | vs %s |" % ref)
+print("|---|---|---|---|---|")
+for r in rows:
+    print("| %s | %.2f | %.2f ± %.2f | %.2f | %.2fx |" % (
+        r["command"], r["median"] * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3,
+        r["min"] * 1e3, r["median"] / base))
+EOF
+}
