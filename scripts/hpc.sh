@@ -110,14 +110,27 @@ failed=()
 passed=0
 skipped=0
 
-# alive TAG: the pids of the processes whose environment holds HPC_CASE=TAG (the launcher, the
-# sifr processes and the ranks inherit it; sifr passes the host environment through).
+# sifr_procs: the pids running this $SIFR, whatever their environment (a helper of sifr's may
+# start with a clean one). Programs in the container are found by the tag only: matching them by
+# name would take in other users' jobs on a shared machine.
+sifr_real=$(readlink -f "$SIFR")
+sifr_procs() {
+    local d
+    for d in /proc/[0-9]*; do
+        [ "$(readlink "$d/exe" 2>/dev/null)" = "$sifr_real" ] && echo "${d#/proc/}"
+    done
+    return 0
+}
+
+# alive TAG: the pids of the case's processes: those whose environment holds HPC_CASE=TAG (the
+# launcher, the sifr processes and the ranks inherit it; sifr passes the host environment
+# through), and those of sifr_procs that did not run before the case ($work/before).
 alive() {
     local e
     for e in /proc/[0-9]*/environ; do
         grep -qzx "HPC_CASE=$1" "$e" 2>/dev/null && { e=${e#/proc/}; echo "${e%/environ}"; }
     done
-    return 0
+    sifr_procs | grep -vxF -f "$work/before" || true
 }
 
 # verify NAME WHO NP RC LOG TAG IMAGE [STAGGER]: judge a finished case.
@@ -146,7 +159,7 @@ verify() {
     # Nothing of the case may outlive it.
     local pids=""
     for _ in $(seq $((grace * 10))); do
-        pids=$(alive "$tag")
+        pids=$(alive "$tag" | sort -u)
         [ -z "$pids" ] && [ -z "$(losetup -j "$img" 2>/dev/null)" ] && break
         sleep 0.1
     done
@@ -181,6 +194,13 @@ verify() {
     ((shm == 0)) || echo "     removed $shm shared-memory segment(s) of $who left in /dev/shm"
 }
 
+# begin_case: note the time, the files and the processes there are before a case.
+begin_case() {
+    touch "$work/stamp"
+    sifr_procs >"$work/before"
+    case_t0=$SECONDS
+}
+
 # case NAME WHO IMAGE [STAGGER] -- CMD...: run the launcher CMD as WHO under the timeout.
 case_t0=0
 run_case() {
@@ -190,8 +210,7 @@ run_case() {
     shift
     [[ $name =~ $filter ]] || return 0
     local tag="sifr-hpc-$$-$name" log=$work/$name.log
-    touch "$work/stamp"
-    case_t0=$SECONDS
+    begin_case
     set +e
     (cd "$work/$who" && as "$who" env HPC_CASE="$tag" timeout -k 5 "$limit" "$@") >"$log" 2>&1
     local rc=$?
@@ -220,8 +239,7 @@ slurm_case() {
 #SBATCH --output=$dir/$name.out
 $*
 EOF
-    touch "$work/stamp"
-    case_t0=$SECONDS
+    begin_case
     local job state="" rc=0
     job=$(cd "$dir" && as "$who" env HPC_CASE="$tag" sbatch --parsable "$dir/$name.sbatch")
     while ((SECONDS - case_t0 < limit)); do
