@@ -54,19 +54,23 @@ hf() {
      --export-json "$work/json/$out.json" "$@" >/dev/null 2>&1)
 }
 
-# table REF JSON...: one markdown table of hyperfine results: median, mean +- sd, min, and the
-# ratio of each median to that of the command named REF.
+# table REF[;REF...] JSON...: one markdown table of hyperfine results: median, mean +- sd, min,
+# and the ratio of each median to that of each command named REF ("-" where REF has no row).
+# Runs that failed (hyperfine -i) are counted after the command's name.
 table() {
   python3 - "$@" <<'EOF'
 import json, sys
-ref, files = sys.argv[1], sys.argv[2:]
+refs, files = sys.argv[1].split(";"), sys.argv[2:]
 rows = [r for f in files for r in json.load(open(f))["results"]]
-base = next(r["median"] for r in rows if r["command"] == ref)
-print("| command | median ms | mean ± sd ms | min ms | vs %s |" % ref)
-print("|---|---|---|---|---|")
+base = {ref: next((r["median"] for r in rows if r["command"] == ref), None) for ref in refs}
+print("| command | median ms | mean ± sd ms | min ms | %s |" % " | ".join("vs " + ref for ref in refs))
+print("|---|---|---|---|%s" % ("---|" * len(refs)))
 for r in rows:
-    print("| %s | %.2f | %.2f ± %.2f | %.2f | %.2fx |" % (
-        r["command"], r["median"] * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3,
-        r["min"] * 1e3, r["median"] / base))
+    ratios = ["%.2fx" % (r["median"] / base[ref]) if base[ref] else "-" for ref in refs]
+    failed = sum(1 for c in r.get("exit_codes") or [] if c != 0)
+    name = r["command"] + (" (%d of %d runs failed)" % (failed, len(r["times"])) if failed else "")
+    print("| %s | %.2f | %.2f ± %.2f | %.2f | %s |" % (
+        name, r["median"] * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3,
+        r["min"] * 1e3, " | ".join(ratios)))
 EOF
 }

@@ -14,9 +14,9 @@
 #      user namespaces hang OpenMPI) is left out with the reason; the user's row is then also
 #      measured with OpenMPI's single-copy off.
 #   3. `mpirun -np R sifr exec IMG.sif /bin/true` under `strace -f` for R in 1 4 16 32, as root
-#      and as the user: opens and reads of the SIF file, bytes read from it, loop devices
-#      attached and /dev/fuse opened (the kernel's own reads through a loop device are not
-#      system calls and are not counted).
+#      and as the user (with FUSE, and without: /dev/fuse 0600, extraction): opens and reads of
+#      the SIF file, bytes read from it, loop devices attached and /dev/fuse opened (the
+#      kernel's own reads through a loop device are not system calls and are not counted).
 #
 # The image is the MPI example image (examples/mpi/mpi.def); IMG.sqfs is its SquashFS partition
 # (`sifr sif dump`), DIR that unpacked, so every runtime runs the same bytes.
@@ -25,7 +25,8 @@
 # Env:   BENCH_WORK  scratch directory (default: a new mktemp -d; images there are reused)
 #        MPI_SIF     a built mpi.sif (default: BENCH_WORK/mpi.sif, else built by scripts/examples.sh)
 #        N           concurrent launches (default 32); RUNS hyperfine runs (default 10)
-#        RANKS       rank counts for the strace counts (default "1 4 16 32")
+#        RANKS       rank counts for the strace counts (default "1 4 16 32"); EXTRACT_RANKS
+#                    those for the user without FUSE, where each rank unpacks the image (default "1 4")
 #        USER_NAME   the unprivileged user (default sifrtest); SIFR as bench/start/run.sh
 set -euo pipefail
 
@@ -36,6 +37,7 @@ work=${BENCH_WORK:-$(mktemp -d)}
 runs=${RUNS:-10}
 n=${N:-32}
 ranks=${RANKS:-1 4 16 32}
+extract_ranks=${EXTRACT_RANKS:-1 4}
 user=${USER_NAME:-sifrtest}
 mkdir -p "$work"
 chmod 755 "$work"
@@ -80,11 +82,16 @@ chmod 644 "$sif" "$sqfs"
 [ -e "$work/hello" ] || mpicc.openmpi -O2 -o "$work/hello" "$repo/examples/mpi/mpi_hello.c"
 
 # fan N CMD...: start N copies of CMD at once and wait for all; fails if one failed. An
-# argument @TAG@ becomes a tag unique to this fan (ch-run --join's peer group).
+# argument @TAG@ becomes a tag unique to this fan (ch-run --join's peer group). The copies'
+# stderr is appended to errors/PROGRAM.err next to fan, for the report.
+mkdir -p "$work/errors"
+chmod 1777 "$work/errors"
+rm -f "$work/errors"/*.err
 cat >"$work/fan" <<'EOF'
 #!/bin/bash
 n=$1; shift
 args=("${@//@TAG@/fan$$}")
+exec 2>>"$(dirname "$0")/errors/${1##*/}.err"
 pids=()
 for ((i = 0; i < n; i++)); do "${args[@]}" & pids+=($!); done
 rc=0
@@ -101,79 +108,126 @@ trap 'chmod "$fuse_mode" /dev/fuse' EXIT
 chmod 666 /dev/fuse
 export USER=root
 
+# try ROWS WHO NAME MUST CMD...: a trial run of CMD as WHO under a 60 s limit; when it succeeds
+# and its output matches the regex MUST (if any), add `-n NAME CMD` to the array named ROWS for
+# hyperfine, else note in $trials why it failed and fail.
+trials=()
+try() {
+  local -n rows=$1
+  local who=$2 name=$3 must=$4
+  shift 4
+  local as=() out rc=0 why
+  [ "$who" = root ] || as=(setpriv --reuid="$uid" --regid="$gid" --init-groups --)
+  out=$(cd "$work/json" && env USER="$who" "${as[@]}" timeout -k 5 60 "$@" 2>&1) || rc=$?
+  if [ $rc = 0 ] && { [ -z "$must" ] || grep -qE "$must" <<<"$out"; }; then
+    rows+=(-n "$name" "$*")
+    return 0
+  fi
+  case $rc in
+    0) why="no \`$must\` in the output" ;;
+    124 | 137) why="no exit within 60 s" ;;
+    *) why="exit status $rc" ;;
+  esac
+  if grep -q "different user namespaces" <<<"$out"; then
+    why="$why; ranks in different user namespaces (OpenMPI: CMA not available)"
+  else
+    why="$why; $(grep -m1 -A3 -iE 'error|fail' <<<"$out" | tr -s ' \n' ' ' || true)"
+  fi
+  why=${why%; }
+  ((${#why} < 240)) || why="${why:0:240}..."
+  trials+=("$([ "$who" = root ] && echo root || echo user), $name: $why")
+  return 1
+}
+
 # --- 1. N concurrent launches -------------------------------------------------------------------
+# fan_row NAME CMD...: a row of the launch tables, timed even when its trial run fails.
+fan_row() {
+  local name=$1
+  shift
+  try fan_rows "$who" "$name" "" "$@" || fan_rows+=(-n "$name" "$*")
+}
 for who in root "$user"; do
   w=$([ "$who" = root ] && echo root || echo user)
   for cmd in /bin/true "sleep 0.3"; do
     k=$([ "$cmd" = /bin/true ] && echo true || echo sleep)
-    hf "fan-$w-$k" "$who" "$runs" \
-      -n "floor: $n x $cmd" "$fan $n $cmd" \
-      -n "ch-run DIR" "$fan $n ch-run $dir -- $cmd" \
-      -n "ch-run IMG.sqfs" "$fan $n ch-run $sqfs -- $cmd" \
-      -n "ch-run --join IMG.sqfs" "$fan $n ch-run --join-ct=$n --join-tag=@TAG@ $sqfs -- $cmd" \
-      -n "sifr exec IMG.sif" "$fan $n $sifr -q exec $sif $cmd"
+    fan_rows=()
+    # $cmd is two words for sleep: split on purpose.
+    # shellcheck disable=SC2086
+    {
+      fan_row "floor: $n x $cmd" "$fan" "$n" $cmd
+      fan_row "ch-run DIR" "$fan" "$n" ch-run "$dir" -- $cmd
+      fan_row "ch-run IMG.sqfs" "$fan" "$n" ch-run "$sqfs" -- $cmd
+      fan_row "ch-run --join IMG.sqfs" "$fan" "$n" ch-run --join-ct="$n" --join-tag=@TAG@ "$sqfs" -- $cmd
+      fan_row "sifr exec IMG.sif" "$fan" "$n" "$sifr" -q exec "$sif" $cmd
+    }
+    # -i: ch-run --join fails now and then (the peers lose the image when the first one, which
+    # holds its squashfuse mount, exits); failed runs are counted in the table.
+    hf "fan-$w-$k" "$who" "$runs" -i "${fan_rows[@]}"
   done
 done
 
 # --- 2. MPI probe, np 4 ---------------------------------------------------------------------------
 ompi=(mpirun.openmpi --oversubscribe -np 4)
 touch "$work/mpi-stamp"
-# try WHO NAME CMD...: one run under a 60 s limit; on success the row goes to hyperfine.
-mpi_rows_root=() mpi_rows_user=() skipped=()
-try() {
-  local who=$1 name=$2; shift 2
-  local as=() out rc=0 why
-  [ "$who" = root ] || as=(setpriv --reuid="$uid" --regid="$gid" --init-groups --)
-  out=$(cd "$work/json" && env USER="$who" "${as[@]}" timeout -k 5 60 "$@" 2>&1) || rc=$?
-  if [ $rc = 0 ] && grep -q "^world 4 ALL_OK=1" <<<"$out"; then
-    if [ "$who" = root ]; then mpi_rows_root+=(-n "$name" "$*"); else mpi_rows_user+=(-n "$name" "$*"); fi
-    return 0
-  fi
-  case $rc in 124 | 137) why="no exit within 60 s" ;; *) why="exit status $rc" ;; esac
-  grep -q "different user namespaces" <<<"$out" && why="$why, ranks in different user namespaces (OpenMPI: CMA not available)"
-  skipped+=("$([ "$who" = root ] && echo root || echo user): $name: $why")
-  return 1
-}
-try root "native" "${ompi[@]}" --allow-run-as-root "$work/hello" || true
-try root "sifr exec mpi.sif" "${ompi[@]}" --allow-run-as-root "$sifr" -q exec "$sif" /opt/mpitest || true
-try root "ch-run --join IMG.sqfs" "${ompi[@]}" --allow-run-as-root ch-run --join "$sqfs" -- /opt/mpitest || true
-try "$user" "native" "${ompi[@]}" "$work/hello" || true
-try "$user" "sifr exec mpi.sif" "${ompi[@]}" "$sifr" -q exec "$sif" /opt/mpitest ||
-  try "$user" "sifr exec mpi.sif, single copy off" env OMPI_MCA_btl_vader_single_copy_mechanism=none "${ompi[@]}" "$sifr" -q exec "$sif" /opt/mpitest || true
-try "$user" "ch-run --join IMG.sqfs" "${ompi[@]}" ch-run --join "$sqfs" -- /opt/mpitest || true
-((${#mpi_rows_root[@]})) && hf mpi-root root "$runs" "${mpi_rows_root[@]}"
-((${#mpi_rows_user[@]})) && hf mpi-user "$user" "$runs" "${mpi_rows_user[@]}"
+ok="^world 4 ALL_OK=1"
+# shellcheck disable=SC2034 # filled by try through a name reference
+mpi_root=() mpi_user=()
+try mpi_root root "native" "$ok" "${ompi[@]}" --allow-run-as-root "$work/hello" || true
+try mpi_root root "sifr exec mpi.sif" "$ok" "${ompi[@]}" --allow-run-as-root "$sifr" -q exec "$sif" /opt/mpitest || true
+try mpi_root root "ch-run --join IMG.sqfs" "$ok" "${ompi[@]}" --allow-run-as-root ch-run --join "$sqfs" -- /opt/mpitest || true
+try mpi_user "$user" "native" "$ok" "${ompi[@]}" "$work/hello" || true
+try mpi_user "$user" "sifr exec mpi.sif" "$ok" "${ompi[@]}" "$sifr" -q exec "$sif" /opt/mpitest ||
+  try mpi_user "$user" "sifr exec mpi.sif, single copy off" "$ok" env OMPI_MCA_btl_vader_single_copy_mechanism=none "${ompi[@]}" "$sifr" -q exec "$sif" /opt/mpitest || true
+try mpi_user "$user" "ch-run --join IMG.sqfs" "$ok" "${ompi[@]}" ch-run --join "$sqfs" -- /opt/mpitest || true
+hf mpi-root root "$runs" "${mpi_root[@]}"
+hf mpi-user "$user" "$runs" "${mpi_user[@]}"
 # A killed rank leaves its OpenMPI segments behind: remove this run's, the user's only.
 find /dev/shm -maxdepth 1 -uid "$uid" -name "vader_segment.*" -newer "$work/mpi-stamp" -delete 2>/dev/null || true
 
 # --- 3. SIF opens and reads per node as the ranks grow --------------------------------------------
 counts=$work/counts.tsv
 printf 'as\tranks\topenat\treads\tMiB\tloop\tfuse\n' >"$counts"
-for who in root "$user"; do
-  for r in $ranks; do
-    log=$work/strace-$who-$r.log
+for mode in root fuse extraction; do
+  who=$user rs=$ranks
+  case $mode in
+    root) who=root ;;
+    fuse) chmod 666 /dev/fuse ;;
+    # Every rank unpacks the whole image: only the smaller counts (disk and time).
+    extraction) chmod 600 /dev/fuse; rs=$extract_ranks ;;
+  esac
+  for r in $rs; do
+    log=$work/strace-$mode-$r.log
     as=()
     [ "$who" = root ] || as=(setpriv --reuid="$uid" --regid="$gid" --init-groups --)
     # strace runs as root (it may trace the user's processes); the launch runs as WHO.
     (cd "$work/json" && strace -f -qq -y -s 0 -o "$log" -e trace=openat,read,pread64,ioctl \
       env USER="$who" "${as[@]}" timeout -k 5 120 mpirun.openmpi --oversubscribe --allow-run-as-root \
-      -np "$r" "$sifr" -q exec "$sif" /bin/true >/dev/null 2>&1) || echo "warning: $who, $r ranks: the launch failed" >&2
-    python3 - "$log" "$sif" "$who" "$r" >>"$counts" <<'EOF'
+      -np "$r" "$sifr" -q exec "$sif" /bin/true >/dev/null 2>&1) || echo "warning: $mode, $r ranks: the launch failed" >&2
+    python3 - "$log" "$sif" "$mode" "$r" >>"$counts" <<'EOF'
 import re, sys
-log, sif, who, r = sys.argv[1:]
+log, sif, mode, r = sys.argv[1:]
 opens = reads = nbytes = loops = fuse = 0
+pending = {}  # pid -> the call strace split with <unfinished ...>, until its <... resumed> line
 for line in open(log, errors="replace"):
-    if "openat(" in line and '"%s"' % sif in line:
+    pid, _, rest = line.strip().partition(" ")
+    rest = rest.lstrip()
+    m = re.match(r"<\.\.\. (\w+) resumed>", rest)
+    if m:
+        rest = pending.pop(pid, "") + rest[m.end():]
+    elif rest.rstrip().endswith("<unfinished ...>"):
+        pending[pid] = rest.rstrip()[: -len("<unfinished ...>")]
+        continue
+    if rest.startswith("openat(") and '"%s"' % sif in rest and "= -1" not in rest:
         opens += 1
-    elif re.search(r"\b(read|pread64)\(\d+<%s>" % re.escape(sif), line):
+    elif re.match(r"(read|pread64)\(\d+<%s>" % re.escape(sif), rest):
         reads += 1
-        m = re.search(r"=\s+(\d+)\s*$", line)
+        m = re.search(r"=\s+(\d+)\s*$", rest)
         nbytes += int(m.group(1)) if m else 0
-    elif "LOOP_CONFIGURE" in line or "LOOP_SET_FD" in line:
+    elif rest.startswith("ioctl(") and ("LOOP_CONFIGURE" in rest or "LOOP_SET_FD" in rest) and re.search(r"=\s+0$", rest):
         loops += 1
-    elif "openat(" in line and '"/dev/fuse"' in line and "= -1" not in line:
+    elif rest.startswith("openat(") and '"/dev/fuse"' in rest and "= -1" not in rest:
         fuse += 1
-print("%s\t%s\t%d\t%d\t%.1f\t%d\t%d" % ("root" if who == "root" else "user", r, opens, reads, nbytes / 2**20, loops, fuse))
+print("%s\t%s\t%d\t%d\t%.1f\t%d\t%d" % ({"root": "root (loop)", "fuse": "user (FUSE)"}.get(mode, "user (extraction)"), r, opens, reads, nbytes / 2**20, loops, fuse))
 EOF
     rm -f "$log"
   done
@@ -183,9 +237,9 @@ done
 for w in root user; do
   echo "### $n concurrent launches, as $w"
   echo
-  table "ch-run IMG.sqfs" "$work/json/fan-$w-true.json"
+  table "floor: $n x /bin/true;ch-run IMG.sqfs" "$work/json/fan-$w-true.json"
   echo
-  table "ch-run IMG.sqfs" "$work/json/fan-$w-sleep.json"
+  table "floor: $n x sleep 0.3;ch-run IMG.sqfs" "$work/json/fan-$w-sleep.json"
   echo
 done
 echo "### mpirun -np 4, MPI probe with a 4 MiB ring"
@@ -197,7 +251,19 @@ for w in root user; do
   table native "$work/json/mpi-$w.json"
   echo
 done
-for s in "${skipped[@]}"; do echo "- not measured: $s"; done
+for f in "$work"/errors/*.err; do
+  [ -s "$f" ] || continue
+  echo "Most frequent error lines of the $(basename "$f" .err) launches (numbers masked):"
+  echo
+  sed -E 's/[0-9]+/N/g' "$f" | sort | uniq -c | sort -rn | head -5 | sed 's/^ */- /'
+  echo
+done
+if ((${#trials[@]})); then
+  echo "Trial runs that failed (launch rows are timed anyway, with their failed runs counted; MPI"
+  echo "rows are left out):"
+  echo
+  for s in "${trials[@]}"; do echo "- $s"; done
+fi
 echo
 echo "### The SIF file per node: mpirun -np R sifr exec mpi.sif /bin/true under strace -f"
 echo
