@@ -1,5 +1,18 @@
 # Shared by the benchmark scripts (source it).
 
+# need CMD HINT: exit with a message naming HINT (how to get CMD) when CMD is missing.
+need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
+
+# sifr_release REPO: print the sifr binary to measure: $SIFR, else REPO's release build (made).
+sifr_release() {
+  if [ -n "${SIFR:-}" ]; then
+    echo "$SIFR"
+  else
+    (cd "$1" && cargo build --release -q -p sifr-cli >&2)
+    echo "${CARGO_TARGET_DIR:-$1/target}/release/sifr"
+  fi
+}
+
 # host_mirror: print the Debian mirror of the host's apt configuration (deb822 .sources first,
 # then one-line sources.list), or $MIRROR when set; fail with a message when there is none.
 # Read at run time so no mirror host is ever written into the repository.

@@ -42,7 +42,6 @@ user=${USER_NAME:-sifrtest}
 mkdir -p "$work"
 chmod 755 "$work"
 
-need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
 need hyperfine "apt-get install hyperfine"
 need ch-run "apt-get install charliecloud"
 need unsquashfs "apt-get install squashfs-tools"
@@ -52,11 +51,7 @@ need mpicc.openmpi "apt-get install libopenmpi-dev"
 need python3 "apt-get install python3"
 [ "$(id -u)" = 0 ] || { echo "run as root (loop devices, /dev/fuse's mode, the test user)" >&2; exit 1; }
 
-sifr=${SIFR:-}
-if [ -z "$sifr" ]; then
-  (cd "$repo" && cargo build --release -q -p sifr-cli)
-  sifr=${CARGO_TARGET_DIR:-$repo/target}/release/sifr
-fi
+sifr=$(sifr_release "$repo")
 install -m 755 "$sifr" "$work/sifr"
 sifr=$work/sifr
 

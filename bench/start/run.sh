@@ -35,7 +35,6 @@ user=${USER_NAME:-sifrtest}
 mkdir -p "$work"
 chmod 755 "$work"
 
-need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
 need hyperfine "apt-get install hyperfine"
 need ch-run "apt-get install charliecloud"
 need mksquashfs "apt-get install squashfs-tools"
@@ -53,11 +52,7 @@ if [ ! -e "$rootfs/.bench-done" ]; then
   touch "$rootfs/.bench-done"
 fi
 
-sifr=${SIFR:-}
-if [ -z "$sifr" ]; then
-  (cd "$repo" && cargo build --release -q -p sifr-cli)
-  sifr=${CARGO_TARGET_DIR:-$repo/target}/release/sifr
-fi
+sifr=$(sifr_release "$repo")
 install -m 755 "$sifr" "$work/sifr"
 sifr=$work/sifr
 
