@@ -15,6 +15,11 @@
 # Shared-memory segments the MPI libraries leave in /dev/shm are removed after each case, only
 # those of the case's user created during the case.
 #
+# The user's cases run with /dev/fuse open to everyone (0666, as a distribution's udev rule sets
+# it; put back at exit), so the image is served by FUSE; the `-extraction` cases run with it
+# 0600, where sifr unpacks the image instead. SIFR_SHARE_IDLE=0 makes the node's holder leave with
+# the last rank, so nothing may be left once a case's launcher has returned.
+#
 # Env: SIFR (default target/debug/sifr, built if missing); HPC_IMAGES, a directory holding
 # mpi.sif and mpich.sif (default: built here with scripts/examples.sh); HPC_USER (default
 # sifrtest, created if missing); HPC_TIMEOUT (default 60 s per case); HPC_NP (default 4);
@@ -39,11 +44,14 @@ filter=${1:-.}
 work=$(mktemp -d)
 chmod 755 "$work"
 slurm_started=0
+fuse_mode=$(stat -c %a /dev/fuse 2>/dev/null || true)
 cleanup() {
     if ((slurm_started)); then scripts/slurm.sh down || true; fi
+    if [ -n "$fuse_mode" ]; then chmod "$fuse_mode" /dev/fuse; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
+export SIFR_SHARE_IDLE=0
 
 id "$user" >/dev/null 2>&1 || useradd -m "$user"
 uid=$(id -u "$user")
@@ -267,6 +275,11 @@ ompi_run=(mpirun.openmpi --oversubscribe -np "$np")
 mpich_run=(mpirun.mpich -np "$np")
 
 echo "== hpc: $np ranks per case, $limit s limit, images in $images"
+if [ -n "$fuse_mode" ]; then
+    chmod 666 /dev/fuse
+else
+    echo "== hpc: no /dev/fuse: the user's cases extract the image"
+fi
 
 # Hybrid model under the host's mpirun.
 run_case ompi-mpirun-root root "$ompi_img" -- "${ompi_run[@]}" --allow-run-as-root "$SIFR" exec "$ompi_img" /opt/mpitest
@@ -291,6 +304,15 @@ done
 run_case stagger-ompi-root root "$ompi_img" -1000 -- "${ompi_run[@]}" --allow-run-as-root "$SIFR" exec "$ompi_img" /opt/mpitest --stagger-ms -1000
 run_case stagger-ompi-user "$user" "$ompi_img" 1000 -- "${ompi_run[@]}" "$SIFR" exec "$ompi_img" /opt/mpitest --stagger-ms 1000
 run_case stagger-mpich-user "$user" "$mpich_img" -1000 -- "${mpich_run[@]}" "$SIFR" exec "$mpich_img" /opt/mpitest --stagger-ms -1000
+
+# Unprivileged without FUSE: each launch would unpack the image; the node's ranks must still
+# share one container.
+if [ -n "$fuse_mode" ]; then
+    chmod 600 /dev/fuse
+    run_case ompi-mpirun-user-extraction "$user" "$ompi_img" -- "${ompi_run[@]}" "$SIFR" exec "$ompi_img" /opt/mpitest
+    run_case mpich-mpirun-user-extraction "$user" "$mpich_img" -- "${mpich_run[@]}" "$SIFR" exec "$mpich_img" /opt/mpitest
+    chmod 666 /dev/fuse
+fi
 
 # Bind model: an image with a C library and the program but no MPI; the host's OpenMPI (and
 # what it loads) bound in with the list examples/mpi/host-mpi-binds.sh makes.
