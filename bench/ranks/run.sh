@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Many ranks of one image on one node: what N concurrent container launches cost, what an MPI job
 # pays for running in a container, and how often the image file is opened and read as the rank
-# count grows (what per-node sharing of the attached image should make flat).
+# count grows. sifr rows come twice: as is (the launches of a node share one holder: one attached
+# image, one user namespace) and with SIFR_SHARE=0 (each launch attaches the image itself, as
+# Apptainer does).
 #
 #   1. N (default 32) concurrent launches of `/bin/true` and of `sleep 0.3`, as root and as the
 #      user: `sifr exec IMG.sif` against `ch-run IMG.sqfs` (each launch mounts its own
@@ -10,9 +12,9 @@
 #      everyone for the run (as bench/start does), so the user's sifr uses its FUSE server.
 #   2. `mpirun -np 4` of the MPI probe (4 MiB ring, examples/mpi/mpi_hello.c): natively
 #      (compiled with the host's mpicc) against `sifr exec mpi.sif` as root and as the user, and
-#      `ch-run --join IMG.sqfs`. A row whose command fails or hangs (the user's ranks in separate
-#      user namespaces hang OpenMPI) is left out with the reason; the user's row is then also
-#      measured with OpenMPI's single-copy off.
+#      `ch-run --join IMG.sqfs`. A row whose trial run fails or hangs is left out with the
+#      reason (ranks in separate user namespaces hang OpenMPI; those rows run with its
+#      single-copy off).
 #   3. `mpirun -np R sifr exec IMG.sif /bin/true` under `strace -f` for R in 1 4 16 32, as root
 #      and as the user (with FUSE, and without: /dev/fuse 0600, extraction): opens and reads of
 #      the SIF file, bytes read from it, loop devices attached and /dev/fuse opened (the
@@ -86,7 +88,9 @@ cat >"$work/fan" <<'EOF'
 #!/bin/bash
 n=$1; shift
 args=("${@//@TAG@/fan$$}")
-exec 2>>"$(dirname "$0")/errors/${1##*/}.err"
+prog=$1
+[ "$prog" = env ] && for a in "$@"; do [[ $a == env || $a == *=* ]] || { prog=$a; break; }; done
+exec 2>>"$(dirname "$0")/errors/${prog##*/}.err"
 pids=()
 for ((i = 0; i < n; i++)); do "${args[@]}" & pids+=($!); done
 rc=0
@@ -126,6 +130,7 @@ try() {
   if grep -q "different user namespaces" <<<"$out"; then
     why="$why; ranks in different user namespaces (OpenMPI: CMA not available)"
   else
+    # (fan sends its launches' stderr to the error lines of the report instead)
     why="$why; $(grep -m1 -A3 -iE 'error|fail' <<<"$out" | tr -s ' \n' ' ' || true)"
   fi
   why=${why%; }
@@ -154,6 +159,7 @@ for who in root "$user"; do
       fan_row "ch-run IMG.sqfs" "$fan" "$n" ch-run "$sqfs" -- $cmd
       fan_row "ch-run --join IMG.sqfs" "$fan" "$n" ch-run --join-ct="$n" --join-tag=@TAG@ "$sqfs" -- $cmd
       fan_row "sifr exec IMG.sif" "$fan" "$n" "$sifr" -q exec "$sif" $cmd
+      fan_row "sifr exec IMG.sif, SIFR_SHARE=0" "$fan" "$n" env SIFR_SHARE=0 "$sifr" -q exec "$sif" $cmd
     }
     # -i: ch-run --join fails now and then (the peers lose the image when the first one, which
     # holds its squashfuse mount, exits); failed runs are counted in the table.
@@ -169,10 +175,13 @@ ok="^world 4 ALL_OK=1"
 mpi_root=() mpi_user=()
 try mpi_root root "native" "$ok" "${ompi[@]}" --allow-run-as-root "$work/hello" || true
 try mpi_root root "sifr exec mpi.sif" "$ok" "${ompi[@]}" --allow-run-as-root "$sifr" -q exec "$sif" /opt/mpitest || true
+try mpi_root root "sifr exec mpi.sif, SIFR_SHARE=0" "$ok" env SIFR_SHARE=0 "${ompi[@]}" --allow-run-as-root "$sifr" -q exec "$sif" /opt/mpitest || true
 try mpi_root root "ch-run --join IMG.sqfs" "$ok" "${ompi[@]}" --allow-run-as-root ch-run --join "$sqfs" -- /opt/mpitest || true
 try mpi_user "$user" "native" "$ok" "${ompi[@]}" "$work/hello" || true
 try mpi_user "$user" "sifr exec mpi.sif" "$ok" "${ompi[@]}" "$sifr" -q exec "$sif" /opt/mpitest ||
   try mpi_user "$user" "sifr exec mpi.sif, single copy off" "$ok" env OMPI_MCA_btl_vader_single_copy_mechanism=none "${ompi[@]}" "$sifr" -q exec "$sif" /opt/mpitest || true
+# Without sharing the ranks are in 4 user namespaces, where OpenMPI hangs unless told not to use CMA.
+try mpi_user "$user" "sifr exec mpi.sif, SIFR_SHARE=0, single copy off" "$ok" env SIFR_SHARE=0 OMPI_MCA_btl_vader_single_copy_mechanism=none "${ompi[@]}" "$sifr" -q exec "$sif" /opt/mpitest || true
 try mpi_user "$user" "ch-run --join IMG.sqfs" "$ok" "${ompi[@]}" ch-run --join "$sqfs" -- /opt/mpitest || true
 hf mpi-root root "$runs" "${mpi_root[@]}"
 hf mpi-user "$user" "$runs" "${mpi_user[@]}"
@@ -182,11 +191,13 @@ find /dev/shm -maxdepth 1 -uid "$uid" -name "vader_segment.*" -newer "$work/mpi-
 # --- 3. SIF opens and reads per node as the ranks grow --------------------------------------------
 counts=$work/counts.tsv
 printf 'as\tranks\topenat\treads\tMiB\tloop\tfuse\n' >"$counts"
-for mode in root fuse extraction; do
-  who=$user rs=$ranks
+for mode in root root-noshare fuse fuse-noshare extraction; do
+  who=$user rs=$ranks share=1
   case $mode in
     root) who=root ;;
+    root-noshare) who=root share=0 ;;
     fuse) chmod 666 /dev/fuse ;;
+    fuse-noshare) chmod 666 /dev/fuse; share=0 ;;
     # Every rank unpacks the whole image: only the smaller counts (disk and time).
     extraction) chmod 600 /dev/fuse; rs=$extract_ranks ;;
   esac
@@ -196,7 +207,7 @@ for mode in root fuse extraction; do
     [ "$who" = root ] || as=(setpriv --reuid="$uid" --regid="$gid" --init-groups --)
     # strace runs as root (it may trace the user's processes); the launch runs as WHO.
     (cd "$work/json" && strace -f -qq -y -s 0 -o "$log" -e trace=openat,read,pread64,ioctl \
-      env USER="$who" "${as[@]}" timeout -k 5 120 mpirun.openmpi --oversubscribe --allow-run-as-root \
+      env USER="$who" SIFR_SHARE=$share "${as[@]}" timeout -k 5 120 mpirun.openmpi --oversubscribe --allow-run-as-root \
       -np "$r" "$sifr" -q exec "$sif" /bin/true >/dev/null 2>&1) || echo "warning: $mode, $r ranks: the launch failed" >&2
     python3 - "$log" "$sif" "$mode" "$r" >>"$counts" <<'EOF'
 import re, sys
@@ -222,7 +233,8 @@ for line in open(log, errors="replace"):
         loops += 1
     elif rest.startswith("openat(") and '"/dev/fuse"' in rest and "= -1" not in rest:
         fuse += 1
-print("%s\t%s\t%d\t%d\t%.1f\t%d\t%d" % ({"root": "root (loop)", "fuse": "user (FUSE)"}.get(mode, "user (extraction)"), r, opens, reads, nbytes / 2**20, loops, fuse))
+print("%s\t%s\t%d\t%d\t%.1f\t%d\t%d" % ({"root": "root (loop)", "root-noshare": "root (loop), SIFR_SHARE=0", "fuse": "user (FUSE)",
+     "fuse-noshare": "user (FUSE), SIFR_SHARE=0"}.get(mode, "user (extraction)"), r, opens, reads, nbytes / 2**20, loops, fuse))
 EOF
     rm -f "$log"
   done
