@@ -83,7 +83,7 @@ for r in rows:
     failed = sum(1 for c in r.get("exit_codes") or [] if c != 0)
     name = r["command"] + (" (%d of %d runs failed)" % (failed, len(r["times"])) if failed else "")
     print("| %s | %.2f | %.2f ± %.2f | %.2f | %s |" % (
-        name, r["median"] * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3,
+        name, r["median"] * 1e3, r["mean"] * 1e3, (r["stddev"] or 0) * 1e3,
         r["min"] * 1e3, " | ".join(ratios)))
 EOF
 }

@@ -4,7 +4,8 @@
 #   scripts/slurm.sh up      install what is missing (Slurm, munge, the host's OpenMPI and MPICH),
 #                            write slurm.conf under the scratch directory, start munged,
 #                            slurmctld and slurmd, wait until the node is idle and srun works
-#   scripts/slurm.sh down    stop the daemons through their pid files
+#   scripts/slurm.sh down    stop the daemons through their pid files (munged only when `up`
+#                            started it) and remove the scratch directory
 #   scripts/slurm.sh env     print `export SLURM_CONF=...` for the clients (eval it)
 #
 # Both are idempotent: `up` on a running cluster restarts the daemons with a fresh
@@ -175,6 +176,8 @@ down() {
     stop slurmd
     stop slurmctld
     stop munged
+    # The configuration, state and logs go too: `up` writes them afresh.
+    rm -rf "$dir"
 }
 
 case ${1:-} in

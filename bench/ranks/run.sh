@@ -87,7 +87,7 @@ rm -f "$work/errors"/*.err
 cat >"$work/fan" <<'EOF'
 #!/bin/bash
 n=$1; shift
-args=("${@//@TAG@/fan$$}")
+args=("${@//@TAG@/ranksbench$$}")
 prog=$1
 [ "$prog" = env ] && for a in "$@"; do [[ $a == env || $a == *=* ]] || { prog=$a; break; }; done
 exec 2>>"$(dirname "$0")/errors/${prog##*/}.err"
@@ -103,7 +103,8 @@ fan=$work/fan
 mkdir -p "$work/json"
 chmod 1777 "$work/json"
 fuse_mode=$(stat -c %a /dev/fuse)
-trap 'chmod "$fuse_mode" /dev/fuse' EXIT
+# ch-run --join leaves its peer group's semaphore and shared memory when a peer fails.
+trap 'chmod "$fuse_mode" /dev/fuse; rm -f /dev/shm/ch-run_shm-ranksbench* /dev/shm/sem.ch-run_sem-ranksbench*' EXIT
 chmod 666 /dev/fuse
 export USER=root
 
