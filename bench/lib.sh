@@ -1,5 +1,18 @@
 # Shared by the benchmark scripts (source it).
 
+# need CMD HINT: exit with a message naming HINT (how to get CMD) when CMD is missing.
+need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
+
+# sifr_release REPO: print the sifr binary to measure: $SIFR, else REPO's release build (made).
+sifr_release() {
+  if [ -n "${SIFR:-}" ]; then
+    echo "$SIFR"
+  else
+    (cd "$1" && cargo build --release -q -p sifr-cli >&2)
+    echo "${CARGO_TARGET_DIR:-$1/target}/release/sifr"
+  fi
+}
+
 # host_mirror: print the Debian mirror of the host's apt configuration (deb822 .sources first,
 # then one-line sources.list), or $MIRROR when set; fail with a message when there is none.
 # Read at run time so no mirror host is ever written into the repository.
@@ -42,4 +55,35 @@ debian_trees() {
         umount "$rootfs_py/proc"
         touch "$rootfs_py/.bench-done"
     fi
+}
+
+# hf OUT WHO RUNS [-n NAME CMD]...: hyperfine (no shell, 3 warm-ups) as WHO, root or the user
+# whose ids are $uid and $gid, from $work/json (writable by both), JSON in $work/json/OUT.json.
+hf() {
+  local out=$1 who=$2 n=$3; shift 3
+  local as=()
+  [ "$who" = root ] || as=(setpriv --reuid="$uid" --regid="$gid" --init-groups --)
+  (cd "$work/json" && env USER="$who" "${as[@]}" hyperfine -N --warmup 3 --runs "$n" \
+     --export-json "$work/json/$out.json" "$@" >/dev/null 2>&1)
+}
+
+# table REF[;REF...] JSON...: one markdown table of hyperfine results: median, mean +- sd, min,
+# and the ratio of each median to that of each command named REF ("-" where REF has no row).
+# Runs that failed (hyperfine -i) are counted after the command's name.
+table() {
+  python3 - "$@" <<'EOF'
+import json, sys
+refs, files = sys.argv[1].split(";"), sys.argv[2:]
+rows = [r for f in files for r in json.load(open(f))["results"]]
+base = {ref: next((r["median"] for r in rows if r["command"] == ref), None) for ref in refs}
+print("| command | median ms | mean ± sd ms | min ms | %s |" % " | ".join("vs " + ref for ref in refs))
+print("|---|---|---|---|%s" % ("---|" * len(refs)))
+for r in rows:
+    ratios = ["%.2fx" % (r["median"] / base[ref]) if base[ref] else "-" for ref in refs]
+    failed = sum(1 for c in r.get("exit_codes") or [] if c != 0)
+    name = r["command"] + (" (%d of %d runs failed)" % (failed, len(r["times"])) if failed else "")
+    print("| %s | %.2f | %.2f ± %.2f | %.2f | %s |" % (
+        name, r["median"] * 1e3, r["mean"] * 1e3, (r["stddev"] or 0) * 1e3,
+        r["min"] * 1e3, " | ".join(ratios)))
+EOF
 }

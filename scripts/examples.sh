@@ -3,10 +3,16 @@
 # and (when started as root) again as an ordinary user, whose build runs as fakeroot in a user
 # namespace with subordinate ids. Called by scripts/test.sh; usable alone:
 #
-#   scripts/examples.sh [NAME...]        (default: multistage python-env mpi gpu)
+#   scripts/examples.sh [NAME...]        (default: multistage python-env mpi mpi/mpich gpu)
+#
+# NAME is a folder of examples/ (its definition file is FOLDER/FOLDER.def) or FOLDER/STEM for
+# another definition file of that folder (mpi/mpich is examples/mpi/mpich.def). The image of
+# NAME built as WHO is WORK/WHO/FOLDER/STEM.sif.
 #
 # Env: SIFR (the binary; default target/debug/sifr, built if missing), EXAMPLES_USER (default
-# sifrtest, created if missing), EXAMPLES_AS_USER=0 to build as root only.
+# sifrtest, created if missing), EXAMPLES_AS_USER=0 to build as root only, EXAMPLES_WORK=DIR
+# to build in DIR and keep the images there for later tests (scripts/hpc.sh reuses the MPI
+# ones); by default a temporary directory, removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -15,11 +21,16 @@ SIFR=${SIFR:-$repo/target/debug/sifr}
 [ -x "$SIFR" ] || cargo build -p sifr-cli --locked
 user=${EXAMPLES_USER:-sifrtest}
 names=("$@")
-((${#names[@]})) || names=(multistage python-env mpi gpu)
+((${#names[@]})) || names=(multistage python-env mpi mpi/mpich gpu)
 
-work=$(mktemp -d)
+if [ -n "${EXAMPLES_WORK:-}" ]; then
+    work=$EXAMPLES_WORK
+    mkdir -p "$work"
+else
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+fi
 chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
 
 as_user=0
 if [ "$(id -u)" = 0 ] && [ "${EXAMPLES_AS_USER:-1}" = 1 ]; then
@@ -51,15 +62,15 @@ run() {
 }
 
 check() { # NAME WHO
-    local name=$1 who=$2 dir="$work/$2/$1" img
-    img="$dir/$name.sif"
+    local name=$1 who=$2 stem=${1##*/} dir="$work/$2/${1%%/*}" img
+    img="$dir/$stem.sif"
     local -a extra=()
     [ "$name" = python-env ] && extra=("${ca_bind[@]}")
     echo "== $name: build as $who"
     local t0=$SECONDS
-    (cd "$dir" && run "$who" "$SIFR" build "${extra[@]}" "$img" "$name.def")
+    (cd "$dir" && run "$who" "$SIFR" build "${extra[@]}" "$img" "$stem.def")
     echo "== $name: built as $who in $((SECONDS - t0)) s, $(du -h "$img" | cut -f1)"
-    case $name in
+    case $stem in
         multistage)
             out=$(cd "$dir" && run "$who" "$SIFR" exec "$img" /usr/local/bin/hello)
             echo "$out"
@@ -87,6 +98,12 @@ check() { # NAME WHO
             echo "$out"
             grep -q "world 2 ALL_OK=1" <<<"$out"
             ;;
+        mpich)
+            # MPICH's own launcher inside the image (hydra: no --allow-run-as-root needed).
+            out=$(cd "$dir" && run "$who" "$SIFR" exec "$img" mpirun.mpich -np 2 /opt/mpitest)
+            echo "$out"
+            grep -q "world 2 ALL_OK=1" <<<"$out"
+            ;;
         gpu)
             # No GPU here: the script must start and say why it sees none (exit 2, not a crash).
             set +e
@@ -100,6 +117,7 @@ check() { # NAME WHO
 }
 
 for who in root $( ((as_user)) && echo "$user"); do
+    rm -rf "${work:?}/$who"
     mkdir -p "$work/$who"
     cp -r examples/. "$work/$who/"
     [ "$who" = root ] || chown -R "$user" "$work/$who"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command of README.md: installs what the tests need, runs every test, then builds
 # every example of examples/ from its definition file and runs it (as root and as an ordinary
-# user; see scripts/examples.sh). SIFR_SKIP_EXAMPLES=1 leaves the examples out.
+# user; see scripts/examples.sh), then runs MPI jobs of the MPI example images under mpirun and
+# Slurm (scripts/hpc.sh). SIFR_SKIP_EXAMPLES=1 leaves the examples and the MPI jobs out,
+# SIFR_SKIP_HPC=1 the MPI jobs only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +17,11 @@ fi
 
 if [ "${SIFR_SKIP_EXAMPLES:-0}" != 1 ]; then
     cargo build -p sifr-cli --locked
-    SIFR=$PWD/target/debug/sifr scripts/examples.sh
+    # The example images are built once and kept for the MPI jobs.
+    fixtures=$(mktemp -d)
+    trap 'rm -rf "$fixtures"' EXIT
+    SIFR=$PWD/target/debug/sifr EXAMPLES_WORK=$fixtures scripts/examples.sh
+    if [ "${SIFR_SKIP_HPC:-0}" != 1 ]; then
+        SIFR=$PWD/target/debug/sifr HPC_IMAGES=$fixtures/root/mpi scripts/hpc.sh
+    fi
 fi

@@ -21,7 +21,6 @@ work=${BENCH_WORK:-$(mktemp -d)}
 repeat=${REPEAT:-3}
 mkdir -p "$work"
 
-need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
 need debootstrap "apt-get install debootstrap"
 need mksquashfs "apt-get install squashfs-tools"
 [ -x /usr/bin/time ] || { echo "missing: /usr/bin/time (apt-get install time)" >&2; exit 1; }
@@ -31,11 +30,7 @@ rootfs=$work/rootfs
 rootfs_py=$work/rootfs-py
 debian_trees "$work"
 
-sifr=${SIFR:-}
-if [ -z "$sifr" ]; then
-  (cd "$repo" && cargo build --release -q -p sifr-cli)
-  sifr=${CARGO_TARGET_DIR:-$repo/target}/release/sifr
-fi
+sifr=$(sifr_release "$repo")
 
 # Size of the SquashFS inside a SIF: the primary partition's length, read from the image's
 # bytes_used (superblock at the partition start, found by its magic at a 4 KiB boundary).

@@ -28,7 +28,6 @@ work=${BENCH_WORK:-$(mktemp -d)}
 repeat=${REPEAT:-3}
 mkdir -p "$work"
 
-need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
 need debootstrap "apt-get install debootstrap"
 need mksquashfs "apt-get install squashfs-tools"
 need docker-registry "apt-get install docker-registry"
@@ -59,11 +58,7 @@ if [ ! -e "$layout/.bench-done" ]; then
 fi
 [ -z "${PREP_ONLY:-}" ] || exit 0
 
-sifr=${SIFR:-}
-if [ -z "$sifr" ]; then
-  (cd "$repo" && cargo build --release -q -p sifr-cli)
-  sifr=${CARGO_TARGET_DIR:-$repo/target}/release/sifr
-fi
+sifr=$(sifr_release "$repo")
 
 # A registry on a free port, its storage in the work directory.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -37,7 +37,6 @@ runs=${RUNS:-10}
 mkdir -p "$work"
 chmod 755 "$work"
 
-need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
 need hyperfine "apt-get install hyperfine"
 need squashfuse_ll "apt-get install squashfuse"
 need mksquashfs "apt-get install squashfs-tools"
@@ -59,11 +58,7 @@ if [ ! -e "$tree/.bench-done" ]; then
   touch "$tree/.bench-done"
 fi
 
-sifr=${SIFR:-}
-if [ -z "$sifr" ]; then
-  (cd "$repo" && cargo build --release -q -p sifr-cli)
-  sifr=${CARGO_TARGET_DIR:-$repo/target}/release/sifr
-fi
+sifr=$(sifr_release "$repo")
 install -m 755 "$sifr" "$work/sifr"
 sifr=$work/sifr
 

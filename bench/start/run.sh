@@ -35,7 +35,6 @@ user=${USER_NAME:-sifrtest}
 mkdir -p "$work"
 chmod 755 "$work"
 
-need() { command -v "$1" >/dev/null || { echo "missing: $1 ($2)" >&2; exit 1; }; }
 need hyperfine "apt-get install hyperfine"
 need ch-run "apt-get install charliecloud"
 need mksquashfs "apt-get install squashfs-tools"
@@ -53,15 +52,12 @@ if [ ! -e "$rootfs/.bench-done" ]; then
   touch "$rootfs/.bench-done"
 fi
 
-sifr=${SIFR:-}
-if [ -z "$sifr" ]; then
-  (cd "$repo" && cargo build --release -q -p sifr-cli)
-  sifr=${CARGO_TARGET_DIR:-$repo/target}/release/sifr
-fi
+sifr=$(sifr_release "$repo")
 install -m 755 "$sifr" "$work/sifr"
 sifr=$work/sifr
 
 id "$user" >/dev/null 2>&1 || useradd -m "$user"
+# shellcheck disable=SC2034 # read by hf (lib.sh)
 uid=$(id -u "$user") gid=$(id -g "$user")
 
 sqfs=$work/start.sqfs sif=$work/start.sif
@@ -75,15 +71,6 @@ chmod 1777 "$work/json"
 
 fuse_mode=$(stat -c %a /dev/fuse)
 trap 'chmod "$fuse_mode" /dev/fuse' EXIT
-
-# hyperfine [-n name cmd]... as WHO (root or the user) -> JSON in $work/$1.json
-hf() {
-  local out=$1 who=$2 n=$3; shift 3
-  local as=()
-  [ "$who" = root ] || as=(setpriv --reuid="$uid" --regid="$gid" --init-groups --)
-  (cd "$work/json" && env USER="$who" "${as[@]}" hyperfine -N --warmup 3 --runs "$n" \
-     --export-json "$work/json/$out.json" "$@" >/dev/null 2>&1)
-}
 
 export USER=root
 hf root root "$runs" \
@@ -113,22 +100,6 @@ chmod 600 /dev/fuse
 hf extract "$user" "$(( runs / 10 > 3 ? runs / 10 : 3 ))" \
   -n "sifr exec IMG.sif (extraction)" "env SIFR_SHARE=0 $sifr -q exec $sif /bin/true"
 chmod "$fuse_mode" /dev/fuse
-
-# One markdown table per identity: median, mean +- sd, and the ratio to a reference row.
-table() {
-  python3 - "$@" <<'EOF'
-import json, sys
-ref, files = sys.argv[1], sys.argv[2:]
-rows = [r for f in files for r in json.load(open(f))["results"]]
-base = next(r["median"] for r in rows if r["command"] == ref)
-print("| command | median ms | mean ± sd ms | min ms | vs %s |" % ref)
-print("|---|---|---|---|---|")
-for r in rows:
-    print("| %s | %.2f | %.2f ± %.2f | %.2f | %.2fx |" % (
-        r["command"], r["median"] * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3,
-        r["min"] * 1e3, r["median"] / base))
-EOF
-}
 
 echo "### As root"
 echo
