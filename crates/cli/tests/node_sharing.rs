@@ -116,19 +116,7 @@ fn ranks_share(im: &Images, who: As) {
         "the image was attached twice"
     );
     assert_eq!(holders_of(fx.dir.path()).len(), 1);
-    let o = run(
-        fx,
-        who,
-        &[
-            "exec",
-            im.sif.to_str().unwrap(),
-            "/bin/probe",
-            "vm-read",
-            &a.pid,
-            &a.addr,
-        ],
-    );
-    assert_eq!(stdout(&o), "rank-secret\n", "{}", stderr(&o));
+    assert_eq!(vm_read(im, who, &a), "rank-secret\n");
     // The first rank leaves long before the last one; a later one still joins.
     a.stop();
     let c = Rank::start(fx, who, &im.sif, &[]);
@@ -142,25 +130,26 @@ fn ranks_share(im: &Images, who: As) {
     let b = Rank::start(fx, who, &im.sif, &[("SIFR_SHARE", "0")]);
     if who.uid() != 0 {
         assert_ne!(a.user_ns, b.user_ns);
-        let o = run(
-            fx,
-            who,
-            &[
-                "exec",
-                im.sif.to_str().unwrap(),
-                "/bin/probe",
-                "vm-read",
-                &a.pid,
-                &a.addr,
-            ],
-        );
-        assert_eq!(stdout(&o), "error=EPERM\n", "{}", stderr(&o));
+        assert_eq!(vm_read(im, who, &a), "error=EPERM\n");
     }
     assert_eq!(attachments(fx.dir.path()), 2);
     assert!(holders_of(fx.dir.path()).is_empty());
     a.stop();
     b.stop();
     assert_nothing_left(im);
+}
+
+/// What a new launch of the image as `who` reads of `rank`'s secret with `process_vm_readv`
+/// (the rank's secret, or `error=...`).
+fn vm_read(im: &Images, who: As, rank: &Rank) -> String {
+    let sif = im.sif.to_str().unwrap();
+    let o = run(
+        &im.fx,
+        who,
+        &["exec", sif, "/bin/probe", "vm-read", &rank.pid, &rank.addr],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
 }
 
 /// `mpirun -np 8`: launches started at the same moment wait for the first one's holder
@@ -390,13 +379,7 @@ fn ranks_share_one_extraction_when_dev_fuse_is_not_usable() {
     let b = Rank::start(fx, user, &im.sif, &[]);
     assert_eq!(a.user_ns, b.user_ns);
     assert_eq!(extraction_dirs().len(), 1, "{:?}", extraction_dirs());
-    let sif = im.sif.to_str().unwrap();
-    let o = run(
-        fx,
-        user,
-        &["exec", sif, "/bin/probe", "vm-read", &a.pid, &a.addr],
-    );
-    assert_eq!(stdout(&o), "rank-secret\n", "{}", stderr(&o));
+    assert_eq!(vm_read(&im, user, &a), "rank-secret\n");
     a.stop();
     b.stop();
     assert_nothing_left(&im);

@@ -531,15 +531,7 @@ pub fn fork_server<T, F: FnOnce(T) -> i32>(
     if pid == 0 {
         // The server must not write on the user's terminal, nor keep the caller's stdout or
         // stderr pipe open after the payload is done (a reader would wait for it).
-        if let Ok(null) = rustix::fs::open(
-            "/dev/null",
-            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) {
-            let _ = rustix::stdio::dup2_stdin(&null);
-            let _ = rustix::stdio::dup2_stdout(&null);
-            let _ = rustix::stdio::dup2_stderr(&null);
-        }
+        stdio_to_null();
         // A panic must not unwind into the caller's code in the child.
         let code =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(state))).unwrap_or(101);
@@ -626,15 +618,7 @@ pub fn spawn_daemon<F: FnOnce() -> i32>(
             // (they were not in `keep`), and the directory fd used to list them is gone.
             unsafe { libc::close(fd) };
         }
-        if let Ok(null) = rustix::fs::open(
-            "/dev/null",
-            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) {
-            let _ = rustix::stdio::dup2_stdin(&null);
-            let _ = rustix::stdio::dup2_stdout(&null);
-            let _ = rustix::stdio::dup2_stderr(&null);
-        }
+        stdio_to_null();
         let _ = rustix::process::chdir("/");
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
         // SAFETY: `_exit` is always safe to call.
@@ -698,4 +682,17 @@ pub fn unpin() {
         all.set(cpu);
     }
     let _ = sched_setaffinity(None, &all);
+}
+
+/// Point stdin, stdout and stderr at `/dev/null` (in a forked helper; best effort).
+fn stdio_to_null() {
+    if let Ok(null) = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
 }
