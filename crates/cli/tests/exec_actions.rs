@@ -5,7 +5,6 @@
 #[path = "../../launch/tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Output, Stdio};
 
 use support::{As, Fixture, runnable_identities as identities, stderr, stdout};
@@ -179,19 +178,7 @@ fn files_that_are_neither_sif_nor_squashfs_are_refused_naming_the_file() {
 /// Start `sifr ARGS` (running `probe wait-signal`), send SIGTERM to sifr alone once the probe
 /// is ready, and check the probe got it and its status is sifr's.
 fn assert_sigterm_reaches_probe(fx: &Fixture, who: As, args: &[&str]) {
-    let mut child = sifr_as(fx, who, args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    assert_eq!(lines.next().unwrap().unwrap(), "got signal 15");
-    assert_eq!(child.wait().unwrap().code(), Some(115));
+    support::assert_sigterm_reaches_probe(sifr_as(fx, who, args));
 }
 
 #[test]

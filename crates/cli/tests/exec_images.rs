@@ -12,7 +12,6 @@ mod images;
 #[path = "../../launch/tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,20 +60,9 @@ fn behaves_like_a_sandbox(im: &Images, img: &Path, who: As) -> Vec<String> {
     assert_eq!(stdout(&o), "runscript: a -b\n", "{}", stderr(&o));
 
     // SIGTERM to sifr reaches the command (and not the FUSE server, which would then fail it).
-    let mut child = sifr_as(fx, who, &["exec", img, "/bin/probe", "wait-signal"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    assert_eq!(lines.next().unwrap().unwrap(), "got signal 15");
-    assert_eq!(child.wait().unwrap().code(), Some(115));
+    let mut cmd = sifr_as(fx, who, &["exec", img, "/bin/probe", "wait-signal"]);
+    cmd.stderr(Stdio::null());
+    support::assert_sigterm_reaches_probe(cmd);
     assert_nothing_left(im);
     errs
 }

@@ -161,6 +161,16 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
 pub struct Vars(pub Vec<(String, String)>);
 
 impl Vars {
+    /// Variables from literal pairs (tests).
+    #[cfg(test)]
+    pub(crate) fn of(p: &[(&str, &str)]) -> Vars {
+        Vars(
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }

@@ -597,11 +597,7 @@ mod tests {
     use super::*;
 
     fn vars(p: &[(&str, &str)]) -> Vars {
-        Vars(
-            p.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Vars::of(p)
     }
 
     fn eval(text: &str, start: &[(&str, &str)]) -> Result<Vars, Unsupported> {

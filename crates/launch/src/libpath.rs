@@ -198,11 +198,7 @@ mod tests {
     use super::*;
 
     fn vars(p: &[(&str, &str)]) -> Vars {
-        Vars(
-            p.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Vars::of(p)
     }
 
     fn facts(libs: bool, libs32: bool) -> LibFacts<'static> {

@@ -318,3 +318,19 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Start `cmd` (a launch of `probe wait-signal`), send SIGTERM to it once the probe is ready,
+/// and check that the probe got it and that its status (115) is the launch's.
+pub fn assert_sigterm_reaches_probe(mut cmd: std::process::Command) {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(lines.next().unwrap().unwrap(), "got signal 15");
+    assert_eq!(child.wait().unwrap().code(), Some(115));
+}
