@@ -356,6 +356,67 @@ fn writable_tmpfs_lets_the_command_write_anywhere_and_forgets_it() {
     assert_nothing_left(&fx);
 }
 
+/// The filesystem type and per-mount options of the container's `/` in a mountinfo text.
+fn root_fs(mountinfo: &str) -> (String, Vec<String>) {
+    let line = mountinfo
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no mount at / in:\n{mountinfo}"));
+    let opts = line.split(' ').nth(5).unwrap().split(',').map(String::from);
+    let fstype = line.split(" - ").nth(1).unwrap().split(' ').next().unwrap();
+    (fstype.to_string(), opts.collect())
+}
+
+#[test]
+fn root_is_a_plain_bind_unless_mount_points_are_missing_or_writes_are_wanted() {
+    let fx = Fixture::new();
+    let img = fx.image.to_str().unwrap();
+    // A copy of the image that already has every mount point of a default launch (home and
+    // cwd left out with --no-mount).
+    let full = fx.dir.path().join("full");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&fx.image)
+        .arg(&full)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for d in ["proc", "sys", "dev", "tmp", "var/tmp"] {
+        std::fs::create_dir_all(full.join(d)).unwrap();
+    }
+    for f in [
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/localtime",
+        "etc/passwd",
+        "etc/group",
+    ] {
+        std::fs::write(full.join(f), "").unwrap();
+    }
+    let full_s = full.to_str().unwrap();
+    let mountinfo = |who: As, flags: &[&str], image: &str| {
+        let mut args = vec!["exec", "--no-mount", "home,cwd"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[image, "/bin/probe", "cat", "/proc/self/mountinfo"]);
+        let o = run(&fx, who, &args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        root_fs(&stdout(&o))
+    };
+    for who in identities() {
+        let (fstype, opts) = mountinfo(who, &[], full_s);
+        assert_ne!(fstype, "overlay", "{who:?}: nothing was missing");
+        assert!(opts.iter().any(|o| o == "ro"), "{who:?}: {opts:?}");
+        // /proc, /dev, ... are missing from the test image: a read-only overlay provides them.
+        let (fstype, opts) = mountinfo(who, &[], img);
+        assert_eq!(fstype, "overlay", "{who:?}");
+        assert!(opts.iter().any(|o| o == "ro"), "{who:?}: {opts:?}");
+        let (fstype, opts) = mountinfo(who, &["--writable-tmpfs"], full_s);
+        assert_eq!(fstype, "overlay", "{who:?}");
+        assert!(opts.iter().any(|o| o == "rw"), "{who:?}: {opts:?}");
+    }
+    assert_nothing_left(&fx);
+}
+
 #[test]
 fn tmpfs_size_setting_bounds_what_writable_tmpfs_can_hold() {
     let fx = Fixture::new();

@@ -126,6 +126,23 @@ pub fn mount_overlay(lowers: &[&Path], upper: &Path, work: &Path, target: &Path)
     .map_err(err("mount overlay on", target.display()))
 }
 
+/// Mount a read-only kernel overlayfs at `target` made of `lowers` only (topmost first, at least
+/// two): no upper or work directory, so the kernel skips the work directory's setup and its
+/// feature probes. Same path rules as [`mount_overlay`].
+pub fn mount_overlay_readonly(lowers: &[&Path], target: &Path) -> Result<()> {
+    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let data = format!("lowerdir={}", lower.join(":"));
+    let data_c = std::ffi::CString::new(data).map_err(err("mount overlay", target.display()))?;
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::RDONLY,
+        data_c.as_c_str(),
+    )
+    .map_err(err("mount overlay on", target.display()))
+}
+
 /// `mount --rbind src target` with the classic API.
 pub fn rbind(src: &Path, target: &Path) -> Result<()> {
     rustix::mount::mount_bind_recursive(src, target).map_err(err(
