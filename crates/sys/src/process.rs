@@ -1,10 +1,11 @@
-//! Fork, exec and wait.
+//! Spawn, exec and wait.
 //!
 //! [`ExecSpec`] converts everything the child will need (candidate paths, argv, envp) into C
-//! strings *before* forking; the forked child then only performs async-signal-safe calls
+//! strings *before* the child is created; the child then only performs async-signal-safe calls
 //! (`signal`, `sigprocmask`, `dup2`, `execve`, `write`, `_exit`), as required in a child of a
-//! process that may hold locks. The fork and its child code are private to this module; callers
-//! get [`spawn`].
+//! process that may hold locks, and in a [`spawn`] child, which shares the caller's memory until
+//! it execs (`clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn`). The child code is private to
+//! this module; callers get [`spawn`].
 //!
 //! Runs after the namespace change, in the container's mount namespace; the child inherits the
 //! namespaces, the cwd and `no_new_privs` of the caller.
@@ -120,7 +121,7 @@ pub struct SpawnOptions<'a> {
 pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(err("create pipe for", &spec.name))?;
-    // Pointer arrays are built before fork: the child must not allocate.
+    // Pointer arrays are built before the child exists: it must not allocate.
     let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).collect();
@@ -130,18 +131,39 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
     let candidates: Vec<*const libc::c_char> = spec.candidates.iter().map(|c| c.as_ptr()).collect();
     let mask = opts.mask;
 
-    // SAFETY: fork(2) has no memory-safety preconditions by itself; what matters is that the
-    // child only runs async-signal-safe code, which `child_exec` guarantees (see its docs).
-    let pid = unsafe { libc::fork() };
+    let args = ChildArgs {
+        candidates: &candidates,
+        argv: &argv,
+        envp: &envp,
+        stdout,
+        status_fd: wr_raw,
+        mask: mask.as_ref(),
+    };
+    // The child runs on its own small stack in the parent's memory (CLONE_VM) while the parent
+    // waits (CLONE_VFORK) until it has called execve or _exit, as posix_spawn does: no page
+    // tables are copied, and neither process takes copy-on-write faults afterwards.
+    let mut stack = vec![0u8; CHILD_STACK];
+    // SAFETY: the stack grows down from its (16-byte aligned) end, which stays inside `stack`.
+    let top = unsafe { stack.as_mut_ptr().add(CHILD_STACK) };
+    let top = (top as usize & !15) as *mut libc::c_void;
+    // SAFETY: `child_entry` receives a pointer to `args`, which outlives the child's use of it:
+    // with CLONE_VFORK this call returns only after the child has exec'd or exited, and the
+    // child only runs async-signal-safe code (see `child_exec`). `stack` outlives it likewise.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&args as *const ChildArgs<'_>).cast_mut().cast(),
+        )
+    };
+    drop(stack);
     if pid < 0 {
         return Err(Error::new(
             "fork for",
             &spec.name,
             std::io::Error::last_os_error(),
         ));
-    }
-    if pid == 0 {
-        child_exec(&candidates, &argv, &envp, stdout, wr_raw, mask.as_ref());
     }
     drop(wr);
     Ok(Child {
@@ -150,7 +172,27 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
     })
 }
 
-/// The child side of [`spawn`]. Only async-signal-safe calls; never returns.
+/// Stack of the [`spawn`] child: it only calls `child_exec` (a few small frames).
+const CHILD_STACK: usize = 64 * 1024;
+
+/// What the [`spawn`] child needs, all prepared before `clone`.
+struct ChildArgs<'a> {
+    candidates: &'a [*const libc::c_char],
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    stdout: Option<i32>,
+    status_fd: i32,
+    mask: Option<&'a SavedMask>,
+}
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `spawn` passes a pointer to a live `ChildArgs` (see there).
+    let a = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    child_exec(a.candidates, a.argv, a.envp, a.stdout, a.status_fd, a.mask)
+}
+
+/// The child side of [`spawn`] (and of the init's fork). Only async-signal-safe calls; never
+/// returns. In a [`spawn`] child it shares the parent's memory: it writes nothing but `errno`.
 fn child_exec(
     candidates: &[*const libc::c_char],
     argv: &[*const libc::c_char],
@@ -164,8 +206,8 @@ fn child_exec(
         signal::restore_mask(m);
     }
     let mut errno: i32 = libc::ENOENT;
-    // SAFETY: all pointers were prepared before fork and stay valid (the child has a copy of
-    // the parent's memory); argv/envp are NULL-terminated arrays of NUL-terminated strings.
+    // SAFETY: all pointers were prepared before the child was created and stay valid (it shares
+    // or has a copy of the parent's memory); argv/envp are NULL-terminated arrays of NUL-terminated strings.
     // dup2, execve, write and _exit are async-signal-safe.
     unsafe {
         if let Some(fd) = stdout
