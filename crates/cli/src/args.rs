@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 use crate::cmd;
 
@@ -48,43 +48,201 @@ pub struct GlobalArgs {
     pub config: Option<PathBuf>,
 }
 
-#[derive(Debug, Subcommand)]
+/// The commands. `Subcommand` is implemented by hand (below) rather than derived so that each
+/// command's options are only built when that command runs: building the whole tree took
+/// 0.5 ms of every `sifr exec` (`clap::Command::defer`).
+#[derive(Debug)]
 pub enum Command {
-    /// Show the version of sifr.
     Version,
-    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     Completion(cmd::completion::CompletionArgs),
-    /// Write man pages generated from the same definitions as `--help`.
     Man(cmd::man::ManArgs),
-    /// Work with definition files without building.
-    #[command(subcommand)]
     Deffile(cmd::deffile::DeffileCommand),
-    /// Inspect and edit the objects of a SIF image (as `apptainer sif`).
-    #[command(subcommand, alias = "siftool")]
     Sif(cmd::sif::SifCommand),
-    /// Build a SIF image (or a sandbox) from a definition file, a directory or an image.
     Build(cmd::build::BuildArgs),
-    /// Download an image from a registry (or an OCI layout/archive) into a SIF file.
     Pull(cmd::pull::PullArgs),
-    /// Log in to OCI registries, log out, list the stored logins.
-    #[command(subcommand)]
     Registry(cmd::registry::RegistryCommand),
-    /// List or clean the cache of downloaded image blobs.
-    #[command(subcommand)]
     Cache(cmd::cache::CacheCommand),
-    /// Show an image's metadata: labels, definition file, scripts, environment.
     Inspect(cmd::inspect::InspectArgs),
-    /// Show an image's help text (its `%help` section).
     RunHelp(cmd::inspect::RunHelpArgs),
-    /// Run a command in a container.
     Exec(cmd::action::ExecArgs),
-    /// Run the container's runscript.
     Run(cmd::action::RunArgs),
-    /// Start an interactive shell in a container.
     Shell(cmd::action::ShellArgs),
-    /// Run the container's test script.
     Test(cmd::action::RunArgs),
-    /// Start, stop and list named background containers (`exec instance://NAME` joins one).
-    #[command(subcommand)]
     Instance(cmd::instance::InstanceCommand),
+}
+
+thread_local! {
+    static EAGER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The whole tree with every command's definition applied, for generators that walk it
+/// (completions, man pages): clap builds its `help` subcommand from the commands' subcommands
+/// before it applies deferred definitions.
+pub fn full_command() -> clap::Command {
+    use clap::CommandFactory as _;
+    EAGER.with(|e| e.set(true));
+    let cmd = Cli::command();
+    EAGER.with(|e| e.set(false));
+    cmd
+}
+
+/// `cmd` with `define` applied now ([`full_command`]) or when the command is first used.
+fn define(cmd: clap::Command, define: fn(clap::Command) -> clap::Command) -> clap::Command {
+    if EAGER.with(std::cell::Cell::get) {
+        define(cmd)
+    } else {
+        cmd.defer(define)
+    }
+}
+
+/// A command whose options come from `Args` type `$args`. The about text is applied again after
+/// the options because an `Args` type's own doc comment would replace it.
+macro_rules! with_args {
+    ($name:literal, $about:literal, $args:ty) => {
+        define(clap::Command::new($name).about($about), |c| {
+            <$args as Args>::augment_args(c).about($about)
+        })
+    };
+}
+
+/// A command with subcommands from `Subcommand` type `$sub` (one of them is required).
+macro_rules! with_subcommands {
+    ($name:literal, $about:literal, $sub:ty) => {
+        define(clap::Command::new($name).about($about), |c| {
+            <$sub as Subcommand>::augment_subcommands(c)
+                .about($about)
+                .subcommand_required(true)
+                .arg_required_else_help(true)
+        })
+    };
+}
+
+/// Every command, in `--help` order.
+fn commands() -> [clap::Command; 16] {
+    use cmd::{action, build, cache, completion, deffile, inspect, instance, man, pull, registry};
+    [
+        clap::Command::new("version").about("Show the version of sifr"),
+        with_args!(
+            "completion",
+            "Print a shell completion script (bash, zsh, fish, elvish or powershell)",
+            completion::CompletionArgs
+        ),
+        with_args!(
+            "man",
+            "Write man pages generated from the same definitions as `--help`",
+            man::ManArgs
+        ),
+        with_subcommands!(
+            "deffile",
+            "Work with definition files without building",
+            deffile::DeffileCommand
+        ),
+        with_subcommands!(
+            "sif",
+            "Inspect and edit the objects of a SIF image (as `apptainer sif`)",
+            cmd::sif::SifCommand
+        )
+        .alias("siftool"),
+        with_args!(
+            "build",
+            "Build a SIF image (or a sandbox) from a definition file, a directory or an image",
+            build::BuildArgs
+        ),
+        with_args!(
+            "pull",
+            "Download an image from a registry (or an OCI layout/archive) into a SIF file",
+            pull::PullArgs
+        ),
+        with_subcommands!(
+            "registry",
+            "Log in to OCI registries, log out, list the stored logins",
+            registry::RegistryCommand
+        ),
+        with_subcommands!(
+            "cache",
+            "List or clean the cache of downloaded image blobs",
+            cache::CacheCommand
+        ),
+        with_args!(
+            "inspect",
+            "Show an image's metadata: labels, definition file, scripts, environment",
+            inspect::InspectArgs
+        ),
+        with_args!(
+            "run-help",
+            "Show an image's help text (its `%help` section)",
+            inspect::RunHelpArgs
+        ),
+        with_args!("exec", "Run a command in a container", action::ExecArgs),
+        with_args!("run", "Run the container's runscript", action::RunArgs),
+        with_args!(
+            "shell",
+            "Start an interactive shell in a container",
+            action::ShellArgs
+        ),
+        with_args!("test", "Run the container's test script", action::RunArgs),
+        with_subcommands!(
+            "instance",
+            "Start, stop and list named background containers (`exec instance://NAME` joins one)",
+            instance::InstanceCommand
+        ),
+    ]
+}
+
+impl Subcommand for Command {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        cmd.subcommands(commands())
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        commands()
+            .iter()
+            .any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
+    }
+}
+
+impl FromArgMatches for Command {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut m.clone())
+    }
+
+    fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        let Some((name, mut sub)) = m.remove_subcommand() else {
+            return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
+        };
+        let sub = &mut sub;
+        Ok(match name.as_str() {
+            "version" => Self::Version,
+            "completion" => Self::Completion(FromArgMatches::from_arg_matches_mut(sub)?),
+            "man" => Self::Man(FromArgMatches::from_arg_matches_mut(sub)?),
+            "deffile" => Self::Deffile(FromArgMatches::from_arg_matches_mut(sub)?),
+            "sif" => Self::Sif(FromArgMatches::from_arg_matches_mut(sub)?),
+            "build" => Self::Build(FromArgMatches::from_arg_matches_mut(sub)?),
+            "pull" => Self::Pull(FromArgMatches::from_arg_matches_mut(sub)?),
+            "registry" => Self::Registry(FromArgMatches::from_arg_matches_mut(sub)?),
+            "cache" => Self::Cache(FromArgMatches::from_arg_matches_mut(sub)?),
+            "inspect" => Self::Inspect(FromArgMatches::from_arg_matches_mut(sub)?),
+            "run-help" => Self::RunHelp(FromArgMatches::from_arg_matches_mut(sub)?),
+            "exec" => Self::Exec(FromArgMatches::from_arg_matches_mut(sub)?),
+            "run" => Self::Run(FromArgMatches::from_arg_matches_mut(sub)?),
+            "shell" => Self::Shell(FromArgMatches::from_arg_matches_mut(sub)?),
+            "test" => Self::Test(FromArgMatches::from_arg_matches_mut(sub)?),
+            "instance" => Self::Instance(FromArgMatches::from_arg_matches_mut(sub)?),
+            other => {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::InvalidSubcommand,
+                    format!("the subcommand `{other}` wasn't recognized"),
+                ));
+            }
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }

@@ -1,9 +1,7 @@
 //! `sifr completion SHELL`: a completion script generated from the clap definitions.
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
-
-use crate::args::Cli;
 
 #[derive(Debug, Args)]
 pub struct CompletionArgs {
@@ -13,7 +11,7 @@ pub struct CompletionArgs {
 }
 
 pub fn run(args: &CompletionArgs) -> anyhow::Result<u8> {
-    let mut cmd = Cli::command();
+    let mut cmd = crate::args::full_command();
     let name = invoked_name();
     clap_complete::generate(args.shell, &mut cmd, name, &mut std::io::stdout());
     Ok(crate::exit::OK)

@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, CommandFactory};
-
-use crate::args::Cli;
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
@@ -17,7 +15,7 @@ pub struct ManArgs {
 }
 
 pub fn run(args: &ManArgs) -> anyhow::Result<u8> {
-    let cmd = Cli::command();
+    let cmd = crate::args::full_command();
     match &args.output {
         None => {
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
