@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 cargo build --release --locked
-SIFR=$PWD/target/release/sifr
+SIFR=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/sifr
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -17,11 +17,13 @@ fi
 
 if [ "${SIFR_SKIP_EXAMPLES:-0}" != 1 ]; then
     cargo build -p sifr-cli --locked
+    # The binary just built, wherever CARGO_TARGET_DIR puts it (never a stale target/debug).
+    sifr_bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/sifr
     # The example images are built once and kept for the MPI jobs.
     fixtures=$(mktemp -d)
     trap 'rm -rf "$fixtures"' EXIT
-    SIFR=$PWD/target/debug/sifr EXAMPLES_WORK=$fixtures scripts/examples.sh
+    SIFR=$sifr_bin EXAMPLES_WORK=$fixtures scripts/examples.sh
     if [ "${SIFR_SKIP_HPC:-0}" != 1 ]; then
-        SIFR=$PWD/target/debug/sifr HPC_IMAGES=$fixtures/root/mpi scripts/hpc.sh
+        SIFR=$sifr_bin HPC_IMAGES=$fixtures/root/mpi scripts/hpc.sh
     fi
 fi
