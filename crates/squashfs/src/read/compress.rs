@@ -3,9 +3,17 @@
 //! Every call decompresses one whole block into a buffer whose size is capped by the caller
 //! (8 KiB for metadata, the block size for data), so a hostile block can never inflate past
 //! that cap. LZO is recognised but not built in and reported as unsupported. This module must
-//! not read the image or cache anything.
+//! not read the image or cache any data; it keeps one gzip and one zstd decoder state per thread
+//! (allocating and clearing a zstd context cost as much as decoding a small block).
+
+use std::cell::RefCell;
 
 use super::error::{Error, Result};
+
+thread_local! {
+    static INFLATE: RefCell<Option<flate2::Decompress>> = const { RefCell::new(None) };
+    static ZSTD: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
 
 /// Compressor named by the superblock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,15 +78,22 @@ impl Compressor {
             reason,
         };
         match self {
-            Compressor::Gzip => {
-                let mut d = flate2::Decompress::new(true);
+            Compressor::Gzip => INFLATE.with(|cell| {
+                let mut cell = cell.borrow_mut();
+                let d = match cell.as_mut() {
+                    Some(d) => {
+                        d.reset(true);
+                        d
+                    }
+                    None => cell.insert(flate2::Decompress::new(true)),
+                };
                 let mut out = Vec::with_capacity(cap);
                 match d.decompress_vec(input, &mut out, flate2::FlushDecompress::Finish) {
                     Ok(flate2::Status::StreamEnd) => Ok(out),
                     Ok(_) => Err(fail(format!("stream does not end within {cap} bytes"))),
                     Err(e) => Err(fail(e.to_string())),
                 }
-            }
+            }),
             Compressor::Xz | Compressor::Lzma => {
                 // 256 MiB memory limit: far above what mksquashfs dictionaries need (at most the
                 // 1 MiB block size), low enough that a hostile header cannot exhaust memory.
@@ -103,13 +118,19 @@ impl Compressor {
                 out.truncate(n);
                 Ok(out)
             }
-            Compressor::Zstd => {
-                let mut out = vec![0u8; cap];
-                let n = zstd::bulk::decompress_to_buffer(input, &mut out)
+            Compressor::Zstd => ZSTD.with(|cell| {
+                let mut cell = cell.borrow_mut();
+                let z = match cell.as_mut() {
+                    Some(z) => z,
+                    None => cell
+                        .insert(zstd::bulk::Decompressor::new().map_err(|e| fail(e.to_string()))?),
+                };
+                // Decoded into the vector's spare capacity: no zero-filling of `cap` bytes.
+                let mut out = Vec::with_capacity(cap);
+                z.decompress_to_buffer(input, &mut out)
                     .map_err(|e| fail(e.to_string()))?;
-                out.truncate(n);
                 Ok(out)
-            }
+            }),
             Compressor::Lzo => Err(Error::UnsupportedCompressor { id: 3, name: "lzo" }),
         }
     }
