@@ -25,8 +25,10 @@ const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
-/// Another launcher may grab the same free device between `GET_FREE` and `SET_FD`.
-const ATTEMPTS: usize = 16;
+/// Another launcher may grab the same free device between `GET_FREE` and `SET_FD`; many ranks
+/// starting at once (`SIFR_SHARE=0`) can collide several times in a row, so each retry waits a
+/// little longer (0.2 ms more each time, about 0.4 s over all attempts).
+const ATTEMPTS: usize = 64;
 
 /// `struct loop_info64` of `<linux/loop.h>` (not in the `libc` crate).
 #[repr(C)]
@@ -106,7 +108,7 @@ unsafe fn ioctl(fd: BorrowedFd<'_>, req: libc::c_ulong, arg: usize) -> std::io::
 /// Attach `size` bytes at `offset` of `file` (opened read-only) to a free loop device,
 /// read-only and auto-clearing. `what` names the image in errors.
 pub fn attach_ro(file: BorrowedFd<'_>, offset: u64, size: u64, what: &str) -> Result<LoopDevice> {
-    let subject = || format!("{what}` at offset {offset} (size {size}");
+    let subject = || format!("{what}, bytes {offset}..{}", offset.saturating_add(size));
     let ctl = rustix::fs::open(
         "/dev/loop-control",
         OFlags::RDWR | OFlags::CLOEXEC,
@@ -114,7 +116,10 @@ pub fn attach_ro(file: BorrowedFd<'_>, offset: u64, size: u64, what: &str) -> Re
     )
     .map_err(|e| Error::new("open /dev/loop-control for", subject(), e))?;
     let mut last = std::io::Error::from_raw_os_error(libc::EBUSY);
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(200 * attempt as u64));
+        }
         // SAFETY: LOOP_CTL_GET_FREE takes no argument.
         let n = unsafe { ioctl(ctl.as_fd(), LOOP_CTL_GET_FREE, 0) }
             .map_err(|e| Error::new("find a free loop device for", subject(), e))?;
