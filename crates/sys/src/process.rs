@@ -160,7 +160,7 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
     drop(stack);
     if pid < 0 {
         return Err(Error::new(
-            "fork for",
+            "start a process for",
             &spec.name,
             std::io::Error::last_os_error(),
         ));
@@ -207,8 +207,8 @@ fn child_exec(
     }
     let mut errno: i32 = libc::ENOENT;
     // SAFETY: all pointers were prepared before the child was created and stay valid (it shares
-    // or has a copy of the parent's memory); argv/envp are NULL-terminated arrays of NUL-terminated strings.
-    // dup2, execve, write and _exit are async-signal-safe.
+    // or has a copy of the parent's memory); argv/envp are NULL-terminated arrays of
+    // NUL-terminated strings. dup2, execve, write and _exit are async-signal-safe.
     unsafe {
         if let Some(fd) = stdout
             && libc::dup2(fd, 1) < 0

