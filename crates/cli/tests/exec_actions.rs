@@ -373,14 +373,7 @@ fn root_is_a_plain_bind_unless_mount_points_are_missing_or_writes_are_wanted() {
     let img = fx.image.to_str().unwrap();
     // A copy of the image that already has every mount point of a default launch (home and
     // cwd left out with --no-mount).
-    let full = fx.dir.path().join("full");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&fx.image)
-        .arg(&full)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let full = fx.copy_image("full");
     for d in ["proc", "sys", "dev", "tmp", "var/tmp"] {
         std::fs::create_dir_all(full.join(d)).unwrap();
     }

@@ -214,14 +214,7 @@ fn fakeroot_identities() -> Vec<As> {
 
 /// `cp -a` of the fixture's sandbox, owned by `who` (a writable sandbox of theirs).
 fn own_sandbox(fx: &Fixture, who: As) -> PathBuf {
-    let dst = fx.dir.path().join(format!("sandbox-{}", who.uid()));
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&fx.image)
-        .arg(&dst)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let dst = fx.copy_image(&format!("sandbox-{}", who.uid()));
     let st = Command::new("chown")
         .args(["-R", &format!("{}:{}", who.uid(), who.gid())])
         .arg(&dst)

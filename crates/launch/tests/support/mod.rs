@@ -107,6 +107,19 @@ impl Fixture {
         }
     }
 
+    /// `cp -a` of the image into the fixture's directory as `name` (a sandbox to change).
+    pub fn copy_image(&self, name: &str) -> PathBuf {
+        let dst = self.dir.path().join(name);
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&self.image)
+            .arg(&dst)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp -a of the image: {st}");
+        dst
+    }
+
     /// Paths the runtime must never create in the image.
     pub fn assert_image_untouched(&self) {
         for p in [
