@@ -48,29 +48,6 @@ pub struct GlobalArgs {
     pub config: Option<PathBuf>,
 }
 
-/// The commands. `Subcommand` is implemented by hand (below) rather than derived so that each
-/// command's options are only built when that command runs: building the whole tree took
-/// 0.5 ms of every `sifr exec` (`clap::Command::defer`).
-#[derive(Debug)]
-pub enum Command {
-    Version,
-    Completion(cmd::completion::CompletionArgs),
-    Man(cmd::man::ManArgs),
-    Deffile(cmd::deffile::DeffileCommand),
-    Sif(cmd::sif::SifCommand),
-    Build(cmd::build::BuildArgs),
-    Pull(cmd::pull::PullArgs),
-    Registry(cmd::registry::RegistryCommand),
-    Cache(cmd::cache::CacheCommand),
-    Inspect(cmd::inspect::InspectArgs),
-    RunHelp(cmd::inspect::RunHelpArgs),
-    Exec(cmd::action::ExecArgs),
-    Run(cmd::action::RunArgs),
-    Shell(cmd::action::ShellArgs),
-    Test(cmd::action::RunArgs),
-    Instance(cmd::instance::InstanceCommand),
-}
-
 thread_local! {
     static EAGER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -95,21 +72,21 @@ fn define(cmd: clap::Command, define: fn(clap::Command) -> clap::Command) -> cla
     }
 }
 
-/// A command whose options come from `Args` type `$args`. The about text is applied again after
-/// the options because an `Args` type's own doc comment would replace it.
-macro_rules! with_args {
-    ($name:literal, $about:literal, $args:ty) => {
+/// One command's clap definition: `unit` (no options), `args` (options from an `Args` type)
+/// or `subcommands` (from a `Subcommand` type, one of them required). The about text is applied
+/// again after the options because an `Args` type's own doc comment would replace it.
+macro_rules! definition {
+    (unit, $name:literal, $about:literal) => {
+        clap::Command::new($name).about($about)
+    };
+    (args, $name:literal, $about:literal, $ty:ty) => {
         define(clap::Command::new($name).about($about), |c| {
-            <$args as Args>::augment_args(c).about($about)
+            <$ty as Args>::augment_args(c).about($about)
         })
     };
-}
-
-/// A command with subcommands from `Subcommand` type `$sub` (one of them is required).
-macro_rules! with_subcommands {
-    ($name:literal, $about:literal, $sub:ty) => {
+    (subcommands, $name:literal, $about:literal, $ty:ty) => {
         define(clap::Command::new($name).about($about), |c| {
-            <$sub as Subcommand>::augment_subcommands(c)
+            <$ty as Subcommand>::augment_subcommands(c)
                 .about($about)
                 .subcommand_required(true)
                 .arg_required_else_help(true)
@@ -117,76 +94,113 @@ macro_rules! with_subcommands {
     };
 }
 
-/// Every command, in `--help` order.
-fn commands() -> [clap::Command; 16] {
-    use cmd::{action, build, cache, completion, deffile, inspect, instance, man, pull, registry};
-    [
-        clap::Command::new("version").about("Show the version of sifr"),
-        with_args!(
-            "completion",
-            "Print a shell completion script (bash, zsh, fish, elvish or powershell)",
-            completion::CompletionArgs
-        ),
-        with_args!(
-            "man",
-            "Write man pages generated from the same definitions as `--help`",
-            man::ManArgs
-        ),
-        with_subcommands!(
-            "deffile",
-            "Work with definition files without building",
-            deffile::DeffileCommand
-        ),
-        with_subcommands!(
-            "sif",
-            "Inspect and edit the objects of a SIF image (as `apptainer sif`)",
-            cmd::sif::SifCommand
-        )
-        .alias("siftool"),
-        with_args!(
-            "build",
-            "Build a SIF image (or a sandbox) from a definition file, a directory or an image",
-            build::BuildArgs
-        ),
-        with_args!(
-            "pull",
-            "Download an image from a registry (or an OCI layout/archive) into a SIF file",
-            pull::PullArgs
-        ),
-        with_subcommands!(
-            "registry",
-            "Log in to OCI registries, log out, list the stored logins",
-            registry::RegistryCommand
-        ),
-        with_subcommands!(
-            "cache",
-            "List or clean the cache of downloaded image blobs",
-            cache::CacheCommand
-        ),
-        with_args!(
-            "inspect",
-            "Show an image's metadata: labels, definition file, scripts, environment",
-            inspect::InspectArgs
-        ),
-        with_args!(
-            "run-help",
-            "Show an image's help text (its `%help` section)",
-            inspect::RunHelpArgs
-        ),
-        with_args!("exec", "Run a command in a container", action::ExecArgs),
-        with_args!("run", "Run the container's runscript", action::RunArgs),
-        with_args!(
-            "shell",
-            "Start an interactive shell in a container",
-            action::ShellArgs
-        ),
-        with_args!("test", "Run the container's test script", action::RunArgs),
-        with_subcommands!(
-            "instance",
-            "Start, stop and list named background containers (`exec instance://NAME` joins one)",
-            instance::InstanceCommand
-        ),
-    ]
+/// The value of a variant from its command's matches.
+macro_rules! value {
+    ($variant:ident, $sub:ident) => {
+        Command::$variant
+    };
+    ($variant:ident, $ty:ty, $sub:ident) => {
+        Command::$variant(<$ty as FromArgMatches>::from_arg_matches_mut($sub)?)
+    };
+}
+
+/// The command enum, its clap definitions in `--help` order and the parse back, from one table
+/// (`Variant(Type) = kind("name", "about")`), so that they cannot drift apart.
+macro_rules! commands {
+    ($( $variant:ident $(($ty:ty))? = $kind:ident($name:literal, $about:literal)
+        $(alias $alias:literal)?; )*) => {
+        /// The commands. `Subcommand` is implemented here rather than derived so that each
+        /// command's options are only built when that command runs: building the whole tree
+        /// took 0.5 ms of every `sifr exec` (`clap::Command::defer`).
+        #[derive(Debug)]
+        pub enum Command {
+            $( $variant $(($ty))?, )*
+        }
+
+        /// Every command, in `--help` order.
+        fn commands() -> Vec<clap::Command> {
+            vec![ $( definition!($kind, $name, $about $(, $ty)?) $(.alias($alias))?, )* ]
+        }
+
+        impl FromArgMatches for Command {
+            fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+                Self::from_arg_matches_mut(&mut m.clone())
+            }
+
+            fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+                let Some((name, mut sub)) = m.remove_subcommand() else {
+                    return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
+                };
+                let sub = &mut sub;
+                Ok(match name.as_str() {
+                    $( $name => value!($variant $(, $ty)?, sub), )*
+                    other => {
+                        return Err(clap::Error::raw(
+                            clap::error::ErrorKind::InvalidSubcommand,
+                            format!("the subcommand `{other}` wasn't recognized"),
+                        ));
+                    }
+                })
+            }
+
+            fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+                *self = Self::from_arg_matches(m)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+commands! {
+    Version = unit("version", "Show the version of sifr");
+    Completion(cmd::completion::CompletionArgs) = args(
+        "completion",
+        "Print a shell completion script (bash, zsh, fish, elvish or powershell)"
+    );
+    Man(cmd::man::ManArgs) = args(
+        "man",
+        "Write man pages generated from the same definitions as `--help`"
+    );
+    Deffile(cmd::deffile::DeffileCommand) = subcommands(
+        "deffile",
+        "Work with definition files without building"
+    );
+    Sif(cmd::sif::SifCommand) = subcommands(
+        "sif",
+        "Inspect and edit the objects of a SIF image (as `apptainer sif`)"
+    ) alias "siftool";
+    Build(cmd::build::BuildArgs) = args(
+        "build",
+        "Build a SIF image (or a sandbox) from a definition file, a directory or an image"
+    );
+    Pull(cmd::pull::PullArgs) = args(
+        "pull",
+        "Download an image from a registry (or an OCI layout/archive) into a SIF file"
+    );
+    Registry(cmd::registry::RegistryCommand) = subcommands(
+        "registry",
+        "Log in to OCI registries, log out, list the stored logins"
+    );
+    Cache(cmd::cache::CacheCommand) = subcommands(
+        "cache",
+        "List or clean the cache of downloaded image blobs"
+    );
+    Inspect(cmd::inspect::InspectArgs) = args(
+        "inspect",
+        "Show an image's metadata: labels, definition file, scripts, environment"
+    );
+    RunHelp(cmd::inspect::RunHelpArgs) = args(
+        "run-help",
+        "Show an image's help text (its `%help` section)"
+    );
+    Exec(cmd::action::ExecArgs) = args("exec", "Run a command in a container");
+    Run(cmd::action::RunArgs) = args("run", "Run the container's runscript");
+    Shell(cmd::action::ShellArgs) = args("shell", "Start an interactive shell in a container");
+    Test(cmd::action::RunArgs) = args("test", "Run the container's test script");
+    Instance(cmd::instance::InstanceCommand) = subcommands(
+        "instance",
+        "Start, stop and list named background containers (`exec instance://NAME` joins one)"
+    );
 }
 
 impl Subcommand for Command {
@@ -205,44 +219,28 @@ impl Subcommand for Command {
     }
 }
 
-impl FromArgMatches for Command {
-    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        Self::from_arg_matches_mut(&mut m.clone())
-    }
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
 
-    fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
-        let Some((name, mut sub)) = m.remove_subcommand() else {
-            return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
-        };
-        let sub = &mut sub;
-        Ok(match name.as_str() {
-            "version" => Self::Version,
-            "completion" => Self::Completion(FromArgMatches::from_arg_matches_mut(sub)?),
-            "man" => Self::Man(FromArgMatches::from_arg_matches_mut(sub)?),
-            "deffile" => Self::Deffile(FromArgMatches::from_arg_matches_mut(sub)?),
-            "sif" => Self::Sif(FromArgMatches::from_arg_matches_mut(sub)?),
-            "build" => Self::Build(FromArgMatches::from_arg_matches_mut(sub)?),
-            "pull" => Self::Pull(FromArgMatches::from_arg_matches_mut(sub)?),
-            "registry" => Self::Registry(FromArgMatches::from_arg_matches_mut(sub)?),
-            "cache" => Self::Cache(FromArgMatches::from_arg_matches_mut(sub)?),
-            "inspect" => Self::Inspect(FromArgMatches::from_arg_matches_mut(sub)?),
-            "run-help" => Self::RunHelp(FromArgMatches::from_arg_matches_mut(sub)?),
-            "exec" => Self::Exec(FromArgMatches::from_arg_matches_mut(sub)?),
-            "run" => Self::Run(FromArgMatches::from_arg_matches_mut(sub)?),
-            "shell" => Self::Shell(FromArgMatches::from_arg_matches_mut(sub)?),
-            "test" => Self::Test(FromArgMatches::from_arg_matches_mut(sub)?),
-            "instance" => Self::Instance(FromArgMatches::from_arg_matches_mut(sub)?),
-            other => {
-                return Err(clap::Error::raw(
-                    clap::error::ErrorKind::InvalidSubcommand,
-                    format!("the subcommand `{other}` wasn't recognized"),
-                ));
-            }
-        })
-    }
+    use super::*;
 
-    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(m)?;
-        Ok(())
+    #[test]
+    fn both_trees_pass_clap_checks_and_every_command_parses() {
+        // The lazily defined tree (what a start parses with) and the full one (completions, man
+        // pages), each built recursively, which applies every deferred definition.
+        Cli::command().debug_assert();
+        full_command().debug_assert();
+        for (args, want) in [
+            (&["sifr", "version"][..], "Version"),
+            (&["sifr", "exec", "img.sif", "true"], "Exec"),
+            (&["sifr", "test", "img.sif"], "Test"),
+            (&["sifr", "siftool", "list", "img.sif"], "Sif"),
+            (&["sifr", "cache", "list"], "Cache"),
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let got = format!("{:?}", cli.command);
+            assert!(got.starts_with(want), "{args:?}: {got}");
+        }
     }
 }
