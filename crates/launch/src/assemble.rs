@@ -159,6 +159,7 @@ pub fn mount_root(
 ) -> Result<RootKind, ExecError> {
     let new_root = Path::new(NEW_ROOT);
     let lower = Path::new("/lower");
+    let session_upper = Path::new("/upper");
     match host_dir {
         Some(dir) if plan.writable => {
             sys::mount::rbind(&old(dir), new_root).map_err(step("mount the image"))?;
@@ -172,16 +173,16 @@ pub fn mount_root(
     // (owned by a uid that is not mapped in the user namespace), and changing a layer under a
     // mounted overlay is undefined.
     let lower_fd = sys::fs::open_root(lower).map_err(step("open the image"))?;
-    let upper_fd = sys::fs::open_root(Path::new("/upper")).map_err(step("open the session"))?;
-    let mut created = 0;
+    let upper_fd = sys::fs::open_root(session_upper).map_err(step("open the session"))?;
+    let mut created = false;
     for p in prepared {
         match mount_point_in_upper(&lower_fd, &upper_fd, p) {
-            Ok(made) => created += usize::from(made),
+            Ok(made) => created |= made,
             Err(e) => tracing::warn!("cannot create mount point `{}`: {e}", p.mount.dst.display()),
         }
     }
     drop((lower_fd, upper_fd));
-    if created == 0 && plan.overlay.is_none() && !plan.writable_tmpfs {
+    if !created && plan.overlay.is_none() && !plan.writable_tmpfs {
         // Every mount point exists in the image and nothing will be written: a read-only bind
         // of the image serves the same view without an overlay's mount and lookup costs
         // (about 5 % of a start on a directory image).
@@ -204,8 +205,8 @@ pub fn mount_root(
                 source,
             })?;
         }
-        let session_upper = Path::new("/upper");
-        sys::mount::mount_overlay(&[session_upper, lower], &old(&upper), &old(&work), new_root)
+        let (upper, work) = (old(&upper), old(&work));
+        sys::mount::mount_overlay(&[session_upper, lower], Some((&upper, &work)), new_root)
             .map_err(|source| ExecError::Overlay {
                 path: dir.clone(),
                 source,
@@ -213,11 +214,12 @@ pub fn mount_root(
         return Ok(RootKind::Overlay);
     }
     let mounted = if plan.writable_tmpfs {
-        sys::mount::mount_overlay(&[lower], Path::new("/upper"), Path::new("/work"), new_root)
+        let writes = Some((session_upper, Path::new("/work")));
+        sys::mount::mount_overlay(&[lower], writes, new_root)
     } else {
         // Read-only root: the session's upper layer holding the mount points is just another
         // lower layer, and the overlay needs no work directory (cheaper to mount).
-        sys::mount::mount_overlay_readonly(&[Path::new("/upper"), lower], new_root)
+        sys::mount::mount_overlay(&[session_upper, lower], None, new_root)
     };
     match mounted {
         Ok(()) => Ok(RootKind::Overlay),

@@ -104,43 +104,32 @@ pub fn mount_proc(target: &Path) -> Result<()> {
     .map_err(err("mount proc on", target.display()))
 }
 
-/// Mount a kernel overlayfs at `target` with lower layers `lowers` (topmost first) and a
-/// writable upper layer. Paths must not contain `,` or `:` (the caller checks or stages them
-/// under fixed names).
-pub fn mount_overlay(lowers: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+/// Mount a kernel overlayfs at `target` with lower layers `lowers` (topmost first) and, with
+/// `writes = Some((upper, work))`, a writable upper layer and overlayfs's work directory. With
+/// `None` the overlay is read-only and needs at least two lower layers; the kernel then skips
+/// the work directory's setup and its feature probes. Paths must not contain `,` or `:` (the
+/// caller checks or stages them under fixed names).
+pub fn mount_overlay(
+    lowers: &[&Path],
+    writes: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<()> {
     let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        upper.display(),
-        work.display()
-    );
+    let mut data = format!("lowerdir={}", lower.join(":"));
+    let mut flags = MountFlags::NOSUID | MountFlags::NODEV;
+    match writes {
+        Some((upper, work)) => {
+            data.push_str(&format!(
+                ",upperdir={},workdir={}",
+                upper.display(),
+                work.display()
+            ));
+        }
+        None => flags |= MountFlags::RDONLY,
+    }
     let data_c = std::ffi::CString::new(data).map_err(err("mount overlay", target.display()))?;
-    rustix::mount::mount(
-        "overlay",
-        target,
-        "overlay",
-        MountFlags::NOSUID | MountFlags::NODEV,
-        data_c.as_c_str(),
-    )
-    .map_err(err("mount overlay on", target.display()))
-}
-
-/// Mount a read-only kernel overlayfs at `target` made of `lowers` only (topmost first, at least
-/// two): no upper or work directory, so the kernel skips the work directory's setup and its
-/// feature probes. Same path rules as [`mount_overlay`].
-pub fn mount_overlay_readonly(lowers: &[&Path], target: &Path) -> Result<()> {
-    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
-    let data = format!("lowerdir={}", lower.join(":"));
-    let data_c = std::ffi::CString::new(data).map_err(err("mount overlay", target.display()))?;
-    rustix::mount::mount(
-        "overlay",
-        target,
-        "overlay",
-        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::RDONLY,
-        data_c.as_c_str(),
-    )
-    .map_err(err("mount overlay on", target.display()))
+    rustix::mount::mount("overlay", target, "overlay", flags, data_c.as_c_str())
+        .map_err(err("mount overlay on", target.display()))
 }
 
 /// `mount --rbind src target` with the classic API.
