@@ -356,17 +356,6 @@ fn writable_tmpfs_lets_the_command_write_anywhere_and_forgets_it() {
     assert_nothing_left(&fx);
 }
 
-/// The filesystem type and per-mount options of the container's `/` in a mountinfo text.
-fn root_fs(mountinfo: &str) -> (String, Vec<String>) {
-    let line = mountinfo
-        .lines()
-        .rfind(|l| l.split(' ').nth(4) == Some("/"))
-        .unwrap_or_else(|| panic!("no mount at / in:\n{mountinfo}"));
-    let opts = line.split(' ').nth(5).unwrap().split(',').map(String::from);
-    let fstype = line.split(" - ").nth(1).unwrap().split(' ').next().unwrap();
-    (fstype.to_string(), opts.collect())
-}
-
 #[test]
 fn root_is_a_plain_bind_unless_mount_points_are_missing_or_writes_are_wanted() {
     let fx = Fixture::new();
@@ -393,7 +382,10 @@ fn root_is_a_plain_bind_unless_mount_points_are_missing_or_writes_are_wanted() {
         args.extend_from_slice(&[image, "/bin/probe", "cat", "/proc/self/mountinfo"]);
         let o = run(&fx, who, &args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-        root_fs(&stdout(&o))
+        let info = stdout(&o);
+        let (fstype, opts) = support::root_mount(&info);
+        let opts: Vec<String> = opts.into_iter().map(String::from).collect();
+        (fstype.to_string(), opts)
     };
     for who in identities() {
         let (fstype, opts) = mountinfo(who, &[], full_s);

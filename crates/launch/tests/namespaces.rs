@@ -353,7 +353,7 @@ fn image_root_is_read_only(fx: &Fixture, who: As) {
             flags,
             &probe(&["cat", "/etc/self/mountinfo"]),
         ));
-        let opts = root_mount_options(&info);
+        let opts = support::root_mount(&info).1;
         assert!(
             opts.contains(&"nosuid") && opts.contains(&"nodev"),
             "{flags:?}: {opts:?}"
@@ -364,15 +364,6 @@ fn image_root_is_read_only(fx: &Fixture, who: As) {
             "{flags:?}: {opts:?}"
         );
     }
-}
-
-/// The per-mount options of the container's `/` from a mountinfo text.
-fn root_mount_options(mountinfo: &str) -> Vec<&str> {
-    let line = mountinfo
-        .lines()
-        .rfind(|l| l.split(' ').nth(4) == Some("/"))
-        .unwrap_or_else(|| panic!("no mount at / in:\n{mountinfo}"));
-    line.split(' ').nth(5).unwrap().split(',').collect()
 }
 
 fn ro_bind_is_read_only_and_rw_bind_writes_through(fx: &Fixture, who: As) {

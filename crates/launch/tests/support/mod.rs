@@ -347,3 +347,15 @@ pub fn assert_sigterm_reaches_probe(mut cmd: std::process::Command) {
     assert_eq!(lines.next().unwrap().unwrap(), "got signal 15");
     assert_eq!(child.wait().unwrap().code(), Some(115));
 }
+
+/// The filesystem type and per-mount options of the container's `/` (its last mount there) in
+/// a mountinfo text.
+pub fn root_mount(mountinfo: &str) -> (&str, Vec<&str>) {
+    let line = mountinfo
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no mount at / in:\n{mountinfo}"));
+    let opts = line.split(' ').nth(5).unwrap().split(',').collect();
+    let fstype = line.split(" - ").nth(1).unwrap().split(' ').next().unwrap();
+    (fstype, opts)
+}
