@@ -71,12 +71,29 @@ impl Compressor {
         what: &'static str,
         offset: u64,
     ) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.decompress_into(input, cap, what, offset, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Compressor::decompress`], into `out` (its contents replaced, its allocation
+    /// reused when big enough).
+    pub(crate) fn decompress_into(
+        self,
+        input: &[u8],
+        cap: usize,
+        what: &'static str,
+        offset: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let fail = |reason: String| Error::Decompress {
             compressor: self.name(),
             what,
             offset,
             reason,
         };
+        out.clear();
+        out.reserve(cap);
         match self {
             Compressor::Gzip => INFLATE.with(|cell| {
                 let mut cell = cell.borrow_mut();
@@ -87,9 +104,10 @@ impl Compressor {
                     }
                     None => cell.insert(flate2::Decompress::new(true)),
                 };
-                let mut out = Vec::with_capacity(cap);
-                match d.decompress_vec(input, &mut out, flate2::FlushDecompress::Finish) {
-                    Ok(flate2::Status::StreamEnd) => Ok(out),
+                // Every decoder here writes only into spare capacity, never past it; a
+                // reused `out` may have more than `cap`, hence the length checks.
+                match d.decompress_vec(input, out, flate2::FlushDecompress::Finish) {
+                    Ok(flate2::Status::StreamEnd) if out.len() <= cap => Ok(()),
                     Ok(_) => Err(fail(format!("stream does not end within {cap} bytes"))),
                     Err(e) => Err(fail(e.to_string())),
                 }
@@ -104,19 +122,18 @@ impl Compressor {
                     liblzma::stream::Stream::new_lzma_decoder(limit)
                 };
                 let mut s = stream.map_err(|e| fail(e.to_string()))?;
-                let mut out = Vec::with_capacity(cap);
-                match s.process_vec(input, &mut out, liblzma::stream::Action::Finish) {
-                    Ok(liblzma::stream::Status::StreamEnd) => Ok(out),
+                match s.process_vec(input, out, liblzma::stream::Action::Finish) {
+                    Ok(liblzma::stream::Status::StreamEnd) if out.len() <= cap => Ok(()),
                     Ok(_) => Err(fail(format!("stream does not end within {cap} bytes"))),
                     Err(e) => Err(fail(e.to_string())),
                 }
             }
             Compressor::Lz4 => {
-                let mut out = vec![0u8; cap];
-                let n = lz4_flex::block::decompress_into(input, &mut out)
+                out.resize(cap, 0);
+                let n = lz4_flex::block::decompress_into(input, out)
                     .map_err(|e| fail(e.to_string()))?;
                 out.truncate(n);
-                Ok(out)
+                Ok(())
             }
             Compressor::Zstd => ZSTD.with(|cell| {
                 let mut cell = cell.borrow_mut();
@@ -126,10 +143,12 @@ impl Compressor {
                         .insert(zstd::bulk::Decompressor::new().map_err(|e| fail(e.to_string()))?),
                 };
                 // Decoded into the vector's spare capacity: no zero-filling of `cap` bytes.
-                let mut out = Vec::with_capacity(cap);
-                z.decompress_to_buffer(input, &mut out)
+                z.decompress_to_buffer(input, out)
                     .map_err(|e| fail(e.to_string()))?;
-                Ok(out)
+                if out.len() > cap {
+                    return Err(fail(format!("block decodes past {cap} bytes")));
+                }
+                Ok(())
             }),
             Compressor::Lzo => Err(Error::UnsupportedCompressor { id: 3, name: "lzo" }),
         }

@@ -6,6 +6,7 @@
 //! of one block (FUSE, `cat`) decompress it once. Every block's decoded length is checked against what the file size says
 //! it must be. This module must not decode inodes or directories.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::Archive;
@@ -23,6 +24,34 @@ pub(crate) struct BlockIndex {
     words: Vec<u32>,
     /// Position of every 256th block, so block `i` is found with at most 255 additions.
     group_starts: Vec<u64>,
+}
+
+thread_local! {
+    /// The compressed bytes of the block [`Archive::read_block_into`] decodes, reused.
+    static RAW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl BlockIndex {
+    /// Where full block `index` starts in the image.
+    fn position(&self, index: usize) -> u64 {
+        let group = index / GROUP;
+        let mut pos = self.group_starts[group];
+        for &w in &self.words[group * GROUP..index] {
+            pos += u64::from(w & 0xff_ffff);
+        }
+        pos
+    }
+}
+
+/// A decoded block must have exactly the length its file's size says.
+fn check_len(inode: u32, index: usize, pos: u64, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    Err(Error::BadData {
+        inode,
+        what: format!("block {index} at {pos} decodes to {got} bytes, want {want}"),
+    })
 }
 
 impl Archive {
@@ -68,6 +97,64 @@ impl Archive {
             done += want;
         }
         Ok(n)
+    }
+
+    /// Reads block `index` of file `inode` whole into `out` (its contents replaced, its
+    /// allocation reused) and returns where the block starts in the file; `index` equal to
+    /// the file's block count reads its tail (nothing when it has none). A block already
+    /// cached is copied; any other is decoded without entering the cache. For a reader that
+    /// hands each block on once (the FUSE server filling the kernel's page cache ahead of
+    /// time): it would otherwise evict blocks that real reads are using, and pay for fresh
+    /// memory on every block.
+    pub fn read_block_into(&self, inode: &Inode, index: u64, out: &mut Vec<u8>) -> Result<u64> {
+        let InodeKind::File(f) = &inode.kind else {
+            return Err(Error::WrongType {
+                inode: inode.number,
+                want: "regular file",
+            });
+        };
+        let bs = u64::from(self.sb.block_size);
+        let past = || Error::BadData {
+            inode: inode.number,
+            what: format!("block {index} is past the file's {} blocks", f.count),
+        };
+        let start = index.checked_mul(bs).ok_or_else(past)?;
+        out.clear();
+        if index >= f.count {
+            if index > f.count {
+                return Err(past());
+            }
+            if start < f.size {
+                out.extend_from_slice(&self.tail(inode.number, f)?);
+            }
+            return Ok(start);
+        }
+        let b = self.block_index(inode.number, f)?;
+        let i = index as usize;
+        let (word, len) = (b.words[i], self.block_len(f, i));
+        if word == 0 {
+            out.resize(len, 0);
+            return Ok(start);
+        }
+        let pos = b.position(i);
+        if let Some(c) = self.data_cache.get(pos).filter(|c| c.len() == len) {
+            out.extend_from_slice(&c);
+            return Ok(start);
+        }
+        RAW.with(|raw| {
+            let mut raw = raw.borrow_mut();
+            self.src
+                .read_into("data block", pos, (word & 0xff_ffff) as usize, &mut raw)?;
+            if word & UNCOMPRESSED != 0 {
+                out.extend_from_slice(&raw);
+                Ok(())
+            } else {
+                let cap = self.sb.block_size as usize;
+                (self.sb.compressor).decompress_into(&raw, cap, "data block", pos, out)
+            }
+        })?;
+        check_len(inode.number, i, pos, out.len(), len)?;
+        Ok(start)
     }
 
     /// Length that full block `index` of `f` must decode to.
@@ -126,26 +213,14 @@ impl Archive {
             // Sparse block: zeros, shared and never cached per position.
             return Ok(Arc::new(vec![0u8; len]));
         }
-        let group = index / GROUP;
-        let mut pos = b.group_starts[group];
-        for &w in &b.words[group * GROUP..index] {
-            pos += u64::from(w & 0xff_ffff);
-        }
+        let pos = b.position(index);
         // A hit must also have the length this file expects (a hostile image may describe the
         // same position differently in two inodes).
         if let Some(b) = self.data_cache.get(pos).filter(|b| b.len() == len) {
             return Ok(b);
         }
         let data = self.block_at(pos, word, "data block")?;
-        if data.len() != len {
-            return Err(Error::BadData {
-                inode,
-                what: format!(
-                    "block {index} at {pos} decodes to {} bytes, want {len}",
-                    data.len()
-                ),
-            });
-        }
+        check_len(inode, index, pos, data.len(), len)?;
         let data = Arc::new(data);
         self.data_cache.insert(pos, Arc::clone(&data));
         Ok(data)

@@ -52,6 +52,8 @@ pub const MAX_DEPTH: usize = 1024;
 const META_CACHE: usize = 256;
 const FRAG_CACHE: usize = 32;
 const DATA_CACHE: usize = 32;
+/// Most symlinks one [`Archive::resolve`] follows (the kernel's limit).
+const MAX_LINKS: usize = 40;
 /// Decoded block lists of recently read files (4 bytes per block each).
 const INDEX_CACHE: usize = 64;
 
@@ -69,6 +71,11 @@ pub struct Archive {
     fragments: Option<Lookup>,
     export: Option<Lookup>,
     xattrs: Option<XattrTable>,
+}
+
+/// Pushes the `/`-separated components of `path` onto `todo` so that the first is popped first.
+fn push_components(todo: &mut Vec<Vec<u8>>, path: &[u8]) {
+    todo.extend(path.split(|&b| b == b'/').rev().map(<[u8]>::to_vec));
 }
 
 /// One object found by [`Archive::walk`].
@@ -219,6 +226,52 @@ impl Archive {
                     };
                     stack.push(self.inode_by_ref(e.inode_ref)?);
                 }
+            }
+        }
+        Ok(stack.pop())
+    }
+
+    /// Resolves `path` as the kernel would inside the image: symlinks are followed (an
+    /// absolute target starts again at the image's root), and `..` never leaves the root.
+    /// `Ok(None)` when a component is missing, a non-final component is not a directory, or
+    /// more than 40 links are met (a loop).
+    pub fn resolve(&self, path: impl AsRef<Path>) -> Result<Option<Inode>> {
+        // Components still to walk, the next one last.
+        let mut todo: Vec<Vec<u8>> = Vec::new();
+        push_components(&mut todo, path.as_ref().as_os_str().as_bytes());
+        let mut stack = vec![self.root()?];
+        let mut links = 0;
+        while let Some(name) = todo.pop() {
+            match name.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    if stack.len() > 1 {
+                        stack.pop();
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(dir) = stack.last().filter(|d| d.is_dir()) else {
+                return Ok(None);
+            };
+            let Some(e) = self.lookup_in(dir, &name)? else {
+                return Ok(None);
+            };
+            let inode = self.inode_by_ref(e.inode_ref)?;
+            match inode.symlink_target() {
+                Some(target) => {
+                    links += 1;
+                    if links > MAX_LINKS {
+                        return Ok(None);
+                    }
+                    let target = target.as_bytes();
+                    if target.starts_with(b"/") {
+                        stack.truncate(1);
+                    }
+                    push_components(&mut todo, target);
+                }
+                None => stack.push(inode),
             }
         }
         Ok(stack.pop())

@@ -75,6 +75,20 @@ impl Source {
             })
     }
 
+    /// Reads `len` bytes at `offset` into `buf`, replacing its contents and reusing its
+    /// allocation (after the bounds check).
+    pub(crate) fn read_into(
+        &self,
+        what: &'static str,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.check(what, offset, len as u64)?;
+        buf.resize(len, 0);
+        self.read_exact(what, offset, buf)
+    }
+
     /// Reads `len` bytes at `offset` into a new vector (after the bounds check).
     pub(crate) fn read_vec(&self, what: &'static str, offset: u64, len: usize) -> Result<Vec<u8>> {
         self.check(what, offset, len as u64)?;
