@@ -30,6 +30,8 @@ use crate::image::{Attach, Image};
 pub struct Staged {
     image: Image,
     kind: Kind,
+    /// For a FUSE server: what to decode ahead ([`squashfs::fuse::Options::prefetch`]).
+    prefetch: Vec<Vec<PathBuf>>,
 }
 
 #[derive(Debug)]
@@ -89,6 +91,7 @@ pub fn stage(image: &Image, attach: &Attach) -> Result<(Staged, Option<Extracted
     let staged = |kind| Staged {
         image: image.clone(),
         kind,
+        prefetch: Vec::new(),
     };
     Ok(match attach {
         Attach::Directory => (staged(Kind::Dir(image.path.clone())), None),
@@ -163,7 +166,14 @@ impl Staged {
         Staged {
             image: image.clone(),
             kind: Kind::Loop(None),
+            prefetch: Vec::new(),
         }
+    }
+
+    /// What a FUSE server started by [`Staged::mount_lower`] or [`Staged::mount_detached`]
+    /// decodes before it is asked ([`squashfs::fuse::Options::prefetch`]).
+    pub fn set_prefetch(&mut self, paths: Vec<Vec<PathBuf>>) {
+        self.prefetch = paths;
     }
 
     /// The host directory to bind as the lower layer, when the image is one.
@@ -240,6 +250,8 @@ impl Staged {
                     fsname: format!("sifr:{}", file_name(&path)),
                     owner,
                     die_with_parent,
+                    prefetch: std::mem::take(&mut self.prefetch),
+                    idle_priority: Some(sys::process::set_idle_priority),
                     ..Default::default()
                 };
                 let mounted =

@@ -231,6 +231,7 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
                 user_ns: plan.ids == IdMap::Own,
                 owner: (plan.ids == IdMap::Own).then(|| own_owner(plan)),
                 idle,
+                prefetch: first_reads(&plan.action),
             };
             match share::join_or_start(&spec) {
                 Ok(j) => Some(j),
@@ -275,6 +276,7 @@ fn run_attached(
         None => attach::stage(image, how)?,
         Some(_) => (attach::Staged::nothing(image), None),
     };
+    staged.set_prefetch(first_reads(&plan.action));
 
     // The PID namespace comes last, just before the command: the first process forked after
     // `unshare(CLONE_NEWPID)` becomes its PID 1, and the FUSE server and the `/bin/sh` of env
@@ -531,6 +533,51 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
     }
 }
 
+/// What the command of `action` reads first, for a FUSE server to decode before it is asked
+/// ([`squashfs::fuse::Options::prefetch`]): the command itself (each default `PATH`
+/// candidate, or the shell that runs the image's scripts), then the dynamic loader and the C
+/// library of this host's architecture in the places distributions put them (an image for
+/// another architecture is refused before it gets here). Nearly every command maps those two
+/// first; over a fresh FUSE mount, their page faults otherwise wait for each block in turn.
+fn first_reads(action: &Action) -> Vec<Vec<PathBuf>> {
+    let command = match action {
+        Action::Exec(argv) => argv
+            .first()
+            .map(|c| command_candidates(c, env::DEFAULT_PATH))
+            .unwrap_or_default(),
+        Action::Shell => vec!["/bin/bash".into(), "/bin/sh".into()],
+        Action::Run(_) | Action::Test(_) | Action::Start(_) => vec!["/bin/sh".into()],
+    };
+    let (loaders, libcs): (&[&str], &[&str]) = match std::env::consts::ARCH {
+        "x86_64" => (
+            &["/lib64/ld-linux-x86-64.so.2", "/lib/ld-musl-x86_64.so.1"],
+            &[
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/libc.so.6",
+                "/usr/lib/libc.so.6",
+            ],
+        ),
+        "aarch64" => (
+            &["/lib/ld-linux-aarch64.so.1", "/lib/ld-musl-aarch64.so.1"],
+            &[
+                "/lib/aarch64-linux-gnu/libc.so.6",
+                "/lib64/libc.so.6",
+                "/usr/lib/libc.so.6",
+            ],
+        ),
+        "powerpc64" => (
+            &["/lib64/ld64.so.2"],
+            &["/lib/powerpc64le-linux-gnu/libc.so.6", "/lib64/libc.so.6"],
+        ),
+        _ => (&[], &[]),
+    };
+    let paths = |l: &[&str]| l.iter().map(PathBuf::from).collect::<Vec<_>>();
+    [command, paths(loaders), paths(libcs)]
+        .into_iter()
+        .filter(|alternatives| !alternatives.is_empty())
+        .collect()
+}
+
 /// `execvp`'s search, done before the fork: a name with `/` is used as is, otherwise every
 /// PATH directory is tried in order by the child.
 fn command_candidates(cmd: &str, path: &str) -> Vec<PathBuf> {
@@ -665,5 +712,27 @@ mod tests {
             command_candidates("./run.sh", "/usr/bin"),
             vec![PathBuf::from("./run.sh")]
         );
+    }
+
+    #[test]
+    fn a_launch_reads_its_command_then_the_loader_and_libc_ahead() {
+        let reads = first_reads(&Action::Exec(vec!["true".into(), "--help".into()]));
+        assert_eq!(reads[0], command_candidates("true", env::DEFAULT_PATH));
+        assert!(reads[0].contains(&PathBuf::from("/usr/bin/true")));
+        let reads = first_reads(&Action::Exec(vec!["/opt/app".into()]));
+        assert_eq!(reads[0], vec![PathBuf::from("/opt/app")]);
+        let reads = first_reads(&Action::Run(vec![]));
+        assert_eq!(reads[0], vec![PathBuf::from("/bin/sh")]);
+        let reads = first_reads(&Action::Shell);
+        assert_eq!(reads[0][0], PathBuf::from("/bin/bash"));
+        if std::env::consts::ARCH == "x86_64" {
+            assert_eq!(reads.len(), 3);
+            assert!(reads[1].contains(&PathBuf::from("/lib64/ld-linux-x86-64.so.2")));
+            assert!(reads[2].contains(&PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")));
+            assert!(reads[2].contains(&PathBuf::from("/lib64/libc.so.6")));
+        }
+        // No command, no empty group.
+        let reads = first_reads(&Action::Exec(vec![]));
+        assert!(reads.iter().all(|alternatives| !alternatives.is_empty()));
     }
 }

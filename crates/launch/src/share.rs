@@ -101,6 +101,8 @@ pub struct Spec {
     pub owner: Option<squashfs::fuse::Owner>,
     /// How long the holder stays after the last launch left.
     pub idle: Duration,
+    /// What its FUSE server decodes ahead (see [`crate::attach::Staged::set_prefetch`]).
+    pub prefetch: Vec<Vec<PathBuf>>,
 }
 
 /// Where a user's holders live: `$TMPDIR/sifr-UID` (created `0700`; refused unless it is a real
@@ -511,6 +513,7 @@ fn holder_setup(
     sys::mount::make_rslave(Path::new("/")).map_err(|e| format!("{e}: {}", e.source))?;
     let (mut staged, extracted) =
         crate::attach::stage(&spec.image, &spec.attach).map_err(|e| e.to_string())?;
+    staged.set_prefetch(spec.prefetch.clone());
     match staged.host_dir() {
         // Extracted (no usable FUSE): the tree is bound there, once for every launch.
         Some(dir) => {

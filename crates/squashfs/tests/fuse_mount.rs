@@ -43,6 +43,10 @@ const CASES: &[(&str, Case)] = &[
         "unprivileged_user_in_a_user_namespace_mounts_and_reads_everything",
         unprivileged_in_userns,
     ),
+    (
+        "prefetched_files_are_in_the_page_cache_before_anyone_reads_them",
+        prefetch_fills_the_page_cache,
+    ),
 ];
 
 fn main() {
@@ -164,6 +168,82 @@ fn drop_unmounts(t: &Tree) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `Options::prefetch` stores the files it names in the kernel's page cache: once its threads
+/// are done, the files read back whole even after the server is killed (cached dentries and
+/// pages need no server), while a file nobody read fails. Alternatives are tried in order and
+/// symlinks followed.
+fn prefetch_fills_the_page_cache(t: &Tree) -> Result<(), String> {
+    let img = t.dir.path().join("prefetch.sqfs");
+    t.write_image(&img, true)?;
+    let mnt = t.mountpoint("m-prefetch")?;
+    let big = format!("files/f-{}", 3 << 20);
+    let opts = fuse::Options {
+        prefetch: vec![
+            vec!["/no/such/file".into(), "/links/rel".into()],
+            vec![PathBuf::from("/").join(&big)],
+        ],
+        idle_priority: Some(sys::process::set_idle_priority),
+        ..Default::default()
+    };
+    let handle = mount_forked(&img, &mnt, &opts)?;
+    let pid = handle.pid();
+    // The kernel asks the server to open a file only until told it need not (the first
+    // answer); read one small file so that later opens need no server.
+    std::fs::read(mnt.join("files/f-100")).map_err(|e| format!("read f-100: {e}"))?;
+    // The server starts its prefetch thread before its workers: once a worker exists, no
+    // prefetch thread means they are done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while threads_named(pid, "fuser-") == 0 || threads_named(pid, "sifr-prefetch") > 0 {
+        if std::time::Instant::now() > deadline {
+            return Err("the prefetch threads did not finish in 20 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).ok_or("no server pid")?,
+        rustix::process::Signal::KILL,
+    )
+    .map_err(|e| format!("kill the server: {e}"))?;
+    let mut handle = handle;
+    handle.wait().map_err(|e| fuse_common::chain(&e))?;
+    for (path, src) in [
+        ("links/rel", "files/f-4096".to_string()),
+        (big.as_str(), big.clone()),
+    ] {
+        let got = std::fs::read(mnt.join(path))
+            .map_err(|e| format!("read prefetched {path} with the server gone: {e}"))?;
+        let want = std::fs::read(t.src.join(&src)).map_err(|e| e.to_string())?;
+        if got != want {
+            return Err(format!(
+                "{path}: {} bytes differ from the source",
+                got.len()
+            ));
+        }
+    }
+    let other = format!("files/f-{}", (1 << 20) + 17);
+    if std::fs::read(mnt.join(&other)).is_ok() {
+        return Err(format!(
+            "{other} was read with no server, though nobody asked for it"
+        ));
+    }
+    handle.detach().map_err(|e| fuse_common::chain(&e))?;
+    fuse_common::assert_not_mounted(&mnt)
+}
+
+/// Threads of process `pid` whose name starts with `prefix`.
+fn threads_named(pid: i32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with(prefix))
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Detaches, reaps the server and checks that nothing is left behind.

@@ -687,6 +687,21 @@ pub fn set_name(name: &str) {
     }
 }
 
+/// Let the calling thread run only when a CPU would otherwise be idle (`SCHED_IDLE`, for this
+/// thread alone): any ordinary thread that wakes up preempts it at once, where a thread at
+/// nice 19 may keep its CPU for the rest of its time slice. For speculative background work.
+pub fn set_idle_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, initialised `sched_param` that outlives the call; pid 0 is
+    // the calling thread, and the call only changes its scheduling policy.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Write one byte to the inherited fd `fd` and close it: a readiness signal to a waiting
 /// process. Errors are ignored (a waiter that went away is not the writer's problem).
 pub fn notify(fd: i32) {

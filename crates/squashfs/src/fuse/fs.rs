@@ -47,7 +47,7 @@ pub(crate) struct Presentation {
 
 /// The filesystem served to the kernel.
 pub(crate) struct SquashFs {
-    archive: Archive,
+    archive: Arc<Archive>,
     show: Presentation,
     /// The image's root inode number (FUSE calls it 1).
     root: u32,
@@ -103,7 +103,7 @@ fn eio<E>(_: E) -> Errno {
 }
 
 impl SquashFs {
-    pub(crate) fn new(archive: Archive, show: Presentation) -> crate::read::Result<Self> {
+    pub(crate) fn new(archive: Arc<Archive>, show: Presentation) -> crate::read::Result<Self> {
         let root = archive.root()?;
         let mut refs = HashMap::new();
         refs.insert(root.number, root.inode_ref);

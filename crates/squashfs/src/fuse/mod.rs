@@ -16,6 +16,7 @@
 //! 2. The launcher forks (`sys`). **In the child**, [`Mounted::serve`] sets a parent-death
 //!    signal, starts a new session (terminal signals go to the payload, not the server),
 //!    changes directory to `/`, answers the kernel's `INIT`, reports readiness and
+//!    starts the [`Options::prefetch`] threads, if any, and
 //!    serves on [`Options::threads`] threads until the filesystem goes away; the child then
 //!    `_exit`s with a status derived from the result. The child must do nothing else: it
 //!    holds the only `/dev/fuse` fd and must never return into launcher code.
@@ -49,7 +50,10 @@ mod mount;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 pub use mount::{MountHandle, Mounted, mount};
 
@@ -57,7 +61,7 @@ use crate::read::Archive;
 use fs::{Presentation, SquashFs};
 
 /// How the filesystem is mounted and served.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Present every object as owned by this uid/gid (in the caller's user namespace), as
     /// Apptainer's `squashfuse -o uid=,gid=` does, instead of the owners stored in the image.
@@ -75,7 +79,25 @@ pub struct Options {
     pub fsname: String,
     /// End the server with `SIGTERM` when the launcher thread that forked it exits.
     pub die_with_parent: bool,
+    /// Files to put in the kernel's page cache before anyone reads them, by background
+    /// threads at the lowest priority once the server is ready: each entry lists
+    /// alternative paths in the image (symlinks followed), of which the first that is a
+    /// regular file is read. A launch names its command and the dynamic loader and C library
+    /// nearly every command maps first, whose page faults would otherwise each wait for a
+    /// read request and a block to be decoded. Best effort: missing paths and unreadable
+    /// data are skipped (a real read reports them); at most [`PREFETCH_BYTES`].
+    pub prefetch: Vec<Vec<PathBuf>>,
+    /// Called first by each prefetch thread to make it yield to every other thread (the
+    /// runtime passes `sys::process::set_idle_priority`, `SCHED_IDLE`; this crate makes no
+    /// raw system calls). Without it, or if it fails, the threads run at nice 19, which the
+    /// scheduler may still let finish a time slice while a request waits.
+    pub idle_priority: Option<fn() -> io::Result<()>>,
 }
+
+/// Most bytes [`Options::prefetch`] reads ahead.
+pub const PREFETCH_BYTES: u64 = 8 << 20;
+/// Most threads decoding for [`Options::prefetch`] (fewer on fewer CPUs).
+const PREFETCH_THREADS: usize = 4;
 
 /// An owner to present every object as having.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +115,8 @@ impl Default for Options {
             allow_other: true,
             fsname: "sifr".into(),
             die_with_parent: true,
+            prefetch: Vec::new(),
+            idle_priority: None,
         }
     }
 }
@@ -100,7 +124,7 @@ impl Default for Options {
 impl Options {
     fn server_threads(&self) -> usize {
         match self.threads {
-            0 => std::thread::available_parallelism().map_or(4, |n| n.get().min(8)),
+            0 => cpus().min(8),
             n => n,
         }
     }
@@ -111,6 +135,12 @@ impl Options {
             ttl: self.ttl,
         }
     }
+}
+
+/// CPUs this process may run on (4 if that cannot be told). One system call, where
+/// `available_parallelism` also reads cgroup files: this runs while a launch waits.
+fn cpus() -> usize {
+    rustix::thread::sched_getaffinity(None).map_or(4, |set| set.count() as usize)
 }
 
 /// What went wrong while mounting, serving or unmounting.
@@ -191,10 +221,12 @@ fn serve(
     mountpoint: PathBuf,
     ready: impl FnOnce(&Path),
 ) -> Result<()> {
-    let fs = SquashFs::new(archive, opts.presentation()).map_err(|source| Error::Root {
-        mountpoint: mountpoint.clone(),
-        source,
-    })?;
+    let archive = Arc::new(archive);
+    let fs =
+        SquashFs::new(Arc::clone(&archive), opts.presentation()).map_err(|source| Error::Root {
+            mountpoint: mountpoint.clone(),
+            source,
+        })?;
     let mut config = fuser::Config::default();
     config.n_threads = Some(opts.server_threads());
     // One fd shared by all threads (as libfuse's default loop does) rather than
@@ -210,6 +242,124 @@ fn serve(
     };
     let session =
         fuser::Session::from_fd(fs, fd, fuser::SessionACL::All, config).map_err(serve_err)?;
+    // Opened before `ready`: once told, the launcher may `pivot_root`, which moves this
+    // process's root too, and the path would name something else.
+    let prefetch = (!opts.prefetch.is_empty()).then(|| Prefetch {
+        archive: Arc::clone(&archive),
+        mount_root: rustix::fs::open(
+            &mountpoint,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok(),
+        notifier: session.notifier(),
+        wanted: opts.prefetch.clone(),
+        idle_priority: opts.idle_priority,
+    });
     ready(&mountpoint);
+    if let Some(p) = prefetch {
+        // Detached: it ends on its own, or with the process when the filesystem goes.
+        let _ = std::thread::Builder::new()
+            .name("sifr-prefetch".into())
+            .spawn(move || p.run());
+    }
     session.run().map_err(serve_err)
+}
+
+/// The [`Options::prefetch`] threads' state.
+///
+/// The kernel keeps data a server stores (`FUSE_NOTIFY_STORE`) only for inodes it knows, so
+/// the first thread looks each file up through the mount itself (answered by the workers,
+/// like any client) and holds an `O_PATH` fd on it while storing. Blocks are decoded into a
+/// buffer per thread, not the archive's cache: that would evict blocks real reads use, and
+/// fresh memory per block costs page faults and TLB shootdowns in a threaded process. A
+/// thread storing a page waits only for a concurrent read of the same page; nothing waits
+/// for it (`SCHED_IDLE`, see [`Options::idle_priority`]).
+struct Prefetch {
+    archive: Arc<Archive>,
+    /// The mount's root, through which the thread looks each file up: the kernel stores data
+    /// only for inodes it knows (`FUSE_NOTIFY_STORE`).
+    mount_root: Option<OwnedFd>,
+    notifier: fuser::Notifier,
+    wanted: Vec<Vec<PathBuf>>,
+    idle_priority: Option<fn() -> io::Result<()>>,
+}
+
+impl Prefetch {
+    /// Resolves and looks up each wanted file, then decodes and stores its blocks in order,
+    /// on up to [`PREFETCH_THREADS`] threads. Files the kernel cannot be made to know (no
+    /// mount root) are skipped.
+    fn run(self) {
+        let Ok(root) = self.archive.root() else {
+            return;
+        };
+        let block = u64::from(self.archive.superblock().block_size);
+        let mut budget = PREFETCH_BYTES;
+        let mut files = Vec::new();
+        let mut jobs = Vec::new();
+        for alternatives in &self.wanted {
+            let Some((path, inode)) = alternatives.iter().find_map(|p| {
+                let i = self.archive.resolve(p).ok()??;
+                (i.file_type() == crate::read::FileType::File).then_some((p, i))
+            }) else {
+                continue;
+            };
+            let ino = fs::to_fuse(root.number, inode.number);
+            // Held while storing: the kernel keeps the inode as long as the fd is open.
+            let Some(held) = self.mount_root.as_ref().and_then(|r| {
+                let fd = rustix::fs::openat2(
+                    r,
+                    path,
+                    OFlags::PATH | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                )
+                .ok()?;
+                let st = rustix::fs::fstat(&fd).ok()?;
+                (st.st_ino == ino).then_some(fd)
+            }) else {
+                continue;
+            };
+            // Whole blocks (the last one, the tail), while the budget lasts.
+            let blocks = inode.size().div_ceil(block);
+            for index in 0..blocks {
+                let len = (inode.size() - index * block).min(block);
+                if len > budget {
+                    break;
+                }
+                jobs.push((files.len(), index));
+                budget -= len;
+            }
+            files.push((inode, ino, held));
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            // A request the kernel waits on, and the launcher, always run before this
+            // guesswork. (Nice applies to the calling thread alone on Linux.)
+            if self.idle_priority.is_none_or(|f| f().is_err()) {
+                let _ = rustix::process::setpriority_process(None, 19);
+            }
+            let mut buf = Vec::new();
+            while let Some(&(f, index)) =
+                jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            {
+                let (inode, ino, _held) = &files[f];
+                match self.archive.read_block_into(inode, index, &mut buf) {
+                    Ok(off) if !buf.is_empty() => {
+                        let _ = self.notifier.store(fuser::INodeNo(*ino), off, &buf);
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let helpers = cpus().min(PREFETCH_THREADS).saturating_sub(1);
+        std::thread::scope(|s| {
+            for _ in 0..helpers {
+                let _ = std::thread::Builder::new()
+                    .name("sifr-prefetch".into())
+                    .spawn_scoped(s, work);
+            }
+            work();
+        });
+    }
 }
