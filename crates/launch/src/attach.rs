@@ -273,6 +273,11 @@ impl Staged {
                 if let Some(h) = server.handle.as_mut() {
                     h.wait_ready().map_err(fuse_err)?;
                 }
+                // One listing of the root (`READDIRPLUS`) makes the kernel know every
+                // top-level entry: the dozen lookups that assembling the container and
+                // starting its command make there (proc, etc, home, usr, bin, lib64, ...)
+                // then need no round trip to the server each. Best effort.
+                let _ = std::fs::read_dir(lower).map(Iterator::count);
                 Ok(Some(server))
             }
         }
