@@ -69,9 +69,6 @@ pub enum Error {
     /// An extended attribute entry is invalid.
     #[error("bad xattr entry (xattr index {index}): {what}")]
     BadXattr { index: u32, what: String },
-    /// A path given to `lookup` is not absolute-or-relative plain names.
-    #[error("bad path `{path}`: {what}")]
-    BadPath { path: String, what: &'static str },
     /// The inode is not of the kind the operation needs.
     #[error("inode {inode} is not a {want}")]
     WrongType { inode: u32, want: &'static str },

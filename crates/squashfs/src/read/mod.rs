@@ -27,7 +27,7 @@ mod xattr;
 use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 pub use compress::Compressor;
 pub use dir::{DirEntry, MAX_DIR_ENTRIES};
@@ -201,34 +201,7 @@ impl Archive {
     /// Resolves `path` (absolute or relative to the root) without following symlinks.
     /// `Ok(None)` when a component is missing or a non-final component is not a directory.
     pub fn lookup(&self, path: impl AsRef<Path>) -> Result<Option<Inode>> {
-        let path = path.as_ref();
-        let mut stack = vec![self.root()?];
-        for comp in path.components() {
-            match comp {
-                Component::RootDir | Component::CurDir => {}
-                Component::ParentDir => {
-                    if stack.len() > 1 {
-                        stack.pop();
-                    }
-                }
-                Component::Prefix(_) => {
-                    return Err(Error::BadPath {
-                        path: path.display().to_string(),
-                        what: "has a prefix",
-                    });
-                }
-                Component::Normal(name) => {
-                    let Some(dir) = stack.last().filter(|d| d.is_dir()) else {
-                        return Ok(None);
-                    };
-                    let Some(e) = self.lookup_in(dir, name.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    stack.push(self.inode_by_ref(e.inode_ref)?);
-                }
-            }
-        }
-        Ok(stack.pop())
+        self.walk_path(path.as_ref().as_os_str().as_bytes(), false)
     }
 
     /// Resolves `path` as the kernel would inside the image: symlinks are followed (an
@@ -236,9 +209,15 @@ impl Archive {
     /// `Ok(None)` when a component is missing, a non-final component is not a directory, or
     /// more than 40 links are met (a loop).
     pub fn resolve(&self, path: impl AsRef<Path>) -> Result<Option<Inode>> {
+        self.walk_path(path.as_ref().as_os_str().as_bytes(), true)
+    }
+
+    /// [`Archive::lookup`] and, with `follow`, [`Archive::resolve`]. Empty and `.`
+    /// components are skipped, `..` stops at the root.
+    fn walk_path(&self, path: &[u8], follow: bool) -> Result<Option<Inode>> {
         // Components still to walk, the next one last.
         let mut todo: Vec<Vec<u8>> = Vec::new();
-        push_components(&mut todo, path.as_ref().as_os_str().as_bytes());
+        push_components(&mut todo, path);
         let mut stack = vec![self.root()?];
         let mut links = 0;
         while let Some(name) = todo.pop() {
@@ -259,7 +238,7 @@ impl Archive {
                 return Ok(None);
             };
             let inode = self.inode_by_ref(e.inode_ref)?;
-            match inode.symlink_target() {
+            match inode.symlink_target().filter(|_| follow) {
                 Some(target) => {
                     links += 1;
                     if links > MAX_LINKS {
