@@ -231,7 +231,7 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
                 user_ns: plan.ids == IdMap::Own,
                 owner: (plan.ids == IdMap::Own).then(|| own_owner(plan)),
                 idle,
-                prefetch: first_reads(&plan.action),
+                prefetch: fuse_prefetch(how, &plan.action),
             };
             match share::join_or_start(&spec) {
                 Ok(j) => Some(j),
@@ -276,7 +276,9 @@ fn run_attached(
         None => attach::stage(image, how)?,
         Some(_) => (attach::Staged::nothing(image), None),
     };
-    staged.set_prefetch(first_reads(&plan.action));
+    if joined.is_none() {
+        staged.set_prefetch(fuse_prefetch(how, &plan.action));
+    }
 
     // The PID namespace comes last, just before the command: the first process forked after
     // `unshare(CLONE_NEWPID)` becomes its PID 1, and the FUSE server and the `/bin/sh` of env
@@ -530,6 +532,14 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
         Action::Start(args) => {
             exists("/.singularity.d/startscript").then(|| with("/.singularity.d/startscript", args))
         }
+    }
+}
+
+/// [`first_reads`] for an image its FUSE server attaches; nothing for any other attachment.
+fn fuse_prefetch(how: &Attach, action: &Action) -> Vec<Vec<PathBuf>> {
+    match how {
+        Attach::Fuse => first_reads(action),
+        _ => Vec::new(),
     }
 }
 
