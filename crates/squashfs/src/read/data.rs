@@ -27,7 +27,7 @@ pub(crate) struct BlockIndex {
 }
 
 thread_local! {
-    /// The compressed bytes of the block [`Archive::read_block_into`] decodes, reused.
+    /// The compressed bytes of the block being decoded ([`Archive::block_into`]), reused.
     static RAW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -141,18 +141,7 @@ impl Archive {
             out.extend_from_slice(&c);
             return Ok(start);
         }
-        RAW.with(|raw| {
-            let mut raw = raw.borrow_mut();
-            self.src
-                .read_into("data block", pos, (word & 0xff_ffff) as usize, &mut raw)?;
-            if word & UNCOMPRESSED != 0 {
-                out.extend_from_slice(&raw);
-                Ok(())
-            } else {
-                let cap = self.sb.block_size as usize;
-                (self.sb.compressor).decompress_into(&raw, cap, "data block", pos, out)
-            }
-        })?;
+        self.block_into(pos, word, "data block", out)?;
         check_len(inode.number, i, pos, out.len(), len)?;
         Ok(start)
     }
@@ -228,15 +217,26 @@ impl Archive {
 
     /// Reads and decodes one block described by a size word (bit 24: stored uncompressed).
     fn block_at(&self, pos: u64, word: u32, what: &'static str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.block_into(pos, word, what, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Archive::block_at`] into `out` (its contents replaced, its allocation reused); the
+    /// compressed bytes go through a buffer kept per thread.
+    fn block_into(&self, pos: u64, word: u32, what: &'static str, out: &mut Vec<u8>) -> Result<()> {
         let size = (word & 0xff_ffff) as usize;
-        let raw = self.src.read_vec(what, pos, size)?;
         if word & UNCOMPRESSED != 0 {
-            Ok(raw)
-        } else {
+            return self.src.read_into(what, pos, size, out);
+        }
+        RAW.with(|raw| {
+            let mut raw = raw.borrow_mut();
+            self.src.read_into(what, pos, size, &mut raw)?;
+            let cap = self.sb.block_size as usize;
             self.sb
                 .compressor
-                .decompress(&raw, self.sb.block_size as usize, what, pos)
-        }
+                .decompress_into(&raw, cap, what, pos, out)
+        })
     }
 
     /// The fragment block with index `index`, decoded.
