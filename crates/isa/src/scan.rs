@@ -80,7 +80,9 @@ pub struct ImageFacts {
     /// to the root -> the link's target as stored. Used by [`ImageFacts::resolve`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<String, String>,
-    /// Totals.
+    /// Totals. Keep `version` the first field and this the last: the check before a launch
+    /// reads only the two ends of the stored JSON (`sifr`'s `isa_check::stored_summary`),
+    /// and falls back to the whole object when they do not hold them.
     pub summary: Summary,
 }
 
