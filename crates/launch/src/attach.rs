@@ -30,8 +30,9 @@ use crate::image::{Attach, Image};
 pub struct Staged {
     image: Image,
     kind: Kind,
-    /// For a FUSE server: what to decode ahead ([`squashfs::fuse::Options::prefetch`]).
-    prefetch: Vec<Vec<PathBuf>>,
+    /// For a FUSE server: what to look up and decode ahead
+    /// ([`squashfs::fuse::Options::prefetch`]).
+    prefetch: squashfs::fuse::Prefetch,
 }
 
 #[derive(Debug)]
@@ -91,7 +92,7 @@ pub fn stage(image: &Image, attach: &Attach) -> Result<(Staged, Option<Extracted
     let staged = |kind| Staged {
         image: image.clone(),
         kind,
-        prefetch: Vec::new(),
+        prefetch: squashfs::fuse::Prefetch::default(),
     };
     Ok(match attach {
         Attach::Directory => (staged(Kind::Dir(image.path.clone())), None),
@@ -166,14 +167,14 @@ impl Staged {
         Staged {
             image: image.clone(),
             kind: Kind::Loop(None),
-            prefetch: Vec::new(),
+            prefetch: squashfs::fuse::Prefetch::default(),
         }
     }
 
     /// What a FUSE server started by [`Staged::mount_lower`] or [`Staged::mount_detached`]
-    /// decodes before it is asked ([`squashfs::fuse::Options::prefetch`]).
-    pub fn set_prefetch(&mut self, paths: Vec<Vec<PathBuf>>) {
-        self.prefetch = paths;
+    /// looks up and decodes before it is asked ([`squashfs::fuse::Options::prefetch`]).
+    pub fn set_prefetch(&mut self, prefetch: squashfs::fuse::Prefetch) {
+        self.prefetch = prefetch;
     }
 
     /// The host directory to bind as the lower layer, when the image is one.

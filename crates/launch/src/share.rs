@@ -101,8 +101,9 @@ pub struct Spec {
     pub owner: Option<squashfs::fuse::Owner>,
     /// How long the holder stays after the last launch left.
     pub idle: Duration,
-    /// What its FUSE server decodes ahead (see [`crate::attach::Staged::set_prefetch`]).
-    pub prefetch: Vec<Vec<PathBuf>>,
+    /// What its FUSE server looks up and decodes ahead (see
+    /// [`crate::attach::Staged::set_prefetch`]).
+    pub prefetch: squashfs::fuse::Prefetch,
 }
 
 /// Where a user's holders live: `$TMPDIR/sifr-UID` (created `0700`; refused unless it is a real

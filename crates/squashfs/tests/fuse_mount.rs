@@ -170,20 +170,24 @@ fn drop_unmounts(t: &Tree) -> Result<(), String> {
     Ok(())
 }
 
-/// `Options::prefetch` stores the files it names in the kernel's page cache: once its threads
-/// are done, the files read back whole even after the server is killed (cached dentries and
-/// pages need no server), while a file nobody read fails. Alternatives are tried in order and
-/// symlinks followed.
+/// `Options::prefetch` stores the files it names in the kernel's page cache and looks up the
+/// paths it names: once its threads are done, the files read back whole even after the server
+/// is killed (cached dentries and pages need no server), a looked-up directory stats and a
+/// looked-up missing path is a cached miss, while a file nobody read and a path nobody looked
+/// up fail. Alternatives are tried in order and symlinks followed.
 fn prefetch_fills_the_page_cache(t: &Tree) -> Result<(), String> {
     let img = t.dir.path().join("prefetch.sqfs");
     t.write_image(&img, true)?;
     let mnt = t.mountpoint("m-prefetch")?;
     let big = format!("files/f-{}", 3 << 20);
     let opts = fuse::Options {
-        prefetch: vec![
-            vec!["/no/such/file".into(), "/links/rel".into()],
-            vec![PathBuf::from("/").join(&big)],
-        ],
+        prefetch: fuse::Prefetch {
+            files: vec![
+                vec!["/no/such/file".into(), "/links/rel".into()],
+                vec![PathBuf::from("/").join(&big)],
+            ],
+            lookups: vec!["/deep/a/b/c".into(), "/empty/missing".into()],
+        },
         idle_priority: Some(sys::process::set_idle_priority),
         ..Default::default()
     };
@@ -219,6 +223,30 @@ fn prefetch_fills_the_page_cache(t: &Tree) -> Result<(), String> {
             return Err(format!(
                 "{path}: {} bytes differ from the source",
                 got.len()
+            ));
+        }
+    }
+    match std::fs::metadata(mnt.join("deep/a/b/c")) {
+        Ok(md) if md.is_dir() => {}
+        other => {
+            return Err(format!(
+                "looked-up deep/a/b/c with the server gone: {other:?}"
+            ));
+        }
+    }
+    match std::fs::metadata(mnt.join("empty/missing")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => {
+            return Err(format!(
+                "looked-up missing empty/missing with the server gone: {other:?}, not a cached miss"
+            ));
+        }
+    }
+    match std::fs::metadata(mnt.join("deep/a/b/c/d")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {}
+        other => {
+            return Err(format!(
+                "deep/a/b/c/d, which nobody looked up, with the server gone: {other:?}"
             ));
         }
     }

@@ -57,7 +57,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 pub use mount::{MountHandle, Mounted, mount};
 
-use crate::read::Archive;
+use crate::read::{Archive, Inode};
 use fs::{Presentation, SquashFs};
 
 /// How the filesystem is mounted and served.
@@ -79,19 +79,38 @@ pub struct Options {
     pub fsname: String,
     /// End the server with `SIGTERM` when the launcher thread that forked it exits.
     pub die_with_parent: bool,
-    /// Files to put in the kernel's page cache before anyone reads them, by background
-    /// threads at the lowest priority once the server is ready: each entry lists
-    /// alternative paths in the image (symlinks followed), of which the first that is a
-    /// regular file is read. A launch names its command and the dynamic loader and C library
-    /// nearly every command maps first, whose page faults would otherwise each wait for a
-    /// read request and a block to be decoded. Best effort: missing paths and unreadable
-    /// data are skipped (a real read reports them); at most [`PREFETCH_BYTES`].
-    pub prefetch: Vec<Vec<PathBuf>>,
+    /// What to look up and put in the kernel's page cache before anyone asks (see
+    /// [`Prefetch`]).
+    pub prefetch: Prefetch,
     /// Called first by each prefetch thread to make it yield to every other thread (the
     /// runtime passes `sys::process::set_idle_priority`, `SCHED_IDLE`; this crate makes no
     /// raw system calls). Without it, or if it fails, the threads run at nice 19, which the
     /// scheduler may still let finish a time slice while a request waits.
     pub idle_priority: Option<fn() -> io::Result<()>>,
+}
+
+/// Paths to look up, and files to put in the kernel's page cache, before anyone asks, by
+/// background threads at the lowest priority once the server is ready. A launch names the
+/// files it reads and the mount points it looks up itself, then its command and the dynamic
+/// loader and C library nearly every command maps first: over a fresh mount each lookup and
+/// each block would otherwise be a request the launch waits for. Best effort: unreadable data
+/// is skipped (a real read reports it).
+#[derive(Debug, Clone, Default)]
+pub struct Prefetch {
+    /// Files whose data is stored, in this order, at most [`PREFETCH_BYTES`] in all. Each entry
+    /// lists alternative paths in the image (symlinks followed), of which the first that is a
+    /// regular file is looked up through the mount and read. These are looked up first, so
+    /// their blocks are decoded while [`Prefetch::lookups`] are looked up.
+    pub files: Vec<Vec<PathBuf>>,
+    /// Paths only looked up through the mount (symlinks followed), so the kernel knows their
+    /// entries and attributes, or caches the miss of a missing one.
+    pub lookups: Vec<PathBuf>,
+}
+
+impl Prefetch {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.lookups.is_empty()
+    }
 }
 
 /// Most bytes [`Options::prefetch`] reads ahead.
@@ -115,7 +134,7 @@ impl Default for Options {
             allow_other: true,
             fsname: "sifr".into(),
             die_with_parent: true,
-            prefetch: Vec::new(),
+            prefetch: Prefetch::default(),
             idle_priority: None,
         }
     }
@@ -244,7 +263,7 @@ fn serve(
         fuser::Session::from_fd(fs, fd, fuser::SessionACL::All, config).map_err(serve_err)?;
     // Opened before `ready`: once told, the launcher may `pivot_root`, which moves this
     // process's root too, and the path would name something else.
-    let prefetch = (!opts.prefetch.is_empty()).then(|| Prefetch {
+    let prefetch = (!opts.prefetch.is_empty()).then(|| Prefetcher {
         archive: Arc::clone(&archive),
         mount_root: rustix::fs::open(
             &mountpoint,
@@ -266,6 +285,14 @@ fn serve(
     session.run().map_err(serve_err)
 }
 
+/// Which of `alternatives` [`Prefetch::files`] reads: the first that is a regular file.
+fn pick<'a>(archive: &Archive, alternatives: &'a [PathBuf]) -> Option<(&'a PathBuf, Inode)> {
+    alternatives.iter().find_map(|p| {
+        let i = archive.resolve(p).ok()??;
+        (i.file_type() == crate::read::FileType::File).then_some((p, i))
+    })
+}
+
 /// The [`Options::prefetch`] threads' state.
 ///
 /// The kernel keeps data a server stores (`FUSE_NOTIFY_STORE`) only for inodes it knows, so
@@ -275,20 +302,20 @@ fn serve(
 /// fresh memory per block costs page faults and TLB shootdowns in a threaded process. A
 /// thread storing a page waits only for a concurrent read of the same page; nothing waits
 /// for it (`SCHED_IDLE`, see [`Options::idle_priority`]).
-struct Prefetch {
+struct Prefetcher {
     archive: Arc<Archive>,
-    /// The mount's root, through which the thread looks each file up: the kernel stores data
+    /// The mount's root, through which the thread looks each path up: the kernel stores data
     /// only for inodes it knows (`FUSE_NOTIFY_STORE`).
     mount_root: Option<OwnedFd>,
     notifier: fuser::Notifier,
-    wanted: Vec<Vec<PathBuf>>,
+    wanted: Prefetch,
     idle_priority: Option<fn() -> io::Result<()>>,
 }
 
-impl Prefetch {
-    /// Resolves and looks up each wanted file, then decodes and stores its blocks in order,
-    /// on up to [`PREFETCH_THREADS`] threads. Files the kernel cannot be made to know (no
-    /// mount root) are skipped.
+impl Prefetcher {
+    /// Looks up each wanted file, then, while helpers decode and store their blocks in order,
+    /// the other paths; then decodes too, on up to [`PREFETCH_THREADS`] threads in all.
+    /// Nothing is done without a mount root.
     fn run(self) {
         // First, before the lookups and before the helpers are spawned (they inherit the
         // policy): a thread that becomes idle only later keeps the time slice it was given
@@ -301,34 +328,34 @@ impl Prefetch {
             }
         };
         idle();
-        let Ok(root) = self.archive.root() else {
+        let (Ok(root), Some(mount_root)) = (self.archive.root(), self.mount_root.as_ref()) else {
             return;
+        };
+        // What the kernel remembers of a lookup through the mount: entries, attributes and
+        // misses, symlinks followed as the launcher's own lookups follow them.
+        let look_up = |path: &Path| {
+            rustix::fs::openat2(
+                mount_root,
+                path,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            )
+            .ok()
         };
         let block = u64::from(self.archive.superblock().block_size);
         let mut budget = PREFETCH_BYTES;
         let mut files = Vec::new();
         let mut jobs = Vec::new();
-        for alternatives in &self.wanted {
-            let Some((path, inode)) = alternatives.iter().find_map(|p| {
-                let i = self.archive.resolve(p).ok()??;
-                (i.file_type() == crate::read::FileType::File).then_some((p, i))
-            }) else {
+        for alternatives in &self.wanted.files {
+            let Some((path, inode)) = pick(&self.archive, alternatives) else {
                 continue;
             };
             let ino = fs::to_fuse(root.number, inode.number);
             // Held while storing: the kernel keeps the inode as long as the fd is open.
-            let Some(held) = self.mount_root.as_ref().and_then(|r| {
-                let fd = rustix::fs::openat2(
-                    r,
-                    path,
-                    OFlags::PATH | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-                )
-                .ok()?;
-                let st = rustix::fs::fstat(&fd).ok()?;
-                (st.st_ino == ino).then_some(fd)
-            }) else {
+            let Some(held) =
+                look_up(path).filter(|fd| rustix::fs::fstat(fd).is_ok_and(|st| st.st_ino == ino))
+            else {
                 continue;
             };
             // Whole blocks (the last one, the tail), while the budget lasts.
@@ -371,6 +398,9 @@ impl Prefetch {
                 let _ = std::thread::Builder::new()
                     .name("sifr-prefetch".into())
                     .spawn_scoped(s, work);
+            }
+            for path in &self.wanted.lookups {
+                drop(look_up(path));
             }
             work();
         });
