@@ -429,17 +429,23 @@ fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareErro
     }))
 }
 
-/// One short line (without its newline), read a byte at a time so nothing after it is
-/// consumed; empty at EOF.
+/// One short line (without its newline); empty at EOF. Read in chunks: the writer (a holder's
+/// answer, its `ok` on the ready pipe) sends one line and nothing after it.
 fn read_line(r: &mut impl std::io::Read) -> std::io::Result<String> {
     let mut line = Vec::new();
-    let mut byte = [0u8; 1];
+    let mut chunk = [0u8; 256];
     loop {
-        match r.read(&mut byte)? {
-            0 => break,
-            _ if byte[0] == b'\n' => break,
-            _ if line.len() < 4096 => line.push(byte[0]),
-            _ => return Err(std::io::Error::other("line too long")),
+        let n = r.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&chunk[..n]);
+        if let Some(end) = line.iter().position(|b| *b == b'\n') {
+            line.truncate(end);
+            break;
+        }
+        if line.len() > 4096 {
+            return Err(std::io::Error::other("line too long"));
         }
     }
     Ok(String::from_utf8_lossy(&line).into_owned())

@@ -68,8 +68,12 @@ impl Namespaces {
 
 /// The number of threads of the calling process, from `/proc/self/status`.
 pub fn thread_count() -> Result<usize> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").map_err(err("read", "/proc/self/status"))?;
+    // Room for the whole file up front: procfs reports a size of 0, for which `read_to_string`
+    // would start with 32-byte reads and grow (eight reads for this file, on every launch).
+    let mut status = String::with_capacity(4096);
+    std::fs::File::open("/proc/self/status")
+        .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut status))
+        .map_err(err("read", "/proc/self/status"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
