@@ -677,6 +677,28 @@ pub fn spawn_daemon<F: FnOnce() -> i32>(
     }
 }
 
+/// Close every descriptor above stderr except those in `keep`, with `close_range(2)` over the
+/// gaps (nothing to list first). For a forked child that keeps running ordinary code but must
+/// not hold what its parent had open: a pipe `mpirun` or `srun` waits on, a socket, a lock.
+pub fn close_fds_except(keep: &[std::os::fd::RawFd]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(*fd).ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for fd in keep.into_iter().chain([u32::MAX]) {
+        if fd > first {
+            // SAFETY: closes descriptor numbers only; the caller (a freshly forked child) owns
+            // no Rust object wrapping one it still uses, other than those in `keep`.
+            unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0) };
+        }
+        first = fd.saturating_add(1);
+    }
+}
+
 /// Name the calling thread (the process's `comm`, what `ps -o comm` and `top` show), truncated
 /// to the kernel's 15 bytes.
 pub fn set_name(name: &str) {

@@ -118,6 +118,18 @@ pub fn mount(
 }
 
 impl Mounted {
+    /// Every descriptor the server needs (`/dev/fuse`, the image file, the readiness pipe): a
+    /// forked server that outlives the launcher closes all others, so that it keeps no pipe or
+    /// socket the launcher inherited or made open.
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        vec![
+            self.fuse.as_raw_fd(),
+            self.archive.image_fd(),
+            self.ready_r.as_raw_fd(),
+            self.ready_w.as_raw_fd(),
+        ]
+    }
+
     /// Where the filesystem is mounted.
     pub fn mountpoint(&self) -> &Path {
         self.guard.0.as_deref().unwrap_or(Path::new(""))

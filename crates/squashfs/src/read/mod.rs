@@ -87,6 +87,12 @@ pub struct WalkEntry {
 }
 
 impl Archive {
+    /// The descriptor of the image file this archive reads (a forked server that closes every
+    /// other descriptor keeps it).
+    pub fn image_fd(&self) -> std::os::fd::RawFd {
+        self.src.raw_fd()
+    }
+
     /// Opens the filesystem that starts `offset` bytes into `file`.
     pub fn open(file: File, offset: u64) -> Result<Self> {
         let mut src = Source::new(file, offset)?;

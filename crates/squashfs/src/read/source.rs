@@ -22,6 +22,11 @@ pub(crate) struct Source {
 }
 
 impl Source {
+    /// The image file's descriptor.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
+    }
+
     pub(crate) fn new(file: File, base: u64) -> Result<Self> {
         let len = file
             .metadata()
