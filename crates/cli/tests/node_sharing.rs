@@ -206,6 +206,41 @@ fn killed_holder_is_replaced(im: &Images, who: As) {
     assert_nothing_left(im);
 }
 
+/// What outlives a launch (the holder, the FUSE server) keeps none of the launch's descriptors:
+/// a pipe the launch inherited (as `mpirun` and `srun` hand ranks) reaches its end when the
+/// launch exits, while the holder still runs.
+fn outliving_processes_keep_no_inherited_pipe(im: &Images, who: As) {
+    let fx = &im.fx;
+    let sif = im.sif.to_str().unwrap();
+    let launch = sifr_as(fx, who, &["exec", sif, "/bin/probe", "cat", "/etc/passwd"]);
+    // The same command with its stdout pipe also on descriptor 7, which nothing closes.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "exec \"$@\" 7>&1", "sh"])
+        .arg(launch.get_program())
+        .args(launch.get_args())
+        .current_dir(launch.get_current_dir().unwrap_or(Path::new("/")))
+        .env("SIFR_SHARE_IDLE", "3");
+    for (k, v) in launch.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    // `output` returns once every copy of the stdout pipe is closed.
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        holders_of(fx.dir.path()).len(),
+        1,
+        "the pipe ended only once the holder had gone"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !holders_of(fx.dir.path()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_nothing_left(im);
+}
+
 #[test]
 fn ranks_of_one_image_share_one_loop_mount_as_root() {
     if !support::is_root() {
@@ -217,6 +252,7 @@ fn ranks_of_one_image_share_one_loop_mount_as_root() {
     ranks_share(&im, As::Root);
     simultaneous_ranks_share(&im, As::Root);
     killed_holder_is_replaced(&im, As::Root);
+    outliving_processes_keep_no_inherited_pipe(&im, As::Root);
 }
 
 #[test]
@@ -228,6 +264,7 @@ fn ranks_of_one_image_share_one_fuse_server_and_user_namespace_as_a_user() {
     ranks_share(&im, user);
     simultaneous_ranks_share(&im, user);
     killed_holder_is_replaced(&im, user);
+    outliving_processes_keep_no_inherited_pipe(&im, user);
 }
 
 /// The fixture with a start script that reports its arguments and then serves (waits for a

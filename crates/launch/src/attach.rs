@@ -51,6 +51,25 @@ pub struct Extracted {
     name: String,
 }
 
+impl Extracted {
+    /// A second guard of the same tree (for the process that is to remove it), or `None` if
+    /// the directory fd cannot be duplicated.
+    pub fn try_clone(&self) -> Option<Extracted> {
+        Some(Extracted {
+            parent: self.parent.try_clone().ok()?,
+            name: self.name.clone(),
+        })
+    }
+}
+
+impl std::os::fd::AsRawFd for Extracted {
+    /// The directory fd the guard removes the tree through (a daemon that takes the guard
+    /// over must keep it open).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.parent.as_raw_fd()
+    }
+}
+
 impl Drop for Extracted {
     fn drop(&mut self) {
         if let Err(e) = sys::remove::remove_tree_at(self.parent.as_fd(), &self.name, &self.name) {
@@ -258,6 +277,9 @@ impl Staged {
                 let mounted =
                     squashfs::fuse::mount(file, offset, lower, &opts).map_err(fuse_err)?;
                 let (pid, mounted) = sys::process::fork_server(mounted, |m| {
+                    // Nothing of the launcher's: a detached server outlives it, and an
+                    // inherited pipe held open would keep `mpirun` waiting.
+                    sys::process::close_fds_except(&m.fds());
                     sys::process::set_name("sifr-fuse");
                     match m.serve() {
                         Ok(()) => 0,

@@ -221,6 +221,8 @@ pub fn run(plan: &LaunchPlan) -> Result<i32, ExecError> {
 /// returns (FUSE server reaped, extracted sandbox removed); mounts and loop devices go with the
 /// mount namespace when the process exits.
 pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, ExecError> {
+    // Before any namespace change, which starting a holder makes in this process.
+    let prepared = assemble::prepare(plan).inspect_err(|_| share::release())?;
     let joined = match (plan.share, how) {
         (Some(idle), Attach::Loop | Attach::Fuse | Attach::Extract { .. }) => {
             let spec = share::Spec {
@@ -235,6 +237,10 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
             };
             match share::join_or_start(&spec) {
                 Ok(j) => Some(j),
+                Err(share::ShareError::Attach(e)) => {
+                    share::release();
+                    return Err(*e);
+                }
                 Err(e) => {
                     // The launch attaches the image itself, which reports any real problem
                     // with the image in its own words.
@@ -251,8 +257,11 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
     // A lock `share::find` kept for this launch must not outlive the attachment decision.
     share::release();
     match joined {
-        Some(j) => run_joined(plan, j),
-        None => run_attached(plan, image, how, None),
+        Some(j) => {
+            let image = j.image.clone();
+            run_attached(plan, prepared, &image, &Attach::Directory, Some(j))
+        }
+        None => run_attached(plan, prepared, image, how, None),
     }
 }
 
@@ -260,17 +269,19 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
 /// the image attached already; see [`run_image`].
 pub fn run_joined(plan: &LaunchPlan, joined: share::Joined) -> Result<i32, ExecError> {
     let image = joined.image.clone();
-    run_attached(plan, &image, &Attach::Directory, Some(joined))
+    let prepared = assemble::prepare(plan)?;
+    run_attached(plan, prepared, &image, &Attach::Directory, Some(joined))
 }
 
-/// [`run_image`]'s body: with `joined`, `how` is unused and the lower layer is the holder's.
+/// [`run_image`]'s body, after [`assemble::prepare`]: with `joined`, `how` is unused and the
+/// lower layer is the shared image mount.
 fn run_attached(
     plan: &LaunchPlan,
+    prepared: Vec<assemble::Prepared>,
     image: &Image,
     how: &Attach,
     joined: Option<share::Joined>,
 ) -> Result<i32, ExecError> {
-    let prepared = assemble::prepare(plan)?;
     // Declared first so it is dropped last: the extracted tree outlives every use of it.
     let (mut staged, _extracted) = match &joined {
         None => attach::stage(image, how)?,

@@ -2,17 +2,21 @@
 //! same node (the ranks of an MPI job) join one *holder* process instead of each creating a
 //! user namespace and mounting the image again.
 //!
-//! The holder is a daemon (see [`sys::process::spawn_daemon`]) that creates the user namespace
-//! (unprivileged: the caller's uid and gid mapped to themselves) and a mount namespace, mounts
-//! the image once on `<runtime dir>/<key>.mnt` (kernel squashfs on a loop device as root, the
-//! in-tree FUSE server otherwise, or, without a usable `/dev/fuse`, the image unpacked once into a
-//! temporary directory bound there), and listens on `<runtime dir>/<key>.sock`. A launch connects,
-//! is registered, opens the holder's `/proc/PID/ns/{user,mnt}`, joins them, and unshares a mount
+//! The first launch attaches the image itself: it creates the user namespace (unprivileged:
+//! the caller's uid and gid mapped to themselves) and a mount namespace, mounts the image on
+//! `<runtime dir>/<key>.mnt` (kernel squashfs on a loop device as root, the in-tree FUSE server
+//! otherwise, or, without a usable `/dev/fuse`, the image unpacked once into a temporary
+//! directory bound there), and forks the holder, a daemon (see
+//! [`sys::process::spawn_daemon`]) that keeps those namespaces and listens on
+//! `<runtime dir>/<key>.sock`. The first launch does not wait for the holder: it goes on as
+//! every later one does. A later launch connects, is registered, opens the holder's
+//! `/proc/PID/ns/{user,mnt}` and joins them. Either way the launch then unshares a mount
 //! namespace of its own: a copy that holds the image mount, where it makes its own binds and
-//! `pivot_root`s as an unshared launch does ([`crate::exec`]). Because every rank is then in the
-//! *same* user namespace, the kernel allows cross-memory attach (`process_vm_readv`) between
-//! them, which Open MPI's shared-memory transport needs for large messages; and the SIF file is
-//! opened by the first launch and the one FUSE server only, however many ranks start.
+//! `pivot_root`s as an unshared launch does ([`crate::exec`]). Because every rank is then in
+//! the *same* user namespace, the kernel allows cross-memory attach (`process_vm_readv`)
+//! between them, which Open MPI's shared-memory transport needs for large messages; and the
+//! SIF file is opened by the first launch and the one FUSE server only, however many ranks
+//! start.
 //!
 //! Lifetime: a launch stays registered as long as its connection is open (the launcher keeps
 //! it until the command exits; it is close-on-exec, so the command never sees it). When the last
@@ -23,10 +27,13 @@
 //! launch removes it under the lock and starts a new holder.
 //!
 //! Races: the key directory lock (`flock` on the runtime directory) is held by a launch while it
-//! starts a holder and connects, and by a holder while it retires; a holder only *tries* the
+//! attaches the image and starts a holder (the holder's socket is bound before the lock is
+//! let go, so later launches queue on it), and by a holder while it retires; a holder only *tries* the
 //! lock (it must keep accepting the connection of a launch that holds it) and retires only if no
-//! connection is pending once it has it. A launch proceeds only after the holder's `ok`, which is
-//! sent after registration, so a registered launch never sees its holder retire.
+//! connection is pending once it has it. A later launch proceeds only after the holder's
+//! answer, which is sent after registration, and the first launch is registered from the
+//! holder's first instant (a connected socket pair), so a registered launch never sees its
+//! holder retire.
 //!
 //! The key covers the user (uid, gid), the image file (device, inode, size, modification and
 //! change times) and the Slurm job step, if any: two steps of one job do not share, because
@@ -45,14 +52,14 @@ use std::time::{Duration, Instant};
 
 use crate::image::{Attach, Format, Image};
 
-/// How long a launch waits for a new holder to attach the image.
+/// How long a launch waits for a holder's answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a holder that wants to retire retries the lock a launch holds.
 const RETIRE_RETRY: Duration = Duration::from_millis(20);
 /// The holder's process name.
 pub const HOLDER_NAME: &str = "sifr-holder";
 /// The first line of the holder's answer; bumped when the answer changes.
-const PROTOCOL: &str = "sifr-share 1";
+const PROTOCOL: &str = "sifr-share 2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShareError {
@@ -70,13 +77,7 @@ pub enum ShareError {
         #[source]
         source: sys::Error,
     },
-    #[error("cannot start the holder of `{}`", path.display())]
-    Spawn {
-        path: PathBuf,
-        #[source]
-        source: sys::process::ForkServerError,
-    },
-    #[error("the holder of `{}` failed: {message}", path.display())]
+    #[error("cannot prepare `{}` to be shared: {message}", path.display())]
     Holder { path: PathBuf, message: String },
     #[error("cannot talk to the holder at `{}`", path.display())]
     Socket {
@@ -84,6 +85,10 @@ pub enum ShareError {
         #[source]
         source: std::io::Error,
     },
+    /// Attaching the image failed after this process entered the namespaces it was to share:
+    /// the launch cannot go back to attaching the image on its own, so this is its error.
+    #[error(transparent)]
+    Attach(Box<crate::exec::ExecError>),
 }
 
 /// What a holder is asked to hold.
@@ -183,7 +188,11 @@ pub struct Joined {
     /// The open connection: the registration.
     _conn: UnixStream,
     user_ns: Option<OwnedFd>,
-    mnt_ns: OwnedFd,
+    /// `None` for the launch that attached the image: it is in the namespaces already.
+    mnt_ns: Option<OwnedFd>,
+    /// The unpacked image, when this launch unpacked it and no holder took it over: removed
+    /// when the launch ends.
+    _extracted: Option<crate::attach::Extracted>,
     /// The image mount, in the holder's mount namespace.
     pub mount: PathBuf,
     /// The image as the holder attached it.
@@ -197,13 +206,14 @@ impl Joined {
     /// change; the process must be single-threaded. The caller then unshares its own mount
     /// namespace.
     pub fn enter(&self) -> Result<(), ShareError> {
-        sys::ns::join(
-            self.user_ns.as_ref().map(|f| f.as_fd()),
-            self.mnt_ns.as_fd(),
-        )
-        .map_err(|source| ShareError::Sys {
-            step: "join the node's shared namespaces",
-            source,
+        let Some(mnt_ns) = &self.mnt_ns else {
+            return Ok(());
+        };
+        sys::ns::join(self.user_ns.as_ref().map(|f| f.as_fd()), mnt_ns.as_fd()).map_err(|source| {
+            ShareError::Sys {
+                step: "join the node's shared namespaces",
+                source,
+            }
         })
     }
 }
@@ -272,7 +282,10 @@ pub fn find(path: &Path, uid: u32, gid: u32, user_ns: bool) -> Option<Joined> {
     }
 }
 
-/// Join the holder of `spec.image`, starting it if none runs.
+/// Join the holder of `spec.image`; if none runs, attach the image in new namespaces of this
+/// process and start a holder that keeps them (see the module docs). Must be called from a
+/// single-threaded process. An error other than [`ShareError::Attach`] leaves the process as it
+/// was, free to attach the image on its own.
 pub fn join_or_start(spec: &Spec) -> Result<Joined, ShareError> {
     let paths = Paths::of(&spec.image.path, spec.uid, spec.gid, spec.user_ns)?;
     let dir = lock_dir(&paths.dir)?;
@@ -299,49 +312,101 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
             });
         }
     }
-    let (ready_r, ready_w) = sys::process::pipe().map_err(|source| ShareError::Sys {
-        step: "create a pipe",
+    // Nothing in this process has changed yet: a failure here lets the launch attach the
+    // image on its own, which reports any real problem with it in its own words.
+    let sock_err = |source| ShareError::Socket {
+        path: paths.sock.clone(),
         source,
-    })?;
-    let keep = [ready_w.as_raw_fd()];
-    let holder_paths = paths.clone();
-    let holder_spec = spec.clone();
-    sys::process::spawn_daemon(&keep, move || holder(&holder_spec, &holder_paths, ready_w))
-        .map_err(|source| ShareError::Spawn {
-            path: spec.image.path.clone(),
-            source,
-        })?;
-    // One line; not up to EOF: the holder's FUSE server, forked before the holder answers,
-    // holds a copy of the pipe's write end for as long as it runs.
-    let ready =
-        sys::ipc::wait_readable(&[ready_r.as_fd()], Some(START_TIMEOUT)).map_err(|source| {
-            ShareError::Sys {
-                step: "wait for the holder",
-                source,
-            }
-        })?;
-    let answer = if ready[0] {
-        read_line(&mut std::fs::File::from(ready_r)).unwrap_or_default()
-    } else {
-        String::new()
     };
-    if answer != "ok" {
-        let message = if answer.is_empty() {
-            "it exited without a word".to_string()
-        } else {
-            answer
-        };
-        return Err(ShareError::Holder {
-            path: spec.image.path.clone(),
-            message,
-        });
+    let listener = UnixListener::bind(&paths.sock).map_err(sock_err)?;
+    let unbind = || {
+        let _ = std::fs::remove_file(&paths.sock);
+    };
+    let staged = UnixStream::pair().map_err(sock_err).and_then(|pair| {
+        let (staged, extracted) =
+            crate::attach::stage(&spec.image, &spec.attach).map_err(|e| ShareError::Holder {
+                path: spec.image.path.clone(),
+                message: e.to_string(),
+            })?;
+        Ok((pair, staged, extracted))
+    });
+    let ((mine, its), mut staged, extracted) = staged.inspect_err(|_| unbind())?;
+    staged.set_prefetch(spec.prefetch.clone());
+    // From here on this process is in the namespaces it shares: a failure is the launch's.
+    let fatal = |e: crate::exec::ExecError| {
+        unbind();
+        ShareError::Attach(Box::new(e))
+    };
+    let sys_err = |step| move |source| crate::exec::ExecError::Sys { step, source };
+    sys::ns::unshare(sys::ns::Namespaces {
+        user: spec.user_ns,
+        mount: true,
+        ..Default::default()
+    })
+    .map_err(sys_err("create the shared namespaces"))
+    .map_err(fatal)?;
+    if spec.user_ns {
+        sys::ns::write_id_maps(spec.uid, spec.gid)
+            .map_err(sys_err("map the user's ids"))
+            .map_err(fatal)?;
     }
-    let mut j = connect(paths, &spec.image.path)?.ok_or_else(|| ShareError::Holder {
-        path: spec.image.path.clone(),
-        message: "it does not answer on its socket".into(),
-    })?;
-    j.started = true;
-    Ok(j)
+    sys::mount::make_rslave(Path::new("/"))
+        .map_err(sys_err("make the shared mount namespace a slave"))
+        .map_err(fatal)?;
+    match staged.host_dir() {
+        // Extracted (no usable FUSE): the tree is bound there, once for every launch.
+        Some(dir) => sys::mount::rbind(dir, &paths.mnt)
+            .map_err(sys_err("bind the unpacked image"))
+            .map_err(fatal)?,
+        None => staged
+            .mount_detached(&paths.mnt, spec.owner)
+            .map_err(fatal)?,
+    }
+    // The holder is forked into these namespaces. It removes an unpacked tree when it retires;
+    // the copy of the guard it gets must not be dropped here, where the closure is dropped
+    // unrun.
+    let for_holder = extracted.as_ref().map(|e| e.try_clone());
+    let spawned = match for_holder {
+        // The guard cannot be handed over: this launch keeps it, and no holder starts.
+        Some(None) => Err("cannot hand the unpacked image over".to_string()),
+        for_holder => {
+            let for_holder = std::mem::ManuallyDrop::new(for_holder.flatten());
+            let mut keep = vec![listener.as_raw_fd(), its.as_raw_fd()];
+            keep.extend(for_holder.as_ref().map(|e| e.as_raw_fd()));
+            let holder_spec = spec.clone();
+            let holder_paths = paths.clone();
+            sys::process::spawn_daemon(&keep, move || {
+                let _extracted = std::mem::ManuallyDrop::into_inner(for_holder);
+                holder(&holder_spec, &holder_paths, listener, its)
+            })
+            .map_err(|e| e.to_string())
+        }
+    };
+    let extracted = match spawned {
+        Ok(()) => {
+            // The holder removes it.
+            std::mem::forget(extracted);
+            None
+        }
+        Err(e) => {
+            // This launch still has the image; the next one starts a holder.
+            tracing::debug!(
+                "cannot start the holder of `{}`: {e}",
+                spec.image.path.display()
+            );
+            unbind();
+            extracted
+        }
+    };
+    Ok(Joined {
+        _conn: mine,
+        user_ns: None,
+        mnt_ns: None,
+        _extracted: extracted,
+        mount: paths.mnt.clone(),
+        image: spec.image.clone(),
+        started: true,
+    })
 }
 
 /// Remove the sockets nobody answers on, and their mount points, from the runtime directory
@@ -399,13 +464,24 @@ fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareErro
         Ok(a) => a,
         Err(e) => return Err(sock_err(e)),
     };
-    let image = parse_answer(&answer, image_path).ok_or_else(|| {
+    let (pid, image) = parse_answer(&answer, image_path).ok_or_else(|| {
         sock_err(std::io::Error::other(format!(
             "unexpected answer `{answer}`"
         )))
     })?;
+    // The socket's credentials name the first launch, which bound it; the holder names
+    // itself. Trusted as far as the socket's owner is (this user), and checked to be a holder
+    // of this user.
+    let is_holder = std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|md| md.uid() == uid)
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim_end() == HOLDER_NAME);
+    if !is_holder {
+        return Err(sock_err(std::io::Error::other(format!(
+            "process {pid} is not a holder of uid {uid}"
+        ))));
+    }
     let ns = |name| {
-        sys::ns::open_ns(holder.pid, name).map_err(|source| ShareError::Sys {
+        sys::ns::open_ns(pid, name).map_err(|source| ShareError::Sys {
             step: "open the holder's namespaces",
             source,
         })
@@ -413,7 +489,7 @@ fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareErro
     let mnt_ns = ns("mnt")?;
     // Only a holder of an unprivileged launch has a user namespace of its own.
     let own_user = std::fs::read_link("/proc/self/ns/user").ok();
-    let its_user = std::fs::read_link(format!("/proc/{}/ns/user", holder.pid)).ok();
+    let its_user = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
     let user_ns = if own_user != its_user {
         Some(ns("user")?)
     } else {
@@ -422,15 +498,16 @@ fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareErro
     Ok(Some(Joined {
         _conn: conn,
         user_ns,
-        mnt_ns,
+        mnt_ns: Some(mnt_ns),
+        _extracted: None,
         mount: paths.mnt.clone(),
         image,
         started: false,
     }))
 }
 
-/// One short line (without its newline); empty at EOF. Read in chunks: the writer (a holder's
-/// answer, its `ok` on the ready pipe) sends one line and nothing after it.
+/// One short line (without its newline); empty at EOF. Read in chunks: the writer (a holder
+/// answering a launch) sends one line and nothing after it.
 fn read_line(r: &mut impl std::io::Read) -> std::io::Result<String> {
     let mut line = Vec::new();
     let mut chunk = [0u8; 256];
@@ -451,19 +528,23 @@ fn read_line(r: &mut impl std::io::Read) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-/// `PROTOCOL format offset size`.
-fn answer_line(image: &Image) -> String {
+/// `PROTOCOL pid format offset size`: the holder's pid, and the image as it attached it.
+fn answer_line(pid: u32, image: &Image) -> String {
     let format = match image.format {
         Format::Sif => "sif",
         Format::Squashfs => "squashfs",
         Format::Sandbox => "sandbox",
     };
-    format!("{PROTOCOL} {format} {} {}\n", image.offset, image.size)
+    format!(
+        "{PROTOCOL} {pid} {format} {} {}\n",
+        image.offset, image.size
+    )
 }
 
-fn parse_answer(line: &str, path: &Path) -> Option<Image> {
+fn parse_answer(line: &str, path: &Path) -> Option<(i32, Image)> {
     let rest = line.strip_prefix(PROTOCOL)?;
     let mut it = rest.split_whitespace();
+    let pid = it.next()?.parse().ok().filter(|p| *p > 0)?;
     let format = match it.next()? {
         "sif" => Format::Sif,
         "squashfs" => Format::Squashfs,
@@ -471,72 +552,31 @@ fn parse_answer(line: &str, path: &Path) -> Option<Image> {
     };
     let offset = it.next()?.parse().ok()?;
     let size = it.next()?.parse().ok()?;
-    Some(Image {
-        path: std::fs::canonicalize(path).ok()?,
-        format,
-        offset,
-        size,
-    })
+    Some((
+        pid,
+        Image {
+            path: std::fs::canonicalize(path).ok()?,
+            format,
+            offset,
+            size,
+        },
+    ))
 }
 
-/// The holder daemon: attach, report on `ready`, serve, retire. Returns its exit status.
-fn holder(spec: &Spec, paths: &Paths, ready: OwnedFd) -> i32 {
+/// The holder daemon, forked into the namespaces the first launch made, with its socket bound
+/// and that launch's registration `first`: serve, retire. Returns its exit status.
+fn holder(spec: &Spec, paths: &Paths, listener: UnixListener, first: UnixStream) -> i32 {
     // What `ps -o comm`/`top` show, so an administrator can tell it from a launch.
     sys::process::set_name(HOLDER_NAME);
     // It serves every rank of the node: not only the core the first rank was bound to.
     sys::process::unpin();
-    let mut ready = std::fs::File::from(ready);
-    // `_extracted` (an image unpacked for want of FUSE) is removed when the holder retires.
-    let (listener, _extracted) = match holder_setup(spec, paths) {
-        Ok(l) => l,
-        Err(message) => {
-            let _ = ready.write_all(format!("{}\n", message.replace('\n', " ")).as_bytes());
-            let _ = std::fs::remove_dir(&paths.mnt);
-            return 1;
-        }
-    };
-    let _ = ready.write_all(b"ok\n");
-    drop(ready);
-    holder_serve(spec, paths, listener);
+    holder_serve(spec, paths, listener, vec![first]);
     0
 }
 
-/// New namespaces, the image mounted on `paths.mnt`, the socket bound. Errors are messages for
-/// the launch that waits (the launch falls back to attaching the image itself, which reports
-/// the same failure properly).
-fn holder_setup(
-    spec: &Spec,
-    paths: &Paths,
-) -> Result<(UnixListener, Option<crate::attach::Extracted>), String> {
-    let ns = sys::ns::Namespaces {
-        user: spec.user_ns,
-        mount: true,
-        ..Default::default()
-    };
-    sys::ns::unshare(ns).map_err(|e| format!("{e}: {}", e.source))?;
-    if spec.user_ns {
-        sys::ns::write_id_maps(spec.uid, spec.gid).map_err(|e| format!("{e}: {}", e.source))?;
-    }
-    sys::mount::make_rslave(Path::new("/")).map_err(|e| format!("{e}: {}", e.source))?;
-    let (mut staged, extracted) =
-        crate::attach::stage(&spec.image, &spec.attach).map_err(|e| e.to_string())?;
-    staged.set_prefetch(spec.prefetch.clone());
-    match staged.host_dir() {
-        // Extracted (no usable FUSE): the tree is bound there, once for every launch.
-        Some(dir) => {
-            sys::mount::rbind(dir, &paths.mnt).map_err(|e| format!("{e}: {}", e.source))?
-        }
-        None => staged
-            .mount_detached(&paths.mnt, spec.owner)
-            .map_err(|e| e.to_string())?,
-    }
-    let listener = UnixListener::bind(&paths.sock).map_err(|e| e.to_string())?;
-    Ok((listener, extracted))
-}
-
-fn holder_serve(spec: &Spec, paths: &Paths, listener: UnixListener) {
-    let answer = answer_line(&spec.image);
-    let mut clients: Vec<UnixStream> = Vec::new();
+fn holder_serve(spec: &Spec, paths: &Paths, listener: UnixListener, clients: Vec<UnixStream>) {
+    let answer = answer_line(std::process::id(), &spec.image);
+    let mut clients = clients;
     let mut idle_since: Option<Instant> = None;
     loop {
         let timeout = if !clients.is_empty() {
