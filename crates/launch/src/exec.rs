@@ -280,7 +280,7 @@ fn run_attached(
     prepared: Vec<assemble::Prepared>,
     image: &Image,
     how: &Attach,
-    joined: Option<share::Joined>,
+    mut joined: Option<share::Joined>,
 ) -> Result<i32, ExecError> {
     // Declared first so it is dropped last: the extracted tree outlives every use of it.
     let (mut staged, _extracted) = match &joined {
@@ -306,15 +306,19 @@ fn run_attached(
     };
     // The holder's image mount, cloned before the session tmpfs may hide its path.
     let mut shared_lower = None;
-    if let Some(j) = &joined {
+    if let Some(j) = joined.as_mut() {
         j.enter().map_err(ExecError::Share)?;
         sys::ns::unshare(sys::ns::Namespaces {
             user: false,
             ..early
         })
         .map_err(step("create the container namespaces"))?;
-        shared_lower =
-            Some(sys::mount::clone_tree(&j.mount).map_err(step("clone the shared image mount"))?);
+        shared_lower = Some(match j.take_tree() {
+            Some(tree) => tree,
+            None => {
+                sys::mount::clone_tree(&j.mount).map_err(step("clone the shared image mount"))?
+            }
+        });
         // Our copy of the holder's mount point goes, so the host `/tmp` bound into the
         // container does not show the image a second time.
         let _ = sys::mount::umount_detach(&j.mount);

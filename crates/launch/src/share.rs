@@ -199,9 +199,19 @@ pub struct Joined {
     pub image: Image,
     /// Whether this launch started the holder.
     pub started: bool,
+    /// The image mount, detached, when this launch attached the image but no holder took it
+    /// over (nothing would unmount `mount` in the namespaces this launch leaves, where the FUSE
+    /// server lives, so it is unmounted there at once).
+    tree: Option<OwnedFd>,
 }
 
 impl Joined {
+    /// The image mount to attach, when no holder keeps it on [`Joined::mount`] (then clone
+    /// that instead).
+    pub fn take_tree(&mut self) -> Option<OwnedFd> {
+        self.tree.take()
+    }
+
     /// Join the holder's namespaces (user first, when there is one). Runs across the namespace
     /// change; the process must be single-threaded. The caller then unshares its own mount
     /// namespace.
@@ -382,11 +392,11 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
             .map_err(|e| e.to_string())
         }
     };
-    let extracted = match spawned {
+    let (extracted, tree) = match spawned {
         Ok(()) => {
             // The holder removes it.
             std::mem::forget(extracted);
-            None
+            (None, None)
         }
         Err(e) => {
             // This launch still has the image; the next one starts a holder.
@@ -395,7 +405,14 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
                 spec.image.path.display()
             );
             unbind();
-            extracted
+            // Only this launch's own copy may keep the image (and the FUSE server) alive.
+            let tree = sys::mount::clone_tree(&paths.mnt)
+                .map_err(sys_err("clone the image mount"))
+                .map_err(fatal)?;
+            let _ = sys::mount::umount_detach(&paths.mnt);
+            // Under the lock, so no other launch is mounting there.
+            let _ = std::fs::remove_dir(&paths.mnt);
+            (extracted, Some(tree))
         }
     };
     Ok(Joined {
@@ -406,6 +423,7 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
         mount: paths.mnt.clone(),
         image: spec.image.clone(),
         started: true,
+        tree,
     })
 }
 
@@ -503,6 +521,7 @@ fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareErro
         mount: paths.mnt.clone(),
         image,
         started: false,
+        tree: None,
     }))
 }
 
