@@ -26,6 +26,7 @@ pub mod image;
 pub mod libpath;
 pub mod nomount;
 pub mod plan;
+mod prefetch;
 pub mod share;
 
 pub use exec::{ExecError, run, run_image};
