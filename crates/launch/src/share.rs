@@ -197,8 +197,6 @@ pub struct Joined {
     pub mount: PathBuf,
     /// The image as the holder attached it.
     pub image: Image,
-    /// Whether this launch started the holder.
-    pub started: bool,
     /// The image mount, detached, when this launch attached the image but no holder took it
     /// over (nothing would unmount `mount` in the namespaces this launch leaves, where the FUSE
     /// server lives, so it is unmounted there at once).
@@ -422,7 +420,6 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
         _extracted: extracted,
         mount: paths.mnt.clone(),
         image: spec.image.clone(),
-        started: true,
         tree,
     })
 }
@@ -520,7 +517,6 @@ fn connect(paths: &Paths, image_path: &Path) -> Result<Option<Joined>, ShareErro
         _extracted: None,
         mount: paths.mnt.clone(),
         image,
-        started: false,
         tree: None,
     }))
 }
