@@ -116,7 +116,7 @@ fn ranks_share(im: &Images, who: As) {
         "the image was attached twice"
     );
     assert_eq!(holders_of(fx.dir.path()).len(), 1);
-    assert_eq!(vm_read(im, who, &a), "rank-secret\n");
+    assert_eq!(vm_read(im, who, &a, &[]), "rank-secret\n");
     // The first rank leaves long before the last one; a later one still joins.
     a.stop();
     let c = Rank::start(fx, who, &im.sif, &[]);
@@ -130,7 +130,12 @@ fn ranks_share(im: &Images, who: As) {
     let b = Rank::start(fx, who, &im.sif, &[("SIFR_SHARE", "0")]);
     if who.uid() != 0 {
         assert_ne!(a.user_ns, b.user_ns);
-        assert_eq!(vm_read(im, who, &a), "error=EPERM\n");
+        // Itself unshared too: a sharing launch would leave a holder that retires only
+        // after it exits, which the checks below would race with.
+        assert_eq!(
+            vm_read(im, who, &a, &[("SIFR_SHARE", "0")]),
+            "error=EPERM\n"
+        );
     }
     assert_eq!(attachments(fx.dir.path()), 2);
     assert!(holders_of(fx.dir.path()).is_empty());
@@ -139,15 +144,18 @@ fn ranks_share(im: &Images, who: As) {
     assert_nothing_left(im);
 }
 
-/// What a new launch of the image as `who` reads of `rank`'s secret with `process_vm_readv`
-/// (the rank's secret, or `error=...`).
-fn vm_read(im: &Images, who: As, rank: &Rank) -> String {
+/// What a new launch of the image as `who`, with `envs`, reads of `rank`'s secret with
+/// `process_vm_readv` (the rank's secret, or `error=...`).
+fn vm_read(im: &Images, who: As, rank: &Rank, envs: &[(&str, &str)]) -> String {
     let sif = im.sif.to_str().unwrap();
-    let o = run(
+    let o = sifr_as(
         &im.fx,
         who,
         &["exec", sif, "/bin/probe", "vm-read", &rank.pid, &rank.addr],
-    );
+    )
+    .envs(envs.iter().copied())
+    .output()
+    .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o)
 }
@@ -218,14 +226,14 @@ fn outliving_processes_keep_no_inherited_pipe(im: &Images, who: As) {
     cmd.args(["-c", "exec \"$@\" 7>&1", "sh"])
         .arg(launch.get_program())
         .args(launch.get_args())
-        .current_dir(launch.get_current_dir().unwrap_or(Path::new("/")))
-        .env("SIFR_SHARE_IDLE", "3");
+        .current_dir(launch.get_current_dir().unwrap_or(Path::new("/")));
     for (k, v) in launch.get_envs() {
         match v {
             Some(v) => cmd.env(k, v),
             None => cmd.env_remove(k),
         };
     }
+    cmd.env("SIFR_SHARE_IDLE", "3");
     // `output` returns once every copy of the stdout pipe is closed.
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -416,7 +424,7 @@ fn ranks_share_one_extraction_when_dev_fuse_is_not_usable() {
     let b = Rank::start(fx, user, &im.sif, &[]);
     assert_eq!(a.user_ns, b.user_ns);
     assert_eq!(extraction_dirs().len(), 1, "{:?}", extraction_dirs());
-    assert_eq!(vm_read(&im, user, &a), "rank-secret\n");
+    assert_eq!(vm_read(&im, user, &a, &[]), "rank-secret\n");
     a.stop();
     b.stop();
     assert_nothing_left(&im);
