@@ -78,7 +78,7 @@ pub enum ShareError {
         source: sys::Error,
     },
     #[error("cannot prepare `{}` to be shared: {message}", path.display())]
-    Holder { path: PathBuf, message: String },
+    Stage { path: PathBuf, message: String },
     #[error("cannot talk to the holder at `{}`", path.display())]
     Socket {
         path: PathBuf,
@@ -330,46 +330,23 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
     let unbind = || {
         let _ = std::fs::remove_file(&paths.sock);
     };
-    let staged = UnixStream::pair().map_err(sock_err).and_then(|pair| {
+    let pair_and_stage = || -> Result<_, ShareError> {
+        let pair = UnixStream::pair().map_err(sock_err)?;
         let (staged, extracted) =
-            crate::attach::stage(&spec.image, &spec.attach).map_err(|e| ShareError::Holder {
+            crate::attach::stage(&spec.image, &spec.attach).map_err(|e| ShareError::Stage {
                 path: spec.image.path.clone(),
                 message: e.to_string(),
             })?;
         Ok((pair, staged, extracted))
-    });
-    let ((mine, its), mut staged, extracted) = staged.inspect_err(|_| unbind())?;
+    };
+    let ((mine, its), mut staged, extracted) = pair_and_stage().inspect_err(|_| unbind())?;
     staged.set_prefetch(spec.prefetch.clone());
     // From here on this process is in the namespaces it shares: a failure is the launch's.
     let fatal = |e: crate::exec::ExecError| {
         unbind();
         ShareError::Attach(Box::new(e))
     };
-    let sys_err = |step| move |source| crate::exec::ExecError::Sys { step, source };
-    sys::ns::unshare(sys::ns::Namespaces {
-        user: spec.user_ns,
-        mount: true,
-        ..Default::default()
-    })
-    .map_err(sys_err("create the shared namespaces"))
-    .map_err(fatal)?;
-    if spec.user_ns {
-        sys::ns::write_id_maps(spec.uid, spec.gid)
-            .map_err(sys_err("map the user's ids"))
-            .map_err(fatal)?;
-    }
-    sys::mount::make_rslave(Path::new("/"))
-        .map_err(sys_err("make the shared mount namespace a slave"))
-        .map_err(fatal)?;
-    match staged.host_dir() {
-        // Extracted (no usable FUSE): the tree is bound there, once for every launch.
-        Some(dir) => sys::mount::rbind(dir, &paths.mnt)
-            .map_err(sys_err("bind the unpacked image"))
-            .map_err(fatal)?,
-        None => staged
-            .mount_detached(&paths.mnt, spec.owner)
-            .map_err(fatal)?,
-    }
+    attach_here(spec, &paths.mnt, &mut staged).map_err(fatal)?;
     // The holder is forked into these namespaces. It removes an unpacked tree when it retires;
     // the copy of the guard it gets must not be dropped here, where the closure is dropped
     // unrun.
@@ -405,7 +382,10 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
             unbind();
             // Only this launch's own copy may keep the image (and the FUSE server) alive.
             let tree = sys::mount::clone_tree(&paths.mnt)
-                .map_err(sys_err("clone the image mount"))
+                .map_err(|source| crate::exec::ExecError::Sys {
+                    step: "clone the image mount",
+                    source,
+                })
                 .map_err(fatal)?;
             let _ = sys::mount::umount_detach(&paths.mnt);
             // Under the lock, so no other launch is mounting there.
@@ -422,6 +402,32 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
         image: spec.image.clone(),
         tree,
     })
+}
+
+/// The first launch's half of sharing: new user (unprivileged) and mount namespaces for this
+/// process, and `staged` mounted on `mnt` there (an unpacked image bound, once for every
+/// launch).
+fn attach_here(
+    spec: &Spec,
+    mnt: &Path,
+    staged: &mut crate::attach::Staged,
+) -> Result<(), crate::exec::ExecError> {
+    let sys_err = |step| move |source| crate::exec::ExecError::Sys { step, source };
+    sys::ns::unshare(sys::ns::Namespaces {
+        user: spec.user_ns,
+        mount: true,
+        ..Default::default()
+    })
+    .map_err(sys_err("create the shared namespaces"))?;
+    if spec.user_ns {
+        sys::ns::write_id_maps(spec.uid, spec.gid).map_err(sys_err("map the user's ids"))?;
+    }
+    sys::mount::make_rslave(Path::new("/"))
+        .map_err(sys_err("make the shared mount namespace a slave"))?;
+    match staged.host_dir() {
+        Some(dir) => sys::mount::rbind(dir, mnt).map_err(sys_err("bind the unpacked image")),
+        None => staged.mount_detached(mnt, spec.owner),
+    }
 }
 
 /// Remove the sockets nobody answers on, and their mount points, from the runtime directory
