@@ -37,7 +37,7 @@ if [ ! -d "$tree/usr" ]; then
 fi
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
-(cd "$repo" && cargo build -q --release -p isa --example scan && cargo build -q --release -p sifr-cli)
+(cd "$repo" && cargo build -q --release -p sifr-isa --example scan && cargo build -q --release -p sifr-cli)
 scan=$CARGO_TARGET_DIR/release/examples/scan
 sifr=$CARGO_TARGET_DIR/release/sifr
 

@@ -1,0 +1,600 @@
+//! Definition file → image: every stage built in order in its own work directory, only the
+//! last one shipped (reference section 3.1):
+//!
+//! ```text
+//! per stage: bootstrap ─► /.singularity.d skeleton ─► %files from <stage> ─► %setup (host)
+//!            ─► %files (host) ─► %post (container) ─► metadata (labels, env, scripts, def)
+//!            ─► %test (container, unless --notest)
+//! last stage: SquashFS streamed into the SIF (or the directory moved to a sandbox target)
+//! ```
+//!
+//! The work directory (`build-temp-*` under the tmpdir) is removed on success and on failure;
+//! the target appears only when complete (the SIF is renamed into place by `pack`, a sandbox is
+//! renamed from a sibling temporary directory). Script failures name the stage, the section,
+//! its line in the definition file, the last command the shell traced, and its status.
+//!
+//! Sections that run in a container go through `sifr_launch::buildrun` (a forked child, so this
+//! process must be single-threaded until packing; nothing here starts a thread before then).
+//! Nothing here prints: progress goes to the caller's `log`, script output to `on_output`.
+
+pub mod bootstrap;
+pub mod files;
+pub(crate) mod ociconfig;
+mod script;
+
+use std::path::{Path, PathBuf};
+
+use sifr_deffile::{Definition, Stage};
+use sifr_squashfs::Compression;
+
+use crate::layout::{self, BuildTime, LayoutError, MetadataOptions};
+use crate::pack::{PackError, PackOptions};
+pub use bootstrap::BootstrapError;
+pub use files::CopyError;
+pub use script::Section;
+
+/// Everything a definition build needs besides the definition.
+#[derive(Debug, Clone)]
+pub struct DefBuildOptions {
+    /// The SIF file, or with `sandbox` the directory, to create.
+    pub target: PathBuf,
+    pub sandbox: bool,
+    pub force: bool,
+    /// `--notest`: skip `%test`.
+    pub notest: bool,
+    pub compression: Compression,
+    pub threads: usize,
+    /// Where `build-temp-*` work directories go.
+    pub tmpdir: PathBuf,
+    /// Relative `%files` sources and `From:` paths are taken from here (the build's cwd).
+    pub context: PathBuf,
+    /// `-B/--bind` for `%post` and `%test`.
+    pub binds: Vec<sifr_launch::bind::Bind>,
+    /// `--nv`/`--rocm`: the host GPU driver found for `%post` and `%test`.
+    pub gpu: Vec<sifr_launch::gpu::Found>,
+    /// The host environment (`%setup` gets it; containers get only `TERM` and proxies).
+    pub host_env: Vec<(String, String)>,
+    pub time: BuildTime,
+    /// Extra variables for `%post` (e.g. compiler flags).
+    pub post_env: Vec<(String, String)>,
+    /// `--fix-perms`: owner `rwX` on everything before packing.
+    pub fix_perms: bool,
+    /// A hint added to a failing `%post` (the fakeroot mode's explanation).
+    pub post_failure_hint: Option<String>,
+    /// Client and blob cache for `Bootstrap: docker`; its platform also picks from local
+    /// OCI indexes.
+    pub registry: Option<std::sync::Arc<crate::pull::RegistryAccess>>,
+}
+
+/// What the build produced.
+#[derive(Debug, Clone)]
+pub struct DefReport {
+    pub stages: usize,
+    pub arch: String,
+    /// For SIF targets.
+    pub pack: Option<crate::pack::PackReport>,
+}
+
+/// A build failure; stage-level variants name the stage as `stage` (its `Stage:` name, or
+/// its number when unnamed).
+#[derive(Debug, thiserror::Error)]
+pub enum DefBuildError {
+    #[error("`{}` already exists (use --force to overwrite)", path.display())]
+    TargetExists { path: PathBuf },
+    #[error("`{}` exists and does not look like a sandbox image; refusing to replace it", path.display())]
+    TargetNotSandbox { path: PathBuf },
+    #[error("the definition has no stage to build")]
+    Empty,
+    #[error("cannot prepare `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{stage}: bootstrap failed")]
+    Bootstrap {
+        stage: String,
+        #[source]
+        source: Box<BootstrapError>,
+    },
+    #[error("{stage}: %files at line {line}: cannot copy `{src}`")]
+    Files {
+        stage: String,
+        line: usize,
+        src: String,
+        #[source]
+        source: CopyError,
+    },
+    #[error("{stage}: %{section} (line {line}) failed with status {status}{}", command.as_ref().map(|c| format!(" at `{c}`")).unwrap_or_default())]
+    Script {
+        stage: String,
+        section: Section,
+        line: usize,
+        status: i32,
+        command: Option<String>,
+        hint: Option<String>,
+    },
+    #[error("{stage}: cannot run %{section}")]
+    Run {
+        stage: String,
+        section: Section,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{stage}: cannot lay out /.singularity.d")]
+    Layout {
+        stage: String,
+        #[source]
+        source: LayoutError,
+    },
+    #[error("cannot write the image")]
+    Pack(#[from] PackError),
+    #[error("interrupted by signal {signal}")]
+    Interrupted { signal: i32 },
+}
+
+/// The error for a failed `%files` line.
+fn files_error<'a>(
+    label: &'a str,
+    e: &'a sifr_deffile::FilesEntry,
+) -> impl FnOnce(CopyError) -> DefBuildError + 'a {
+    move |source| DefBuildError::Files {
+        stage: label.to_string(),
+        line: e.line,
+        src: e.src.clone(),
+        source,
+    }
+}
+
+/// Stop between steps once a signal has arrived (the step it interrupted may have succeeded).
+fn check_interrupt() -> Result<(), DefBuildError> {
+    match sifr_launch::buildrun::interrupted() {
+        Some(signal) => Err(DefBuildError::Interrupted { signal }),
+        None => Ok(()),
+    }
+}
+
+impl DefBuildError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            DefBuildError::Bootstrap { source, .. } => source.hint(),
+            DefBuildError::Script { hint, .. } => hint.clone(),
+            DefBuildError::Files {
+                source: CopyError::NoMatch { .. },
+                ..
+            } => Some(
+                "relative %files sources are taken from the directory `sifr build` runs in".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DefBuildError + '_ {
+    move |source| DefBuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Removes the work directory however the build ends.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        remove_tree(&self.0);
+    }
+}
+
+/// Remove a tree that may hold read-only directories (a package's 0555 dirs), best effort.
+pub(crate) fn remove_tree(path: &Path) {
+    if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
+        return;
+    }
+    make_owner_writable(path);
+    let _ = std::fs::remove_dir_all(path);
+}
+
+fn make_owner_writable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if md.is_dir() {
+        let mode = md.permissions().mode();
+        if mode & 0o700 != 0o700 {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o700));
+        }
+        if let Ok(rd) = std::fs::read_dir(path) {
+            for e in rd.flatten() {
+                make_owner_writable(&e.path());
+            }
+        }
+    }
+}
+
+/// How a stage is named in messages.
+fn stage_label(stage: &Stage, index: usize, count: usize) -> String {
+    match stage.header.stage.as_ref() {
+        Some(n) => format!("stage `{}`", n.value),
+        None if count == 1 => "build".to_string(),
+        None => format!("stage {}", index + 1),
+    }
+}
+
+/// Build `def` into `opts.target`.
+pub fn build_definition(
+    def: &Definition,
+    opts: &DefBuildOptions,
+    log: &mut dyn FnMut(&str),
+    on_output: &mut dyn FnMut(&[u8]),
+) -> Result<DefReport, DefBuildError> {
+    if def.stages.is_empty() {
+        return Err(DefBuildError::Empty);
+    }
+    check_target(opts)?;
+    std::fs::create_dir_all(&opts.tmpdir).map_err(io_err(&opts.tmpdir))?;
+    let work = make_temp_dir(&opts.tmpdir, "build-temp-")?;
+    let work = WorkDir(work);
+
+    let count = def.stages.len();
+    let mut roots: Vec<(Option<String>, PathBuf)> = Vec::new();
+    let mut shipped = None;
+    for (i, stage) in def.stages.iter().enumerate() {
+        let label = stage_label(stage, i, count);
+        if count > 1 {
+            log(&format!("{label} ({} of {count})", i + 1));
+        }
+        let stage_work = work.0.join(format!("stage-{i}"));
+        std::fs::create_dir_all(&stage_work).map_err(io_err(&stage_work))?;
+        let rootfs = stage_work.join("rootfs");
+        let built = build_stage(
+            def,
+            stage,
+            &label,
+            &rootfs,
+            &stage_work,
+            &roots,
+            opts,
+            log,
+            on_output,
+        )?;
+        check_interrupt()?;
+        if i + 1 < count {
+            log(&format!(
+                "{label}: {:.1} MiB root filesystem, kept for `%files from` and not shipped",
+                tree_bytes(&rootfs) as f64 / 1048576.0
+            ));
+            roots.push((stage.header.stage.as_ref().map(|s| s.value.clone()), rootfs));
+        } else {
+            shipped = Some((rootfs, built));
+        }
+    }
+    // Stages are not empty (checked above), so the last one set `shipped`.
+    let Some((rootfs, built)) = shipped else {
+        return Err(DefBuildError::Empty);
+    };
+    for (_, earlier) in roots.drain(..) {
+        remove_tree(&earlier);
+    }
+    if opts.fix_perms {
+        make_owner_writable_all(&rootfs);
+    }
+    finish(&rootfs, opts, count, built, log)
+}
+
+/// Bytes in the regular files under `root` (each hard-linked file once), for the log.
+fn tree_bytes(root: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() && (md.nlink() == 1 || seen.insert((md.dev(), md.ino()))) {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
+fn make_owner_writable_all(root: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(md) = std::fs::symlink_metadata(root) else {
+        return;
+    };
+    if md.file_type().is_symlink() {
+        return;
+    }
+    let mode = md.permissions().mode();
+    let want = if md.is_dir() || mode & 0o100 != 0 {
+        0o700
+    } else {
+        0o600
+    };
+    if mode & want != want {
+        let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode | want));
+    }
+    if md.is_dir()
+        && let Ok(rd) = std::fs::read_dir(root)
+    {
+        for e in rd.flatten() {
+            make_owner_writable_all(&e.path());
+        }
+    }
+}
+
+fn check_target(opts: &DefBuildOptions) -> Result<(), DefBuildError> {
+    let Ok(md) = std::fs::symlink_metadata(&opts.target) else {
+        return Ok(());
+    };
+    if opts.sandbox && md.is_dir() {
+        // Apptainer replaces only a directory that looks like a sandbox image.
+        let looks = [".singularity.d", "dev", "proc", "sys"]
+            .iter()
+            .all(|d| opts.target.join(d).is_dir());
+        if !looks
+            && std::fs::read_dir(&opts.target)
+                .map(|mut r| r.next().is_some())
+                .unwrap_or(true)
+        {
+            return Err(DefBuildError::TargetNotSandbox {
+                path: opts.target.clone(),
+            });
+        }
+    }
+    if !opts.force {
+        return Err(DefBuildError::TargetExists {
+            path: opts.target.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn make_temp_dir(parent: &Path, prefix: &str) -> Result<PathBuf, DefBuildError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let pid = std::process::id();
+    for n in 0..1000u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = parent.join(format!(
+            "{prefix}{pid}-{:08x}",
+            nanos ^ n.wrapping_mul(0x9e37_79b9)
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(parent)(e)),
+        }
+    }
+    Err(io_err(parent)(std::io::ErrorKind::AlreadyExists.into()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_stage(
+    def: &Definition,
+    stage: &Stage,
+    label: &str,
+    rootfs: &Path,
+    work: &Path,
+    earlier: &[(Option<String>, PathBuf)],
+    opts: &DefBuildOptions,
+    log: &mut dyn FnMut(&str),
+    on_output: &mut dyn FnMut(&[u8]),
+) -> Result<Built, DefBuildError> {
+    let agent = stage
+        .header
+        .bootstrap
+        .as_ref()
+        .map(|b| b.value.to_string())
+        .unwrap_or_else(|| "scratch".into());
+    check_interrupt()?;
+    log(&format!("bootstrap: {agent}"));
+    let layout_err = |source| DefBuildError::Layout {
+        stage: label.to_string(),
+        source,
+    };
+    let boot = bootstrap::bootstrap(stage, rootfs, work, &opts.context, opts.registry.as_deref())
+        .map_err(|source| DefBuildError::Bootstrap {
+        stage: label.to_string(),
+        source: Box::new(source),
+    })?;
+    let localimage = matches!(
+        stage.header.bootstrap.as_ref().map(|b| b.value),
+        Some(sifr_deffile::Bootstrap::LocalImage)
+    );
+    layout::write_base(
+        rootfs,
+        layout::BaseOptions {
+            overwrite: !localimage,
+        },
+    )
+    .map_err(layout_err)?;
+    if let Some((_, config)) = &boot.oci_config {
+        ociconfig::write(rootfs, config).map_err(layout_err)?;
+    }
+    if !stage.apps.is_empty() {
+        layout::sections::write_apps(rootfs, stage).map_err(layout_err)?;
+    }
+
+    // %files from <stage>, before %setup.
+    for group in stage.files.iter().filter(|g| g.from.is_some()) {
+        let name = group.from.as_deref().unwrap_or_default();
+        let from_root = earlier
+            .iter()
+            .rev()
+            .find(|(n, _)| n.as_deref() == Some(name))
+            .map(|(_, r)| r.clone())
+            .or_else(|| {
+                name.parse::<usize>()
+                    .ok()
+                    .and_then(|i| earlier.get(i).map(|e| e.1.clone()))
+            })
+            .ok_or_else(|| DefBuildError::Files {
+                stage: label.to_string(),
+                line: group.line,
+                src: name.to_string(),
+                source: CopyError::NoMatch {
+                    pattern: format!("stage {name}"),
+                },
+            })?;
+        log(&format!("copying files from stage `{name}`"));
+        for e in &group.entries {
+            files::copy_from_stage(&from_root, &e.src, e.dst.as_deref(), rootfs)
+                .map_err(files_error(label, e))?;
+        }
+    }
+
+    check_interrupt()?;
+    let run = script::Runner {
+        stage: label,
+        rootfs,
+        work,
+        opts,
+        hint: opts.post_failure_hint.clone(),
+    };
+    if let Some(setup) = stage.setup.as_ref().filter(|s| !s.body.trim().is_empty()) {
+        log("running %setup on the host");
+        run.host_setup(setup, on_output)?;
+    }
+
+    let host_groups = stage.files.iter().filter(|g| g.from.is_none());
+    for group in host_groups {
+        log("copying files from the host");
+        for e in &group.entries {
+            files::copy_from_host(&opts.context, &e.src, e.dst.as_deref(), rootfs)
+                .map_err(files_error(label, e))?;
+        }
+    }
+    for app in &stage.apps {
+        for e in &app.files {
+            let dst = format!(
+                "/scif/apps/{}/{}",
+                app.name,
+                e.dst.as_deref().unwrap_or(&e.src).trim_start_matches('/')
+            );
+            files::copy_from_host(&opts.context, &e.src, Some(&dst), rootfs)
+                .map_err(files_error(label, e))?;
+        }
+    }
+
+    check_interrupt()?;
+    let apps_post = layout::sections::apps_post_script(stage);
+    if stage
+        .post
+        .as_ref()
+        .is_some_and(|p| !p.body.trim().is_empty())
+        || !apps_post.is_empty()
+    {
+        log("running %post in the container");
+        run.post(stage.post.as_ref(), &apps_post, on_output)?;
+    }
+
+    check_interrupt()?;
+    let arch = crate::arch::detect(rootfs).arch.go_name().to_string();
+    let mut meta = MetadataOptions::new(opts.time.clone(), arch.clone());
+    meta.force = opts.force;
+    meta.base_image = boot.base.clone();
+    layout::insert_metadata(rootfs, stage, &def.substituted, &meta).map_err(layout_err)?;
+
+    if !opts.notest
+        && stage
+            .test
+            .as_ref()
+            .is_some_and(|t| !t.body.trim().is_empty())
+    {
+        log("running %test in the container");
+        run.test(stage.test.as_ref().map_or(0, |t| t.line), on_output)?;
+    }
+    Ok(Built {
+        arch,
+        oci_config: boot.oci_config.map(|(raw, _)| raw),
+    })
+}
+
+/// What a stage leaves for packing.
+struct Built {
+    arch: String,
+    /// The raw OCI image config of an OCI-based stage, stored in the SIF as `oci-config.json`.
+    oci_config: Option<Vec<u8>>,
+}
+
+fn finish(
+    rootfs: &Path,
+    opts: &DefBuildOptions,
+    stages: usize,
+    built: Built,
+    log: &mut dyn FnMut(&str),
+) -> Result<DefReport, DefBuildError> {
+    let arch = built.arch;
+    if opts.sandbox {
+        log(&format!("creating sandbox `{}`", opts.target.display()));
+        let parent = match opts.target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        // Rename when the work directory is on the same file system; copy otherwise.
+        let staged = make_temp_dir(&parent, ".sifr-sandbox-")?;
+        let inner = staged.join("rootfs");
+        if std::fs::rename(rootfs, &inner).is_err() {
+            let status = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(rootfs)
+                .arg(&inner)
+                .status()
+                .map_err(io_err(&inner))?;
+            if !status.success() {
+                remove_tree(&staged);
+                return Err(io_err(&inner)(std::io::Error::other(format!(
+                    "cp -a failed ({status})"
+                ))));
+            }
+        }
+        if opts.target.exists() {
+            remove_tree(&opts.target);
+        }
+        let moved = std::fs::rename(&inner, &opts.target).map_err(io_err(&opts.target));
+        remove_tree(&staged);
+        moved?;
+        return Ok(DefReport {
+            stages,
+            arch,
+            pack: None,
+        });
+    }
+    log(&format!("creating SIF file `{}`", opts.target.display()));
+    let inspect = layout::inspect(rootfs).map_err(|source| DefBuildError::Layout {
+        stage: "image".into(),
+        source,
+    })?;
+    let pack = PackOptions {
+        compression: opts.compression,
+        all_root: false,
+        force: opts.force,
+        threads: opts.threads,
+        arch: None,
+        metadata_json: std::iter::once((
+            "inspect-metadata.json".to_string(),
+            inspect.to_json().into_bytes(),
+        ))
+        .chain(built.oci_config.map(|c| ("oci-config.json".to_string(), c)))
+        .collect(),
+    };
+    let report = crate::pack::pack_dir(rootfs, &opts.target, &pack)?;
+    Ok(DefReport {
+        stages,
+        arch,
+        pack: Some(report),
+    })
+}

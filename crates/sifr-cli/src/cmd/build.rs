@@ -1,0 +1,378 @@
+//! `sifr build TARGET SOURCE`: a SIF (or with `--sandbox` a directory) from a definition file,
+//! a sandbox directory, a SIF or SquashFS image, a `docker://` registry image, or an
+//! `oci:`/`oci-archive:`/`docker-archive:` reference.
+//!
+//! A `docker://` source with a SIF target is a pull (`cmd::pull`): layers merged straight into
+//! the SIF, nothing extracted, no fakeroot needed. With `--sandbox` it becomes a one-stage
+//! `Bootstrap: docker` definition, which extracts the merged tree.
+//!
+//! Argument parsing, fakeroot entry and progress lines only: a sandbox directory packed into a
+//! SIF goes straight to `sifr_build::pack_dir`; everything else becomes a definition (a path or an
+//! archive reference turns into a one-stage `localimage`/`oci*` definition, as Apptainer does)
+//! built by `sifr_build::defbuild`.
+//!
+//! An ordinary user building from a definition becomes root in a user namespace first
+//! (`sifr_launch::fakeroot`), before anything else happens, while the process is single-threaded.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use sifr_squashfs::Compression;
+
+use crate::cmd::deffile::{check_one, parse_kv, parse_options};
+use crate::settings::Settings;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The image to create: a SIF file, or a directory with --sandbox.
+    pub target: PathBuf,
+    /// A definition file, a sandbox directory, a SIF/SquashFS image, `docker://REF`, or
+    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`.
+    pub source: String,
+    /// Build a sandbox directory instead of a SIF.
+    #[arg(short = 's', long)]
+    pub sandbox: bool,
+    /// SquashFS compression: gzip, zstd, xz or lz4, with an optional level (`gzip:9`,
+    /// `zstd:19`). zstd needs Apptainer/SingularityCE hosts with a zstd-capable kernel or
+    /// squashfuse; use gzip for the oldest runtimes.
+    #[arg(long, value_name = "CODEC[:LEVEL]", default_value = "zstd:3")]
+    pub compression: Compression,
+    /// Overwrite the target image if it exists.
+    #[arg(short = 'F', long)]
+    pub force: bool,
+    /// Skip the %test section.
+    #[arg(short = 'T', long)]
+    pub notest: bool,
+    /// Value for a `{{ NAME }}` placeholder of the definition; may be repeated.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
+    pub build_args: Vec<(String, String)>,
+    /// File of `NAME=VALUE` lines for `{{ NAME }}` placeholders.
+    #[arg(long = "build-arg-file", value_name = "FILE")]
+    pub build_arg_file: Option<PathBuf>,
+    /// Warn about unused build arguments instead of failing.
+    #[arg(long)]
+    pub warn_unused_build_args: bool,
+    /// Build as root inside a user namespace (implied for an ordinary user building from a
+    /// definition file).
+    #[arg(short = 'f', long)]
+    pub fakeroot: bool,
+    /// Give the owner read/write (and search on directories) on every file of the image, so an
+    /// unprivileged user can later modify or remove a sandbox.
+    #[arg(long)]
+    pub fix_perms: bool,
+    /// Bind a host path during %post and %test: `src[:dst[:ro|rw]]`, repeatable.
+    #[arg(short = 'B', long = "bind", value_name = "SPEC")]
+    pub bind: Vec<String>,
+    /// Store every file as owned by root (uid 0, gid 0); for directory sources.
+    #[arg(long)]
+    pub all_root: bool,
+    /// Compression threads (0 = one per core); the image is identical for any value.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub registry: crate::cmd::pull::RegistryArgs,
+    #[command(flatten)]
+    pub gpu: crate::cmd::action::GpuFlags,
+    /// Compile for this CPU level in %post: exports CFLAGS, CXXFLAGS, FFLAGS and RUSTFLAGS
+    /// (and GOAMD64/GOARM64) for it, e.g. `x86-64-v2` so the image runs on older nodes.
+    #[arg(long, value_name = "LEVEL")]
+    pub target_isa: Option<sifr_isa::target::TargetIsa>,
+}
+
+/// What SOURCE names.
+enum Source {
+    /// A registry image written straight into a SIF (no extraction, no fakeroot).
+    Image(sifr_oci::ImageSource),
+    /// A directory packed straight into a SIF.
+    Directory(PathBuf),
+    /// A definition file's path, or a synthesized definition.
+    Definition { text: String, file: PathBuf },
+}
+
+fn classify(source: &str, sandbox: bool) -> anyhow::Result<Source> {
+    for (prefix, agent) in [
+        ("oci-archive:", "oci-archive"),
+        ("docker-archive:", "docker-archive"),
+        ("oci:", "oci"),
+    ] {
+        if let Some(rest) = source.strip_prefix(prefix) {
+            return Ok(Source::Definition {
+                text: format!("Bootstrap: {agent}\nFrom: {rest}\n"),
+                file: PathBuf::from(source),
+            });
+        }
+    }
+    if let Some(rest) = source.strip_prefix("docker://") {
+        if sandbox {
+            // A sandbox is a directory: the definition path extracts the merged tree.
+            return Ok(Source::Definition {
+                text: format!("Bootstrap: docker\nFrom: {rest}\n"),
+                file: PathBuf::from(source),
+            });
+        }
+        let image = sifr_oci::ImageSource::parse(source)
+            .with_context(|| format!("invalid image source `{source}`"))?;
+        return Ok(Source::Image(image));
+    }
+    if source.contains("://") {
+        anyhow::bail!(
+            "`{source}`: only `docker://` registry sources are supported; \
+             use `oci:`, `oci-archive:` or `docker-archive:` for local images"
+        );
+    }
+    let path = PathBuf::from(source);
+    let md = std::fs::metadata(&path).with_context(|| format!("cannot read `{source}`"))?;
+    if md.is_dir() && !sandbox {
+        return Ok(Source::Directory(path));
+    }
+    if md.is_dir() || is_image_file(&path) {
+        return Ok(Source::Definition {
+            text: format!(
+                "Bootstrap: localimage\nFrom: {}\n",
+                absolute(&path)?.display()
+            ),
+            file: path,
+        });
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read definition file `{source}`"))?;
+    Ok(Source::Definition { text, file: path })
+}
+
+/// A SIF (magic at byte 32) or bare SquashFS (magic at byte 0) file.
+fn is_image_file(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; 48];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    (n >= 42 && &head[32..41] == b"SIF_MAGIC") || (n >= 4 && &head[..4] == b"hsqs")
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+pub fn run(args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let loud = !settings.quiet && !settings.silent;
+    match classify(&args.source, args.sandbox)? {
+        Source::Directory(dir) => pack_directory(&args, &dir, settings),
+        Source::Image(image) => {
+            let pack = sifr_build::PackOptions {
+                compression: args.compression,
+                force: args.force,
+                threads: args.threads,
+                ..sifr_build::PackOptions::default()
+            };
+            crate::cmd::pull::pull_to_sif(
+                &image,
+                &args.source,
+                &args.target,
+                &pack,
+                &args.registry,
+                settings,
+            )
+        }
+        Source::Definition { text, file } => {
+            let (uid, _) = sys_ids();
+            if uid != 0 || args.fakeroot {
+                let user = sifr_launch::host::gather(Vec::new())
+                    .ok()
+                    .and_then(|h| h.user.map(|u| u.name));
+                let path = std::env::var("PATH").unwrap_or_default();
+                let mode = sifr_launch::fakeroot::enter(user.as_deref(), &path)?;
+                if loud {
+                    eprintln!("INFO:    {}", mode.describe());
+                }
+                build_definition(&args, &text, &file, settings, mode.explain_failure())
+            } else {
+                build_definition(&args, &text, &file, settings, None)
+            }
+        }
+    }
+}
+
+fn sys_ids() -> (u32, u32) {
+    let h = sifr_launch::host::gather(Vec::new());
+    h.map(|h| (h.uid, h.gid)).unwrap_or((u32::MAX, u32::MAX))
+}
+
+fn build_definition(
+    args: &BuildArgs,
+    text: &str,
+    file: &Path,
+    settings: &Settings,
+    post_failure_hint: Option<String>,
+) -> anyhow::Result<u8> {
+    let loud = !settings.quiet && !settings.silent;
+    let opts = parse_options(
+        &args.build_args,
+        args.build_arg_file.as_deref(),
+        args.warn_unused_build_args,
+    )?;
+    let def = if file.is_file() && !is_image_file(file) {
+        check_one(file, &opts)?
+    } else {
+        sifr_deffile::parse(text, &opts).map_err(|e| anyhow::anyhow!("{e}"))?
+    };
+    if loud {
+        for w in &def.warnings {
+            eprintln!("WARNING: {}:{}: {}", file.display(), w.line, w.message);
+        }
+    }
+    let uses_registry = def.stages.iter().any(|s| {
+        matches!(
+            s.header.bootstrap.as_ref().map(|b| b.value),
+            Some(sifr_deffile::Bootstrap::Docker)
+        )
+    });
+    let registry = if uses_registry {
+        Some(std::sync::Arc::new(crate::cmd::pull::registry_access(
+            settings,
+            &args.registry,
+        )?))
+    } else {
+        None
+    };
+    let mut binds = Vec::new();
+    for spec in &args.bind {
+        binds.extend(
+            sifr_launch::bind::parse_list(spec)
+                .map_err(|e| anyhow::anyhow!("invalid --bind: {e}"))?,
+        );
+    }
+    let tmpdir = absolute(
+        &settings
+            .tmpdir
+            .clone()
+            .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+    )?;
+    let time = crate::cmd::pull::build_time();
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    // `%post` sees the host's full /dev, so no GPU node needs binding.
+    let gpu = args.gpu.discover(settings, &host_env, false)?;
+    let dopts = sifr_build::defbuild::DefBuildOptions {
+        target: absolute(&args.target)?,
+        sandbox: args.sandbox,
+        force: args.force,
+        notest: args.notest,
+        compression: args.compression,
+        threads: args.threads,
+        tmpdir,
+        context: std::env::current_dir().context("cannot read the current directory")?,
+        binds,
+        gpu,
+        host_env,
+        time: sifr_build::layout::BuildTime::utc(time),
+        post_env: args
+            .target_isa
+            .map(|t| {
+                sifr_isa::target::compiler_flags(t)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        fix_perms: args.fix_perms,
+        post_failure_hint,
+        registry,
+    };
+    let started = std::time::Instant::now();
+    if loud {
+        eprintln!("INFO:    Starting build of `{}`", args.target.display());
+    }
+    let mut log = |m: &str| {
+        if loud {
+            eprintln!("INFO:    {m}");
+        }
+    };
+    let mut out = |b: &[u8]| {
+        if !settings.silent {
+            let _ = std::io::stderr().write_all(b);
+        }
+    };
+    sifr_launch::buildrun::catch_interrupts()
+        .context("cannot install the build's signal handlers")?;
+    let result = sifr_build::defbuild::build_definition(&def, &dopts, &mut log, &mut out);
+    if let Some(sig) = sifr_launch::buildrun::interrupted() {
+        // Whatever step was running failed because of the signal; say so instead.
+        return Err(crate::report::AlreadyReported {
+            summary: format!(
+                "build of `{}` interrupted by signal {sig}; its work directory was removed and no image was written",
+                args.target.display()
+            ),
+            code: (128 + sig).clamp(0, 255) as u8,
+        }
+        .into());
+    }
+    let report = result.with_context(|| format!("cannot build `{}`", args.target.display()))?;
+    if loud {
+        match &report.pack {
+            Some(p) => eprintln!(
+                "INFO:    Build complete: {} ({} stage{}, {}, {:.1} MiB, {:.1} s)",
+                args.target.display(),
+                report.stages,
+                if report.stages == 1 { "" } else { "s" },
+                report.arch,
+                p.sif_size as f64 / 1048576.0,
+                started.elapsed().as_secs_f64()
+            ),
+            None => eprintln!(
+                "INFO:    Build complete: sandbox {} ({:.1} s)",
+                args.target.display(),
+                started.elapsed().as_secs_f64()
+            ),
+        }
+    }
+    Ok(crate::exit::OK)
+}
+
+fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::Result<u8> {
+    let opts = sifr_build::PackOptions {
+        compression: args.compression,
+        all_root: args.all_root,
+        force: args.force,
+        threads: args.threads,
+        arch: None,
+        metadata_json: Vec::new(),
+    };
+    let started = std::time::Instant::now();
+    let report = sifr_build::pack_dir(dir, &args.target, &opts).with_context(|| {
+        format!(
+            "cannot build `{}` from `{}`",
+            args.target.display(),
+            dir.display()
+        )
+    })?;
+    if let sifr_build::ArchSource::Host = report.arch.source
+        && !settings.quiet
+        && !settings.silent
+    {
+        eprintln!(
+            "INFO:    no ELF executable in `{}`; architecture set to the host's ({})",
+            dir.display(),
+            report.arch.arch.go_name()
+        );
+    }
+    if !settings.quiet && !settings.silent {
+        let s = &report.squashfs;
+        eprintln!(
+            "INFO:    Build complete: {} ({} inodes, {:.1} MiB from {:.1} MiB, {}, {} duplicate files, {:.1} s)",
+            args.target.display(),
+            s.inodes,
+            report.sif_size as f64 / 1048576.0,
+            s.data.bytes_in as f64 / 1048576.0,
+            args.compression,
+            s.data.duplicate_files,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,186 @@
+//! `sifr deffile check`: validate definition files without building. Reads the files and the
+//! build-arg file, hands their text to the `deffile` crate, and renders its diagnostics;
+//! must not interpret definition files itself.
+//!
+//! Output: nothing on stdout when every file is valid (with `--json`, the parsed definition);
+//! on stderr one `error: FILE:LINE:COL: what` plus `hint:` per invalid file, and
+//! `warning: FILE:LINE:COL: what` for things Apptainer accepts that are probably mistakes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::exit;
+use crate::report::{self, AlreadyReported, Hinted};
+use crate::settings::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum DeffileCommand {
+    /// Check definition files for errors without building (exit 0 when all are valid).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the parsed definition as JSON on stdout (an array of `{file, ...}` objects when
+    /// several files are given).
+    #[arg(long)]
+    pub json: bool,
+    /// Value for a `{{ NAME }}` placeholder; may be repeated. Beats `--build-arg-file`.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
+    pub build_args: Vec<(String, String)>,
+    /// File of `NAME=VALUE` lines for `{{ NAME }}` placeholders.
+    #[arg(long = "build-arg-file", value_name = "FILE")]
+    pub build_arg_file: Option<PathBuf>,
+    /// Warn about build arguments no placeholder uses instead of failing.
+    #[arg(long)]
+    pub warn_unused_build_args: bool,
+    /// Definition files to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+pub(crate) fn parse_kv(s: &str) -> Result<(String, String), String> {
+    sifr_deffile::parse_build_arg(s).map_err(|e| {
+        let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
+        format!("{e}{hint}")
+    })
+}
+
+pub fn run(c: DeffileCommand, settings: &Settings) -> anyhow::Result<u8> {
+    match c {
+        DeffileCommand::Check(args) => check(&args, settings),
+    }
+}
+
+/// Parser options from the build-argument flags that `deffile check` and `build` share.
+pub(crate) fn parse_options(
+    build_args: &[(String, String)],
+    build_arg_file: Option<&Path>,
+    warn_unused_build_args: bool,
+) -> anyhow::Result<sifr_deffile::Options> {
+    let build_arg_file = match build_arg_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read build-arg file `{}`", p.display()))?,
+        ),
+        None => None,
+    };
+    Ok(sifr_deffile::Options {
+        build_args: build_args.to_vec(),
+        build_arg_file,
+        warn_unused_build_args,
+        allow_unknown_stages: false,
+    })
+}
+
+fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let opts = parse_options(
+        &args.build_args,
+        args.build_arg_file.as_deref(),
+        args.warn_unused_build_args,
+    )?;
+    let mut parsed = Vec::new();
+    let mut failures = Vec::new();
+    for file in &args.files {
+        match check_one(file, &opts) {
+            Ok(def) => {
+                if !settings.quiet && !settings.silent {
+                    print_warnings(file, &def, settings.color);
+                }
+                parsed.push((file, def));
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if args.json && !parsed.is_empty() {
+        print_json(&parsed)?;
+    }
+    match failures.len() {
+        0 => Ok(exit::OK),
+        // One file: let the usual renderer print it.
+        1 if args.files.len() == 1 => Err(failures.remove(0)),
+        n => {
+            if !settings.silent {
+                for e in &failures {
+                    eprintln!("{}", report::render(e, settings.color));
+                }
+            }
+            Err(AlreadyReported {
+                summary: format!("{n} of {} definition files are invalid", args.files.len()),
+                code: exit::FAILURE,
+            }
+            .into())
+        }
+    }
+}
+
+/// Parse one file; the error names `FILE:LINE:COL` and carries the parser's hint.
+pub(crate) fn check_one(
+    file: &Path,
+    opts: &sifr_deffile::Options,
+) -> anyhow::Result<sifr_deffile::Definition> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
+    sifr_deffile::parse_bytes(&bytes, opts).map_err(|e| {
+        let message = format!("{}: {e}", place(file, e.location()));
+        match e.hint() {
+            Some(h) => anyhow::Error::new(Hinted::new(message, h)),
+            None => anyhow::anyhow!(message),
+        }
+    })
+}
+
+fn place(file: &Path, at: Option<(usize, usize)>) -> String {
+    match at {
+        Some((line, col)) => format!("{}:{line}:{col}", file.display()),
+        None => file.display().to_string(),
+    }
+}
+
+fn print_warnings(file: &Path, def: &sifr_deffile::Definition, color: bool) {
+    let (yellow, reset) = if color {
+        ("\x1b[33m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    for w in &def.warnings {
+        let at = (w.line > 0).then_some((w.line, w.col));
+        eprintln!("{yellow}warning:{reset} {}: {}", place(file, at), w.message);
+    }
+    if !def.unused_build_args.is_empty() {
+        let names: Vec<String> = def
+            .unused_build_args
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect();
+        eprintln!(
+            "{yellow}warning:{reset} {}: unused build arguments: {}",
+            file.display(),
+            names.join(", ")
+        );
+    }
+}
+
+fn print_json(parsed: &[(&PathBuf, sifr_deffile::Definition)]) -> anyhow::Result<()> {
+    let text = if let [(_, def)] = parsed {
+        serde_json::to_string_pretty(def)?
+    } else {
+        let all: Vec<serde_json::Value> = parsed
+            .iter()
+            .map(|(file, def)| {
+                let mut v = serde_json::to_value(def)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "file".into(),
+                        serde_json::Value::String(file.display().to_string()),
+                    );
+                }
+                Ok(v)
+            })
+            .collect::<Result<_, serde_json::Error>>()?;
+        serde_json::to_string_pretty(&all)?
+    };
+    println!("{text}");
+    Ok(())
+}

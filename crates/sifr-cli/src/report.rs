@@ -1,0 +1,116 @@
+//! Error rendering: `error: <top>`, one `caused by: <link>` per source, and `hint: <fix>` when
+//! some link knows one. Library errors expose hints through a `hint()` method; [`hint_of`]
+//! is the one place that asks them.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+
+use crate::exit;
+
+/// An error raised by the CLI itself that carries a hint for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
+
+impl Hinted {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Hinted {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// An error that has already been reported in full (for example a list of per-file
+/// diagnostics); only its exit code matters.
+#[derive(Debug, thiserror::Error)]
+#[error("{summary}")]
+pub struct AlreadyReported {
+    pub summary: String,
+    pub code: u8,
+}
+
+/// The hint a link of the chain offers, if any.
+pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
+    if let Some(e) = err.downcast_ref::<Hinted>() {
+        return Some(e.hint.clone());
+    }
+    if let Some(e) = err.downcast_ref::<crate::settings::SettingsError>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<sifr_deffile::Error>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<sifr_build::defbuild::DefBuildError>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<sifr_build::pull::PullError>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<sifr_oci::client::ClientError>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<sifr_launch::fakeroot::FakerootError>() {
+        return e.hint();
+    }
+    None
+}
+
+/// Render an error for stderr.
+pub fn render(err: &anyhow::Error, color: bool) -> String {
+    let (red, yellow, reset) = if color {
+        ("\x1b[31m", "\x1b[33m", "\x1b[0m")
+    } else {
+        ("", "", "")
+    };
+    let mut out = String::new();
+    if let Some(r) = err.downcast_ref::<AlreadyReported>() {
+        let _ = write!(out, "{red}error:{reset} {}", r.summary);
+        return out;
+    }
+    // Errors used as anyhow context are not chain links of their own type, so ask anyhow first.
+    let mut hint = err.downcast_ref::<Hinted>().map(|h| h.hint.clone());
+    for (i, link) in err.chain().enumerate() {
+        if i == 0 {
+            let _ = write!(out, "{red}error:{reset} {link}");
+        } else {
+            let _ = write!(out, "\n  caused by: {link}");
+        }
+        if hint.is_none() {
+            hint = hint_of(link);
+        }
+    }
+    if let Some(h) = hint {
+        let _ = write!(out, "\n{yellow}hint:{reset} {h}");
+    }
+    out
+}
+
+/// The exit code for an error that reached the top.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(r) = err.downcast_ref::<AlreadyReported>() {
+        return r.code;
+    }
+    exit::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_chain_and_hint_without_colour() {
+        let inner = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(inner)
+            .context(Hinted::new("cannot open `x.def`", "check the path"))
+            .context("cannot check definition files");
+        let text = render(&err, false);
+        assert_eq!(
+            text,
+            "error: cannot check definition files\n  caused by: cannot open `x.def`\n  caused by: no such file\nhint: check the path"
+        );
+    }
+}

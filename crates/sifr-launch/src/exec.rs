@@ -1,0 +1,688 @@
+//! Apply a [`LaunchPlan`]: enter namespaces, assemble the root ([`crate::assemble`]),
+//! `pivot_root`, build the environment, then fork the command and wait for it.
+//!
+//! Runs across the uid/namespace change. Order, and why:
+//! 1. host-side work first (canonical bind sources), because after `unshare` the host is only
+//!    reachable through `/oldroot` and NSS must not run in the new namespaces;
+//!    The image is staged there too ([`crate::attach`]): loop device bound (root) or image
+//!    extracted to a temporary sandbox (no usable FUSE);
+//! 2. `unshare` (user+mount, or mount alone as root without `--userns`/`--fakeroot`) — the process must be single-threaded, which
+//!    `sifr_sys::ns::unshare` checks; nothing on this path starts a thread;
+//! 3. uid/gid maps (own ids to themselves; for `--fakeroot` root to the caller, through the
+//!    `newuidmap`/`newgidmap` helpers forked just before step 2 when subordinate ids are
+//!    configured, see [`crate::fakeroot`]), session tmpfs, the image mounted in it (kernel
+//!    squashfs, or FUSE with its server forked here), mounts, `pivot_root`;
+//! 4. the image's env scripts are read inside the container (their paths are container paths);
+//! 5. `no_new_privs`, then fork: the child only restores the signal mask and `execve`s; the
+//!    parent stays as a reaper in the container's namespaces, forwards SIGINT/SIGTERM/SIGHUP and
+//!    friends, and returns the command's status (128+N when killed by signal N). With `--pid`
+//!    the PID namespace is unshared only now (the first process forked after it is its PID 1),
+//!    and the fork is an init ([`sifr_sys::process::spawn_init`]) that mounts the new `/proc` and
+//!    forks the command in turn. The UTS namespace is named right after step 2.
+//!
+//! Must not: print (warnings go through `tracing`), or leave anything behind on the host: every
+//! mount lives in the private mount namespace, which disappears with the last process in it
+//! (taking an auto-clearing loop device with it); the FUSE server is terminated and the
+//! extracted sandbox removed by this process before [`run_image`] returns.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
+
+use crate::assemble;
+use crate::attach;
+use crate::env::{self, Vars};
+use crate::envscript;
+use crate::fakeroot::{self, FakerootError};
+use crate::image::{Attach, Format, Image};
+use crate::plan::{Action, IdMap, LaunchPlan, Source};
+use crate::share;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("image `{}` is not a sandbox directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("cannot {step}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("bind source `{}` (for `{}`) is not accessible", src.display(), dst.display())]
+    BindSource {
+        src: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot mount `{}` in the container", dst.display())]
+    Mount {
+        dst: PathBuf,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot prepare `{}` in the session directory", path.display())]
+    Session {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot enter working directory `{}` in the container", path.display())]
+    Cwd {
+        path: PathBuf,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot open image `{}`", path.display())]
+    ImageFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot attach `{}` (offset {offset}) to a loop device", path.display())]
+    Loop {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot mount the squashfs of `{}` (offset {offset})", path.display())]
+    KernelMount {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot mount `{}` (offset {offset}) with FUSE", path.display())]
+    Fuse {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: sifr_squashfs::fuse::Error,
+    },
+    #[error("cannot start the FUSE server for `{}`", path.display())]
+    FuseFork {
+        path: PathBuf,
+        #[source]
+        source: sifr_sys::process::ForkServerError,
+    },
+    #[error("cannot create a temporary directory in `{}`", path.display())]
+    TempDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot extract `{}` (offset {offset}) to `{}`",
+        path.display(),
+        dest.display()
+    )]
+    Extract {
+        path: PathBuf,
+        offset: u64,
+        dest: PathBuf,
+        #[source]
+        source: sifr_squashfs::read::Error,
+    },
+    #[error("cannot make the image writable with `--writable-tmpfs`: the overlay mount failed")]
+    WritableTmpfs {
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot use `{}` as an overlay: its path contains `,` or `:`", path.display())]
+    OverlayPath { path: PathBuf },
+    #[error("cannot mount the overlay `{}` over the image", path.display())]
+    Overlay {
+        path: PathBuf,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot create `{}` (for `{}`)", path.display(), dst.display())]
+    CreateSource {
+        path: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Fakeroot(#[from] FakerootError),
+    #[error(transparent)]
+    Share(crate::share::ShareError),
+    #[error("an argument or environment value contains a NUL byte")]
+    Nul(#[from] sifr_sys::process::NulError),
+    #[error(transparent)]
+    Exec(#[from] sifr_sys::process::ExecFailed),
+}
+
+impl ExecError {
+    /// The exit status sifr should end with for this error (126/127 for a command that could
+    /// not be executed, as shells do).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ExecError::Exec(e) => Some(e.exit_code()),
+            _ => None,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ExecError::Sys { source, .. } if matches!(source.errno(), Some(EPERM | ENOSPC)) => Some(
+                "unprivileged user namespaces may be disabled (see `/proc/sys/user/max_user_namespaces`)"
+                    .into(),
+            ),
+            ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
+            ExecError::Fakeroot(e) => e.hint(),
+            ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
+                "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"
+                    .into(),
+            ),
+            ExecError::Sys { step: PROC_STEP, .. } => Some(
+                "in a user namespace the kernel mounts a new /proc only where the host's /proc is fully visible; try without `--pid`"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// `EPERM`, the errno of a refused `unshare`/`mount` (same value on every Linux architecture).
+const EPERM: i32 = 1;
+/// `ENOSPC`, what `unshare(CLONE_NEWUSER)` returns when `max_user_namespaces` is 0.
+const ENOSPC: i32 = 28;
+
+/// The step named when the PID namespace's `/proc` cannot be mounted.
+const PROC_STEP: &str = "mount /proc for the new PID namespace";
+
+fn step(what: &'static str) -> impl FnOnce(sifr_sys::Error) -> ExecError {
+    move |source| ExecError::Sys { step: what, source }
+}
+
+/// Run the plan on a sandbox directory (`plan.image`); returns the command's exit status. See
+/// [`run_image`].
+pub fn run(plan: &LaunchPlan) -> Result<i32, ExecError> {
+    if !plan.image.is_dir() {
+        return Err(ExecError::NotADirectory {
+            path: plan.image.clone(),
+        });
+    }
+    let image = Image {
+        path: plan.image.clone(),
+        format: Format::Sandbox,
+        offset: 0,
+        size: 0,
+    };
+    run_image(plan, &image, &Attach::Directory)
+}
+
+/// Run the plan with `image` attached as `how` (from [`crate::image::choose`]); returns the
+/// command's exit status. Must be called from a single-threaded process (the user namespace
+/// requires it); on success the process is left inside the container's namespaces and root, so
+/// callers should exit with the returned status. Everything attached is released before this
+/// returns (FUSE server reaped, extracted sandbox removed); mounts and loop devices go with the
+/// mount namespace when the process exits.
+pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, ExecError> {
+    // Before any namespace change, which starting a holder makes in this process.
+    let prepared = assemble::prepare(plan).inspect_err(|_| share::release())?;
+    let joined = match (plan.share, how) {
+        (Some(idle), Attach::Loop | Attach::Fuse | Attach::Extract { .. }) => {
+            let spec = share::Spec {
+                image: image.clone(),
+                attach: how.clone(),
+                uid: plan.identity.uid,
+                gid: plan.identity.gid,
+                user_ns: plan.ids == IdMap::Own,
+                owner: (plan.ids == IdMap::Own).then(|| own_owner(plan)),
+                idle,
+                prefetch: crate::prefetch::fuse_prefetch(how, plan),
+            };
+            match share::join_or_start(&spec) {
+                Ok(j) => Some(j),
+                Err(share::ShareError::Attach(e)) => {
+                    share::release();
+                    return Err(*e);
+                }
+                Err(e) => {
+                    // The launch attaches the image itself, which reports any real problem
+                    // with the image in its own words.
+                    tracing::debug!(
+                        "attaching `{}` for this launch alone: {e}",
+                        image.path.display()
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    // A lock `share::find` kept for this launch must not outlive the attachment decision.
+    share::release();
+    match joined {
+        Some(j) => {
+            let image = j.image.clone();
+            run_attached(plan, prepared, &image, &Attach::Directory, Some(j))
+        }
+        None => run_attached(plan, prepared, image, how, None),
+    }
+}
+
+/// Run the plan in the namespaces of the node's holder `joined` ([`crate::share`]), which has
+/// the image attached already; see [`run_image`].
+pub fn run_joined(plan: &LaunchPlan, joined: share::Joined) -> Result<i32, ExecError> {
+    let image = joined.image.clone();
+    let prepared = assemble::prepare(plan)?;
+    run_attached(plan, prepared, &image, &Attach::Directory, Some(joined))
+}
+
+/// [`run_image`]'s body, after [`assemble::prepare`]: with `joined`, `how` is unused and the
+/// lower layer is the shared image mount.
+fn run_attached(
+    plan: &LaunchPlan,
+    prepared: Vec<assemble::Prepared>,
+    image: &Image,
+    how: &Attach,
+    mut joined: Option<share::Joined>,
+) -> Result<i32, ExecError> {
+    // Declared first so it is dropped last: the extracted tree outlives every use of it.
+    let (mut staged, _extracted) = match &joined {
+        None => attach::stage(image, how)?,
+        Some(_) => (attach::Staged::nothing(image), None),
+    };
+    if joined.is_none() {
+        staged.set_prefetch(crate::prefetch::fuse_prefetch(how, plan));
+    }
+
+    // The PID namespace comes last, just before the command: the first process forked after
+    // `unshare(CLONE_NEWPID)` becomes its PID 1, and the FUSE server and the `/bin/sh` of env
+    // scripts must not be that process (nor be visible in the container's /proc).
+    let early = sifr_sys::ns::Namespaces {
+        pid: false,
+        ..plan.namespaces
+    };
+    // Fakeroot's id-map helpers are forked before the user namespace exists (they write its
+    // maps from outside).
+    let pending = match &plan.ids {
+        IdMap::Fakeroot { user, path } => Some(fakeroot::prepare(user.as_deref(), path)?),
+        _ => None,
+    };
+    // The holder's image mount, cloned before the session tmpfs may hide its path.
+    let mut shared_lower = None;
+    if let Some(j) = joined.as_mut() {
+        j.enter().map_err(ExecError::Share)?;
+        sifr_sys::ns::unshare(sifr_sys::ns::Namespaces {
+            user: false,
+            ..early
+        })
+        .map_err(step("create the container namespaces"))?;
+        shared_lower = Some(match j.take_tree() {
+            Some(tree) => tree,
+            None => sifr_sys::mount::clone_tree(&j.mount)
+                .map_err(step("clone the shared image mount"))?,
+        });
+        // Our copy of the holder's mount point goes, so the host `/tmp` bound into the
+        // container does not show the image a second time.
+        let _ = sifr_sys::mount::umount_detach(&j.mount);
+    } else {
+        sifr_sys::ns::unshare(early).map_err(step("create the container namespaces"))?;
+    }
+    // `pending` is `Some` exactly for fakeroot.
+    let owner = match (pending, &plan.ids) {
+        _ if joined.is_some() => None,
+        (Some(p), _) => {
+            let mode = p.apply()?;
+            match &mode {
+                fakeroot::Mode::Subids { .. } => tracing::debug!("{}", mode.describe()),
+                fakeroot::Mode::RootOnly { .. } => tracing::info!("{}", mode.describe()),
+            }
+            match mode {
+                fakeroot::Mode::Subids { .. } => None,
+                fakeroot::Mode::RootOnly { .. } => Some(own_owner(plan)),
+            }
+        }
+        (None, IdMap::Host) => None,
+        (None, _) => {
+            sifr_sys::ns::write_id_maps(plan.identity.uid, plan.identity.gid)
+                .map_err(step("map the user's ids"))?;
+            Some(own_owner(plan))
+        }
+    };
+    if let Some(name) = &plan.hostname {
+        sifr_sys::uts::set_hostname(name).map_err(step("set the container's host name"))?;
+    }
+    assemble::open_session(plan)?;
+    // Dropped (server terminated) when this function returns, after the payload.
+    let _server = match &shared_lower {
+        Some(tree) => {
+            let lower = sifr_sys::fs::open_root(Path::new(assemble::SESSION_LOWER))
+                .map_err(step("open the session's lower directory"))?;
+            sifr_sys::mount::attach(tree.as_fd(), lower.as_fd(), assemble::SESSION_LOWER)
+                .map_err(step("mount the shared image"))?;
+            None
+        }
+        None => staged.mount_lower(Path::new(assemble::SESSION_LOWER), owner)?,
+    };
+    drop(shared_lower);
+    assemble::pivot_session()?;
+    let kind = assemble::mount_root(plan, &prepared, staged.host_dir())?;
+    let root = sifr_sys::fs::open_root(Path::new(assemble::NEW_ROOT))
+        .map_err(step("open the container root"))?;
+    assemble::mount_all(plan, &prepared, &root, kind)?;
+    drop(root);
+    assemble::enter_root()?;
+    run_command(plan)
+}
+
+/// Run the plan's command in the namespaces of the running container whose launcher is `pid`
+/// (an instance, `instance://NAME`): its mounts, binds and root are used as they are; the plan
+/// gives the identity, environment, working directory and command. Must be called from a
+/// single-threaded process, which is left inside the container's namespaces.
+pub fn run_in_container(plan: &LaunchPlan, pid: i32) -> Result<i32, ExecError> {
+    sifr_sys::ns::join_all(pid).map_err(step("join the instance's namespaces"))?;
+    run_command(plan)
+}
+
+/// The part of a launch inside the assembled container: working directory, `no_new_privs`,
+/// environment, then the command (for `instance start`, the start script, after which the
+/// launcher stays until it is told to stop).
+fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
+    if let Err(source) = sifr_sys::process::chdir(&plan.cwd.path) {
+        if plan.cwd.explicit {
+            return Err(ExecError::Cwd {
+                path: plan.cwd.path.clone(),
+                source,
+            });
+        }
+        tracing::warn!(
+            "cannot enter `{}` in the container ({}); using `/`",
+            plan.cwd.path.display(),
+            source.source
+        );
+        sifr_sys::process::chdir(Path::new("/")).map_err(step("enter `/` in the container"))?;
+    }
+    sifr_sys::process::set_no_new_privs().map_err(step("set no_new_privs"))?;
+
+    let vars = image_environment(plan);
+    let libs = crate::libpath::LibFacts {
+        libs: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS_DIR),
+        libs32: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS32_DIR),
+        defaults: &|| crate::libpath::default_dirs(Path::new("/")),
+    };
+    let env = env::finish(&plan.env, vars, &libs);
+
+    if let Some(fd) = plan.ready_fd {
+        // `instance start` waits for this byte: the container is assembled.
+        sifr_sys::process::notify(fd);
+    }
+    let Some(argv) = action_argv(&plan.action) else {
+        if let Action::Start(_) = plan.action {
+            return keep_instance(None);
+        }
+        tracing::warn!("no test script found in the container, nothing to do");
+        return Ok(0);
+    };
+    let candidates = command_candidates(&argv[0], env.get("PATH").unwrap_or(env::DEFAULT_PATH));
+    let argv_os: Vec<OsString> = argv.iter().map(OsString::from).collect();
+    let env_os: Vec<(OsString, OsString)> = env
+        .0
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    let spec = sifr_sys::process::ExecSpec::new(&argv[0], &candidates, &argv_os, &env_os)?;
+    let pid_ns = if plan.namespaces.pid {
+        sifr_sys::ns::unshare(sifr_sys::ns::Namespaces {
+            pid: true,
+            ..Default::default()
+        })
+        .map_err(step("create the PID namespace"))?;
+        let proc_at = plan
+            .mounts
+            .iter()
+            .find(|m| m.source == Source::Proc)
+            .map(|m| m.dst.clone());
+        Some(proc_at)
+    } else {
+        None
+    };
+    let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()))?;
+    if let Action::Start(_) = plan.action {
+        return keep_instance(Some(status));
+    }
+    Ok(status.code())
+}
+
+/// An instance's launcher after its start script (if any) ended: it keeps the container's
+/// namespaces alive for `instance://` until SIGTERM or SIGINT (`instance stop`), which ends it
+/// at once if one came while the script ran.
+fn keep_instance(script: Option<sifr_sys::process::ExitStatus>) -> Result<i32, ExecError> {
+    match script {
+        Some(st) => tracing::info!("the start script ended ({})", st.describe()),
+        None => {
+            tracing::info!("no start script in the container");
+            sifr_sys::signal::forward_to(0).map_err(step("catch signals"))?;
+        }
+    }
+    sifr_sys::signal::wait_for_stop().map_err(step("wait for `instance stop`"))?;
+    Ok(0)
+}
+
+/// Who a FUSE-mounted image's files should belong to when only one id is mapped in the user
+/// namespace (the caller's own, or root for fakeroot without subordinate ids): that id, as
+/// Apptainer's `squashfuse -o uid=,gid=`. The image's other owners could not be mapped and would
+/// show as the overflow id, so a `0700` directory of the image would be unreadable; the
+/// extraction fallback gives the same view (extracted files belong to the caller). With
+/// subordinate ids (fakeroot), the image's owners are kept: root's files are root's, `_apt`'s
+/// are `_apt`'s, as a kernel mount would show them.
+fn own_owner(plan: &LaunchPlan) -> sifr_squashfs::fuse::Owner {
+    sifr_squashfs::fuse::Owner {
+        uid: plan.identity.uid,
+        gid: plan.identity.gid,
+    }
+}
+
+/// Fork the command with forwarded signals blocked around the fork, then wait. With `pid_ns`
+/// (a PID namespace was just created), an init is forked first and the command is its child;
+/// the init mounts the new `/proc` at the path given, if any.
+fn spawn_and_wait(
+    spec: &sifr_sys::process::ExecSpec,
+    pid_ns: Option<Option<&Path>>,
+) -> Result<sifr_sys::process::ExitStatus, ExecError> {
+    let mask = sifr_sys::signal::block_forwarded().map_err(step("block signals"))?;
+    let opts = sifr_sys::process::SpawnOptions {
+        stdout: None,
+        mask: Some(mask),
+    };
+    let spawned = match pid_ns {
+        None => sifr_sys::process::spawn(spec, &opts).map_err(step("start the command")),
+        Some(proc_at) => sifr_sys::process::spawn_init(spec, &opts, proc_at).map_err(|e| {
+            if e.op == "mount proc on" {
+                step(PROC_STEP)(e)
+            } else {
+                step("start the container's init")(e)
+            }
+        }),
+    };
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            sifr_sys::signal::restore_mask(&mask);
+            return Err(e);
+        }
+    };
+    let forwarding = sifr_sys::signal::forward_to(child.pid);
+    sifr_sys::signal::restore_mask(&mask);
+    forwarding.map_err(step("forward signals"))?;
+    let exec = child.wait_exec(&spec.name);
+    let status = child.wait();
+    sifr_sys::signal::stop_forwarding();
+    exec?;
+    status.map_err(step("wait for the command"))
+}
+
+/// The argv for an action, resolved inside the container (after `pivot_root`). `None` for
+/// `test` without a test script.
+fn action_argv(action: &Action) -> Option<Vec<String>> {
+    let exists = |p: &str| Path::new(p).exists();
+    let with = |cmd: &str, args: &[String]| {
+        let mut v = vec![cmd.to_string()];
+        v.extend(args.iter().cloned());
+        v
+    };
+    match action {
+        Action::Exec(argv) => Some(argv.clone()),
+        Action::Run(args) => Some(
+            ["/.singularity.d/runscript", "/singularity"]
+                .iter()
+                .find(|p| exists(p))
+                .map(|p| with(p, args))
+                .unwrap_or_else(|| with("/bin/sh", args)),
+        ),
+        Action::Shell => Some(if exists("/bin/bash") {
+            vec!["/bin/bash".into(), "--norc".into()]
+        } else {
+            vec!["/bin/sh".into()]
+        }),
+        Action::Test(args) => {
+            exists("/.singularity.d/test").then(|| with("/.singularity.d/test", args))
+        }
+        Action::Start(args) => {
+            exists("/.singularity.d/startscript").then(|| with("/.singularity.d/startscript", args))
+        }
+    }
+}
+
+/// `execvp`'s search, done before the fork: a name with `/` is used as is, otherwise every
+/// PATH directory is tried in order by the child.
+pub(crate) fn command_candidates(cmd: &str, path: &str) -> Vec<PathBuf> {
+    if cmd.contains('/') {
+        return vec![PathBuf::from(cmd)];
+    }
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(cmd))
+        .collect()
+}
+
+/// Steps 1 and 2 of the precedence in [`crate::env`]: the seed, then every
+/// `/.singularity.d/env/*.sh` in lexical order (native, built-in, or through `/bin/sh`).
+fn image_environment(plan: &LaunchPlan) -> Vars {
+    let mut vars = Vars(plan.env.seed.clone());
+    let dir = Path::new("/.singularity.d/env");
+    let mut scripts: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    scripts.sort();
+    for script in scripts {
+        let name = script
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(f) = envscript::builtin(&name) {
+            f(&mut vars);
+            continue;
+        }
+        let text = match std::fs::read_to_string(&script) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("cannot read `{}`: {e}", script.display());
+                continue;
+            }
+        };
+        match envscript::eval_native(&text, &mut vars) {
+            Ok(()) => {}
+            Err(why) => {
+                tracing::debug!("`{}` {why}; evaluating it with /bin/sh", script.display());
+                match shell_eval(&script, &vars) {
+                    Ok(v) => vars = v,
+                    Err(e) => tracing::warn!("cannot evaluate `{}`: {e}", script.display()),
+                }
+            }
+        }
+    }
+    vars
+}
+
+/// Why the `/bin/sh` fallback failed.
+#[derive(Debug, thiserror::Error)]
+enum ShellEvalError {
+    #[error("it needs a shell and the image has no `/bin/sh`")]
+    NoShell,
+    #[error(transparent)]
+    Sys(#[from] sifr_sys::Error),
+    #[error(transparent)]
+    Nul(#[from] sifr_sys::process::NulError),
+    #[error(transparent)]
+    Exec(#[from] sifr_sys::process::ExecFailed),
+    #[error("`/bin/sh` exited with status {0}")]
+    Status(i32),
+    #[error("cannot read the shell's output")]
+    Read(#[source] std::io::Error),
+}
+
+/// Source `script` with the image's `/bin/sh` in the current environment and read back the
+/// exported variables from `export -p`.
+fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
+    use std::io::Read as _;
+    if !Path::new("/bin/sh").exists() {
+        return Err(ShellEvalError::NoShell);
+    }
+    let argv: Vec<OsString> = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        ". \"$1\" >&2; export -p".into(),
+        "sh".into(),
+        script.as_os_str().to_owned(),
+    ];
+    let env: Vec<(OsString, OsString)> = vars
+        .0
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    let spec =
+        sifr_sys::process::ExecSpec::new("/bin/sh", &[PathBuf::from("/bin/sh")], &argv, &env)?;
+    let (rd, wr) = rustix_pipe()?;
+    let mut child = sifr_sys::process::spawn(
+        &spec,
+        &sifr_sys::process::SpawnOptions {
+            stdout: Some(std::os::fd::AsFd::as_fd(&wr)),
+            mask: None,
+        },
+    )?;
+    drop(wr);
+    let mut out = String::new();
+    let read = std::fs::File::from(rd).read_to_string(&mut out);
+    let exec = child.wait_exec("/bin/sh");
+    let status = child.wait()?;
+    exec?;
+    read.map_err(ShellEvalError::Read)?;
+    if status != sifr_sys::process::ExitStatus::Exited(0) {
+        return Err(ShellEvalError::Status(status.code()));
+    }
+    Ok(envscript::parse_export_p(&out))
+}
+
+fn rustix_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), ShellEvalError> {
+    sifr_sys::process::pipe().map_err(ShellEvalError::Sys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_search_follows_path_order_and_keeps_slashes() {
+        assert_eq!(
+            command_candidates("python3", "/opt/py/bin::/usr/bin"),
+            vec![
+                PathBuf::from("/opt/py/bin/python3"),
+                PathBuf::from("/usr/bin/python3")
+            ]
+        );
+        assert_eq!(
+            command_candidates("./run.sh", "/usr/bin"),
+            vec![PathBuf::from("./run.sh")]
+        );
+    }
+}
