@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use sifr_sys::fs::Leaf;
 use sifr_sys::mount::Attrs;
 
-use crate::exec::ExecError;
+use crate::error::{ExecError, step};
 use crate::plan::{LaunchPlan, Mount, Source};
 
 /// Where the host's root is kept during assembly.
@@ -105,10 +105,6 @@ fn create_source(p: &Path, mode: Option<u32>) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-fn step(what: &'static str) -> impl FnOnce(sifr_sys::Error) -> ExecError {
-    move |source| ExecError::Sys { step: what, source }
 }
 
 /// Where the image's lower layer is mounted before [`pivot_session`] (`/lower` afterwards).

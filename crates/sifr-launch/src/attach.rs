@@ -22,7 +22,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::exec::ExecError;
+use crate::error::AttachError;
 use crate::image::{Attach, Image};
 
 /// An image prepared on the host, waiting to be mounted in the container's namespace.
@@ -103,9 +103,9 @@ impl Drop for Server {
 
 /// Host-side half: see the module docs. Returns the staged image and, for extraction, the
 /// guard that removes the temporary sandbox.
-pub fn stage(image: &Image, attach: &Attach) -> Result<(Staged, Option<Extracted>), ExecError> {
+pub fn stage(image: &Image, attach: &Attach) -> Result<(Staged, Option<Extracted>), AttachError> {
     let open = || {
-        File::open(&image.path).map_err(|source| ExecError::ImageFile {
+        File::open(&image.path).map_err(|source| AttachError::ImageFile {
             path: image.path.clone(),
             source,
         })
@@ -125,7 +125,7 @@ pub fn stage(image: &Image, attach: &Attach) -> Result<(Staged, Option<Extracted
                 image.size,
                 &image.path.display().to_string(),
             )
-            .map_err(|source| ExecError::Loop {
+            .map_err(|source| AttachError::Loop {
                 path: image.path.clone(),
                 offset: image.offset,
                 source,
@@ -141,9 +141,9 @@ pub fn stage(image: &Image, attach: &Attach) -> Result<(Staged, Option<Extracted
 }
 
 /// Extract the image into a new `0700` directory under the temporary directory.
-fn extract(image: &Image, file: File) -> Result<(PathBuf, Extracted), ExecError> {
+fn extract(image: &Image, file: File) -> Result<(PathBuf, Extracted), AttachError> {
     let base = std::env::temp_dir();
-    let base_err = |source| ExecError::TempDir {
+    let base_err = |source| AttachError::TempDir {
         path: base.clone(),
         source,
     };
@@ -158,7 +158,7 @@ fn extract(image: &Image, file: File) -> Result<(PathBuf, Extracted), ExecError>
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
-            .map_err(|source| ExecError::TempDir {
+            .map_err(|source| AttachError::TempDir {
                 path: dir.clone(),
                 source,
             })?;
@@ -166,7 +166,7 @@ fn extract(image: &Image, file: File) -> Result<(PathBuf, Extracted), ExecError>
     // From here on, the guard removes the directory on every path.
     let guard = Extracted { parent, name };
     let root = dir.join("root");
-    let extract_err = |source| ExecError::Extract {
+    let extract_err = |source| AttachError::Extract {
         path: image.path.clone(),
         offset: image.offset,
         dest: root.clone(),
@@ -214,7 +214,7 @@ impl Staged {
         &mut self,
         lower: &Path,
         owner: Option<sifr_squashfs::fuse::Owner>,
-    ) -> Result<Option<Server>, ExecError> {
+    ) -> Result<Option<Server>, AttachError> {
         self.mount(lower, owner, true)
     }
 
@@ -225,7 +225,7 @@ impl Staged {
         &mut self,
         at: &Path,
         owner: Option<sifr_squashfs::fuse::Owner>,
-    ) -> Result<(), ExecError> {
+    ) -> Result<(), AttachError> {
         if let Some(h) = self
             .mount(at, owner, false)?
             .and_then(|mut s| s.handle.take())
@@ -240,7 +240,7 @@ impl Staged {
         lower: &Path,
         owner: Option<sifr_squashfs::fuse::Owner>,
         die_with_parent: bool,
-    ) -> Result<Option<Server>, ExecError> {
+    ) -> Result<Option<Server>, AttachError> {
         let path = self.image.path.clone();
         let offset = self.image.offset;
         match &mut self.kind {
@@ -252,7 +252,7 @@ impl Staged {
                 let r = sifr_sys::mount::mount_squashfs(&dev.path, lower);
                 // Our fd goes; the mount keeps the auto-clearing device alive.
                 drop(dev);
-                r.map_err(|source| ExecError::KernelMount {
+                r.map_err(|source| AttachError::KernelMount {
                     path,
                     offset,
                     source,
@@ -263,7 +263,7 @@ impl Staged {
                 let Some(file) = file.take() else {
                     return Ok(None);
                 };
-                let fuse_err = |source| ExecError::Fuse {
+                let fuse_err = |source| AttachError::Fuse {
                     path: path.clone(),
                     offset,
                     source,
@@ -288,7 +288,7 @@ impl Staged {
                         Err(_) => 1,
                     }
                 })
-                .map_err(|source| ExecError::FuseFork {
+                .map_err(|source| AttachError::FuseFork {
                     path: path.clone(),
                     source,
                 })?;

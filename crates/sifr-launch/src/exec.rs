@@ -31,171 +31,16 @@ use std::path::{Path, PathBuf};
 
 use crate::assemble;
 use crate::attach;
+use crate::cmdpath::command_candidates;
 use crate::env::{self, Vars};
 use crate::envscript;
-use crate::fakeroot::{self, FakerootError};
+use crate::error::{PROC_STEP, step};
+use crate::fakeroot;
 use crate::image::{Attach, Format, Image};
 use crate::plan::{Action, IdMap, LaunchPlan, Source};
 use crate::share;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ExecError {
-    #[error("image `{}` is not a sandbox directory", path.display())]
-    NotADirectory { path: PathBuf },
-    #[error("cannot {step}")]
-    Sys {
-        step: &'static str,
-        #[source]
-        source: sifr_sys::Error,
-    },
-    #[error("bind source `{}` (for `{}`) is not accessible", src.display(), dst.display())]
-    BindSource {
-        src: PathBuf,
-        dst: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot mount `{}` in the container", dst.display())]
-    Mount {
-        dst: PathBuf,
-        #[source]
-        source: sifr_sys::Error,
-    },
-    #[error("cannot prepare `{}` in the session directory", path.display())]
-    Session {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot enter working directory `{}` in the container", path.display())]
-    Cwd {
-        path: PathBuf,
-        #[source]
-        source: sifr_sys::Error,
-    },
-    #[error("cannot open image `{}`", path.display())]
-    ImageFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot attach `{}` (offset {offset}) to a loop device", path.display())]
-    Loop {
-        path: PathBuf,
-        offset: u64,
-        #[source]
-        source: sifr_sys::Error,
-    },
-    #[error("cannot mount the squashfs of `{}` (offset {offset})", path.display())]
-    KernelMount {
-        path: PathBuf,
-        offset: u64,
-        #[source]
-        source: sifr_sys::Error,
-    },
-    #[error("cannot mount `{}` (offset {offset}) with FUSE", path.display())]
-    Fuse {
-        path: PathBuf,
-        offset: u64,
-        #[source]
-        source: sifr_squashfs::fuse::Error,
-    },
-    #[error("cannot start the FUSE server for `{}`", path.display())]
-    FuseFork {
-        path: PathBuf,
-        #[source]
-        source: sifr_sys::process::ForkServerError,
-    },
-    #[error("cannot create a temporary directory in `{}`", path.display())]
-    TempDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot extract `{}` (offset {offset}) to `{}`",
-        path.display(),
-        dest.display()
-    )]
-    Extract {
-        path: PathBuf,
-        offset: u64,
-        dest: PathBuf,
-        #[source]
-        source: sifr_squashfs::read::Error,
-    },
-    #[error("cannot make the image writable with `--writable-tmpfs`: the overlay mount failed")]
-    WritableTmpfs {
-        #[source]
-        source: sifr_sys::Error,
-    },
-    #[error("cannot use `{}` as an overlay: its path contains `,` or `:`", path.display())]
-    OverlayPath { path: PathBuf },
-    #[error("cannot mount the overlay `{}` over the image", path.display())]
-    Overlay {
-        path: PathBuf,
-        #[source]
-        source: sifr_sys::Error,
-    },
-    #[error("cannot create `{}` (for `{}`)", path.display(), dst.display())]
-    CreateSource {
-        path: PathBuf,
-        dst: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Fakeroot(#[from] FakerootError),
-    #[error(transparent)]
-    Share(crate::share::ShareError),
-    #[error("an argument or environment value contains a NUL byte")]
-    Nul(#[from] sifr_sys::process::NulError),
-    #[error(transparent)]
-    Exec(#[from] sifr_sys::process::ExecFailed),
-}
-
-impl ExecError {
-    /// The exit status sifr should end with for this error (126/127 for a command that could
-    /// not be executed, as shells do).
-    pub fn exit_code(&self) -> Option<i32> {
-        match self {
-            ExecError::Exec(e) => Some(e.exit_code()),
-            _ => None,
-        }
-    }
-
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            ExecError::Sys { source, .. } if matches!(source.errno(), Some(EPERM | ENOSPC)) => Some(
-                "unprivileged user namespaces may be disabled (see `/proc/sys/user/max_user_namespaces`)"
-                    .into(),
-            ),
-            ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
-            ExecError::Fakeroot(e) => e.hint(),
-            ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
-                "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"
-                    .into(),
-            ),
-            ExecError::Sys { step: PROC_STEP, .. } => Some(
-                "in a user namespace the kernel mounts a new /proc only where the host's /proc is fully visible; try without `--pid`"
-                    .into(),
-            ),
-            _ => None,
-        }
-    }
-}
-
-/// `EPERM`, the errno of a refused `unshare`/`mount` (same value on every Linux architecture).
-const EPERM: i32 = 1;
-/// `ENOSPC`, what `unshare(CLONE_NEWUSER)` returns when `max_user_namespaces` is 0.
-const ENOSPC: i32 = 28;
-
-/// The step named when the PID namespace's `/proc` cannot be mounted.
-const PROC_STEP: &str = "mount /proc for the new PID namespace";
-
-fn step(what: &'static str) -> impl FnOnce(sifr_sys::Error) -> ExecError {
-    move |source| ExecError::Sys { step: what, source }
-}
+pub use crate::error::ExecError;
 
 /// Run the plan on a sandbox directory (`plan.image`); returns the command's exit status. See
 /// [`run_image`].
@@ -239,7 +84,7 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
                 Ok(j) => Some(j),
                 Err(share::ShareError::Attach(e)) => {
                     share::release();
-                    return Err(*e);
+                    return Err(e.into());
                 }
                 Err(e) => {
                     // The launch attaches the image itself, which reports any real problem
@@ -549,18 +394,6 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
     }
 }
 
-/// `execvp`'s search, done before the fork: a name with `/` is used as is, otherwise every
-/// PATH directory is tried in order by the child.
-pub(crate) fn command_candidates(cmd: &str, path: &str) -> Vec<PathBuf> {
-    if cmd.contains('/') {
-        return vec![PathBuf::from(cmd)];
-    }
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(cmd))
-        .collect()
-}
-
 /// Steps 1 and 2 of the precedence in [`crate::env`]: the seed, then every
 /// `/.singularity.d/env/*.sh` in lexical order (native, built-in, or through `/bin/sh`).
 fn image_environment(plan: &LaunchPlan) -> Vars {
@@ -665,24 +498,4 @@ fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
 
 fn rustix_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), ShellEvalError> {
     sifr_sys::process::pipe().map_err(ShellEvalError::Sys)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_search_follows_path_order_and_keeps_slashes() {
-        assert_eq!(
-            command_candidates("python3", "/opt/py/bin::/usr/bin"),
-            vec![
-                PathBuf::from("/opt/py/bin/python3"),
-                PathBuf::from("/usr/bin/python3")
-            ]
-        );
-        assert_eq!(
-            command_candidates("./run.sh", "/usr/bin"),
-            vec![PathBuf::from("./run.sh")]
-        );
-    }
 }

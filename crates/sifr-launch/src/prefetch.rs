@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
+use crate::cmdpath::command_candidates;
 use crate::env;
-use crate::exec::command_candidates;
 use crate::image::Attach;
 use crate::plan::{Action, LaunchPlan};
 

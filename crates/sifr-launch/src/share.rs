@@ -50,6 +50,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use crate::error::ShareError;
+use crate::error::{AttachError, attach_step};
 use crate::image::{Attach, Format, Image};
 
 /// How long a launch waits for a holder's answer.
@@ -60,36 +62,6 @@ const RETIRE_RETRY: Duration = Duration::from_millis(20);
 pub const HOLDER_NAME: &str = "sifr-holder";
 /// The first line of the holder's answer; bumped when the answer changes.
 const PROTOCOL: &str = "sifr-share 2";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ShareError {
-    #[error("runtime directory `{}` is not a private directory of uid {uid}", path.display())]
-    UnsafeDir { path: PathBuf, uid: u32 },
-    #[error("cannot use runtime directory `{}`", path.display())]
-    Dir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot {step}")]
-    Sys {
-        step: &'static str,
-        #[source]
-        source: sifr_sys::Error,
-    },
-    #[error("cannot prepare `{}` to be shared: {message}", path.display())]
-    Stage { path: PathBuf, message: String },
-    #[error("cannot talk to the holder at `{}`", path.display())]
-    Socket {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Attaching the image failed after this process entered the namespaces it was to share:
-    /// the launch cannot go back to attaching the image on its own, so this is its error.
-    #[error(transparent)]
-    Attach(Box<crate::exec::ExecError>),
-}
 
 /// What a holder is asked to hold.
 #[derive(Debug, Clone)]
@@ -342,9 +314,9 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
     let ((mine, its), mut staged, extracted) = pair_and_stage().inspect_err(|_| unbind())?;
     staged.set_prefetch(spec.prefetch.clone());
     // From here on this process is in the namespaces it shares: a failure is the launch's.
-    let fatal = |e: crate::exec::ExecError| {
+    let fatal = |e: AttachError| {
         unbind();
-        ShareError::Attach(Box::new(e))
+        ShareError::Attach(e)
     };
     attach_here(spec, &paths.mnt, &mut staged).map_err(fatal)?;
     // The holder is forked into these namespaces. It removes an unpacked tree when it retires;
@@ -382,10 +354,7 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
             unbind();
             // Only this launch's own copy may keep the image (and the FUSE server) alive.
             let tree = sifr_sys::mount::clone_tree(&paths.mnt)
-                .map_err(|source| crate::exec::ExecError::Sys {
-                    step: "clone the image mount",
-                    source,
-                })
+                .map_err(attach_step("clone the image mount"))
                 .map_err(fatal)?;
             let _ = sifr_sys::mount::umount_detach(&paths.mnt);
             // Under the lock, so no other launch is mounting there.
@@ -411,21 +380,23 @@ fn attach_here(
     spec: &Spec,
     mnt: &Path,
     staged: &mut crate::attach::Staged,
-) -> Result<(), crate::exec::ExecError> {
-    let sys_err = |step| move |source| crate::exec::ExecError::Sys { step, source };
+) -> Result<(), AttachError> {
     sifr_sys::ns::unshare(sifr_sys::ns::Namespaces {
         user: spec.user_ns,
         mount: true,
         ..Default::default()
     })
-    .map_err(sys_err("create the shared namespaces"))?;
+    .map_err(attach_step("create the shared namespaces"))?;
     if spec.user_ns {
-        sifr_sys::ns::write_id_maps(spec.uid, spec.gid).map_err(sys_err("map the user's ids"))?;
+        sifr_sys::ns::write_id_maps(spec.uid, spec.gid)
+            .map_err(attach_step("map the user's ids"))?;
     }
     sifr_sys::mount::make_rslave(Path::new("/"))
-        .map_err(sys_err("make the shared mount namespace a slave"))?;
+        .map_err(attach_step("make the shared mount namespace a slave"))?;
     match staged.host_dir() {
-        Some(dir) => sifr_sys::mount::rbind(dir, mnt).map_err(sys_err("bind the unpacked image")),
+        Some(dir) => {
+            sifr_sys::mount::rbind(dir, mnt).map_err(attach_step("bind the unpacked image"))
+        }
         None => staged.mount_detached(mnt, spec.owner),
     }
 }

@@ -1,0 +1,226 @@
+//! The errors of applying a plan: [`AttachError`] (attaching an image's root filesystem, alone
+//! or for a node's holder), [`ShareError`] (joining or starting a node's holder, which may end
+//! in the former) and [`ExecError`] (a whole launch, which includes both).
+//!
+//! They live apart from [`crate::exec`] so that the modules below it ([`crate::assemble`],
+//! [`crate::attach`], [`crate::share`]) report in these types without importing the launch
+//! itself.
+
+use std::path::PathBuf;
+
+use crate::fakeroot::FakerootError;
+
+/// Attaching an image: opening it, a loop device, a kernel or FUSE mount, an extraction, and
+/// the namespace steps a holder of a shared image takes around them.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("cannot {step}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot open image `{}`", path.display())]
+    ImageFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot attach `{}` (offset {offset}) to a loop device", path.display())]
+    Loop {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot mount the squashfs of `{}` (offset {offset})", path.display())]
+    KernelMount {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot mount `{}` (offset {offset}) with FUSE", path.display())]
+    Fuse {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: sifr_squashfs::fuse::Error,
+    },
+    #[error("cannot start the FUSE server for `{}`", path.display())]
+    FuseFork {
+        path: PathBuf,
+        #[source]
+        source: sifr_sys::process::ForkServerError,
+    },
+    #[error("cannot create a temporary directory in `{}`", path.display())]
+    TempDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot extract `{}` (offset {offset}) to `{}`",
+        path.display(),
+        dest.display()
+    )]
+    Extract {
+        path: PathBuf,
+        offset: u64,
+        dest: PathBuf,
+        #[source]
+        source: sifr_squashfs::read::Error,
+    },
+}
+
+/// Sharing an attached image with the other launches of a node ([`crate::share`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    #[error("runtime directory `{}` is not a private directory of uid {uid}", path.display())]
+    UnsafeDir { path: PathBuf, uid: u32 },
+    #[error("cannot use runtime directory `{}`", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot {step}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot prepare `{}` to be shared: {message}", path.display())]
+    Stage { path: PathBuf, message: String },
+    #[error("cannot talk to the holder at `{}`", path.display())]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Attaching the image failed after this process entered the namespaces it was to share:
+    /// the launch cannot go back to attaching the image on its own, so this is its error.
+    #[error(transparent)]
+    Attach(AttachError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("image `{}` is not a sandbox directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("cannot {step}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("bind source `{}` (for `{}`) is not accessible", src.display(), dst.display())]
+    BindSource {
+        src: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot mount `{}` in the container", dst.display())]
+    Mount {
+        dst: PathBuf,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot prepare `{}` in the session directory", path.display())]
+    Session {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot enter working directory `{}` in the container", path.display())]
+    Cwd {
+        path: PathBuf,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    /// Transparent: its messages are the launch's own.
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    #[error("cannot make the image writable with `--writable-tmpfs`: the overlay mount failed")]
+    WritableTmpfs {
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot use `{}` as an overlay: its path contains `,` or `:`", path.display())]
+    OverlayPath { path: PathBuf },
+    #[error("cannot mount the overlay `{}` over the image", path.display())]
+    Overlay {
+        path: PathBuf,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot create `{}` (for `{}`)", path.display(), dst.display())]
+    CreateSource {
+        path: PathBuf,
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Fakeroot(#[from] FakerootError),
+    #[error(transparent)]
+    Share(ShareError),
+    #[error("an argument or environment value contains a NUL byte")]
+    Nul(#[from] sifr_sys::process::NulError),
+    #[error(transparent)]
+    Exec(#[from] sifr_sys::process::ExecFailed),
+}
+
+impl ExecError {
+    /// The exit status sifr should end with for this error (126/127 for a command that could
+    /// not be executed, as shells do).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ExecError::Exec(e) => Some(e.exit_code()),
+            _ => None,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ExecError::Sys { source, .. } | ExecError::Attach(AttachError::Sys { source, .. })
+                if matches!(source.errno(), Some(EPERM | ENOSPC)) =>
+            {
+                Some(
+                    "unprivileged user namespaces may be disabled (see `/proc/sys/user/max_user_namespaces`)"
+                        .into(),
+                )
+            }
+            ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
+            ExecError::Fakeroot(e) => e.hint(),
+            ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
+                "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"
+                    .into(),
+            ),
+            ExecError::Sys { step: PROC_STEP, .. } => Some(
+                "in a user namespace the kernel mounts a new /proc only where the host's /proc is fully visible; try without `--pid`"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// `EPERM`, the errno of a refused `unshare`/`mount` (same value on every Linux architecture).
+const EPERM: i32 = 1;
+/// `ENOSPC`, what `unshare(CLONE_NEWUSER)` returns when `max_user_namespaces` is 0.
+const ENOSPC: i32 = 28;
+
+/// The step named when the PID namespace's `/proc` cannot be mounted.
+pub(crate) const PROC_STEP: &str = "mount /proc for the new PID namespace";
+
+/// A `map_err` for a failed system call of the launch: "cannot `what`".
+pub(crate) fn step(what: &'static str) -> impl FnOnce(sifr_sys::Error) -> ExecError {
+    move |source| ExecError::Sys { step: what, source }
+}
+
+/// [`step`], for the steps of attaching an image.
+pub(crate) fn attach_step(what: &'static str) -> impl FnOnce(sifr_sys::Error) -> AttachError {
+    move |source| AttachError::Sys { step: what, source }
+}
