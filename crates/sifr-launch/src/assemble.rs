@@ -34,7 +34,7 @@ use sifr_sys::fs::Leaf;
 use sifr_sys::mount::Attrs;
 
 use crate::error::{ExecError, step};
-use crate::plan::{LaunchPlan, Mount, Source};
+use crate::plan::types::{LaunchPlan, Mount, Source};
 
 /// Where the host's root is kept during assembly.
 pub const OLD_ROOT: &str = "/oldroot";
@@ -407,7 +407,7 @@ fn stage_scratch(i: usize, m: &Mount, prepared: &[Prepared]) -> Result<PathBuf, 
         })
     };
     mk(&dir)?;
-    if m.tag == crate::plan::Tag::Tmp {
+    if m.tag == crate::plan::types::Tag::Tmp {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).map_err(
             |source| ExecError::Session {

@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use crate::plan::{HostFacts, Options};
+use crate::plan::types::{HostFacts, Options};
 
 /// `PATH` when nothing sets one (Apptainer's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -37,7 +37,7 @@ use crate::envscript;
 use crate::error::{PROC_STEP, step};
 use crate::fakeroot;
 use crate::image::{Attach, Format, Image};
-use crate::plan::{Action, IdMap, LaunchPlan, Source};
+use crate::plan::types::{Action, IdMap, LaunchPlan, Source};
 use crate::share;
 
 pub use crate::error::ExecError;

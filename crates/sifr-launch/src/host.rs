@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::plan::{HostFacts, UserInfo};
+use crate::plan::types::{HostFacts, UserInfo};
 
 /// Look everything up for the calling process. `env` is the host environment to use (the
 /// caller passes `std::env::vars()`, or a controlled list in tests).

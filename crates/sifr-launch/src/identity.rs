@@ -4,7 +4,7 @@
 //! Pure text processing: the caller reads the image's file (through the image root fd) and
 //! writes the result into the session tmpfs. No namespace work.
 
-use crate::plan::Identity;
+use crate::plan::types::Identity;
 
 /// The image's passwd text with the caller's line (`name:x:uid:gid:gecos:home:shell`).
 /// Name and gecos come from the host (for uid 0 the image's name is kept); the shell from the
@@ -94,7 +94,7 @@ pub fn group(image: &str, id: &Identity) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::UserInfo;
+    use crate::plan::types::UserInfo;
 
     fn id(uid: u32) -> Identity {
         Identity {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::cmdpath::command_candidates;
 use crate::env;
 use crate::image::Attach;
-use crate::plan::{Action, LaunchPlan};
+use crate::plan::types::{Action, LaunchPlan};
 
 /// What the FUSE server of an image it attaches looks up and reads ahead: the launch's own
 /// [`first_lookups`] and the command's [`first_reads`]. Nothing for any other attachment.

@@ -20,7 +20,7 @@ mod nvccli;
 
 use std::path::{Path, PathBuf};
 
-use crate::plan::{Mount, Source, Tag};
+use crate::plan::types::{Mount, Tag};
 use devices::Selection;
 use ldcache::ElfKind;
 
@@ -372,15 +372,11 @@ fn nvidia_devices(f: &mut Found, nvd: Option<&str>, cvd: Option<&str>, contain: 
 /// destination both name (`libOpenCL.so.1` with `--nv --rocm`).
 pub fn mounts(found: &[Found], contain: bool) -> Vec<Mount> {
     let mut out: Vec<Mount> = Vec::new();
-    let bind = |src: &Path, dst: PathBuf, readonly: bool, nodev: bool| Mount {
-        tag: Tag::Gpu,
-        source: Source::Host(src.into()),
-        dst,
-        readonly,
-        nosuid: true,
-        nodev,
-        required: false,
-        create: None,
+    // Libraries and programs: read-only, no device nodes.
+    let bind_ro = |src: &Path, dst: PathBuf| Mount {
+        readonly: true,
+        nodev: true,
+        ..Mount::host(Tag::Gpu, src, dst)
     };
     for (dir, bits32) in [(LIBS_DIR, false), (LIBS32_DIR, true)] {
         let libs: Vec<&Lib> = found
@@ -392,29 +388,26 @@ pub fn mounts(found: &[Found], contain: bool) -> Vec<Mount> {
             continue;
         }
         out.push(Mount {
-            tag: Tag::Gpu,
-            source: Source::Scratch,
-            dst: dir.into(),
             readonly: true,
-            nosuid: true,
-            nodev: true,
-            required: true,
-            create: None,
+            ..Mount::scratch(Tag::Gpu, dir)
         });
         for l in libs {
-            out.push(bind(&l.path, Path::new(dir).join(&l.name), true, true));
+            out.push(bind_ro(&l.path, Path::new(dir).join(&l.name)));
         }
     }
     for f in found {
         for (name, path) in &f.programs {
-            out.push(bind(path, Path::new(PROGRAMS_DIR).join(name), true, true));
+            out.push(bind_ro(path, Path::new(PROGRAMS_DIR).join(name)));
         }
         for p in &f.files {
-            out.push(bind(p, p.clone(), false, true));
+            out.push(Mount {
+                nodev: true,
+                ..Mount::host(Tag::Gpu, p, p)
+            });
         }
         if contain {
             for d in &f.devices {
-                out.push(bind(d, d.clone(), false, false));
+                out.push(Mount::host(Tag::Gpu, d, d));
             }
         }
     }
@@ -426,6 +419,7 @@ pub fn mounts(found: &[Found], contain: bool) -> Vec<Mount> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::types::Source;
 
     const X86_64: ElfKind = ElfKind {
         bits64: true,
