@@ -26,7 +26,7 @@
 //! extracted sandbox removed by this process before [`run_image`] returns.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd as _, IntoRawFd as _};
 use std::path::{Path, PathBuf};
 
 use crate::assemble;
@@ -37,7 +37,7 @@ use crate::envscript;
 use crate::error::{PROC_STEP, step};
 use crate::fakeroot;
 use crate::image::{Attach, Format, Image};
-use crate::plan::types::{Action, IdMap, LaunchPlan, Source};
+use crate::plan::types::{Action, IdMap, LaunchPlan, ReadyFd, Source};
 use crate::share;
 
 pub use crate::error::ExecError;
@@ -253,9 +253,10 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
     };
     let env = env::finish(&plan.env, vars, &libs);
 
-    if let Some(fd) = plan.ready_fd {
-        // `instance start` waits for this byte: the container is assembled.
-        sifr_sys::process::notify(fd);
+    if let Some(fd) = plan.ready_fd.as_ref().and_then(ReadyFd::take) {
+        // `instance start` waits for this byte: the container is assembled. `notify` writes
+        // it and closes the descriptor, whose ownership it takes.
+        sifr_sys::process::notify(fd.into_raw_fd());
     }
     let Some(argv) = action_argv(&plan.action) else {
         if let Action::Start(_) = plan.action {

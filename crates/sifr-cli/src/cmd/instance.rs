@@ -234,8 +234,10 @@ fn start(a: StartArgs, s: &Settings) -> anyhow::Result<u8> {
             return 1;
         }
         let action = sifr_launch::Action::Start(a.args.clone());
+        // Held to the end of this body: a launch that fails has written its error first.
+        let ready = sifr_launch::plan::ReadyFd::new(ready_w);
         let r = super::action::launch_with(&a.flags, &a.image, action, s, |o| {
-            o.ready_fd = Some(ready_fd);
+            o.ready_fd = Some(ready.clone());
             o.env.push(("APPTAINER_INSTANCE".into(), name.clone()));
         });
         let _ = std::fs::remove_file(&state_path);
@@ -248,7 +250,7 @@ fn start(a: StartArgs, s: &Settings) -> anyhow::Result<u8> {
         }
     })
     .context("cannot start the instance's launcher")?;
-    drop(ready_w);
+    // `ready_w` went with the closure, dropped unrun here: only the launcher holds it now.
     let ready = sifr_sys::ipc::wait_readable(
         &[std::os::fd::AsFd::as_fd(&ready_r)],
         Some(Duration::from_secs(120)),

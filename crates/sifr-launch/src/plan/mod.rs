@@ -18,7 +18,7 @@ pub mod types;
 
 pub use types::{
     Action, Cwd, DEFAULT_SESSION_MIB, HomeSpec, HostFacts, IdMap, Identity, LaunchPlan, Mount,
-    Options, PlanError, Source, Tag, UserInfo,
+    Options, PlanError, ReadyFd, Source, Tag, UserInfo,
 };
 
 /// Root's home inside the container under `--fakeroot`.
@@ -124,7 +124,7 @@ pub fn build(
         hostname: opts.hostname.clone(),
         mounts,
         share,
-        ready_fd: opts.ready_fd,
+        ready_fd: opts.ready_fd.clone(),
         env,
         action,
         cwd,

@@ -3,7 +3,9 @@
 //! rules: the modules that contribute to a plan or apply it ([`crate::gpu`], [`crate::env`],
 //! [`crate::exec`]) depend on these types, not on the builder.
 
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use crate::bind::Bind;
 use crate::env::EnvPlan;
@@ -62,8 +64,44 @@ pub struct Options {
     pub share_idle: Option<std::time::Duration>,
     /// An inherited fd to write one byte to once the container is assembled, just before the
     /// command starts (`instance start` waits for it).
-    pub ready_fd: Option<i32>,
+    pub ready_fd: Option<ReadyFd>,
 }
+
+/// The descriptor a launch writes one byte to, once, when the container is assembled
+/// ([`Options::ready_fd`]). Owned from where it arrives (the `instance start` launcher) and
+/// shared by the options and the plan made of them, which are plain, cloneable data; the first
+/// [`ReadyFd::take`] gets it.
+#[derive(Clone)]
+pub struct ReadyFd(Arc<Mutex<Option<OwnedFd>>>);
+
+impl ReadyFd {
+    pub fn new(fd: OwnedFd) -> ReadyFd {
+        ReadyFd(Arc::new(Mutex::new(Some(fd))))
+    }
+
+    /// The descriptor, for its one write; `None` once taken.
+    pub fn take(&self) -> Option<OwnedFd> {
+        self.0.lock().map_or(None, |mut fd| fd.take())
+    }
+}
+
+impl std::fmt::Debug for ReadyFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.lock().as_deref() {
+            Ok(Some(fd)) => write!(f, "ReadyFd({})", fd.as_raw_fd()),
+            _ => f.write_str("ReadyFd(taken)"),
+        }
+    }
+}
+
+/// The same descriptor: clones of one [`ReadyFd`].
+impl PartialEq for ReadyFd {
+    fn eq(&self, other: &ReadyFd) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ReadyFd {}
 
 /// Apptainer's `sessiondir max size`: the session tmpfs (generated files, `--contain` scratch
 /// directories, the overlay's upper layer of `--writable-tmpfs`) may hold this many MiB.
@@ -313,7 +351,7 @@ pub struct LaunchPlan {
     /// launch ([`crate::share`]); `None` for launches that cannot share (fakeroot, `--writable`).
     pub share: Option<std::time::Duration>,
     /// See [`Options::ready_fd`].
-    pub ready_fd: Option<i32>,
+    pub ready_fd: Option<ReadyFd>,
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
