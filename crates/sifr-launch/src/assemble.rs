@@ -298,18 +298,12 @@ pub fn mount_all(
     root: &OwnedFd,
     kind: RootKind,
 ) -> Result<(), ExecError> {
-    let mut passwd_ok = false;
-    let mut group_ok = false;
-    if let Some(image_passwd) = read_image(root, "/etc/passwd")? {
-        let text = crate::identity::passwd(&image_passwd, &plan.identity);
-        write_session("/files/passwd", &text)?;
-        passwd_ok = true;
-    }
-    if let Some(image_group) = read_image(root, "/etc/group")? {
-        let text = crate::identity::group(&image_group, &plan.identity);
-        write_session("/files/group", &text)?;
-        group_ok = true;
-    }
+    let passwd_ok = stage_rewritten(root, "/etc/passwd", "/files/passwd", |image| {
+        crate::identity::passwd(image, &plan.identity)
+    })?;
+    let group_ok = stage_rewritten(root, "/etc/group", "/files/group", |image| {
+        crate::identity::group(image, &plan.identity)
+    })?;
     for (i, p) in prepared.iter().enumerate() {
         let m = &p.mount;
         let src = match &m.source {
@@ -440,6 +434,21 @@ fn stage_scratch(i: usize, m: &Mount, prepared: &[Prepared]) -> Result<PathBuf, 
         }
     }
     Ok(dir)
+}
+
+/// Write the session file `session` as `rewrite` makes it from the image's file `path`;
+/// false when the image has no such file (then nothing is mounted over it).
+fn stage_rewritten(
+    root: &OwnedFd,
+    path: &str,
+    session: &str,
+    rewrite: impl FnOnce(&str) -> String,
+) -> Result<bool, ExecError> {
+    let Some(image) = read_image(root, path)? else {
+        return Ok(false);
+    };
+    write_session(session, &rewrite(&image))?;
+    Ok(true)
 }
 
 fn read_image(root: &OwnedFd, path: &str) -> Result<Option<String>, ExecError> {

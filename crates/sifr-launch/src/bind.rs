@@ -178,43 +178,47 @@ fn csv_fields(line: &str) -> Result<Vec<String>, &'static str> {
 mod tests {
     use super::*;
 
-    fn b(src: &str, dst: &str, ro: bool) -> Bind {
+    fn ro(src: &str, dst: &str) -> Bind {
         Bind {
             src: src.into(),
             dst: dst.into(),
-            readonly: ro,
+            readonly: true,
         }
+    }
+
+    fn rw(src: &str, dst: &str) -> Bind {
+        Bind {
+            readonly: false,
+            ..ro(src, dst)
+        }
+    }
+
+    /// The message of the error a bad spec gives.
+    fn message(r: Result<Bind, BindError>) -> String {
+        r.unwrap_err().to_string()
     }
 
     #[test]
     fn source_alone_binds_at_the_same_path() {
-        assert_eq!(
-            parse_list("/data").unwrap(),
-            vec![b("/data", "/data", false)]
-        );
+        assert_eq!(parse_list("/data").unwrap(), vec![rw("/data", "/data")]);
     }
 
     #[test]
     fn comma_list_with_destinations_and_ro() {
         assert_eq!(
             parse_list("/a:/x:ro, /b:/y,/c::rw").unwrap(),
-            vec![
-                b("/a", "/x", true),
-                b("/b", "/y", false),
-                b("/c", "/c", false)
-            ]
+            vec![ro("/a", "/x"), rw("/b", "/y"), rw("/c", "/c")]
         );
     }
 
     #[test]
     fn bad_binds_name_the_spec() {
-        let e = parse_one("/a:/b:rx").unwrap_err();
         assert_eq!(
-            e.to_string(),
+            message(parse_one("/a:/b:rx")),
             "invalid bind `/a:/b:rx`: unknown option `rx`"
         );
-        let e = parse_one("data:/b").unwrap_err();
-        assert!(e.to_string().contains("`data` is not an absolute path"));
+        let e = message(parse_one("data:/b"));
+        assert!(e.contains("`data` is not an absolute path"), "{e}");
         assert!(matches!(
             parse_one("/a:/b:ro:x"),
             Err(BindError::TooManyFields { .. })
@@ -225,30 +229,28 @@ mod tests {
     fn docker_style_mounts_parse_like_apptainer() {
         assert_eq!(
             parse_mount("type=bind,source=/a,destination=/b,readonly").unwrap(),
-            b("/a", "/b", true)
+            ro("/a", "/b")
         );
-        assert_eq!(parse_mount("src=/a,dst=/b").unwrap(), b("/a", "/b", false));
+        assert_eq!(parse_mount("src=/a,dst=/b").unwrap(), rw("/a", "/b"));
         assert_eq!(
             parse_mount("\"src=/a,b\",target=/c,ro=false").unwrap(),
-            b("/a,b", "/c", true)
+            ro("/a,b", "/c")
         );
     }
 
     #[test]
     fn bad_mounts_name_the_spec_and_the_reason() {
-        let e = parse_mount("type=volume,src=/a,dst=/b").unwrap_err();
         assert_eq!(
-            e.to_string(),
+            message(parse_mount("type=volume,src=/a,dst=/b")),
             "invalid mount `type=volume,src=/a,dst=/b`: unsupported type `volume`, only `bind` is"
         );
-        let e = parse_mount("src=/a").unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("needs both a source and a destination"),
-            "{e}"
-        );
-        let e = parse_mount("src=/a,dst=/b,propagation=x").unwrap_err();
-        assert!(e.to_string().contains("unknown key `propagation`"), "{e}");
+        for (spec, why) in [
+            ("src=/a", "needs both a source and a destination"),
+            ("src=/a,dst=/b,propagation=x", "unknown key `propagation`"),
+        ] {
+            let e = message(parse_mount(spec));
+            assert!(e.contains(why), "{e}");
+        }
         assert!(matches!(
             parse_mount("src=a,dst=/b"),
             Err(BindError::NotAbsolute { .. })

@@ -267,12 +267,7 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
     };
     let candidates = command_candidates(&argv[0], env.get("PATH").unwrap_or(env::DEFAULT_PATH));
     let argv_os: Vec<OsString> = argv.iter().map(OsString::from).collect();
-    let env_os: Vec<(OsString, OsString)> = env
-        .0
-        .iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-        .collect();
-    let spec = sifr_sys::process::ExecSpec::new(&argv[0], &candidates, &argv_os, &env_os)?;
+    let spec = sifr_sys::process::ExecSpec::new(&argv[0], &candidates, &argv_os, &os_pairs(&env))?;
     let pid_ns = if plan.namespaces.pid {
         sifr_sys::ns::unshare(sifr_sys::ns::Namespaces {
             pid: true,
@@ -438,6 +433,14 @@ fn image_environment(plan: &LaunchPlan) -> Vars {
     vars
 }
 
+/// The variables as an `execve` environment.
+fn os_pairs(vars: &Vars) -> Vec<(OsString, OsString)> {
+    vars.0
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
+}
+
 /// Why the `/bin/sh` fallback failed.
 #[derive(Debug, thiserror::Error)]
 enum ShellEvalError {
@@ -469,13 +472,12 @@ fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
         "sh".into(),
         script.as_os_str().to_owned(),
     ];
-    let env: Vec<(OsString, OsString)> = vars
-        .0
-        .iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-        .collect();
-    let spec =
-        sifr_sys::process::ExecSpec::new("/bin/sh", &[PathBuf::from("/bin/sh")], &argv, &env)?;
+    let spec = sifr_sys::process::ExecSpec::new(
+        "/bin/sh",
+        &[PathBuf::from("/bin/sh")],
+        &argv,
+        &os_pairs(vars),
+    )?;
     let (rd, wr) = rustix_pipe()?;
     let mut child = sifr_sys::process::spawn(
         &spec,

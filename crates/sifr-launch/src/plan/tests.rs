@@ -36,15 +36,44 @@ fn host(uid: u32) -> HostFacts {
     }
 }
 
-fn plan(opts: &Options, uid: u32) -> String {
+/// The plan of `exec /images/lolcow true` for `uid`.
+fn try_plan(opts: &Options, uid: u32) -> Result<LaunchPlan, PlanError> {
     build(
         opts,
         Path::new("/images/lolcow"),
         Action::Exec(vec!["true".into()]),
         &host(uid),
     )
-    .unwrap()
-    .render()
+}
+
+/// [`try_plan`], rendered.
+fn plan(opts: &Options, uid: u32) -> String {
+    try_plan(opts, uid).unwrap().render()
+}
+
+/// Why [`try_plan`] refuses `opts` for uid 1000.
+fn refused(opts: &Options) -> PlanError {
+    try_plan(opts, 1000).unwrap_err()
+}
+
+/// The plan of `shell /i` on host `h`.
+fn shell(opts: &Options, h: &HostFacts) -> Result<LaunchPlan, PlanError> {
+    build(opts, Path::new("/i"), Action::Shell, h)
+}
+
+/// Options with `--no-mount list`.
+fn no_mount(list: &str) -> Options {
+    Options {
+        no_mount: crate::nomount::parse_list(list).unwrap(),
+        ..Options::default()
+    }
+}
+
+/// Every one of `wants` is in the rendered plan `p`.
+fn assert_has(p: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(p.contains(want), "missing `{want}`:\n{p}");
+    }
 }
 
 #[test]
@@ -94,7 +123,7 @@ fn root_gets_only_a_mount_namespace() {
 fn cwd_under_a_same_path_bind_is_not_bound_again() {
     let mut h = host(1000);
     h.cwd = "/home/alice/project".into();
-    let p = build(&Options::default(), Path::new("/i"), Action::Shell, &h).unwrap();
+    let p = shell(&Options::default(), &h).unwrap();
     assert!(
         !p.mounts.iter().any(|m| m.tag == Tag::Cwd),
         "{}",
@@ -107,7 +136,7 @@ fn cwd_under_a_same_path_bind_is_not_bound_again() {
         no_home: true,
         ..Options::default()
     };
-    let p = build(&opts, Path::new("/i"), Action::Shell, &h).unwrap();
+    let p = shell(&opts, &h).unwrap();
     assert!(p.mounts.iter().any(|m| m.tag == Tag::Cwd && m.dst == h.cwd));
     assert!(!p.mounts.iter().any(|m| m.tag == Tag::Home));
 }
@@ -150,17 +179,18 @@ fn contain_uses_scratch_dirs_and_home_as_cwd() {
         ..Options::default()
     };
     let p = plan(&opts, 1000);
-    for want in [
-        "mount Dev <scratch> -> /dev rw,nosuid,required",
-        "mount Dev /dev/null -> /dev/null rw,nosuid",
-        "mount Dev <scratch> -> /dev/shm rw,nosuid,nodev,required",
-        "mount Dev <devpts> -> /dev/pts rw,nosuid,required",
-        "mount Tmp <scratch> -> /tmp rw,nosuid,nodev,required",
-        "mount Home <scratch> -> /home/alice rw,nosuid,nodev,required",
-        "cwd /home/alice\n",
-    ] {
-        assert!(p.contains(want), "missing `{want}`:\n{p}");
-    }
+    assert_has(
+        &p,
+        &[
+            "mount Dev <scratch> -> /dev rw,nosuid,required",
+            "mount Dev /dev/null -> /dev/null rw,nosuid",
+            "mount Dev <scratch> -> /dev/shm rw,nosuid,nodev,required",
+            "mount Dev <devpts> -> /dev/pts rw,nosuid,required",
+            "mount Tmp <scratch> -> /tmp rw,nosuid,nodev,required",
+            "mount Home <scratch> -> /home/alice rw,nosuid,nodev,required",
+            "cwd /home/alice\n",
+        ],
+    );
     assert!(!p.contains("mount Cwd"), "{p}");
     assert!(!p.contains("/tmp -> /tmp"), "{p}");
 }
@@ -180,17 +210,18 @@ fn home_flag_pwd_writable_and_cleanenv() {
         ..Options::default()
     };
     let p = plan(&opts, 1000);
-    for want in [
-        "root writable\n",
-        "mount Home /scratch/alice -> /home/me rw,nosuid,nodev,required",
-        "cwd /opt (explicit)",
-        "env seed HOME=/home/me",
-        "env override A=1",
-        "env path-set /only",
-        "env host TERM LANG\n",
-    ] {
-        assert!(p.contains(want), "missing `{want}`:\n{p}");
-    }
+    assert_has(
+        &p,
+        &[
+            "root writable\n",
+            "mount Home /scratch/alice -> /home/me rw,nosuid,nodev,required",
+            "cwd /opt (explicit)",
+            "env seed HOME=/home/me",
+            "env override A=1",
+            "env path-set /only",
+            "env host TERM LANG\n",
+        ],
+    );
     assert!(
         !p.contains("override HOME"),
         "HOME cannot be overridden:\n{p}"
@@ -229,25 +260,16 @@ fn bad_inputs_name_the_value() {
         cwd: Some("here".into()),
         ..Options::default()
     };
-    let e = build(&opts, Path::new("/i"), Action::Shell, &host(1)).unwrap_err();
+    let e = shell(&opts, &host(1)).unwrap_err();
     assert!(e.to_string().contains("`here`"));
     assert!(HomeSpec::parse("rel:/x").is_err());
     let mut h = host(1234);
     h.user = None;
-    let e = build(&Options::default(), Path::new("/i"), Action::Shell, &h).unwrap_err();
+    let e = shell(&Options::default(), &h).unwrap_err();
     assert_eq!(
         e.to_string(),
         "uid 1234 has no entry in the host user database, and no `--home` was given"
     );
-}
-
-fn try_plan(opts: &Options, uid: u32) -> Result<LaunchPlan, PlanError> {
-    build(
-        opts,
-        Path::new("/images/lolcow"),
-        Action::Exec(vec!["true".into()]),
-        &host(uid),
-    )
 }
 
 #[test]
@@ -299,10 +321,7 @@ fn hostname_implies_uts_and_generates_etc_hostname() {
             hostname: Some(bad.to_string()),
             ..Options::default()
         };
-        assert!(matches!(
-            try_plan(&opts, 1000),
-            Err(PlanError::Hostname { .. })
-        ));
+        assert!(matches!(refused(&opts), PlanError::Hostname { .. }));
     }
 }
 
@@ -324,11 +343,7 @@ fn no_mount_leaves_out_each_named_default() {
     ];
     let all = plan(&Options::default(), 1000);
     for (name, gone) in cases {
-        let opts = Options {
-            no_mount: crate::nomount::parse_list(name).unwrap(),
-            ..Options::default()
-        };
-        let p = plan(&opts, 1000);
+        let p = plan(&no_mount(name), 1000);
         for g in *gone {
             assert!(all.contains(g), "`{g}` is a default:\n{all}");
             assert!(!p.contains(g), "--no-mount {name} keeps `{g}`:\n{p}");
@@ -338,25 +353,16 @@ fn no_mount_leaves_out_each_named_default() {
         assert_eq!(removed, gone.len(), "--no-mount {name}:\n{p}");
     }
     // /etc/hosts alone leaves the other bind path entries.
-    let opts = Options {
-        no_mount: crate::nomount::parse_list("/etc/hosts").unwrap(),
-        ..Options::default()
-    };
-    assert!(plan(&opts, 1000).contains("-> /etc/localtime"));
+    assert!(plan(&no_mount("/etc/hosts"), 1000).contains("-> /etc/localtime"));
     // hostfs is accepted and changes nothing (sifr never binds host mount points).
-    let opts = Options {
-        no_mount: crate::nomount::parse_list("hostfs").unwrap(),
-        ..Options::default()
-    };
-    assert_eq!(plan(&opts, 1000), all);
+    assert_eq!(plan(&no_mount("hostfs"), 1000), all);
 }
 
 #[test]
 fn no_mount_devpts_and_dev_under_contain() {
     let mut opts = Options {
         contain: true,
-        no_mount: crate::nomount::parse_list("devpts").unwrap(),
-        ..Options::default()
+        ..no_mount("devpts")
     };
     let p = plan(&opts, 1000);
     assert!(!p.contains("<devpts>"), "{p}");
@@ -392,13 +398,14 @@ fn workdir_backs_tmp_var_tmp_and_home_only_with_contain() {
         ..Options::default()
     };
     let p = plan(&opts, 1000);
-    for want in [
-        "mount Tmp /scratch/w/tmp -> /tmp rw,nosuid,nodev,required,create=1777\n",
-        "mount Tmp /scratch/w/var_tmp -> /var/tmp rw,nosuid,nodev,required,create=1777\n",
-        "mount Home /scratch/w/home -> /home/alice rw,nosuid,nodev,required,create=700\n",
-    ] {
-        assert!(p.contains(want), "missing `{want}`:\n{p}");
-    }
+    assert_has(
+        &p,
+        &[
+            "mount Tmp /scratch/w/tmp -> /tmp rw,nosuid,nodev,required,create=1777\n",
+            "mount Tmp /scratch/w/var_tmp -> /var/tmp rw,nosuid,nodev,required,create=1777\n",
+            "mount Home /scratch/w/home -> /home/alice rw,nosuid,nodev,required,create=700\n",
+        ],
+    );
     // A user-named home stays what the user named.
     let opts = Options {
         home: Some(HomeSpec::parse("/data/me:/home/alice").unwrap()),
@@ -416,7 +423,7 @@ fn workdir_backs_tmp_var_tmp_and_home_only_with_contain() {
         ..Options::default()
     };
     assert_eq!(
-        try_plan(&opts, 1000).unwrap_err().to_string(),
+        refused(&opts).to_string(),
         "invalid `--workdir` value `w`: it must be an absolute path"
     );
 }
@@ -439,20 +446,20 @@ fn writable_tmpfs_overlay_and_writable_exclude_each_other() {
         ..tmpfs
     };
     assert_eq!(
-        try_plan(&both, 1000).unwrap_err().to_string(),
+        refused(&both).to_string(),
         "`--writable` and `--writable-tmpfs` cannot be used together"
     );
     let both = Options {
         writable_tmpfs: true,
         ..ov
     };
-    assert!(matches!(
-        try_plan(&both, 1000),
-        Err(PlanError::Conflict {
+    assert_eq!(
+        refused(&both),
+        PlanError::Conflict {
             a: "--writable-tmpfs",
             b: "--overlay"
-        })
-    ));
+        }
+    );
 }
 
 #[test]
@@ -469,10 +476,7 @@ fn session_tmpfs_size_is_apptainers_64_mib_unless_set() {
         session_mib: Some(0),
         ..Options::default()
     };
-    assert!(matches!(
-        try_plan(&opts, 1000),
-        Err(PlanError::SessionSize { .. })
-    ));
+    assert!(matches!(refused(&opts), PlanError::SessionSize { .. }));
 }
 
 #[test]
@@ -577,9 +581,7 @@ fn gpu_mounts_join_the_plan_with_devices_only_under_contain_and_selection_surviv
     }];
     let mut opts = Options::default();
     opts.contain_all();
-    let p = build(&opts, Path::new("/i"), Action::Shell, &h)
-        .unwrap()
-        .render();
+    let p = shell(&opts, &h).unwrap().render();
     let gpu: Vec<&str> = p.lines().filter(|l| l.contains(" Gpu ")).collect();
     assert_eq!(
         gpu,
@@ -599,9 +601,7 @@ fn gpu_mounts_join_the_plan_with_devices_only_under_contain_and_selection_surviv
         "{p}"
     );
 
-    let p = build(&Options::default(), Path::new("/i"), Action::Shell, &h)
-        .unwrap()
-        .render();
+    let p = shell(&Options::default(), &h).unwrap().render();
     assert!(
         !p.contains("/dev/nvidia1"),
         "the full /dev shows the nodes:\n{p}"
