@@ -101,7 +101,7 @@ pub enum ShareError {
     /// Attaching the image failed after this process entered the namespaces it was to share:
     /// the launch cannot go back to attaching the image on its own, so this is its error.
     #[error(transparent)]
-    Attach(AttachError),
+    Attach(Box<AttachError>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +141,7 @@ pub enum ExecError {
     },
     /// Transparent: its messages are the launch's own.
     #[error(transparent)]
-    Attach(#[from] AttachError),
+    Attach(Box<AttachError>),
     #[error("cannot make the image writable with `--writable-tmpfs`: the overlay mount failed")]
     WritableTmpfs {
         #[source]
@@ -183,15 +183,21 @@ impl ExecError {
     }
 
     pub fn hint(&self) -> Option<String> {
+        let sys = match self {
+            ExecError::Sys { source, .. } => Some(source),
+            ExecError::Attach(e) => match &**e {
+                AttachError::Sys { source, .. } => Some(source),
+                _ => None,
+            },
+            _ => None,
+        };
+        if sys.is_some_and(|e| matches!(e.errno(), Some(EPERM | ENOSPC))) {
+            return Some(
+                "unprivileged user namespaces may be disabled (see `/proc/sys/user/max_user_namespaces`)"
+                    .into(),
+            );
+        }
         match self {
-            ExecError::Sys { source, .. } | ExecError::Attach(AttachError::Sys { source, .. })
-                if matches!(source.errno(), Some(EPERM | ENOSPC)) =>
-            {
-                Some(
-                    "unprivileged user namespaces may be disabled (see `/proc/sys/user/max_user_namespaces`)"
-                        .into(),
-                )
-            }
             ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
             ExecError::Fakeroot(e) => e.hint(),
             ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
@@ -204,6 +210,12 @@ impl ExecError {
             ),
             _ => None,
         }
+    }
+}
+
+impl From<AttachError> for ExecError {
+    fn from(e: AttachError) -> ExecError {
+        ExecError::Attach(Box::new(e))
     }
 }
 
@@ -223,4 +235,41 @@ pub(crate) fn step(what: &'static str) -> impl FnOnce(sifr_sys::Error) -> ExecEr
 /// [`step`], for the steps of attaching an image.
 pub(crate) fn attach_step(what: &'static str) -> impl FnOnce(sifr_sys::Error) -> AttachError {
     move |source| AttachError::Sys { step: what, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> sifr_sys::Error {
+        sifr_sys::Error::new(
+            "unshare",
+            "user+mount",
+            std::io::Error::from_raw_os_error(EPERM),
+        )
+    }
+
+    #[test]
+    fn an_attach_step_reads_and_hints_as_a_launch_step() {
+        let step = "create the shared namespaces";
+        let direct = ExecError::Sys {
+            step,
+            source: refused(),
+        };
+        let attached = ExecError::from(AttachError::Sys {
+            step,
+            source: refused(),
+        });
+        assert_eq!(attached.to_string(), direct.to_string());
+        assert_eq!(
+            std::error::Error::source(&attached).map(ToString::to_string),
+            std::error::Error::source(&direct).map(ToString::to_string)
+        );
+        assert!(
+            direct
+                .hint()
+                .is_some_and(|h| h.contains("max_user_namespaces"))
+        );
+        assert_eq!(attached.hint(), direct.hint());
+    }
 }

@@ -84,7 +84,7 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
                 Ok(j) => Some(j),
                 Err(share::ShareError::Attach(e)) => {
                     share::release();
-                    return Err(e.into());
+                    return Err(ExecError::Attach(e));
                 }
                 Err(e) => {
                     // The launch attaches the image itself, which reports any real problem

@@ -316,7 +316,7 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
     // From here on this process is in the namespaces it shares: a failure is the launch's.
     let fatal = |e: AttachError| {
         unbind();
-        ShareError::Attach(e)
+        ShareError::Attach(Box::new(e))
     };
     attach_here(spec, &paths.mnt, &mut staged).map_err(fatal)?;
     // The holder is forked into these namespaces. It removes an unpacked tree when it retires;
