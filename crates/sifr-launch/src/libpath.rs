@@ -201,10 +201,12 @@ mod tests {
         Vars::of(p)
     }
 
-    fn facts(libs: bool, libs32: bool) -> LibFacts<'static> {
+    /// Facts for a container whose library directories named in `filled` (`"libs"`,
+    /// `"libs32"`) hold files.
+    fn facts(filled: &[&str]) -> LibFacts<'static> {
         LibFacts {
-            libs,
-            libs32,
+            libs: filled.contains(&"libs"),
+            libs32: filled.contains(&"libs32"),
             defaults: &|| vec!["/usr/local/lib".into(), "/lib/x86_64-linux-gnu".into()],
         }
     }
@@ -212,7 +214,7 @@ mod tests {
     #[test]
     fn container_directories_come_before_the_host_libraries() {
         let mut env = vars(&[("LD_LIBRARY_PATH", LIBS_DIR)]);
-        apply(&mut env, &facts(true, true));
+        apply(&mut env, &facts(&["libs", "libs32"]));
         assert_eq!(
             env.get("LD_LIBRARY_PATH"),
             Some(
@@ -224,14 +226,14 @@ mod tests {
     #[test]
     fn an_image_value_is_kept_and_the_libraries_follow_it() {
         let mut env = vars(&[("LD_LIBRARY_PATH", "/opt/x:/.singularity.d/libs")]);
-        apply(&mut env, &facts(true, false));
+        apply(&mut env, &facts(&["libs"]));
         assert_eq!(
             env.get("LD_LIBRARY_PATH"),
             Some("/opt/x:/.singularity.d/libs")
         );
         // An image without 99-base.sh: the libraries are still found.
         let mut env = vars(&[]);
-        apply(&mut env, &facts(true, false));
+        apply(&mut env, &facts(&["libs"]));
         assert_eq!(
             env.get("LD_LIBRARY_PATH"),
             Some("/usr/local/lib:/lib/x86_64-linux-gnu:/.singularity.d/libs")
@@ -241,14 +243,14 @@ mod tests {
     #[test]
     fn without_gpu_libraries_nothing_changes_unless_asked() {
         let mut env = vars(&[("LD_LIBRARY_PATH", LIBS_DIR)]);
-        apply(&mut env, &facts(false, false));
+        apply(&mut env, &facts(&[]));
         assert_eq!(env.get("LD_LIBRARY_PATH"), Some(LIBS_DIR));
         let mut env = vars(&[
             ("LD_LIBRARY_PATH", LIBS_DIR),
             ("PREPEND_LD_LIBRARY_PATH", LIBS_DIR),
             ("APPEND_LD_LIBRARY_PATH", "/end"),
         ]);
-        apply(&mut env, &facts(false, false));
+        apply(&mut env, &facts(&[]));
         assert_eq!(
             env.get("LD_LIBRARY_PATH"),
             Some(
@@ -256,7 +258,7 @@ mod tests {
             )
         );
         let mut env = vars(&[]);
-        apply(&mut env, &facts(false, false));
+        apply(&mut env, &facts(&[]));
         assert_eq!(env.get("LD_LIBRARY_PATH"), None);
     }
 
