@@ -2,9 +2,8 @@
 //! or for a node's holder), [`ShareError`] (joining or starting a node's holder, which may end
 //! in the former) and [`ExecError`] (a whole launch, which includes both).
 //!
-//! They live apart from [`crate::exec`] so that the modules below it ([`crate::assemble`],
-//! [`crate::attach`], [`crate::share`]) report in these types without importing the launch
-//! itself.
+//! They live apart from [`crate::exec`] so that the modules below it (`assemble`, `attach`,
+//! [`crate::share`]) report in these types without importing the launch itself.
 
 use std::path::PathBuf;
 

@@ -64,7 +64,7 @@ pub const CONTAIN_DEVICES: &[&str] = &[
 
 /// Build the plan. `image` must be absolute (the caller canonicalises it).
 ///
-/// The checks come first ([`check`]), then the decisions the contributors share (id maps,
+/// The checks come first (`check`), then the decisions the contributors share (id maps,
 /// namespaces, the home); then each contributor adds its mounts in Apptainer's tag order, and
 /// the mounts are sorted by depth.
 pub fn build(
