@@ -20,6 +20,7 @@
 
 use std::path::Path;
 
+pub use crate::plan::types::EnvPlan;
 use crate::plan::types::{HostFacts, Options};
 
 /// `PATH` when nothing sets one (Apptainer's default).
@@ -60,21 +61,6 @@ pub const CLEANENV_KEEP: &[&str] = &[
     "ALL_PROXY",
     "FTP_PROXY",
 ];
-
-/// The environment rules of a launch, as data.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnvPlan {
-    /// Step 1: set before the image's scripts run.
-    pub seed: Vec<(String, String)>,
-    /// Step 3: overrides, applied in order (later wins); values are evaluated.
-    pub overrides: Vec<(String, String)>,
-    /// Step 4.
-    pub path_set: Option<String>,
-    pub path_prepend: Option<String>,
-    pub path_append: Option<String>,
-    /// Step 5: host variables restored when the image did not set them.
-    pub host: Vec<(String, String)>,
-}
 
 /// Build the environment rules from options and host facts.
 pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> EnvPlan {

@@ -20,6 +20,7 @@ mod nvccli;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::plan::types::{Found, Lib, Vendor};
 use crate::plan::types::{Mount, Tag};
 use devices::Selection;
 use ldcache::ElfKind;
@@ -69,12 +70,6 @@ impl Request {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vendor {
-    Nvidia,
-    Amd,
-}
-
 impl Vendor {
     /// The flag that asks for it, for messages.
     pub fn flag(self) -> &'static str {
@@ -102,32 +97,6 @@ impl Vendor {
             Vendor::Amd => ROCM_ENV,
         }
     }
-}
-
-/// A host library to bind: `name` is the file name in the container (the name the loader
-/// searches for, e.g. `libcuda.so.1`), `path` the host file it comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lib {
-    pub name: String,
-    pub path: PathBuf,
-    pub bits32: bool,
-}
-
-/// What discovery found for one vendor: plain data for [`mounts`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub vendor: Vendor,
-    pub libs: Vec<Lib>,
-    /// Program name and host path.
-    pub programs: Vec<(String, PathBuf)>,
-    /// Vendor files and sockets bound at their own path.
-    pub files: Vec<PathBuf>,
-    /// Device nodes (and node directories like `/dev/dri`) for `--contain`'s minimal `/dev`.
-    pub devices: Vec<PathBuf>,
-    /// Variables given to the container unless the host or the image sets them.
-    pub env: Vec<(String, String)>,
-    /// What a working driver would have had and this host lacks, one message each.
-    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

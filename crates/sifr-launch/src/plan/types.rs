@@ -1,14 +1,14 @@
-//! The plan's data: what the user asked for ([`Options`]), what the host is ([`HostFacts`]),
-//! and what [`super::build`] makes of them ([`LaunchPlan`] and its parts). Plain data, no
-//! rules: the modules that contribute to a plan or apply it ([`crate::gpu`], [`crate::env`],
-//! [`crate::exec`]) depend on these types, not on the builder.
+//! The plan's data: what the user asked for ([`Options`]), what the host is ([`HostFacts`],
+//! with what GPU discovery [`Found`]), and what [`super::build`] makes of them ([`LaunchPlan`]
+//! and its parts, the environment rules ([`EnvPlan`]) among them). Plain data, no rules: the
+//! modules that contribute to a plan or apply it ([`crate::gpu`], [`crate::env`],
+//! [`crate::exec`]) depend on these types, not on the builder, and these depend on none of them.
 
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::bind::Bind;
-use crate::env::EnvPlan;
 use crate::nomount::NoMount;
 
 /// What the user asked for, typed.
@@ -173,7 +173,7 @@ pub struct HostFacts {
     /// Whether host `/var/tmp` resolves to the same directory as `/tmp`.
     pub var_tmp_is_tmp: bool,
     /// What `--nv`/`--rocm` found on the host ([`crate::gpu::discover`]); empty without them.
-    pub gpu: Vec<crate::gpu::Found>,
+    pub gpu: Vec<Found>,
 }
 
 /// The command that runs in the container.
@@ -377,4 +377,54 @@ pub enum PlanError {
     Hostname { name: String },
     #[error("invalid session tmpfs size `{mib}` MiB: it must be at least 1")]
     SessionSize { mib: u64 },
+}
+
+/// The environment rules of a launch, as data (made by [`crate::env::plan`], applied by
+/// [`crate::env::finish`]; the steps are [`crate::env`]'s).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvPlan {
+    /// Step 1: set before the image's scripts run.
+    pub seed: Vec<(String, String)>,
+    /// Step 3: overrides, applied in order (later wins); values are evaluated.
+    pub overrides: Vec<(String, String)>,
+    /// Step 4.
+    pub path_set: Option<String>,
+    pub path_prepend: Option<String>,
+    pub path_append: Option<String>,
+    /// Step 5: host variables restored when the image did not set them.
+    pub host: Vec<(String, String)>,
+}
+
+/// The GPU vendor a `--nv` or `--rocm` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    Nvidia,
+    Amd,
+}
+
+/// A host library to bind: `name` is the file name in the container (the name the loader
+/// searches for, e.g. `libcuda.so.1`), `path` the host file it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lib {
+    pub name: String,
+    pub path: PathBuf,
+    pub bits32: bool,
+}
+
+/// What GPU discovery found for one vendor ([`crate::gpu::discover`]): plain data for
+/// [`crate::gpu::mounts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub vendor: Vendor,
+    pub libs: Vec<Lib>,
+    /// Program name and host path.
+    pub programs: Vec<(String, PathBuf)>,
+    /// Vendor files and sockets bound at their own path.
+    pub files: Vec<PathBuf>,
+    /// Device nodes (and node directories like `/dev/dri`) for `--contain`'s minimal `/dev`.
+    pub devices: Vec<PathBuf>,
+    /// Variables given to the container unless the host or the image sets them.
+    pub env: Vec<(String, String)>,
+    /// What a working driver would have had and this host lacks, one message each.
+    pub warnings: Vec<String>,
 }
