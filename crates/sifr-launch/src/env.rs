@@ -22,9 +22,7 @@ use std::path::Path;
 
 pub use crate::plan::types::EnvPlan;
 use crate::plan::types::{HostFacts, Options};
-
-/// `PATH` when nothing sets one (Apptainer's default).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use crate::vars::{DEFAULT_PATH, Vars};
 
 /// Host variables never forwarded into the container, by exact name.
 pub const BLOCKED: &[(&str, &str)] = &[
@@ -140,35 +138,6 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
         p.host.push(("LANG".into(), "C".into()));
     }
     p
-}
-
-/// An ordered variable list with set/get/remove, used while the environment is built.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars(pub Vec<(String, String)>);
-
-impl Vars {
-    /// Variables from literal pairs (tests).
-    #[cfg(test)]
-    pub(crate) fn of(p: &[(&str, &str)]) -> Vars {
-        Vars(
-            p.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
-    }
-    pub fn set(&mut self, k: &str, v: &str) {
-        match self.0.iter_mut().find(|(n, _)| n == k) {
-            Some(e) => e.1 = v.to_string(),
-            None => self.0.push((k.to_string(), v.to_string())),
-        }
-    }
-    pub fn remove(&mut self, k: &str) {
-        self.0.retain(|(n, _)| n != k);
-    }
 }
 
 /// Steps 3 to 6: from the environment the image's scripts left to the final one. `libs` says

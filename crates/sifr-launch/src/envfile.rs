@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::env::Vars;
+use crate::vars::Vars;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid environment file `{}:{line}`: {what} is not supported", path.display())]

@@ -13,7 +13,7 @@
 //!
 //! Pure text processing; no I/O, no namespace work.
 
-use crate::env::Vars;
+use crate::vars::Vars;
 
 /// A construct the native evaluator does not handle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -32,13 +32,14 @@ use std::path::{Path, PathBuf};
 use crate::assemble;
 use crate::attach;
 use crate::cmdpath::command_candidates;
-use crate::env::{self, Vars};
+use crate::env;
 use crate::envscript;
 use crate::error::{PROC_STEP, step};
 use crate::fakeroot;
 use crate::image::{Attach, Format, Image};
 use crate::plan::types::{Action, IdMap, LaunchPlan, ReadyFd, Source};
 use crate::share;
+use crate::vars::{DEFAULT_PATH, Vars};
 
 pub use crate::error::ExecError;
 
@@ -265,7 +266,7 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
         tracing::warn!("no test script found in the container, nothing to do");
         return Ok(0);
     };
-    let candidates = command_candidates(&argv[0], env.get("PATH").unwrap_or(env::DEFAULT_PATH));
+    let candidates = command_candidates(&argv[0], env.get("PATH").unwrap_or(DEFAULT_PATH));
     let argv_os: Vec<OsString> = argv.iter().map(OsString::from).collect();
     let spec = sifr_sys::process::ExecSpec::new(&argv[0], &candidates, &argv_os, &os_pairs(&env))?;
     let pid_ns = if plan.namespaces.pid {

@@ -30,6 +30,7 @@ pub mod nomount;
 pub mod plan;
 mod prefetch;
 pub mod share;
+pub mod vars;
 
 pub use error::{AttachError, ExecError, ShareError};
 pub use exec::{run, run_image};

@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::env::Vars;
 use crate::gpu::{LIBS_DIR, LIBS32_DIR};
+use crate::vars::Vars;
 
 /// What the container holds, as [`apply`] needs it.
 pub struct LibFacts<'a> {

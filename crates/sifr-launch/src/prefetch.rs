@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use crate::cmdpath::command_candidates;
-use crate::env;
 use crate::image::Attach;
 use crate::plan::types::{Action, LaunchPlan};
+use crate::vars::DEFAULT_PATH;
 
 /// What the FUSE server of an image it attaches looks up and reads ahead: the launch's own
 /// [`first_lookups`] and the command's [`first_reads`]. Nothing for any other attachment.
@@ -64,7 +64,7 @@ fn first_reads(action: &Action) -> Vec<Vec<PathBuf>> {
     let command = match action {
         Action::Exec(argv) => argv
             .first()
-            .map(|c| command_candidates(c, env::DEFAULT_PATH))
+            .map(|c| command_candidates(c, DEFAULT_PATH))
             .unwrap_or_default(),
         Action::Shell => vec!["/bin/bash".into(), "/bin/sh".into()],
         Action::Run(_) | Action::Test(_) | Action::Start(_) => vec!["/bin/sh".into()],
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn a_launch_reads_its_command_then_the_loader_and_libc_ahead() {
         let reads = first_reads(&Action::Exec(vec!["true".into(), "--help".into()]));
-        assert_eq!(reads[0], command_candidates("true", env::DEFAULT_PATH));
+        assert_eq!(reads[0], command_candidates("true", DEFAULT_PATH));
         assert!(reads[0].contains(&PathBuf::from("/usr/bin/true")));
         let reads = first_reads(&Action::Exec(vec!["/opt/app".into()]));
         assert_eq!(reads[0], vec![PathBuf::from("/opt/app")]);

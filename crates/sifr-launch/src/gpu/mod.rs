@@ -122,7 +122,7 @@ pub fn discover(
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.as_str())
     };
-    let path_env = var("PATH").unwrap_or(crate::env::DEFAULT_PATH);
+    let path_env = var("PATH").unwrap_or(crate::vars::DEFAULT_PATH);
     let mut out = Vec::new();
     let mut cache: Option<Result<Vec<ldcache::Entry>, ldcache::CacheError>> = None;
     let mut read_cache = || {
