@@ -9,6 +9,11 @@
 //! to attach them: loop device as root, FUSE or extraction otherwise). GPU support ([`gpu`]) is a
 //! plan contributor; overlays and instances are later ones. This crate never prints; warnings go through
 //! `tracing` and errors are returned.
+//!
+//! Layers: the plan's data ([`plan::types`]) depends on nothing but [`bind`] and [`nomount`];
+//! the contributors ([`gpu`], [`env`](mod@env)) and the builder ([`plan`]) on the data; the launch's
+//! lower steps (`assemble`, `attach`, [`share`]) report in [`error`]'s types; only [`exec`]
+//! puts them together.
 
 mod assemble;
 mod attach;
