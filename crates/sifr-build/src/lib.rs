@@ -10,6 +10,7 @@ pub mod arch;
 pub mod defbuild;
 pub mod isatree;
 pub mod layout;
+mod ociconfig;
 pub mod pack;
 pub mod pull;
 

@@ -36,9 +36,9 @@ use sifr_oci::merge::{
 };
 use sifr_oci::{Digest, ImageSource};
 
-use crate::defbuild::ociconfig;
 use crate::layout::base::{BASE_DIRS, BASE_FILES, BASE_SYMLINKS};
 use crate::layout::{ImageTree, SINGULARITY_D};
+use crate::ociconfig;
 use crate::pack::{self, IsaFacts, PackError, PackOptions, PartWriter};
 
 /// What a registry pull needs: a client (credentials, TLS, platform) and the blob cache.

@@ -23,6 +23,7 @@ pub mod ns;
 pub mod process;
 pub mod remove;
 pub mod signal;
+pub mod threads;
 pub mod tty;
 pub mod user;
 pub mod uts;

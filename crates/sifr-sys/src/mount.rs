@@ -30,17 +30,14 @@ pub struct Attrs {
 
 impl Attrs {
     fn bits(self) -> u64 {
-        let mut b = 0u64;
-        if self.readonly {
-            b |= libc::MOUNT_ATTR_RDONLY;
-        }
-        if self.nosuid {
-            b |= libc::MOUNT_ATTR_NOSUID;
-        }
-        if self.nodev {
-            b |= libc::MOUNT_ATTR_NODEV;
-        }
-        b
+        [
+            (self.readonly, libc::MOUNT_ATTR_RDONLY),
+            (self.nosuid, libc::MOUNT_ATTR_NOSUID),
+            (self.nodev, libc::MOUNT_ATTR_NODEV),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |b, (_, bit)| b | bit)
     }
 }
 

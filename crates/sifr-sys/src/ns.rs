@@ -11,6 +11,7 @@
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 
 use crate::error::{Error, Result, err};
+use crate::threads;
 
 /// Which new namespaces to create. Anything `false` is shared with the caller.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,40 +24,34 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    fn flags(self) -> rustix::thread::UnshareFlags {
+    /// Each namespace: whether it is new, its name in messages, its `unshare` flag.
+    fn table(self) -> [(bool, &'static str, rustix::thread::UnshareFlags); 5] {
         use rustix::thread::UnshareFlags as F;
-        let mut f = F::empty();
-        if self.user {
-            f |= F::NEWUSER;
-        }
-        if self.mount {
-            f |= F::NEWNS;
-        }
-        if self.pid {
-            f |= F::NEWPID;
-        }
-        if self.ipc {
-            f |= F::NEWIPC;
-        }
-        if self.uts {
-            f |= F::NEWUTS;
-        }
-        f
+        [
+            (self.user, "user", F::NEWUSER),
+            (self.mount, "mount", F::NEWNS),
+            (self.pid, "pid", F::NEWPID),
+            (self.ipc, "ipc", F::NEWIPC),
+            (self.uts, "uts", F::NEWUTS),
+        ]
+    }
+
+    fn flags(self) -> rustix::thread::UnshareFlags {
+        self.table()
+            .into_iter()
+            .filter(|(on, _, _)| *on)
+            .fold(rustix::thread::UnshareFlags::empty(), |f, (_, _, flag)| {
+                f | flag
+            })
     }
 
     /// `user+mount`-style list for messages.
     pub fn describe(self) -> String {
-        let names = [
-            (self.user, "user"),
-            (self.mount, "mount"),
-            (self.pid, "pid"),
-            (self.ipc, "ipc"),
-            (self.uts, "uts"),
-        ];
-        let v: Vec<&str> = names
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, n)| *n)
+        let v: Vec<&str> = self
+            .table()
+            .into_iter()
+            .filter(|(on, _, _)| *on)
+            .map(|(_, name, _)| name)
             .collect();
         if v.is_empty() {
             "none".into()
@@ -64,27 +59,6 @@ impl Namespaces {
             v.join("+")
         }
     }
-}
-
-/// The number of threads of the calling process, from `/proc/self/status`.
-pub fn thread_count() -> Result<usize> {
-    // Room for the whole file up front: procfs reports a size of 0, for which `read_to_string`
-    // would start with 32-byte reads and grow (eight reads for this file, on every launch).
-    let mut status = String::with_capacity(4096);
-    std::fs::File::open("/proc/self/status")
-        .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut status))
-        .map_err(err("read", "/proc/self/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| {
-            Error::new(
-                "parse",
-                "/proc/self/status",
-                std::io::Error::from(std::io::ErrorKind::InvalidData),
-            )
-        })
 }
 
 /// Error raised when a user namespace is requested from a multi-threaded process.
@@ -99,14 +73,13 @@ pub struct ThreadedError {
 /// With `ns.user`, the process must be single-threaded; this is checked first.
 pub fn unshare(ns: Namespaces) -> Result<()> {
     if ns.user {
-        let threads = thread_count()?;
-        if threads != 1 {
-            return Err(Error::new(
+        threads::ensure_single_threaded(|threads| {
+            Error::new(
                 "unshare",
                 ns.describe(),
                 std::io::Error::other(ThreadedError { threads }),
-            ));
-        }
+            )
+        })?;
     }
     // SAFETY: `unshare_unsafe` is unsafe only because of `CLONE_FILES`, which can make file
     // descriptors of other threads invalid in this one. We never pass `FILES`, and with a user
@@ -263,16 +236,9 @@ fn spawn_waiting_helper(
     argv.push(std::ptr::null());
     let (rd, wr) = crate::process::pipe()?;
     let (rd_raw, wr_raw) = (rd.as_raw_fd(), wr.as_raw_fd());
-    let threads = thread_count()?;
-    if threads != 1 {
-        return Err(crate::process::ForkServerError::Threaded { threads });
-    }
-    // SAFETY: the child below performs only async-signal-safe calls (`close`, `read`, `execv`,
-    // `_exit`) on data prepared before the fork.
-    let child = unsafe { libc::fork() };
-    if child < 0 {
-        return Err(Error::new("fork", "id map helper", std::io::Error::last_os_error()).into());
-    }
+    // The child below goes further than `fork_checked` requires: it performs only
+    // async-signal-safe calls (`close`, `read`, `execv`, `_exit`) on data prepared before.
+    let child = crate::process::fork_checked("id map helper")?;
     if child == 0 {
         // SAFETY: plain syscalls on fds and pointers that stay valid in the child (its copy of
         // the parent's memory); `execv` either replaces the image or returns, then `_exit`.
@@ -324,14 +290,13 @@ pub fn join(
 ) -> Result<()> {
     use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
     if let Some(user) = user {
-        let threads = thread_count()?;
-        if threads != 1 {
-            return Err(Error::new(
+        threads::ensure_single_threaded(|threads| {
+            Error::new(
                 "join",
                 "user namespace",
                 std::io::Error::other(ThreadedError { threads }),
-            ));
-        }
+            )
+        })?;
         move_into_link_name_space(user, Some(LinkNameSpaceType::User))
             .map_err(err("join", "user namespace"))?;
     }
@@ -347,14 +312,13 @@ pub fn join(
 /// Runs across a namespace change; the process must be single-threaded (checked).
 pub fn join_all(pid: i32) -> Result<()> {
     use rustix::thread::{LinkNameSpaceType as T, move_into_link_name_space};
-    let threads = thread_count()?;
-    if threads != 1 {
-        return Err(Error::new(
+    threads::ensure_single_threaded(|threads| {
+        Error::new(
             "join",
             format!("namespaces of process {pid}"),
             std::io::Error::other(ThreadedError { threads }),
-        ));
-    }
+        )
+    })?;
     let order = [
         ("user", "user", T::User),
         ("ipc", "ipc", T::InterProcessCommunication),
@@ -396,7 +360,7 @@ mod tests {
     #[test]
     fn user_namespace_is_refused_while_threads_exist() {
         // libtest runs this on a thread of its own, so the process has at least two.
-        assert!(thread_count().unwrap() >= 2);
+        assert!(crate::threads::thread_count().unwrap() >= 2);
         let err = unshare(Namespaces {
             user: true,
             mount: true,

@@ -19,8 +19,7 @@ pub struct UserEntry {
 
 /// Look up `uid` in the host's user database; `None` when there is no entry.
 pub fn user_by_uid(uid: u32) -> Option<UserEntry> {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
+    with_nss_buffer(|buf| {
         // SAFETY: getpwuid_r writes into `pwd` and the caller-provided buffer of `buf.len()`
         // bytes, and sets `result` to `&pwd` or null; all pointers are valid for the call. The
         // strings it points to live in `buf`, which we read before it is dropped or reused.
@@ -34,12 +33,11 @@ pub fn user_by_uid(uid: u32) -> Option<UserEntry> {
                 buf.len(),
                 &mut result,
             );
-            if rc == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 4, 0);
-                continue;
+            if rc != 0 {
+                return Err(rc);
             }
-            if rc != 0 || result.is_null() {
-                return None;
+            if result.is_null() {
+                return Ok(None);
             }
             let s = |p: *const libc::c_char| {
                 if p.is_null() {
@@ -48,22 +46,21 @@ pub fn user_by_uid(uid: u32) -> Option<UserEntry> {
                     CStr::from_ptr(p).to_string_lossy().into_owned()
                 }
             };
-            return Some(UserEntry {
+            Ok(Some(UserEntry {
                 name: s(pwd.pw_name),
                 uid: pwd.pw_uid,
                 gid: pwd.pw_gid,
                 gecos: s(pwd.pw_gecos),
                 home: s(pwd.pw_dir),
                 shell: s(pwd.pw_shell),
-            });
+            }))
         }
-    }
+    })
 }
 
 /// The name of group `gid` in the host's group database.
 pub fn group_name(gid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
+    with_nss_buffer(|buf| {
         // SAFETY: as for getpwuid_r above: all out-pointers are valid for the call and the
         // returned strings live in `buf`, read before it is reused.
         unsafe {
@@ -76,14 +73,31 @@ pub fn group_name(gid: u32) -> Option<String> {
                 buf.len(),
                 &mut result,
             );
-            if rc == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 4, 0);
-                continue;
+            if rc != 0 {
+                return Err(rc);
             }
-            if rc != 0 || result.is_null() || grp.gr_name.is_null() {
-                return None;
+            if result.is_null() || grp.gr_name.is_null() {
+                return Ok(None);
             }
-            return Some(CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned());
+            Ok(Some(
+                CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned(),
+            ))
+        }
+    })
+}
+
+/// Run a reentrant NSS lookup (`getpwuid_r`, `getgrgid_r`) with a buffer for its strings:
+/// `lookup` returns the entry it read from the buffer, `Ok(None)` when there is none, or the
+/// lookup's error number. On `ERANGE` the buffer grows fourfold (from 16 KiB, while under
+/// 1 MiB) and the lookup runs again; any other error means no entry.
+fn with_nss_buffer<T>(
+    mut lookup: impl FnMut(&mut [u8]) -> Result<Option<T>, libc::c_int>,
+) -> Option<T> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match lookup(&mut buf) {
+            Err(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            r => return r.ok().flatten(),
         }
     }
 }

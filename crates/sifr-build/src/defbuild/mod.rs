@@ -19,7 +19,6 @@
 
 pub mod bootstrap;
 pub mod files;
-pub(crate) mod ociconfig;
 mod script;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +27,7 @@ use sifr_deffile::{Definition, Stage};
 use sifr_squashfs::Compression;
 
 use crate::layout::{self, BuildTime, LayoutError, MetadataOptions};
+use crate::ociconfig;
 use crate::pack::{PackError, PackOptions};
 pub use bootstrap::BootstrapError;
 pub use files::CopyError;

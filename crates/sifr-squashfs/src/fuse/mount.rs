@@ -121,12 +121,13 @@ impl Mounted {
     /// Every descriptor the server needs (`/dev/fuse`, the image file, the readiness pipe): a
     /// forked server that outlives the launcher closes all others, so that it keeps no pipe or
     /// socket the launcher inherited or made open.
-    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+    pub fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd as _;
         vec![
-            self.fuse.as_raw_fd(),
+            self.fuse.as_fd(),
             self.archive.image_fd(),
-            self.ready_r.as_raw_fd(),
-            self.ready_w.as_raw_fd(),
+            self.ready_r.as_fd(),
+            self.ready_w.as_fd(),
         ]
     }
 

@@ -89,8 +89,8 @@ pub struct WalkEntry {
 impl Archive {
     /// The descriptor of the image file this archive reads (a forked server that closes every
     /// other descriptor keeps it).
-    pub fn image_fd(&self) -> std::os::fd::RawFd {
-        self.src.raw_fd()
+    pub fn image_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.src.fd()
     }
 
     /// Opens the filesystem that starts `offset` bytes into `file`.

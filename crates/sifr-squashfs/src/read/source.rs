@@ -23,8 +23,8 @@ pub(crate) struct Source {
 
 impl Source {
     /// The image file's descriptor.
-    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.file)
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
     }
 
     pub(crate) fn new(file: File, base: u64) -> Result<Self> {

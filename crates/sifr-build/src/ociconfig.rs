@@ -4,6 +4,9 @@
 //! with Docker's rule that arguments replace `CMD` after `ENTRYPOINT`, and the image's labels
 //! in `labels.json`.
 //!
+//! Shared by `defbuild` (`Bootstrap: oci*`) and `pull` (an OCI image straight into a SIF), so
+//! neither of the two depends on the other for it.
+//!
 //! Writes go through the confined-root helpers of `layout`; nothing here follows a symlink.
 
 use std::path::Path;

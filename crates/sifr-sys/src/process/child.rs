@@ -1,0 +1,145 @@
+//! A started child: whether its `execve` succeeded, how it ended, and signalling it.
+
+use std::io::Read as _;
+use std::os::fd::OwnedFd;
+
+use crate::error::{Error, Result};
+
+/// A forked child that is executing (or failed to execute) an [`ExecSpec`].
+#[derive(Debug)]
+pub struct Child {
+    pub pid: i32,
+    /// Read end of a close-on-exec pipe: EOF means the exec succeeded; 4 bytes are the errno of
+    /// the last failed `execve`.
+    pub(super) status_pipe: Option<OwnedFd>,
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// `exit status N` or `killed by signal N`, for messages.
+    pub fn describe(self) -> String {
+        match self {
+            ExitStatus::Exited(c) => format!("exit status {c}"),
+            ExitStatus::Signaled(s) => format!("killed by signal {s}"),
+        }
+    }
+
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// Exec failed in the child.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot execute `{name}`")]
+pub struct ExecFailed {
+    pub name: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl ExecFailed {
+    /// 127 when not found, 126 otherwise (the shell convention).
+    pub fn exit_code(&self) -> i32 {
+        if self.source.raw_os_error() == Some(libc::ENOENT) {
+            127
+        } else {
+            126
+        }
+    }
+}
+
+impl Child {
+    /// Block until the child has exec'd (`Ok`) or failed to (`Err` with its errno). The child
+    /// still has to be waited for in both cases.
+    pub fn wait_exec(&mut self, name: &str) -> std::result::Result<(), ExecFailed> {
+        let Some(fd) = self.status_pipe.take() else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 4];
+        let mut f = std::fs::File::from(fd);
+        let mut got = 0;
+        loop {
+            match f.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    if got == 4 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if got == 4 {
+            return Err(ExecFailed {
+                name: name.to_string(),
+                source: std::io::Error::from_raw_os_error(i32::from_ne_bytes(buf)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Wait for the child to end (retrying on `EINTR`), reaping it.
+    pub fn wait(&self) -> Result<ExitStatus> {
+        wait_pid(self.pid)
+    }
+}
+
+/// `waitpid(pid, 0)` until it ends, retrying on `EINTR`; stopped children are not reported.
+pub fn wait_pid(pid: i32) -> Result<ExitStatus> {
+    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| {
+        Error::new(
+            "wait for",
+            pid.to_string(),
+            std::io::Error::from_raw_os_error(libc::EINVAL),
+        )
+    })?;
+    loop {
+        match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, st))) => {
+                if let Some(c) = st.exit_status() {
+                    return Ok(ExitStatus::Exited(c));
+                }
+                if let Some(s) = st.terminating_signal() {
+                    return Ok(ExitStatus::Signaled(s));
+                }
+            }
+            Ok(None) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::new("wait for", format!("pid {pid}"), e)),
+        }
+    }
+}
+
+/// Send `SIGTERM` to `pid` (a server this process forked) and reap it.
+pub fn terminate(pid: i32) -> Result<ExitStatus> {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+    }
+    wait_pid(pid)
+}
+
+/// `kill(pid, sig)`; a negative `pid` names a process group.
+pub fn send_signal(pid: i32, sig: i32) -> Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        return Err(Error::new(
+            "signal",
+            format!("process {pid}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! The thread count of the calling process, and the one check that it has a single thread,
+//! made before each step the kernel or `fork` allows only then: creating or joining a user
+//! namespace (the kernel refuses with `EINVAL`), and a `fork` whose child runs ordinary code
+//! (another thread could hold a lock, malloc's or stdio's, that the child would inherit held).
+//!
+//! Depends on nothing else in `sys` but its error type, so `ns` and `process` both use it
+//! without depending on each other.
+
+use crate::error::{Error, Result, err};
+
+/// The number of threads of the calling process, from `/proc/self/status`.
+pub fn thread_count() -> Result<usize> {
+    // Room for the whole file up front: procfs reports a size of 0, for which `read_to_string`
+    // would start with 32-byte reads and grow (eight reads for this file, on every launch).
+    let mut status = String::with_capacity(4096);
+    std::fs::File::open("/proc/self/status")
+        .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut status))
+        .map_err(err("read", "/proc/self/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            Error::new(
+                "parse",
+                "/proc/self/status",
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            )
+        })
+}
+
+/// `Ok` when the calling process has exactly one thread; otherwise the error `threaded` makes
+/// of the thread count (each caller names its own step). A failure to read the count is
+/// returned as it is.
+pub(crate) fn ensure_single_threaded<E: From<Error>>(
+    threaded: impl FnOnce(usize) -> E,
+) -> std::result::Result<(), E> {
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Err(threaded(threads));
+    }
+    Ok(())
+}
