@@ -26,7 +26,7 @@
 //! extracted sandbox removed by this process before [`run_image`] returns.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd as _, IntoRawFd as _};
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 use crate::assemble;
@@ -256,8 +256,8 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
 
     if let Some(fd) = plan.ready_fd.as_ref().and_then(ReadyFd::take) {
         // `instance start` waits for this byte: the container is assembled. `notify` writes
-        // it and closes the descriptor, whose ownership it takes.
-        sifr_sys::process::notify(fd.into_raw_fd());
+        // it and closes the descriptor.
+        sifr_sys::process::notify(fd);
     }
     let Some(argv) = action_argv(&plan.action) else {
         if let Action::Start(_) = plan.action {

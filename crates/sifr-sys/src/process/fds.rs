@@ -73,11 +73,9 @@ pub fn close_fds_except(keep: &[BorrowedFd<'_>]) {
     }
 }
 
-/// Write one byte to the inherited fd `fd` and close it: a readiness signal to a waiting
-/// process. Errors are ignored (a waiter that went away is not the writer's problem).
-pub fn notify(fd: i32) {
-    // SAFETY: `fd` was handed to this process to be written once and closed; nothing else in
-    // the process owns it, so taking ownership here (and closing it on drop) is sound.
-    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+/// Write one byte to `fd` and close it: a readiness signal to a waiting process. Taking the
+/// descriptor by value makes the close part of the signal (the waiter may read to end of file).
+/// Errors are ignored (a waiter that went away is not the writer's problem).
+pub fn notify(fd: OwnedFd) {
     let _ = rustix::io::write(&fd, &[1]);
 }
