@@ -16,7 +16,7 @@ pub const TEST_USER: &str = "sifrtest";
 /// The probe's C source, kept next to this file.
 pub fn probe_source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../launch/tests/probe/probe.c")
+        .join("../sifr-launch/tests/probe/probe.c")
         .canonicalize()
         .expect("probe.c is in crates/sifr-launch/tests/probe")
 }
