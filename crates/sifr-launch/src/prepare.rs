@@ -67,7 +67,7 @@ impl Prepared {
 /// the ISA check under [`Policy::Warn`] goes to `warn` with the image's path; under
 /// [`Policy::Error`] it is a [`RequestError::Isa`].
 pub fn prepare(
-    request: &Request,
+    request: Request,
     host_env: Vec<(String, String)>,
     warn: impl FnOnce(&Finding, &Path),
 ) -> Result<Prepared, RequestError> {
@@ -75,12 +75,18 @@ pub fn prepare(
     let gpu = discover_gpus(&request.gpu, &host_env, opts.contain)?;
     let mut host = host::gather(host_env).map_err(RequestError::Host)?;
     host.gpu = gpu;
-    if let Some((plan, joined)) = join_holder(&opts, &request.image, &request.action, &host)? {
+    let Request {
+        image,
+        action,
+        isa_check: policy,
+        ..
+    } = request;
+    if let Some((plan, joined)) = join_holder(&opts, &image, &action, &host)? {
         return Ok(Prepared::Joined { plan, joined });
     }
-    let img = image::open(&request.image).map_err(RequestError::Image)?;
-    if let Some(finding) = isa_check::check(&img, &request.action, request.isa_check) {
-        if request.isa_check == Policy::Error {
+    let img = image::open(&image).map_err(RequestError::Image)?;
+    if let Some(finding) = isa_check::check(&img, &action, policy) {
+        if policy == Policy::Error {
             return Err(RequestError::Isa(Box::new(Refused {
                 image: img.path.clone(),
                 finding,
@@ -88,8 +94,7 @@ pub fn prepare(
         }
         warn(&finding, &img.path);
     }
-    let plan =
-        plan::build(&opts, &img.path, request.action.clone(), &host).map_err(RequestError::Plan)?;
+    let plan = plan::build(&opts, &img.path, action, &host).map_err(RequestError::Plan)?;
     let attach =
         image::choose(&img, plan.kernel_mounts(), opts.writable).map_err(RequestError::Image)?;
     Ok(Prepared::Attached {
@@ -102,12 +107,12 @@ pub fn prepare(
 /// The plan of `request` run in a container that already exists (`instance://NAME`): no GPU
 /// discovery, no image opened; `request.image` is the instance's image.
 pub fn plan_in_container(
-    request: &Request,
+    request: Request,
     host_env: Vec<(String, String)>,
 ) -> Result<LaunchPlan, RequestError> {
     let opts = request.options(&host_env)?;
     let host = host::gather(host_env).map_err(RequestError::Host)?;
-    plan::build(&opts, &request.image, request.action.clone(), &host).map_err(RequestError::Plan)
+    plan::build(&opts, &request.image, request.action, &host).map_err(RequestError::Plan)
 }
 
 /// Look at the host for the GPUs asked for, warning about anything a working driver would

@@ -379,7 +379,7 @@ pub(crate) fn launch_with(
     let env = host_env();
     let mut req = request(flags, settings, image, action, &env)?;
     tweak(&mut req);
-    let prepared = sifr_launch::prepare(&req, env, |finding, image| {
+    let prepared = sifr_launch::prepare(req, env, |finding, image| {
         super::isa_check::warn(finding, image, settings);
     })
     .map_err(request_error)?;
@@ -428,5 +428,93 @@ pub(crate) fn finish(
                 None => anyhow::Error::new(e).context(context),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A request's errors render as they did when the CLI parsed the flags itself: the same
+    //! message, `in <origin>` above it for a value from a variable or a setting, the same hint.
+    use super::*;
+    use clap::Parser as _;
+
+    /// `sifr exec ARGS /img true` with `env` as the environment, typed: the rendered error.
+    fn error(args: &[&str], env: &[(&str, &str)], settings: &Settings) -> String {
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            flags: ActionFlags,
+        }
+        let flags = T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .unwrap()
+            .flags;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let action = sifr_launch::Action::Exec(vec!["true".into()]);
+        let req = request(&flags, settings, Path::new("/img"), action, &env).unwrap();
+        let e = req.options(&env).unwrap_err();
+        crate::report::render(&request_error(e), false)
+    }
+
+    #[test]
+    fn flag_errors_render_with_their_hints() {
+        let s = Settings::default();
+        assert_eq!(
+            error(&["--env", "NOVAL"], &[], &s),
+            "error: invalid `--env` value `NOVAL`\nhint: use `--env NAME=VALUE`"
+        );
+        assert_eq!(
+            error(&["-B", "a:b"], &[], &s),
+            "error: invalid bind `a:b`: `a` is not an absolute path\n\
+             hint: bind paths must start with `/`"
+        );
+        assert_eq!(
+            error(&["-B", ":/b"], &[], &s),
+            "error: invalid bind `:/b`: the source is empty"
+        );
+        assert_eq!(
+            error(&["--env-file", "/nonexistent/sifr.env"], &[], &s),
+            "error: cannot read environment file `/nonexistent/sifr.env`\n  \
+             caused by: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn values_from_variables_and_settings_name_their_origin() {
+        let s = Settings {
+            bind: vec!["/x:/y:zz".into()],
+            ..Settings::default()
+        };
+        assert_eq!(
+            error(&[], &[], &s),
+            "error: in settings\n  caused by: invalid bind `/x:/y:zz`: unknown option `zz`\n\
+             hint: the form is `src[:dst[:ro|rw]]`; separate several binds with commas"
+        );
+        let s = Settings::default();
+        assert_eq!(
+            error(
+                &["--mount", "type=bind,src=/a,dst=/a"],
+                &[("APPTAINER_MOUNT", "type=volume,src=/a,dst=/b")],
+                &s
+            ),
+            "error: in environment variable `APPTAINER_MOUNT`\n  caused by: invalid mount \
+             `type=volume,src=/a,dst=/b`: unsupported type `volume`, only `bind` is\n\
+             hint: the form is `type=bind,source=/host/path,destination=/container/path[,readonly]`"
+        );
+        assert_eq!(
+            error(&[], &[("APPTAINER_HOME", "rel")], &s),
+            "error: in environment variable `APPTAINER_HOME`\n  \
+             caused by: invalid `--home` value `rel`: paths must be absolute"
+        );
+        let no_mount = error(&[], &[("SINGULARITY_NO_MOUNT", "hme")], &s);
+        assert!(
+            no_mount.starts_with(
+                "error: in environment variable `SINGULARITY_NO_MOUNT`\n  caused by: \
+                 invalid `--no-mount` value `hme`: not a mount name nor an absolute path\nhint: "
+            ),
+            "{no_mount}"
+        );
     }
 }

@@ -404,7 +404,7 @@ pub fn enter(
     let env = super::action::host_env();
     let mut req = super::action::request(flags, settings, &st.image, action, &env)?;
     req.instance = Some(st.name.clone());
-    let plan = sifr_launch::plan_in_container(&req, env).map_err(super::action::request_error)?;
+    let plan = sifr_launch::plan_in_container(req, env).map_err(super::action::request_error)?;
     super::action::finish(
         sifr_launch::exec::run_in_container(&plan, st.pid),
         &st.image,
