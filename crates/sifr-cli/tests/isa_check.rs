@@ -3,7 +3,7 @@
 //! `-march=x86-64-v2/v3/v4` (with and without the ISA note), plus one using AVX512-FP16,
 //! which few CPUs have. Each expectation is derived from the real host's features, so the
 //! test holds on any x86-64 machine; the "older node" cases are pinned with fake hosts in the
-//! unit tests of `cmd::isa_check`.
+//! unit tests of `sifr_launch::isa_check`.
 //!
 //! Starting a container needs root or unprivileged user namespaces; the refusals in `error`
 //! mode happen before any namespace and need neither.

@@ -1,5 +1,9 @@
 //! `launch`: the sifr runtime.
 //!
+//! One request in: the CLI fills a [`Request`] with what the user asked for, and [`prepare`]
+//! types it, reads the host, opens and judges the image ([`isa_check`]) and plans the launch,
+//! which [`Prepared::run`] executes.
+//!
 //! Parse, then plan, then execute: [`host::gather`] reads the host, [`plan::build`] turns
 //! options + image + host facts into a [`plan::LaunchPlan`] (plain data, unit-tested without
 //! privileges), and [`exec::run`] applies a plan through `sys`: namespaces, mounts,
@@ -30,13 +34,18 @@ pub mod gpu;
 pub mod host;
 pub mod identity;
 pub mod image;
+pub mod isa_check;
 pub mod libpath;
 pub mod nomount;
 pub mod plan;
 mod prefetch;
+pub mod prepare;
+pub mod request;
 pub mod share;
 pub mod vars;
 
 pub use error::{AttachError, ExecError, ShareError};
 pub use exec::{run, run_image};
 pub use plan::{Action, HostFacts, LaunchPlan, Options, build};
+pub use prepare::{Prepared, plan_in_container, prepare};
+pub use request::{Origin, Request, RequestError, Sourced};

@@ -1,19 +1,22 @@
 //! `sifr exec|run|shell|test IMAGE ...`: the container actions, for sandbox directories, SIF
 //! files and bare squashfs images.
 //!
-//! Parses the action flags into `sifr_launch::Options`, gathers host facts, opens the image and
-//! chooses how to attach it (`sifr_launch::image`), builds the plan and hands both to
-//! `sifr_launch::run_image`, which enters the container's namespaces in *this* process: nothing here
-//! may start a thread. The command's exit status becomes sifr's. A costly attach choice
-//! (extraction when FUSE is unusable) is announced with one `notice:` line on stderr.
+//! Moves the action flags, completed from their environment twins and the settings, into one
+//! `sifr_launch::Request`, and hands it to `sifr_launch::prepare`, which types it, gathers host
+//! facts, opens and judges the image, plans the launch and chooses how to attach the image;
+//! `Prepared::run` then enters the container's namespaces in *this* process: nothing here may
+//! start a thread. This module keeps the clap flags, the rendering of the request's errors and
+//! warnings, and the exit status, which is the command's. A costly attach choice (extraction
+//! when FUSE is unusable) is announced with one `notice:` line on stderr.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use clap::Args;
+use sifr_launch::{Origin, Prepared, RequestError, Sourced};
 
+use super::isa_check::IsaCheck;
 use crate::report::{AlreadyReported, Hinted};
-use crate::settings::Settings;
+use crate::settings::{Settings, Source};
 
 /// Flags shared by every action (Apptainer's action flags, the subset supported so far). Each
 /// has an environment twin, `APPTAINER_PID` for `--pid` and so on (`action_env::TWINS`).
@@ -87,7 +90,7 @@ pub struct ActionFlags {
     /// When the program needs CPU features this host lacks: warn, error (do not start it) or
     /// off (default: the `isa_check` setting, else warn).
     #[arg(long, value_name = "MODE")]
-    pub isa_check: Option<super::isa_check::IsaCheck>,
+    pub isa_check: Option<IsaCheck>,
     #[command(flatten)]
     pub gpu: GpuFlags,
 }
@@ -206,120 +209,136 @@ pub(crate) fn host_env() -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) fn options(
+/// What the user asked for, as one `sifr_launch::Request`: the flags completed from their
+/// environment twins (warnings and their sources logged here), plus the settings that add to
+/// them, each value with where it came from. Nothing is parsed here but the twins.
+pub(crate) fn request(
     flags: &ActionFlags,
     settings: &Settings,
     image: &Path,
+    action: sifr_launch::Action,
     host_env: &[(String, String)],
-) -> anyhow::Result<sifr_launch::Options> {
+) -> anyhow::Result<sifr_launch::Request> {
     // The flags' environment twins (`APPTAINER_PID`, ...) fill in what the command line left out.
-    let (flags, twins) = super::action_env::completed(flags, host_env)?;
+    let (f, twins) = super::action_env::completed(flags, host_env)?;
     for w in &twins.warnings {
         tracing::warn!("{w}");
     }
     for (flag, var) in twins.sources() {
         tracing::debug!("--{flag} from environment variable `{var}`");
     }
-    let flags = &flags;
-    let mut binds = Vec::new();
-    for spec in &flags.bind {
-        binds.extend(sifr_launch::bind::parse_list(spec).map_err(bind_error)?);
-    }
     // `APPTAINER_BIND` and friends (resolved with the usual precedence) add to `-B`.
-    let origin = match settings.get("bind").map(|r| &r.source) {
-        Some(crate::settings::Source::Env(name)) => format!("environment variable `{name}`"),
-        Some(crate::settings::Source::ConfigFile(p)) => format!("config file `{}`", p.display()),
-        _ => "settings".to_string(),
+    let bind_origin = match settings.get("bind").map(|r| &r.source) {
+        Some(Source::Env(name)) => Origin::EnvVar(name.clone()),
+        Some(Source::ConfigFile(p)) => Origin::ConfigFile(p.clone()),
+        _ => Origin::Settings,
     };
-    for spec in &settings.bind {
-        binds.extend(
-            sifr_launch::bind::parse_list(spec)
-                .map_err(bind_error)
-                .with_context(|| format!("in {origin}"))?,
-        );
-    }
-    let mut kv = Vec::new();
-    for e in &flags.env {
-        let Some((k, v)) = e.split_once('=') else {
-            return Err(Hinted::new(
-                format!("invalid `--env` value `{e}`"),
-                "use `--env NAME=VALUE`",
-            )
-            .into());
-        };
-        kv.push((k.to_string(), v.to_string()));
-    }
-    // A spec may hold several mounts, one a line, as Apptainer's does (and `APPTAINER_MOUNT`).
-    for (i, spec) in flags.mount.iter().enumerate() {
-        for line in spec.lines().filter(|l| !l.trim().is_empty()) {
-            let bind = sifr_launch::bind::parse_mount(line.trim()).map_err(bind_error);
-            binds.push(twins.named("mount", i, bind)?);
-        }
-    }
-    let mut no_mount = Vec::new();
-    for (i, v) in flags.no_mount.iter().enumerate() {
-        let list = sifr_launch::nomount::parse_list(v)
-            .map_err(|e| Hinted::new(e.to_string(), e.hint()).into());
-        no_mount.extend(twins.named("no-mount", i, list)?);
-    }
-    let mut files = Vec::new();
-    for (i, path) in flags.env_file.iter().enumerate() {
-        let file = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read environment file `{}`", path.display()))
-            .and_then(|text| {
-                sifr_launch::envfile::evaluate(path, &text, host_env, image)
-                    .map_err(|e| Hinted::new(e.to_string(), e.hint()).into())
-            });
-        files.push(twins.named("env-file", i, file)?);
-    }
-    let home = flags
-        .home
-        .as_deref()
-        .map(|h| {
-            twins.named(
-                "home",
-                0,
-                sifr_launch::plan::HomeSpec::parse(h).map_err(Into::into),
-            )
-        })
-        .transpose()?;
-    // Relative paths are taken from the current directory here, at the edge, as Apptainer does.
-    let absolute = |p: &Option<PathBuf>, flag: &str| -> anyhow::Result<Option<PathBuf>> {
-        p.as_deref()
-            .map(|p| {
-                std::path::absolute(p)
-                    .with_context(|| format!("invalid `{flag}` value `{}`", p.display()))
+    let binds = f
+        .bind
+        .into_iter()
+        .map(Sourced::flag)
+        .chain(settings.bind.iter().map(|spec| Sourced {
+            value: spec.clone(),
+            origin: bind_origin.clone(),
+        }));
+    let sourced = |flag: &str, values: Vec<String>| -> Vec<Sourced<String>> {
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| Sourced {
+                value,
+                origin: twins.source(flag, i),
             })
-            .transpose()
+            .collect()
     };
-    let mut opts = sifr_launch::Options {
-        binds,
-        cleanenv: flags.cleanenv,
-        env: kv,
-        contain: flags.contain,
-        no_home: flags.no_home,
-        home,
-        cwd: flags.pwd.clone(),
-        writable: flags.writable,
-        pid: flags.pid,
-        ipc: flags.ipc,
-        uts: flags.uts,
-        hostname: flags.hostname.clone(),
-        no_mount,
-        workdir: absolute(&flags.workdir, "--workdir")?,
-        writable_tmpfs: flags.writable_tmpfs,
+    Ok(sifr_launch::Request {
+        image: image.to_path_buf(),
+        action,
+        binds: binds.collect(),
+        mounts: sourced("mount", f.mount),
+        no_mount: sourced("no-mount", f.no_mount),
+        env_files: f
+            .env_file
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| Sourced {
+                value,
+                origin: twins.source("env-file", i),
+            })
+            .collect(),
+        env: f.env,
+        home: f.home.map(|value| Sourced {
+            value,
+            origin: twins.source("home", 0),
+        }),
+        cwd: f.pwd,
+        workdir: f.workdir,
+        overlay: f.overlay,
+        hostname: f.hostname,
+        cleanenv: f.cleanenv,
+        contain: f.contain,
+        containall: f.containall,
+        no_home: f.no_home,
+        writable: f.writable,
+        writable_tmpfs: f.writable_tmpfs,
+        pid: f.pid,
+        ipc: f.ipc,
+        uts: f.uts,
+        fakeroot: f.fakeroot,
+        userns: f.userns,
         session_mib: Some(settings.tmpfs_size_mib),
-        env_file: sifr_launch::envfile::merge(files),
-        overlay: absolute(&flags.overlay, "--overlay")?,
-        fakeroot: flags.fakeroot,
-        userns: flags.userns,
         share_idle: settings.share.then_some(settings.share_idle),
         ready_fd: None,
+        instance: None,
+        gpu: flags.gpu.request(settings),
+        isa_check: IsaCheck::policy(flags.isa_check, settings),
+    })
+}
+
+/// A request's error as sifr renders it: the message, `in <origin>` above it when the value
+/// came from a variable or a config file rather than its flag, and the hint where one is known.
+pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
+    let within = |origin: &Origin, e: anyhow::Error| {
+        if origin.is_named() {
+            e.context(format!("in {origin}"))
+        } else {
+            e
+        }
     };
-    if flags.containall {
-        opts.contain_all();
+    match e {
+        RequestError::Bind { origin, error, .. } | RequestError::Mount { origin, error, .. } => {
+            within(&origin, bind_error(error))
+        }
+        RequestError::Env { value } => Hinted::new(
+            format!("invalid `--env` value `{value}`"),
+            "use `--env NAME=VALUE`",
+        )
+        .into(),
+        RequestError::NoMount { origin, error, .. } => {
+            within(&origin, Hinted::new(error.to_string(), error.hint()).into())
+        }
+        RequestError::EnvFileRead {
+            origin,
+            path,
+            source,
+            ..
+        } => within(
+            &origin,
+            anyhow::Error::new(source)
+                .context(format!("cannot read environment file `{}`", path.display())),
+        ),
+        RequestError::EnvFile { origin, error, .. } => {
+            within(&origin, Hinted::new(error.to_string(), error.hint()).into())
+        }
+        RequestError::Home { origin, error } => within(&origin, error.into()),
+        RequestError::Absolute { flag, path, source } => anyhow::Error::new(source)
+            .context(format!("invalid `{flag}` value `{}`", path.display())),
+        RequestError::Gpu(e) => e.into(),
+        RequestError::Host(e) => anyhow::Error::new(e).context("cannot read the current directory"),
+        RequestError::Image(e) => image_error(e),
+        RequestError::Plan(e) => e.into(),
+        RequestError::Isa(e) => Hinted::new(e.to_string(), e.hint()).into(),
     }
-    Ok(opts)
 }
 
 fn bind_error(e: sifr_launch::bind::BindError) -> anyhow::Error {
@@ -348,69 +367,40 @@ fn launch_action(
     launch_with(flags, image, action, settings, |_| {})
 }
 
-/// A launch of `image`, with `tweak` applied to the options first (`instance start` sets its
+/// A launch of `image`, with `tweak` applied to the request first (`instance start` sets its
 /// readiness fd and name there).
 pub(crate) fn launch_with(
     flags: &ActionFlags,
     image: &Path,
     action: sifr_launch::Action,
     settings: &Settings,
-    tweak: impl FnOnce(&mut sifr_launch::Options),
+    tweak: impl FnOnce(&mut sifr_launch::Request),
 ) -> anyhow::Result<u8> {
     let env = host_env();
-    let mut opts = options(flags, settings, image, &env)?;
-    tweak(&mut opts);
-    let gpu = flags.gpu.discover(settings, &env, opts.contain)?;
-    let mut host = sifr_launch::host::gather(env).context("cannot read the current directory")?;
-    host.gpu = gpu;
-    if let Some((plan, joined)) = join_holder(&opts, image, &action, &host)? {
-        // The launch that attached the image on this node checked it (format, architecture,
-        // CPU features); this one does not even open the file.
-        tracing::debug!(
+    let mut req = request(flags, settings, image, action, &env)?;
+    tweak(&mut req);
+    let prepared = sifr_launch::prepare(req, env, |finding, image| {
+        super::isa_check::warn(finding, image, settings);
+    })
+    .map_err(request_error)?;
+    match &prepared {
+        Prepared::Joined { plan, .. } => tracing::debug!(
             "launch plan:\n{}attach: joined the node's holder",
             plan.render()
-        );
-        let path = joined.image.path.clone();
-        return finish(sifr_launch::exec::run_joined(&plan, joined), &path);
+        ),
+        Prepared::Attached {
+            plan,
+            image,
+            attach,
+        } => {
+            tracing::debug!("launch plan:\n{}attach {attach:?}", plan.render());
+            if let Some(n) = attach.notice(image) {
+                eprintln!("notice: {n}");
+            }
+        }
     }
-    let img = sifr_launch::image::open(image).map_err(image_error)?;
-    super::isa_check::before_launch(&img, &action, flags.isa_check, settings)?;
-    let plan = sifr_launch::build(&opts, &img.path, action, &host)?;
-    let attach = sifr_launch::image::choose(&img, plan.kernel_mounts(), opts.writable)
-        .map_err(image_error)?;
-    tracing::debug!("launch plan:\n{}attach {attach:?}", plan.render());
-    if let Some(n) = attach.notice(&img) {
-        eprintln!("notice: {n}");
-    }
-    finish(sifr_launch::run_image(&plan, &img, &attach), &img.path)
-}
-
-/// A running holder of this image on this node, joined, with the plan to run in it
-/// (`sifr_launch::share`); `None` when sharing is off, the image is a directory, or no holder runs.
-fn join_holder(
-    opts: &sifr_launch::Options,
-    image: &Path,
-    action: &sifr_launch::Action,
-    host: &sifr_launch::HostFacts,
-) -> anyhow::Result<Option<(sifr_launch::LaunchPlan, sifr_launch::share::Joined)>> {
-    if opts.share_idle.is_none() {
-        return Ok(None);
-    }
-    let Ok(path) = std::fs::canonicalize(image) else {
-        return Ok(None);
-    };
-    if path.is_dir() {
-        return Ok(None);
-    }
-    let plan = sifr_launch::build(opts, &path, action.clone(), host)?;
-    if plan.share.is_none() {
-        return Ok(None);
-    }
-    let user_ns = plan.ids == sifr_launch::plan::IdMap::Own;
-    Ok(
-        sifr_launch::share::find(&path, plan.identity.uid, plan.identity.gid, user_ns)
-            .map(|j| (plan, j)),
-    )
+    let path = prepared.image_path().to_path_buf();
+    finish(prepared.run(), &path)
 }
 
 /// The launch's result as sifr's exit status or error.
@@ -438,5 +428,93 @@ pub(crate) fn finish(
                 None => anyhow::Error::new(e).context(context),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A request's errors render as they did when the CLI parsed the flags itself: the same
+    //! message, `in <origin>` above it for a value from a variable or a setting, the same hint.
+    use super::*;
+    use clap::Parser as _;
+
+    /// `sifr exec ARGS /img true` with `env` as the environment, typed: the rendered error.
+    fn error(args: &[&str], env: &[(&str, &str)], settings: &Settings) -> String {
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            flags: ActionFlags,
+        }
+        let flags = T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .unwrap()
+            .flags;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let action = sifr_launch::Action::Exec(vec!["true".into()]);
+        let req = request(&flags, settings, Path::new("/img"), action, &env).unwrap();
+        let e = req.options(&env).unwrap_err();
+        crate::report::render(&request_error(e), false)
+    }
+
+    #[test]
+    fn flag_errors_render_with_their_hints() {
+        let s = Settings::default();
+        assert_eq!(
+            error(&["--env", "NOVAL"], &[], &s),
+            "error: invalid `--env` value `NOVAL`\nhint: use `--env NAME=VALUE`"
+        );
+        assert_eq!(
+            error(&["-B", "a:b"], &[], &s),
+            "error: invalid bind `a:b`: `a` is not an absolute path\n\
+             hint: bind paths must start with `/`"
+        );
+        assert_eq!(
+            error(&["-B", ":/b"], &[], &s),
+            "error: invalid bind `:/b`: the source is empty"
+        );
+        assert_eq!(
+            error(&["--env-file", "/nonexistent/sifr.env"], &[], &s),
+            "error: cannot read environment file `/nonexistent/sifr.env`\n  \
+             caused by: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn values_from_variables_and_settings_name_their_origin() {
+        let s = Settings {
+            bind: vec!["/x:/y:zz".into()],
+            ..Settings::default()
+        };
+        assert_eq!(
+            error(&[], &[], &s),
+            "error: in settings\n  caused by: invalid bind `/x:/y:zz`: unknown option `zz`\n\
+             hint: the form is `src[:dst[:ro|rw]]`; separate several binds with commas"
+        );
+        let s = Settings::default();
+        assert_eq!(
+            error(
+                &["--mount", "type=bind,src=/a,dst=/a"],
+                &[("APPTAINER_MOUNT", "type=volume,src=/a,dst=/b")],
+                &s
+            ),
+            "error: in environment variable `APPTAINER_MOUNT`\n  caused by: invalid mount \
+             `type=volume,src=/a,dst=/b`: unsupported type `volume`, only `bind` is\n\
+             hint: the form is `type=bind,source=/host/path,destination=/container/path[,readonly]`"
+        );
+        assert_eq!(
+            error(&[], &[("APPTAINER_HOME", "rel")], &s),
+            "error: in environment variable `APPTAINER_HOME`\n  \
+             caused by: invalid `--home` value `rel`: paths must be absolute"
+        );
+        let no_mount = error(&[], &[("SINGULARITY_NO_MOUNT", "hme")], &s);
+        assert!(
+            no_mount.starts_with(
+                "error: in environment variable `SINGULARITY_NO_MOUNT`\n  caused by: \
+                 invalid `--no-mount` value `hme`: not a mount name nor an absolute path\nhint: "
+            ),
+            "{no_mount}"
+        );
     }
 }

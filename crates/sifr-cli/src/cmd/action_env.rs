@@ -4,7 +4,8 @@
 //!
 //! [`TWINS`] is the one table of them, each entry with the flag, its variable suffixes and a
 //! doc line; [`apply`] fills the parsed [`ActionFlags`] from a captured environment before
-//! `action::options` types them, so a twin's value goes through exactly the flag's parsing.
+//! `action::request` moves them into a `sifr_launch::Request`, so a twin's value goes through
+//! exactly the flag's parsing (in `sifr_launch`).
 //!
 //! Rules, Apptainer's (`pkg/cmdline`): a flag given on the command line beats its variable,
 //! except for [`Slot::Append`] twins (`--mount`), whose entries are added to the flag's. Among
@@ -17,7 +18,7 @@
 //!
 //! This module reads only the environment it is handed (never the process's), and does no
 //! parsing beyond booleans and list splitting: bad mount specs, `--no-mount` names and the like
-//! are found by the flag's own parser, and [`Applied::origin`] names the variable in that error.
+//! are found by the flag's own parser, and [`Applied::source`] names the variable in that error.
 
 use std::path::PathBuf;
 
@@ -226,18 +227,19 @@ impl Applied {
     /// `environment variable `NAME`` when the value of `flag` (its `index`th entry, for a list)
     /// came from the environment, for error messages.
     pub fn origin(&self, flag: &str, index: usize) -> Option<String> {
+        let source = self.source(flag, index);
+        source.is_named().then(|| source.to_string())
+    }
+
+    /// Where the value of `flag` (its `index`th entry, for a list) came from: the variable
+    /// that gave it, else the command line.
+    pub fn source(&self, flag: &str, index: usize) -> sifr_launch::Origin {
         self.from_env
             .iter()
             .find(|e| e.flag == flag && index >= e.first)
-            .map(|e| format!("environment variable `{}`", e.var))
-    }
-
-    /// `r`, with its error saying which variable the value came from, if it did.
-    pub fn named<T>(&self, flag: &str, index: usize, r: anyhow::Result<T>) -> anyhow::Result<T> {
-        match self.origin(flag, index) {
-            Some(origin) => anyhow::Context::with_context(r, || format!("in {origin}")),
-            None => r,
-        }
+            .map_or(sifr_launch::Origin::CommandLine, |e| {
+                sifr_launch::Origin::EnvVar(e.var.clone())
+            })
     }
 
     /// The variable each flag took its value from, as `(flag, variable)`.

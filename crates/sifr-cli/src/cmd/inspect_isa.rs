@@ -55,7 +55,7 @@ pub fn run(image: &Path, json: bool, rescan: bool, settings: &Settings) -> anyho
     let stored = if rescan || image.is_dir() {
         None
     } else {
-        super::isa_check::stored_facts(image)
+        sifr_launch::isa_check::stored_facts(image)
     };
     let started = Instant::now();
     let (facts, origin) = match stored {

@@ -236,9 +236,9 @@ fn start(a: StartArgs, s: &Settings) -> anyhow::Result<u8> {
         let action = sifr_launch::Action::Start(a.args.clone());
         // Held to the end of this body: a launch that fails has written its error first.
         let ready = sifr_launch::plan::ReadyFd::new(ready_w);
-        let r = super::action::launch_with(&a.flags, &a.image, action, s, |o| {
-            o.ready_fd = Some(ready.clone());
-            o.env.push(("APPTAINER_INSTANCE".into(), name.clone()));
+        let r = super::action::launch_with(&a.flags, &a.image, action, s, |r| {
+            r.ready_fd = Some(ready.clone());
+            r.instance = Some(name.clone());
         });
         let _ = std::fs::remove_file(&state_path);
         match r {
@@ -404,11 +404,9 @@ pub fn enter(
         .into());
     };
     let env = super::action::host_env();
-    let mut opts = super::action::options(flags, settings, &st.image, &env)?;
-    opts.env
-        .push(("APPTAINER_INSTANCE".into(), st.name.clone()));
-    let host = sifr_launch::host::gather(env).context("cannot read the current directory")?;
-    let plan = sifr_launch::build(&opts, &st.image, action, &host)?;
+    let mut req = super::action::request(flags, settings, &st.image, action, &env)?;
+    req.instance = Some(st.name.clone());
+    let plan = sifr_launch::plan_in_container(req, env).map_err(super::action::request_error)?;
     super::action::finish(
         sifr_launch::exec::run_in_container(&plan, st.pid),
         &st.image,
