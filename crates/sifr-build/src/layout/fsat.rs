@@ -264,13 +264,7 @@ impl Root {
             return Ok(());
         };
         let path = self.host_path(rel);
-        let fd = rustix::fs::openat(
-            &dir,
-            leaf,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io_err(&path, e))?;
+        let fd = open_leaf(&dir, leaf).map_err(|e| io_err(&path, e))?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| io_err(&path, e))
     }
 
@@ -281,13 +275,7 @@ impl Root {
             return Ok(None);
         };
         let path = self.host_path(rel);
-        let fd = rustix::fs::openat(
-            &dir,
-            leaf,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io_err(&path, e))?;
+        let fd = open_leaf(&dir, leaf).map_err(|e| io_err(&path, e))?;
         let mut buf = Vec::new();
         File::from(fd)
             .read_to_end(&mut buf)
@@ -355,6 +343,16 @@ impl Root {
         out.sort();
         Ok(out)
     }
+}
+
+/// Open `name` in `dir` for reading, never through a symlink.
+fn open_leaf(dir: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// What `name` in `dir` is, without following a symlink.
