@@ -1,18 +1,21 @@
 //! Which architecture an image is for, from the ELF files inside its root filesystem.
 //!
 //! Order of evidence: `/bin/sh` (what `%post`/`run` execute first), resolved inside the root
-//! so an absolute symlink such as `/bin/sh -> /usr/bin/dash` never reaches the host; then the
-//! first executable ELF file in a sorted walk; then the host's architecture. Only reads ELF
-//! headers (first 20 bytes); never follows a path out of the root.
+//! with `sifr_sys::fs::open_in_root` so an absolute symlink such as `/bin/sh -> /usr/bin/dash`
+//! never reaches the host; then the first executable ELF file in a sorted walk; then the host's
+//! architecture. Only reads ELF identifications (first 20 bytes); never follows a path out of
+//! the root.
 
 use std::ffi::OsString;
-use std::fs;
-use std::io::Read;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use rustix::fs::{AtFlags, FileType, Mode};
+use sifr_arch::ElfIdent;
 use sifr_sif::Arch;
+use sifr_sys::fs::{OFlags, open_in_root, open_root, path_in_root};
 
 /// How the architecture was decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,155 +34,105 @@ pub struct ArchGuess {
     pub source: ArchSource,
 }
 
-/// Most symlinks followed while resolving one path (the kernel's limit).
-const MAX_SYMLINKS: usize = 40;
 /// Files examined in the fallback walk before giving up: keeps a huge tree without ELF files
 /// (a data-only image) from costing a full scan.
 const MAX_WALK_FILES: usize = 20_000;
 
+/// Opening a candidate file: reading only, and never blocking on a FIFO an image planted.
+const READ: OFlags = OFlags::RDONLY.union(OFlags::NONBLOCK);
+
 /// Decide the architecture of the root filesystem at `root`.
 pub fn detect(root: &Path) -> ArchGuess {
-    if let Some(p) = resolve_in_root(root, Path::new("/bin/sh"))
-        && let Some(arch) = elf_arch(&root.join(p.strip_prefix("/").unwrap_or(&p)))
+    let host = ArchGuess {
+        arch: Arch::host(),
+        source: ArchSource::Host,
+    };
+    let Ok(root) = open_root(root) else {
+        return host;
+    };
+    let shell = Path::new("/bin/sh");
+    if let Ok(fd) = open_in_root(root.as_fd(), shell, READ)
+        && let Some(arch) = elf_arch(&fd)
     {
+        let p = path_in_root(root.as_fd(), fd.as_fd()).unwrap_or_else(|| shell.to_path_buf());
         return ArchGuess {
             arch,
             source: ArchSource::Shell(p),
         };
     }
-    if let Some((p, arch)) = first_executable_elf(root) {
+    if let Some((p, arch)) = first_executable_elf(root.as_fd()) {
         return ArchGuess {
             arch,
             source: ArchSource::FirstElf(p),
         };
     }
-    ArchGuess {
-        arch: host_arch(),
-        source: ArchSource::Host,
-    }
+    host
 }
 
-/// Resolve `path` as if `root` were `/`: symlinks are followed with absolute targets taken
-/// relative to `root`, and `..` stops at `root`. Returns the image path (starting with `/`).
+/// Resolve `path` as if `root` were `/` (symlinks followed with absolute targets taken
+/// relative to `root`, `..` stopping at `root`, by the kernel's `RESOLVE_IN_ROOT`). Returns the
+/// image path (starting with `/`); `None` when it is missing or a symlink loop.
 pub fn resolve_in_root(root: &Path, path: &Path) -> Option<PathBuf> {
-    let mut done: Vec<OsString> = Vec::new();
-    let mut todo: Vec<OsString> = components_rev(path);
-    let mut links = 0;
-    while let Some(name) = todo.pop() {
-        if name == ".." {
-            done.pop();
-            continue;
-        }
-        let mut here = root.to_path_buf();
-        here.extend(&done);
-        here.push(&name);
-        let md = fs::symlink_metadata(&here).ok()?;
-        if md.file_type().is_symlink() {
-            links += 1;
-            if links > MAX_SYMLINKS {
-                return None;
-            }
-            let target = fs::read_link(&here).ok()?;
-            if target.is_absolute() {
-                done.clear();
-            }
-            todo.extend(components_rev(&target));
-        } else {
-            done.push(name);
-        }
-    }
-    let mut out = PathBuf::from("/");
-    out.extend(done);
-    Some(out)
+    let root = open_root(root).ok()?;
+    let fd = open_in_root(root.as_fd(), path, OFlags::PATH).ok()?;
+    path_in_root(root.as_fd(), fd.as_fd())
 }
 
-/// Normal and `..` components of `p`, reversed (so `pop` yields them in order).
-fn components_rev(p: &Path) -> Vec<OsString> {
-    let mut v: Vec<OsString> = p
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect();
-    v.reverse();
-    v
-}
-
-/// The architecture named by an ELF header, if `path` is a regular ELF file we know.
-pub fn elf_arch(path: &Path) -> Option<Arch> {
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
+/// The architecture named by the ELF identification of the open file `fd`, if it is a
+/// regular ELF file of an architecture we know.
+fn elf_arch(fd: &OwnedFd) -> Option<Arch> {
+    let f = File::from(fd.try_clone().ok()?);
     if !f.metadata().ok()?.is_file() {
         return None;
     }
-    let mut h = [0u8; 20];
-    f.read_exact(&mut h).ok()?;
-    arch_from_header(&h)
-}
-
-/// Map `e_ident` class/data and `e_machine` to a Go architecture name.
-pub fn arch_from_header(h: &[u8; 20]) -> Option<Arch> {
-    if &h[..4] != b"\x7fELF" {
-        return None;
+    match ElfIdent::read(f)?.arch() {
+        Arch::Unknown => None,
+        known => Some(known),
     }
-    let is64 = h[4] == 2;
-    let le = h[5] == 1;
-    let machine = if le {
-        u16::from_le_bytes([h[18], h[19]])
-    } else {
-        u16::from_be_bytes([h[18], h[19]])
-    };
-    Some(match machine {
-        3 => Arch::I386,
-        62 => Arch::Amd64,
-        40 => Arch::Arm,
-        183 => Arch::Arm64,
-        21 if le => Arch::Ppc64le,
-        21 => Arch::Ppc64,
-        8 => match (is64, le) {
-            (false, false) => Arch::Mips,
-            (false, true) => Arch::Mipsle,
-            (true, false) => Arch::Mips64,
-            (true, true) => Arch::Mips64le,
-        },
-        22 => Arch::S390x,
-        243 if is64 => Arch::Riscv64,
-        258 => Arch::Loong64,
-        _ => return None,
-    })
 }
 
-/// Sorted depth-first walk for an executable regular file with a known ELF header.
-fn first_executable_elf(root: &Path) -> Option<(PathBuf, Arch)> {
+/// Sorted depth-first walk for an executable regular file with a known ELF header. Every
+/// directory is opened through the root fd and every file relative to its directory's fd, with
+/// symlinks left alone.
+fn first_executable_elf(root: BorrowedFd<'_>) -> Option<(PathBuf, Arch)> {
     let mut stack = vec![PathBuf::new()];
     let mut seen = 0;
     while let Some(rel) = stack.pop() {
-        let Ok(rd) = fs::read_dir(root.join(&rel)) else {
+        let Ok(dir) = open_in_root(root, &rel, OFlags::RDONLY | OFlags::DIRECTORY) else {
             continue;
         };
-        let mut names: Vec<OsString> = rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+        let Ok(entries) = rustix::fs::Dir::read_from(&dir) else {
+            continue;
+        };
+        let mut names: Vec<OsString> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
+            .filter(|n| n != "." && n != "..")
+            .collect();
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut dirs = Vec::new();
         for name in names {
-            let child = rel.join(&name);
-            let Ok(md) = fs::symlink_metadata(root.join(&child)) else {
+            let Ok(st) = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
-            if md.is_dir() {
-                dirs.push(child);
-            } else if md.is_file() && md.permissions().mode() & 0o111 != 0 {
-                seen += 1;
-                if let Some(a) = elf_arch(&root.join(&child)) {
-                    return Some((Path::new("/").join(child), a));
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => dirs.push(rel.join(&name)),
+                FileType::RegularFile if st.st_mode & 0o111 != 0 => {
+                    seen += 1;
+                    let file = rustix::fs::openat(
+                        &dir,
+                        &name,
+                        READ | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    );
+                    if let Some(a) = file.ok().and_then(|f| elf_arch(&f)) {
+                        return Some((Path::new("/").join(rel.join(&name)), a));
+                    }
+                    if seen >= MAX_WALK_FILES {
+                        return None;
+                    }
                 }
-                if seen >= MAX_WALK_FILES {
-                    return None;
-                }
+                _ => {}
             }
         }
         stack.extend(dirs.into_iter().rev());
@@ -187,30 +140,11 @@ fn first_executable_elf(root: &Path) -> Option<(PathBuf, Arch)> {
     None
 }
 
-/// The architecture this binary runs on.
-pub fn host_arch() -> Arch {
-    match std::env::consts::ARCH {
-        "x86_64" => Arch::Amd64,
-        "x86" => Arch::I386,
-        "aarch64" => Arch::Arm64,
-        "arm" => Arch::Arm,
-        "powerpc64" if cfg!(target_endian = "little") => Arch::Ppc64le,
-        "powerpc64" => Arch::Ppc64,
-        "s390x" => Arch::S390x,
-        "riscv64" => Arch::Riscv64,
-        "loongarch64" => Arch::Loong64,
-        "mips" if cfg!(target_endian = "little") => Arch::Mipsle,
-        "mips" => Arch::Mips,
-        "mips64" if cfg!(target_endian = "little") => Arch::Mips64le,
-        "mips64" => Arch::Mips64,
-        _ => Arch::Unknown,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn elf(machine: u16, class64: bool) -> Vec<u8> {
         let mut h = vec![0u8; 64];

@@ -15,81 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::feature::Level;
 
-/// The CPU architecture of an ELF file, named as Go (and so OCI and SIF) name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// x86-64 (`EM_X86_64`, 64-bit).
-    Amd64,
-    /// i386 (`EM_386`).
-    #[serde(rename = "386")]
-    I386,
-    /// AArch64.
-    Arm64,
-    /// 32-bit Arm.
-    Arm,
-    /// 64-bit POWER, little-endian.
-    Ppc64le,
-    /// 64-bit POWER, big-endian.
-    Ppc64,
-    /// RISC-V 64-bit.
-    Riscv64,
-    /// IBM Z.
-    S390x,
-    /// MIPS 64-bit little-endian.
-    Mips64le,
-    /// MIPS 64-bit big-endian.
-    Mips64,
-    /// MIPS 32-bit little-endian.
-    Mipsle,
-    /// MIPS 32-bit big-endian.
-    Mips,
-    /// LoongArch 64-bit.
-    Loong64,
-    /// Anything else.
-    Unknown,
-}
-
-impl Arch {
-    /// The Go name (`amd64`, `arm64`, ...).
-    pub fn go_name(self) -> &'static str {
-        match self {
-            Arch::Amd64 => "amd64",
-            Arch::I386 => "386",
-            Arch::Arm64 => "arm64",
-            Arch::Arm => "arm",
-            Arch::Ppc64le => "ppc64le",
-            Arch::Ppc64 => "ppc64",
-            Arch::Riscv64 => "riscv64",
-            Arch::S390x => "s390x",
-            Arch::Mips64le => "mips64le",
-            Arch::Mips64 => "mips64",
-            Arch::Mipsle => "mipsle",
-            Arch::Mips => "mips",
-            Arch::Loong64 => "loong64",
-            Arch::Unknown => "unknown",
-        }
-    }
-
-    fn from_machine(machine: u16, is_64: bool, little: bool) -> Arch {
-        match (machine, is_64, little) {
-            (m, true, _) if m == elf::EM_X86_64.0 => Arch::Amd64,
-            (m, false, _) if m == elf::EM_386.0 => Arch::I386,
-            (m, true, _) if m == elf::EM_AARCH64.0 => Arch::Arm64,
-            (m, false, _) if m == elf::EM_ARM.0 => Arch::Arm,
-            (m, true, true) if m == elf::EM_PPC64.0 => Arch::Ppc64le,
-            (m, true, false) if m == elf::EM_PPC64.0 => Arch::Ppc64,
-            (m, true, _) if m == elf::EM_RISCV.0 => Arch::Riscv64,
-            (m, true, _) if m == elf::EM_S390.0 => Arch::S390x,
-            (m, true, true) if m == elf::EM_MIPS.0 => Arch::Mips64le,
-            (m, true, false) if m == elf::EM_MIPS.0 => Arch::Mips64,
-            (m, false, true) if m == elf::EM_MIPS.0 => Arch::Mipsle,
-            (m, false, false) if m == elf::EM_MIPS.0 => Arch::Mips,
-            (m, true, _) if m == elf::EM_LOONGARCH.0 => Arch::Loong64,
-            _ => Arch::Unknown,
-        }
-    }
-}
+/// The CPU architecture of an ELF file, named as Go (and so OCI and SIF) name it; one type for
+/// the whole workspace, from `sifr-arch`.
+pub use sifr_arch::Arch;
 
 /// What kind of ELF file this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -182,7 +110,11 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
     let hdr = file.elf_header();
     let is_64 = hdr.is_class_64();
     let machine = hdr.e_machine(e).0;
-    let arch = Arch::from_machine(machine, is_64, hdr.is_little_endian());
+    let arch = Arch::from_elf_ident(sifr_arch::ElfIdent {
+        class64: is_64,
+        little: hdr.is_little_endian(),
+        machine,
+    });
     let sections = file.elf_section_table();
 
     let mut info = ElfInfo {

@@ -27,19 +27,7 @@ impl HostFacts {
     /// The CPU this process runs on.
     pub fn detect() -> HostFacts {
         let (present, known) = detect_x86();
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => Arch::Amd64,
-            "x86" => Arch::I386,
-            "aarch64" => Arch::Arm64,
-            "arm" => Arch::Arm,
-            "powerpc64" if cfg!(target_endian = "little") => Arch::Ppc64le,
-            "powerpc64" => Arch::Ppc64,
-            "riscv64" => Arch::Riscv64,
-            "s390x" => Arch::S390x,
-            "loongarch64" => Arch::Loong64,
-            _ => Arch::Unknown,
-        };
-        HostFacts::from_features(arch, present, known)
+        HostFacts::from_features(Arch::host(), present, known)
     }
 
     /// A host described by hand (another node, a test): `present` features out of `known`.

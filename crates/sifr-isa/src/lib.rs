@@ -12,9 +12,9 @@
 //! time (ifunc variants, CPUID-guarded paths). The heuristic is documented in [`x86`]'s
 //! module docs (`src/x86.rs`); treat its results as a warning, never as a hard failure.
 //!
-//! A leaf crate: no other workspace crate, no `unsafe`, no printing. [`ImageFacts::scan`]
-//! uses rayon threads, so it must not run on the launch path before namespaces are set up;
-//! [`HostFacts::detect`] and [`judge`] start no threads.
+//! A leaf crate (of the workspace it uses only `sifr-arch`, itself a leaf), no `unsafe`, no
+//! printing. [`ImageFacts::scan`] uses rayon threads, so it must not run on the launch path
+//! before namespaces are set up; [`HostFacts::detect`] and [`judge`] start no threads.
 
 mod aarch64;
 mod elf;

@@ -98,7 +98,11 @@ pub struct Platform {
 impl Platform {
     /// `linux` and the architecture this binary was built for, in Go's names.
     pub fn host() -> Self {
-        Platform::linux(go_arch(std::env::consts::ARCH))
+        // An architecture Go has no name for keeps Rust's spelling, as a registry might use it.
+        Platform::linux(match sifr_arch::Arch::host() {
+            sifr_arch::Arch::Unknown => std::env::consts::ARCH,
+            known => known.go_name(),
+        })
     }
 
     /// `linux/<arch>`, with `arch` as Apptainer's `--arch` takes it (`amd64`, `arm64v8`,
@@ -139,19 +143,6 @@ impl std::fmt::Display for Platform {
             write!(f, "/{v}")?;
         }
         Ok(())
-    }
-}
-
-/// Rust's `std::env::consts::ARCH` in Go's `GOARCH` spelling, which image platforms use.
-fn go_arch(rust: &str) -> &str {
-    match rust {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-        "loongarch64" => "loong64",
-        "mips64" if cfg!(target_endian = "little") => "mips64le",
-        other => other,
     }
 }
 

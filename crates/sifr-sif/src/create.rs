@@ -93,7 +93,7 @@ impl CreateOptions {
             launch_script,
             magic: MAGIC,
             version: VERSION,
-            arch: Arch::Unknown.code(),
+            arch: Arch::Unknown.sif_code(),
             id,
             created_at: time,
             modified_at: time,
@@ -179,7 +179,7 @@ impl<F: Write + Seek> Creator<F> {
 
     fn commit(&mut self, obj: &ObjectInput, place: Placement, digest: Option<String>) {
         if let Some(arch) = obj.primary_arch() {
-            self.header.arch = arch.code();
+            self.header.arch = arch.sif_code();
         }
         let d = obj.descriptor(place, self.time, digest);
         self.header.descriptors_free -= 1;

@@ -89,7 +89,7 @@ impl Extra {
             Extra::Partition(p) => {
                 b[0..4].copy_from_slice(&p.fs.code().to_le_bytes());
                 b[4..8].copy_from_slice(&p.part.code().to_le_bytes());
-                b[8..11].copy_from_slice(&p.arch.code());
+                b[8..11].copy_from_slice(&p.arch.sif_code());
             }
             Extra::Signature(s) => {
                 b[0..4].copy_from_slice(&s.hash.code().to_le_bytes());
@@ -116,7 +116,7 @@ impl Extra {
             DataType::Partition => Extra::Partition(PartitionMeta {
                 fs: FsType::from_code(le_i32(b, 0)),
                 part: PartType::from_code(le_i32(b, 4)),
-                arch: Arch::from_code(arr(b, 8)),
+                arch: Arch::from_sif_code(arr(b, 8)),
             }),
             DataType::Signature => {
                 let fp: [u8; 20] = arr(b, 4);

@@ -97,7 +97,7 @@ impl<S: WriteAt> Image<S> {
             Ok(())
         })?;
         if let Some(arch) = obj.primary_arch() {
-            self.header.arch = arch.code();
+            self.header.arch = arch.sif_code();
         }
         let d = obj.descriptor(
             Placement {
@@ -142,7 +142,7 @@ impl<S: WriteAt> Image<S> {
         }
         self.header.descriptors_free += 1;
         if d.is_partition_of(PartType::PrimSys) {
-            self.header.arch = Arch::Unknown.code();
+            self.header.arch = Arch::Unknown.sif_code();
         }
         self.slots[slot] = Descriptor::free();
         self.header.modified_at = t;
@@ -195,7 +195,7 @@ impl<S: WriteAt> Image<S> {
         let d = &mut self.slots[slot];
         d.extra_raw = Extra::Partition(p).encode();
         d.modified_at = t;
-        self.header.arch = p.arch.code();
+        self.header.arch = p.arch.sif_code();
         self.header.modified_at = t;
         self.write_back()
     }

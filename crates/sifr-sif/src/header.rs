@@ -126,7 +126,7 @@ impl Header {
 
     /// The primary architecture recorded in the header.
     pub fn arch(&self) -> Arch {
-        Arch::from_code(self.arch)
+        Arch::from_sif_code(self.arch)
     }
 
     /// The image UUID in its canonical lower-case text form.

@@ -166,127 +166,14 @@ impl SbomFormat {
 }
 
 /// CPU architecture, as recorded in the header and in partition extras: two ASCII digits and a
-/// NUL. Names are Go `GOARCH` strings (`arm64`, not `aarch64`; `386`, not `i386`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Arch {
-    Unknown,
-    I386,
-    Amd64,
-    Arm,
-    Arm64,
-    Ppc64,
-    Ppc64le,
-    Mips,
-    Mipsle,
-    Mips64,
-    Mips64le,
-    S390x,
-    Riscv64,
-    Loong64,
-}
-
-const ARCHES: [(Arch, &str); 14] = [
-    (Arch::Unknown, "unknown"),
-    (Arch::I386, "386"),
-    (Arch::Amd64, "amd64"),
-    (Arch::Arm, "arm"),
-    (Arch::Arm64, "arm64"),
-    (Arch::Ppc64, "ppc64"),
-    (Arch::Ppc64le, "ppc64le"),
-    (Arch::Mips, "mips"),
-    (Arch::Mipsle, "mipsle"),
-    (Arch::Mips64, "mips64"),
-    (Arch::Mips64le, "mips64le"),
-    (Arch::S390x, "s390x"),
-    (Arch::Riscv64, "riscv64"),
-    (Arch::Loong64, "loong64"),
-];
-
-impl Arch {
-    /// Every known architecture (without `Unknown`).
-    pub fn all() -> impl Iterator<Item = Arch> {
-        ARCHES[1..].iter().map(|(a, _)| *a)
-    }
-
-    fn index(self) -> usize {
-        ARCHES.iter().position(|(a, _)| *a == self).unwrap_or(0)
-    }
-
-    /// The Go `GOARCH` name (`"amd64"`); `"unknown"` for [`Arch::Unknown`].
-    pub fn go_name(self) -> &'static str {
-        ARCHES[self.index()].1
-    }
-
-    /// Parses a Go `GOARCH` name; `None` for anything else (including `"unknown"`).
-    pub fn from_go_name(name: &str) -> Option<Arch> {
-        ARCHES[1..]
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(a, _)| *a)
-    }
-
-    /// The on-disk code: two ASCII digits and a NUL (`b"02\0"` for amd64).
-    pub fn code(self) -> [u8; 3] {
-        let i = self.index() as u8;
-        [b'0' + i / 10, b'0' + i % 10, 0]
-    }
-
-    /// Decodes an on-disk code; anything unrecognised is [`Arch::Unknown`] (as in Go).
-    pub fn from_code(code: [u8; 3]) -> Arch {
-        if code[2] != 0 || !code[0].is_ascii_digit() || !code[1].is_ascii_digit() {
-            return Arch::Unknown;
-        }
-        let i = usize::from((code[0] - b'0') * 10 + (code[1] - b'0'));
-        ARCHES.get(i).map_or(Arch::Unknown, |(a, _)| *a)
-    }
-
-    /// The `siftool add --partarch N` numbering (1 = 386 ... 12 = riscv64; 13 = loong64 here).
-    pub fn from_siftool_number(n: i64) -> Arch {
-        if (1..=13).contains(&n) {
-            ARCHES[n as usize].0
-        } else {
-            Arch::Unknown
-        }
-    }
-
-    /// The architecture this program was compiled for, as a Go name.
-    pub fn host() -> Arch {
-        let name = match std::env::consts::ARCH {
-            "x86" => "386",
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-            "powerpc64" => "ppc64",
-            "mips64" if cfg!(target_endian = "little") => "mips64le",
-            "mips" if cfg!(target_endian = "little") => "mipsle",
-            "loongarch64" => "loong64",
-            other => other,
-        };
-        Arch::from_go_name(name).unwrap_or(Arch::Unknown)
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.go_name())
-    }
-}
+/// NUL ([`Arch::sif_code`]). Names are Go `GOARCH` strings (`arm64`, not `aarch64`; `386`, not
+/// `i386`). The type lives in `sifr-arch`, shared with the ISA facts, OCI platforms and the
+/// runtime; SIF's numbering is kept there next to the names it numbers.
+pub use sifr_arch::Arch;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn arch_codes_round_trip() {
-        for a in Arch::all() {
-            assert_eq!(Arch::from_code(a.code()), a);
-            assert_eq!(Arch::from_go_name(a.go_name()), Some(a));
-        }
-        assert_eq!(Arch::Amd64.code(), *b"02\0");
-        assert_eq!(Arch::Loong64.code(), *b"13\0");
-        assert_eq!(Arch::from_code(*b"99\0"), Arch::Unknown);
-        assert_eq!(Arch::Unknown.code(), *b"00\0");
-    }
 
     #[test]
     fn data_type_strings() {

@@ -5,12 +5,15 @@
 //! Runs on either side of the namespace change; it only opens, creates and reads files.
 //! Must not: join an image path onto a host path as a string and open the result.
 
+use std::ffi::OsString;
 use std::io::Read as _;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Component, Path};
+use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt as _;
+use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
-use rustix::io::Errno;
+pub use rustix::fs::OFlags;
+use rustix::fs::{Mode, ResolveFlags};
+pub use rustix::io::Errno;
 
 use crate::error::{Error, Result, err};
 
@@ -33,17 +36,54 @@ pub fn open_root(path: &Path) -> Result<OwnedFd> {
     .map_err(err("open directory", path.display()))
 }
 
+/// Open `path` (absolute or relative, interpreted inside `root`) with `flags` (`O_CLOEXEC` is
+/// added), resolving it as if `root` were `/`: absolute symlink targets and `..` stay inside
+/// `root`, and `/proc/self/fd`-style magic links are refused. The one resolver of paths inside
+/// an untrusted root for the whole workspace; the errno is returned as is, so that callers can
+/// tell a missing path (`ENOENT`), a file in the way (`ENOTDIR`) or a symlink loop (`ELOOP`).
+///
+/// Opens only: `flags` must not hold `O_CREAT` (create relative to a parent's fd instead).
+/// No fallback for kernels without `openat2` (before 5.6): there the call fails with `ENOSYS`.
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+) -> std::result::Result<OwnedFd, Errno> {
+    debug_assert!(
+        !flags.contains(OFlags::CREATE),
+        "open_in_root never creates"
+    );
+    rustix::fs::openat2(
+        root,
+        relative(path),
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        IN_ROOT,
+    )
+}
+
+/// Where `fd` is as seen from `root`: `/usr/bin/dash` for a file opened through
+/// [`open_in_root`] as `/bin/sh`. Read from `/proc/self/fd`; `None` when either link cannot be
+/// read or `fd` is not beneath `root`.
+pub fn path_in_root(root: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Option<PathBuf> {
+    let host = |fd: BorrowedFd<'_>| {
+        let link = rustix::fs::readlinkat(
+            rustix::fs::CWD,
+            format!("/proc/self/fd/{}", fd.as_raw_fd()),
+            Vec::new(),
+        )
+        .ok()?;
+        Some(PathBuf::from(OsString::from_vec(link.into_bytes())))
+    };
+    let (root, fd) = (host(root)?, host(fd)?);
+    let inner = fd.strip_prefix(&root).ok()?;
+    Some(Path::new("/").join(inner))
+}
+
 /// Resolve `path` (absolute or relative, interpreted inside `root`) to an `O_PATH` fd.
 /// Returns `Ok(None)` when it does not exist.
 pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>> {
-    let rel = relative(path);
-    match rustix::fs::openat2(
-        root,
-        rel,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        IN_ROOT,
-    ) {
+    match open_in_root(root, path, OFlags::PATH) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(Error::new(
@@ -56,14 +96,7 @@ pub fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<Option<Owned
 
 /// Read a whole file inside `root`; `Ok(None)` when it does not exist.
 pub fn read_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<Option<Vec<u8>>> {
-    let rel = relative(path);
-    let fd = match rustix::fs::openat2(
-        root,
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-        IN_ROOT,
-    ) {
+    let fd = match open_in_root(root, path, OFlags::RDONLY) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => {
@@ -99,13 +132,7 @@ pub fn create_in_root(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> Result<O
     }
     for (i, name) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
-        let next = match rustix::fs::openat2(
-            root,
-            relative(&join_comps(&comps[..=i])),
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            IN_ROOT,
-        ) {
+        let next = match open_in_root(root, &join_comps(&comps[..=i]), OFlags::PATH) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
                 let made = if last && leaf == Leaf::File {
@@ -133,14 +160,7 @@ pub fn create_in_root(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> Result<O
                         ));
                     }
                 }
-                rustix::fs::openat2(
-                    root,
-                    relative(&join_comps(&comps[..=i])),
-                    OFlags::PATH | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    IN_ROOT,
-                )
-                .map_err(err(
+                open_in_root(root, &join_comps(&comps[..=i]), OFlags::PATH).map_err(err(
                     "resolve in container",
                     join_comps(&comps[..=i]).display(),
                 ))?
@@ -164,7 +184,7 @@ pub fn is_dir(fd: BorrowedFd<'_>) -> Result<bool> {
     Ok(rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
 }
 
-fn join_comps(c: &[&std::ffi::OsStr]) -> std::path::PathBuf {
+fn join_comps(c: &[&std::ffi::OsStr]) -> PathBuf {
     c.iter().collect()
 }
 

@@ -7,9 +7,9 @@
 //! - the destination defaults to the source path; an existing directory receives the source
 //!   under its own name; missing parent directories are created (mode 0755).
 //!
-//! Both roots may be hostile (a base image is untrusted). Destinations are resolved with
-//! `openat2(RESOLVE_IN_ROOT)`, so `/lib -> usr/lib` in the image works while `/etc -> /host/etc`
-//! stays inside the image; everything below is created relative to directory descriptors with
+//! Both roots may be hostile (a base image is untrusted). Sources and destinations are resolved
+//! with `sifr_sys::fs::open_in_root` (`openat2(RESOLVE_IN_ROOT)`), so `/lib -> usr/lib` in the
+//! image works while `/etc -> /host/etc` stays inside the image; everything below is created relative to directory descriptors with
 //! `O_NOFOLLOW`, and an existing non-directory in the way is replaced, never written through.
 
 use std::fs::File;
@@ -17,8 +17,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
+use sifr_sys::fs::open_in_root;
 
 /// Why a copy failed; the caller adds the definition file's line.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +46,6 @@ pub enum CopyError {
     },
 }
 
-const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 const DIR: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::CLOEXEC);
@@ -92,7 +92,7 @@ fn mkdir_in_root_depth(
         let Component::Normal(name) = c else { continue };
         let parent = walked.clone();
         walked.push(name);
-        let open = |p: &Path| rustix::fs::openat2(root, p, DIR, Mode::empty(), IN_ROOT);
+        let open = |p: &Path| open_in_root(root, p, DIR);
         cur = match open(&walked) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
@@ -135,7 +135,7 @@ fn destination(
     into_dir: bool,
 ) -> Result<Dest, CopyError> {
     let rel = relative(dst);
-    let is_dir = match rustix::fs::openat2(root, &rel, DIR, Mode::empty(), IN_ROOT) {
+    let is_dir = match open_in_root(root, &rel, DIR) {
         Ok(_) => true,
         Err(Errno::NOENT | Errno::NOTDIR) => false,
         Err(e) => return Err(dest_err(dst)(e)),
@@ -306,14 +306,7 @@ pub fn copy_from_stage(
             source: e.into(),
         })?;
     let rel = relative(&shown);
-    let sfd = rustix::fs::openat2(
-        &from_fd,
-        &rel,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        IN_ROOT,
-    )
-    .map_err(|e| CopyError::Source {
+    let sfd = open_in_root(from_fd.as_fd(), &rel, OFlags::PATH).map_err(|e| CopyError::Source {
         path: shown.clone(),
         source: e.into(),
     })?;

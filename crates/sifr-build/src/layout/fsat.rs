@@ -5,6 +5,11 @@
 //! anywhere in the walk (for example an image whose `/.singularity.d` or `/etc` points at the
 //! host) is refused with [`LayoutError::Symlink`] instead of being followed. Leaves are opened
 //! with `O_NOFOLLOW` too; callers decide what an existing symlink leaf means.
+//!
+//! Why this walk and not `sifr_sys::fs::open_in_root`: that one follows symlinks inside the
+//! root (chroot semantics), right for `%files` destinations and `/bin/sh`. The metadata written
+//! here must not land wherever an image's symlink points, even inside the image, and the error
+//! must name the component that is a symlink, so each component is opened on its own.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -169,6 +174,18 @@ impl Root {
         kind_at(&dir, leaf).map_err(|e| io_err(&self.host_path(rel), e))
     }
 
+    /// The parent directory and leaf name of `rel` when what is there is of `kind`.
+    fn leaf_of_kind<'a>(
+        &self,
+        rel: &'a str,
+        kind: Kind,
+    ) -> Result<Option<(OwnedFd, &'a str)>, LayoutError> {
+        if self.kind(rel)? != Some(kind) {
+            return Ok(None);
+        }
+        self.parent(rel, false)
+    }
+
     /// Create directory `rel` and its parents, leaving an existing leaf of any kind alone
     /// (an image may have `var/tmp` as a symlink to `/tmp`; that is kept, not followed).
     pub(crate) fn mkdir_all(&self, rel: &str) -> Result<(), LayoutError> {
@@ -247,33 +264,18 @@ impl Root {
             return Ok(());
         };
         let path = self.host_path(rel);
-        let fd = rustix::fs::openat(
-            &dir,
-            leaf,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io_err(&path, e))?;
+        let fd = open_leaf(&dir, leaf).map_err(|e| io_err(&path, e))?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| io_err(&path, e))
     }
 
     /// The contents of regular file `rel`; `None` when it is missing or is not a regular file
     /// (a symlink leaf counts as not a regular file).
     pub(crate) fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, LayoutError> {
-        if self.kind(rel)? != Some(Kind::File) {
+        let Some((dir, leaf)) = self.leaf_of_kind(rel, Kind::File)? else {
             return Ok(None);
-        }
-        let (dir, leaf) = self
-            .parent(rel, false)?
-            .expect("kind() found the file, so its parent exists");
+        };
         let path = self.host_path(rel);
-        let fd = rustix::fs::openat(
-            &dir,
-            leaf,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io_err(&path, e))?;
+        let fd = open_leaf(&dir, leaf).map_err(|e| io_err(&path, e))?;
         let mut buf = Vec::new();
         File::from(fd)
             .read_to_end(&mut buf)
@@ -283,12 +285,9 @@ impl Root {
 
     /// The target of symlink `rel`, if it is one.
     pub(crate) fn readlink(&self, rel: &str) -> Result<Option<String>, LayoutError> {
-        if self.kind(rel)? != Some(Kind::Symlink) {
+        let Some((dir, leaf)) = self.leaf_of_kind(rel, Kind::Symlink)? else {
             return Ok(None);
-        }
-        let (dir, leaf) = self
-            .parent(rel, false)?
-            .expect("kind() found the link, so its parent exists");
+        };
         let t = rustix::fs::readlinkat(&dir, leaf, Vec::new())
             .map_err(|e| io_err(&self.host_path(rel), e))?;
         Ok(Some(t.to_string_lossy().into_owned()))
@@ -344,6 +343,16 @@ impl Root {
         out.sort();
         Ok(out)
     }
+}
+
+/// Open `name` in `dir` for reading, never through a symlink.
+fn open_leaf(dir: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// What `name` in `dir` is, without following a symlink.

@@ -7,8 +7,9 @@
 //! Parsing is bounds-checked and never panics on a corrupt file: a bad cache is an error the
 //! caller answers with the fallback. Runs on the host before any namespace change.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
+
+use sifr_arch::ElfIdent;
 
 /// Where glibc keeps the cache.
 pub const CACHE_PATH: &str = "/etc/ld.so.cache";
@@ -168,31 +169,26 @@ const EM_X86_64: u16 = 62;
 const EM_ARM: u16 = 40;
 const EM_AARCH64: u16 = 183;
 
+/// Class and machine only: the library filter compares those two, as it always has (a cache
+/// that lists libraries of the other byte order is not one this filter was asked to judge).
+impl From<ElfIdent> for ElfKind {
+    fn from(id: ElfIdent) -> ElfKind {
+        ElfKind {
+            bits64: id.class64,
+            machine: id.machine,
+        }
+    }
+}
+
 impl ElfKind {
     /// Read the ELF identification and `e_machine` of `path` (following symlinks); `None` for
     /// anything that is not a readable ELF file.
     pub fn of_file(path: &Path) -> Option<ElfKind> {
-        let mut head = [0u8; 20];
-        std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
-        ElfKind::of_bytes(&head)
+        ElfIdent::read(std::fs::File::open(path).ok()?).map(ElfKind::from)
     }
 
     pub fn of_bytes(head: &[u8]) -> Option<ElfKind> {
-        if head.get(..4)? != b"\x7fELF" {
-            return None;
-        }
-        let bits64 = match head.get(4)? {
-            1 => false,
-            2 => true,
-            _ => return None,
-        };
-        let m: [u8; 2] = head.get(18..20)?.try_into().ok()?;
-        let machine = match head.get(5)? {
-            1 => u16::from_le_bytes(m),
-            2 => u16::from_be_bytes(m),
-            _ => return None,
-        };
-        Some(ElfKind { bits64, machine })
+        ElfIdent::parse(head).map(ElfKind::from)
     }
 
     /// The 32-bit kind a host of this kind runs too (i386 on x86-64, Arm on AArch64).
