@@ -151,6 +151,7 @@ macro_rules! commands {
     };
 }
 
+// stays literal: one entry per subcommand (name, help line, arguments), read top to bottom.
 commands! {
     Version = unit("version", "Show the version of sifr");
     Completion(cmd::completion::CompletionArgs) = args(

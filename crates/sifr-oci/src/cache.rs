@@ -69,6 +69,18 @@ pub struct BlobCache {
 }
 
 impl BlobCache {
+    /// Opens (creating it) the lock file of the blob `hex`, unlocked; returns it and its path.
+    fn lock_file(&self, hex: &str) -> Result<(fs::File, PathBuf), CacheError> {
+        let lock_path = self.dir.join(format!("{hex}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        Ok((lock, lock_path))
+    }
+
     /// A cache under `cachedir` (created on first write).
     pub fn new(cachedir: impl Into<PathBuf>) -> Self {
         BlobCache {
@@ -111,13 +123,7 @@ impl BlobCache {
             return Ok(final_path);
         }
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        let lock_path = self.dir.join(format!("{}.lock", digest.hex()));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+        let (lock, lock_path) = self.lock_file(&digest.hex())?;
         lock.lock().map_err(io_err(&lock_path))?;
         // Another process may have finished while we waited.
         if final_path.is_file() {
@@ -245,13 +251,7 @@ impl BlobCache {
             }
         }
         for hex in hexes {
-            let lock_path = self.dir.join(format!("{hex}.lock"));
-            let lock = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .map_err(io_err(&lock_path))?;
+            let (lock, _) = self.lock_file(&hex)?;
             if lock.try_lock().is_err() {
                 report.busy += 1;
                 continue;

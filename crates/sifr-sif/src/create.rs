@@ -15,7 +15,7 @@ use crate::header::{
     APPTAINER_LAUNCH_SCRIPT, DEFAULT_DESCRIPTORS, DESCRIPTORS_OFFSET, GO_ZERO_TIME, HEADER_LEN,
     Header, LAUNCH_SCRIPT_LEN, MAGIC, VERSION,
 };
-use crate::input::{ObjectData, ObjectInput, Placement, digest_text, next_aligned, now, stream};
+use crate::input::{ObjectInput, Placement, next_aligned, now, write_object};
 use crate::types::{Arch, DataType, PartType};
 
 /// How a new image is created.
@@ -191,19 +191,8 @@ impl<F: Write + Seek> Creator<F> {
     pub fn add(&mut self, mut obj: ObjectInput) -> Result<u32, Error> {
         let id = self.prepare(&obj)?;
         let (start, offset) = self.position(obj.effective_alignment())?;
-        let mut hasher = obj.is_oci().then(<sha2::Sha256 as sha2::Digest>::new);
-        let data = std::mem::replace(&mut obj.data, ObjectData::Bytes(Vec::new()));
-        let mut pos = offset;
         let file = &mut self.file;
-        let size = stream(data, hasher.as_mut(), |chunk| {
-            file.write_all(chunk).map_err(|source| Error::Write {
-                offset: pos,
-                source,
-            })?;
-            pos += chunk.len() as u64;
-            Ok(())
-        })?;
-        let digest = hasher.map(digest_text);
+        let (size, digest) = write_object(&mut obj, offset, |chunk, _| file.write_all(chunk))?;
         self.commit(
             &obj,
             Placement {

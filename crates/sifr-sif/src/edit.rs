@@ -7,7 +7,7 @@
 use crate::descriptor::{DESCRIPTOR_LEN, Descriptor, Extra};
 use crate::error::Error;
 use crate::header::GO_ZERO_TIME;
-use crate::input::{ObjectData, ObjectInput, Placement, digest_text, next_aligned, now, stream};
+use crate::input::{ObjectInput, Placement, next_aligned, now, write_object};
 use crate::load::Image;
 use crate::storage::WriteAt;
 use crate::types::{Arch, DataType, PartType};
@@ -82,20 +82,9 @@ impl<S: WriteAt> Image<S> {
         }
         let start = self.calculated_data_end();
         let offset = next_aligned(start, obj.effective_alignment())?;
-        let mut hasher = obj.is_oci().then(<sha2::Sha256 as sha2::Digest>::new);
-        let data = std::mem::replace(&mut obj.data, ObjectData::Bytes(Vec::new()));
-        let mut pos = offset;
         let store = &mut self.store;
-        let size = stream(data, hasher.as_mut(), |chunk| {
-            store
-                .write_all_at(chunk, pos)
-                .map_err(|source| Error::Write {
-                    offset: pos,
-                    source,
-                })?;
-            pos += chunk.len() as u64;
-            Ok(())
-        })?;
+        let (size, digest) =
+            write_object(&mut obj, offset, |chunk, at| store.write_all_at(chunk, at))?;
         if let Some(arch) = obj.primary_arch() {
             self.header.arch = arch.sif_code();
         }
@@ -107,7 +96,7 @@ impl<S: WriteAt> Image<S> {
                 size,
             },
             t,
-            hasher.map(digest_text),
+            digest,
         );
         self.slots[slot] = d;
         self.header.descriptors_free -= 1;

@@ -296,6 +296,28 @@ pub(crate) fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Streams `obj`'s data (taken out of it) to `write`, which gets each chunk and the
+/// absolute offset it belongs at, the first at `offset`; returns the size written and, for
+/// OCI types, the digest text.
+pub(crate) fn write_object(
+    obj: &mut ObjectInput,
+    offset: u64,
+    mut write: impl FnMut(&[u8], u64) -> std::io::Result<()>,
+) -> Result<(u64, Option<String>), Error> {
+    let mut hasher = obj.is_oci().then(<sha2::Sha256 as sha2::Digest>::new);
+    let data = std::mem::replace(&mut obj.data, ObjectData::Bytes(Vec::new()));
+    let mut pos = offset;
+    let size = stream(data, hasher.as_mut(), |chunk| {
+        write(chunk, pos).map_err(|source| Error::Write {
+            offset: pos,
+            source,
+        })?;
+        pos += chunk.len() as u64;
+        Ok(())
+    })?;
+    Ok((size, hasher.map(digest_text)))
+}
+
 /// Copies `r` to `sink` in 64 KiB chunks, hashing when asked; returns the byte count.
 pub(crate) fn stream(
     data: ObjectData,

@@ -39,6 +39,7 @@ pub const EXPORT_ENTRY_SIZE: usize = 8;
 pub const ID_ENTRY_SIZE: usize = 4;
 pub const XATTR_ID_ENTRY_SIZE: usize = 16;
 
+// stays literal: on-disk constants of the SquashFS 4.0 format, one per line as the spec lists them.
 /// Superblock flag bits.
 pub mod flags {
     pub const UNCOMPRESSED_INODES: u16 = 0x0001;

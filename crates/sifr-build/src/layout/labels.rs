@@ -104,19 +104,11 @@ struct Civil {
     weekday: usize,
 }
 
-/// Calendar fields of a Unix time (proleptic Gregorian; days-to-civil after H. Hinnant).
+/// Calendar fields of a Unix time (proleptic Gregorian, the SIF renderer's calendar).
 fn civil(t: i64) -> Civil {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = sifr_sif::render::civil_from_days(days);
     Civil {
         year,
         month,

@@ -18,6 +18,7 @@ done
 exec "$@"
 "#;
 
+// stays literal: each script is Apptainer's file byte for byte; shared lines are not factored out.
 /// Contents of `run.sh`.
 pub const ACTION_RUN: &str = r#"#!/bin/sh
 # Legacy action script for `run`: source the environment, then start the runscript.

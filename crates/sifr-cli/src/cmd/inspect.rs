@@ -155,32 +155,24 @@ pub fn run(args: InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
         || args.environment);
     let mut out = InspectMetadata::default();
     let (a, b) = (&meta.attributes, &mut out.attributes);
-    if args.all {
-        b.apps = a.apps.clone();
-    }
-    if args.labels || default || args.all {
-        b.labels = a.labels.clone();
-    }
-    if args.deffile || args.all {
-        b.deffile = a.deffile.clone();
-    }
-    if args.helpfile || args.all {
-        b.helpfile = a.helpfile.clone();
-    }
-    if args.runscript || args.all {
-        b.runscript = a.runscript.clone();
-    }
-    if args.startscript || args.all {
-        b.startscript = a.startscript.clone();
-    }
-    if args.test || args.all {
-        b.test = a.test.clone();
-    }
-    if args.environment || args.all {
-        b.environment = a.environment.clone();
-    }
+    // Each attribute is copied when its flag (or `--all`) asks for it.
+    let all = args.all;
+    copy_if(all, &a.apps, &mut b.apps);
+    copy_if(args.labels || default || all, &a.labels, &mut b.labels);
+    copy_if(args.deffile || all, &a.deffile, &mut b.deffile);
+    copy_if(args.helpfile || all, &a.helpfile, &mut b.helpfile);
+    copy_if(args.runscript || all, &a.runscript, &mut b.runscript);
+    copy_if(args.startscript || all, &a.startscript, &mut b.startscript);
+    copy_if(args.test || all, &a.test, &mut b.test);
+    copy_if(args.environment || all, &a.environment, &mut b.environment);
     print!("{}", render(&out, json));
     Ok(crate::exit::OK)
+}
+
+fn copy_if<T: Clone>(wanted: bool, from: &T, to: &mut T) {
+    if wanted {
+        *to = from.clone();
+    }
 }
 
 /// `sifr run-help`.

@@ -160,53 +160,95 @@ fn is_twin_variant(a: &Region, b: &Region) -> bool {
 }
 
 pub(crate) fn analyse(info: &ElfInfo<'_>) -> Analysis {
-    let bitness = if info.is_64 { 64 } else { 32 };
-    let in_code = |a: u64| {
-        info.code
-            .iter()
-            .any(|c| a >= c.addr && a < c.addr + c.bytes.len() as u64)
+    let starts = RegionStarts::collect(info);
+    let (mut regions, instructions) = decode_regions(info, &starts.all);
+    link_got_calls(info, &starts.func_starts, &mut regions);
+    let dispatch_target = dispatch_targets(info, &regions, &starts.resolvers);
+    let dispatcher = dispatchers(info, &regions);
+    let roots = roots(info, &regions);
+    let graph = Graph {
+        regions: &regions,
+        dispatch_target: &dispatch_target,
+        dispatcher: &dispatcher,
     };
+    let reach = graph.reach(&roots);
+    graph.summarise(&reach, instructions)
+}
+
+/// The region at `a`, if any (regions are sorted and disjoint).
+fn find(regions: &[Region], a: u64) -> Option<usize> {
+    let i = regions.partition_point(|r| r.start <= a);
+    (i > 0 && a < regions[i - 1].end).then(|| i - 1)
+}
+
+/// Step 1's inputs: where code is cut into regions.
+struct RegionStarts {
+    /// ifunc resolvers: `R_X86_64_IRELATIVE` addends and `STT_GNU_IFUNC` symbols.
+    resolvers: Vec<u64>,
+    /// Every region start, sorted.
+    all: Vec<u64>,
+    /// Where functions begin (FDEs and symbols), sorted: tells a function pointer
+    /// (`lea main(%rip)`) from the address of a constant table that assembly keeps in
+    /// `.text` (OpenSSL's AES tables).
+    func_starts: Vec<u64>,
+}
+
+impl RegionStarts {
+    fn collect(info: &ElfInfo<'_>) -> Self {
+        let resolvers: Vec<u64> = info
+            .irelative
+            .iter()
+            .copied()
+            .chain(info.funcs.iter().filter(|f| f.ifunc).map(|f| f.addr))
+            .collect();
+        let mut all: Vec<u64> = info
+            .fdes
+            .iter()
+            .flat_map(|(s, e)| [*s, *e])
+            .chain(info.funcs.iter().map(|f| f.addr))
+            .chain(std::iter::once(info.entry))
+            .chain(info.constructors.iter().copied())
+            .chain(resolvers.iter().copied())
+            .filter(|a| in_code(info, *a))
+            .chain(info.code.iter().map(|c| c.addr))
+            .chain(info.code.iter().flat_map(|c| {
+                let step = c.plt_entry.unwrap_or(u64::MAX);
+                (1..)
+                    .map(move |i| c.addr.saturating_add(i * step))
+                    .take_while(move |a| {
+                        c.plt_entry.is_some() && *a < c.addr + c.bytes.len() as u64
+                    })
+            }))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        let mut func_starts: Vec<u64> = info
+            .fdes
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(info.funcs.iter().map(|f| f.addr))
+            .collect();
+        func_starts.sort_unstable();
+        func_starts.dedup();
+        RegionStarts {
+            resolvers,
+            all,
+            func_starts,
+        }
+    }
+}
+
+fn in_code(info: &ElfInfo<'_>, a: u64) -> bool {
+    info.code
+        .iter()
+        .any(|c| a >= c.addr && a < c.addr + c.bytes.len() as u64)
+}
+
+/// Step 1: decodes every region; returns them (sorted) and the instruction count.
+fn decode_regions(info: &ElfInfo<'_>, starts: &[u64]) -> (Vec<Region>, u64) {
+    let bitness = if info.is_64 { 64 } else { 32 };
+    let in_code = |a: u64| in_code(info, a);
     let in_writable = |a: u64| info.writable.iter().any(|(s, e)| a >= *s && a < *e);
-
-    // 1. Region starts.
-    let resolvers: Vec<u64> = info
-        .irelative
-        .iter()
-        .copied()
-        .chain(info.funcs.iter().filter(|f| f.ifunc).map(|f| f.addr))
-        .collect();
-    let mut starts: Vec<u64> = info
-        .fdes
-        .iter()
-        .flat_map(|(s, e)| [*s, *e])
-        .chain(info.funcs.iter().map(|f| f.addr))
-        .chain(std::iter::once(info.entry))
-        .chain(info.constructors.iter().copied())
-        .chain(resolvers.iter().copied())
-        .filter(|a| in_code(*a))
-        .chain(info.code.iter().map(|c| c.addr))
-        .chain(info.code.iter().flat_map(|c| {
-            let step = c.plt_entry.unwrap_or(u64::MAX);
-            (1..)
-                .map(move |i| c.addr.saturating_add(i * step))
-                .take_while(move |a| c.plt_entry.is_some() && *a < c.addr + c.bytes.len() as u64)
-        }))
-        .collect();
-    starts.sort_unstable();
-    starts.dedup();
-    // Where functions begin, for telling a function pointer (`lea main(%rip)`) from the
-    // address of a constant table that assembly keeps in `.text` (OpenSSL's AES tables).
-    let mut func_starts: Vec<u64> = info
-        .fdes
-        .iter()
-        .map(|(s, _)| *s)
-        .chain(info.funcs.iter().map(|f| f.addr))
-        .collect();
-    func_starts.sort_unstable();
-    func_starts.dedup();
-    let is_func_start = |a: u64| func_starts.binary_search(&a).is_ok();
-
-    // Decode every region.
     let mut regions: Vec<Region> = Vec::with_capacity(starts.len());
     let mut instructions = 0u64;
     for section in &info.code {
@@ -235,15 +277,20 @@ pub(crate) fn analyse(info: &ElfInfo<'_>) -> Analysis {
             instructions += decode_span(start, end, bytes, split, &ctx, &mut regions);
         }
     }
-    // Calls through the GOT (PLT stubs, `-fno-plt`) to functions this file defines: exported
-    // functions are called that way from inside a library because of symbol interposition.
+    (regions, instructions)
+}
+
+/// Calls through the GOT (PLT stubs, `-fno-plt`) to functions this file defines become
+/// direct edges (heuristic 5): exported functions are called that way from inside a library
+/// because of symbol interposition. Taken code addresses are kept only at function starts.
+fn link_got_calls(info: &ElfInfo<'_>, func_starts: &[u64], regions: &mut [Region]) {
     let mut got_calls: Vec<(u64, u64)> = info
         .got_symbols
         .iter()
         .filter_map(|(slot, _, target)| target.map(|t| (*slot, t)))
         .collect();
     got_calls.sort_unstable();
-    for r in &mut regions {
+    for r in regions {
         let extra: Vec<u64> = r
             .data_refs
             .iter()
@@ -253,19 +300,17 @@ pub(crate) fn analyse(info: &ElfInfo<'_>) -> Analysis {
             })
             .collect();
         r.branches.extend(extra);
-        r.code_refs.retain(|a| is_func_start(*a));
+        r.code_refs.retain(|a| func_starts.binary_search(a).is_ok());
     }
-    let find = |a: u64| -> Option<usize> {
-        let i = regions.partition_point(|r| r.start <= a);
-        (i > 0 && a < regions[i - 1].end).then(|| i - 1)
-    };
+}
 
-    // 2. Dispatch targets: what resolvers return, and variant names.
+/// Step 2: dispatch targets: what resolvers return, and variant names.
+fn dispatch_targets(info: &ElfInfo<'_>, regions: &[Region], resolvers: &[u64]) -> Vec<bool> {
     let mut dispatch_target = vec![false; regions.len()];
-    for &res in &resolvers {
-        if let Some(ri) = find(res) {
+    for &res in resolvers {
+        if let Some(ri) = find(regions, res) {
             for &t in &regions[ri].code_refs {
-                if let Some(ti) = find(t) {
+                if let Some(ti) = find(regions, t) {
                     dispatch_target[ti] = true;
                 }
             }
@@ -273,35 +318,18 @@ pub(crate) fn analyse(info: &ElfInfo<'_>) -> Analysis {
     }
     for f in info.funcs.iter().filter(|f| !f.ifunc) {
         if is_variant_name(f.name)
-            && let Some(ri) = find(f.addr)
+            && let Some(ri) = find(regions, f.addr)
         {
             dispatch_target[ri] = true;
         }
     }
+    dispatch_target
+}
 
-    // 3. Dispatchers: cpuid, or reads of feature variables.
-    let probes: Vec<usize> = {
-        let p0: Vec<usize> = (0..regions.len()).filter(|i| regions[*i].cpuid).collect();
-        let calls_probe = |r: &Region| {
-            r.branches
-                .iter()
-                .any(|t| find(*t).is_some_and(|ti| regions[ti].cpuid))
-        };
-        let p1 = (0..regions.len()).filter(|i| !regions[*i].cpuid && calls_probe(&regions[*i]));
-        p0.iter().copied().chain(p1).collect()
-    };
-    let mut feature_vars: Vec<u64> = probes
-        .iter()
-        .flat_map(|i| regions[*i].data_refs.iter().copied())
-        .collect();
-    feature_vars.extend(
-        info.got_symbols
-            .iter()
-            .filter(|(_, name, _)| FEATURE_VARIABLES.contains(name))
-            .map(|(slot, _, _)| *slot),
-    );
-    feature_vars.sort_unstable();
-    feature_vars.dedup();
+/// Step 3: dispatchers: regions that run cpuid or read feature variables, and callers of
+/// feature queries.
+fn dispatchers(info: &ElfInfo<'_>, regions: &[Region]) -> Vec<bool> {
+    let feature_vars = feature_variables(info, regions);
     let is_feature_ref = |a: u64| {
         let i = feature_vars.partition_point(|v| *v + FEATURE_WINDOW < a);
         feature_vars
@@ -327,13 +355,45 @@ pub(crate) fn analyse(info: &ElfInfo<'_>) -> Analysis {
             *d = r
                 .branches
                 .iter()
-                .any(|t| find(*t).is_some_and(|ti| query[ti]));
+                .any(|t| find(regions, *t).is_some_and(|ti| query[ti]));
         }
     }
+    dispatcher
+}
 
-    // 4. Roots.
+/// Feature variables, sorted: the writable data that CPU probes (cpuid regions and their
+/// direct callers) address, plus GOT slots bound to well-known names.
+fn feature_variables(info: &ElfInfo<'_>, regions: &[Region]) -> Vec<u64> {
+    let probes: Vec<usize> = {
+        let p0: Vec<usize> = (0..regions.len()).filter(|i| regions[*i].cpuid).collect();
+        let calls_probe = |r: &Region| {
+            r.branches
+                .iter()
+                .any(|t| find(regions, *t).is_some_and(|ti| regions[ti].cpuid))
+        };
+        let p1 = (0..regions.len()).filter(|i| !regions[*i].cpuid && calls_probe(&regions[*i]));
+        p0.iter().copied().chain(p1).collect()
+    };
+    let mut feature_vars: Vec<u64> = probes
+        .iter()
+        .flat_map(|i| regions[*i].data_refs.iter().copied())
+        .collect();
+    feature_vars.extend(
+        info.got_symbols
+            .iter()
+            .filter(|(_, name, _)| FEATURE_VARIABLES.contains(name))
+            .map(|(slot, _, _)| *slot),
+    );
+    feature_vars.sort_unstable();
+    feature_vars.dedup();
+    feature_vars
+}
+
+/// Step 4: roots: the entry point and the function starts it takes, constructors, `main`,
+/// and exported functions the file does not call itself.
+fn roots(info: &ElfInfo<'_>, regions: &[Region]) -> Vec<u64> {
     let mut roots: Vec<u64> = vec![info.entry];
-    if let Some(ei) = find(info.entry) {
+    if let Some(ei) = find(regions, info.entry) {
         roots.extend(regions[ei].code_refs.iter().copied());
     }
     roots.extend(info.constructors.iter().copied());
@@ -343,7 +403,7 @@ pub(crate) fn analyse(info: &ElfInfo<'_>) -> Analysis {
     let mut called = vec![false; regions.len()];
     for (ri, r) in regions.iter().enumerate() {
         for t in &r.branches {
-            if let Some(ti) = find(*t)
+            if let Some(ti) = find(regions, *t)
                 && ti != ri
             {
                 called[ti] = true;
@@ -354,26 +414,46 @@ pub(crate) fn analyse(info: &ElfInfo<'_>) -> Analysis {
         info.funcs
             .iter()
             .filter(|f| !f.ifunc && (f.exported || f.name == b"main"))
-            .filter(|f| f.name == b"main" || find(f.addr).is_none_or(|ri| !called[ri]))
+            .filter(|f| f.name == b"main" || find(regions, f.addr).is_none_or(|ri| !called[ri]))
             .map(|f| f.addr),
     );
+    roots
+}
 
-    // 5. Reachability.
-    // A dispatcher often stores or calls a thin wrapper around the variant (numpy's
-    // `funcs[i] = wrapper`, the wrapper calling `argmax_SSE42`), so the guard looks
-    // [`GUARD_DEPTH`] calls deep.
-    let near_features = |ti: usize| {
+/// The decoded regions with what steps 2 and 3 found about each.
+struct Graph<'a> {
+    regions: &'a [Region],
+    dispatch_target: &'a [bool],
+    dispatcher: &'a [bool],
+}
+
+/// Step 5's result: which regions run, and through which region each was first reached.
+struct Reach {
+    reached: Vec<bool>,
+    parent: Vec<usize>,
+}
+
+impl Graph<'_> {
+    fn find(&self, a: u64) -> Option<usize> {
+        find(self.regions, a)
+    }
+
+    /// The compiler features of `ti` and what it calls up to [`GUARD_DEPTH`] levels down.
+    /// A dispatcher often stores or calls a thin wrapper around the variant (numpy's
+    /// `funcs[i] = wrapper`, the wrapper calling `argmax_SSE42`), so the guard looks that
+    /// deep.
+    fn near_features(&self, ti: usize) -> FeatureSet {
         let mut seen = vec![ti];
         let mut frontier = vec![ti];
         let mut feats = FeatureSet::EMPTY;
         for _ in 0..GUARD_DEPTH {
             let mut next = Vec::new();
             for &i in &frontier {
-                feats = feats.union(regions[i].features.compiler_only());
-                for t in &regions[i].branches {
-                    if let Some(j) = find(*t)
+                feats = feats.union(self.regions[i].features.compiler_only());
+                for t in &self.regions[i].branches {
+                    if let Some(j) = self.find(*t)
                         && !seen.contains(&j)
-                        && !dispatch_target[j]
+                        && !self.dispatch_target[j]
                     {
                         seen.push(j);
                         next.push(j);
@@ -383,87 +463,101 @@ pub(crate) fn analyse(info: &ElfInfo<'_>) -> Analysis {
             frontier = next;
         }
         feats
-    };
-    let mut reached = vec![false; regions.len()];
-    let mut parent = vec![usize::MAX; regions.len()];
-    let mut stack: Vec<usize> = Vec::new();
-    for r in roots {
-        if let Some(ri) = find(r)
-            && !dispatch_target[ri]
-            && !reached[ri]
-        {
-            reached[ri] = true;
-            stack.push(ri);
-        }
     }
-    while let Some(ri) = stack.pop() {
-        let r = &regions[ri];
-        let own = r.features.compiler_only();
-        let next = (r.falls_through && ri + 1 < regions.len() && regions[ri + 1].start == r.end)
-            .then_some(r.end);
-        let mut targets: Vec<usize> = r
-            .branches
-            .iter()
-            .chain(&r.code_refs)
-            .copied()
-            .chain(next)
-            .filter_map(find)
-            .filter(|ti| *ti != ri)
-            .collect();
-        targets.sort_unstable();
-        targets.dedup();
-        for &ti in &targets {
-            if reached[ti] || dispatch_target[ti] {
-                continue;
-            }
-            if dispatcher[ri] && !near_features(ti).is_subset(own) {
-                continue; // guarded by the feature check (heuristic 3)
-            }
-            if is_twin_variant(&regions[ti], r)
-                || targets
-                    .iter()
-                    .any(|tj| is_twin_variant(&regions[ti], &regions[*tj]))
+
+    /// Step 5: reachability from the roots, not entering dispatch targets, guarded edges
+    /// of dispatchers (heuristic 3) or run-time-flag twins (heuristic 4).
+    fn reach(&self, roots: &[u64]) -> Reach {
+        let regions = self.regions;
+        let mut reached = vec![false; regions.len()];
+        let mut parent = vec![usize::MAX; regions.len()];
+        let mut stack: Vec<usize> = Vec::new();
+        for &r in roots {
+            if let Some(ri) = self.find(r)
+                && !self.dispatch_target[ri]
+                && !reached[ri]
             {
-                continue; // one of two clones picked by a run-time flag (heuristic 4)
+                reached[ri] = true;
+                stack.push(ri);
             }
-            reached[ti] = true;
-            parent[ti] = ri;
-            stack.push(ti);
         }
+        while let Some(ri) = stack.pop() {
+            let r = &regions[ri];
+            let own = r.features.compiler_only();
+            let next =
+                (r.falls_through && ri + 1 < regions.len() && regions[ri + 1].start == r.end)
+                    .then_some(r.end);
+            let mut targets: Vec<usize> = r
+                .branches
+                .iter()
+                .chain(&r.code_refs)
+                .copied()
+                .chain(next)
+                .filter_map(|a| self.find(a))
+                .filter(|ti| *ti != ri)
+                .collect();
+            targets.sort_unstable();
+            targets.dedup();
+            for &ti in &targets {
+                if reached[ti] || self.dispatch_target[ti] {
+                    continue;
+                }
+                if self.dispatcher[ri] && !self.near_features(ti).is_subset(own) {
+                    continue; // guarded by the feature check (heuristic 3)
+                }
+                if is_twin_variant(&regions[ti], r)
+                    || targets
+                        .iter()
+                        .any(|tj| is_twin_variant(&regions[ti], &regions[*tj]))
+                {
+                    continue; // one of two clones picked by a run-time flag (heuristic 4)
+                }
+                reached[ti] = true;
+                parent[ti] = ri;
+                stack.push(ti);
+            }
+        }
+        Reach { reached, parent }
     }
-    let chain = |mut ri: usize| {
-        let mut c = vec![regions[ri].start];
-        while parent[ri] != usize::MAX {
-            ri = parent[ri];
-            c.push(regions[ri].start);
+
+    /// The region starts from a root to `ri`, the last [`CHAIN_MAX`] kept.
+    fn chain(&self, reach: &Reach, mut ri: usize) -> Vec<u64> {
+        let mut c = vec![self.regions[ri].start];
+        while reach.parent[ri] != usize::MAX {
+            ri = reach.parent[ri];
+            c.push(self.regions[ri].start);
         }
         c.truncate(CHAIN_MAX);
         c.reverse();
         c
-    };
-
-    let mut out = Analysis {
-        instructions,
-        ..Analysis::default()
-    };
-    let mut all = FeatureSet::EMPTY;
-    for (ri, r) in regions.iter().enumerate() {
-        all = all.union(r.features);
-        // A dispatcher's own instructions are assumed to sit behind its own feature test
-        // (OpenSSL's `bt $33, OPENSSL_ia32cap_P; jae .Lno_pclmul` inside one function).
-        if reached[ri] && !dispatcher[ri] {
-            let req = r.features.compiler_only();
-            for (f, site) in &r.first_sites {
-                if req.contains(*f) && !out.required.contains(*f) {
-                    out.sites.push((*f, *site, chain(ri)));
-                }
-            }
-            out.required = out.required.union(req);
-        }
     }
-    out.sites.sort_unstable();
-    out.when_available = all.difference(out.required);
-    out
+
+    /// Step 6: required = compiler features of reached non-dispatcher regions; the rest of
+    /// what was seen is "uses when available".
+    fn summarise(&self, reach: &Reach, instructions: u64) -> Analysis {
+        let mut out = Analysis {
+            instructions,
+            ..Analysis::default()
+        };
+        let mut all = FeatureSet::EMPTY;
+        for (ri, r) in self.regions.iter().enumerate() {
+            all = all.union(r.features);
+            // A dispatcher's own instructions are assumed to sit behind its own feature test
+            // (OpenSSL's `bt $33, OPENSSL_ia32cap_P; jae .Lno_pclmul` inside one function).
+            if reach.reached[ri] && !self.dispatcher[ri] {
+                let req = r.features.compiler_only();
+                for (f, site) in &r.first_sites {
+                    if req.contains(*f) && !out.required.contains(*f) {
+                        out.sites.push((*f, *site, self.chain(reach, ri)));
+                    }
+                }
+                out.required = out.required.union(req);
+            }
+        }
+        out.sites.sort_unstable();
+        out.when_available = all.difference(out.required);
+        out
+    }
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ impl Merger<'_> {
                 Some(n) if n.layer == k && n.explicit && !self.hidden_for(k, &target) => {
                     let kind = EntryKind::HardLink(target);
                     self.deliver(&path, &kind, meta, &mut io::empty())?;
-                    self.mark(k, &path, false);
+                    self.mark_non_dir(k, &path);
                     return Ok(());
                 }
                 // An upper layer replaced it: find it again by re-reading this layer.
@@ -123,7 +123,7 @@ impl Merger<'_> {
             // The version a lower layer has; not one this layer may add later.
             None
         };
-        self.mark(k, &path, false);
+        self.mark_non_dir(k, &path);
         self.deferred.entry(target).or_default().push(Waiting {
             link: path,
             layer: k,

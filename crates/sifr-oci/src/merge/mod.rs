@@ -252,11 +252,20 @@ struct Merger<'s> {
     reread: bool,
 }
 
+/// Which pass over a layer [`Merger::read_layer`] makes.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// The first: every entry is considered.
+    Full,
+    /// A re-read that only delivers hard links whose targets came later in the layer.
+    ResolveOnly,
+}
+
 impl Merger<'_> {
     fn layer(&mut self, k: usize, layer: &dyn Layer) -> Result<()> {
         let name = layer.describe();
         self.reread = false;
-        self.read_layer(k, layer, &name, false)?;
+        self.read_layer(k, layer, &name, Pass::Full)?;
         // A chain of links can need another pass; three is plenty for real layers.
         let mut passes = 0;
         while self.reread && passes < 3 && self.waiting_in(k) {
@@ -265,7 +274,7 @@ impl Merger<'_> {
             // Later passes see the same whiteouts and names again: keep the first pass's
             // counters, only the delivered entries change.
             let counted = self.stats.clone();
-            self.read_layer(k, layer, &name, true)?;
+            self.read_layer(k, layer, &name, Pass::ResolveOnly)?;
             self.stats = MergeStats {
                 entries: self.stats.entries,
                 devices_skipped: self.stats.devices_skipped,
@@ -285,15 +294,10 @@ impl Merger<'_> {
         Ok(())
     }
 
-    /// One pass over a layer; `resolve_only` is the re-read that only looks for deferred
-    /// hard-link targets.
-    fn read_layer(
-        &mut self,
-        k: usize,
-        layer: &dyn Layer,
-        name: &str,
-        resolve_only: bool,
-    ) -> Result<()> {
+    /// One pass over a layer; [`Pass::ResolveOnly`] is the re-read that only looks for
+    /// deferred hard-link targets.
+    fn read_layer(&mut self, k: usize, layer: &dyn Layer, name: &str, pass: Pass) -> Result<()> {
+        let resolve_only = matches!(pass, Pass::ResolveOnly);
         let read_err = |source| MergeError::Read {
             layer: name.to_string(),
             source,
@@ -398,7 +402,7 @@ impl Merger<'_> {
                 DevicePolicy::Keep => {}
                 DevicePolicy::Skip => {
                     self.stats.devices_skipped += 1 + waiting.len() as u64;
-                    self.mark(k, &path, false);
+                    self.mark_non_dir(k, &path);
                     return Ok(());
                 }
                 DevicePolicy::Reject => {
@@ -527,6 +531,11 @@ impl Merger<'_> {
             })?;
         self.stats.entries += 1;
         Ok(())
+    }
+
+    /// [`Merger::mark`] for an entry that is not a directory.
+    fn mark_non_dir(&mut self, k: usize, path: &RelPath) {
+        self.mark(k, path, false);
     }
 
     /// Record `path` as taken by layer `k`, and its parents as implied directories.

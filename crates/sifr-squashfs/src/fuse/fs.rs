@@ -227,6 +227,18 @@ impl SquashFs {
         Ok(l)
     }
 
+    /// The directory `ino` and its listing for a `readdir` call at `offset` (a call at 0
+    /// starts a new read of the directory and lists it afresh).
+    fn open_listing(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+    ) -> Result<(Inode, Arc<Vec<DirEntry>>), Errno> {
+        let dir = self.dir(ino)?;
+        let list = self.listing(&dir, offset == 0)?;
+        Ok((dir, list))
+    }
+
     fn dir(&self, ino: INodeNo) -> Result<Inode, Errno> {
         let dir = self.inode(ino)?;
         if dir.is_dir() {
@@ -385,12 +397,8 @@ impl Filesystem for SquashFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let dir = match self.dir(ino) {
+        let (dir, list) = match self.open_listing(ino, offset) {
             Ok(d) => d,
-            Err(e) => return reply.error(e),
-        };
-        let list = match self.listing(&dir, offset == 0) {
-            Ok(l) => l,
             Err(e) => return reply.error(e),
         };
         // Offsets: 1 after ".", 2 after "..", 3 + i after entry i.
@@ -431,12 +439,8 @@ impl Filesystem for SquashFs {
         mut reply: ReplyDirectoryPlus,
     ) {
         let ttl = self.show.ttl;
-        let dir = match self.dir(ino) {
+        let (dir, list) = match self.open_listing(ino, offset) {
             Ok(d) => d,
-            Err(e) => return reply.error(e),
-        };
-        let list = match self.listing(&dir, offset == 0) {
-            Ok(l) => l,
             Err(e) => return reply.error(e),
         };
         // The kernel ignores the attributes of "." and ".." (it never links them), so both

@@ -359,21 +359,9 @@ impl Ctx<'_> {
         if !self.opts.xattrs {
             return Ok(());
         }
-        for x in self.archive.xattrs(inode)? {
-            match rustix::fs::fsetxattr(
-                fd,
-                OsStr::from_bytes(&x.name),
-                &x.value,
-                XattrFlags::empty(),
-            ) {
-                Ok(()) => {}
-                Err(e) if e == rustix::io::Errno::PERM || e == rustix::io::Errno::NOTSUP => {
-                    self.report.skipped_xattrs += 1;
-                }
-                Err(e) => return Err(rx("set xattr of", path)(e)),
-            }
-        }
-        Ok(())
+        self.apply_xattrs(inode, path, |name, value| {
+            rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty())
+        })
     }
 
     /// Xattrs of a symlink or special file, which cannot be opened: `lsetxattr` on the name
@@ -391,13 +379,21 @@ impl Ctx<'_> {
         }
         let mut via = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd()));
         via.push(name);
+        self.apply_xattrs(inode, path, |name, value| {
+            rustix::fs::lsetxattr(&via, name, value, XattrFlags::empty())
+        })
+    }
+
+    /// Sets each of `inode`'s xattrs with `set`; one the kernel or filesystem refuses
+    /// (`EPERM`, `ENOTSUP`) is counted as skipped, any other failure is an error.
+    fn apply_xattrs(
+        &mut self,
+        inode: &Inode,
+        path: &Path,
+        set: impl Fn(&OsStr, &[u8]) -> rustix::io::Result<()>,
+    ) -> Result<()> {
         for x in self.archive.xattrs(inode)? {
-            match rustix::fs::lsetxattr(
-                &via,
-                OsStr::from_bytes(&x.name),
-                &x.value,
-                XattrFlags::empty(),
-            ) {
+            match set(OsStr::from_bytes(&x.name), &x.value) {
                 Ok(()) => {}
                 Err(e) if e == rustix::io::Errno::PERM || e == rustix::io::Errno::NOTSUP => {
                     self.report.skipped_xattrs += 1;

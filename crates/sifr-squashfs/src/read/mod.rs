@@ -52,6 +52,15 @@ pub const MAX_DEPTH: usize = 1024;
 const META_CACHE: usize = 256;
 const FRAG_CACHE: usize = 32;
 const DATA_CACHE: usize = 32;
+/// What a path walk does with the symlinks it meets.
+#[derive(Clone, Copy)]
+enum Symlinks {
+    /// Stop at them ([`Archive::lookup`]).
+    Keep,
+    /// Follow them as the kernel would ([`Archive::resolve`]).
+    Follow,
+}
+
 /// Most symlinks one [`Archive::resolve`] follows (the kernel's limit).
 const MAX_LINKS: usize = 40;
 /// Decoded block lists of recently read files (4 bytes per block each).
@@ -207,7 +216,7 @@ impl Archive {
     /// Resolves `path` (absolute or relative to the root) without following symlinks.
     /// `Ok(None)` when a component is missing or a non-final component is not a directory.
     pub fn lookup(&self, path: impl AsRef<Path>) -> Result<Option<Inode>> {
-        self.walk_path(path.as_ref().as_os_str().as_bytes(), false)
+        self.walk_path(path.as_ref().as_os_str().as_bytes(), Symlinks::Keep)
     }
 
     /// Resolves `path` as the kernel would inside the image: symlinks are followed (an
@@ -215,12 +224,13 @@ impl Archive {
     /// `Ok(None)` when a component is missing, a non-final component is not a directory, or
     /// more than 40 links are met (a loop).
     pub fn resolve(&self, path: impl AsRef<Path>) -> Result<Option<Inode>> {
-        self.walk_path(path.as_ref().as_os_str().as_bytes(), true)
+        self.walk_path(path.as_ref().as_os_str().as_bytes(), Symlinks::Follow)
     }
 
-    /// [`Archive::lookup`] and, with `follow`, [`Archive::resolve`]. Empty and `.`
-    /// components are skipped, `..` stops at the root.
-    fn walk_path(&self, path: &[u8], follow: bool) -> Result<Option<Inode>> {
+    /// [`Archive::lookup`] and, with [`Symlinks::Follow`], [`Archive::resolve`]. Empty and
+    /// `.` components are skipped, `..` stops at the root.
+    fn walk_path(&self, path: &[u8], symlinks: Symlinks) -> Result<Option<Inode>> {
+        let follow = matches!(symlinks, Symlinks::Follow);
         // Components still to walk, the next one last.
         let mut todo: Vec<Vec<u8>> = Vec::new();
         push_components(&mut todo, path);

@@ -59,40 +59,27 @@ impl FromStr for Compression {
             level: level.unwrap_or_default().to_string(),
             range,
         };
+        // Parses `level` (or takes `default`) and checks it against `range`.
+        fn level_in<T: FromStr + PartialOrd>(
+            level: Option<&str>,
+            default: T,
+            range: std::ops::RangeInclusive<T>,
+        ) -> Option<T> {
+            match level {
+                None => Some(default),
+                Some(l) => l.parse().ok().filter(|l| range.contains(l)),
+            }
+        }
         match name.to_ascii_lowercase().as_str() {
-            "gzip" | "zlib" => {
-                let level = match level {
-                    None => 9,
-                    Some(l) => l
-                        .parse()
-                        .ok()
-                        .filter(|l| (1..=9).contains(l))
-                        .ok_or_else(|| bad("gzip", "1..=9"))?,
-                };
-                Ok(Compression::Gzip { level })
-            }
-            "zstd" => {
-                let level = match level {
-                    None => 3,
-                    Some(l) => l
-                        .parse()
-                        .ok()
-                        .filter(|l| (1..=22).contains(l))
-                        .ok_or_else(|| bad("zstd", "1..=22"))?,
-                };
-                Ok(Compression::Zstd { level })
-            }
-            "xz" => {
-                let level = match level {
-                    None => 6,
-                    Some(l) => l
-                        .parse()
-                        .ok()
-                        .filter(|l| (0..=9).contains(l))
-                        .ok_or_else(|| bad("xz", "0..=9"))?,
-                };
-                Ok(Compression::Xz { level })
-            }
+            "gzip" | "zlib" => Ok(Compression::Gzip {
+                level: level_in(level, 9, 1..=9).ok_or_else(|| bad("gzip", "1..=9"))?,
+            }),
+            "zstd" => Ok(Compression::Zstd {
+                level: level_in(level, 3, 1..=22).ok_or_else(|| bad("zstd", "1..=22"))?,
+            }),
+            "xz" => Ok(Compression::Xz {
+                level: level_in(level, 6, 0..=9).ok_or_else(|| bad("xz", "0..=9"))?,
+            }),
             "lz4" => match level {
                 None => Ok(Compression::Lz4),
                 Some(_) => Err(bad("lz4", "no level")),

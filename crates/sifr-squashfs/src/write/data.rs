@@ -385,7 +385,7 @@ impl<W: Write + Seek> Pipeline<W> {
         if !unchanged {
             return;
         }
-        if let Some(Ok((data, Some(hash)))) = read_small(&u.path, size, true)
+        if let Some(Ok((data, Some(hash)))) = read_small(&u.path, size, Hashing::Compute)
             && data.len() as u64 == size
         {
             self.seen.entry((size, hash)).or_insert(Candidate {
@@ -597,12 +597,19 @@ impl<W: Write + Seek> Pipeline<W> {
 /// A small file read ahead: its bytes and, if asked for, SHA-256.
 pub(crate) type Loaded = (Vec<u8>, Option<[u8; 32]>);
 
-/// Read a whole host file of at most `SMALL_FILE` bytes and hash it (if `hash`), for the
+/// Whether [`read_small`] hashes what it read (for finding duplicates).
+#[derive(Clone, Copy)]
+pub(crate) enum Hashing {
+    Compute,
+    Skip,
+}
+
+/// Read a whole host file of at most `SMALL_FILE` bytes and hash it (if asked), for the
 /// directory walk's reader thread; a file over that size (or that grew past it) gives
 /// `None` and is streamed later by the caller.
 /// `len` is the size lstat saw: the buffer is allocated once at that size (plus the byte
 /// that detects growth) instead of growing by doubling and copying.
-pub(crate) fn read_small(path: &Path, len: u64, hash: bool) -> Option<io::Result<Loaded>> {
+pub(crate) fn read_small(path: &Path, len: u64, hashing: Hashing) -> Option<io::Result<Loaded>> {
     if len > SMALL_FILE {
         return None;
     }
@@ -614,7 +621,7 @@ pub(crate) fn read_small(path: &Path, len: u64, hash: bool) -> Option<io::Result
     match (&mut f).take(SMALL_FILE + 1).read_to_end(&mut buf) {
         Ok(n) if n as u64 > SMALL_FILE => None,
         Ok(_) => {
-            let h = hash.then(|| Sha256::digest(&buf).into());
+            let h = matches!(hashing, Hashing::Compute).then(|| Sha256::digest(&buf).into());
             Some(Ok((buf, h)))
         }
         Err(e) => Some(Err(e)),

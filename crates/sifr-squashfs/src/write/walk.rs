@@ -200,8 +200,13 @@ impl Reader<'_> {
                 let t = fs::read_link(&host).map_err(|e| WriteError::read(&host, e))?;
                 what = What::Symlink(t);
             } else if ft.is_file() {
-                let hash = self.dedup && !self.sizes.insert(md.len());
-                let loaded = data::read_small(&host, md.len(), hash)
+                // Hash only a size met before: a unique size cannot be a duplicate.
+                let hashing = if self.dedup && !self.sizes.insert(md.len()) {
+                    data::Hashing::Compute
+                } else {
+                    data::Hashing::Skip
+                };
+                let loaded = data::read_small(&host, md.len(), hashing)
                     .transpose()
                     .map_err(|e| WriteError::read(&host, e))?;
                 self.bytes += loaded.as_ref().map_or(0, |(d, _)| d.len());
