@@ -102,6 +102,24 @@ pub(crate) fn parse(data: &[u8]) -> Result<ElfInfo<'_>, String> {
     parsed.map_err(|e| e.to_string())
 }
 
+/// The parts of a file a parse step reads: the parsed file, its bytes and its byte order.
+struct Parts<'f, 'a, Elf: FileHeader<Endian = Endianness>> {
+    file: &'f ElfFile<'a, Elf, &'a [u8]>,
+    data: &'a [u8],
+    e: Endianness,
+}
+
+/// What the section walk keeps for the later steps besides what it puts in [`ElfInfo`].
+#[derive(Default)]
+struct SectionFinds<'a> {
+    /// `.init_array` / `.preinit_array`: address and bytes.
+    init_arrays: Vec<(u64, &'a [u8])>,
+    eh_frame_hdr: Option<(u64, &'a [u8])>,
+    eh_frame: Option<(u64, &'a [u8])>,
+}
+
+/// Parse one ELF class: headers, then (for executables and libraries only) sections, symbols,
+/// relocations and constructors, each a step below.
 fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
     data: &'a [u8],
 ) -> Result<ElfInfo<'a>, object::read::Error> {
@@ -115,7 +133,11 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
         little: hdr.is_little_endian(),
         machine,
     });
-    let sections = file.elf_section_table();
+    let parts = Parts {
+        file: &file,
+        data,
+        e,
+    };
 
     let mut info = ElfInfo {
         arch,
@@ -136,9 +158,30 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
         got_symbols: Vec::new(),
     };
 
-    // Program headers: interpreter and the property note (which also exists as a section,
-    // but stripped or section-less files keep only the segment).
-    for ph in file.elf_program_headers() {
+    read_interpreter_and_note(&parts, &mut info);
+    let pie = read_dynamic(&parts, &mut info);
+    info.kind = file_kind(hdr.e_type(e), pie, &info);
+    if !matches!(info.kind, FileKind::Executable | FileKind::SharedLibrary) {
+        return Ok(info);
+    }
+    let finds = read_sections(&parts, &mut info);
+    if let Some((hdr_addr, hdr)) = finds.eh_frame_hdr {
+        info.fdes = fde_ranges(hdr, hdr_addr, finds.eh_frame, e == Endianness::Little);
+    }
+    read_functions(&parts, &mut info);
+    let relative = read_relocations(&parts, machine, &finds.init_arrays, &mut info);
+    read_constructors(&finds.init_arrays, &relative, is_64, e, &mut info);
+    Ok(info)
+}
+
+/// Program headers: the interpreter and the property note (which also exists as a section,
+/// but stripped or section-less files keep only the segment).
+fn read_interpreter_and_note<Elf: FileHeader<Endian = Endianness>>(
+    p: &Parts<'_, '_, Elf>,
+    info: &mut ElfInfo<'_>,
+) {
+    let (e, data) = (p.e, p.data);
+    for ph in p.file.elf_program_headers() {
         if ph.p_type(e) == elf::PT_INTERP
             && let Ok(bytes) = ph.data(e, data)
         {
@@ -146,38 +189,49 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
             info.interpreter = Some(String::from_utf8_lossy(s).into_owned());
         }
         if let Ok(Some(notes)) = ph.notes(e, data) {
-            read_isa_note::<Elf>(notes, e, &mut info);
+            read_isa_note::<Elf>(notes, e, info);
         }
     }
     if info.isa_needed_bits.is_none() {
-        for sh in sections.iter() {
+        for sh in p.file.elf_section_table().iter() {
             if let Ok(Some(notes)) = sh.notes(e, data) {
-                read_isa_note::<Elf>(notes, e, &mut info);
+                read_isa_note::<Elf>(notes, e, info);
             }
         }
     }
+}
 
-    // Dynamic section: DT_NEEDED, DT_SONAME, DT_FLAGS_1, DT_INIT.
+/// Dynamic section: `DT_NEEDED`, `DT_SONAME`, `DT_INIT`; returns whether `DT_FLAGS_1` says PIE.
+fn read_dynamic<Elf: FileHeader<Endian = Endianness>>(
+    p: &Parts<'_, '_, Elf>,
+    info: &mut ElfInfo<'_>,
+) -> bool {
     let mut pie = false;
-    if let Ok(dynamic) = file.elf_dynamic_table() {
-        for d in dynamic.iter() {
-            if d.tag == elf::DT_NEEDED || d.tag == elf::DT_SONAME {
-                if let Ok(s) = dynamic.string(d) {
-                    let s = String::from_utf8_lossy(s).into_owned();
-                    if d.tag == elf::DT_NEEDED {
-                        info.needed.push(s);
-                    } else {
-                        info.soname = Some(s);
-                    }
+    let Ok(dynamic) = p.file.elf_dynamic_table() else {
+        return pie;
+    };
+    for d in dynamic.iter() {
+        if d.tag == elf::DT_NEEDED || d.tag == elf::DT_SONAME {
+            if let Ok(s) = dynamic.string(d) {
+                let s = String::from_utf8_lossy(s).into_owned();
+                if d.tag == elf::DT_NEEDED {
+                    info.needed.push(s);
+                } else {
+                    info.soname = Some(s);
                 }
-            } else if d.tag == elf::DT_FLAGS_1 {
-                pie = d.val & elf::DF_1_PIE.0 != 0;
-            } else if d.tag == elf::DT_INIT && d.val != 0 {
-                info.constructors.push(d.val);
             }
+        } else if d.tag == elf::DT_FLAGS_1 {
+            pie = d.val & elf::DF_1_PIE.0 != 0;
+        } else if d.tag == elf::DT_INIT && d.val != 0 {
+            info.constructors.push(d.val);
         }
     }
-    info.kind = match hdr.e_type(e) {
+    pie
+}
+
+/// An `ET_DYN` file is an executable when it says PIE, or has an interpreter and no soname.
+fn file_kind(e_type: elf::FileType, pie: bool, info: &ElfInfo<'_>) -> FileKind {
+    match e_type {
         t if t == elf::ET_EXEC => FileKind::Executable,
         t if t == elf::ET_DYN => {
             if pie || (info.interpreter.is_some() && info.soname.is_none()) {
@@ -188,15 +242,17 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
         }
         t if t == elf::ET_REL => FileKind::Relocatable,
         _ => FileKind::Other,
-    };
-    if !matches!(info.kind, FileKind::Executable | FileKind::SharedLibrary) {
-        return Ok(info);
     }
+}
 
-    // Sections: code, writable data, init arrays, eh_frame_hdr.
-    let mut init_arrays: Vec<(u64, &'a [u8])> = Vec::new();
-    let mut eh_frame_hdr: Option<(u64, &'a [u8])> = None;
-    let mut eh_frame: Option<(u64, &'a [u8])> = None;
+/// Allocated sections: code (sorted by address), writable data, init arrays, `.eh_frame_hdr`.
+fn read_sections<'a, Elf: FileHeader<Endian = Endianness>>(
+    p: &Parts<'_, 'a, Elf>,
+    info: &mut ElfInfo<'a>,
+) -> SectionFinds<'a> {
+    let (e, data) = (p.e, p.data);
+    let sections = p.file.elf_section_table();
+    let mut finds = SectionFinds::default();
     for sh in sections.iter() {
         let flags = sh.sh_flags(e).0;
         let addr: u64 = sh.sh_addr(e).into();
@@ -224,28 +280,32 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
         if (ty == elf::SHT_INIT_ARRAY || ty == elf::SHT_PREINIT_ARRAY)
             && let Ok(bytes) = sh.data(e, data)
         {
-            init_arrays.push((addr, bytes));
+            finds.init_arrays.push((addr, bytes));
         }
         let name = sections.section_name(e, sh).unwrap_or_default();
         if (name == b".eh_frame_hdr" || name == b".eh_frame")
             && let Ok(bytes) = sh.data(e, data)
         {
             if name == b".eh_frame_hdr" {
-                eh_frame_hdr = Some((addr, bytes));
+                finds.eh_frame_hdr = Some((addr, bytes));
             } else {
-                eh_frame = Some((addr, bytes));
+                finds.eh_frame = Some((addr, bytes));
             }
         }
     }
     info.code.sort_by_key(|c| c.addr);
-    if let Some((hdr_addr, hdr)) = eh_frame_hdr {
-        info.fdes = fde_ranges(hdr, hdr_addr, eh_frame, e == Endianness::Little);
-    }
+    finds
+}
 
-    // Symbols: functions and ifuncs, with names, from both tables.
+/// Symbols: functions and ifuncs, with names, from both tables.
+fn read_functions<'a, Elf: FileHeader<Endian = Endianness>>(
+    p: &Parts<'_, 'a, Elf>,
+    info: &mut ElfInfo<'a>,
+) {
+    let e = p.e;
     for (table, dynamic) in [
-        (file.elf_symbol_table(), false),
-        (file.elf_dynamic_symbol_table(), true),
+        (p.file.elf_symbol_table(), false),
+        (p.file.elf_dynamic_symbol_table(), true),
     ] {
         for sym in table.iter() {
             let ty = sym.st_type();
@@ -268,19 +328,28 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
             });
         }
     }
+}
 
-    // Relocations: IRELATIVE resolvers, RELATIVE fix-ups of init arrays, GOT slot names.
-    let x86_64 = machine == elf::EM_X86_64.0;
+/// Relocations (x86-64 only): `IRELATIVE` resolvers and GOT slot names go into `info`; the
+/// `RELATIVE` fix-ups of init-array slots are returned as `(slot, addend)`.
+fn read_relocations<'a, Elf: FileHeader<Endian = Endianness>>(
+    p: &Parts<'_, 'a, Elf>,
+    machine: u16,
+    init_arrays: &[(u64, &'a [u8])],
+    info: &mut ElfInfo<'a>,
+) -> Vec<(u64, u64)> {
+    let (e, data) = (p.e, p.data);
+    let sections = p.file.elf_section_table();
     let mut relative: Vec<(u64, u64)> = Vec::new();
+    if machine != elf::EM_X86_64.0 {
+        return relative;
+    }
     for sh in sections.iter() {
         let Ok(Some((relas, link))) = sh.rela(e, data) else {
             continue;
         };
         let symtab = sections.symbol_table_by_index(e, data, link).ok();
         for r in relas {
-            if !x86_64 {
-                break;
-            }
             let ty = r.r_type(e, false).0;
             let off: u64 = r.r_offset(e).into();
             let addend = r.r_addend(e).into() as u64;
@@ -307,8 +376,18 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
         }
     }
     info.got_symbols.sort_unstable();
+    relative
+}
 
-    // Constructors: the in-file value, or the RELATIVE addend when the value is relocated.
+/// Constructors: each init-array slot's in-file value, or its `RELATIVE` addend when the value
+/// is left for the loader to fill in.
+fn read_constructors(
+    init_arrays: &[(u64, &[u8])],
+    relative: &[(u64, u64)],
+    is_64: bool,
+    e: Endianness,
+    info: &mut ElfInfo<'_>,
+) {
     let word = if is_64 { 8 } else { 4 };
     for (addr, bytes) in init_arrays {
         for (i, chunk) in bytes.chunks_exact(word).enumerate() {
@@ -322,7 +401,6 @@ fn parse_as<'a, Elf: FileHeader<Endian = Endianness>>(
             info.constructors.extend(value);
         }
     }
-    Ok(info)
 }
 
 fn read_isa_note<Elf: FileHeader<Endian = Endianness>>(

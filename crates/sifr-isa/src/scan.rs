@@ -81,7 +81,7 @@ pub struct ImageFacts {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<String, String>,
     /// Totals. Keep `version` the first field and this the last: the check before a launch
-    /// reads only the two ends of the stored JSON (`sifr`'s `isa_check::stored_summary`),
+    /// reads only the two ends of the stored JSON (`sifr_launch::isa_check::stored_summary`),
     /// and falls back to the whole object when they do not hold them.
     pub summary: Summary,
 }
