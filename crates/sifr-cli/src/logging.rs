@@ -1,5 +1,5 @@
 //! Log output on stderr, at the level the settings chose. Never starts a thread: the launch path
-//! must stay single-threaded until namespaces are set up (see ARCHITECTURE.md).
+//! must stay single-threaded until namespaces are set up (see docs/architecture.md).
 
 use std::io::IsTerminal;
 

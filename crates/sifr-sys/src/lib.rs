@@ -4,7 +4,7 @@
 //! user/group lookups.
 //!
 //! This is the only crate of the workspace that contains `unsafe` code (rule in
-//! `../shared/ARCHITECTURE.md`, "One binary, a few libraries": `sys` is the only crate with
+//! `docs/architecture.md`, "One binary, a few libraries": `sys` is the only crate with
 //! `unsafe`). Every `unsafe` block carries a `SAFETY:` comment. rustix is used first; `libc` only
 //! where rustix has no wrapper (`fork`, `execve`, `sigaction`, `sigprocmask`, `mount_setattr`,
 //! `getpwuid_r`).

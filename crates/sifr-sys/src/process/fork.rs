@@ -1,7 +1,7 @@
 //! Forks whose child runs ordinary Rust code: a long-running server ([`fork_server`]), a
 //! child that runs a whole launch ([`fork_child`]), a daemon that outlives the caller
 //! ([`spawn_daemon`]). Each goes through [`fork_checked`], which makes sure first that the
-//! caller has a single thread (the hard rule of `../shared/ARCHITECTURE.md`).
+//! caller has a single thread (the hard rule of `docs/architecture.md`).
 
 use super::child::{ExitStatus, wait_pid};
 use super::fds;
@@ -27,7 +27,7 @@ pub enum ForkServerError {
 /// the restriction to async-signal-safe work after `fork` exists because other threads of the
 /// parent may hold locks (malloc's, stdio's) that are copied locked into the child. This
 /// function first checks that the calling process has exactly one thread (the launcher before
-/// it starts any, see the hard rules in ARCHITECTURE.md), so no lock can be held by another
+/// it starts any, see the hard rules in docs/architecture.md), so no lock can be held by another
 /// thread, and the child's copy of memory is consistent. The child never returns into the
 /// caller's code: `_exit` skips atexit handlers and the parent's buffered stdio.
 pub fn fork_server<T, F: FnOnce(T) -> i32>(
