@@ -1,47 +1,25 @@
 //! Debian's `docker-registry` for tests, on a free port of 127.0.0.1 and killed on drop, and
 //! what its TLS and htpasswd configuration needs: a throwaway CA (`ca.crt`), a server
 //! certificate for 127.0.0.1 signed by it and an htpasswd file, made at test time with
-//! `openssl` and `htpasswd` (apache2-utils). Shared by the registry tests of `oci` and of the
-//! CLI, which include this file by path.
-#![allow(dead_code)]
+//! `openssl` and `htpasswd` (apache2-utils). Used by the registry tests of `oci` and of the CLI.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use crate::tools::run_ok;
 
 /// The user and password the authenticated registries accept.
 pub const USER: &str = "tester";
 pub const PASSWORD: &str = "pa55word";
 
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The tools of `tools` that are not installed, comma-separated; `None` when all are.
-pub fn missing(tools: &[&str]) -> Option<String> {
-    let m: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
-    (!m.is_empty()).then(|| m.join(", "))
-}
-
-pub fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Write `ca.crt`, `server.crt`/`server.key` and an `htpasswd` for [`USER`] into `d`; the
 /// registry configuration (`http.tls`, `auth.htpasswd`) that uses them.
 pub fn tls_htpasswd_config(d: &Path) -> String {
-    let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(d).args(args));
+    let openssl = |args: &[&str]| {
+        run_ok(Command::new("openssl").current_dir(d).args(args));
+    };
     openssl(&[
         "req",
         "-x509",
@@ -91,9 +69,11 @@ pub fn tls_htpasswd_config(d: &Path) -> String {
         "-out",
         "server.crt",
     ]);
-    run(Command::new("htpasswd")
-        .current_dir(d)
-        .args(["-Bbc", "htpasswd", USER, PASSWORD]));
+    run_ok(
+        Command::new("htpasswd")
+            .current_dir(d)
+            .args(["-Bbc", "htpasswd", USER, PASSWORD]),
+    );
     format!(
         "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\nauth:\n  htpasswd:\n    realm: sifr-test\n    path: {0}/htpasswd\n",
         d.display()

@@ -1,6 +1,5 @@
 //! The head of one HTTP/1.1 request, for the small servers the registry tests run in-process
-//! (a fake registry, a token issuer). Shared by the `oci` and CLI tests, which include this
-//! file by path.
+//! (a fake registry, a token issuer) of the `oci` and CLI tests.
 
 use std::collections::HashMap;
 use std::io::BufRead;

@@ -1,0 +1,238 @@
+//! A command builder for tests, in the manner of ripgrep's `TestCommand`: each choice that
+//! changes how a command runs (who runs it, where, with which environment, inside which
+//! launcher) is a named method, so a test reads like the user's session instead of a row of
+//! positional booleans. [`TestCommand::output`] runs it and gives a [`TestOutput`] with
+//! assertion helpers that print both streams on failure.
+
+use std::ffi::{OsStr, OsString};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::identity::{As, argv_as};
+
+/// Prefixes of the caller's own settings that [`TestCommand::without_caller_settings`] drops.
+const SETTING_PREFIXES: &[&str] = &["APPTAINER", "SINGULARITY", "SIFR_"];
+
+/// A command under test, assembled when it runs: `LAUNCHER... [setpriv ... --] PROGRAM ARGS`.
+#[derive(Debug, Clone)]
+pub struct TestCommand {
+    launcher: Vec<OsString>,
+    program: OsString,
+    args: Vec<OsString>,
+    who: Option<As>,
+    dir: Option<PathBuf>,
+    drop_prefixes: Vec<String>,
+    drop_suffixes: Vec<String>,
+    env: Vec<(OsString, Option<OsString>)>,
+}
+
+impl TestCommand {
+    /// `program` run by this process's own identity, in its working directory and environment.
+    pub fn new(program: impl AsRef<OsStr>) -> TestCommand {
+        TestCommand {
+            launcher: Vec::new(),
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            who: None,
+            dir: None,
+            drop_prefixes: Vec::new(),
+            drop_suffixes: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Run it as `who`: through `setpriv` when root switches to the test user, directly
+    /// otherwise (see [`crate::command_as`]).
+    pub fn as_user(mut self, who: As) -> TestCommand {
+        self.who = Some(who);
+        self
+    }
+
+    /// Run it in `dir`, with `PWD` saying so.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> TestCommand {
+        self.dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Drop the caller's own `APPTAINER*`, `SINGULARITY*` and `SIFR_*` variables, so they
+    /// cannot change the result (variables set with [`TestCommand::env`] stay).
+    pub fn without_caller_settings(mut self) -> TestCommand {
+        self.drop_prefixes
+            .extend(SETTING_PREFIXES.iter().map(|p| p.to_string()));
+        self
+    }
+
+    /// Drop the caller's variables whose names end with `suffix` (`_VISIBLE_DEVICES`, ...).
+    pub fn without_caller_env_ending_with(mut self, suffix: &str) -> TestCommand {
+        self.drop_suffixes.push(suffix.to_owned());
+        self
+    }
+
+    /// Start it through `launcher` (a program and its arguments, the command's argv after
+    /// them), as `unshare ... sh -c SCRIPT sh` does for a command run in a prepared namespace.
+    pub fn launcher<I, S>(mut self, launcher: I) -> TestCommand
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.launcher = launcher
+            .into_iter()
+            .map(|s| s.as_ref().to_owned())
+            .collect();
+        self
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> TestCommand {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> TestCommand
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|s| s.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> TestCommand {
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    pub fn envs<I, K, V>(mut self, vars: I) -> TestCommand
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> TestCommand {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// The `std` command this describes, to spawn or to change further.
+    pub fn command(&self) -> Command {
+        let mut argv = self.launcher.clone();
+        argv.extend(match self.who {
+            Some(who) => argv_as(who, &self.program),
+            None => vec![self.program.clone()],
+        });
+        argv.extend(self.args.iter().cloned());
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        if let Some(dir) = &self.dir {
+            c.current_dir(dir).env("PWD", dir);
+        }
+        for (k, _) in std::env::vars_os() {
+            let name = k.to_string_lossy();
+            if self
+                .drop_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str()))
+                || self
+                    .drop_suffixes
+                    .iter()
+                    .any(|s| name.ends_with(s.as_str()))
+            {
+                c.env_remove(&k);
+            }
+        }
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
+    /// Run it to completion, capturing both streams.
+    pub fn output(&self) -> TestOutput {
+        let mut c = self.command();
+        let output = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        TestOutput {
+            output,
+            command: format!("{c:?}"),
+        }
+    }
+}
+
+/// What a [`TestCommand`] did: the `std` output (by `Deref`), its streams as text, and checks
+/// that say the command and both streams when they fail.
+#[derive(Debug)]
+pub struct TestOutput {
+    pub output: Output,
+    /// The command line, for failure messages.
+    pub command: String,
+}
+
+impl Deref for TestOutput {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+impl TestOutput {
+    pub fn stdout_text(&self) -> String {
+        stdout(&self.output)
+    }
+
+    pub fn stderr_text(&self) -> String {
+        stderr(&self.output)
+    }
+
+    /// Panic, saying the command and both streams, unless it exited with status 0.
+    pub fn assert_success(&self) -> &TestOutput {
+        assert!(
+            self.status.success(),
+            "{} failed ({}):\n--- stdout\n{}--- stderr\n{}",
+            self.command,
+            self.status,
+            self.stdout_text(),
+            self.stderr_text()
+        );
+        self
+    }
+
+    /// Panic, saying the command and both streams, unless it exited with status `code`.
+    pub fn assert_code(&self, code: i32) -> &TestOutput {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "{}:\n--- stdout\n{}--- stderr\n{}",
+            self.command,
+            self.stdout_text(),
+            self.stderr_text()
+        );
+        self
+    }
+}
+
+impl TestOutput {
+    /// Panic, saying both streams, unless stderr contains `needle`.
+    pub fn assert_stderr_contains(&self, needle: &str) -> &TestOutput {
+        let err = self.stderr_text();
+        assert!(err.contains(needle), "stderr lacks `{needle}`:\n{err}");
+        self
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
