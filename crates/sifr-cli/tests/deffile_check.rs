@@ -12,14 +12,7 @@ const EXIT_USAGE: i32 = sifr_cli::exit::USAGE as i32;
 
 fn sifr() -> Command {
     let mut c = Command::cargo_bin("sifr").unwrap();
-    for (k, _) in std::env::vars() {
-        if ["SIFR_", "APPTAINER_", "SINGULARITY_"]
-            .iter()
-            .any(|p| k.starts_with(p))
-        {
-            c.env_remove(k);
-        }
-    }
+    sifr_testkit::remove_caller_settings(&mut c);
     c.arg("--nocolor");
     c
 }

@@ -14,6 +14,20 @@ use crate::identity::{As, argv_as};
 /// Prefixes of the caller's own settings that [`TestCommand::without_caller_settings`] drops.
 const SETTING_PREFIXES: &[&str] = &["APPTAINER", "SINGULARITY", "SIFR_"];
 
+/// Remove the caller's own `APPTAINER*`, `SINGULARITY*` and `SIFR_*` variables from `cmd`'s
+/// environment, so they cannot change the result (for commands built by other means, such as
+/// `assert_cmd`).
+pub fn remove_caller_settings(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if SETTING_PREFIXES
+            .iter()
+            .any(|p| k.to_string_lossy().starts_with(p))
+        {
+            cmd.env_remove(k);
+        }
+    }
+}
+
 /// A command under test, assembled when it runs: `LAUNCHER... [setpriv ... --] PROGRAM ARGS`.
 #[derive(Debug, Clone)]
 pub struct TestCommand {

@@ -21,16 +21,13 @@ pub fn probe_source() -> PathBuf {
 
 /// Build the static probe binary at `dest`; panics with gcc's output on failure.
 pub fn build_probe(dest: &Path) {
-    let out = Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
-        .arg(dest)
-        .arg(probe_source())
-        .output()
-        .expect("gcc is needed to build the test probe (apt-get install gcc)");
-    assert!(
-        out.status.success(),
-        "gcc -static failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::tools::run_tool(
+        Command::new("gcc")
+            .args(["-static", "-O1", "-o"])
+            .arg(dest)
+            .arg(probe_source()),
+        "gcc is needed to build the test probe (apt-get install gcc)",
+        "gcc -static",
     );
 }
 

@@ -23,7 +23,7 @@ pub mod identity;
 pub mod registry;
 pub mod tools;
 
-pub use command::{TestCommand, TestOutput, stderr, stdout};
+pub use command::{TestCommand, TestOutput, remove_caller_settings, stderr, stdout};
 pub use fixture::{Fixture, build_probe, probe_source};
 pub use host::{
     assert_sigterm_reaches_probe, host_mount_count, host_mounts_mentioning, processes_mentioning,

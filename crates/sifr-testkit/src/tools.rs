@@ -37,16 +37,24 @@ pub fn run_ok(mut cmd: impl BorrowMut<Command>) -> Output {
 /// `mksquashfs SRC IMG -noappend -no-progress -quiet ARGS`; panics with its output on failure
 /// (and says how to install it when it is missing).
 pub fn mksquashfs(src: &Path, img: &Path, args: &[&str]) {
-    let out = Command::new("mksquashfs")
-        .arg(src)
-        .arg(img)
-        .args(["-noappend", "-no-progress", "-quiet"])
-        .args(args)
-        .output()
-        .expect("mksquashfs is needed (apt-get install squashfs-tools)");
+    run_tool(
+        Command::new("mksquashfs")
+            .arg(src)
+            .arg(img)
+            .args(["-noappend", "-no-progress", "-quiet"])
+            .args(args),
+        "mksquashfs is needed (apt-get install squashfs-tools)",
+        &format!("mksquashfs {args:?}"),
+    );
+}
+
+/// Run `cmd`, a tool the tests need (`install` says how to get it); panic with `what` and its
+/// stderr unless it succeeded.
+pub(crate) fn run_tool(cmd: &mut Command, install: &str, what: &str) {
+    let out = cmd.output().expect(install);
     assert!(
         out.status.success(),
-        "mksquashfs {args:?} failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
