@@ -250,3 +250,69 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(c: &Command) -> Vec<String> {
+        std::iter::once(c.get_program())
+            .chain(c.get_args())
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_launcher_comes_first_then_the_program_and_its_arguments() {
+        let c = TestCommand::new("/bin/sifr")
+            .launcher(["unshare", "--mount", "sh", "-c", "exec \"$@\"", "sh"])
+            .as_user(As::Root)
+            .args(["exec", "img"])
+            .arg("true")
+            .command();
+        assert_eq!(
+            argv(&c),
+            [
+                "unshare",
+                "--mount",
+                "sh",
+                "-c",
+                "exec \"$@\"",
+                "sh",
+                "/bin/sifr",
+                "exec",
+                "img",
+                "true"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_directory_sets_pwd_and_set_variables_survive_the_scrub() {
+        let c = TestCommand::new("prog")
+            .current_dir("/tmp")
+            .without_caller_settings()
+            .without_caller_env_ending_with("_VISIBLE_DEVICES")
+            .env("SIFR_CONFIG", "/etc/x")
+            .env_remove("HOME")
+            .command();
+        assert_eq!(c.get_current_dir(), Some(Path::new("/tmp")));
+        let envs: Vec<(String, Option<String>)> = c
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        assert!(envs.contains(&("PWD".into(), Some("/tmp".into()))));
+        assert!(envs.contains(&("SIFR_CONFIG".into(), Some("/etc/x".into()))));
+        assert!(envs.contains(&("HOME".into(), None)));
+        for (k, v) in &envs {
+            if k != "SIFR_CONFIG" && v.is_some() {
+                assert!(!k.starts_with("SIFR_") && !k.ends_with("_VISIBLE_DEVICES"));
+            }
+        }
+    }
+}
