@@ -1,5 +1,6 @@
-//! The `/.singularity.d` layout: exact file lists, modes, link targets and contents (goldens in
-//! `tests/data/layout/`, regenerated with `UPDATE_GOLDENS=1`), shebang rules and label merging.
+//! The `/.singularity.d` layout: exact file lists, modes, link targets and contents (insta
+//! snapshots in `tests/snapshots/`; accept a change with `INSTA_UPDATE=always INSTA_FORCE_PASS=1`
+//! and review the diff), shebang rules and label merging.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -78,18 +79,12 @@ fn dump(root: &Path, subtrees: &[&str]) -> String {
     s
 }
 
-fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/layout")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDENS").is_some() {
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDENS=1)", path.display()));
-    assert_eq!(actual, expected, "golden {name} differs");
+/// `text` matches the snapshot `name` and ends with exactly `newlines_at_end` newlines (insta
+/// compares with trailing newlines trimmed; the golden files this replaced pinned them too).
+fn assert_layout_snapshot(name: &str, text: &str, newlines_at_end: usize) {
+    let trailing = text.len() - text.trim_end_matches('\n').len();
+    assert_eq!(trailing, newlines_at_end, "{name}: newlines at the end");
+    insta::assert_snapshot!(name, text);
 }
 
 fn mode(p: &Path) -> u32 {
@@ -101,7 +96,7 @@ fn base_skeleton() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     write_base(root, BaseOptions::default()).unwrap();
-    golden("base.golden", &dump(root, &[".singularity.d"]));
+    assert_layout_snapshot("base", &dump(root, &[".singularity.d"]), 1);
     // Idempotent.
     let before = manifest(root);
     write_base(root, BaseOptions::default()).unwrap();
@@ -158,11 +153,11 @@ fn full_definition() {
     write_base(root, BaseOptions::default()).unwrap();
     sections::write_apps(root, stage).unwrap();
     insert_metadata(root, stage, &def.substituted, &opts()).unwrap();
-    golden("full.golden", &dump(root, &[".singularity.d", "scif"]));
+    assert_layout_snapshot("full", &dump(root, &[".singularity.d", "scif"]), 2);
     let meta = inspect(root).unwrap();
-    golden("full.inspect.json", &(meta.to_json_pretty() + "\n"));
-    golden("full.inspect.compact.json", &meta.to_json());
-    golden("full.post.sh", &sections::apps_post_script(stage));
+    assert_layout_snapshot("full_inspect_json", &(meta.to_json_pretty() + "\n"), 1);
+    assert_layout_snapshot("full_inspect_compact_json", &meta.to_json(), 0);
+    assert_layout_snapshot("full_post_sh", &sections::apps_post_script(stage), 1);
 
     let sd = root.join(".singularity.d");
     assert_eq!(
@@ -370,5 +365,8 @@ fn bad_app_name_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let def = parse("Bootstrap: scratch\n%apprun ..\necho\n");
     let err = sections::write_apps(tmp.path(), def.image_stage().unwrap());
-    assert!(err.is_err(), "{err:?}");
+    assert!(
+        matches!(&err, Err(layout::LayoutError::BadAppName { name }) if name == ".."),
+        "{err:?}"
+    );
 }

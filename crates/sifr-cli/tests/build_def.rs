@@ -7,14 +7,11 @@
 //! needed; the debootstrap examples are built by `scripts/examples.sh`.
 #![allow(clippy::print_stdout)]
 
-#[path = "../../sifr-launch/tests/support/mod.rs"]
-mod support;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{As, Fixture, stderr, stdout};
+use sifr_testkit::{As, Fixture, stderr, stdout};
 
 fn sifr() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sifr"))
@@ -54,10 +51,12 @@ impl Case {
     }
 
     fn sifr(&self, who: As, args: &[&str]) -> Output {
-        support::sifr_command(&sifr(), &self.fx, who, args)
+        self.fx
+            .command(sifr(), who)
+            .args(args)
             .env("SIFR_TMPDIR", &self.tmp)
             .output()
-            .unwrap()
+            .output
     }
 
     fn assert_clean(&self) {
@@ -87,11 +86,11 @@ fn ok(o: &Output, what: &str) {
 
 /// Users to build as: root, and the test user when unprivileged user namespaces work.
 fn builders() -> Vec<As> {
-    support::identities()
+    sifr_testkit::identities()
         .into_iter()
         .filter(|w| match w {
             As::Root => true,
-            As::User { .. } => match support::userns_available() {
+            As::User { .. } => match sifr_testkit::userns_available() {
                 Ok(()) => true,
                 Err(why) => {
                     println!("skipped as user: {why}");
@@ -163,22 +162,18 @@ fn every_section_runs_where_apptainer_runs_it() {
     c.write("sections.def", SECTIONS_DEF);
     for who in builders() {
         let target = format!("sections-{}.sif", who.uid());
-        let o = support::sifr_command(
-            &sifr(),
-            &c.fx,
-            who,
-            &[
-                "build",
-                "--build-arg",
-                "greeting=hi",
-                &target,
-                "sections.def",
-            ],
-        )
-        .env("SIFR_TMPDIR", &c.tmp)
-        .env("HOST_ONLY", "must not reach %post")
-        .output()
-        .unwrap();
+        let o =
+            c.fx.command(sifr(), who)
+                .args([
+                    "build",
+                    "--build-arg",
+                    "greeting=hi",
+                    &target,
+                    "sections.def",
+                ])
+                .env("SIFR_TMPDIR", &c.tmp)
+                .env("HOST_ONLY", "must not reach %post")
+                .output();
         ok(&o, &format!("build as {who:?}"));
         let log = stderr(&o);
         assert!(log.contains("+ echo setup"), "%setup is traced: {log}");
@@ -336,7 +331,7 @@ fn an_existing_target_needs_force_and_is_kept_without_it() {
     let Some(c) = Case::new() else { return };
     c.write("s.def", "Bootstrap: localimage\nFrom: ../image\n");
     let who = As::Root;
-    if !support::is_root() {
+    if !sifr_testkit::is_root() {
         return;
     }
     std::fs::write(c.fx.work.join("keep.sif"), "precious").unwrap();
@@ -395,7 +390,7 @@ fn sandbox_targets_and_image_sources_round_trip() {
 #[test]
 fn files_cannot_escape_a_hostile_base_image() {
     let Some(c) = Case::new() else { return };
-    if !support::is_root() {
+    if !sifr_testkit::is_root() {
         println!("skipped: needs root to show that even root's build stays inside the image");
         return;
     }
@@ -442,7 +437,7 @@ fn fakeroot_gives_post_the_subordinate_ids_package_managers_need() {
     let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
     let has_range = subuid
         .lines()
-        .any(|l| l.starts_with(&format!("{}:", support::TEST_USER)));
+        .any(|l| l.starts_with(&format!("{}:", sifr_testkit::TEST_USER)));
     let helpers = Path::new("/usr/bin/newuidmap").exists();
     let o = c.sifr(user, &["build", "owners.sif", "owners.def"]);
     if has_range && helpers {
@@ -716,8 +711,10 @@ fn a_build_stopped_by_a_signal_removes_its_work_and_writes_nothing() {
     );
     for who in builders() {
         let mut child =
-            support::sifr_command(&sifr(), &c.fx, who, &["build", "slow.sif", "slow.def"])
+            c.fx.command(sifr(), who)
+                .args(["build", "slow.sif", "slow.def"])
                 .env("SIFR_TMPDIR", &c.tmp)
+                .command()
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -771,7 +768,7 @@ fn fix_perms_gives_the_owner_access_to_everything() {
             "group and other are untouched"
         );
         // The point of it: the user can remove the sandbox without help.
-        let rm = support::command_as(who, Path::new("/bin/rm"))
+        let rm = sifr_testkit::command_as(who, Path::new("/bin/rm"))
             .arg("-rf")
             .arg(c.fx.work.join(&sb))
             .output()

@@ -10,13 +10,7 @@ use predicates::prelude::*;
 fn sifr() -> Command {
     let mut c = Command::cargo_bin("sifr").unwrap();
     // Keep the machine's own settings out of these tests.
-    for prefix in ["SIFR_", "APPTAINER_", "SINGULARITY_"] {
-        for (k, _) in std::env::vars() {
-            if k.starts_with(prefix) {
-                c.env_remove(k);
-            }
-        }
-    }
+    sifr_testkit::remove_caller_settings(&mut c);
     c
 }
 

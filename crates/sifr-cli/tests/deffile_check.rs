@@ -12,14 +12,7 @@ const EXIT_USAGE: i32 = sifr_cli::exit::USAGE as i32;
 
 fn sifr() -> Command {
     let mut c = Command::cargo_bin("sifr").unwrap();
-    for (k, _) in std::env::vars() {
-        if ["SIFR_", "APPTAINER_", "SINGULARITY_"]
-            .iter()
-            .any(|p| k.starts_with(p))
-        {
-            c.env_remove(k);
-        }
-    }
+    sifr_testkit::remove_caller_settings(&mut c);
     c.arg("--nocolor");
     c
 }
@@ -28,6 +21,15 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// `sifr deffile check FILE`, asserted to exit with [`EXIT_FAILURE`]; streams to check next.
+fn check_fails(file: &Path) -> assert_cmd::assert::Assert {
+    sifr()
+        .args(["deffile", "check"])
+        .arg(file)
+        .assert()
+        .code(EXIT_FAILURE)
 }
 
 const GOOD: &str = "Bootstrap: docker\nFrom: alpine:3.20\n\n%post\n    echo hi\n";
@@ -52,11 +54,7 @@ fn valid_file_exits_zero_and_prints_nothing() {
 fn section_typo_names_file_line_col_and_hint() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "typo.def", TYPO);
-    sifr()
-        .args(["deffile", "check"])
-        .arg(&f)
-        .assert()
-        .code(EXIT_FAILURE)
+    check_fails(&f)
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains(format!(
             "error: {}:4:1: invalid section `%enviroment`",
@@ -143,11 +141,7 @@ fn build_arg_fills_a_placeholder_and_missing_one_is_named() {
         .arg(&f)
         .assert()
         .success();
-    sifr()
-        .args(["deffile", "check"])
-        .arg(&f)
-        .assert()
-        .code(EXIT_FAILURE)
+    check_fails(&f)
         .stderr(predicate::str::contains(format!(
             "{}:2:14: build argument `VERSION` is not defined",
             f.display()
@@ -256,13 +250,8 @@ fn files_from_unknown_stage_fails_with_its_line() {
         "stage.def",
         "Bootstrap: docker\nFrom: alpine\n\n%files from nowhere\n    /a /b\n",
     );
-    sifr()
-        .args(["deffile", "check"])
-        .arg(&f)
-        .assert()
-        .code(EXIT_FAILURE)
-        .stderr(predicate::str::contains(format!(
-            "{}:4:12: stage `nowhere` was not found",
-            f.display()
-        )));
+    check_fails(&f).stderr(predicate::str::contains(format!(
+        "{}:4:12: stage `nowhere` was not found",
+        f.display()
+    )));
 }

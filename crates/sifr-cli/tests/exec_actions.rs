@@ -2,24 +2,20 @@
 //! static probe, run as root and as the unprivileged test user (created with `useradd -m` when
 //! the tests run as root). Deeper runtime checks live in `crates/sifr-launch/tests/namespaces.rs`.
 
-#[path = "../../sifr-launch/tests/support/mod.rs"]
-mod support;
+use std::process::{Command, Stdio};
 
-use std::process::{Command, Output, Stdio};
-
-use support::{As, Fixture, runnable_identities as identities, stderr, stdout};
+use sifr_testkit::{As, Fixture, TestOutput, runnable_identities as identities, stderr, stdout};
 
 fn sifr_as(fx: &Fixture, who: As, args: &[&str]) -> Command {
-    support::sifr_command(
-        std::path::Path::new(env!("CARGO_BIN_EXE_sifr")),
-        fx,
-        who,
-        args,
-    )
+    fx.command(env!("CARGO_BIN_EXE_sifr"), who)
+        .args(args)
+        .command()
 }
 
-fn run(fx: &Fixture, who: As, args: &[&str]) -> Output {
-    sifr_as(fx, who, args).output().unwrap()
+fn run(fx: &Fixture, who: As, args: &[&str]) -> TestOutput {
+    fx.command(env!("CARGO_BIN_EXE_sifr"), who)
+        .args(args)
+        .output()
 }
 
 #[test]
@@ -37,7 +33,7 @@ fn exec_keeps_the_callers_uid_and_passes_the_exit_status() {
         let o = run(&fx, who, &["exec", img, "probe", "exit", "42"]);
         assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
     }
-    assert!(support::host_mounts_mentioning(fx.dir.path()).is_empty());
+    assert!(sifr_testkit::host_mounts_mentioning(fx.dir.path()).is_empty());
     fx.assert_image_untouched();
 }
 
@@ -150,12 +146,8 @@ fn missing_command_exits_127_with_its_name() {
         As::Root,
         &["exec", fx.image.to_str().unwrap(), "no-such-cmd"],
     );
-    assert_eq!(o.status.code(), Some(127));
-    assert!(
-        stderr(&o).contains("cannot execute `no-such-cmd`"),
-        "{}",
-        stderr(&o)
-    );
+    o.assert_code(127)
+        .assert_stderr_contains("cannot execute `no-such-cmd`");
 }
 
 #[test]
@@ -178,7 +170,7 @@ fn files_that_are_neither_sif_nor_squashfs_are_refused_naming_the_file() {
 /// Start `sifr ARGS` (running `probe wait-signal`), send SIGTERM to sifr alone once the probe
 /// is ready, and check the probe got it and its status is sifr's.
 fn assert_sigterm_reaches_probe(fx: &Fixture, who: As, args: &[&str]) {
-    support::assert_sigterm_reaches_probe(sifr_as(fx, who, args));
+    sifr_testkit::assert_sigterm_reaches_probe(sifr_as(fx, who, args));
 }
 
 #[test]
@@ -208,11 +200,11 @@ fn host_name() -> String {
 /// Nothing mounted from the fixture and no probe process is left on the host.
 fn assert_nothing_left(fx: &Fixture) {
     assert!(
-        support::host_mounts_mentioning(fx.dir.path()).is_empty(),
+        sifr_testkit::host_mounts_mentioning(fx.dir.path()).is_empty(),
         "{:?}",
-        support::host_mounts_mentioning(fx.dir.path())
+        sifr_testkit::host_mounts_mentioning(fx.dir.path())
     );
-    let left = support::settled(|| support::processes_mentioning(fx.dir.path()));
+    let left = sifr_testkit::settled(|| sifr_testkit::processes_mentioning(fx.dir.path()));
     assert!(left.is_empty(), "processes left: {left:?}");
     fx.assert_image_untouched();
 }
@@ -383,7 +375,7 @@ fn root_is_a_plain_bind_unless_mount_points_are_missing_or_writes_are_wanted() {
         let o = run(&fx, who, &args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         let info = stdout(&o);
-        let (fstype, opts) = support::root_mount(&info);
+        let (fstype, opts) = sifr_testkit::root_mount(&info);
         let opts: Vec<String> = opts.into_iter().map(String::from).collect();
         (fstype.to_string(), opts)
     };
@@ -429,7 +421,7 @@ fn no_mount_leaves_out_home_tmp_and_cwd() {
         let home = if who == As::Root {
             "/root".to_string()
         } else {
-            format!("/home/{}", support::TEST_USER)
+            format!("/home/{}", sifr_testkit::TEST_USER)
         };
         let work = fx.work.to_str().unwrap();
         let o = run(
@@ -468,12 +460,8 @@ fn no_mount_leaves_out_home_tmp_and_cwd() {
         );
     }
     let o = run(&fx, As::Root, &["exec", "--no-mount", "hme", img, "true"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("error: invalid `--no-mount` value `hme`"),
-        "{}",
-        stderr(&o)
-    );
+    o.assert_code(1)
+        .assert_stderr_contains("error: invalid `--no-mount` value `hme`");
 }
 
 #[test]

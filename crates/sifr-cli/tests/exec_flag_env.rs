@@ -3,23 +3,14 @@
 //! and as the unprivileged test user. The harness strips the caller's own `APPTAINER*`,
 //! `SINGULARITY*` and `SIFR_*` variables, so each test sets exactly the ones it is about.
 
-#[path = "../../sifr-launch/tests/support/mod.rs"]
-mod support;
-
-use std::process::Output;
-
-use support::{As, Fixture, runnable_identities as identities, stderr, stdout};
+use sifr_testkit::{As, Fixture, TestOutput, runnable_identities as identities, stderr, stdout};
 
 /// `sifr ARGS` as `who` with the variables `vars` set.
-fn run_with(fx: &Fixture, who: As, vars: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut c = support::sifr_command(
-        std::path::Path::new(env!("CARGO_BIN_EXE_sifr")),
-        fx,
-        who,
-        args,
-    );
-    c.envs(vars.iter().copied());
-    c.output().unwrap()
+fn run_with(fx: &Fixture, who: As, vars: &[(&str, &str)], args: &[&str]) -> TestOutput {
+    fx.command(env!("CARGO_BIN_EXE_sifr"), who)
+        .args(args)
+        .envs(vars.iter().copied())
+        .output()
 }
 
 #[test]
@@ -54,14 +45,10 @@ fn pid_variables_of_either_prefix_start_the_init_as_pid_does() {
         );
     }
     let o = run_with(&fx, As::Root, &[("APPTAINER_PID", "maybe")], &pid);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains(
+    o.assert_code(1)
+        .assert_stderr_contains(
             "error: invalid value `maybe` for `--pid` (from environment variable `APPTAINER_PID`): expected a boolean"
-        ),
-            "{}",
-        stderr(&o)
-    );
+        );
     // `instance start` refuses `--pid` for now, and so its variable.
     let o = run_with(
         &fx,
@@ -69,13 +56,9 @@ fn pid_variables_of_either_prefix_start_the_init_as_pid_does() {
         &[("APPTAINER_PID", "1")],
         &["instance", "start", img, "twin-pid"],
     );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("`--pid` (and `--containall`, which implies it) is not supported"),
-        "{}",
-        stderr(&o)
-    );
-    let left = support::settled(|| support::processes_mentioning(fx.dir.path()));
+    o.assert_code(1)
+        .assert_stderr_contains("`--pid` (and `--containall`, which implies it) is not supported");
+    let left = sifr_testkit::settled(|| sifr_testkit::processes_mentioning(fx.dir.path()));
     assert!(left.is_empty(), "processes left: {left:?}");
 }
 
@@ -183,7 +166,7 @@ fn mount_variable_adds_one_bind_a_line_to_the_flags() {
             && err.contains("invalid mount `type=volume,src=/a,dst=/b`"),
         "{err}"
     );
-    assert!(support::host_mounts_mentioning(fx.dir.path()).is_empty());
+    assert!(sifr_testkit::host_mounts_mentioning(fx.dir.path()).is_empty());
 }
 
 #[test]
@@ -257,10 +240,6 @@ fn env_file_writable_tmpfs_and_no_mount_variables_act_as_their_flags() {
         &[("APPTAINER_NO_MOUNT", "hme")],
         &["exec", img, "true"],
     );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("error: in environment variable `APPTAINER_NO_MOUNT`"),
-        "{}",
-        stderr(&o)
-    );
+    o.assert_code(1)
+        .assert_stderr_contains("error: in environment variable `APPTAINER_NO_MOUNT`");
 }

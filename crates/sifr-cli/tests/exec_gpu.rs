@@ -13,11 +13,9 @@
 #![allow(clippy::print_stdout)]
 
 mod gpu_driver;
-#[path = "../../sifr-launch/tests/support/mod.rs"]
-mod support;
 
 use gpu_driver::*;
-use support::{As, stderr, stdout};
+use sifr_testkit::{As, stderr, stdout};
 
 #[test]
 fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first() {
@@ -28,15 +26,11 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
     let conf = fake.site_config();
     let site = [("SIFR_CONFIG", conf.to_str().unwrap())];
     for who in who {
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &site,
-            &["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs"],
-        );
+        let o = fake
+            .sifr(&fx, who)
+            .envs(site)
+            .args(["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs"])
+            .output();
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(
             stdout(&o),
@@ -49,14 +43,10 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
         assert!(!stderr(&o).contains("WARN"), "{}", stderr(&o));
 
         // The bound files are the driver's, of the right class, read through the links.
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &site,
-            &[
+        let o = fake
+            .sifr(&fx, who)
+            .envs(site)
+            .args([
                 "exec",
                 "--nv",
                 img,
@@ -64,8 +54,8 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
                 "cat",
                 "/.singularity.d/libs/libcuda.so.1",
                 "/.singularity.d/libs/libnvidia-ml.so.1",
-            ],
-        );
+            ])
+            .output();
         let out = stdout(&o);
         assert!(out.contains("fake-driver libcuda 64"), "{}", stderr(&o));
         assert!(out.contains("fake-driver libnvidia-ml 64"));
@@ -74,15 +64,11 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
             "a 32-bit file in libs"
         );
 
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &site,
-            &["exec", "--nv", img, "probe", "env"],
-        );
+        let o = fake
+            .sifr(&fx, who)
+            .envs(site)
+            .args(["exec", "--nv", img, "probe", "env"])
+            .output();
         let out = stdout(&o);
         let libs32 = if fake.has32 {
             ":/.singularity.d/libs32"
@@ -105,7 +91,7 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
         let bins: Vec<String> = PROGRAMS.iter().map(|p| format!("/usr/bin/{p}")).collect();
         cat.extend(bins.iter().map(String::as_str));
         cat.extend([ICD, EGL_VENDOR]);
-        let o = sifr(&fake, &fx, who, true, false, &site, &cat);
+        let o = fake.sifr(&fx, who).envs(site).args(&cat).output();
         let expected: String = PROGRAMS
             .iter()
             .map(|p| format!("#!/bin/sh\necho fake {p}\n"))
@@ -114,14 +100,10 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
         assert!(out.starts_with(&expected), "{out}\n{}", stderr(&o));
         assert!(out.contains("libGLX_nvidia.so.0") && out.contains("libEGL_nvidia.so.0"));
 
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &site,
-            &[
+        let o = fake
+            .sifr(&fx, who)
+            .envs(site)
+            .args([
                 "exec",
                 "--nv",
                 img,
@@ -130,15 +112,15 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
                 "/var/run/nvidia-persistenced/socket",
                 "/usr/share/nvidia/nvoptix.bin",
                 "/usr/bin/rocm-smi",
-            ],
-        );
+            ])
+            .output();
         assert_eq!(
             stdout(&o),
             "/var/run/nvidia-persistenced/socket socket\n/usr/share/nvidia/nvoptix.bin missing\n/usr/bin/rocm-smi missing\n"
         );
     }
     fx.assert_image_untouched();
-    assert!(support::host_mounts_mentioning(fake.dir.path()).is_empty());
+    assert!(sifr_testkit::host_mounts_mentioning(fake.dir.path()).is_empty());
 }
 
 #[test]
@@ -153,37 +135,29 @@ fn nv_binds_32_bit_driver_libraries_into_libs32() {
     let conf = fake.site_config();
     for who in who {
         let site = [("SIFR_CONFIG", conf.to_str().unwrap())];
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &site,
-            &["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs32"],
-        );
+        let o = fake
+            .sifr(&fx, who)
+            .envs(site)
+            .args(["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs32"])
+            .output();
         assert_eq!(
             stdout(&o),
             "libcuda.so.1\nlibnvidia-ml.so.1\n",
             "{}",
             stderr(&o)
         );
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &site,
-            &[
+        let o = fake
+            .sifr(&fx, who)
+            .envs(site)
+            .args([
                 "exec",
                 "--nv",
                 img,
                 "probe",
                 "cat",
                 "/.singularity.d/libs32/libcuda.so.1",
-            ],
-        );
+            ])
+            .output();
         assert!(stdout(&o).contains("fake-driver libcuda 32"));
     }
 }
@@ -195,15 +169,10 @@ fn the_builtin_list_takes_the_driver_but_not_the_cuda_runtime() {
     let fx = image();
     let img = fx.image.to_str().unwrap();
     for who in who {
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &[],
-            &["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs"],
-        );
+        let o = fake
+            .sifr(&fx, who)
+            .args(["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs"])
+            .output();
         let out = stdout(&o);
         for (_, soname) in LIBS64 {
             assert!(out.lines().any(|l| l == *soname), "{soname} in {out}");
@@ -236,19 +205,11 @@ fn devices_are_the_hosts_and_contain_binds_only_the_selected_gpus() {
                /dev/nvidia-uvm c 509:0\n/dev/nvidia-caps/nvidia-cap1 c 508:1\n";
     for who in who {
         for flags in [&["--nv"][..], &["--nv", "--contain"], &["--nv", "-C"]] {
-            let o = sifr(&fake, &fx, who, true, false, &[], &node_args(flags));
+            let o = fake.sifr(&fx, who).args(node_args(flags)).output();
             assert_eq!(stdout(&o), all, "{flags:?}: {}", stderr(&o));
         }
         // --contain without --nv: a minimal /dev without GPUs.
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &[],
-            &node_args(&["--contain"]),
-        );
+        let o = fake.sifr(&fx, who).args(node_args(&["--contain"])).output();
         assert!(
             stdout(&o).lines().all(|l| l.ends_with(" missing")),
             "{}",
@@ -259,43 +220,31 @@ fn devices_are_the_hosts_and_contain_binds_only_the_selected_gpus() {
             ("NVIDIA_VISIBLE_DEVICES", "1"),
             ("CUDA_VISIBLE_DEVICES", "0"),
         ];
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &pick,
-            &node_args(&["--nv", "-c"]),
-        );
+        let o = fake
+            .sifr(&fx, who)
+            .envs(pick)
+            .args(node_args(&["--nv", "-c"]))
+            .output();
         assert_eq!(
             stdout(&o),
             "/dev/nvidia0 missing\n/dev/nvidia1 c 195:1\n/dev/nvidiactl c 195:255\n\
              /dev/nvidia-uvm c 509:0\n/dev/nvidia-caps/nvidia-cap1 c 508:1\n"
         );
         // The scheduler's GPU choice reaches the program even with --cleanenv.
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &pick,
-            &["exec", "--nv", "--cleanenv", img, "probe", "env"],
-        );
+        let o = fake
+            .sifr(&fx, who)
+            .envs(pick)
+            .args(["exec", "--nv", "--cleanenv", img, "probe", "env"])
+            .output();
         let out = stdout(&o);
         assert_eq!(line_of(&out, "CUDA_VISIBLE_DEVICES="), Some("0"), "{out}");
         assert_eq!(line_of(&out, "NVIDIA_VISIBLE_DEVICES="), Some("1"));
         // Without --contain every node shows, so CUDA is told which GPU to use.
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &[("NVIDIA_VISIBLE_DEVICES", "1")],
-            &["exec", "--nv", img, "probe", "env"],
-        );
+        let o = fake
+            .sifr(&fx, who)
+            .env("NVIDIA_VISIBLE_DEVICES", "1")
+            .args(["exec", "--nv", img, "probe", "env"])
+            .output();
         assert_eq!(line_of(&stdout(&o), "CUDA_VISIBLE_DEVICES="), Some("1"));
     }
 }
@@ -308,15 +257,11 @@ fn without_a_driver_nv_warns_naming_what_is_missing_and_runs() {
     let img = fx.image.to_str().unwrap();
     let conf = fake.site_config();
     for who in who {
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            false,
-            false,
-            &[("SIFR_CONFIG", conf.to_str().unwrap())],
-            &["exec", "--nv", img, "probe", "ls", "/.singularity.d"],
-        );
+        let o = fake
+            .sifr_without_driver(&fx, who)
+            .envs([("SIFR_CONFIG", conf.to_str().unwrap())])
+            .args(["exec", "--nv", img, "probe", "ls", "/.singularity.d"])
+            .output();
         assert!(o.status.success(), "{}", stderr(&o));
         let err = stderr(&o);
         assert!(
@@ -340,22 +285,17 @@ fn nvccli_binds_what_nvidia_container_cli_lists() {
     let fx = image();
     let img = fx.image.to_str().unwrap();
     for who in who {
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            true,
-            &[],
-            &[
+        let o = fake
+            .sifr_with_nvccli(&fx, who)
+            .args([
                 "exec",
                 "--nvccli",
                 img,
                 "probe",
                 "ls",
                 "/.singularity.d/libs",
-            ],
-        );
+            ])
+            .output();
         assert_eq!(
             stdout(&o),
             format!("libcuda.so\nlibcuda.so.1\nlibcuda.so.{VERSION}\n"),
@@ -364,22 +304,17 @@ fn nvccli_binds_what_nvidia_container_cli_lists() {
         );
         let args = std::fs::read_to_string(fake.dir.path().join("out/nvccli-args")).unwrap();
         assert_eq!(args, "list --binaries --libraries --ipcs\n");
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &[],
-            &[
+        let o = fake
+            .sifr(&fx, who)
+            .args([
                 "exec",
                 "--nvccli",
                 img,
                 "probe",
                 "ls",
                 "/.singularity.d/libs",
-            ],
-        );
+            ])
+            .output();
         assert!(
             stderr(&o).contains("--nvccli: `nvidia-container-cli` is not installed"),
             "{}",
@@ -396,14 +331,10 @@ fn rocm_binds_kfd_and_dri_under_contain() {
     let fx = image();
     let img = fx.image.to_str().unwrap();
     for who in who {
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &[("ROCR_VISIBLE_DEVICES", "0")],
-            &[
+        let o = fake
+            .sifr(&fx, who)
+            .env("ROCR_VISIBLE_DEVICES", "0")
+            .args([
                 "exec",
                 "--rocm",
                 "-C",
@@ -415,8 +346,8 @@ fn rocm_binds_kfd_and_dri_under_contain() {
                 "/dev/dri/card0",
                 "/dev/nvidiactl",
                 "/usr/bin/rocm-smi",
-            ],
-        );
+            ])
+            .output();
         assert_eq!(
             stdout(&o),
             "/dev/kfd c 507:0\n/dev/dri/renderD128 c 226:128\n/dev/dri/card0 c 226:0\n\
@@ -424,15 +355,11 @@ fn rocm_binds_kfd_and_dri_under_contain() {
             "{}",
             stderr(&o)
         );
-        let o = sifr(
-            &fake,
-            &fx,
-            who,
-            true,
-            false,
-            &[("ROCR_VISIBLE_DEVICES", "0")],
-            &["exec", "--rocm", "-C", img, "probe", "env"],
-        );
+        let o = fake
+            .sifr(&fx, who)
+            .env("ROCR_VISIBLE_DEVICES", "0")
+            .args(["exec", "--rocm", "-C", img, "probe", "env"])
+            .output();
         assert_eq!(line_of(&stdout(&o), "ROCR_VISIBLE_DEVICES="), Some("0"));
     }
 }
@@ -452,15 +379,11 @@ fn build_nv_gives_post_the_driver_and_leaves_nothing_in_the_image() {
          probe env | grep ^LD_LIBRARY_PATH= >> /opt/seen-in-post\n",
     )
     .unwrap();
-    let o = sifr(
-        &fake,
-        &fx,
-        As::Root,
-        true,
-        false,
-        &[("SIFR_CONFIG", conf.to_str().unwrap())],
-        &["build", "--nv", "--sandbox", "out", "gpu.def"],
-    );
+    let o = fake
+        .sifr(&fx, As::Root)
+        .envs([("SIFR_CONFIG", conf.to_str().unwrap())])
+        .args(["build", "--nv", "--sandbox", "out", "gpu.def"])
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     let out = fx.work.join("out");
     let seen =
@@ -476,15 +399,10 @@ fn build_nv_gives_post_the_driver_and_leaves_nothing_in_the_image() {
     );
     // Without --nv, %post has no driver.
     std::fs::remove_dir_all(&out).unwrap();
-    let o = sifr(
-        &fake,
-        &fx,
-        As::Root,
-        true,
-        false,
-        &[],
-        &["build", "--sandbox", "out", "gpu.def"],
-    );
+    let o = fake
+        .sifr(&fx, As::Root)
+        .args(["build", "--sandbox", "out", "gpu.def"])
+        .output();
     assert!(o.status.success(), "{}", stderr(&o));
     let seen =
         String::from_utf8_lossy(&std::fs::read(out.join("opt/seen-in-post")).unwrap()).into_owned();

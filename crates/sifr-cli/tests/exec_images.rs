@@ -9,15 +9,13 @@
 #![allow(clippy::print_stdout)]
 
 mod images;
-#[path = "../../sifr-launch/tests/support/mod.rs"]
-mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use images::*;
-use support::{As, Fixture, stderr, stdout};
+use sifr_testkit::{As, Fixture, stderr, stdout};
 
 /// The behaviour every image kind shares with sandboxes, for one identity.
 fn behaves_like_a_sandbox(im: &Images, img: &Path, who: As) -> Vec<String> {
@@ -62,14 +60,14 @@ fn behaves_like_a_sandbox(im: &Images, img: &Path, who: As) -> Vec<String> {
     // SIGTERM to sifr reaches the command (and not the FUSE server, which would then fail it).
     let mut cmd = sifr_as(fx, who, &["exec", img, "/bin/probe", "wait-signal"]);
     cmd.stderr(Stdio::null());
-    support::assert_sigterm_reaches_probe(cmd);
+    sifr_testkit::assert_sigterm_reaches_probe(cmd);
     assert_nothing_left(im);
     errs
 }
 
 #[test]
 fn sif_and_squashfs_images_run_as_root_on_a_loop_device() {
-    if !support::is_root() {
+    if !sifr_testkit::is_root() {
         println!("skipping: the loop-device path needs root");
         return;
     }
@@ -188,7 +186,7 @@ fn subid_start(file: &str, name: &str) -> Option<u32> {
 fn subids_of(who: As) -> Option<u32> {
     let name = match who {
         As::Root => "root",
-        As::User { .. } => support::TEST_USER,
+        As::User { .. } => sifr_testkit::TEST_USER,
     };
     let helpers = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"]
         .iter()
@@ -200,12 +198,12 @@ fn subids_of(who: As) -> Option<u32> {
 
 /// Root and the test user, when the test user can have a user namespace.
 fn fakeroot_identities() -> Vec<As> {
-    if !support::is_root() {
+    if !sifr_testkit::is_root() {
         println!("skipping: needs root to create the test user and its sandbox");
         return Vec::new();
     }
-    let mut ids = support::identities();
-    if let Err(why) = support::userns_available() {
+    let mut ids = sifr_testkit::identities();
+    if let Err(why) = sifr_testkit::userns_available() {
         println!("test user skipped: {why}");
         ids.retain(|w| *w == As::Root);
     }
@@ -510,7 +508,7 @@ fn apptainer_layout(root: &Path) {
 
 #[test]
 fn an_image_laid_out_by_apptainer_runs_and_inspects() {
-    if !support::is_root() {
+    if !sifr_testkit::is_root() {
         println!("skipping: needs root (loop device, and the test user for FUSE)");
         return;
     }
@@ -525,8 +523,8 @@ fn an_image_laid_out_by_apptainer_runs_and_inspects() {
     let fx = &im.fx;
     let mut runs = vec![(As::Root, fx.image.clone()), (As::Root, im.sif.clone())];
     let _mode = FuseMode::set(0o666);
-    if support::userns_available().is_ok()
-        && let Some(user) = support::identities()
+    if sifr_testkit::userns_available().is_ok()
+        && let Some(user) = sifr_testkit::identities()
             .into_iter()
             .find(|w| matches!(w, As::User { .. }))
     {

@@ -4,15 +4,13 @@
 #![allow(clippy::print_stdout)]
 
 mod images;
-#[path = "../../sifr-launch/tests/support/mod.rs"]
-mod support;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use images::*;
-use support::{As, Fixture, stderr, stdout};
+use sifr_testkit::{As, Fixture, stderr, stdout};
 
 /// One launch of `sifr exec IMG /bin/probe rank` that has started: its pid, the address of
 /// its secret and its user namespace, as the probe printed them.
@@ -81,7 +79,7 @@ fn attachments(dir: &Path) -> usize {
 
 /// The processes called `name` whose command line names `dir`.
 fn named(dir: &Path, name: &str) -> Vec<u32> {
-    support::processes_mentioning(dir)
+    sifr_testkit::processes_mentioning(dir)
         .into_iter()
         .filter(|p| {
             std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name)
@@ -251,7 +249,7 @@ fn outliving_processes_keep_no_inherited_pipe(im: &Images, who: As) {
 
 #[test]
 fn ranks_of_one_image_share_one_loop_mount_as_root() {
-    if !support::is_root() {
+    if !sifr_testkit::is_root() {
         println!("skipping: the loop-device path needs root");
         return;
     }
@@ -397,7 +395,7 @@ fn walk_find(dir: &Path, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn instances_run_the_start_script_take_commands_and_stop_as_root() {
-    if !support::is_root() {
+    if !sifr_testkit::is_root() {
         println!("skipping: the loop-device path needs root");
         return;
     }

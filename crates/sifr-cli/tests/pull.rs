@@ -7,8 +7,6 @@
 #![allow(clippy::print_stderr)]
 
 mod registries;
-#[path = "../../sifr-launch/tests/support/mod.rs"]
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,7 +16,7 @@ use registries::{
     PASSWORD, Registry, USER, push, registry_with_test_image, run_ok, setup, sifr, sifr_blob_gets,
     sifr_in, tls_htpasswd_config, token_registry,
 };
-use support::{stderr, stdout};
+use sifr_testkit::{stderr, stdout};
 
 /// `sif list` output and the text of one `inspect` query.
 fn inspect(sif: &Path, cwd: &Path, flag: &str) -> String {
@@ -172,9 +170,9 @@ fn pull_over_http_writes_a_sif_that_inspects_and_runs_like_a_built_one() {
 
     // And it runs: ENTRYPOINT then CMD, arguments replacing CMD, ENV in the environment.
     if cfg!(target_arch = "x86_64") {
-        for who in support::identities() {
+        for who in sifr_testkit::identities() {
             let run = |args: &[&str]| {
-                let mut c = support::command_as(who, &sifr());
+                let mut c = sifr_testkit::command_as(who, &sifr());
                 c.args(args).current_dir(d).env("HOME", d);
                 c.output().unwrap()
             };
@@ -312,7 +310,7 @@ fn bootstrap_docker_pulls_through_the_cache_and_runs_post_in_the_merged_tree() {
     let Some((t, layout)) = setup(&["docker-registry", "skopeo", "unsquashfs"]) else {
         return;
     };
-    if !support::is_root() && support::userns_available().is_err() {
+    if !sifr_testkit::is_root() && sifr_testkit::userns_available().is_err() {
         eprintln!("skipped: %post needs root or user namespaces");
         return;
     }
@@ -406,7 +404,7 @@ fn token_auth_pull_gets_a_token_per_repository_scope_and_names_refused_credentia
 
     // Two images in one run: each stage of a build pulls through the same client, and the
     // second repository gets a token of its own rather than the first one's.
-    if !support::is_root() && support::userns_available().is_err() {
+    if !sifr_testkit::is_root() && sifr_testkit::userns_available().is_err() {
         eprintln!("skipped the two-stage build: it needs root or user namespaces");
         return;
     }

@@ -7,8 +7,6 @@
 #![allow(clippy::print_stderr)]
 
 mod registries;
-#[path = "../../sifr-launch/tests/support/mod.rs"]
-mod support;
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -18,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use registries::{
     PASSWORD, Registry, USER, push, run_ok, setup, sifr_in, tls_htpasswd_config, token_registry,
 };
-use support::{stderr, stdout};
+use sifr_testkit::{stderr, stdout};
 
 /// Run `cmd` with `input` on stdin.
 fn with_stdin(mut cmd: Command, input: &str) -> Output {

@@ -60,32 +60,40 @@ const LIST_AND_HEADER: &[(&str, &str)] = &[
     ("TwoGroupsSignedPGP", "two-groups-signed-pgp"),
 ];
 
+/// `sifr sif COMMAND IMAGE` prints exactly siftool's `golden/COMMAND/GOLDEN.golden` for each
+/// pair of [`LIST_AND_HEADER`].
+fn assert_matches_siftool(dir: &Path, command: &str) {
+    for (golden, image) in LIST_AND_HEADER {
+        let got = stdout_of(&[command], &dir.join(format!("images/{image}.sif")));
+        assert_golden(
+            dir,
+            &got,
+            &format!("{command}/{golden}"),
+            &format!("{command} {image}"),
+        );
+    }
+}
+
+/// `got` is byte for byte siftool's `golden/NAME.golden`.
+fn assert_golden(dir: &Path, got: &[u8], name: &str, what: &str) {
+    let want = std::fs::read(dir.join(format!("golden/{name}.golden"))).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(got),
+        String::from_utf8_lossy(&want),
+        "{what}"
+    );
+}
+
 #[test]
 fn sif_list_matches_siftool_goldens() {
     let Some(dir) = fixtures() else { return };
-    for (golden, image) in LIST_AND_HEADER {
-        let got = stdout_of(&["list"], &dir.join(format!("images/{image}.sif")));
-        let want = std::fs::read(dir.join(format!("golden/list/{golden}.golden"))).unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(&want),
-            "list {image}"
-        );
-    }
+    assert_matches_siftool(&dir, "list");
 }
 
 #[test]
 fn sif_header_matches_siftool_goldens() {
     let Some(dir) = fixtures() else { return };
-    for (golden, image) in LIST_AND_HEADER {
-        let got = stdout_of(&["header"], &dir.join(format!("images/{image}.sif")));
-        let want = std::fs::read(dir.join(format!("golden/header/{golden}.golden"))).unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(&want),
-            "header {image}"
-        );
-    }
+    assert_matches_siftool(&dir, "header");
 }
 
 #[test]
@@ -110,11 +118,11 @@ fn siftool_alias_info_matches_goldens() {
             .output()
             .unwrap();
         assert!(out.status.success());
-        let want = std::fs::read(dir.join(format!("golden/info/{golden}.golden"))).unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&want),
-            "info {id} {image}"
+        assert_golden(
+            &dir,
+            &out.stdout,
+            &format!("info/{golden}"),
+            &format!("info {id} {image}"),
         );
     }
 }

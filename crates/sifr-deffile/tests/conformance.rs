@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sifr_deffile::{Definition, Options, Script, Stage};
+use sifr_deffile::{Definition, Error, Options, Script, Stage};
 
 fn fixtures() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/deffile");
@@ -248,8 +248,17 @@ fn apptainer_bad_cases_are_rejected() {
     let bad = files_under(&root.join("parser/testdata_bad"), &|_| true);
     assert_eq!(bad.len(), 5);
     for p in bad {
-        let r = parse_file(&p, &lenient());
-        assert!(r.is_err(), "{} was accepted", p.display());
+        let err = parse_file(&p, &lenient())
+            .err()
+            .unwrap_or_else(|| panic!("{} was accepted", p.display()));
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let expected = match name {
+            "bad_section" => matches!(err, Error::UnknownSection { .. }),
+            "empty" | "emptycomments" => matches!(err, Error::Empty { .. }),
+            "json_input_1" | "json_input_2" => matches!(err, Error::JsonInput { .. }),
+            _ => panic!("no expected error for {name}"),
+        };
+        assert!(expected, "{name}: {err:?}");
     }
 }
 

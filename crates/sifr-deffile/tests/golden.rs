@@ -1,9 +1,13 @@
-//! Golden tests: `tests/data/good/NAME.def` parses to exactly `NAME.json`; `tests/data/bad/NAME.def`
-//! fails with exactly the text of `NAME.err` (`LINE:COL: message` and `hint: ...`).
+//! Golden tests: `tests/data/good/NAME.def` parses to exactly the JSON of its snapshot;
+//! `tests/data/bad/NAME.def` fails with exactly the snapshot's text (`LINE:COL: message` and
+//! `hint: ...`).
 //!
 //! A `NAME.opts` file next to a case sets options, one per line: `arg NAME=VALUE` (as
 //! `--build-arg`), `file NAME=VALUE` (a line of the `--build-arg-file`), `warn-unused`.
-//! Run with `UPDATE_GOLDENS=1` to rewrite the expected files, then review the diff.
+//! The expected outputs are insta snapshots in `tests/snapshots/`, one per case
+//! (`golden__<test>@<NAME>.def.snap`). To accept a change, run the test with
+//! `INSTA_UPDATE=always INSTA_FORCE_PASS=1` (or `cargo insta review`) and review the diff; under
+//! `CI=true` a mismatch fails and nothing is written.
 
 use std::path::{Path, PathBuf};
 
@@ -51,66 +55,48 @@ fn options(def: &Path) -> Options {
     o
 }
 
-/// Compare with the expected file, or rewrite it under `UPDATE_GOLDENS=1`.
-fn golden(expected: &Path, actual: &str) -> Result<(), String> {
-    if std::env::var_os("UPDATE_GOLDENS").is_some() {
-        std::fs::write(expected, actual).unwrap();
-        return Ok(());
+/// The error as a user reads it: `LINE:COL: message`, then `hint: ...` where there is one.
+fn error_text(e: &sifr_deffile::Error) -> String {
+    let mut text = match e.location() {
+        Some((l, c)) => format!("{l}:{c}: {e}\n"),
+        None => format!("{e}\n"),
+    };
+    if let Some(h) = e.hint() {
+        text.push_str(&format!("hint: {h}\n"));
     }
-    let want = std::fs::read_to_string(expected)
-        .map_err(|e| format!("{}: {e} (run with UPDATE_GOLDENS=1)", expected.display()))?;
-    if want == actual {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} differs:\n--- expected\n{want}\n--- actual\n{actual}",
-            expected.display()
-        ))
-    }
+    text
 }
 
 #[test]
 fn good_definitions_match_their_json() {
     let cases = cases("good");
     assert!(cases.len() >= 40, "only {} good cases", cases.len());
-    let mut failures = Vec::new();
-    for def in cases {
-        let bytes = std::fs::read(&def).unwrap();
-        match sifr_deffile::parse_bytes(&bytes, &options(&def)) {
+    insta::glob!("data/good/*.def", |def| {
+        let bytes = std::fs::read(def).unwrap();
+        match sifr_deffile::parse_bytes(&bytes, &options(def)) {
             Ok(d) => {
                 let json = serde_json::to_string_pretty(&d).unwrap() + "\n";
-                if let Err(e) = golden(&def.with_extension("json"), &json) {
-                    failures.push(e);
-                }
+                insta::assert_snapshot!(json);
             }
-            Err(e) => failures.push(format!("{}: {e} at {:?}", def.display(), e.location())),
+            Err(e) => panic!("{}: {e} at {:?}", def.display(), e.location()),
         }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    });
 }
 
 #[test]
 fn bad_definitions_fail_with_their_message() {
     let cases = cases("bad");
     assert!(cases.len() >= 20, "only {} bad cases", cases.len());
-    let mut failures = Vec::new();
-    for def in cases {
-        let bytes = std::fs::read(&def).unwrap();
-        match sifr_deffile::parse_bytes(&bytes, &options(&def)) {
-            Ok(_) => failures.push(format!("{} was accepted", def.display())),
+    insta::glob!("data/bad/*.def", |def| {
+        let bytes = std::fs::read(def).unwrap();
+        match sifr_deffile::parse_bytes(&bytes, &options(def)) {
+            Ok(_) => panic!("{} was accepted", def.display()),
             Err(e) => {
-                let mut text = match e.location() {
-                    Some((l, c)) => format!("{l}:{c}: {e}\n"),
-                    None => format!("{e}\n"),
-                };
-                if let Some(h) = e.hint() {
-                    text.push_str(&format!("hint: {h}\n"));
-                }
-                if let Err(e) = golden(&def.with_extension("err"), &text) {
-                    failures.push(e);
-                }
+                let text = error_text(&e);
+                // insta compares with trailing newlines trimmed: each line ends once.
+                assert!(!text.contains("\n\n"), "{text:?}");
+                insta::assert_snapshot!(text);
             }
         }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    });
 }

@@ -23,10 +23,9 @@ fn haswell() -> HostFacts {
 
 #[test]
 fn march_levels_are_detected_from_instructions_in_main() {
-    let (Some(_), true) = (common::gcc(), common::on_x86_64()) else {
+    let Some(dir) = common::x86_64_gcc_dir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     for (level, want) in [("v2", Level::V2), ("v3", Level::V3), ("v4", Level::V4)] {
         let march = format!("-march=x86-64-{level}");
         let exe = common::compile(
@@ -68,10 +67,9 @@ fn march_levels_are_detected_from_instructions_in_main() {
 
 #[test]
 fn a_plain_o2_build_needs_only_the_baseline() {
-    let (Some(_), true) = (common::gcc(), common::on_x86_64()) else {
+    let Some(dir) = common::x86_64_gcc_dir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let exe = common::compile(dir.path(), "plain", common::MAIN_PATH_PROGRAM, &["-O2"]);
     let f = facts(&exe);
     assert_eq!(f.needs.level, Some(Level::V1), "{f:#?}");
@@ -80,10 +78,9 @@ fn a_plain_o2_build_needs_only_the_baseline() {
 
 #[test]
 fn the_isa_note_raises_the_level_even_without_matching_instructions() {
-    let (Some(_), true) = (common::gcc(), common::on_x86_64()) else {
+    let Some(dir) = common::x86_64_gcc_dir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     // -mneeded records what the code needs; -z x86-64-vN forces a level on plain code.
     let cases: [(&str, &[&str], Level); 3] = [
         (
@@ -151,10 +148,9 @@ int main(int argc, char **argv) {
 
 #[test]
 fn code_behind_run_time_dispatch_is_only_used_when_available() {
-    let (Some(_), true) = (common::gcc(), common::on_x86_64()) else {
+    let Some(dir) = common::x86_64_gcc_dir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("cpu_supports", CPU_SUPPORTS_PROGRAM, false),
         ("cpu_supports_stripped", CPU_SUPPORTS_PROGRAM, true),
@@ -177,10 +173,9 @@ fn code_behind_run_time_dispatch_is_only_used_when_available() {
 
 #[test]
 fn a_shared_library_built_for_v3_requires_v3() {
-    let (Some(_), true) = (common::gcc(), common::on_x86_64()) else {
+    let Some(dir) = common::x86_64_gcc_dir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let src = r#"
         #define N 1024
         void vec_muladd(float *restrict y, const float *restrict a, const float *restrict b) {
@@ -207,10 +202,9 @@ fn a_shared_library_built_for_v3_requires_v3() {
 
 #[test]
 fn the_judge_flags_only_what_this_cpu_lacks() {
-    let (Some(_), true) = (common::gcc(), common::on_x86_64()) else {
+    let Some(dir) = common::x86_64_gcc_dir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let host = HostFacts::detect();
     eprintln!("host: {:?}, features {:?}", host.level, host.features);
     for level in ["v2", "v3", "v4"] {
@@ -249,10 +243,9 @@ fn the_judge_flags_only_what_this_cpu_lacks() {
 
 #[test]
 fn the_judge_reports_a_loader_refusal_from_the_isa_note() {
-    let (Some(_), true) = (common::gcc(), common::on_x86_64()) else {
+    let Some(dir) = common::x86_64_gcc_dir() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let args = ["-O2", "-march=x86-64-v4", "-mneeded"];
     let f = facts(&common::compile(
         dir.path(),

@@ -7,13 +7,11 @@
 //! as `sifr exec` does.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
-mod support;
-
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::{As, Fixture};
+use sifr_testkit::{As, Fixture, TestCommand};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -30,14 +28,14 @@ fn main() {
         }
         return;
     }
-    let identities = support::identities();
+    let identities = sifr_testkit::identities();
     if identities.iter().any(|w| matches!(w, As::User { .. }))
-        && let Err(why) = support::userns_available()
+        && let Err(why) = sifr_testkit::userns_available()
     {
         println!("skipping the unprivileged namespace tests: {why}");
     }
     let fx = Fixture::new();
-    let mounts_before = support::host_mount_count();
+    let mounts_before = sifr_testkit::host_mount_count();
     let mut failed = Vec::new();
     let mut ran = 0;
     for (name, case) in CASES {
@@ -45,7 +43,7 @@ fn main() {
             continue;
         }
         for &who in &identities {
-            if matches!(who, As::User { .. }) && support::userns_available().is_err() {
+            if matches!(who, As::User { .. }) && sifr_testkit::userns_available().is_err() {
                 continue;
             }
             ran += 1;
@@ -69,20 +67,20 @@ fn main() {
     }
     // Nothing left behind: no host mount mentions the fixture, the mount table is as before,
     // and the image did not gain mount points.
-    let leftovers = support::host_mounts_mentioning(fx.dir.path());
+    let leftovers = sifr_testkit::host_mounts_mentioning(fx.dir.path());
     if !leftovers.is_empty() {
         println!("mounts left behind: {leftovers:#?}");
         failed.push("no mounts left behind".into());
     }
-    if support::host_mount_count() != mounts_before {
+    if sifr_testkit::host_mount_count() != mounts_before {
         println!(
             "host mount count changed: {mounts_before} -> {}",
-            support::host_mount_count()
+            sifr_testkit::host_mount_count()
         );
         failed.push("host mount table unchanged".into());
     }
-    let mut procs = support::processes_mentioning(fx.dir.path());
-    procs.extend(support::processes_mentioning(Path::new("/bin/probe")));
+    let mut procs = sifr_testkit::processes_mentioning(fx.dir.path());
+    procs.extend(sifr_testkit::processes_mentioning(Path::new("/bin/probe")));
     if !procs.is_empty() {
         println!("processes left behind: {procs:?}");
         failed.push("no processes left behind".into());
@@ -224,15 +222,15 @@ fn child(args: &[String]) -> i32 {
 // ---- helpers ----
 
 fn launch_cmd(fx: &Fixture, who: As, flags: &[&str], cmd: &[&str]) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let mut c = support::command_as(who, &exe);
-    c.arg("--child")
+    TestCommand::new(std::env::current_exe().unwrap())
+        .as_user(who)
+        .arg("--child")
         .arg(&fx.image)
         .args(flags)
         .arg("--")
-        .args(cmd);
-    c.current_dir(&fx.work).env("PWD", &fx.work);
-    c
+        .args(cmd)
+        .current_dir(&fx.work)
+        .command()
 }
 
 fn sifr(fx: &Fixture, who: As, flags: &[&str], cmd: &[&str]) -> Output {
@@ -355,7 +353,7 @@ fn image_root_is_read_only(fx: &Fixture, who: As) {
             flags,
             &probe(&["cat", "/etc/self/mountinfo"]),
         ));
-        let opts = support::root_mount(&info).1;
+        let opts = sifr_testkit::root_mount(&info).1;
         assert!(
             opts.contains(&"nosuid") && opts.contains(&"nodev"),
             "{flags:?}: {opts:?}"
@@ -647,5 +645,5 @@ fn image_symlink_cannot_redirect_a_bind_to_the_host(fx: &Fixture, who: As) {
         !host_dir.join("sub").exists(),
         "a mount point was created on the host"
     );
-    assert!(support::host_mounts_mentioning(&host_dir).is_empty());
+    assert!(sifr_testkit::host_mounts_mentioning(&host_dir).is_empty());
 }

@@ -26,17 +26,25 @@ fn desc(media: &str, d: &Digest, size: usize) -> String {
 
 const CONFIG: &str = r#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
 
-/// An OCI layout with a two-layer image reachable through an index by platform, tagged `v1`.
-fn make_layout(dir: &Path) -> Vec<Vec<u8>> {
-    let l0 = gzip(&tar(&[
+/// The two uncompressed layers every image here holds: a base with `/etc/os-release` and
+/// `/etc/gone`, and a top layer that rewrites the first and whites out the second.
+fn two_layers() -> (Vec<u8>, Vec<u8>) {
+    let l0 = tar(&[
         E::Dir("etc"),
         E::File("etc/os-release", b"base"),
         E::File("etc/gone", b"x"),
-    ]));
+    ]);
     let l1 = tar(&[
         E::File("etc/os-release", b"top"),
         E::File("etc/.wh.gone", b""),
     ]);
+    (l0, l1)
+}
+
+/// An OCI layout with a two-layer image reachable through an index by platform, tagged `v1`.
+fn make_layout(dir: &Path) -> Vec<Vec<u8>> {
+    let (l0, l1) = two_layers();
+    let l0 = gzip(&l0);
     let (d0, d1) = (put(dir, &l0), put(dir, &l1));
     let c = put(dir, CONFIG.as_bytes());
     let m = format!(
@@ -164,15 +172,7 @@ fn docker_archive_with_legacy_layer_dirs_and_symlinked_layers() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("save");
     fs::create_dir(&dir).unwrap();
-    let l0 = tar(&[
-        E::Dir("etc"),
-        E::File("etc/os-release", b"base"),
-        E::File("etc/gone", b"x"),
-    ]);
-    let l1 = tar(&[
-        E::File("etc/os-release", b"top"),
-        E::File("etc/.wh.gone", b""),
-    ]);
+    let (l0, l1) = two_layers();
     let (d0, d1) = (Digest::of(&l0), Digest::of(&l1));
     fs::create_dir_all(dir.join("aaa")).unwrap();
     fs::create_dir_all(dir.join("bbb")).unwrap();

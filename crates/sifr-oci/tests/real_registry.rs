@@ -5,19 +5,18 @@
 #![allow(clippy::print_stderr)]
 
 mod common;
-#[path = "common/docker_registry.rs"]
-mod docker_registry;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use docker_registry::{PASSWORD, Registry, USER, missing, run, tls_htpasswd_config};
 use sifr_oci::Reference;
 use sifr_oci::cache::BlobCache;
 use sifr_oci::client::{Client, ClientError, ClientOptions, CredentialStore, Credentials};
 use sifr_oci::layout;
 use sifr_oci::manifest::Platform;
 use sifr_oci::merge::{self, Layer, MemorySink, MergeOptions};
+use sifr_testkit::registry::{PASSWORD, Registry, USER, tls_htpasswd_config};
+use sifr_testkit::{missing, run_ok};
 
 /// An OCI layout at `dir/layout` tagged `v1`: a first layer with two files and a symlink,
 /// a second that changes one file and deletes the other (umoci writes the whiteout).
@@ -25,11 +24,13 @@ fn build_image(dir: &Path) -> PathBuf {
     let l = dir.join("layout");
     let b = dir.join("bundle");
     let image = format!("{}:v1", l.display());
-    run(Command::new("umoci").arg("init").arg("--layout").arg(&l));
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image", &image])
-        .arg(&b));
+    run_ok(Command::new("umoci").arg("init").arg("--layout").arg(&l));
+    run_ok(Command::new("umoci").args(["new", "--image", &image]));
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image", &image])
+            .arg(&b),
+    );
     let root = b.join("rootfs");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
@@ -37,24 +38,30 @@ fn build_image(dir: &Path) -> PathBuf {
     std::fs::write(root.join("etc/gone"), "deleted in layer 2").unwrap();
     std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
     // --refresh-bundle: the next repack diffs against this layer, not the empty image.
-    run(Command::new("umoci")
-        .args(["repack", "--refresh-bundle", "--image", &image])
-        .arg(&b));
+    run_ok(
+        Command::new("umoci")
+            .args(["repack", "--refresh-bundle", "--image", &image])
+            .arg(&b),
+    );
     std::fs::remove_file(root.join("etc/gone")).unwrap();
     std::fs::write(root.join("etc/hello"), "hello v2").unwrap();
-    run(Command::new("umoci")
-        .args(["repack", "--image", &image])
-        .arg(&b));
-    run(Command::new("umoci").args(["config", "--image", &image, "--config.cmd", "/bin/sh"]));
+    run_ok(
+        Command::new("umoci")
+            .args(["repack", "--image", &image])
+            .arg(&b),
+    );
+    run_ok(Command::new("umoci").args(["config", "--image", &image, "--config.cmd", "/bin/sh"]));
     l
 }
 
 fn push(layout: &Path, dest: &str, extra: &[&str]) {
-    run(Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--quiet"])
-        .args(extra)
-        .arg(format!("oci:{}:v1", layout.display()))
-        .arg(format!("docker://{dest}")));
+    run_ok(
+        Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "--quiet"])
+            .args(extra)
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://{dest}")),
+    );
 }
 
 fn merged(layers: &[impl Layer]) -> MemorySink {

@@ -212,7 +212,16 @@ proptest! {
                             prop_assert!(r.is_ok());
                             prop_assert_eq!(img.header().arch(), p.arch);
                         }
-                        _ => prop_assert!(r.is_err()),
+                        _ => prop_assert!(
+                            matches!(
+                                r,
+                                Err(Error::ObjectNotFound { .. }
+                                    | Error::NotPartition { .. }
+                                    | Error::NotSystemPartition { .. })
+                            ),
+                            "{:?}",
+                            r
+                        ),
                     }
                 }
             }

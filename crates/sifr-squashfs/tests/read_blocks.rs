@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use sifr_squashfs::read::{Archive, FileType, Inode};
+use sifr_squashfs::read::{Archive, Error, FileType, Inode};
 use sifr_squashfs::{Compression, Entry, EntryKind, FileSource, Options, Writer};
 
 const BLOCK: u32 = 4096;
@@ -141,13 +141,25 @@ fn whole_blocks_into_a_reused_buffer_match_positional_reads() {
             assert_eq!(got, want, "{compression:?} {name} by read_block_into");
             // One past the last block is empty at most; further is an error, not a panic.
             let past = blocks.max(1) + 1;
-            assert!(
-                a.read_block_into(&inode, past, &mut buf).is_err(),
-                "{compression:?} {name} block {past}"
-            );
-            assert!(a.read_block_into(&inode, u64::MAX, &mut buf).is_err());
+            for index in [past, u64::MAX] {
+                let err = a.read_block_into(&inode, index, &mut buf).unwrap_err();
+                assert!(
+                    matches!(&err, Error::BadData { what, .. } if what.contains("past the file")),
+                    "{compression:?} {name} block {index}: {err:?}"
+                );
+            }
         }
         let dir = a.resolve("/usr/lib").unwrap().unwrap();
-        assert!(a.read_block_into(&dir, 0, &mut buf).is_err());
+        let err = a.read_block_into(&dir, 0, &mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::WrongType {
+                    want: "regular file",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -10,20 +10,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use read_support::*;
-use sifr_squashfs::read::Archive;
+use sifr_squashfs::read::{Archive, Error};
 
 #[test]
 fn read_at_from_eight_threads_matches_source() {
-    if !have_mksquashfs("threads") {
+    let Some((_tmp, src, a)) = packed_tree("threads", &["-comp", "gzip", "-b", "64K"]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    fs::create_dir(&src).unwrap();
-    build_tree(&src);
-    let img = tmp.path().join("img");
-    pack(&src, &img, &["-comp", "gzip", "-b", "64K"]);
-    let a = Arc::new(open(&img));
+    };
+    let a = Arc::new(a);
     let files = [
         "big.bin",
         "blocks-and-tail",
@@ -96,9 +90,16 @@ fn image_at_offset_inside_bigger_file_opens_and_reads() {
     let i = a.lookup("hello").unwrap().unwrap();
     assert!(read_all(&a, &i, 7000) == pattern(11, 200_000));
     // At offset 0 the same file is not a squashfs image.
-    assert!(Archive::open(fs::File::open(&container).unwrap(), 0).is_err());
+    let err =
+        Archive::open(fs::File::open(&container).unwrap(), 0).expect_err("opened at offset 0");
+    assert!(
+        matches!(err, Error::BadMagic { found: 0xABAB_ABAB }),
+        "{err:?}"
+    );
     // Past the end of the file: an error, no panic.
-    assert!(Archive::open(fs::File::open(&container).unwrap(), 1 << 40).is_err());
+    let err = Archive::open(fs::File::open(&container).unwrap(), 1 << 40)
+        .expect_err("opened past the end");
+    assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
 }
 
 /// Throughput numbers for the report; run with `--ignored --nocapture` (release for real numbers).

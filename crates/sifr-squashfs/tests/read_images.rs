@@ -8,7 +8,7 @@ mod read_support;
 use std::path::Path;
 
 use read_support::*;
-use sifr_squashfs::read::{Compressor, CompressorOptions, FileType, flags};
+use sifr_squashfs::read::{Compressor, CompressorOptions, Error, FileType, flags};
 
 fn roundtrip(test: &str, args: &[&str]) -> Option<sifr_squashfs::read::Archive> {
     if !have_mksquashfs(test) {
@@ -169,7 +169,17 @@ fn lookup_finds_paths_and_export_table_maps_numbers() {
     assert_eq!(a.lookup("..").unwrap().unwrap().inode_ref, root.inode_ref);
     let sym = a.lookup("sym-rel").unwrap().unwrap();
     assert_eq!(a.read_link(&sym).unwrap(), Path::new("small.txt"));
-    assert!(a.read_at(&sym, 0, &mut [0u8; 4]).is_err());
+    let err = a.read_at(&sym, 0, &mut [0u8; 4]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::WrongType {
+                want: "regular file",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

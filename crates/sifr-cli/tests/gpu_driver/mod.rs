@@ -4,10 +4,9 @@
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use super::support::{self, As, Fixture};
+use sifr_testkit::{As, Fixture, TestCommand};
 
 /// The fake driver's version, as the NVIDIA installer names its files.
 pub const VERSION: &str = "535.104.05";
@@ -268,64 +267,51 @@ pub fn image() -> Fixture {
     fx
 }
 
-/// Run `sifr ARGS` as `who` inside a private mount namespace where the fake driver is
-/// installed (or not, with `driver` false). `env` is added to sifr's environment.
-pub fn sifr(
-    fake: &FakeDriver,
-    fx: &Fixture,
-    who: As,
-    driver: bool,
-    nvccli: bool,
-    env: &[(&str, &str)],
-    args: &[&str],
-) -> Output {
-    let script = fake.setup_script(driver, nvccli);
-    let sifr = Path::new(env!("CARGO_BIN_EXE_sifr"));
-    let inner = support::sifr_command(sifr, fx, who, args);
-    let mut c = Command::new("unshare");
-    c.args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-        "sh",
-    ]);
-    c.arg(inner.get_program());
-    c.args(inner.get_args());
-    c.current_dir(&fx.work).env("PWD", &fx.work);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("APPTAINER")
-            || k.starts_with("SINGULARITY")
-            || k.starts_with("SIFR_")
-            || k.ends_with("_VISIBLE_DEVICES")
-        {
-            c.env_remove(k);
-        }
+impl FakeDriver {
+    /// `sifr` (arguments still to add) as `who`, in the fixture's work directory, inside a
+    /// private mount namespace where the fake driver is installed; the caller's own settings
+    /// and `*_VISIBLE_DEVICES` are not passed on.
+    pub fn sifr(&self, fx: &Fixture, who: As) -> TestCommand {
+        self.sifr_on(fx, who, true, false)
     }
-    c.envs(env.iter().copied());
-    c.output().unwrap()
+
+    /// [`FakeDriver::sifr`] on a host with no driver installed.
+    pub fn sifr_without_driver(&self, fx: &Fixture, who: As) -> TestCommand {
+        self.sifr_on(fx, who, false, false)
+    }
+
+    /// [`FakeDriver::sifr`] on a host that also has the fake `nvidia-container-cli`.
+    pub fn sifr_with_nvccli(&self, fx: &Fixture, who: As) -> TestCommand {
+        self.sifr_on(fx, who, true, true)
+    }
+
+    fn sifr_on(&self, fx: &Fixture, who: As, driver: bool, nvccli: bool) -> TestCommand {
+        let script = self.setup_script(driver, nvccli);
+        TestCommand::new(env!("CARGO_BIN_EXE_sifr"))
+            .launcher([
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+                "sh",
+            ])
+            .as_user(who)
+            .current_dir(&fx.work)
+            .without_caller_settings()
+            .without_caller_env_ending_with("_VISIBLE_DEVICES")
+    }
 }
 
 /// Root and the test user; `None` (after printing why) when not running as root.
 pub fn identities() -> Option<Vec<As>> {
-    if !support::is_root() {
+    if !sifr_testkit::is_root() {
         println!("skipping: installing a fake driver needs root (mounts, mknod)");
         return None;
     }
-    Some(
-        support::identities()
-            .into_iter()
-            .filter(|w| match (w, support::userns_available()) {
-                (As::User { .. }, Err(why)) => {
-                    println!("skipping uid {}: {why}", w.uid());
-                    false
-                }
-                _ => true,
-            })
-            .collect(),
-    )
+    Some(sifr_testkit::runnable_identities())
 }
 
 pub fn line_of<'a>(out: &'a str, key: &str) -> Option<&'a str> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use super::support::{self, As, Fixture};
+use sifr_testkit::{As, Fixture};
 
 /// Serialises the tests that depend on `/dev/fuse`'s mode or check that no extraction
 /// directory is left (another test's extraction would be seen while it runs).
@@ -41,17 +41,7 @@ impl Images {
 
     pub fn pack(fx: Fixture) -> Images {
         let sqfs = fx.dir.path().join("image.sqfs");
-        let out = Command::new("mksquashfs")
-            .arg(&fx.image)
-            .arg(&sqfs)
-            .args(["-noappend", "-quiet", "-no-progress"])
-            .output()
-            .expect("mksquashfs is needed (apt-get install squashfs-tools)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        sifr_testkit::mksquashfs(&fx.image, &sqfs, &[]);
         let sif = fx.dir.path().join("image.sif");
         write_sif(&sif, Some((&sqfs, sifr_sif::Arch::host())));
         Images { fx, sif, sqfs }
@@ -84,7 +74,9 @@ pub fn write_sif(path: &Path, part: Option<(&Path, sifr_sif::Arch)>) {
 }
 
 pub fn sifr_as(fx: &Fixture, who: As, args: &[&str]) -> Command {
-    support::sifr_command(Path::new(env!("CARGO_BIN_EXE_sifr")), fx, who, args)
+    fx.command(env!("CARGO_BIN_EXE_sifr"), who)
+        .args(args)
+        .command()
 }
 
 pub fn run(fx: &Fixture, who: As, args: &[&str]) -> Output {
@@ -118,17 +110,17 @@ pub fn extraction_dirs() -> Vec<String> {
 /// Nothing of a run survives it. Loop devices auto-clear asynchronously, so they get a moment.
 pub fn assert_nothing_left(im: &Images) {
     let dir = im.fx.dir.path();
-    assert!(support::host_mounts_mentioning(dir).is_empty());
-    let procs = support::settled(|| support::processes_mentioning(dir));
+    assert!(sifr_testkit::host_mounts_mentioning(dir).is_empty());
+    let procs = sifr_testkit::settled(|| sifr_testkit::processes_mentioning(dir));
     assert!(procs.is_empty(), "processes left: {procs:?}");
-    let extracted = support::settled(extraction_dirs);
+    let extracted = sifr_testkit::settled(extraction_dirs);
     assert!(
         extracted.is_empty(),
         "extraction directories left: {extracted:?}"
     );
-    let loops = support::settled(|| loops_backed_by(dir));
+    let loops = sifr_testkit::settled(|| loops_backed_by(dir));
     assert!(loops.is_empty(), "loop devices left: {loops:?}");
-    let holders = support::settled(|| holder_files(who_all()));
+    let holders = sifr_testkit::settled(|| holder_files(who_all()));
     assert!(
         holders.is_empty(),
         "holder sockets or mount points left: {holders:?}"
@@ -137,7 +129,7 @@ pub fn assert_nothing_left(im: &Images) {
 
 /// The uids whose launches the tests make.
 pub fn who_all() -> Vec<u32> {
-    support::identities().iter().map(|w| w.uid()).collect()
+    sifr_testkit::identities().iter().map(|w| w.uid()).collect()
 }
 
 /// Sockets and mount points of the node's holders of shared images, of these uids.
@@ -167,15 +159,15 @@ impl Drop for FuseMode {
 }
 
 pub fn test_user() -> Option<As> {
-    if !support::is_root() || !Path::new("/dev/fuse").exists() {
+    if !sifr_testkit::is_root() || !Path::new("/dev/fuse").exists() {
         println!("skipping: needs root (to switch /dev/fuse's mode) and /dev/fuse");
         return None;
     }
-    if let Err(why) = support::userns_available() {
+    if let Err(why) = sifr_testkit::userns_available() {
         println!("skipping: {why}");
         return None;
     }
-    support::identities()
+    sifr_testkit::identities()
         .into_iter()
         .find(|w| matches!(w, As::User { .. }))
 }

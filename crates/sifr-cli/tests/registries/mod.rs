@@ -11,13 +11,13 @@ use std::process::{Command, Output, Stdio};
 
 use sifr_oci::Digest;
 
-use crate::support::{stderr, stdout};
+use sifr_testkit::{stderr, stdout};
 
-#[path = "../../../sifr-oci/tests/common/docker_registry.rs"]
-mod docker_registry;
 // Each test binary uses part of these.
 #[allow(unused_imports)]
-pub use docker_registry::{PASSWORD, Registry, USER, have, missing, tls_htpasswd_config};
+pub use sifr_testkit::registry::{PASSWORD, Registry, USER, tls_htpasswd_config};
+#[allow(unused_imports)]
+pub use sifr_testkit::{have, missing};
 
 pub fn sifr() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sifr"))

@@ -20,9 +20,7 @@ use base64::Engine as _;
 
 use super::run_ok;
 
-#[path = "../../../sifr-oci/tests/common/http_head.rs"]
-mod http_head;
-use http_head::{Head, read_head};
+use sifr_testkit::http::{Head, read_head};
 
 /// The registry's name for itself (`aud` of its tokens) and the issuer's (`iss`).
 pub const SERVICE: &str = "sifr-test-registry";

@@ -56,6 +56,15 @@ pub fn on_x86_64() -> bool {
     }
 }
 
+/// A scratch directory for programs compiled for the host, or `None` (after saying why) when
+/// there is no gcc or the host is not x86-64.
+pub fn x86_64_gcc_dir() -> Option<tempfile::TempDir> {
+    let (Some(_), true) = (gcc(), on_x86_64()) else {
+        return None;
+    };
+    Some(tempfile::tempdir().unwrap())
+}
+
 /// Compiles `source` with `args` into `dir/name`; panics with gcc's output on failure.
 pub fn compile(dir: &Path, name: &str, source: &str, args: &[&str]) -> PathBuf {
     let src = dir.join(format!("{name}.c"));

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use sifr_oci::Digest;
 
-#[path = "http_head.rs"]
-mod http_head;
+use sifr_testkit::http as http_head;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Auth {

@@ -221,18 +221,23 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) {
 
 /// Packs `src` into `img` with mksquashfs and extra `args`.
 pub fn pack(src: &Path, img: &Path, args: &[&str]) {
-    let out = Command::new("mksquashfs")
-        .arg(src)
-        .arg(img)
-        .args(["-noappend", "-no-progress", "-quiet", "-processors", "2"])
-        .args(args)
-        .output()
-        .expect("run mksquashfs");
-    assert!(
-        out.status.success(),
-        "mksquashfs {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sifr_testkit::mksquashfs(src, img, &[&["-processors", "2"], args].concat());
+}
+
+/// [`build_tree`] in `TMP/src`, packed with mksquashfs and `args` into `TMP/img` and opened;
+/// `None` (after saying why) when mksquashfs is missing.
+pub fn packed_tree(test: &str, args: &[&str]) -> Option<(tempfile::TempDir, PathBuf, Archive)> {
+    if !have_mksquashfs(test) {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    build_tree(&src);
+    let img = tmp.path().join("img");
+    pack(&src, &img, args);
+    let a = open(&img);
+    Some((tmp, src, a))
 }
 
 pub fn open(img: &Path) -> Archive {

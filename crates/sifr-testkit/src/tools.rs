@@ -1,0 +1,60 @@
+//! External programs the tests shell out to: whether they are installed, running one and
+//! failing with its output, and `mksquashfs` (the reference SquashFS writer).
+
+use std::borrow::BorrowMut;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Whether `tool` is on `PATH`.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The tools of `tools` that are not installed, comma-separated; `None` when all are.
+pub fn missing(tools: &[&str]) -> Option<String> {
+    let m: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
+    (!m.is_empty()).then(|| m.join(", "))
+}
+
+/// Run `cmd` to completion; panic with the command and its output unless it succeeded.
+pub fn run_ok(mut cmd: impl BorrowMut<Command>) -> Output {
+    let cmd = cmd.borrow_mut();
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `mksquashfs SRC IMG -noappend -no-progress -quiet ARGS`; panics with its output on failure
+/// (and says how to install it when it is missing).
+pub fn mksquashfs(src: &Path, img: &Path, args: &[&str]) {
+    run_tool(
+        Command::new("mksquashfs")
+            .arg(src)
+            .arg(img)
+            .args(["-noappend", "-no-progress", "-quiet"])
+            .args(args),
+        "mksquashfs is needed (apt-get install squashfs-tools)",
+        &format!("mksquashfs {args:?}"),
+    );
+}
+
+/// Run `cmd`, a tool the tests need (`install` says how to get it); panic with `what` and its
+/// stderr unless it succeeded.
+pub(crate) fn run_tool(cmd: &mut Command, install: &str, what: &str) {
+    let out = cmd.output().expect(install);
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
