@@ -41,7 +41,7 @@ pub fn main_entry() -> ExitCode {
     let settings = match settings::Settings::resolve(&cli.global, &env) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{}", report::render(&e.into(), false));
+            eprintln!("{}", report::render(&e.into(), report::Colour::Plain));
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -57,7 +57,10 @@ pub fn main_entry() -> ExitCode {
             if !settings.silent {
                 eprintln!(
                     "{}",
-                    report::render(&e, settings.color && std::io::stderr().is_terminal())
+                    report::render(
+                        &e,
+                        report::Colour::when(settings.color && std::io::stderr().is_terminal()),
+                    )
                 );
             }
             ExitCode::from(code)

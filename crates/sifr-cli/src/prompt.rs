@@ -9,11 +9,20 @@ use std::io::{BufRead as _, Write as _};
 
 use anyhow::Context;
 
-/// Print `label: ` on stderr and read one line from stdin, without its line ending. With
-/// `secret`, a terminal does not show what is typed.
-pub fn ask(label: &str, secret: bool) -> anyhow::Result<String> {
+/// Whether a terminal shows the answer as it is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// A plain answer such as a username.
+    Shown,
+    /// A secret such as a password: the terminal's echo is off while it is typed.
+    Hidden,
+}
+
+/// Print `label: ` on stderr and read one line from stdin, without its line ending, with the
+/// terminal echoing it as `echo` says.
+pub fn ask(label: &str, echo: Echo) -> anyhow::Result<String> {
     // Echo goes off before the question shows, so nothing typed after seeing it is echoed.
-    let guard = if secret {
+    let guard = if echo == Echo::Hidden {
         sifr_sys::tty::EchoOff::new(std::io::stdin())
             .context("cannot turn off the terminal's echo")?
     } else {

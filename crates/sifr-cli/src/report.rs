@@ -59,9 +59,25 @@ pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
     None
 }
 
+/// Whether rendered text carries terminal colour codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colour {
+    /// Plain text.
+    Plain,
+    /// ANSI colour: the `error:` label red, the `hint:` label yellow.
+    Ansi,
+}
+
+impl Colour {
+    /// [`Colour::Ansi`] when `on` (the `color` setting, and stderr a terminal where it matters).
+    pub fn when(on: bool) -> Self {
+        if on { Self::Ansi } else { Self::Plain }
+    }
+}
+
 /// Render an error for stderr.
-pub fn render(err: &anyhow::Error, color: bool) -> String {
-    let (red, yellow, reset) = if color {
+pub fn render(err: &anyhow::Error, colour: Colour) -> String {
+    let (red, yellow, reset) = if colour == Colour::Ansi {
         ("\x1b[31m", "\x1b[33m", "\x1b[0m")
     } else {
         ("", "", "")
@@ -107,7 +123,7 @@ mod tests {
         let err = anyhow::Error::new(inner)
             .context(Hinted::new("cannot open `x.def`", "check the path"))
             .context("cannot check definition files");
-        let text = render(&err, false);
+        let text = render(&err, Colour::Plain);
         assert_eq!(
             text,
             "error: cannot check definition files\n  caused by: cannot open `x.def`\n  caused by: no such file\nhint: check the path"

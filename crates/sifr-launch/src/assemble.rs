@@ -31,7 +31,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use sifr_sys::fs::Leaf;
-use sifr_sys::mount::Attrs;
+use sifr_sys::mount::{Attrs, Depth};
 
 use crate::error::{ExecError, step};
 use crate::plan::types::{LaunchPlan, Mount, Source};
@@ -363,7 +363,7 @@ pub fn mount_all(
             nodev: m.nodev,
         };
         let what = m.dst.display().to_string();
-        sifr_sys::mount::set_attrs(tree.as_fd(), attrs, true, &what)
+        sifr_sys::mount::set_attrs(tree.as_fd(), attrs, Depth::Tree, &what)
             .and_then(|()| sifr_sys::mount::attach(tree.as_fd(), dst.as_fd(), &what))
             .map_err(|source| ExecError::Mount {
                 dst: m.dst.clone(),
@@ -385,7 +385,7 @@ pub fn mount_all(
         nosuid: true,
         nodev: true,
     };
-    sifr_sys::mount::set_attrs(r.as_fd(), attrs, false, "/")
+    sifr_sys::mount::set_attrs(r.as_fd(), attrs, Depth::Top, "/")
         .map_err(step("restrict the image mount"))?;
     Ok(())
 }

@@ -188,11 +188,24 @@ impl Attach {
     }
 }
 
-/// Choose how to attach `image`. `kernel_mounts` says the container runs without a user
-/// namespace as real root ([`crate::LaunchPlan::kernel_mounts`]; false for `--userns` and
-/// `--fakeroot`, whose namespace's root cannot mount squashfs): a loop device when
-/// `/dev/loop-control` exists; otherwise FUSE when `/dev/fuse` opens, extraction if not.
-pub fn choose(image: &Image, kernel_mounts: bool, writable: bool) -> Result<Attach, ImageError> {
+/// What the container asks of its image, which decides how [`choose`] attaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachWants {
+    /// The container runs without a user namespace as real root
+    /// ([`crate::LaunchPlan::kernel_mounts`]; false for `--userns` and `--fakeroot`, whose
+    /// namespace's root cannot mount squashfs).
+    pub kernel_mounts: bool,
+    /// `--writable`: only a sandbox directory can be written.
+    pub writable: bool,
+}
+
+/// Choose how to attach `image`: a directory is bound; with `wants.kernel_mounts`, a loop device
+/// when `/dev/loop-control` exists; otherwise FUSE when `/dev/fuse` opens, extraction if not.
+pub fn choose(image: &Image, wants: AttachWants) -> Result<Attach, ImageError> {
+    let AttachWants {
+        kernel_mounts,
+        writable,
+    } = wants;
     if image.format == Format::Sandbox {
         return Ok(Attach::Directory);
     }
@@ -229,7 +242,17 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let img = open(d.path()).unwrap();
         assert_eq!(img.format, Format::Sandbox);
-        assert_eq!(choose(&img, false, true).unwrap(), Attach::Directory);
+        assert_eq!(
+            choose(
+                &img,
+                AttachWants {
+                    kernel_mounts: false,
+                    writable: true
+                }
+            )
+            .unwrap(),
+            Attach::Directory
+        );
     }
 
     #[test]
@@ -243,10 +266,26 @@ mod tests {
             (Format::Squashfs, 0, 13)
         );
         assert!(matches!(
-            choose(&img, true, true),
+            choose(
+                &img,
+                AttachWants {
+                    kernel_mounts: true,
+                    writable: true
+                }
+            ),
             Err(ImageError::WritableFile { .. })
         ));
-        assert_eq!(choose(&img, true, false).unwrap(), Attach::Loop);
+        assert_eq!(
+            choose(
+                &img,
+                AttachWants {
+                    kernel_mounts: true,
+                    writable: false
+                }
+            )
+            .unwrap(),
+            Attach::Loop
+        );
     }
 
     #[test]

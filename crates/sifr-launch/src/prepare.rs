@@ -72,7 +72,7 @@ pub fn prepare(
     warn: impl FnOnce(&Finding, &Path),
 ) -> Result<Prepared, RequestError> {
     let opts = request.options(&host_env)?;
-    let gpu = discover_gpus(&request.gpu, &host_env, opts.contain)?;
+    let gpu = discover_gpus(&request.gpu, &host_env, gpu::DevView::of(opts.contain))?;
     let mut host = host::gather(host_env).map_err(RequestError::Host)?;
     host.gpu = gpu;
     let Request {
@@ -95,8 +95,11 @@ pub fn prepare(
         warn(&finding, &img.path);
     }
     let plan = plan::build(&opts, &img.path, action, &host).map_err(RequestError::Plan)?;
-    let attach =
-        image::choose(&img, plan.kernel_mounts(), opts.writable).map_err(RequestError::Image)?;
+    let wants = image::AttachWants {
+        kernel_mounts: plan.kernel_mounts(),
+        writable: opts.writable,
+    };
+    let attach = image::choose(&img, wants).map_err(RequestError::Image)?;
     Ok(Prepared::Attached {
         plan,
         image: img,
@@ -120,12 +123,12 @@ pub fn plan_in_container(
 fn discover_gpus(
     req: &gpu::Request,
     host_env: &[(String, String)],
-    contain: bool,
+    dev: gpu::DevView,
 ) -> Result<Vec<gpu::Found>, RequestError> {
     if !req.any() {
         return Ok(Vec::new());
     }
-    let found = gpu::discover(req, host_env, contain).map_err(RequestError::Gpu)?;
+    let found = gpu::discover(req, host_env, dev).map_err(RequestError::Gpu)?;
     for f in &found {
         for w in &f.warnings {
             tracing::warn!("{}: {w}", f.vendor.flag());

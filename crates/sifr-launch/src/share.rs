@@ -227,12 +227,15 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, ShareError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    sifr_sys::ipc::lock_exclusive(file.as_fd(), true, &dir.display().to_string()).map_err(
-        |source| ShareError::Sys {
-            step: "lock the runtime directory",
-            source,
-        },
-    )?;
+    sifr_sys::ipc::lock_exclusive(
+        file.as_fd(),
+        sifr_sys::ipc::LockWait::Block,
+        &dir.display().to_string(),
+    )
+    .map_err(|source| ShareError::Sys {
+        step: "lock the runtime directory",
+        source,
+    })?;
     Ok(file)
 }
 
@@ -639,7 +642,7 @@ fn retire(
         return false;
     };
     if !matches!(
-        sifr_sys::ipc::lock_exclusive(dir.as_fd(), false, ""),
+        sifr_sys::ipc::lock_exclusive(dir.as_fd(), sifr_sys::ipc::LockWait::Try, ""),
         Ok(true)
     ) {
         return false;

@@ -177,33 +177,33 @@ impl<F: Write + Seek> Creator<F> {
         Ok((start, offset))
     }
 
-    fn commit(&mut self, obj: &ObjectInput, place: Placement, digest: Option<String>) {
-        if let Some(arch) = obj.primary_arch() {
-            self.header.arch = arch.sif_code();
-        }
-        let d = obj.descriptor(place, self.time, digest);
-        self.header.descriptors_free -= 1;
-        self.header.data_size = (place.offset + place.size) as i64 - self.header.data_offset;
+    /// Places `obj` after the data so far: checks it, pads to its alignment, lets `write` put
+    /// its bytes at the offset it is given (returning their size and an OCI digest), and
+    /// records its descriptor. Returns its ID.
+    fn place<E: From<Error>>(
+        &mut self,
+        obj: &mut ObjectInput,
+        write: impl FnOnce(&mut F, &mut ObjectInput, u64) -> Result<(u64, Option<String>), E>,
+    ) -> Result<u32, E> {
+        let id = self.prepare(obj)?;
+        let (start, offset) = self.position(obj.effective_alignment())?;
+        let (size, digest) = write(&mut self.file, obj, offset)?;
+        let place = Placement {
+            id,
+            start,
+            offset,
+            size,
+        };
+        let d = obj.record(&mut self.header, place, self.time, digest);
         self.descs.push(d);
+        Ok(id)
     }
 
     /// Appends an object; returns its ID.
     pub fn add(&mut self, mut obj: ObjectInput) -> Result<u32, Error> {
-        let id = self.prepare(&obj)?;
-        let (start, offset) = self.position(obj.effective_alignment())?;
-        let file = &mut self.file;
-        let (size, digest) = write_object(&mut obj, offset, |chunk, _| file.write_all(chunk))?;
-        self.commit(
-            &obj,
-            Placement {
-                id,
-                start,
-                offset,
-                size,
-            },
-            digest,
-        );
-        Ok(id)
+        self.place(&mut obj, |file, obj, offset| {
+            write_object(obj, offset, |chunk, _| file.write_all(chunk))
+        })
     }
 
     /// Appends an object whose bytes `fill` writes into the sink (position 0 = the object's
@@ -212,7 +212,7 @@ impl<F: Write + Seek> Creator<F> {
     /// (digests need the bytes in order).
     pub fn add_with<E: From<Error>>(
         &mut self,
-        obj: ObjectInput,
+        mut obj: ObjectInput,
         fill: impl FnOnce(&mut PartitionSink<'_, F>) -> Result<(), E>,
     ) -> Result<u32, E> {
         if obj.is_oci() {
@@ -220,27 +220,16 @@ impl<F: Write + Seek> Creator<F> {
                 data_type: obj.data_type().to_string(),
             }));
         }
-        let id = self.prepare(&obj)?;
-        let (start, offset) = self.position(obj.effective_alignment())?;
-        let mut sink = PartitionSink {
-            file: &mut self.file,
-            base: offset,
-            pos: 0,
-            len: 0,
-        };
-        fill(&mut sink)?;
-        let size = sink.len;
-        self.commit(
-            &obj,
-            Placement {
-                id,
-                start,
-                offset,
-                size,
-            },
-            None,
-        );
-        Ok(id)
+        self.place(&mut obj, |file, _, offset| {
+            let mut sink = PartitionSink {
+                file,
+                base: offset,
+                pos: 0,
+                len: 0,
+            };
+            fill(&mut sink)?;
+            Ok((sink.len, None))
+        })
     }
 
     /// Streams a partition (group 1, aligned to 4096); see [`Creator::add_with`]. A `PrimSys`

@@ -85,22 +85,13 @@ impl<S: WriteAt> Image<S> {
         let store = &mut self.store;
         let (size, digest) =
             write_object(&mut obj, offset, |chunk, at| store.write_all_at(chunk, at))?;
-        if let Some(arch) = obj.primary_arch() {
-            self.header.arch = arch.sif_code();
-        }
-        let d = obj.descriptor(
-            Placement {
-                id,
-                start,
-                offset,
-                size,
-            },
-            t,
-            digest,
-        );
-        self.slots[slot] = d;
-        self.header.descriptors_free -= 1;
-        self.header.data_size = (offset + size) as i64 - self.header.data_offset;
+        let place = Placement {
+            id,
+            start,
+            offset,
+            size,
+        };
+        self.slots[slot] = obj.record(&mut self.header, place, t, digest);
         self.header.modified_at = t;
         self.write_back()?;
         Ok(id)

@@ -10,6 +10,7 @@ use crate::descriptor::{
     Descriptor, Extra, GROUP_MASK, Link, NAME_LEN, PartitionMeta, SignatureMeta,
 };
 use crate::error::Error;
+use crate::header::Header;
 use crate::types::{Arch, DataType, FormatType, HashType, MessageType, PartType, SbomFormat};
 
 /// Where an object's bytes come from.
@@ -265,6 +266,24 @@ impl ObjectInput {
             name_raw,
             extra_raw: extra.encode(),
         }
+    }
+
+    /// The descriptor for this object once placed (see [`ObjectInput::descriptor`]), with
+    /// `header` counting it: one free slot fewer, data up to its end, and a primary partition's
+    /// architecture.
+    pub(crate) fn record(
+        &self,
+        header: &mut Header,
+        place: Placement,
+        image_time: i64,
+        digest: Option<String>,
+    ) -> Descriptor {
+        if let Some(arch) = self.primary_arch() {
+            header.arch = arch.sif_code();
+        }
+        header.descriptors_free -= 1;
+        header.data_size = (place.offset + place.size) as i64 - header.data_offset;
+        self.descriptor(place, image_time, digest)
     }
 }
 

@@ -9,18 +9,27 @@ use std::time::Duration;
 
 use crate::error::{Error, Result, err};
 
-/// Take an exclusive `flock(2)` on `fd`. With `wait == false`, returns `Ok(false)` at once when
-/// another open file description holds it.
-pub fn lock_exclusive(fd: BorrowedFd<'_>, wait: bool, what: &str) -> Result<bool> {
+/// What [`lock_exclusive`] does while another open file description holds the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// Wait until it is released.
+    Block,
+    /// Return `Ok(false)` at once.
+    Try,
+}
+
+/// Take an exclusive `flock(2)` on `fd`. Under [`LockWait::Try`], returns `Ok(false)` at once
+/// when another open file description holds it.
+pub fn lock_exclusive(fd: BorrowedFd<'_>, wait: LockWait, what: &str) -> Result<bool> {
     use rustix::fs::FlockOperation as Op;
-    let op = if wait {
+    let op = if wait == LockWait::Block {
         Op::LockExclusive
     } else {
         Op::NonBlockingLockExclusive
     };
     match rustix::fs::flock(fd, op) {
         Ok(()) => Ok(true),
-        Err(rustix::io::Errno::WOULDBLOCK) if !wait => Ok(false),
+        Err(rustix::io::Errno::WOULDBLOCK) if wait == LockWait::Try => Ok(false),
         Err(e) => Err(Error::new("lock", what, e)),
     }
 }

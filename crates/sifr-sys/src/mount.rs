@@ -150,9 +150,18 @@ pub fn clone_tree(src: &Path) -> Result<OwnedFd> {
     .map_err(err("clone mount tree of", src.display()))
 }
 
-/// Add attributes to the mount `fd` refers to (and, with `recursive`, to every mount below it)
-/// through `mount_setattr(2)`. `what` names the mount in errors.
-pub fn set_attrs(fd: BorrowedFd<'_>, attrs: Attrs, recursive: bool, what: &str) -> Result<()> {
+/// Which mounts [`set_attrs`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Only the mount the descriptor refers to.
+    Top,
+    /// That mount and every mount below it (`AT_RECURSIVE`).
+    Tree,
+}
+
+/// Add attributes to the mount `fd` refers to (and, at [`Depth::Tree`], to every mount below
+/// it) through `mount_setattr(2)`. `what` names the mount in errors.
+pub fn set_attrs(fd: BorrowedFd<'_>, attrs: Attrs, depth: Depth, what: &str) -> Result<()> {
     if attrs.bits() == 0 {
         return Ok(());
     }
@@ -163,7 +172,7 @@ pub fn set_attrs(fd: BorrowedFd<'_>, attrs: Attrs, recursive: bool, what: &str) 
         userns_fd: 0,
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
+    if depth == Depth::Tree {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
     // SAFETY: mount_setattr reads `size` bytes from `&attr`, a live, properly laid out

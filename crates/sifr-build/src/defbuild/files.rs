@@ -126,13 +126,22 @@ fn mkdir_in_root_depth(
     Ok(cur)
 }
 
+/// What a `%files` destination path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DstIs {
+    /// Whatever is there: a directory if one exists, else the copy's own path.
+    AsFound,
+    /// A directory to copy into, made if missing (several sources, or a trailing `/`).
+    Dir,
+}
+
 /// Where `src_name` goes for destination `dst` (absolute inside the image): into `dst` if that
-/// is an existing directory (or `into_dir` says it must be one), else at `dst` itself.
+/// is an existing directory (or `dst_is` says it must be one), else at `dst` itself.
 fn destination(
     root: BorrowedFd<'_>,
     dst: &Path,
     src_name: &std::ffi::OsStr,
-    into_dir: bool,
+    dst_is: DstIs,
 ) -> Result<Dest, CopyError> {
     let rel = relative(dst);
     let is_dir = match open_in_root(root, &rel, DIR) {
@@ -140,7 +149,7 @@ fn destination(
         Err(Errno::NOENT | Errno::NOTDIR) => false,
         Err(e) => return Err(dest_err(dst)(e)),
     };
-    if is_dir || into_dir || rel.as_os_str().is_empty() {
+    if is_dir || dst_is == DstIs::Dir || rel.as_os_str().is_empty() {
         Ok(Dest {
             dir: mkdir_in_root(root, &rel)?,
             name: src_name.to_owned(),
@@ -201,10 +210,14 @@ pub fn copy_from_host(
     };
     let root_fd = rustix::fs::open(root, DIR, Mode::empty()).map_err(dest_err(root))?;
     // `dst/` names a directory to copy into, as several sources do.
-    let many = sources.len() > 1 || dst.as_os_str().as_encoded_bytes().ends_with(b"/");
+    let dst_is = if sources.len() > 1 || dst.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        DstIs::Dir
+    } else {
+        DstIs::AsFound
+    };
     for src in &sources {
         let name = src.file_name().unwrap_or(src.as_os_str());
-        let d = destination(root_fd.as_fd(), &dst, name, many)?;
+        let d = destination(root_fd.as_fd(), &dst, name, dst_is)?;
         let md = std::fs::metadata(src).map_err(src_err(src))?;
         copy_host_entry(src, &md, &d)?;
     }
@@ -314,7 +327,7 @@ pub fn copy_from_stage(
     let dst = Path::new("/").join(relative(&dst));
     let root_fd = rustix::fs::open(root, DIR, Mode::empty()).map_err(dest_err(root))?;
     let name = shown.file_name().unwrap_or(shown.as_os_str());
-    let d = destination(root_fd.as_fd(), &dst, name, false)?;
+    let d = destination(root_fd.as_fd(), &dst, name, DstIs::AsFound)?;
     let st = rustix::fs::fstat(&sfd).map_err(|e| CopyError::Source {
         path: shown.clone(),
         source: e.into(),

@@ -30,6 +30,15 @@ pub(crate) enum Kind {
     Other,
 }
 
+/// What a walk to a directory does with a missing component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Stop: the directory is reported missing.
+    Existing,
+    /// Create it with mode 0755 and go on.
+    Creating,
+}
+
 /// An open root directory; all operations stay beneath it.
 #[derive(Debug)]
 pub(crate) struct Root {
@@ -93,8 +102,8 @@ impl Root {
     }
 
     /// Open directory `rel` (the root for `""`), creating missing components with mode 0755
-    /// when `create` is set. Returns `Ok(None)` when it is missing and `create` is not set.
-    pub(crate) fn dir(&self, rel: &str, create: bool) -> Result<Option<OwnedFd>, LayoutError> {
+    /// under [`Walk::Creating`]. Returns `Ok(None)` when it is missing under [`Walk::Existing`].
+    pub(crate) fn dir(&self, rel: &str, walk: Walk) -> Result<Option<OwnedFd>, LayoutError> {
         let mut cur = rustix::fs::openat(
             &self.fd,
             ".",
@@ -108,7 +117,7 @@ impl Root {
                 walked.push('/');
             }
             walked.push_str(comp);
-            match self.open_child_dir(&cur, comp, &walked, create)? {
+            match self.open_child_dir(&cur, comp, &walked, walk)? {
                 Some(fd) => cur = fd,
                 None => return Ok(None),
             }
@@ -121,12 +130,12 @@ impl Root {
         parent: &OwnedFd,
         name: &str,
         walked: &str,
-        create: bool,
+        walk: Walk,
     ) -> Result<Option<OwnedFd>, LayoutError> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match rustix::fs::openat(parent, name, flags, Mode::empty()) {
             Ok(fd) => Ok(Some(fd)),
-            Err(Errno::NOENT) if create => {
+            Err(Errno::NOENT) if walk == Walk::Creating => {
                 let made = match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
                     Ok(()) => true,
                     Err(Errno::EXIST) => false,
@@ -160,15 +169,15 @@ impl Root {
     fn parent<'a>(
         &self,
         rel: &'a str,
-        create: bool,
+        walk: Walk,
     ) -> Result<Option<(OwnedFd, &'a str)>, LayoutError> {
         let (parents, leaf) = split(rel);
-        Ok(self.dir(&parents.join("/"), create)?.map(|fd| (fd, leaf)))
+        Ok(self.dir(&parents.join("/"), walk)?.map(|fd| (fd, leaf)))
     }
 
     /// What is at `rel` (a symlink leaf is reported as such), or `None` when missing.
     pub(crate) fn kind(&self, rel: &str) -> Result<Option<Kind>, LayoutError> {
-        let Some((dir, leaf)) = self.parent(rel, false)? else {
+        let Some((dir, leaf)) = self.parent(rel, Walk::Existing)? else {
             return Ok(None);
         };
         kind_at(&dir, leaf).map_err(|e| io_err(&self.host_path(rel), e))
@@ -183,15 +192,15 @@ impl Root {
         if self.kind(rel)? != Some(kind) {
             return Ok(None);
         }
-        self.parent(rel, false)
+        self.parent(rel, Walk::Existing)
     }
 
     /// Create directory `rel` and its parents, leaving an existing leaf of any kind alone
     /// (an image may have `var/tmp` as a symlink to `/tmp`; that is kept, not followed).
     pub(crate) fn mkdir_all(&self, rel: &str) -> Result<(), LayoutError> {
         let (dir, leaf) = self
-            .parent(rel, true)?
-            .expect("parent() with create=true returns a directory");
+            .parent(rel, Walk::Creating)?
+            .expect("parent() under Walk::Creating returns a directory");
         if kind_at(&dir, leaf)
             .map_err(|e| io_err(&self.host_path(rel), e))?
             .is_some()
@@ -214,8 +223,8 @@ impl Root {
     /// is removed first (never written through). Parents are created.
     pub(crate) fn write(&self, rel: &str, data: &[u8], mode: u32) -> Result<(), LayoutError> {
         let (dir, leaf) = self
-            .parent(rel, true)?
-            .expect("parent() with create=true returns a directory");
+            .parent(rel, Walk::Creating)?
+            .expect("parent() under Walk::Creating returns a directory");
         let path = self.host_path(rel);
         match kind_at(&dir, leaf).map_err(|e| io_err(&path, e))? {
             Some(Kind::Symlink) => {
@@ -240,8 +249,8 @@ impl Root {
     /// Append `data` to the existing regular file `rel`.
     pub(crate) fn append(&self, rel: &str, data: &[u8]) -> Result<(), LayoutError> {
         let (dir, leaf) = self
-            .parent(rel, true)?
-            .expect("parent() with create=true returns a directory");
+            .parent(rel, Walk::Creating)?
+            .expect("parent() under Walk::Creating returns a directory");
         let path = self.host_path(rel);
         let fd = rustix::fs::openat(
             &dir,
@@ -260,7 +269,7 @@ impl Root {
 
     /// Set the mode of regular file `rel` (not through a symlink).
     pub(crate) fn chmod(&self, rel: &str, mode: u32) -> Result<(), LayoutError> {
-        let Some((dir, leaf)) = self.parent(rel, false)? else {
+        let Some((dir, leaf)) = self.parent(rel, Walk::Existing)? else {
             return Ok(());
         };
         let path = self.host_path(rel);
@@ -296,14 +305,14 @@ impl Root {
     /// Create symlink `rel` pointing at `target`.
     pub(crate) fn symlink(&self, target: &str, rel: &str) -> Result<(), LayoutError> {
         let (dir, leaf) = self
-            .parent(rel, true)?
-            .expect("parent() with create=true returns a directory");
+            .parent(rel, Walk::Creating)?
+            .expect("parent() under Walk::Creating returns a directory");
         rustix::fs::symlinkat(target, &dir, leaf).map_err(|e| io_err(&self.host_path(rel), e))
     }
 
     /// Remove the file or symlink `rel`.
     pub(crate) fn remove(&self, rel: &str) -> Result<(), LayoutError> {
-        let Some((dir, leaf)) = self.parent(rel, false)? else {
+        let Some((dir, leaf)) = self.parent(rel, Walk::Existing)? else {
             return Ok(());
         };
         match rustix::fs::unlinkat(&dir, leaf, AtFlags::empty()) {
@@ -314,20 +323,22 @@ impl Root {
 
     /// Rename `from` to `to`, both inside the root (parents of `to` are created).
     pub(crate) fn rename(&self, from: &str, to: &str) -> Result<(), LayoutError> {
-        let (fdir, fleaf) = self.parent(from, false)?.ok_or_else(|| LayoutError::Io {
-            path: self.host_path(from),
-            source: std::io::ErrorKind::NotFound.into(),
-        })?;
+        let (fdir, fleaf) = self
+            .parent(from, Walk::Existing)?
+            .ok_or_else(|| LayoutError::Io {
+                path: self.host_path(from),
+                source: std::io::ErrorKind::NotFound.into(),
+            })?;
         let (tdir, tleaf) = self
-            .parent(to, true)?
-            .expect("parent() with create=true returns a directory");
+            .parent(to, Walk::Creating)?
+            .expect("parent() under Walk::Creating returns a directory");
         rustix::fs::renameat(&fdir, fleaf, &tdir, tleaf)
             .map_err(|e| io_err(&self.host_path(from), e))
     }
 
     /// The names in directory `rel`, sorted, without `.` and `..`; empty when it is missing.
     pub(crate) fn list(&self, rel: &str) -> Result<Vec<String>, LayoutError> {
-        let Some(fd) = self.dir(rel, false)? else {
+        let Some(fd) = self.dir(rel, Walk::Existing)? else {
             return Ok(Vec::new());
         };
         let path = self.host_path(rel);

@@ -128,13 +128,13 @@ impl GpuFlags {
         &self,
         s: &Settings,
         host_env: &[(String, String)],
-        contain: bool,
+        dev: sifr_launch::gpu::DevView,
     ) -> anyhow::Result<Vec<sifr_launch::gpu::Found>> {
         let req = self.request(s);
         if !req.any() {
             return Ok(Vec::new());
         }
-        let found = sifr_launch::gpu::discover(&req, host_env, contain)?;
+        let found = sifr_launch::gpu::discover(&req, host_env, dev)?;
         for f in &found {
             for w in &f.warnings {
                 tracing::warn!("{}: {w}", f.vendor.flag());
@@ -455,7 +455,7 @@ mod tests {
         let action = sifr_launch::Action::Exec(vec!["true".into()]);
         let req = request(&flags, settings, Path::new("/img"), action, &env).unwrap();
         let e = req.options(&env).unwrap_err();
-        crate::report::render(&request_error(e), false)
+        crate::report::render(&request_error(e), crate::report::Colour::Plain)
     }
 
     #[test]

@@ -257,7 +257,9 @@ fn build_definition(
     let time = crate::cmd::pull::build_time();
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     // `%post` sees the host's full /dev, so no GPU node needs binding.
-    let gpu = args.gpu.discover(settings, &host_env, false)?;
+    let gpu = args
+        .gpu
+        .discover(settings, &host_env, sifr_launch::gpu::DevView::Host)?;
     let dopts = sifr_build::defbuild::DefBuildOptions {
         target: absolute(&args.target)?,
         sandbox: args.sandbox,

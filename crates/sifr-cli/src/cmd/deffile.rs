@@ -104,7 +104,10 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
         n => {
             if !settings.silent {
                 for e in &failures {
-                    eprintln!("{}", report::render(e, settings.color));
+                    eprintln!(
+                        "{}",
+                        report::render(e, report::Colour::when(settings.color))
+                    );
                 }
             }
             Err(AlreadyReported {

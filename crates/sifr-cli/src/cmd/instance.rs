@@ -35,6 +35,7 @@ pub enum InstanceCommand {
     List(ListArgs),
 }
 
+// kept apart: unlike action::RunArgs, NAME sits between image and the start script's arguments.
 #[derive(Debug, Args)]
 pub struct StartArgs {
     #[command(flatten)]

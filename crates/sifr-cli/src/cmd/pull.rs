@@ -94,8 +94,8 @@ pub fn registry_access(
     let mut creds =
         CredentialStore::load(env, &files).context("cannot load registry credentials")?;
     if args.docker_login {
-        let username = crate::prompt::ask("Enter Docker Username", false)?;
-        let password = crate::prompt::ask("Enter Docker Password", true)?;
+        let username = crate::prompt::ask("Enter Docker Username", crate::prompt::Echo::Shown)?;
+        let password = crate::prompt::ask("Enter Docker Password", crate::prompt::Echo::Hidden)?;
         creds = creds.with_override(Credentials { username, password });
     }
     let opts = ClientOptions {

@@ -132,7 +132,7 @@ pub fn run(c: RegistryCommand, settings: &Settings) -> anyhow::Result<u8> {
             let password = match a.password {
                 Some(p) => p,
                 None if a.password_stdin => crate::prompt::read_stdin()?,
-                None => crate::prompt::ask("Password / Token", true)?,
+                None => crate::prompt::ask("Password / Token", crate::prompt::Echo::Hidden)?,
             };
             if password.is_empty() {
                 return Err(Hinted::new(

@@ -109,12 +109,27 @@ pub enum GpuError {
     },
 }
 
-/// Look at the host for each vendor asked for. `contain` says whether `/dev` will be minimal
-/// (then only the selected GPU nodes are bound; otherwise the selection is passed to CUDA).
+/// Which `/dev` the container sees, and so how GPU device nodes reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevView {
+    /// `--contain`: a minimal `/dev`, into which only the selected GPU nodes are bound.
+    Minimal,
+    /// The host's whole `/dev`: every node shows, so the selection is passed to CUDA instead.
+    Host,
+}
+
+impl DevView {
+    /// The view `--contain` (`contain`) gives.
+    pub fn of(contain: bool) -> Self {
+        if contain { Self::Minimal } else { Self::Host }
+    }
+}
+
+/// Look at the host for each vendor asked for, for a container that sees `/dev` as `dev`.
 pub fn discover(
     req: &Request,
     host_env: &[(String, String)],
-    contain: bool,
+    dev: DevView,
 ) -> Result<Vec<Found>, GpuError> {
     let var = |k: &str| {
         host_env
@@ -146,7 +161,7 @@ pub fn discover(
             &mut f,
             var("NVIDIA_VISIBLE_DEVICES"),
             var("CUDA_VISIBLE_DEVICES"),
-            contain,
+            dev,
         );
         if Path::new(PERSISTENCED_SOCKET).exists() {
             f.files.push(PERSISTENCED_SOCKET.into());
@@ -297,10 +312,10 @@ pub fn find_program(name: &str, path_env: &str) -> Option<PathBuf> {
         })
 }
 
-/// Device nodes for `--contain`, chosen by `NVIDIA_VISIBLE_DEVICES`; without `--contain` the
-/// whole host `/dev` is visible, so the same choice is handed to CUDA as
-/// `CUDA_VISIBLE_DEVICES` (unless the host sets that itself).
-fn nvidia_devices(f: &mut Found, nvd: Option<&str>, cvd: Option<&str>, contain: bool) {
+/// Device nodes for `--contain`, chosen by `NVIDIA_VISIBLE_DEVICES`; with the host's whole
+/// `/dev` visible the same choice is handed to CUDA as `CUDA_VISIBLE_DEVICES` (unless the host
+/// sets that itself).
+fn nvidia_devices(f: &mut Found, nvd: Option<&str>, cvd: Option<&str>, dev: DevView) {
     let nodes = devices::list_dev(Path::new("/dev"), "nvidia");
     if nodes.is_empty() {
         f.warnings.push(
@@ -321,7 +336,7 @@ fn nvidia_devices(f: &mut Found, nvd: Option<&str>, cvd: Option<&str>, contain: 
             "NVIDIA_VISIBLE_DEVICES names GPU {i}, but `/dev/nvidia{i}` does not exist"
         ));
     }
-    if !contain && cvd.is_none() {
+    if dev == DevView::Host && cvd.is_none() {
         match &sel {
             Selection::Indices(ids) => {
                 let list: Vec<String> = ids.iter().map(u32::to_string).collect();
@@ -337,9 +352,9 @@ fn nvidia_devices(f: &mut Found, nvd: Option<&str>, cvd: Option<&str>, contain: 
 /// The plan mounts for what was found: libraries into a fresh session directory at
 /// [`LIBS_DIR`]/[`LIBS32_DIR`] (so the image's own content there is hidden, as in Apptainer),
 /// one read-only file bind each; programs into [`PROGRAMS_DIR`]; files at their path; device
-/// nodes only when `contain` (the full `/dev` bind has them otherwise). The first vendor wins a
-/// destination both name (`libOpenCL.so.1` with `--nv --rocm`).
-pub fn mounts(found: &[Found], contain: bool) -> Vec<Mount> {
+/// nodes only into a [`DevView::Minimal`] `/dev` (the full `/dev` bind has them otherwise). The
+/// first vendor wins a destination both name (`libOpenCL.so.1` with `--nv --rocm`).
+pub fn mounts(found: &[Found], dev: DevView) -> Vec<Mount> {
     let mut out: Vec<Mount> = Vec::new();
     // Libraries and programs: read-only, no device nodes.
     let bind_ro = |src: &Path, dst: PathBuf| Mount {
@@ -374,7 +389,7 @@ pub fn mounts(found: &[Found], contain: bool) -> Vec<Mount> {
                 ..Mount::host(Tag::Gpu, p, p)
             });
         }
-        if contain {
+        if dev == DevView::Minimal {
             for d in &f.devices {
                 out.push(Mount::host(Tag::Gpu, d, d));
             }
@@ -494,7 +509,7 @@ mod tests {
     #[test]
     fn mounts_put_libraries_programs_files_and_contained_devices() {
         assert_eq!(
-            render(&mounts(&[found()], true)),
+            render(&mounts(&[found()], DevView::Minimal)),
             vec![
                 "Scratch -> /.singularity.d/libs ro",
                 "/usr/lib/x86_64-linux-gnu/libcuda.so.1 -> /.singularity.d/libs/libcuda.so.1 ro",
@@ -506,7 +521,7 @@ mod tests {
                 "/dev/nvidiactl -> /dev/nvidiactl dev",
             ]
         );
-        let open = render(&mounts(&[found()], false));
+        let open = render(&mounts(&[found()], DevView::Host));
         assert!(!open.iter().any(|m| m.contains("/dev/")), "{open:?}");
     }
 
@@ -519,12 +534,12 @@ mod tests {
             devices: Vec::new(),
             ..found()
         };
-        assert!(mounts(&[empty], true).is_empty());
+        assert!(mounts(&[empty], DevView::Minimal).is_empty());
         let amd = Found {
             vendor: Vendor::Amd,
             ..found()
         };
-        let both = mounts(&[found(), amd], true);
+        let both = mounts(&[found(), amd], DevView::Minimal);
         let mut dsts: Vec<_> = both.iter().map(|m| &m.dst).collect();
         let n = dsts.len();
         dsts.dedup();

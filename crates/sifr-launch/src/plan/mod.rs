@@ -95,7 +95,10 @@ pub fn build(
     cx.home(&mut mounts);
     cx.tmp(&mut mounts);
     // Before the user's binds, so that a user bind on the same path is on top.
-    mounts.extend(crate::gpu::mounts(&host.gpu, opts.contain));
+    mounts.extend(crate::gpu::mounts(
+        &host.gpu,
+        crate::gpu::DevView::of(opts.contain),
+    ));
     cx.user_binds(&mut mounts);
     let cwd = cx.cwd(&mut mounts);
     let identity = cx.identity();
