@@ -294,6 +294,7 @@ struct ImageSink<S> {
     seen: HashMap<String, bool>,
 }
 
+// stays literal: every `Sink` implementation repeats the trait's method signatures.
 impl<S: Sink> Sink for ImageSink<S> {
     fn entry(
         &mut self,

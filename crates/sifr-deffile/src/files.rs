@@ -149,6 +149,9 @@ mod tests {
             parse_args("from build # x", 1, 1).unwrap().as_deref(),
             Some("build")
         );
-        assert!(parse_args("form build", 1, 1).is_err());
+        assert!(matches!(
+            parse_args("form build", 1, 1),
+            Err(Error::InvalidFilesArgs { line: 1, col: 1, ref args }) if args == "form build"
+        ));
     }
 }

@@ -378,7 +378,10 @@ mod tests {
                 source: io::Error::other("connection reset"),
             })
         });
-        assert!(r.is_err());
+        assert!(
+            matches!(&r, Err(CacheError::Io { path, .. }) if path.as_os_str() == "network"),
+            "{r:?}"
+        );
         assert!(
             cache.get(&d).is_none(),
             "nothing visible after a failed fill"

@@ -51,6 +51,8 @@ macro_rules! code_enum {
     };
 }
 
+// stays literal: the tables below are SIF's on-disk codes and the names `siftool` prints,
+// byte for byte; they look alike only because each is a code -> variant -> text table.
 code_enum! {
     /// What a data object holds (descriptor field `DataType`).
     DataType, unknown = "Unknown", {

@@ -27,6 +27,9 @@ pub struct CheckArgs {
     /// several files are given).
     #[arg(long)]
     pub json: bool,
+    // kept apart from `build`'s --build-arg flags: the help texts differ on purpose (this
+    // command says which of the two wins), and one shared struct would change one command's
+    // --help and man page.
     /// Value for a `{{ NAME }}` placeholder; may be repeated. Beats `--build-arg-file`.
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_kv)]
     pub build_args: Vec<(String, String)>,

@@ -316,7 +316,7 @@ mod tests {
         ));
         let mut old = MAGIC_OLD.to_vec();
         old.extend_from_slice(&[0, 0xff, 0xff, 0xff, 0xff]);
-        assert!(parse(&old, "c").is_err());
+        assert!(matches!(parse(&old, "c"), Err(CacheError::Format { .. })));
     }
 
     #[test]

@@ -231,7 +231,10 @@ fn bad_inputs_name_the_value() {
     };
     let e = shell(&opts, &host(1)).unwrap_err();
     assert!(e.to_string().contains("`here`"));
-    assert!(HomeSpec::parse("rel:/x").is_err());
+    assert!(matches!(
+        HomeSpec::parse("rel:/x"),
+        Err(PlanError::RelativeHome { .. })
+    ));
     let mut h = host(1234);
     h.user = None;
     let e = shell(&Options::default(), &h).unwrap_err();

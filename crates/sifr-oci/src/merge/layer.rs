@@ -204,7 +204,8 @@ mod tests {
         assert_eq!(g.read(&mut buf).unwrap(), 64);
         budget.arm();
         assert_eq!(g.read(&mut buf).unwrap(), 10);
-        assert!(g.read(&mut buf).is_err());
+        let e = g.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
         budget.disarm();
         assert_eq!(g.read(&mut buf).unwrap(), 26);
     }

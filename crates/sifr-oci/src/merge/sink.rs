@@ -66,6 +66,7 @@ pub trait Sink {
     ) -> Result<(), SinkError>;
 }
 
+// stays literal: every `Sink` implementation repeats the trait's method signatures.
 impl<S: Sink + ?Sized> Sink for &mut S {
     fn entry(
         &mut self,
