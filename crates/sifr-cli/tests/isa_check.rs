@@ -58,16 +58,7 @@ fn gcc(args: &[&str], src: &Path, out: &Path) {
 
 /// The image, or `None` (reason printed) off x86-64 or without gcc.
 fn image() -> Option<Image> {
-    if !cfg!(target_arch = "x86_64") {
-        eprintln!("skipped: the programs are compiled for the host, which is not x86-64");
-        return None;
-    }
-    if !Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipped: no working `gcc` (apt-get install gcc)");
+    if !sifr_testkit::x86_64_gcc("the programs are compiled for the host, which is not x86-64") {
         return None;
     }
     let dir = tempfile::Builder::new()

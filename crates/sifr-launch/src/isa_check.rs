@@ -372,18 +372,8 @@ mod tests {
 
     /// An image tree with `usr/bin/prog-vN` and `usr/bin/prog-vN-note` (`-mneeded`), and a
     /// link `bin -> usr/bin`; `None` (with the reason printed) without gcc or off x86-64.
-    #[allow(clippy::print_stderr)] // A skipped test says why, as the crate's other tests do.
     fn image() -> Option<(tempfile::TempDir, ImageFacts)> {
-        if !cfg!(target_arch = "x86_64") {
-            eprintln!("skipped: gcc compiles for the host, which is not x86-64");
-            return None;
-        }
-        if !Command::new("gcc")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            eprintln!("skipped: no working `gcc` (apt-get install gcc)");
+        if !sifr_testkit::x86_64_gcc("gcc compiles for the host, which is not x86-64") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -58,3 +58,21 @@ pub(crate) fn run_tool(cmd: &mut Command, install: &str, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Whether x86-64 programs can be compiled here and run: the host is x86-64 and `gcc` works.
+/// Otherwise prints why the test is skipped (`off_arch` off x86-64) and returns false.
+pub fn x86_64_gcc(off_arch: &str) -> bool {
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("skipped: {off_arch}");
+        return false;
+    }
+    if !Command::new("gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: no working `gcc` (apt-get install gcc)");
+        return false;
+    }
+    true
+}
