@@ -32,4 +32,4 @@ pub use host::{
 pub use identity::{
     As, TEST_USER, command_as, identities, is_root, runnable_identities, userns_available,
 };
-pub use tools::{have, missing, mksquashfs, run_ok, x86_64_gcc};
+pub use tools::{have, missing, mksquashfs, run_ok, vector_loop_c, x86_64_gcc};

@@ -76,3 +76,21 @@ pub fn x86_64_gcc(off_arch: &str) -> bool {
     }
     true
 }
+
+/// The part of [`vector_loop_c`] before its last statement.
+const VECTOR_LOOP_HEAD: &str = r#"#include <stdio.h>
+#define N 4096
+static float a[N], b[N], c[N];
+static long long la[N], lb[N];
+int main(int argc, char **argv) {
+    for (int i = 0; i < N; i++) { a[i] = i * 0.5f + argc; b[i] = N - i; la[i] = i; lb[i] = argc + i; }
+    for (int i = 0; i < N; i++) c[i] = a[i] * b[i] + c[i];
+    for (int i = 0; i < N; i++) la[i] = la[i] * lb[i];
+"#;
+
+/// A C program whose loops gcc vectorises with the widest instructions `-march` allows (float
+/// multiply-add and 64-bit integer multiply); `print` is the statement that keeps the results
+/// alive (which loops survive depends on what it prints).
+pub fn vector_loop_c(print: &str) -> String {
+    format!("{VECTOR_LOOP_HEAD}    {print}\n    return 0;\n}}\n")
+}
