@@ -15,7 +15,7 @@
 mod gpu_driver;
 
 use gpu_driver::*;
-use sifr_testkit::{As, TestCommand, TestOutput, stderr, stdout};
+use sifr_testkit::{As, Fixture, TestCommand, TestOutput, stderr, stdout};
 
 /// `sifr exec FLAGS IMG probe ARGS` through `cmd` (the fake host, as a user, with any
 /// environment the test sets).
@@ -28,11 +28,19 @@ fn probe_in(cmd: TestCommand, flags: &[&str], img: &str, args: &[&str]) -> TestO
         .output()
 }
 
+/// The identities to run as, the fake driver and the probe image, made in that order; `None`
+/// (the reason printed) where the test cannot run.
+fn setup() -> Option<(Vec<As>, FakeDriver, Fixture)> {
+    let who = identities()?;
+    let fake = FakeDriver::new();
+    Some((who, fake, image()))
+}
+
 #[test]
 fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     let conf = fake.site_config();
     let site = [("SIFR_CONFIG", conf.to_str().unwrap())];
@@ -161,9 +169,9 @@ fn nv_binds_32_bit_driver_libraries_into_libs32() {
 
 #[test]
 fn the_builtin_list_takes_the_driver_but_not_the_cuda_runtime() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     for who in who {
         let o = probe_in(
@@ -182,9 +190,9 @@ fn the_builtin_list_takes_the_driver_but_not_the_cuda_runtime() {
 
 #[test]
 fn devices_are_the_hosts_and_contain_binds_only_the_selected_gpus() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     let nodes = [
         "/dev/nvidia0",
@@ -252,9 +260,9 @@ fn devices_are_the_hosts_and_contain_binds_only_the_selected_gpus() {
 
 #[test]
 fn without_a_driver_nv_warns_naming_what_is_missing_and_runs() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     let conf = fake.site_config();
     for who in who {
@@ -283,9 +291,9 @@ fn without_a_driver_nv_warns_naming_what_is_missing_and_runs() {
 
 #[test]
 fn nvccli_binds_what_nvidia_container_cli_lists() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     for who in who {
         let o = probe_in(
@@ -319,9 +327,9 @@ fn nvccli_binds_what_nvidia_container_cli_lists() {
 
 #[test]
 fn rocm_binds_kfd_and_dri_under_contain() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     for who in who {
         let o = probe_in(
