@@ -9,18 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use assert_cmd::Command as Cmd;
+use sifr_testkit::have;
 
 fn sifr() -> Cmd {
     Cmd::cargo_bin("sifr").unwrap()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 fn is_root() -> bool {

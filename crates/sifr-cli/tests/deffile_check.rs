@@ -23,13 +23,36 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// `sifr deffile check FILE`, asserted to exit with [`EXIT_FAILURE`]; streams to check next.
-fn check_fails(file: &Path) -> assert_cmd::assert::Assert {
+/// A definition file `name` holding `text`, alone in a new temporary directory.
+fn def_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), name, text);
+    (dir, f)
+}
+
+/// `FILE:` followed by `rest` (a position, then the problem), as diagnostics name places.
+fn place(file: &Path, rest: &str) -> String {
+    format!("{}:{rest}", file.display())
+}
+
+/// Run `cmd`, assert that it succeeded, and parse its stdout as JSON.
+fn json_of(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+/// `sifr deffile check ARGS FILE`, run; its exit and streams to check next.
+fn check(args: &[&str], file: &Path) -> assert_cmd::assert::Assert {
     sifr()
         .args(["deffile", "check"])
+        .args(args)
         .arg(file)
         .assert()
-        .code(EXIT_FAILURE)
+}
+
+/// `sifr deffile check FILE`, asserted to exit with [`EXIT_FAILURE`]; streams to check next.
+fn check_fails(file: &Path) -> assert_cmd::assert::Assert {
+    check(&[], file).code(EXIT_FAILURE)
 }
 
 const GOOD: &str = "Bootstrap: docker\nFrom: alpine:3.20\n\n%post\n    echo hi\n";
@@ -39,12 +62,8 @@ const TYPO: &str = "Bootstrap: docker\nFrom: alpine:3.20\n\n%enviroment\n    exp
 
 #[test]
 fn valid_file_exits_zero_and_prints_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "ok.def", GOOD);
-    sifr()
-        .args(["deffile", "check"])
-        .arg(&f)
-        .assert()
+    let (_dir, f) = def_file("ok.def", GOOD);
+    check(&[], &f)
         .success()
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::is_empty());
@@ -52,13 +71,12 @@ fn valid_file_exits_zero_and_prints_nothing() {
 
 #[test]
 fn section_typo_names_file_line_col_and_hint() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "typo.def", TYPO);
+    let (_dir, f) = def_file("typo.def", TYPO);
     check_fails(&f)
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains(format!(
-            "error: {}:4:1: invalid section `%enviroment`",
-            f.display()
+            "error: {}",
+            place(&f, "4:1: invalid section `%enviroment`")
         )))
         .stderr(predicate::str::contains(
             "hint: did you mean `%environment`?",
@@ -67,17 +85,8 @@ fn section_typo_names_file_line_col_and_hint() {
 
 #[test]
 fn json_prints_the_stages() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "two.def", TWO_STAGES);
-    let out = sifr()
-        .args(["deffile", "check", "--json"])
-        .arg(&f)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let (_dir, f) = def_file("two.def", TWO_STAGES);
+    let v = json_of(sifr().args(["deffile", "check", "--json"]).arg(&f));
     let stages = v["stages"].as_array().unwrap();
     assert_eq!(stages.len(), 2);
     assert_eq!(stages[0]["header"]["stage"]["value"], "build");
@@ -90,15 +99,7 @@ fn json_with_several_files_is_an_array_naming_each_file() {
     let dir = tempfile::tempdir().unwrap();
     let a = write(dir.path(), "a.def", GOOD);
     let b = write(dir.path(), "b.def", TWO_STAGES);
-    let out = sifr()
-        .args(["deffile", "check", "--json"])
-        .args([&a, &b])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let v = json_of(sifr().args(["deffile", "check", "--json"]).args([&a, &b]));
     let all = v.as_array().unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[1]["file"], b.display().to_string());
@@ -116,10 +117,10 @@ fn several_files_report_each_invalid_one_and_a_summary() {
         .assert()
         .code(EXIT_FAILURE)
         .stdout(predicate::str::is_empty())
-        .stderr(predicate::str::contains(format!("{}:4:1:", bad1.display())))
-        .stderr(predicate::str::contains(format!(
-            "{}:1:12: unknown bootstrap agent `dockr`",
-            bad2.display()
+        .stderr(predicate::str::contains(place(&bad1, "4:1:")))
+        .stderr(predicate::str::contains(place(
+            &bad2,
+            "1:12: unknown bootstrap agent `dockr`",
         )))
         .stderr(predicate::str::contains("hint: did you mean `docker`?"))
         .stderr(predicate::str::contains(
@@ -130,21 +131,15 @@ fn several_files_report_each_invalid_one_and_a_summary() {
 
 #[test]
 fn build_arg_fills_a_placeholder_and_missing_one_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(
-        dir.path(),
+    let (_dir, f) = def_file(
         "args.def",
         "Bootstrap: docker\nFrom: alpine:{{ VERSION }}\n",
     );
-    sifr()
-        .args(["deffile", "check", "--build-arg", "VERSION=3.20"])
-        .arg(&f)
-        .assert()
-        .success();
+    check(&["--build-arg", "VERSION=3.20"], &f).success();
     check_fails(&f)
-        .stderr(predicate::str::contains(format!(
-            "{}:2:14: build argument `VERSION` is not defined",
-            f.display()
+        .stderr(predicate::str::contains(place(
+            &f,
+            "2:14: build argument `VERSION` is not defined",
         )))
         .stderr(predicate::str::contains(
             "hint: pass `--build-arg VERSION=VALUE`",
@@ -160,41 +155,24 @@ fn build_arg_file_is_read_and_the_command_line_wins() {
         "Bootstrap: docker\nFrom: {{ IMAGE }}\n",
     );
     let args = write(dir.path(), "build.args", "IMAGE=rockylinux:9\n");
-    let out = sifr()
-        .args(["deffile", "check", "--json", "--build-arg-file"])
-        .arg(&args)
-        .args(["--build-arg", "IMAGE=alpine:3.20"])
-        .arg(&f)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let v = json_of(
+        sifr()
+            .args(["deffile", "check", "--json", "--build-arg-file"])
+            .arg(&args)
+            .args(["--build-arg", "IMAGE=alpine:3.20"])
+            .arg(&f),
+    );
     assert_eq!(v["stages"][0]["header"]["from"]["value"], "alpine:3.20");
 }
 
 #[test]
 fn unused_build_arg_fails_unless_only_warned() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "ok.def", GOOD);
-    sifr()
-        .args(["deffile", "check", "--build-arg", "EXTRA=1"])
-        .arg(&f)
-        .assert()
+    let (_dir, f) = def_file("ok.def", GOOD);
+    check(&["--build-arg", "EXTRA=1"], &f)
         .code(EXIT_FAILURE)
         .stderr(predicate::str::contains("unused build arguments: `EXTRA`"))
         .stderr(predicate::str::contains("--warn-unused-build-args"));
-    sifr()
-        .args([
-            "deffile",
-            "check",
-            "--warn-unused-build-args",
-            "--build-arg",
-            "EXTRA=1",
-        ])
-        .arg(&f)
-        .assert()
+    check(&["--warn-unused-build-args", "--build-arg", "EXTRA=1"], &f)
         .success()
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("warning:"))
@@ -203,12 +181,8 @@ fn unused_build_arg_fails_unless_only_warned() {
 
 #[test]
 fn malformed_build_arg_is_a_usage_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "ok.def", GOOD);
-    sifr()
-        .args(["deffile", "check", "--build-arg", "novalue"])
-        .arg(&f)
-        .assert()
+    let (_dir, f) = def_file("ok.def", GOOD);
+    check(&["--build-arg", "novalue"], &f)
         .code(EXIT_USAGE)
         .stderr(predicate::str::contains("`novalue`"));
 }
@@ -224,34 +198,30 @@ fn missing_file_is_reported() {
 
 #[test]
 fn warnings_go_to_stderr_and_do_not_fail() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(
-        dir.path(),
+    let (_dir, f) = def_file(
         "warn.def",
         "Bootstrap: docker\nFrom: alpine:3.20\nOSVersion: 9\n",
     );
-    sifr()
-        .args(["deffile", "check"])
-        .arg(&f)
-        .assert()
+    check(&[], &f)
         .success()
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains(format!(
-            "warning: {}:3:12: header keyword `OSVersion` is not used by `Bootstrap: docker`",
-            f.display()
+            "warning: {}",
+            place(
+                &f,
+                "3:12: header keyword `OSVersion` is not used by `Bootstrap: docker`"
+            )
         )));
 }
 
 #[test]
 fn files_from_unknown_stage_fails_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(
-        dir.path(),
+    let (_dir, f) = def_file(
         "stage.def",
         "Bootstrap: docker\nFrom: alpine\n\n%files from nowhere\n    /a /b\n",
     );
-    check_fails(&f).stderr(predicate::str::contains(format!(
-        "{}:4:12: stage `nowhere` was not found",
-        f.display()
+    check_fails(&f).stderr(predicate::str::contains(place(
+        &f,
+        "4:12: stage `nowhere` was not found",
     )));
 }

@@ -18,12 +18,21 @@ fn run(fx: &Fixture, who: As, args: &[&str]) -> TestOutput {
         .output()
 }
 
+/// `sifr exec FLAGS IMG /bin/probe ARGS` as `who`.
+fn probe(fx: &Fixture, who: As, flags: &[&str], img: &str, args: &[&str]) -> TestOutput {
+    let mut all = vec!["exec"];
+    all.extend(flags);
+    all.extend([img, "/bin/probe"]);
+    all.extend(args);
+    run(fx, who, &all)
+}
+
 #[test]
 fn exec_keeps_the_callers_uid_and_passes_the_exit_status() {
     let fx = Fixture::new();
     let img = fx.image.to_str().unwrap();
     for who in identities() {
-        let o = run(&fx, who, &["exec", img, "/bin/probe", "id"]);
+        let o = probe(&fx, who, &[], img, &["id"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let (u, g) = (who.uid(), who.gid());
         assert_eq!(
@@ -62,18 +71,12 @@ fn bind_flags_and_apptainer_bind_combine() {
         let o = c.output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(stdout(&o), "hello from the host\nhello from the host\n");
-        let o = run(
+        let o = probe(
             &fx,
             who,
-            &[
-                "exec",
-                "--bind",
-                &flag,
-                img,
-                "/bin/probe",
-                "write",
-                "/from-flag/x",
-            ],
+            &["--bind", &flag],
+            img,
+            &["write", "/from-flag/x"],
         );
         assert_eq!(stdout(&o).trim(), "error=EROFS");
     }
@@ -214,13 +217,13 @@ fn pid_namespace_runs_the_command_as_pid_2_under_an_init() {
     let fx = Fixture::new();
     let img = fx.image.to_str().unwrap();
     for who in identities() {
-        let o = run(&fx, who, &["exec", "--pid", img, "/bin/probe", "pid"]);
+        let o = probe(&fx, who, &["--pid"], img, &["pid"]);
         assert_eq!(stdout(&o), "pid=2 ppid=1\n", "{}", stderr(&o));
         // A fresh /proc: only the init and the command are visible.
-        let o = run(&fx, who, &["exec", "-p", img, "/bin/probe", "procs"]);
+        let o = probe(&fx, who, &["-p"], img, &["procs"]);
         assert_eq!(stdout(&o), "1\n2\n", "{}", stderr(&o));
         // Without --pid the host's processes show (at least this test and sifr).
-        let o = run(&fx, who, &["exec", img, "/bin/probe", "procs"]);
+        let o = probe(&fx, who, &[], img, &["procs"]);
         assert!(stdout(&o).lines().count() > 2, "{}", stdout(&o));
         let o = run(&fx, who, &["exec", "--pid", img, "probe", "exit", "42"]);
         assert_eq!(o.status.code(), Some(42), "{}", stderr(&o));
@@ -250,15 +253,15 @@ fn ipc_and_uts_namespaces_are_new_only_when_asked() {
     let img = fx.image.to_str().unwrap();
     for who in identities() {
         for (ns, flag) in [("ipc", "--ipc"), ("uts", "--uts")] {
-            let o = run(&fx, who, &["exec", img, "/bin/probe", "ns", ns]);
+            let o = probe(&fx, who, &[], img, &["ns", ns]);
             assert_eq!(stdout(&o).trim(), host_ns(ns), "{}", stderr(&o));
-            let o = run(&fx, who, &["exec", flag, img, "/bin/probe", "ns", ns]);
+            let o = probe(&fx, who, &[flag], img, &["ns", ns]);
             let inside = stdout(&o);
             assert!(inside.starts_with(&format!("{ns}:[")), "{inside}");
             assert_ne!(inside.trim(), host_ns(ns));
         }
         // --uts alone keeps the host's name in the new namespace.
-        let o = run(&fx, who, &["exec", "--uts", img, "/bin/probe", "uname"]);
+        let o = probe(&fx, who, &["--uts"], img, &["uname"]);
         assert_eq!(stdout(&o).trim(), host_name());
     }
 }
@@ -269,31 +272,14 @@ fn hostname_names_the_container_and_leaves_the_host_alone() {
     let img = fx.image.to_str().unwrap();
     let before = host_name();
     for who in identities() {
-        let o = run(
-            &fx,
-            who,
-            &[
-                "exec",
-                "--hostname",
-                "sifr-node",
-                img,
-                "/bin/probe",
-                "uname",
-            ],
-        );
+        let o = probe(&fx, who, &["--hostname", "sifr-node"], img, &["uname"]);
         assert_eq!(stdout(&o), "sifr-node\n", "{}", stderr(&o));
-        let o = run(
+        let o = probe(
             &fx,
             who,
-            &[
-                "exec",
-                "--hostname",
-                "sifr-node",
-                img,
-                "/bin/probe",
-                "cat",
-                "/etc/hostname",
-            ],
+            &["--hostname", "sifr-node"],
+            img,
+            &["cat", "/etc/hostname"],
         );
         assert_eq!(stdout(&o), "sifr-node\n", "{}", stderr(&o));
         assert_eq!(host_name(), before);
@@ -306,32 +292,16 @@ fn writable_tmpfs_lets_the_command_write_anywhere_and_forgets_it() {
     let fx = Fixture::new();
     let img = fx.image.to_str().unwrap();
     for who in identities() {
-        let o = run(&fx, who, &["exec", img, "/bin/probe", "write", "/newfile"]);
+        let o = probe(&fx, who, &[], img, &["write", "/newfile"]);
         assert_eq!(stdout(&o).trim(), "error=EROFS", "{}", stderr(&o));
-        let o = run(
-            &fx,
-            who,
-            &[
-                "exec",
-                "--writable-tmpfs",
-                img,
-                "/bin/probe",
-                "write",
-                "/newfile",
-            ],
-        );
+        let o = probe(&fx, who, &["--writable-tmpfs"], img, &["write", "/newfile"]);
         assert_eq!(stdout(&o).trim(), "ok", "{}", stderr(&o));
-        let o = run(
+        let o = probe(
             &fx,
             who,
-            &[
-                "exec",
-                "--writable-tmpfs",
-                img,
-                "/bin/probe",
-                "write",
-                "/bin/newfile",
-            ],
+            &["--writable-tmpfs"],
+            img,
+            &["write", "/bin/newfile"],
         );
         // The image's /bin belongs to root: the user's own permissions still apply.
         let want = if who == As::Root {
@@ -340,7 +310,7 @@ fn writable_tmpfs_lets_the_command_write_anywhere_and_forgets_it() {
             "error=EACCES"
         };
         assert_eq!(stdout(&o).trim(), want, "{}", stderr(&o));
-        let o = run(&fx, who, &["exec", img, "/bin/probe", "exists", "/newfile"]);
+        let o = probe(&fx, who, &[], img, &["exists", "/newfile"]);
         assert_eq!(stdout(&o), "/newfile no\n");
     }
     assert!(!fx.image.join("newfile").exists());
@@ -424,33 +394,19 @@ fn no_mount_leaves_out_home_tmp_and_cwd() {
             format!("/home/{}", sifr_testkit::TEST_USER)
         };
         let work = fx.work.to_str().unwrap();
-        let o = run(
-            &fx,
-            who,
-            &["exec", img, "/bin/probe", "exists", &home, "/tmp", work],
-        );
+        let o = probe(&fx, who, &[], img, &["exists", &home, "/tmp", work]);
         assert_eq!(
             stdout(&o),
             format!("{home} yes\n/tmp yes\n{work} yes\n"),
             "{}",
             stderr(&o)
         );
-        let o = run(
+        let o = probe(
             &fx,
             who,
-            &[
-                "exec",
-                "--no-mount",
-                "home,tmp",
-                "--no-mount",
-                "cwd",
-                img,
-                "/bin/probe",
-                "exists",
-                &home,
-                "/tmp",
-                work,
-            ],
+            &["--no-mount", "home,tmp", "--no-mount", "cwd"],
+            img,
+            &["exists", &home, "/tmp", work],
         );
         assert_eq!(
             stdout(&o),
@@ -473,33 +429,9 @@ fn mount_flag_binds_docker_style_and_read_only() {
         fx.data.display()
     );
     for who in identities() {
-        let o = run(
-            &fx,
-            who,
-            &[
-                "exec",
-                "--mount",
-                &spec,
-                img,
-                "/bin/probe",
-                "cat",
-                "/in/hello",
-            ],
-        );
+        let o = probe(&fx, who, &["--mount", &spec], img, &["cat", "/in/hello"]);
         assert_eq!(stdout(&o), "hello from the host\n", "{}", stderr(&o));
-        let o = run(
-            &fx,
-            who,
-            &[
-                "exec",
-                "--mount",
-                &spec,
-                img,
-                "/bin/probe",
-                "write",
-                "/in/x",
-            ],
-        );
+        let o = probe(&fx, who, &["--mount", &spec], img, &["write", "/in/x"]);
         assert_eq!(stdout(&o).trim(), "error=EROFS");
     }
     let o = run(
@@ -609,19 +541,12 @@ fn workdir_keeps_contained_tmp_and_home_on_the_host() {
         std::fs::create_dir(&wd).unwrap();
         Command::new("chmod").arg("777").arg(&wd).status().unwrap();
         for target in ["/tmp/t", "/var/tmp/v"] {
-            let o = run(
+            let o = probe(
                 &fx,
                 who,
-                &[
-                    "exec",
-                    "--contain",
-                    "--workdir",
-                    wd.to_str().unwrap(),
-                    img,
-                    "/bin/probe",
-                    "write",
-                    target,
-                ],
+                &["--contain", "--workdir", wd.to_str().unwrap()],
+                img,
+                &["write", target],
             );
             assert_eq!(stdout(&o).trim(), "ok", "{}", stderr(&o));
         }
@@ -641,25 +566,9 @@ fn overlay_dir_keeps_changes_between_runs_outside_the_image() {
         std::fs::create_dir(&ov).unwrap();
         Command::new("chmod").arg("777").arg(&ov).status().unwrap();
         let ov_s = ov.to_str().unwrap();
-        let o = run(
-            &fx,
-            who,
-            &[
-                "exec",
-                "--overlay",
-                ov_s,
-                img,
-                "/bin/probe",
-                "write",
-                "/kept",
-            ],
-        );
+        let o = probe(&fx, who, &["--overlay", ov_s], img, &["write", "/kept"]);
         assert_eq!(stdout(&o).trim(), "ok", "{}", stderr(&o));
-        let o = run(
-            &fx,
-            who,
-            &["exec", "--overlay", ov_s, img, "/bin/probe", "cat", "/kept"],
-        );
+        let o = probe(&fx, who, &["--overlay", ov_s], img, &["cat", "/kept"]);
         assert_eq!(stdout(&o), "written\n", "{}", stderr(&o));
         assert!(ov.join("upper/kept").is_file());
         // The mount points sifr creates never land in the user's overlay.

@@ -15,22 +15,42 @@
 mod gpu_driver;
 
 use gpu_driver::*;
-use sifr_testkit::{As, stderr, stdout};
+use sifr_testkit::{As, Fixture, TestCommand, TestOutput, stderr, stdout};
+
+/// `sifr exec FLAGS IMG probe ARGS` through `cmd` (the fake host, as a user, with any
+/// environment the test sets).
+fn probe_in(cmd: TestCommand, flags: &[&str], img: &str, args: &[&str]) -> TestOutput {
+    cmd.arg("exec")
+        .args(flags)
+        .arg(img)
+        .arg("probe")
+        .args(args)
+        .output()
+}
+
+/// The identities to run as, the fake driver and the probe image, made in that order; `None`
+/// (the reason printed) where the test cannot run.
+fn setup() -> Option<(Vec<As>, FakeDriver, Fixture)> {
+    let who = identities()?;
+    let fake = FakeDriver::new();
+    Some((who, fake, image()))
+}
 
 #[test]
 fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     let conf = fake.site_config();
     let site = [("SIFR_CONFIG", conf.to_str().unwrap())];
     for who in who {
-        let o = fake
-            .sifr(&fx, who)
-            .envs(site)
-            .args(["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs"])
-            .output();
+        let o = probe_in(
+            fake.sifr(&fx, who).envs(site),
+            &["--nv"],
+            img,
+            &["ls", "/.singularity.d/libs"],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(
             stdout(&o),
@@ -43,19 +63,16 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
         assert!(!stderr(&o).contains("WARN"), "{}", stderr(&o));
 
         // The bound files are the driver's, of the right class, read through the links.
-        let o = fake
-            .sifr(&fx, who)
-            .envs(site)
-            .args([
-                "exec",
-                "--nv",
-                img,
-                "probe",
+        let o = probe_in(
+            fake.sifr(&fx, who).envs(site),
+            &["--nv"],
+            img,
+            &[
                 "cat",
                 "/.singularity.d/libs/libcuda.so.1",
                 "/.singularity.d/libs/libnvidia-ml.so.1",
-            ])
-            .output();
+            ],
+        );
         let out = stdout(&o);
         assert!(out.contains("fake-driver libcuda 64"), "{}", stderr(&o));
         assert!(out.contains("fake-driver libnvidia-ml 64"));
@@ -64,11 +81,7 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
             "a 32-bit file in libs"
         );
 
-        let o = fake
-            .sifr(&fx, who)
-            .envs(site)
-            .args(["exec", "--nv", img, "probe", "env"])
-            .output();
+        let o = probe_in(fake.sifr(&fx, who).envs(site), &["--nv"], img, &["env"]);
         let out = stdout(&o);
         let libs32 = if fake.has32 {
             ":/.singularity.d/libs32"
@@ -100,20 +113,17 @@ fn nv_binds_exactly_the_listed_driver_files_and_puts_container_libraries_first()
         assert!(out.starts_with(&expected), "{out}\n{}", stderr(&o));
         assert!(out.contains("libGLX_nvidia.so.0") && out.contains("libEGL_nvidia.so.0"));
 
-        let o = fake
-            .sifr(&fx, who)
-            .envs(site)
-            .args([
-                "exec",
-                "--nv",
-                img,
-                "probe",
+        let o = probe_in(
+            fake.sifr(&fx, who).envs(site),
+            &["--nv"],
+            img,
+            &[
                 "node",
                 "/var/run/nvidia-persistenced/socket",
                 "/usr/share/nvidia/nvoptix.bin",
                 "/usr/bin/rocm-smi",
-            ])
-            .output();
+            ],
+        );
         assert_eq!(
             stdout(&o),
             "/var/run/nvidia-persistenced/socket socket\n/usr/share/nvidia/nvoptix.bin missing\n/usr/bin/rocm-smi missing\n"
@@ -135,44 +145,41 @@ fn nv_binds_32_bit_driver_libraries_into_libs32() {
     let conf = fake.site_config();
     for who in who {
         let site = [("SIFR_CONFIG", conf.to_str().unwrap())];
-        let o = fake
-            .sifr(&fx, who)
-            .envs(site)
-            .args(["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs32"])
-            .output();
+        let o = probe_in(
+            fake.sifr(&fx, who).envs(site),
+            &["--nv"],
+            img,
+            &["ls", "/.singularity.d/libs32"],
+        );
         assert_eq!(
             stdout(&o),
             "libcuda.so.1\nlibnvidia-ml.so.1\n",
             "{}",
             stderr(&o)
         );
-        let o = fake
-            .sifr(&fx, who)
-            .envs(site)
-            .args([
-                "exec",
-                "--nv",
-                img,
-                "probe",
-                "cat",
-                "/.singularity.d/libs32/libcuda.so.1",
-            ])
-            .output();
+        let o = probe_in(
+            fake.sifr(&fx, who).envs(site),
+            &["--nv"],
+            img,
+            &["cat", "/.singularity.d/libs32/libcuda.so.1"],
+        );
         assert!(stdout(&o).contains("fake-driver libcuda 32"));
     }
 }
 
 #[test]
 fn the_builtin_list_takes_the_driver_but_not_the_cuda_runtime() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     for who in who {
-        let o = fake
-            .sifr(&fx, who)
-            .args(["exec", "--nv", img, "probe", "ls", "/.singularity.d/libs"])
-            .output();
+        let o = probe_in(
+            fake.sifr(&fx, who),
+            &["--nv"],
+            img,
+            &["ls", "/.singularity.d/libs"],
+        );
         let out = stdout(&o);
         for (_, soname) in LIBS64 {
             assert!(out.lines().any(|l| l == *soname), "{soname} in {out}");
@@ -183,9 +190,9 @@ fn the_builtin_list_takes_the_driver_but_not_the_cuda_runtime() {
 
 #[test]
 fn devices_are_the_hosts_and_contain_binds_only_the_selected_gpus() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     let nodes = [
         "/dev/nvidia0",
@@ -231,37 +238,41 @@ fn devices_are_the_hosts_and_contain_binds_only_the_selected_gpus() {
              /dev/nvidia-uvm c 509:0\n/dev/nvidia-caps/nvidia-cap1 c 508:1\n"
         );
         // The scheduler's GPU choice reaches the program even with --cleanenv.
-        let o = fake
-            .sifr(&fx, who)
-            .envs(pick)
-            .args(["exec", "--nv", "--cleanenv", img, "probe", "env"])
-            .output();
+        let o = probe_in(
+            fake.sifr(&fx, who).envs(pick),
+            &["--nv", "--cleanenv"],
+            img,
+            &["env"],
+        );
         let out = stdout(&o);
         assert_eq!(line_of(&out, "CUDA_VISIBLE_DEVICES="), Some("0"), "{out}");
         assert_eq!(line_of(&out, "NVIDIA_VISIBLE_DEVICES="), Some("1"));
         // Without --contain every node shows, so CUDA is told which GPU to use.
-        let o = fake
-            .sifr(&fx, who)
-            .env("NVIDIA_VISIBLE_DEVICES", "1")
-            .args(["exec", "--nv", img, "probe", "env"])
-            .output();
+        let o = probe_in(
+            fake.sifr(&fx, who).env("NVIDIA_VISIBLE_DEVICES", "1"),
+            &["--nv"],
+            img,
+            &["env"],
+        );
         assert_eq!(line_of(&stdout(&o), "CUDA_VISIBLE_DEVICES="), Some("1"));
     }
 }
 
 #[test]
 fn without_a_driver_nv_warns_naming_what_is_missing_and_runs() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     let conf = fake.site_config();
     for who in who {
-        let o = fake
-            .sifr_without_driver(&fx, who)
-            .envs([("SIFR_CONFIG", conf.to_str().unwrap())])
-            .args(["exec", "--nv", img, "probe", "ls", "/.singularity.d"])
-            .output();
+        let o = probe_in(
+            fake.sifr_without_driver(&fx, who)
+                .envs([("SIFR_CONFIG", conf.to_str().unwrap())]),
+            &["--nv"],
+            img,
+            &["ls", "/.singularity.d"],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let err = stderr(&o);
         assert!(
@@ -280,22 +291,17 @@ fn without_a_driver_nv_warns_naming_what_is_missing_and_runs() {
 
 #[test]
 fn nvccli_binds_what_nvidia_container_cli_lists() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     for who in who {
-        let o = fake
-            .sifr_with_nvccli(&fx, who)
-            .args([
-                "exec",
-                "--nvccli",
-                img,
-                "probe",
-                "ls",
-                "/.singularity.d/libs",
-            ])
-            .output();
+        let o = probe_in(
+            fake.sifr_with_nvccli(&fx, who),
+            &["--nvccli"],
+            img,
+            &["ls", "/.singularity.d/libs"],
+        );
         assert_eq!(
             stdout(&o),
             format!("libcuda.so\nlibcuda.so.1\nlibcuda.so.{VERSION}\n"),
@@ -304,17 +310,12 @@ fn nvccli_binds_what_nvidia_container_cli_lists() {
         );
         let args = std::fs::read_to_string(fake.dir.path().join("out/nvccli-args")).unwrap();
         assert_eq!(args, "list --binaries --libraries --ipcs\n");
-        let o = fake
-            .sifr(&fx, who)
-            .args([
-                "exec",
-                "--nvccli",
-                img,
-                "probe",
-                "ls",
-                "/.singularity.d/libs",
-            ])
-            .output();
+        let o = probe_in(
+            fake.sifr(&fx, who),
+            &["--nvccli"],
+            img,
+            &["ls", "/.singularity.d/libs"],
+        );
         assert!(
             stderr(&o).contains("--nvccli: `nvidia-container-cli` is not installed"),
             "{}",
@@ -326,28 +327,24 @@ fn nvccli_binds_what_nvidia_container_cli_lists() {
 
 #[test]
 fn rocm_binds_kfd_and_dri_under_contain() {
-    let Some(who) = identities() else { return };
-    let fake = FakeDriver::new();
-    let fx = image();
+    let Some((who, fake, fx)) = setup() else {
+        return;
+    };
     let img = fx.image.to_str().unwrap();
     for who in who {
-        let o = fake
-            .sifr(&fx, who)
-            .env("ROCR_VISIBLE_DEVICES", "0")
-            .args([
-                "exec",
-                "--rocm",
-                "-C",
-                img,
-                "probe",
+        let o = probe_in(
+            fake.sifr(&fx, who).env("ROCR_VISIBLE_DEVICES", "0"),
+            &["--rocm", "-C"],
+            img,
+            &[
                 "node",
                 "/dev/kfd",
                 "/dev/dri/renderD128",
                 "/dev/dri/card0",
                 "/dev/nvidiactl",
                 "/usr/bin/rocm-smi",
-            ])
-            .output();
+            ],
+        );
         assert_eq!(
             stdout(&o),
             "/dev/kfd c 507:0\n/dev/dri/renderD128 c 226:128\n/dev/dri/card0 c 226:0\n\
@@ -355,11 +352,12 @@ fn rocm_binds_kfd_and_dri_under_contain() {
             "{}",
             stderr(&o)
         );
-        let o = fake
-            .sifr(&fx, who)
-            .env("ROCR_VISIBLE_DEVICES", "0")
-            .args(["exec", "--rocm", "-C", img, "probe", "env"])
-            .output();
+        let o = probe_in(
+            fake.sifr(&fx, who).env("ROCR_VISIBLE_DEVICES", "0"),
+            &["--rocm", "-C"],
+            img,
+            &["env"],
+        );
         assert_eq!(line_of(&stdout(&o), "ROCR_VISIBLE_DEVICES="), Some("0"));
     }
 }

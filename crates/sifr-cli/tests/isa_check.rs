@@ -14,20 +14,6 @@ use std::process::{Command, Output};
 
 use sifr_isa::{Feature, HostFacts, ImageFacts, Level};
 
-const VECTOR_LOOP: &str = r#"
-#include <stdio.h>
-#define N 4096
-static float a[N], b[N], c[N];
-static long long la[N], lb[N];
-int main(int argc, char **argv) {
-    for (int i = 0; i < N; i++) { a[i] = i * 0.5f + argc; b[i] = N - i; la[i] = i; lb[i] = argc + i; }
-    for (int i = 0; i < N; i++) c[i] = a[i] * b[i] + c[i];
-    for (int i = 0; i < N; i++) la[i] = la[i] * lb[i];
-    printf("ran %s %lld\n", argv[0], la[argc]);
-    return 0;
-}
-"#;
-
 const FP16_LOOP: &str = r#"
 #include <stdio.h>
 #define N 4096
@@ -58,16 +44,7 @@ fn gcc(args: &[&str], src: &Path, out: &Path) {
 
 /// The image, or `None` (reason printed) off x86-64 or without gcc.
 fn image() -> Option<Image> {
-    if !cfg!(target_arch = "x86_64") {
-        eprintln!("skipped: the programs are compiled for the host, which is not x86-64");
-        return None;
-    }
-    if !Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipped: no working `gcc` (apt-get install gcc)");
+    if !sifr_testkit::x86_64_gcc("the programs are compiled for the host, which is not x86-64") {
         return None;
     }
     let dir = tempfile::Builder::new()
@@ -80,7 +57,11 @@ fn image() -> Option<Image> {
     std::fs::create_dir_all(root.join(".singularity.d")).unwrap();
     std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
     let src = dir.path().join("loop.c");
-    std::fs::write(&src, VECTOR_LOOP).unwrap();
+    std::fs::write(
+        &src,
+        sifr_testkit::vector_loop_c(r#"printf("ran %s %lld\n", argv[0], la[argc]);"#),
+    )
+    .unwrap();
     // Static, so the image needs no libc of its own.
     for v in 2..=4 {
         let march = format!("-march=x86-64-v{v}");

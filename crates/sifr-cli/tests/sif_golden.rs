@@ -5,19 +5,11 @@
 // Tests say why they skip.
 #![allow(clippy::print_stderr)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sif");
-    if dir.join("images").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: SIF fixtures not found at {}", dir.display());
-        None
-    }
-}
+use sifr_testkit::sif_fixtures as fixtures;
 
 fn sifr() -> Command {
     Command::cargo_bin("sifr").unwrap()

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sifr_isa::{Arch, Feature, FeatureSet, FileFacts, HostFacts, Level, judge};
@@ -21,19 +22,20 @@ fn haswell() -> HostFacts {
     HostFacts::from_features(Arch::Amd64, present, all)
 }
 
+/// `MAIN_PATH_PROGRAM` compiled with `-O2 -march=x86-64-LEVEL` in `dir`: the flag and the program.
+fn compile_march(dir: &Path, level: &str) -> (String, PathBuf) {
+    let march = format!("-march=x86-64-{level}");
+    let exe = common::compile(dir, level, common::MAIN_PATH_PROGRAM, &["-O2", &march]);
+    (march, exe)
+}
+
 #[test]
 fn march_levels_are_detected_from_instructions_in_main() {
     let Some(dir) = common::x86_64_gcc_dir() else {
         return;
     };
     for (level, want) in [("v2", Level::V2), ("v3", Level::V3), ("v4", Level::V4)] {
-        let march = format!("-march=x86-64-{level}");
-        let exe = common::compile(
-            dir.path(),
-            level,
-            common::MAIN_PATH_PROGRAM,
-            &["-O2", &march],
-        );
+        let (march, exe) = compile_march(dir.path(), level);
         let f = facts(&exe);
         assert_eq!(f.kind, sifr_isa::FileKind::Executable);
         assert_eq!(f.arch, Arch::Amd64);
@@ -208,13 +210,7 @@ fn the_judge_flags_only_what_this_cpu_lacks() {
     let host = HostFacts::detect();
     eprintln!("host: {:?}, features {:?}", host.level, host.features);
     for level in ["v2", "v3", "v4"] {
-        let march = format!("-march=x86-64-{level}");
-        let exe = common::compile(
-            dir.path(),
-            level,
-            common::MAIN_PATH_PROGRAM,
-            &["-O2", &march],
-        );
+        let (_, exe) = compile_march(dir.path(), level);
         let f = facts(&exe);
 
         // On this machine: expectations computed from the host's own facts.

@@ -351,20 +351,6 @@ mod tests {
     use sifr_isa::{Arch, Feature, FeatureSet, Level};
     use std::process::Command;
 
-    const PROGRAM: &str = r#"
-        #include <stdio.h>
-        #define N 4096
-        static float a[N], b[N], c[N];
-        static long long la[N], lb[N];
-        int main(int argc, char **argv) {
-            for (int i = 0; i < N; i++) { a[i] = i * 0.5f + argc; b[i] = N - i; la[i] = i; lb[i] = argc + i; }
-            for (int i = 0; i < N; i++) c[i] = a[i] * b[i] + c[i];
-            for (int i = 0; i < N; i++) la[i] = la[i] * lb[i];
-            printf("%f %lld %s\n", c[argc], la[argc], argv[0]);
-            return 0;
-        }
-    "#;
-
     fn host(level: Level) -> HostFacts {
         let all: FeatureSet = Feature::ALL.iter().copied().collect();
         HostFacts::from_features(Arch::Amd64, FeatureSet::of_level(level), all)
@@ -372,23 +358,14 @@ mod tests {
 
     /// An image tree with `usr/bin/prog-vN` and `usr/bin/prog-vN-note` (`-mneeded`), and a
     /// link `bin -> usr/bin`; `None` (with the reason printed) without gcc or off x86-64.
-    #[allow(clippy::print_stderr)] // A skipped test says why, as the crate's other tests do.
     fn image() -> Option<(tempfile::TempDir, ImageFacts)> {
-        if !cfg!(target_arch = "x86_64") {
-            eprintln!("skipped: gcc compiles for the host, which is not x86-64");
-            return None;
-        }
-        if !Command::new("gcc")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            eprintln!("skipped: no working `gcc` (apt-get install gcc)");
+        if !sifr_testkit::x86_64_gcc("gcc compiles for the host, which is not x86-64") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("prog.c");
-        std::fs::write(&src, PROGRAM).unwrap();
+        let program = r#"printf("%f %lld %s\n", c[argc], la[argc], argv[0]);"#;
+        std::fs::write(&src, sifr_testkit::vector_loop_c(program)).unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join("usr/bin")).unwrap();
         std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();

@@ -15,15 +15,7 @@ use sifr_sif::{
     ObjectInput, PartType, PartitionMeta, SbomFormat,
 };
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sif");
-    if dir.join("images").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: SIF fixtures not found at {}", dir.display());
-        None
-    }
-}
+use sifr_testkit::sif_fixtures as fixtures;
 
 /// `TwoGroupsSignedPGP` -> `two-groups-signed-pgp`.
 fn kebab(name: &str) -> String {

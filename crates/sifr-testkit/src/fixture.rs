@@ -19,6 +19,18 @@ pub fn probe_source() -> PathBuf {
         .expect("probe.c is in crates/sifr-testkit/probe")
 }
 
+/// The upstream SIF fixture folder (`shared/fixtures/sif` beside the checkout), or `None` with
+/// the reason printed when it is absent.
+pub fn sif_fixtures() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sif");
+    if dir.join("images").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: SIF fixtures not found at {}", dir.display());
+        None
+    }
+}
+
 /// Build the static probe binary at `dest`; panics with gcc's output on failure.
 pub fn build_probe(dest: &Path) {
     crate::tools::run_tool(

@@ -24,7 +24,7 @@ pub mod registry;
 pub mod tools;
 
 pub use command::{TestCommand, TestOutput, remove_caller_settings, stderr, stdout};
-pub use fixture::{Fixture, build_probe, probe_source};
+pub use fixture::{Fixture, build_probe, probe_source, sif_fixtures};
 pub use host::{
     assert_sigterm_reaches_probe, host_mount_count, host_mounts_mentioning, processes_mentioning,
     root_mount, settled,
@@ -32,4 +32,4 @@ pub use host::{
 pub use identity::{
     As, TEST_USER, command_as, identities, is_root, runnable_identities, userns_available,
 };
-pub use tools::{have, missing, mksquashfs, run_ok};
+pub use tools::{have, missing, mksquashfs, run_ok, vector_loop_c, x86_64_gcc};

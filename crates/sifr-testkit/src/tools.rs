@@ -58,3 +58,39 @@ pub(crate) fn run_tool(cmd: &mut Command, install: &str, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Whether x86-64 programs can be compiled here and run: the host is x86-64 and `gcc` works.
+/// Otherwise prints why the test is skipped (`off_arch` off x86-64) and returns false.
+pub fn x86_64_gcc(off_arch: &str) -> bool {
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("skipped: {off_arch}");
+        return false;
+    }
+    if !Command::new("gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: no working `gcc` (apt-get install gcc)");
+        return false;
+    }
+    true
+}
+
+/// The part of [`vector_loop_c`] before its last statement.
+const VECTOR_LOOP_HEAD: &str = r#"#include <stdio.h>
+#define N 4096
+static float a[N], b[N], c[N];
+static long long la[N], lb[N];
+int main(int argc, char **argv) {
+    for (int i = 0; i < N; i++) { a[i] = i * 0.5f + argc; b[i] = N - i; la[i] = i; lb[i] = argc + i; }
+    for (int i = 0; i < N; i++) c[i] = a[i] * b[i] + c[i];
+    for (int i = 0; i < N; i++) la[i] = la[i] * lb[i];
+"#;
+
+/// A C program whose loops gcc vectorises with the widest instructions `-march` allows (float
+/// multiply-add and 64-bit integer multiply); `print` is the statement that keeps the results
+/// alive (which loops survive depends on what it prints).
+pub fn vector_loop_c(print: &str) -> String {
+    format!("{VECTOR_LOOP_HEAD}    {print}\n    return 0;\n}}\n")
+}

@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sifr_squashfs::read::{Archive, FileType, Inode};
+use sifr_squashfs::read::{Archive, Error, FileType, Inode};
 
 /// Whether `mksquashfs` runs; prints why not.
 pub fn have_mksquashfs(test: &str) -> bool {
@@ -22,6 +22,21 @@ pub fn have_mksquashfs(test: &str) -> bool {
             false
         }
     }
+}
+
+/// Assert that `err` says the inode read as a file is not a regular file.
+#[track_caller]
+pub fn assert_not_a_regular_file(err: &Error) {
+    assert!(
+        matches!(
+            err,
+            Error::WrongType {
+                want: "regular file",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 pub fn is_root() -> bool {

@@ -16,14 +16,7 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
+pub use sifr_testkit::have;
 
 /// Print why a check is skipped (visible with `--nocapture` and in failure logs).
 pub fn skip(what: &str, why: &str) {
