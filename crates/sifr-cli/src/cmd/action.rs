@@ -19,7 +19,7 @@ use crate::report::{AlreadyReported, Hinted};
 use crate::settings::{Settings, Source};
 
 /// Flags shared by every action (Apptainer's action flags, the subset supported so far). Each
-/// has an environment twin, `APPTAINER_PID` for `--pid` and so on (`action_env::TWINS`).
+/// has an environment twin, `APPTAINER_PID` for `--pid` and so on (`action_env::TABLES`).
 #[derive(Debug, Clone, Args)]
 pub struct ActionFlags {
     /// Bind a host path: `src[:dst[:ro|rw]]`, repeatable or comma-separated (also APPTAINER_BIND).

@@ -2,8 +2,8 @@
 //! `sifr exec --pid ...`, as every Apptainer action flag has a variable (its `EnvKeys`, under
 //! the `APPTAINER_` prefix or the legacy `SINGULARITY_` one; sifr adds `SIFR_`).
 //!
-//! [`TWINS`] is the one table of them, each entry with the flag, its variable suffixes and a
-//! doc line; [`apply`] fills the parsed [`ActionFlags`] from a captured environment before
+//! [`TABLES`] lists the tables of them ([`TWINS`] for the core flags, then one per area
+//! module), each entry with the flag, its variable suffixes and a doc line; [`apply`] fills the parsed [`ActionFlags`] from a captured environment before
 //! `action::request` moves them into a `sifr_launch::Request`, so a twin's value goes through
 //! exactly the flag's parsing (in `sifr_launch`).
 //!
@@ -65,7 +65,16 @@ pub struct Twin {
     pub slot: for<'a> fn(&'a mut ActionFlags) -> Slot<'a>,
 }
 
-/// Every action flag's environment twin. Names are Apptainer's, from the `EnvKeys` of
+/// Every table of twins: [`TWINS`], then one per group of flags that has its own module
+/// (`action_<area>.rs`), so that each area keeps its flags and their variables together.
+pub const TABLES: &[&[Twin]] = &[TWINS];
+
+/// Every action flag's environment twin, in table order.
+pub fn all_twins() -> impl Iterator<Item = &'static Twin> {
+    TABLES.iter().flat_map(|t| t.iter())
+}
+
+/// The twins of the core action flags. Names are Apptainer's, from the `EnvKeys` of
 /// `cmd/internal/cli/action_flags.go`.
 pub const TWINS: &[Twin] = &[
     Twin {
@@ -264,7 +273,7 @@ pub fn completed(
 /// [`Slot::Append`], after its entries).
 pub fn apply(flags: &mut ActionFlags, env: &dyn EnvSource) -> Result<Applied, NotBool> {
     let mut applied = Applied::default();
-    for twin in TWINS {
+    for twin in all_twins() {
         let Some(hit) = lookup_env(twin.keys, env) else {
             continue;
         };
@@ -515,7 +524,7 @@ mod tests {
         let (_, doc) = doc
             .split_once("## Environment-variable twins of the flags")
             .expect("docs/runtime.md has the twins section");
-        for t in TWINS {
+        for t in all_twins() {
             let head = format!("| `--{}` |", t.flag);
             let row = doc
                 .lines()
@@ -546,7 +555,7 @@ mod tests {
             })
             .collect();
         let mut seen = Vec::new();
-        for t in TWINS {
+        for t in all_twins() {
             assert!(
                 cmd.get_arguments().any(|a| a.get_long() == Some(t.flag)
                     || a.get_all_aliases().is_some_and(|al| al.contains(&t.flag))),
