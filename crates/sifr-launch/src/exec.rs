@@ -359,6 +359,12 @@ fn spawn_and_wait(
     status.map_err(step("wait for the command"))
 }
 
+/// Whether `path` is a file someone may execute (Apptainer's action script asks `test -x`).
+fn executable(path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// The argv for an action, resolved inside the container (after `pivot_root`). `None` for
 /// `test` without a test script.
 fn action_argv(action: &Action) -> Option<Vec<String>> {
@@ -377,7 +383,8 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
                 .map(|p| with(p, args))
                 .unwrap_or_else(|| with("/bin/sh", args)),
         ),
-        Action::Shell => Some(if exists("/bin/bash") {
+        Action::Shell(Some(shell)) if executable(shell) => Some(vec![shell.clone()]),
+        Action::Shell(_) => Some(if exists("/bin/bash") {
             vec!["/bin/bash".into(), "--norc".into()]
         } else {
             vec!["/bin/sh".into()]

@@ -144,37 +144,40 @@ impl GpuFlags {
     }
 }
 
-/// `sifr exec`.
+/// `sifr exec`. Options stop at the image, as Apptainer's do: everything after it is the
+/// command, verbatim (`exec img.sif ls -l --color`).
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a SIF file, a squashfs image or a sandbox directory.
-    pub image: PathBuf,
-    /// The command and its arguments.
+    /// The container (a SIF file, a squashfs image, a sandbox directory or `instance://NAME`),
+    /// then the command and its arguments.
     #[arg(
         required = true,
+        num_args = 2..,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_names = ["IMAGE", "COMMAND"]
     )]
-    pub command: Vec<String>,
+    pub operands: Vec<String>,
 }
 
-/// `sifr run` and `sifr test`.
+/// `sifr run` and `sifr test`: everything after the image reaches the runscript (test script)
+/// untouched (`run img.sif -c 'import x' --version`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a SIF file, a squashfs image or a sandbox directory.
-    pub image: PathBuf,
-    /// Arguments passed to the runscript (or test script).
+    /// The container (a SIF file, a squashfs image, a sandbox directory or `instance://NAME`),
+    /// then the arguments passed to its runscript (or test script).
     #[arg(
+        required = true,
+        num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "ARGS"
+        value_names = ["IMAGE", "ARGS"]
     )]
-    pub args: Vec<String>,
+    pub operands: Vec<String>,
 }
 
 /// `sifr shell`.
@@ -182,24 +185,64 @@ pub struct RunArgs {
 pub struct ShellArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a SIF file, a squashfs image or a sandbox directory.
-    pub image: PathBuf,
+    /// The shell to start instead of the container's default (`/bin/bash`, else `/bin/sh`).
+    #[arg(short = 's', long = "shell", value_name = "PATH")]
+    pub shell: Option<String>,
+    /// The container: a SIF file, a squashfs image, a sandbox directory or `instance://NAME`.
+    /// Anything after it is ignored with a warning, as Apptainer does.
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_names = ["IMAGE", "IGNORED"]
+    )]
+    pub operands: Vec<String>,
+}
+
+/// The image and what follows it. The operands' first value takes hyphens (so that whatever
+/// follows the image is taken verbatim), which would also let an unknown flag before the
+/// image pass as the image: that is refused here, as Apptainer's parser refuses it.
+pub(crate) fn split_operands(operands: Vec<String>) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    let mut it = operands.into_iter();
+    let image = it.next().unwrap_or_default();
+    if image.starts_with('-') && image.len() > 1 {
+        return Err(crate::report::Usage {
+            message: format!("unknown flag `{image}`"),
+            hint: "flags go before the image; see `--help` for this command's flags".into(),
+        }
+        .into());
+    }
+    Ok((PathBuf::from(image), it.collect()))
 }
 
 pub fn exec(a: ExecArgs, s: &Settings) -> anyhow::Result<u8> {
-    launch_action(&a.flags, &a.image, sifr_launch::Action::Exec(a.command), s)
+    let (image, command) = split_operands(a.operands)?;
+    launch_action(&a.flags, &image, sifr_launch::Action::Exec(command), s)
 }
 
 pub fn run(a: RunArgs, s: &Settings) -> anyhow::Result<u8> {
-    launch_action(&a.flags, &a.image, sifr_launch::Action::Run(a.args), s)
+    let (image, args) = split_operands(a.operands)?;
+    launch_action(&a.flags, &image, sifr_launch::Action::Run(args), s)
 }
 
 pub fn test(a: RunArgs, s: &Settings) -> anyhow::Result<u8> {
-    launch_action(&a.flags, &a.image, sifr_launch::Action::Test(a.args), s)
+    let (image, args) = split_operands(a.operands)?;
+    launch_action(&a.flags, &image, sifr_launch::Action::Test(args), s)
 }
 
 pub fn shell(a: ShellArgs, s: &Settings) -> anyhow::Result<u8> {
-    launch_action(&a.flags, &a.image, sifr_launch::Action::Shell, s)
+    let (image, ignored) = split_operands(a.operands)?;
+    if !ignored.is_empty() {
+        tracing::warn!("Parameters to shell command are ignored");
+    }
+    // `--shell`, else its twin (`APPTAINER_SHELL`, ...).
+    let shell = a.shell.or_else(|| {
+        crate::settings::lookup_env(&["SHELL"], &crate::settings::ProcessEnv)
+            .map(|hit| hit.text)
+            .filter(|t| !t.trim().is_empty())
+    });
+    launch_action(&a.flags, &image, sifr_launch::Action::Shell(shell), s)
 }
 
 /// The host environment as UTF-8 pairs (others are not forwarded: values are evaluated as text).
@@ -251,6 +294,11 @@ pub(crate) fn request(
             })
             .collect()
     };
+    let mut env = f.env;
+    if let sifr_launch::Action::Shell(Some(shell)) = &action {
+        // Apptainer exports the chosen shell to the container under both prefixes.
+        env.extend(["APPTAINER_SHELL", "SINGULARITY_SHELL"].map(|k| format!("{k}={shell}")));
+    }
     Ok(sifr_launch::Request {
         image: image.to_path_buf(),
         action,
@@ -266,7 +314,7 @@ pub(crate) fn request(
                 origin: twins.source("env-file", i),
             })
             .collect(),
-        env: f.env,
+        env,
         home: f.home.map(|value| Sourced {
             value,
             origin: twins.source("home", 0),

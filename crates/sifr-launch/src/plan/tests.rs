@@ -58,7 +58,7 @@ fn refused(opts: &Options) -> PlanError {
 
 /// The plan of `shell /i` on host `h`.
 fn shell(opts: &Options, h: &HostFacts) -> Result<LaunchPlan, PlanError> {
-    build(opts, Path::new("/i"), Action::Shell, h)
+    build(opts, Path::new("/i"), Action::Shell(None), h)
 }
 
 /// Options with `--no-mount list`.
@@ -212,7 +212,7 @@ fn bad_inputs_name_the_value() {
     let e = build(
         &Options::default(),
         Path::new("rel"),
-        Action::Shell,
+        Action::Shell(None),
         &host(1),
     )
     .unwrap_err();

@@ -183,8 +183,10 @@ pub enum Action {
     Exec(Vec<String>),
     /// `run IMAGE ARGS...`: `/.singularity.d/runscript`, else `/singularity`, else `/bin/sh`.
     Run(Vec<String>),
-    /// `shell IMAGE`: `/bin/bash --norc` if present, else `/bin/sh`.
-    Shell,
+    /// `shell IMAGE`: the `--shell` program if given and executable in the container, else
+    /// `/bin/bash --norc` if present, else `/bin/sh` (Apptainer's action script). The program
+    /// is also exported as `APPTAINER_SHELL`/`SINGULARITY_SHELL`.
+    Shell(Option<String>),
     /// `test IMAGE ARGS...`: `/.singularity.d/test`; without one, nothing to do.
     Test(Vec<String>),
     /// `instance start IMAGE NAME ARGS...`: `/.singularity.d/startscript` if there is one, then
