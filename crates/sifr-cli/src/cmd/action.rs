@@ -93,6 +93,10 @@ pub struct ActionFlags {
     pub isa_check: Option<IsaCheck>,
     #[command(flatten)]
     pub gpu: GpuFlags,
+    #[command(flatten)]
+    pub runtime: super::action_runtime::RuntimeFlags,
+    #[command(flatten)]
+    pub remote: super::action_remote::RemoteFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -109,15 +113,21 @@ pub struct GpuFlags {
     /// under --contain (also APPTAINER_ROCM).
     #[arg(long)]
     pub rocm: bool,
+    /// Turn --nv off (where a setting or a variable turned it on).
+    #[arg(long, hide = true)]
+    pub no_nv: bool,
+    /// Turn --rocm off (where a setting or a variable turned it on).
+    #[arg(long, hide = true)]
+    pub no_rocm: bool,
 }
 
 impl GpuFlags {
     /// Flags combined with the settings (either turns a vendor on).
     pub fn request(&self, s: &Settings) -> sifr_launch::gpu::Request {
         sifr_launch::gpu::Request {
-            nvidia: self.nv || s.nv,
-            nvccli: self.nvccli || s.nvccli,
-            rocm: self.rocm || s.rocm,
+            nvidia: (self.nv || s.nv) && !self.no_nv,
+            nvccli: (self.nvccli || s.nvccli) && !self.no_nv,
+            rocm: (self.rocm || s.rocm) && !self.no_rocm,
             config_dir: s.config_dir.clone(),
         }
     }
@@ -263,7 +273,10 @@ pub(crate) fn request(
     host_env: &[(String, String)],
 ) -> anyhow::Result<sifr_launch::Request> {
     // The flags' environment twins (`APPTAINER_PID`, ...) fill in what the command line left out.
-    let (f, twins) = super::action_env::completed(flags, host_env)?;
+    let (mut f, twins) = super::action_env::completed(flags, host_env)?;
+    super::action_runtime::RuntimeFlags::expand_compat(&mut f);
+    f.runtime.check()?;
+    f.remote.note_unused(image);
     for w in &twins.warnings {
         tracing::warn!("{w}");
     }
@@ -299,7 +312,8 @@ pub(crate) fn request(
         // Apptainer exports the chosen shell to the container under both prefixes.
         env.extend(["APPTAINER_SHELL", "SINGULARITY_SHELL"].map(|k| format!("{k}={shell}")));
     }
-    Ok(sifr_launch::Request {
+    let runtime = std::mem::take(&mut f.runtime);
+    let mut req = sifr_launch::Request {
         image: image.to_path_buf(),
         action,
         binds: binds.collect(),
@@ -338,9 +352,20 @@ pub(crate) fn request(
         share_idle: settings.share.then_some(settings.share_idle),
         ready_fd: None,
         instance: None,
-        gpu: flags.gpu.request(settings),
-        isa_check: IsaCheck::policy(flags.isa_check, settings),
-    })
+        gpu: f.gpu.request(settings),
+        isa_check: IsaCheck::policy(f.isa_check, settings),
+        ..sifr_launch::Request::new(image.to_path_buf(), sifr_launch::Action::Shell(None))
+    };
+    if runtime.sharens && req.share_idle.is_none() {
+        req.share_idle = Some(settings.share_idle);
+    }
+    let hpu = if runtime.intel_hpu {
+        super::action_runtime::intel_hpu_devices()
+    } else {
+        Vec::new()
+    };
+    runtime.fill(&mut req, hpu);
+    Ok(req)
 }
 
 /// A request's error as sifr renders it: the message, `in <origin>` above it when the value

@@ -2,6 +2,8 @@
 
 pub mod action;
 pub mod action_env;
+pub mod action_remote;
+pub mod action_runtime;
 pub mod build;
 pub mod cache;
 pub mod completion;

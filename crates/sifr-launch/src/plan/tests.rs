@@ -499,7 +499,8 @@ fn fakeroot_is_root_with_the_callers_home_at_root_in_a_user_namespace() {
             p.ids,
             IdMap::Fakeroot {
                 user: Some(name.into()),
-                path: "/usr/bin".into()
+                path: "/usr/bin".into(),
+                subids: true,
             }
         );
         assert_eq!((p.identity.uid, p.identity.gid), (0, 0));
