@@ -1,8 +1,29 @@
 //! Prints sifr's command line as a table for `scripts/flag-coverage`: one line per flag,
-//! `command<TAB>long<TAB>short<TAB>other long names<TAB>other short names`, where `command` is
-//! the path of subcommands (`instance start`) or `GLOBAL` for the flags before the command.
+//! `command<TAB>long<TAB>short<TAB>other long names<TAB>other short names<TAB>variables`, where
+//! `command` is the path of subcommands (`instance start`) or `GLOBAL` for the flags before the
+//! command, and `variables` the suffixes of the environment variables that set the flag (the
+//! action flags' twins, and the settings named after a flag), comma-separated.
 //! Hidden flags and aliases are listed too: a script may use them.
 #![allow(clippy::print_stdout)]
+
+/// The variable suffixes that set the flag of these long `names`: its twin's keys, or the
+/// setting of that name (`--nv` is the `nv` setting, read from `APPTAINER_NV`; `--authfile` the
+/// `auth_file` one) with its other names.
+fn variables(names: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = sifr_cli::cmd::action_env::all_twins()
+        .filter(|t| names.contains(&t.flag))
+        .flat_map(|t| t.keys.iter().map(|k| k.to_string()))
+        .collect();
+    let plain = |s: &str| s.replace(['-', '_'], "");
+    for d in sifr_cli::settings::CATALOGUE
+        .iter()
+        .filter(|d| names.iter().any(|n| plain(n) == plain(d.key)))
+    {
+        out.push(d.key.to_ascii_uppercase());
+        out.extend(d.also.iter().map(|a| a.to_string()));
+    }
+    out
+}
 
 fn walk(cmd: &clap::Command, path: &str) {
     let name = if path.is_empty() { "GLOBAL" } else { path };
@@ -24,10 +45,15 @@ fn walk(cmd: &clap::Command, path: &str) {
             .map(char::to_string)
             .collect();
         println!(
-            "{name}\t{long}\t{}\t{}\t{}",
+            "{name}\t{long}\t{}\t{}\t{}\t{}",
             a.get_short().map(String::from).unwrap_or_default(),
             longs.join(","),
-            shorts.join(",")
+            shorts.join(","),
+            if path == "shell" && long == "shell" {
+                sifr_cli::cmd::action::SHELL_KEYS.join(",")
+            } else {
+                variables(&[&[long][..], &longs].concat()).join(",")
+            }
         );
     }
     for sub in cmd.get_subcommands() {

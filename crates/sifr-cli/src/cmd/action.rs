@@ -190,6 +190,10 @@ pub struct RunArgs {
     pub operands: Vec<String>,
 }
 
+/// The variable suffixes of `shell --shell` (`APPTAINER_SHELL`): a twin outside
+/// [`ActionFlags`], as the flag is `shell`'s alone.
+pub const SHELL_KEYS: &[&str] = &["SHELL"];
+
 /// `sifr shell`.
 #[derive(Debug, Args)]
 pub struct ShellArgs {
@@ -248,7 +252,7 @@ pub fn shell(a: ShellArgs, s: &Settings) -> anyhow::Result<u8> {
     }
     // `--shell`, else its twin (`APPTAINER_SHELL`, ...).
     let shell = a.shell.or_else(|| {
-        crate::settings::lookup_env(&["SHELL"], &crate::settings::ProcessEnv)
+        crate::settings::lookup_env(SHELL_KEYS, &crate::settings::ProcessEnv)
             .map(|hit| hit.text)
             .filter(|t| !t.trim().is_empty())
     });
