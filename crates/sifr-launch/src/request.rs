@@ -16,6 +16,7 @@ use crate::bind::{self, BindError};
 use crate::envfile::{self, EnvFileError};
 use crate::gpu;
 use crate::isa_check;
+use crate::net;
 use crate::nomount::{self, NoMountError};
 use crate::plan::{Action, HomeSpec, Options, PlanError};
 
@@ -118,6 +119,8 @@ pub struct Request {
     pub gpu: gpu::Request,
     /// What to do when the program needs CPU features this host lacks.
     pub isa_check: isa_check::Policy,
+    /// The network flags ([`crate::net`]).
+    pub net: net::Request,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -179,6 +182,12 @@ pub enum RequestError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid network request from {origin}")]
+    Net {
+        origin: Origin,
+        #[source]
+        error: net::NetError,
+    },
     #[error("cannot discover the GPUs asked for")]
     Gpu(#[source] gpu::GpuError),
     #[error("cannot read the current directory")]
@@ -225,6 +234,7 @@ impl Request {
             instance: None,
             gpu: gpu::Request::default(),
             isa_check: isa_check::Policy::default(),
+            net: net::Request::default(),
         }
     }
 
@@ -343,6 +353,10 @@ impl Request {
             userns: self.userns,
             share_idle: self.share_idle,
             ready_fd: self.ready_fd.clone(),
+            net: self
+                .net
+                .options()
+                .map_err(|(origin, error)| RequestError::Net { origin, error })?,
         };
         if self.containall {
             opts.contain_all();

@@ -93,6 +93,8 @@ pub struct ActionFlags {
     pub isa_check: Option<IsaCheck>,
     #[command(flatten)]
     pub gpu: GpuFlags,
+    #[command(flatten)]
+    pub net: super::action_net::NetFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -292,6 +294,7 @@ pub(crate) fn request(
         instance: None,
         gpu: flags.gpu.request(settings),
         isa_check: IsaCheck::policy(flags.isa_check, settings),
+        net: f.net.request(&twins),
     })
 }
 
@@ -333,11 +336,20 @@ pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
         RequestError::Home { origin, error } => within(&origin, error.into()),
         RequestError::Absolute { flag, path, source } => anyhow::Error::new(source)
             .context(format!("invalid `{flag}` value `{}`", path.display())),
+        RequestError::Net { origin, error } => within(&origin, net_error(error)),
+        RequestError::Plan(sifr_launch::plan::PlanError::Net(e)) => net_error(e),
         RequestError::Gpu(e) => e.into(),
         RequestError::Host(e) => anyhow::Error::new(e).context("cannot read the current directory"),
         RequestError::Image(e) => image_error(e),
         RequestError::Plan(e) => e.into(),
         RequestError::Isa(e) => Hinted::new(e.to_string(), e.hint()).into(),
+    }
+}
+
+fn net_error(e: sifr_launch::net::NetError) -> anyhow::Error {
+    match e.hint() {
+        Some(h) => Hinted::new(e.to_string(), h).into(),
+        None => e.into(),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Options {
     /// An inherited fd to write one byte to once the container is assembled, just before the
     /// command starts (`instance start` waits for it).
     pub ready_fd: Option<ReadyFd>,
+    /// `--net`, `--network`, `--network-args`, `--netns-path`, `--dns` ([`crate::net`]).
+    pub net: crate::net::Options,
 }
 
 /// The descriptor a launch writes one byte to, once, when the container is assembled
@@ -228,6 +230,9 @@ pub enum Source {
     Proc,
     /// The generated `/etc/hostname` (`--hostname`).
     Hostname,
+    /// A generated file of the session, `/files/NAME` holding `text` (`--dns`'s
+    /// `/etc/resolv.conf`, the default `/etc/hosts` of a contained network namespace).
+    Text { name: &'static str, text: String },
 }
 
 /// One mount of the plan.
@@ -352,6 +357,8 @@ pub struct LaunchPlan {
     pub share: Option<std::time::Duration>,
     /// See [`Options::ready_fd`].
     pub ready_fd: Option<ReadyFd>,
+    /// The network: the host's, a loopback-only namespace, or one to join ([`crate::net`]).
+    pub net: crate::net::Plan,
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
@@ -377,6 +384,8 @@ pub enum PlanError {
     Hostname { name: String },
     #[error("invalid session tmpfs size `{mib}` MiB: it must be at least 1")]
     SessionSize { mib: u64 },
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 /// The environment rules of a launch, as data (made by [`crate::env::plan`], applied by
