@@ -1,6 +1,8 @@
 //! The network decisions, case by case, against Apptainer 1.5.3's (`e2e/actions` `actionNetwork`
 //! and `actionNetnsPath`, `launcher_linux.go`, `container_linux.go`).
 
+use std::path::PathBuf;
+
 use super::*;
 
 const ROOT: Caller = Caller {
@@ -277,4 +279,73 @@ fn generated_files_replace_the_host_binds() {
     let mut ms = vec![host("/etc/hosts")];
     mounts(&host_net, true, &mut ms);
     assert_eq!(ms[0].source, Source::Host("/etc/hosts".into()));
+}
+
+/// A user with a home, for whole plans.
+fn user_host() -> crate::plan::HostFacts {
+    crate::plan::HostFacts {
+        uid: 1000,
+        gid: 1000,
+        groups: Vec::new(),
+        group_name: None,
+        user: Some(crate::plan::UserInfo {
+            name: "alice".into(),
+            gecos: String::new(),
+            home: "/home/alice".into(),
+            shell: "/bin/sh".into(),
+        }),
+        cwd: PathBuf::from("/scratch"),
+        env: Vec::new(),
+        privileged: false,
+        var_tmp_is_tmp: false,
+        gpu: Vec::new(),
+    }
+}
+
+/// The plan carries the decision: the namespace to create, the generated files, the lines
+/// `--debug` shows; a refused network is the plan's error.
+#[test]
+fn the_plan_has_the_network_namespace_and_its_files() {
+    let action = crate::plan::Action::Exec(vec!["true".into()]);
+    let image = std::path::Path::new("/images/x");
+    let contained = crate::plan::Options {
+        contain: true,
+        net: Options {
+            network: Some("none".into()),
+            dns: parse_dns("1.1.1.1").unwrap(),
+            ..Options::default()
+        },
+        ..crate::plan::Options::default()
+    };
+    let plan = crate::plan::build(&contained, image, action.clone(), &user_host()).unwrap();
+    assert!(plan.namespaces.net && plan.namespaces.user);
+    assert_eq!(plan.namespaces.describe(), "user+mount+net");
+    let text = plan.render();
+    for line in [
+        "network none (loopback only)",
+        "dns 1.1.1.1",
+        "mount HostFile <hosts> -> /etc/hosts",
+        "mount HostFile <resolv.conf> -> /etc/resolv.conf",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    let plain = crate::plan::build(
+        &crate::plan::Options::default(),
+        image,
+        action.clone(),
+        &user_host(),
+    )
+    .unwrap();
+    assert!(!plain.namespaces.net);
+    assert!(!plain.render().contains("network"));
+    let refused = crate::plan::Options {
+        net: opts(true, None),
+        ..crate::plan::Options::default()
+    };
+    assert_eq!(
+        crate::plan::build(&refused, image, action, &user_host()).unwrap_err(),
+        crate::plan::PlanError::Net(NetError::Unprivileged {
+            network: "bridge".into()
+        })
+    );
 }
