@@ -6,11 +6,46 @@ use clap::Parser as _;
 
 fn main() {
     let args = [
-        "sifr", "-q", "exec", "-B", "/a:/b:ro,/c", "--bind", "/d", "-e", "--env", "A=1", "-c",
-        "--no-home", "--pwd", "/tmp", "-p", "-i", "--uts", "--hostname", "h", "--no-mount",
-        "tmp,home", "--mount", "type=bind,src=/x,dst=/y", "--env-file", "/e", "--no-init",
-        "--no-umask", "--unsquash", "--no-env", "X,Y", "--no-eval", "--compat", "--nv",
-        "--no-https", "--disable-cache", "--writable-tmpfs", "img.sif", "cmd", "-c", "x",
+        "sifr",
+        "-q",
+        "exec",
+        "-B",
+        "/a:/b:ro,/c",
+        "--bind",
+        "/d",
+        "-e",
+        "--env",
+        "A=1",
+        "-c",
+        "--no-home",
+        "--pwd",
+        "/tmp",
+        "-p",
+        "-i",
+        "--uts",
+        "--hostname",
+        "h",
+        "--no-mount",
+        "tmp,home",
+        "--mount",
+        "type=bind,src=/x,dst=/y",
+        "--env-file",
+        "/e",
+        "--no-init",
+        "--no-umask",
+        "--unsquash",
+        "--no-env",
+        "X,Y",
+        "--no-eval",
+        "--compat",
+        "--nv",
+        "--no-https",
+        "--disable-cache",
+        "--writable-tmpfs",
+        "img.sif",
+        "cmd",
+        "-c",
+        "x",
     ];
     let rounds = 2000;
     let mut best = f64::MAX;
@@ -22,5 +57,9 @@ fn main() {
         }
         best = best.min(t.elapsed().as_secs_f64() / f64::from(rounds));
     }
-    println!("parse exec with {} arguments: {:.1} us", args.len() - 1, best * 1e6);
+    println!(
+        "parse exec with {} arguments: {:.1} us",
+        args.len() - 1,
+        best * 1e6
+    );
 }

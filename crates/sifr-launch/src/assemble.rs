@@ -82,7 +82,9 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Vec<Prepared>, ExecError> {
                 }
             },
             Source::Scratch | Source::Devpts | Source::Proc => (None, true),
-            Source::Passwd | Source::Group | Source::Hostname => (None, false),
+            Source::Passwd | Source::Group | Source::Hostname | Source::Text { .. } => {
+                (None, false)
+            }
         };
         out.push(Prepared {
             mount: m.clone(),
@@ -330,6 +332,11 @@ pub fn mount_all(
                 let name = plan.hostname.as_deref().unwrap_or_default();
                 write_session("/files/hostname", &format!("{name}\n"))?;
                 PathBuf::from("/files/hostname")
+            }
+            Source::Text { name, text } => {
+                let path = format!("/files/{name}");
+                write_session(&path, text)?;
+                PathBuf::from(path)
             }
         };
         let Some(dst) = sifr_sys::fs::resolve_in_root(root.as_fd(), &m.dst)

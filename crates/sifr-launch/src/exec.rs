@@ -18,7 +18,8 @@
 //!    friends, and returns the command's status (128+N when killed by signal N). With `--pid`
 //!    the PID namespace is unshared only now (the first process forked after it is its PID 1),
 //!    and the fork is an init ([`sifr_sys::process::spawn_init`]) that mounts the new `/proc` and
-//!    forks the command in turn. The UTS namespace is named right after step 2.
+//!    forks the command in turn. The UTS namespace is named right after step 2, and a new
+//!    network namespace's `lo` brought up there; `--netns-path` is joined before step 2.
 //!
 //! Must not: print (warnings go through `tracing`), or leave anything behind on the host: every
 //! mount lives in the private mount namespace, which disappears with the last process in it
@@ -152,6 +153,10 @@ fn run_attached(
         }
         _ => None,
     };
+    // Before any user namespace: joining a namespace that root made needs root's capabilities.
+    if let crate::net::Mode::Join(path) = &plan.net.mode {
+        sifr_sys::net::join_netns(path).map_err(step("join the network namespace"))?;
+    }
     // The holder's image mount, cloned before the session tmpfs may hide its path.
     let mut shared_lower = None;
     if let Some(j) = joined.as_mut() {
@@ -195,6 +200,9 @@ fn run_attached(
     };
     if let Some(name) = &plan.hostname {
         sifr_sys::uts::set_hostname(name).map_err(step("set the container's host name"))?;
+    }
+    if plan.namespaces.net {
+        sifr_sys::net::loopback_up().map_err(step("bring up the loopback interface"))?;
     }
     assemble::open_session(plan)?;
     // Dropped (server terminated) when this function returns, after the payload.

@@ -36,6 +36,7 @@ pub mod identity;
 pub mod image;
 pub mod isa_check;
 pub mod libpath;
+pub mod net;
 pub mod nomount;
 pub mod plan;
 mod prefetch;

@@ -82,6 +82,7 @@ pub fn prepare(
         ..
     } = request;
     if let Some((plan, joined)) = join_holder(&opts, &image, &action, &host)? {
+        log_notes(&plan);
         return Ok(Prepared::Joined { plan, joined });
     }
     let img = image::open(&image).map_err(RequestError::Image)?;
@@ -95,6 +96,7 @@ pub fn prepare(
         warn(&finding, &img.path);
     }
     let plan = plan::build(&opts, &img.path, action, &host).map_err(RequestError::Plan)?;
+    log_notes(&plan);
     let wants = image::AttachWants {
         kernel_mounts: plan.kernel_mounts(),
         writable: opts.writable,
@@ -117,6 +119,16 @@ pub fn plan_in_container(
     let opts = request.options(&host_env)?;
     let host = host::gather(host_env).map_err(RequestError::Host)?;
     plan::build(&opts, &request.image, request.action, &host).map_err(RequestError::Plan)
+}
+
+/// The plan's notes ([`crate::net::Note`]), logged once for the plan that runs.
+fn log_notes(plan: &LaunchPlan) {
+    for n in &plan.net.notes {
+        match n {
+            crate::net::Note::Info(m) => tracing::info!("{m}"),
+            crate::net::Note::Warn(m) => tracing::warn!("{m}"),
+        }
+    }
 }
 
 /// Look at the host for the GPUs asked for, warning about anything a working driver would

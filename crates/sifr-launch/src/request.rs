@@ -16,6 +16,7 @@ use crate::bind::{self, BindError};
 use crate::envfile::{self, EnvFileError};
 use crate::gpu;
 use crate::isa_check;
+use crate::net;
 use crate::nomount::{self, NoMountError};
 use crate::plan::{Action, HomeSpec, Options, PlanError};
 
@@ -136,6 +137,8 @@ pub struct Request {
     pub no_eval: bool,
     /// [`Options::devices`].
     pub devices: Vec<PathBuf>,
+    /// The network flags ([`crate::net`]).
+    pub net: net::Request,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -197,6 +200,12 @@ pub enum RequestError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid network request from {origin}")]
+    Net {
+        origin: Origin,
+        #[source]
+        error: net::NetError,
+    },
     #[error("cannot discover the GPUs asked for")]
     Gpu(#[source] gpu::GpuError),
     #[error("cannot read the current directory")]
@@ -252,6 +261,7 @@ impl Request {
             no_env: Vec::new(),
             no_eval: false,
             devices: Vec::new(),
+            net: net::Request::default(),
         }
     }
 
@@ -389,6 +399,10 @@ impl Request {
                 .collect(),
             no_eval: self.no_eval,
             devices: self.devices.clone(),
+            net: self
+                .net
+                .options()
+                .map_err(|(origin, error)| RequestError::Net { origin, error })?,
         };
         if self.containall {
             opts.contain_all();

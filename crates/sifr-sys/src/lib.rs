@@ -1,5 +1,5 @@
 //! `sys`: thin typed wrappers over the Linux system calls the runtime needs: namespaces, id maps,
-//! mounts (the new mount API and the classic one), `pivot_root`, fork/exec, waiting, signal
+//! mounts (the new mount API and the classic one), network namespaces, `pivot_root`, fork/exec, waiting, signal
 //! forwarding, `no_new_privs`, loop devices, forked servers, fd-relative tree removal and host
 //! user/group lookups.
 //!
@@ -19,6 +19,7 @@ pub mod fs;
 pub mod ipc;
 pub mod loopdev;
 pub mod mount;
+pub mod net;
 pub mod ns;
 pub mod process;
 pub mod remove;

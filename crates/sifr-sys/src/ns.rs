@@ -21,11 +21,13 @@ pub struct Namespaces {
     pub pid: bool,
     pub ipc: bool,
     pub uts: bool,
+    /// A network namespace with only `lo` (brought up by [`crate::net::loopback_up`]).
+    pub net: bool,
 }
 
 impl Namespaces {
     /// Each namespace: whether it is new, its name in messages, its `unshare` flag.
-    fn table(self) -> [(bool, &'static str, rustix::thread::UnshareFlags); 5] {
+    fn table(self) -> [(bool, &'static str, rustix::thread::UnshareFlags); 6] {
         use rustix::thread::UnshareFlags as F;
         [
             (self.user, "user", F::NEWUSER),
@@ -33,6 +35,7 @@ impl Namespaces {
             (self.pid, "pid", F::NEWPID),
             (self.ipc, "ipc", F::NEWIPC),
             (self.uts, "uts", F::NEWUTS),
+            (self.net, "net", F::NEWNET),
         ]
     }
 
@@ -305,7 +308,7 @@ pub fn join(
 }
 
 /// Join every namespace of process `pid` that differs from the caller's: user first (it grants
-/// the capabilities the others need), then IPC, UTS, the PID namespace of its children (the
+/// the capabilities the others need), then IPC, UTS, network, the PID namespace of its children (the
 /// caller's next child is born there), and mount last (it moves the root and working directory
 /// to the namespace's root). Used to run a command in a running container (an instance).
 ///
@@ -323,6 +326,7 @@ pub fn join_all(pid: i32) -> Result<()> {
         ("user", "user", T::User),
         ("ipc", "ipc", T::InterProcessCommunication),
         ("uts", "uts", T::HostNameAndNISDomainName),
+        ("net", "net", T::Network),
         ("pid_for_children", "pid_for_children", T::ProcessID),
         ("mnt", "mnt", T::Mount),
     ];

@@ -97,6 +97,8 @@ pub struct ActionFlags {
     pub runtime: super::action_runtime::RuntimeFlags,
     #[command(flatten)]
     pub remote: super::action_remote::RemoteFlags,
+    #[command(flatten)]
+    pub net: super::action_net::NetFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -358,6 +360,7 @@ pub(crate) fn request(
         instance: None,
         gpu: f.gpu.request(settings),
         isa_check: IsaCheck::policy(f.isa_check, settings),
+        net: f.net.request(&twins),
         ..sifr_launch::Request::new(image.to_path_buf(), sifr_launch::Action::Shell(None))
     };
     if runtime.sharens && req.share_idle.is_none() {
@@ -410,11 +413,20 @@ pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
         RequestError::Home { origin, error } => within(&origin, error.into()),
         RequestError::Absolute { flag, path, source } => anyhow::Error::new(source)
             .context(format!("invalid `{flag}` value `{}`", path.display())),
+        RequestError::Net { origin, error } => within(&origin, net_error(error)),
+        RequestError::Plan(sifr_launch::plan::PlanError::Net(e)) => net_error(e),
         RequestError::Gpu(e) => e.into(),
         RequestError::Host(e) => anyhow::Error::new(e).context("cannot read the current directory"),
         RequestError::Image(e) => image_error(e),
         RequestError::Plan(e) => e.into(),
         RequestError::Isa(e) => Hinted::new(e.to_string(), e.hint()).into(),
+    }
+}
+
+fn net_error(e: sifr_launch::net::NetError) -> anyhow::Error {
+    match e.hint() {
+        Some(h) => Hinted::new(e.to_string(), h).into(),
+        None => e.into(),
     }
 }
 

@@ -75,12 +75,21 @@ pub fn build(
 ) -> Result<LaunchPlan, PlanError> {
     let session_mib = check(opts, image, &action)?;
     let ids = id_map(opts, host);
+    let net = crate::net::decide(
+        &opts.net,
+        crate::net::Caller {
+            root: host.uid == 0,
+            userns: opts.userns,
+            fakeroot: opts.fakeroot,
+        },
+    )?;
     let namespaces = sifr_sys::ns::Namespaces {
         user: ids != IdMap::Host,
         mount: true,
         pid: opts.pid,
         ipc: opts.ipc,
         uts: opts.uts || opts.hostname.is_some(),
+        net: net.mode == crate::net::Mode::Loopback,
     };
     let home = home_spec(opts, host)?;
     let cx = Contrib {
@@ -115,6 +124,7 @@ pub fn build(
     let identity = cx.identity();
     cx.identity_files(&mut mounts);
     cx.hostname(&mut mounts);
+    crate::net::mounts(&net, opts.contain, &mut mounts);
 
     // Shortest destination first (Apptainer >= 1.2), so a parent never hides a child; equal
     // depths keep tag order, and a later user bind on the same path wins by being on top.
@@ -141,6 +151,7 @@ pub fn build(
         ready_fd: opts.ready_fd.clone(),
         no_init: opts.no_init,
         no_umask: opts.no_umask,
+        net,
         env,
         action,
         cwd,

@@ -31,6 +31,19 @@ impl LaunchPlan {
         if let Some(h) = &self.hostname {
             let _ = writeln!(s, "hostname {h}");
         }
+        match &self.net.mode {
+            crate::net::Mode::Host => {}
+            crate::net::Mode::Loopback => {
+                let _ = writeln!(s, "network none (loopback only)");
+            }
+            crate::net::Mode::Join(p) => {
+                let _ = writeln!(s, "network joined {}", p.display());
+            }
+        }
+        if !self.net.dns.is_empty() {
+            let ips: Vec<String> = self.net.dns.iter().map(ToString::to_string).collect();
+            let _ = writeln!(s, "dns {}", ips.join(","));
+        }
         if let Some(idle) = self.share {
             let _ = writeln!(
                 s,
@@ -57,6 +70,7 @@ impl LaunchPlan {
                 Source::Devpts => "<devpts>".into(),
                 Source::Proc => "<proc>".into(),
                 Source::Hostname => "<hostname>".into(),
+                Source::Text { name, .. } => format!("<{name}>"),
             };
             let mut flags = vec![if m.readonly { "ro" } else { "rw" }];
             if m.nosuid {

@@ -83,6 +83,8 @@ pub struct Options {
     /// Host device nodes added to a minimal `/dev` (`--contain`), such as the accelerators of
     /// `--intel-hpu`; with the host's `/dev` they are there already.
     pub devices: Vec<PathBuf>,
+    /// `--net`, `--network`, `--network-args`, `--netns-path`, `--dns` ([`crate::net`]).
+    pub net: crate::net::Options,
 }
 
 /// The descriptor a launch writes one byte to, once, when the container is assembled
@@ -248,6 +250,9 @@ pub enum Source {
     Proc,
     /// The generated `/etc/hostname` (`--hostname`).
     Hostname,
+    /// A generated file of the session, `/files/NAME` holding `text` (`--dns`'s
+    /// `/etc/resolv.conf`, the default `/etc/hosts` of a contained network namespace).
+    Text { name: &'static str, text: String },
 }
 
 /// One mount of the plan.
@@ -381,6 +386,8 @@ pub struct LaunchPlan {
     pub no_init: bool,
     /// See [`Options::no_umask`].
     pub no_umask: bool,
+    /// The network: the host's, a loopback-only namespace, or one to join ([`crate::net`]).
+    pub net: crate::net::Plan,
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
@@ -406,6 +413,8 @@ pub enum PlanError {
     Hostname { name: String },
     #[error("invalid session tmpfs size `{mib}` MiB: it must be at least 1")]
     SessionSize { mib: u64 },
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 /// The environment rules of a launch, as data (made by [`crate::env::plan`], applied by
