@@ -28,8 +28,9 @@ pub struct Cli {
 /// Flags accepted before any command, as Apptainer's are.
 #[derive(Debug, Default, Clone, Args)]
 pub struct GlobalArgs {
-    /// Print debugging information (the most detail).
-    #[arg(short, long, global = true)]
+    /// Print debugging information (the most detail). Before the command only, as
+    /// Apptainer's: `inspect -d` is `--deffile`.
+    #[arg(short, long)]
     pub debug: bool,
     /// Print more information about what sifr is doing.
     #[arg(short, long, global = true)]
@@ -238,6 +239,7 @@ mod tests {
             (&["sifr", "test", "img.sif"], "Test"),
             (&["sifr", "siftool", "list", "img.sif"], "Sif"),
             (&["sifr", "cache", "list"], "Cache"),
+            (&["sifr", "-d", "inspect", "-d", "img.sif"], "Inspect"),
         ] {
             let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             let got = format!("{:?}", cli.command);
