@@ -30,7 +30,8 @@ pub struct Cli {
 /// the commands' own flags (`inspect -d` is `--deffile`, `cache list -v` is `--verbose`).
 #[derive(Debug, Default, Clone, Args)]
 pub struct GlobalArgs {
-    /// Print debugging information (the most detail).
+    /// Print debugging information (the most detail). Before the command only, as
+    /// Apptainer's: `inspect -d` is `--deffile`.
     #[arg(short, long)]
     pub debug: bool,
     /// Print more information about what sifr is doing.
@@ -247,6 +248,7 @@ mod tests {
             (&["sifr", "test", "img.sif"], "Test"),
             (&["sifr", "siftool", "list", "img.sif"], "Sif"),
             (&["sifr", "cache", "list"], "Cache"),
+            (&["sifr", "-d", "inspect", "-d", "img.sif"], "Inspect"),
         ] {
             let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             let got = format!("{:?}", cli.command.expect("a command"));

@@ -134,12 +134,12 @@ fn pull_over_http_writes_a_sif_that_inspects_and_runs_like_a_built_one() {
     ));
     let listed = stdout(&run_ok(sifr_in(d, &cache, &["cache", "list"])));
     assert!(
-        listed.contains("There are 4 blobs"),
+        listed.contains(" 4 oci blob file(s) "),
         "3 layers + config: {listed}"
     );
     run_ok(sifr_in(d, &cache, &["cache", "clean", "--force"]));
     let listed = stdout(&run_ok(sifr_in(d, &cache, &["cache", "list"])));
-    assert!(listed.contains("There are 0 blobs"), "{listed}");
+    assert!(listed.contains(" 0 oci blob file(s) "), "{listed}");
 
     // --arch picks the other index entry and records its architecture.
     run_ok(sifr_in(

@@ -11,6 +11,10 @@
 //! opened it and is about to lock it (it would then lock an unlinked file while a third
 //! process locks a new one). They are empty and one per blob ever fetched.
 //!
+//! `cache list` reads [`BlobCache::list`]; `cache clean` walks [`BlobCache::entries`] (a blob
+//! and its partial download are one entry) and removes each with [`BlobCache::remove`], which
+//! leaves an entry whose lock a running pull holds.
+//!
 //! This module does no network I/O; the caller supplies the bytes.
 
 use std::fs::{self, File, OpenOptions};
@@ -187,9 +191,121 @@ pub struct CleanReport {
     pub busy: usize,
 }
 
+/// One entry of the cache as `cache clean` sees it: a digest with its complete blob, its
+/// interrupted download, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The digest's hex, which names the entry's files.
+    pub hex: String,
+    /// Bytes of the complete blob and the partial download together.
+    pub size: u64,
+    /// The newest modification time of its files.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// What [`BlobCache::remove`] did to one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Its files are gone: how many, and their bytes.
+    Removed { files: usize, bytes: u64 },
+    /// A running pull holds its lock; nothing was touched.
+    Busy,
+}
+
 impl BlobCache {
     /// The complete blobs, sorted by digest; an absent cache is empty.
     pub fn list(&self) -> Result<Vec<CachedBlob>, CacheError> {
+        let mut out = Vec::new();
+        for (name, md) in self.read_dir()? {
+            // Lock and partial files carry a suffix; only bare hex names are entries.
+            let Ok(digest) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            if md.is_file() {
+                out.push(CachedBlob {
+                    digest,
+                    size: md.len(),
+                    modified: md.modified().ok(),
+                });
+            }
+        }
+        out.sort_by_key(|b| b.digest.hex());
+        Ok(out)
+    }
+
+    /// Every digest with a complete blob or a partial download, sorted by hex; an absent cache
+    /// is empty. Lock files are not entries (see the module docs).
+    pub fn entries(&self) -> Result<Vec<Entry>, CacheError> {
+        let mut out: Vec<Entry> = Vec::new();
+        for (name, md) in self.read_dir()? {
+            let hex = name.strip_suffix(".partial").unwrap_or(&name);
+            if !md.is_file() || Digest::parse(&format!("sha256:{hex}")).is_err() {
+                continue;
+            }
+            let modified = md.modified().ok();
+            match out.iter_mut().find(|e| e.hex == hex) {
+                Some(e) => {
+                    e.size += md.len();
+                    e.modified = e.modified.max(modified);
+                }
+                None => out.push(Entry {
+                    hex: hex.to_string(),
+                    size: md.len(),
+                    modified,
+                }),
+            }
+        }
+        out.sort_by(|a, b| a.hex.cmp(&b.hex));
+        Ok(out)
+    }
+
+    /// Remove the blob and the partial download of `hex` unless a process is writing it: its
+    /// lock is taken without waiting. A pull that already resolved the blob and is about to
+    /// read it may then fail and is simply run again (`clean` is a user's explicit request, as
+    /// with Apptainer). The lock file stays (see the module docs).
+    pub fn remove(&self, hex: &str) -> Result<Removal, CacheError> {
+        // The name comes from the caller; only a digest's hex may become a path here.
+        if Digest::parse(&format!("sha256:{hex}")).is_err() {
+            return Ok(Removal::Removed { files: 0, bytes: 0 });
+        }
+        let (lock, _) = self.lock_file(hex)?;
+        if lock.try_lock().is_err() {
+            return Ok(Removal::Busy);
+        }
+        let (mut files, mut bytes) = (0, 0);
+        for p in [self.dir.join(hex), self.dir.join(format!("{hex}.partial"))] {
+            let size = fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
+            match fs::remove_file(&p) {
+                Ok(()) => {
+                    files += 1;
+                    bytes += size;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(CacheError::Io { path: p, source }),
+            }
+        }
+        Ok(Removal::Removed { files, bytes })
+    }
+
+    /// Remove every blob and partial download that no process is writing ([`Self::remove`]
+    /// for each of [`Self::entries`]).
+    pub fn clean(&self) -> Result<CleanReport, CacheError> {
+        let mut report = CleanReport::default();
+        for e in self.entries()? {
+            match self.remove(&e.hex)? {
+                Removal::Removed { files, bytes } => {
+                    report.removed += files;
+                    report.bytes += bytes;
+                }
+                Removal::Busy => report.busy += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// The names and metadata (not following symlinks) in the blob directory; an absent one
+    /// is empty. Names that are not UTF-8 are no entry of ours.
+    fn read_dir(&self) -> Result<Vec<(String, fs::Metadata)>, CacheError> {
         let rd = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -203,72 +319,28 @@ impl BlobCache {
         let mut out = Vec::new();
         for e in rd {
             let e = e.map_err(io_err(&self.dir))?;
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            // Lock and partial files carry a suffix; only bare hex names are entries.
-            let Ok(digest) = Digest::parse(&format!("sha256:{name}")) else {
+            let Ok(name) = e.file_name().into_string() else {
                 continue;
             };
-            let md = e.metadata().map_err(io_err(&e.path()))?;
-            if md.is_file() {
-                out.push(CachedBlob {
-                    digest,
-                    size: md.len(),
-                    modified: md.modified().ok(),
-                });
-            }
+            let md = match fs::symlink_metadata(e.path()) {
+                Ok(md) => md,
+                // Removed by a concurrent clean or publish between listing and stat.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(CacheError::Io {
+                        path: e.path(),
+                        source,
+                    });
+                }
+            };
+            out.push((name, md));
         }
-        out.sort_by_key(|b| b.digest.hex());
         Ok(out)
     }
 
-    /// Remove every blob and partial download that no process is writing. Each digest's
-    /// lock is taken without waiting, so a concurrent pull keeps what it is downloading;
-    /// a pull that already resolved a blob it is about to read may then fail and is simply
-    /// run again (`clean` is a user's explicit request, as with Apptainer). Lock files stay
-    /// (see the module docs).
-    pub fn clean(&self) -> Result<CleanReport, CacheError> {
-        let mut report = CleanReport::default();
-        let rd = match fs::read_dir(&self.dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
-            Err(source) => {
-                return Err(CacheError::Io {
-                    path: self.dir.clone(),
-                    source,
-                });
-            }
-        };
-        let mut hexes: Vec<String> = Vec::new();
-        for e in rd {
-            let e = e.map_err(io_err(&self.dir))?;
-            let Some(name) = e.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            let hex = name.strip_suffix(".partial").unwrap_or(&name);
-            if !name.ends_with(".lock") && !hexes.iter().any(|h| h == hex) {
-                hexes.push(hex.to_string());
-            }
-        }
-        for hex in hexes {
-            let (lock, _) = self.lock_file(&hex)?;
-            if lock.try_lock().is_err() {
-                report.busy += 1;
-                continue;
-            }
-            for p in [self.dir.join(&hex), self.dir.join(format!("{hex}.partial"))] {
-                let size = fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
-                match fs::remove_file(&p) {
-                    Ok(()) => {
-                        report.removed += 1;
-                        report.bytes += size;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(CacheError::Io { path: p, source }),
-                }
-            }
-        }
-        Ok(report)
+    /// The directory holding the blobs (`<cachedir>/blob/sha256`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -418,6 +490,50 @@ mod tests {
         assert_eq!((r.removed, r.bytes, r.busy), (2, 6, 0));
         assert!(cache.list().unwrap().is_empty());
         assert!(cache.get(&a).is_none());
+    }
+
+    #[test]
+    fn entries_join_a_blob_and_its_partial_and_remove_takes_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let a = Digest::of(b"aaaa");
+        cache.put(&a, b"aaaa").unwrap();
+        // A leftover partial beside a complete blob (a crash after an older attempt).
+        fs::write(cache.dir().join(format!("{}.partial", a.hex())), b"aa").unwrap();
+        // Strangers in the directory are no entries and are never removed.
+        fs::write(cache.dir().join("notes.txt"), b"x").unwrap();
+        let e = cache.entries().unwrap();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].hex.as_str(), e[0].size), (a.hex().as_str(), 6));
+        assert!(e[0].modified.is_some());
+        assert_eq!(
+            cache.remove(&a.hex()).unwrap(),
+            Removal::Removed { files: 2, bytes: 6 }
+        );
+        assert!(cache.entries().unwrap().is_empty());
+        assert!(cache.dir().join("notes.txt").exists());
+        assert_eq!(
+            cache.remove("../notes.txt").unwrap(),
+            Removal::Removed { files: 0, bytes: 0 },
+            "only a digest names a file"
+        );
+        assert!(cache.dir().join("notes.txt").exists());
+    }
+
+    #[test]
+    fn remove_reports_a_blob_being_written_as_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let d = Digest::of(b"slow");
+        cache
+            .fetch::<CacheError>(&d, Some(4), |p| {
+                p.file.write_all(b"slow").unwrap();
+                let other = BlobCache::new(dir.path());
+                assert_eq!(other.remove(&d.hex()).unwrap(), Removal::Busy);
+                Ok(())
+            })
+            .unwrap();
+        assert!(cache.get(&d).is_some());
     }
 
     #[test]

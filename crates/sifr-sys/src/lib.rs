@@ -7,7 +7,7 @@
 //! `docs/architecture.md`, "One binary, a few libraries": `sys` is the only crate with
 //! `unsafe`). Every `unsafe` block carries a `SAFETY:` comment. rustix is used first; `libc` only
 //! where rustix has no wrapper (`fork`, `execve`, `sigaction`, `sigprocmask`, `mount_setattr`,
-//! `getpwuid_r`).
+//! `getpwuid_r`, `localtime_r`).
 //!
 //! What it must not do: decide policy (which mounts, which namespaces, which environment). That
 //! is `launch`'s job; this crate performs exactly the operation it is asked for and reports the
@@ -25,6 +25,7 @@ pub mod process;
 pub mod remove;
 pub mod signal;
 pub mod threads;
+pub mod time;
 pub mod tty;
 pub mod user;
 pub mod uts;

@@ -1,29 +1,31 @@
-//! `sifr inspect [FLAGS] IMAGE`: show an image's metadata (as `apptainer inspect`).
+//! `sifr inspect [FLAGS] IMAGE`: show an image's metadata, as `apptainer inspect` does.
 //!
-//! The metadata is read from the image's own files (`/.singularity.d/...`): from the directory
-//! for a sandbox, and through the SquashFS reader for a SIF or a bare SquashFS image, without
-//! mounting anything. `sifr_build::layout::inspect` does the reading; this module picks the fields
-//! and prints them the way Apptainer does.
+//! The metadata is read without mounting anything: from a SIF's `inspect-metadata.json` object
+//! when it has one (as Apptainer does), else from the image's own files (`/.singularity.d`,
+//! `/scif/apps/*/scif`): from the directory for a sandbox, and through the SquashFS reader for a
+//! SIF or a bare SquashFS image. `sifr_build::layout::inspect_tree` reads the files;
+//! [`super::inspect_select`] applies Apptainer's rules for the flags and prints.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use sifr_build::layout::{ImageTree, InspectMetadata};
+use sifr_build::layout::{AppAttributes, Attributes, ImageTree, InspectMetadata};
 use sifr_squashfs::read::{Archive, FileType};
 
+use super::inspect_select::{self, Source, Want};
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Show the labels for the image (the default).
+    /// Show the labels for the image (default).
     #[arg(short = 'l', long)]
     pub labels: bool,
-    /// Show the definition file that was used to build the image. (Apptainer's `-d` short
-    /// form is taken by the global `--debug` here.)
-    #[arg(long)]
+    /// Show the Apptainer definition file that was used to generate the image.
+    #[arg(short = 'd', long)]
     pub deffile: bool,
     /// Show the runscript for the image.
     #[arg(short = 'r', long)]
@@ -37,15 +39,21 @@ pub struct InspectArgs {
     /// Show the environment settings for the image.
     #[arg(short = 'e', long)]
     pub environment: bool,
-    /// Show the runscript help file, if it exists.
+    /// Inspect the runscript helpfile, if it exists.
     #[arg(short = 'H', long)]
     pub helpfile: bool,
-    /// Print structured JSON instead of sections.
+    /// Print structured json instead of sections.
     #[arg(short = 'j', long)]
     pub json: bool,
-    /// Show all available data (implies --json).
+    /// Show all available data (imply --json option).
     #[arg(long)]
     pub all: bool,
+    /// Inspect a specific app.
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    /// List all apps in a container.
+    #[arg(long)]
+    pub list_apps: bool,
     /// Show the CPU features the image's programs need and whether this host has them: the
     /// facts stored at build time, or a scan of the image when it has none (with --json, the
     /// facts themselves).
@@ -129,7 +137,7 @@ pub(crate) fn squashfs_offset(path: &Path) -> anyhow::Result<u64> {
     Ok(offset)
 }
 
-/// Read the metadata of the image at `path`, whatever its format.
+/// Read the metadata of the image at `path` from its files, whatever its format.
 fn read_metadata(path: &Path) -> anyhow::Result<InspectMetadata> {
     let md = std::fs::metadata(path)?;
     if md.is_dir() {
@@ -140,39 +148,170 @@ fn read_metadata(path: &Path) -> anyhow::Result<InspectMetadata> {
     sifr_build::layout::inspect_tree(&Squash(archive))
 }
 
+/// The SIF object Apptainer stores the metadata in.
+const METADATA_OBJECT: &str = "inspect-metadata.json";
+
+/// Where `inspect` takes the metadata of the image at `path` from (see `inspect_select`), and
+/// the warnings met on the way.
+fn source(path: &Path) -> anyhow::Result<(Source, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let sif = if std::fs::metadata(path)?.is_dir() || is_bare_squashfs(path)? {
+        None
+    } else {
+        Some(sifr_sif::Image::open(path)?)
+    };
+    let Some(sif) = sif else {
+        let meta = read_metadata(path)?;
+        return Ok((
+            Source::Tree {
+                meta,
+                sif: false,
+                deffile_object: None,
+            },
+            warnings,
+        ));
+    };
+    // Apptainer looks at data objects only (partitions are not), the first of each kind.
+    let objects: Vec<_> = sif
+        .descriptors()
+        .filter(|d| d.data_type() != sifr_sif::DataType::Partition)
+        .cloned()
+        .collect();
+    let deffile = objects
+        .iter()
+        .find(|d| d.data_type() == sifr_sif::DataType::Deffile);
+    if let Some(d) = objects.iter().find(|d| d.name() == METADATA_OBJECT) {
+        match sif
+            .read_object(d.id())
+            .map_err(anyhow::Error::from)
+            .and_then(|b| parse_stored(&b))
+        {
+            Ok(meta) => {
+                return Ok((
+                    Source::Stored {
+                        meta,
+                        has_deffile_object: deffile.is_some(),
+                    },
+                    warnings,
+                ));
+            }
+            Err(e) => warnings.push(format!(
+                "Unable to read {METADATA_OBJECT} SIF descriptor: {e:#}"
+            )),
+        }
+    }
+    let deffile_object = match deffile {
+        Some(d) => Some(String::from_utf8_lossy(&sif.read_object(d.id())?).into_owned()),
+        None => None,
+    };
+    let meta = read_metadata(path)?;
+    Ok((
+        Source::Tree {
+            meta,
+            sif: true,
+            deffile_object,
+        },
+        warnings,
+    ))
+}
+
+fn is_bare_squashfs(path: &Path) -> anyhow::Result<bool> {
+    let mut magic = [0u8; 4];
+    let n = File::open(path)?.read(&mut magic)?;
+    Ok(n == 4 && &magic == b"hsqs")
+}
+
+/// The stored `inspect-metadata.json` (`{"data":{"attributes":{...}},"type":"container"}`),
+/// read as Go's decoder reads it: unknown keys ignored, missing or null ones empty.
+fn parse_stored(bytes: &[u8]) -> anyhow::Result<InspectMetadata> {
+    #[derive(serde::Deserialize, Default)]
+    struct App {
+        environment: Option<BTreeMap<String, String>>,
+        labels: Option<BTreeMap<String, String>>,
+        runscript: Option<String>,
+        startscript: Option<String>,
+        test: Option<String>,
+        helpfile: Option<String>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Attrs {
+        apps: Option<BTreeMap<String, Option<App>>>,
+        environment: Option<BTreeMap<String, String>>,
+        labels: Option<BTreeMap<String, String>>,
+        runscript: Option<String>,
+        test: Option<String>,
+        helpfile: Option<String>,
+        deffile: Option<String>,
+        startscript: Option<String>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Data {
+        attributes: Option<Attrs>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        data: Option<Data>,
+    }
+    let s: Stored = serde_json::from_slice(bytes).context("while decoding inspect metadata")?;
+    let a = s.data.and_then(|d| d.attributes).unwrap_or_default();
+    let apps = a
+        .apps
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, x)| {
+            let x = x.unwrap_or_default();
+            let app = AppAttributes {
+                environment: x.environment.unwrap_or_default(),
+                labels: x.labels.unwrap_or_default(),
+                runscript: x.runscript.unwrap_or_default(),
+                startscript: x.startscript.unwrap_or_default(),
+                test: x.test.unwrap_or_default(),
+                helpfile: x.helpfile.unwrap_or_default(),
+            };
+            (name, app)
+        })
+        .collect();
+    Ok(InspectMetadata {
+        attributes: Attributes {
+            apps,
+            environment: a.environment.unwrap_or_default(),
+            labels: a.labels.unwrap_or_default(),
+            runscript: a.runscript.unwrap_or_default(),
+            test: a.test.unwrap_or_default(),
+            helpfile: a.helpfile.unwrap_or_default(),
+            deffile: a.deffile.unwrap_or_default(),
+            startscript: a.startscript.unwrap_or_default(),
+        },
+    })
+}
+
 pub fn run(args: InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
     if args.isa {
         return super::inspect_isa::run(&args.image, args.json, args.rescan, settings);
     }
-    let meta = read_metadata(&args.image)
-        .with_context(|| format!("cannot inspect `{}`", args.image.display()))?;
-    let json = args.json || args.all;
-    let default = !(args.helpfile
-        || args.deffile
-        || args.runscript
-        || args.startscript
-        || args.test
-        || args.environment);
-    let mut out = InspectMetadata::default();
-    let (a, b) = (&meta.attributes, &mut out.attributes);
-    // Each attribute is copied when its flag (or `--all`) asks for it.
-    let all = args.all;
-    copy_if(all, &a.apps, &mut b.apps);
-    copy_if(args.labels || default || all, &a.labels, &mut b.labels);
-    copy_if(args.deffile || all, &a.deffile, &mut b.deffile);
-    copy_if(args.helpfile || all, &a.helpfile, &mut b.helpfile);
-    copy_if(args.runscript || all, &a.runscript, &mut b.runscript);
-    copy_if(args.startscript || all, &a.startscript, &mut b.startscript);
-    copy_if(args.test || all, &a.test, &mut b.test);
-    copy_if(args.environment || all, &a.environment, &mut b.environment);
-    print!("{}", render(&out, json));
-    Ok(crate::exit::OK)
-}
-
-fn copy_if<T: Clone>(wanted: bool, from: &T, to: &mut T) {
-    if wanted {
-        *to = from.clone();
+    let want = Want {
+        labels: args.labels,
+        deffile: args.deffile,
+        helpfile: args.helpfile,
+        runscript: args.runscript,
+        startscript: args.startscript,
+        test: args.test,
+        environment: args.environment,
+        list_apps: args.list_apps,
+        all: args.all,
+        json: args.json,
+        app: args.app.filter(|a| !a.is_empty()),
     }
+    .resolve();
+    let (source, mut warnings) = source(&args.image)
+        .with_context(|| format!("cannot inspect `{}`", args.image.display()))?;
+    let selected = inspect_select::select(&want, &source);
+    warnings.extend(selected.warnings);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    print!("{}", inspect_select::render(&selected.meta, &want));
+    Ok(crate::exit::OK)
 }
 
 /// `sifr run-help`.
@@ -196,32 +335,4 @@ pub fn run_help(args: RunHelpArgs, _settings: &Settings) -> anyhow::Result<u8> {
         }
     }
     Ok(crate::exit::OK)
-}
-
-/// The text Apptainer prints for the selected metadata `m`.
-fn render(m: &InspectMetadata, json: bool) -> String {
-    if json {
-        return m.to_json_pretty() + "\n";
-    }
-    let a = &m.attributes;
-    let mut s = String::new();
-    for v in [
-        &a.deffile,
-        &a.runscript,
-        &a.startscript,
-        &a.test,
-        &a.helpfile,
-    ] {
-        if !v.is_empty() {
-            s.push_str(v);
-            s.push('\n');
-        }
-    }
-    for (k, v) in &a.environment {
-        s.push_str(&format!("=== {k} ===\n{v}\n\n"));
-    }
-    for (k, v) in &a.labels {
-        s.push_str(&format!("{k}: {v}\n"));
-    }
-    s
 }

@@ -11,6 +11,7 @@ pub mod completion;
 pub mod deffile;
 pub mod inspect;
 pub mod inspect_isa;
+pub mod inspect_select;
 pub mod instance;
 pub mod isa_check;
 pub mod man;
