@@ -12,6 +12,7 @@ if [ -n "${1:-}" ]; then
     wt=$(mktemp -d)
     trap 'git worktree remove --force "$wt"' EXIT
     git worktree add --quiet --detach "$wt" "$1"
+    mkdir -p "$wt/crates/sifr-cli/examples"
     cp crates/sifr-cli/examples/parse-cost.rs "$wt/crates/sifr-cli/examples/"
     # Flags the older revision lacks are dropped from its command line.
     (cd "$wt" && sed -i -E 's/"--(no-init|no-umask|unsquash|no-env|no-eval|compat|no-https|disable-cache)", //g; s/"X,Y", //' crates/sifr-cli/examples/parse-cost.rs &&
