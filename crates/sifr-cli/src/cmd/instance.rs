@@ -251,6 +251,9 @@ fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
             return 255;
         }
         let pid = std::process::id() as i32;
+        // The daemon shares the group of the intermediate process it forked from; a group
+        // of its own is what `instance stop` kills after its timeout.
+        let _ = sifr_sys::process::own_process_group(0);
         let st = State {
             pid,
             start_ticks: instance_state::start_ticks(pid),

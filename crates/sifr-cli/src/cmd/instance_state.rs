@@ -64,10 +64,20 @@ impl State {
 
 /// Process `pid`'s start time in clock ticks since boot, from `/proc/PID/stat`.
 pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
+    stat_field(pid, 22)?.parse().ok()
+}
+
+/// Process `pid`'s process group.
+pub(crate) fn process_group(pid: i32) -> Option<i32> {
+    stat_field(pid, 5)?.parse().ok()
+}
+
+/// Field `n` (1-based, as proc(5) numbers them, 3 or above) of `/proc/PID/stat`.
+fn stat_field(pid: i32, n: usize) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count after the last `)`.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    rest.split_whitespace().nth(n - 3).map(str::to_string)
 }
 
 /// Whose instances a command works on, and where that user's files are.
@@ -370,6 +380,7 @@ mod tests {
         let t = start_ticks(me).expect("own start time");
         assert_eq!(start_ticks(me), Some(t));
         assert_eq!(start_ticks(-5), None);
+        assert!(process_group(me).expect("own process group") > 0);
     }
 
     #[test]

@@ -102,8 +102,14 @@ pub fn stop(mut a: StopArgs, s: &Settings) -> anyhow::Result<u8> {
                 st.pid
             );
         }
-        // The launcher leads its own session and process group (a daemon).
-        let _ = sifr_sys::process::send_signal(-st.pid, sifr_sys::signal::KILL);
+        // The launcher leads its own process group, which its script and what that started
+        // share unless they left it.
+        let target = if super::instance_state::process_group(st.pid) == Some(st.pid) {
+            -st.pid
+        } else {
+            st.pid
+        };
+        let _ = sifr_sys::process::send_signal(target, sifr_sys::signal::KILL);
     }
     // Unlike Apptainer, wait for the killed to be gone, so that the next `instance list` or
     // `instance start` of the name does not see them.
