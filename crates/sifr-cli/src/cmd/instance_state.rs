@@ -72,6 +72,25 @@ pub(crate) fn process_group(pid: i32) -> Option<i32> {
     stat_field(pid, 5)?.parse().ok()
 }
 
+/// Whether process `pid` has children (any of its threads'), from `/proc/PID/task/*/children`,
+/// or from every process's parent where the kernel lacks those files.
+pub(crate) fn has_children(pid: i32) -> bool {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    let listed: Option<Vec<String>> = tasks.ok().map(|rd| {
+        rd.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+            .collect()
+    });
+    match listed {
+        Some(l) if !l.is_empty() => l.iter().any(|c| !c.trim().is_empty()),
+        _ => std::fs::read_dir("/proc").into_iter().flatten().any(|e| {
+            e.ok()
+                .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .and_then(|child| stat_field(child, 4)?.parse::<i32>().ok())
+                == Some(pid)
+        }),
+    }
+}
+
 /// Field `n` (1-based, as proc(5) numbers them, 3 or above) of `/proc/PID/stat`.
 fn stat_field(pid: i32, n: usize) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -381,6 +400,14 @@ mod tests {
         assert_eq!(start_ticks(me), Some(t));
         assert_eq!(start_ticks(-5), None);
         assert!(process_group(me).expect("own process group") > 0);
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(has_children(me));
+        assert!(!has_children(child.id() as i32));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

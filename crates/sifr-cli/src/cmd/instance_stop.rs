@@ -6,7 +6,9 @@
 //! The launcher forwards the signal to the start script while it runs and ends on SIGINT or
 //! SIGTERM. Whatever has not ended `--timeout` seconds after the last instance that did is
 //! killed: SIGKILL to the launcher's process group, so that the start script and what it
-//! started go too (a sifr instance has no PID namespace whose end would take them).
+//! started go too (a sifr instance has no PID namespace whose end would take them). An
+//! instance whose script has ended is killed at once when the signal is one its launcher does
+//! not stop on, as Apptainer kills an instance process that has no children.
 
 use std::time::{Duration, Instant};
 
@@ -92,7 +94,7 @@ pub fn stop(mut a: StopArgs, s: &Settings) -> anyhow::Result<u8> {
         }
         let _ = sifr_sys::process::send_signal(st.pid, sig);
     }
-    let left = wait_all(&targets, Duration::from_secs(a.timeout));
+    let left = wait_all(&targets, Duration::from_secs(a.timeout), sig);
     for st in &left {
         if !quiet {
             eprintln!(
@@ -102,18 +104,11 @@ pub fn stop(mut a: StopArgs, s: &Settings) -> anyhow::Result<u8> {
                 st.pid
             );
         }
-        // The launcher leads its own process group, which its script and what that started
-        // share unless they left it.
-        let target = if super::instance_state::process_group(st.pid) == Some(st.pid) {
-            -st.pid
-        } else {
-            st.pid
-        };
-        let _ = sifr_sys::process::send_signal(target, sifr_sys::signal::KILL);
+        kill(st);
     }
     // Unlike Apptainer, wait for the killed to be gone, so that the next `instance list` or
     // `instance start` of the name does not see them.
-    wait_all(&left, Duration::from_secs(5));
+    wait_all(&left, Duration::from_secs(5), sifr_sys::signal::KILL);
     for st in &targets {
         if !st.alive() {
             let _ = std::fs::remove_file(owner.state_dir().join(format!("{}.json", st.name)));
@@ -123,6 +118,18 @@ pub fn stop(mut a: StopArgs, s: &Settings) -> anyhow::Result<u8> {
 }
 
 const INT: i32 = 2;
+const TERM: i32 = 15;
+
+/// SIGKILL to the instance: its launcher's process group, which its script and what that
+/// started share unless they left it.
+fn kill(st: &State) {
+    let target = if super::instance_state::process_group(st.pid) == Some(st.pid) {
+        -st.pid
+    } else {
+        st.pid
+    };
+    let _ = sifr_sys::process::send_signal(target, sifr_sys::signal::KILL);
+}
 
 /// A signal by name (`TERM`, `SIGTERM`, any case) or number; Apptainer's messages.
 pub(crate) fn parse_signal(text: &str) -> anyhow::Result<i32> {
@@ -142,13 +149,24 @@ pub(crate) fn parse_signal(text: &str) -> anyhow::Result<i32> {
 
 /// Wait until every instance of `targets` has ended, giving up when `timeout` has passed since
 /// the last one that did (Apptainer restarts its timer each time one stops); returns those
-/// still running.
-fn wait_all(targets: &[State], timeout: Duration) -> Vec<State> {
+/// still running. As Apptainer kills an instance whose process has no children left, an
+/// instance whose script has ended and that was sent a signal its launcher does not stop on
+/// (`sig`, not SIGINT or SIGTERM) is killed at once.
+fn wait_all(targets: &[State], timeout: Duration, sig: i32) -> Vec<State> {
     let mut left: Vec<State> = targets.to_vec();
     let mut deadline = Instant::now() + timeout;
+    let stops_launcher = sig == INT || sig == TERM || sig == sifr_sys::signal::KILL;
     loop {
         let before = left.len();
         left.retain(State::alive);
+        if !stops_launcher {
+            for st in left
+                .iter()
+                .filter(|st| !super::instance_state::has_children(st.pid))
+            {
+                kill(st);
+            }
+        }
         if left.is_empty() {
             return left;
         }
@@ -168,8 +186,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sigint_is_two() {
+    fn sigint_is_two_and_sigterm_fifteen() {
         assert_eq!(sifr_sys::signal::number("INT"), Some(INT));
+        assert_eq!(sifr_sys::signal::number("TERM"), Some(TERM));
     }
 
     #[test]
@@ -201,7 +220,7 @@ mod tests {
             log_err: Default::default(),
         };
         let t = Instant::now();
-        assert!(wait_all(&[gone], Duration::from_secs(30)).is_empty());
+        assert!(wait_all(&[gone], Duration::from_secs(30), INT).is_empty());
         assert!(t.elapsed() < Duration::from_secs(1));
     }
 }
