@@ -395,6 +395,7 @@ pub fn enter(
     action: sifr_launch::Action,
     settings: &Settings,
 ) -> anyhow::Result<u8> {
+    instance_state::check_name(name)?;
     let Some(st) = Owner::current(settings)?.running(name) else {
         return Err(Hinted::new(
             format!("no instance `{name}` runs"),
