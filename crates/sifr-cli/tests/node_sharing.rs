@@ -306,7 +306,7 @@ fn instance_lifecycle(im: &Images, who: As) {
     let o = sifr_home(im, who, &["instance", "start", sif, "web", "a", "b"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("instance `web` started"),
+        stderr(&o).contains("INFO:    instance started successfully"),
         "{}",
         stderr(&o)
     );
@@ -350,10 +350,11 @@ fn instance_lifecycle(im: &Images, who: As) {
     assert_eq!(stdout(&o).trim(), inst_user.to_string_lossy());
     assert_eq!(attachments(im.fx.dir.path()), 1);
 
+    // e2e/instance/instance.go, testGhostInstance: starting a running name again fails.
     let o = sifr_home(im, who, &["instance", "start", sif, "web"]);
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     assert!(
-        stderr(&o).contains("instance `web` already runs"),
+        stderr(&o).contains("instance web already exists"),
         "{}",
         stderr(&o)
     );
@@ -364,7 +365,8 @@ fn instance_lifecycle(im: &Images, who: As) {
     let out = walk_find(&log, "web.out");
     assert_eq!(
         std::fs::read_to_string(out).unwrap(),
-        "started a b\nready\ngot signal 15\n"
+        // SIGINT: Apptainer's `instance stop` signal.
+        "started a b\nready\ngot signal 2\n"
     );
     let o = sifr_home(im, who, &["instance", "list"]);
     assert!(!stdout(&o).contains("web"), "{}", stdout(&o));

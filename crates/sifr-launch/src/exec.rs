@@ -270,7 +270,7 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
         sifr_sys::process::notify(fd);
     }
     let Some(argv) = action_argv(&plan.action) else {
-        if let Action::Start(_) = plan.action {
+        if plan.action.is_instance() {
             return keep_instance(None);
         }
         tracing::warn!("no test script found in the container, nothing to do");
@@ -299,7 +299,7 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
         sifr_sys::process::set_umask(0o022);
     }
     let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()), plan.no_init)?;
-    if let Action::Start(_) = plan.action {
+    if plan.action.is_instance() {
         return keep_instance(Some(status));
     }
     Ok(status.code())
@@ -393,7 +393,7 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
     };
     match action {
         Action::Exec(argv) => Some(argv.clone()),
-        Action::Run(args) => Some(
+        Action::Run(args) | Action::InstanceRun(args) => Some(
             ["/.singularity.d/runscript", "/singularity"]
                 .iter()
                 .find(|p| exists(p))

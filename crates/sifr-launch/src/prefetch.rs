@@ -67,7 +67,9 @@ fn first_reads(action: &Action) -> Vec<Vec<PathBuf>> {
             .map(|c| command_candidates(c, DEFAULT_PATH))
             .unwrap_or_default(),
         Action::Shell(_) => vec!["/bin/bash".into(), "/bin/sh".into()],
-        Action::Run(_) | Action::Test(_) | Action::Start(_) => vec!["/bin/sh".into()],
+        Action::Run(_) | Action::Test(_) | Action::Start(_) | Action::InstanceRun(_) => {
+            vec!["/bin/sh".into()]
+        }
     };
     let (loaders, libcs): (&[&str], &[&str]) = match std::env::consts::ARCH {
         "x86_64" => (

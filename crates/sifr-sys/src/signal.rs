@@ -217,25 +217,88 @@ pub fn interrupted() -> Option<i32> {
 /// `SIGKILL`'s number.
 pub const KILL: i32 = libc::SIGKILL;
 
-/// A signal's number from its name (`TERM`, `SIGTERM`, any case) or its number as text.
+/// The named signals, as Go's `x/sys/unix` names them for Linux (Apptainer converts
+/// `instance stop --signal` with that table): the 31 classic signals, no real-time ones.
+/// Stays literal: one entry a name, the number from libc for this architecture.
+const NAMES: &[(&str, i32)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+    // Other names of the same signals.
+    ("IOT", libc::SIGABRT),
+    ("CLD", libc::SIGCHLD),
+    ("POLL", libc::SIGIO),
+];
+
+/// A signal's number from its name (`TERM`, `SIGTERM`, `sigterm`; the aliases `IOT`, `CLD`,
+/// `POLL`) or its number as text, as Apptainer's `instance stop --signal` reads it: only the
+/// named signals count, so real-time numbers (32 and up) and 0 are refused.
 pub fn number(name: &str) -> Option<i32> {
-    const NAMES: &[(&str, i32)] = &[
-        ("HUP", libc::SIGHUP),
-        ("INT", libc::SIGINT),
-        ("QUIT", libc::SIGQUIT),
-        ("KILL", libc::SIGKILL),
-        ("USR1", libc::SIGUSR1),
-        ("USR2", libc::SIGUSR2),
-        ("ALRM", libc::SIGALRM),
-        ("TERM", libc::SIGTERM),
-        ("CONT", libc::SIGCONT),
-        ("STOP", libc::SIGSTOP),
-    ];
     let up = name.to_ascii_uppercase();
     let bare = up.strip_prefix("SIG").unwrap_or(&up);
     NAMES
         .iter()
         .find(|(n, _)| *n == bare)
+        .or_else(|| {
+            let n: i32 = name.parse().ok()?;
+            NAMES.iter().find(|(_, s)| *s == n)
+        })
         .map(|(_, s)| *s)
-        .or_else(|| bare.parse().ok().filter(|n| (1..=64).contains(n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_are_read_by_name_alias_or_number_as_apptainer_reads_them() {
+        for (text, want) in [
+            ("TERM", libc::SIGTERM),
+            ("sigterm", libc::SIGTERM),
+            ("SigInt", libc::SIGINT),
+            ("kill", libc::SIGKILL),
+            ("9", libc::SIGKILL),
+            ("usr1", libc::SIGUSR1),
+            ("IOT", libc::SIGABRT),
+            ("SIGCLD", libc::SIGCHLD),
+            ("poll", libc::SIGIO),
+            ("31", libc::SIGSYS),
+            ("+2", libc::SIGINT),
+        ] {
+            assert_eq!(number(text), Some(want), "{text}");
+        }
+        for text in [
+            "", "0", "32", "34", "-9", "SIGRTMIN", "SIG", "TERMX", "SIG9",
+        ] {
+            assert_eq!(number(text), None, "{text}");
+        }
+    }
 }

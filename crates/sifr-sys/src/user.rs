@@ -1,5 +1,6 @@
-//! Host user and group database lookups (NSS through glibc's `getpwuid_r`/`getgrgid_r`), done
-//! before any namespace change so that winbind/sssd/LDAP answers are the host's.
+//! Host user and group database lookups (NSS through glibc's `getpwuid_r`, `getpwnam_r` and
+//! `getgrgid_r`), done before any namespace change so that winbind/sssd/LDAP answers are the
+//! host's.
 //!
 //! Must not: be called after `pivot_root` (NSS would read the container's files) or after a
 //! user namespace was created (NSS modules may talk to daemons that check credentials).
@@ -22,7 +23,7 @@ pub fn user_by_uid(uid: u32) -> Option<UserEntry> {
     with_nss_buffer(|buf| {
         // SAFETY: getpwuid_r writes into `pwd` and the caller-provided buffer of `buf.len()`
         // bytes, and sets `result` to `&pwd` or null; all pointers are valid for the call. The
-        // strings it points to live in `buf`, which we read before it is dropped or reused.
+        // strings it points to live in `buf`, which `passwd_entry` reads before it is reused.
         unsafe {
             let mut pwd: libc::passwd = std::mem::zeroed();
             let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -36,26 +37,58 @@ pub fn user_by_uid(uid: u32) -> Option<UserEntry> {
             if rc != 0 {
                 return Err(rc);
             }
-            if result.is_null() {
-                return Ok(None);
-            }
-            let s = |p: *const libc::c_char| {
-                if p.is_null() {
-                    String::new()
-                } else {
-                    CStr::from_ptr(p).to_string_lossy().into_owned()
-                }
-            };
-            Ok(Some(UserEntry {
-                name: s(pwd.pw_name),
-                uid: pwd.pw_uid,
-                gid: pwd.pw_gid,
-                gecos: s(pwd.pw_gecos),
-                home: s(pwd.pw_dir),
-                shell: s(pwd.pw_shell),
-            }))
+            Ok((!result.is_null()).then(|| passwd_entry(&pwd)))
         }
     })
+}
+
+/// Look up the user called `name` in the host's user database; `None` when there is no entry
+/// (or the name holds a NUL byte).
+pub fn user_by_name(name: &str) -> Option<UserEntry> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    with_nss_buffer(|buf| {
+        // SAFETY: as for getpwuid_r above; `cname` is a valid NUL-terminated string that
+        // outlives the call.
+        unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut result: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
+            if rc != 0 {
+                return Err(rc);
+            }
+            Ok((!result.is_null()).then(|| passwd_entry(&pwd)))
+        }
+    })
+}
+
+/// A filled `passwd` record as an owned entry.
+///
+/// # Safety
+/// The record's string pointers must be null or point to NUL-terminated strings that are
+/// still valid (in the NSS buffer the lookup filled).
+unsafe fn passwd_entry(pwd: &libc::passwd) -> UserEntry {
+    let s = |p: *const libc::c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            // SAFETY: non-null and NUL-terminated, valid for this call (the caller's contract).
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    UserEntry {
+        name: s(pwd.pw_name),
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+        gecos: s(pwd.pw_gecos),
+        home: s(pwd.pw_dir),
+        shell: s(pwd.pw_shell),
+    }
 }
 
 /// The name of group `gid` in the host's group database.
@@ -117,5 +150,12 @@ mod tests {
     #[test]
     fn unknown_uid_has_no_entry() {
         assert_eq!(user_by_uid(3_999_999_999), None);
+    }
+
+    #[test]
+    fn a_user_is_found_by_name_as_by_uid() {
+        assert_eq!(user_by_name("root"), user_by_uid(0));
+        assert_eq!(user_by_name("no-such-user-sifr"), None);
+        assert_eq!(user_by_name("ro\0ot"), None);
     }
 }

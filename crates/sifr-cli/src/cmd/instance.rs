@@ -1,26 +1,28 @@
-//! `sifr instance start|stop|list` and the `instance://NAME` image of `exec`, `run` and `shell`.
+//! `sifr instance start|run|stop|list` and the `instance://NAME` image of `exec`, `run` and
+//! `shell`.
 //!
 //! An instance is a container whose launcher runs in the background: it runs the image's
-//! `%startscript` (if any) and then stays, keeping the container's namespaces, until `instance
-//! stop` sends it SIGTERM. Its state is one JSON file per instance in
-//! `~/.apptainer/instances/sifr/HOST/` (the launcher's pid, the image, the owner), next to the
-//! start script's `NAME.out` and `NAME.err`. `instance://NAME` joins the namespaces of that pid
-//! and runs the command there, with the image's environment. Like every launch, an instance
-//! joins the node's holder of its image (`sifr_launch::share`), so instances and ranks of one image
-//! share one attachment.
+//! `%startscript` (`instance start`) or its runscript (`instance run`), if any, and then stays,
+//! keeping the container's namespaces, until `instance stop` signals it. Its record and logs are
+//! described in `instance_state`; listing is `instance_list`, stopping `instance_stop`.
+//! `instance://NAME` joins the namespaces of the launcher and runs the command there, with the
+//! image's environment. Like every launch, an instance joins the node's holder of its image
+//! (`sifr_launch::share`), so instances and ranks of one image share one attachment.
 //!
 //! Differences from Apptainer: no PID namespace by default (Apptainer adds one unless
-//! `--sharens`); `--pid` is refused for now; no `instance stats` and no cgroups.
+//! `--sharens`); `--pid` is refused for now; no cgroups; DMTCP checkpoints are refused.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
 
 use super::action::ActionFlags;
+pub use super::instance_list::ListArgs;
+use super::instance_state::{self, Owner, State};
+pub use super::instance_stop::StopArgs;
 use crate::report::Hinted;
 use crate::settings::Settings;
 
@@ -29,152 +31,146 @@ pub enum InstanceCommand {
     /// Start a named instance of an image: its %startscript runs in the background, and
     /// `exec|run|shell instance://NAME` run commands in it.
     Start(Box<StartArgs>),
-    /// Stop instances (SIGTERM, then SIGKILL with --force after the timeout).
+    /// Start a named instance of an image that runs its runscript (as `run` does) in the
+    /// background.
+    Run(Box<StartArgs>),
+    /// Stop instances: a signal (SIGINT unless --signal), then SIGKILL after the timeout.
     Stop(StopArgs),
     /// List the running instances of this user on this host.
     List(ListArgs),
 }
 
-// kept apart: unlike action::RunArgs, NAME sits between image and the start script's arguments.
+// kept apart from action::RunArgs: NAME sits between the image and the script's arguments.
+// Options stop at the image, as Apptainer's do: one positional takes the name and everything
+// after it, whatever it looks like (`instance start img.sif web --port 80 -c x` gives the start
+// script `--port 80 -c x`). clap stops parsing options only once the trailing positional has
+// its first value; a separate NAME positional would leave `-h` or `-c` after the name to clap.
 #[derive(Debug, Args)]
 pub struct StartArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
+    #[command(flatten)]
+    pub instance: InstanceFlags,
     /// The container: a SIF file, a squashfs image or a sandbox directory.
     pub image: PathBuf,
-    /// The instance's name: letters, digits, `.`, `_` and `-`.
-    pub name: String,
-    /// Arguments passed to the start script.
+    /// The instance's name (letters, digits, `.`, `_` and `-`), then the arguments passed to the
+    /// start script (or the runscript).
     #[arg(
+        required = true,
+        num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "ARGS"
+        value_names = ["NAME", "ARGS"]
     )]
-    pub args: Vec<String>,
+    pub rest: Vec<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct StopArgs {
-    /// The instance to stop.
-    #[arg(required_unless_present = "all")]
-    pub name: Option<String>,
-    /// Stop every instance of this user on this host.
-    #[arg(short, long)]
-    pub all: bool,
-    /// The signal to send: a name (`TERM`, `SIGINT`, `KILL`) or a number.
-    #[arg(short, long, default_value = "TERM")]
-    pub signal: String,
-    /// Seconds to wait for the instance to end.
-    #[arg(short, long, default_value_t = 10)]
-    pub timeout: u64,
-    /// Kill what is left (SIGKILL to the instance's process group) after the timeout.
-    #[arg(short = 'F', long)]
-    pub force: bool,
+impl StartArgs {
+    /// The instance's name.
+    pub fn name(&self) -> &str {
+        &self.rest[0]
+    }
+
+    /// The script's arguments.
+    pub fn args(&self) -> &[String] {
+        &self.rest[1..]
+    }
 }
 
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Only this instance.
-    pub name: Option<String>,
-    /// Print JSON.
-    #[arg(short, long)]
-    pub json: bool,
+/// The flags of `instance start` and `instance run` that the other actions do not have.
+#[derive(Debug, Clone, Default, Args)]
+pub struct InstanceFlags {
+    /// Write the instance's PID to this file (also APPTAINER_PID_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Checkpoint the instance with DMTCP into this checkpoint (experimental in Apptainer; not
+    /// supported by sifr) (also APPTAINER_DMTCP_LAUNCH).
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub dmtcp_launch: Option<String>,
+    /// Restart the instance from this DMTCP checkpoint (not supported by sifr) (also
+    /// APPTAINER_DMTCP_RESTART).
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub dmtcp_restart: Option<String>,
 }
 
-/// What `instance start` records.
-#[derive(Debug, Serialize, Deserialize)]
-struct State {
-    name: String,
-    /// The launcher, which holds the container's namespaces.
-    pid: i32,
-    image: PathBuf,
-    uid: u32,
-    /// Seconds since the epoch.
-    started: u64,
+/// Which script an instance runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Start,
+    Run,
 }
 
 pub fn run(c: InstanceCommand, s: &Settings) -> anyhow::Result<u8> {
     match c {
-        InstanceCommand::Start(a) => start(*a, s),
-        InstanceCommand::Stop(a) => stop(&a),
-        InstanceCommand::List(a) => list(&a),
+        InstanceCommand::Start(a) => start(*a, Script::Start, s),
+        InstanceCommand::Run(a) => start(*a, Script::Run, s),
+        InstanceCommand::Stop(a) => super::instance_stop::stop(a, s),
+        InstanceCommand::List(a) => super::instance_list::list(a, s),
     }
 }
 
-/// `~/.apptainer/instances/sifr/HOST`: the state and logs of this user's instances on this host
-/// (the home directory may be shared by the cluster's nodes).
-fn state_dir() -> anyhow::Result<PathBuf> {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            sifr_sys::user::user_by_uid(sifr_sys::process::ids().0).map(|u| PathBuf::from(u.home))
-        })
-        .context("cannot find the home directory for the instances' state (HOME is not set)")?;
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    Ok(home.join(".apptainer/instances/sifr").join(host))
-}
-
-fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Hinted::new(
-            format!("invalid instance name `{name}`"),
-            "use letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+/// Whose instances `list` or `stop` (`verb`) works on: `--user`'s, which only root may name
+/// (Apptainer's check and message), else the caller's.
+pub(crate) fn owner_for(user: Option<&str>, verb: &str, s: &Settings) -> anyhow::Result<Owner> {
+    match user.filter(|u| !u.is_empty()) {
+        None => Owner::current(s),
+        Some(u) if sifr_sys::process::ids().0 == 0 => Owner::named(u, s),
+        Some(_) => Err(Hinted::new(
+            format!("only root user can {verb} user's instances"),
+            format!("leave out `--user` to {verb} your own instances"),
         )
-        .into())
+        .into()),
     }
 }
 
-/// The state of `name`, if it is recorded and its launcher still runs; a record whose process
-/// is gone is removed.
-fn running(dir: &Path, name: &str) -> Option<State> {
-    let path = dir.join(format!("{name}.json"));
-    let st: State = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    if alive(&st) {
-        Some(st)
-    } else {
-        let _ = std::fs::remove_file(&path);
-        None
+/// A switch completed from its variable (`SIFR_`/`APPTAINER_`/`SINGULARITY_` + a suffix of
+/// `keys`) when the command line left it off, as the action flags' twins are.
+pub(crate) fn switch_twin(given: bool, flag: &str, keys: &[&str]) -> anyhow::Result<bool> {
+    if given {
+        return Ok(true);
     }
-}
-
-/// Whether the recorded launcher still runs: the pid exists and is a sifr launcher of ours.
-fn alive(st: &State) -> bool {
-    let Ok(md) = std::fs::metadata(format!("/proc/{}", st.pid)) else {
-        return false;
+    let Some(hit) = crate::settings::lookup_env(keys, &crate::settings::ProcessEnv) else {
+        return Ok(false);
     };
-    use std::os::unix::fs::MetadataExt as _;
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", st.pid)).unwrap_or_default();
-    md.uid() == st.uid && cmdline.windows(b"instance".len()).any(|w| w == b"instance")
+    if let Some(w) = &hit.warning {
+        tracing::warn!("{w}");
+    }
+    crate::settings::parse_bool_text(&hit.text).ok_or_else(|| {
+        Hinted::new(
+            format!(
+                "invalid value `{}` for `--{flag}` (from environment variable `{}`): expected a boolean",
+                hit.text, hit.name
+            ),
+            format!("set it to 1 or 0, or unset `{}`", hit.name),
+        )
+        .into()
+    })
 }
 
-fn all_running(dir: &Path) -> Vec<State> {
-    let mut v: Vec<State> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            running(dir, name.strip_suffix(".json")?)
-        })
-        .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    v
+/// A value from its variable when the command line left it out; a blank variable counts as
+/// unset.
+pub(crate) fn text_twin(keys: &[&str]) -> Option<String> {
+    let hit = crate::settings::lookup_env(keys, &crate::settings::ProcessEnv)?;
+    if let Some(w) = &hit.warning {
+        tracing::warn!("{w}");
+    }
+    Some(hit.text.trim().to_string()).filter(|t| !t.is_empty())
 }
 
-fn start(a: StartArgs, s: &Settings) -> anyhow::Result<u8> {
-    check_name(&a.name)?;
+fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
+    instance_state::check_name(a.name())?;
+    a.instance.pid_file = a
+        .instance
+        .pid_file
+        .or_else(|| text_twin(&["PID_FILE"]).map(PathBuf::from));
+    a.instance.dmtcp_launch = a
+        .instance
+        .dmtcp_launch
+        .or_else(|| text_twin(&["DMTCP_LAUNCH"]));
+    a.instance.dmtcp_restart = a
+        .instance
+        .dmtcp_restart
+        .or_else(|| text_twin(&["DMTCP_RESTART"]));
     // Their environment twins (`APPTAINER_PID=1`) count as the flags.
     let (f, _) = super::action_env::completed(&a.flags, &super::action::host_env())?;
     if f.pid || f.containall {
@@ -184,69 +180,102 @@ fn start(a: StartArgs, s: &Settings) -> anyhow::Result<u8> {
         )
         .into());
     }
-    let dir = state_dir()?;
-    {
+    let owner = Owner::current(s)?;
+    dmtcp(&a.instance, &owner)?;
+    // The launcher runs in the caller's working directory, but the record must name the image
+    // wherever `instance list` is run from.
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let image = cwd.join(&a.image);
+    let dir = owner.state_dir();
+    let log_dir = owner.log_dir();
+    for d in [&dir, &log_dir] {
         use std::os::unix::fs::DirBuilderExt as _;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+            .create(d)
+            .with_context(|| format!("cannot create `{}`", d.display()))?;
     }
-    if let Some(st) = running(&dir, &a.name) {
+    if let Some(st) = owner.running(a.name()) {
         return Err(Hinted::new(
-            format!("instance `{}` already runs (pid {})", a.name, st.pid),
-            format!("stop it first: sifr instance stop {}", a.name),
+            format!("instance {} already exists (pid {})", a.name(), st.pid),
+            format!("stop it first: sifr instance stop {}", a.name()),
         )
         .into());
     }
     // Fail here, in the caller's terminal, on an image that cannot be used at all.
-    if !a.image.is_dir() {
-        sifr_launch::image::open(&a.image).map_err(super::action::image_error)?;
+    if !image.is_dir() {
+        sifr_launch::image::open(&image).map_err(super::action::image_error)?;
     }
+    // Appended to, as Apptainer does: the logs of earlier instances of the name stay.
     let log = |ext: &str| {
-        let p = dir.join(format!("{}.{ext}", a.name));
-        std::fs::File::create(&p)
-            .with_context(|| format!("cannot create `{}`", p.display()))
+        let p = log_dir.join(format!("{}.{ext}", a.name()));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&p)
+            .with_context(|| format!("cannot open `{}`", p.display()))
             .map(|f| (p, f))
     };
     let (out_path, out) = log("out")?;
     let (err_path, err) = log("err")?;
+    let err_start = err.metadata().map_or(0, |m| m.len());
     let (ready_r, ready_w) = sifr_sys::process::pipe().context("cannot create a pipe")?;
     use std::os::fd::AsRawFd as _;
-    let ready_fd = ready_w.as_raw_fd();
-    let keep = [ready_fd, out.as_raw_fd(), err.as_raw_fd()];
-    let image = std::fs::canonicalize(&a.image).unwrap_or(a.image.clone());
-    let state_path = dir.join(format!("{}.json", a.name));
-    let name = a.name.clone();
+    let keep = [ready_w.as_raw_fd(), out.as_raw_fd(), err.as_raw_fd()];
+    let state = State {
+        name: a.name().to_string(),
+        pid: 0,
+        image: std::fs::canonicalize(&image).unwrap_or_else(|_| image.clone()),
+        uid: sifr_sys::process::ids().0,
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        start_ticks: None,
+        ip: String::new(),
+        log_out: out_path.clone(),
+        log_err: err_path.clone(),
+    };
+    let state_path = dir.join(format!("{}.json", a.name()));
+    let action = match script {
+        Script::Start => sifr_launch::Action::Start(a.args().to_vec()),
+        Script::Run => sifr_launch::Action::InstanceRun(a.args().to_vec()),
+    };
     sifr_sys::process::spawn_daemon(&keep, || {
         let _ = sifr_sys::process::redirect_stdout(std::os::fd::AsFd::as_fd(&out));
         let _ = sifr_sys::process::redirect_stderr(std::os::fd::AsFd::as_fd(&err));
-        let st = State {
-            name: name.clone(),
-            pid: std::process::id() as i32,
-            image: image.clone(),
-            uid: sifr_sys::process::ids().0,
-            started: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        };
-        if write_state(&state_path, &st).is_err() {
-            return 1;
+        // The daemon starts in `/`; the container starts where the caller is, and the flags'
+        // relative paths are the caller's.
+        if let Err(e) = std::env::set_current_dir(&cwd) {
+            eprintln!("error: cannot enter `{}`: {e}", cwd.display());
+            return 255;
         }
-        let action = sifr_launch::Action::Start(a.args.clone());
+        let pid = std::process::id() as i32;
+        // The daemon shares the group of the intermediate process it forked from; a group
+        // of its own is what `instance stop` kills after its timeout.
+        let _ = sifr_sys::process::own_process_group(0);
+        let st = State {
+            pid,
+            start_ticks: instance_state::start_ticks(pid),
+            ..state.clone()
+        };
+        if let Err(e) = instance_state::write_state(&state_path, &st) {
+            eprintln!("error: cannot write `{}`: {e}", state_path.display());
+            return 255;
+        }
         // Held to the end of this body: a launch that fails has written its error first.
         let ready = sifr_launch::plan::ReadyFd::new(ready_w);
-        let r = super::action::launch_with(&a.flags, &a.image, action, s, |r| {
+        let name = a.name().to_string();
+        let r = super::action::launch_with(&a.flags, &image, action, s, |r| {
             r.ready_fd = Some(ready.clone());
-            r.instance = Some(name.clone());
+            r.instance = Some(name);
         });
         let _ = std::fs::remove_file(&state_path);
         match r {
             Ok(code) => i32::from(code),
             Err(e) => {
                 eprintln!("error: {e:#}");
-                1
+                i32::from(crate::report::exit_code(&e))
             }
         }
     })
@@ -263,130 +292,100 @@ fn start(a: StartArgs, s: &Settings) -> anyhow::Result<u8> {
             .read(&mut byte)
             .is_ok_and(|n| n == 1);
     if !started {
-        let log = std::fs::read_to_string(&err_path).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(10).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         anyhow::bail!(
             "instance `{}` failed to start{}",
-            a.name,
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!(":\n  {}", tail.join("\n  "))
-            }
+            a.name(),
+            log_tail(&err_path, err_start)
         );
     }
     if !s.quiet && !s.silent {
-        eprintln!(
-            "INFO:    instance `{}` started (logs: {}, {})",
-            a.name,
-            out_path.display(),
-            err_path.display()
-        );
+        eprintln!("INFO:    instance started successfully");
+    }
+    if let Some(file) = &a.instance.pid_file {
+        match owner.running(a.name()) {
+            Some(st) => {
+                if let Err(e) = write_pid_file(file, st.pid) {
+                    tracing::warn!("Failed to write pid file: {e:#}");
+                }
+            }
+            None => tracing::warn!("Failed to write pid file: the instance is gone"),
+        }
     }
     Ok(crate::exit::OK)
 }
 
-/// Write `st` to `path` atomically (a sibling temporary file renamed over it).
-fn write_state(path: &Path, st: &State) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("json.{}", std::process::id()));
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(st).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, path)
-}
-
-/// A signal by name (`TERM`, `SIGTERM`, any case) or number.
-fn parse_signal(s: &str) -> anyhow::Result<i32> {
-    sifr_sys::signal::number(s).ok_or_else(|| {
-        Hinted::new(
-            format!("invalid signal `{s}`"),
-            "use a name such as TERM, INT, KILL, USR1, or a number",
-        )
-        .into()
-    })
-}
-
-fn stop(a: &StopArgs) -> anyhow::Result<u8> {
-    let sig = parse_signal(&a.signal)?;
-    let dir = state_dir()?;
-    let targets = if a.all {
-        all_running(&dir)
+/// The last lines the launcher wrote to its stderr log from `from` on, indented for an error.
+fn log_tail(path: &Path, from: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        use std::io::Seek as _;
+        let _ = f.seek(std::io::SeekFrom::Start(from));
+        let _ = f.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(10)..];
+    if tail.is_empty() {
+        String::new()
     } else {
-        let name = a.name.as_deref().unwrap_or_default();
-        check_name(name)?;
-        match running(&dir, name) {
-            Some(st) => vec![st],
-            None => {
-                return Err(Hinted::new(
-                    format!("no instance `{name}` runs"),
-                    "`sifr instance list` shows the running instances",
-                )
-                .into());
-            }
-        }
+        format!(":\n  {}", tail.join("\n  "))
+    }
+}
+
+/// `--pid-file`: the pid and a newline, in a file created or truncated, never through a
+/// symbolic link (Apptainer's `O_NOFOLLOW`).
+fn write_pid_file(path: &Path, pid: i32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("could not create pid file `{}`", path.display()))?;
+    writeln!(f, "{pid}").with_context(|| format!("could not write pid file `{}`", path.display()))
+}
+
+/// `open(2)`'s `O_NOFOLLOW` for this architecture (its value differs on arm64).
+const O_NOFOLLOW: i32 = sifr_sys::fs::OFlags::NOFOLLOW.bits() as i32;
+
+/// `--dmtcp-launch`/`--dmtcp-restart`: what Apptainer does where DMTCP cannot work. It warns
+/// when `dmtcp_launch` is not on `PATH`, needs the checkpoint directory `checkpoint create` made
+/// (`<configdir>/checkpoint/dmtcp/NAME`), and its instance then fails at the start because
+/// `dmtcp_launch` is not there to run; sifr, which cannot inject DMTCP, fails before starting.
+fn dmtcp(f: &InstanceFlags, owner: &Owner) -> anyhow::Result<()> {
+    let (flag, name) = match (&f.dmtcp_restart, &f.dmtcp_launch) {
+        (Some(n), _) => ("--dmtcp-restart", n),
+        (None, Some(n)) => ("--dmtcp-launch", n),
+        (None, None) => return Ok(()),
     };
-    let mut failed = Vec::new();
-    for st in targets {
-        let _ = sifr_sys::process::send_signal(st.pid, sig);
-        let deadline = Instant::now() + Duration::from_secs(a.timeout);
-        while alive(&st) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if alive(&st) && a.force {
-            // The launcher leads its own session and process group (a daemon): this reaches
-            // the start script and what it started, unless they left the group.
-            let _ = sifr_sys::process::send_signal(-st.pid, sifr_sys::signal::KILL);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while alive(&st) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        if alive(&st) {
-            failed.push(st.name.clone());
-        } else {
-            let _ = std::fs::remove_file(dir.join(format!("{}.json", st.name)));
-            eprintln!("INFO:    instance `{}` stopped", st.name);
-        }
-    }
-    if failed.is_empty() {
-        Ok(crate::exit::OK)
-    } else {
-        Err(Hinted::new(
-            format!(
-                "instance `{}` did not stop within {} s",
-                failed.join("`, `"),
-                a.timeout
-            ),
-            "`sifr instance stop --force` kills it",
-        )
-        .into())
-    }
-}
-
-fn list(a: &ListArgs) -> anyhow::Result<u8> {
-    let dir = state_dir()?;
-    let v: Vec<State> = all_running(&dir)
-        .into_iter()
-        .filter(|st| a.name.as_deref().is_none_or(|n| n == st.name))
-        .collect();
-    if a.json {
-        let items: Vec<serde_json::Value> = v
-            .iter()
-            .map(|st| serde_json::json!({"instance": st.name, "pid": st.pid, "img": st.image}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "instances": items }))?
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("dmtcp_launch").is_file()));
+    if !on_path {
+        tracing::warn!(
+            "Unable to locate a dmtcp installation, some functionality may not work as expected. Please ensure a dmtcp installation exists or install it following instructions here: https://github.com/dmtcp/dmtcp/blob/master/INSTALL.md"
         );
-    } else {
-        println!("{:<16} {:<8} IMAGE", "INSTANCE NAME", "PID");
-        for st in &v {
-            println!("{:<16} {:<8} {}", st.name, st.pid, st.image.display());
-        }
     }
-    Ok(crate::exit::OK)
+    if name.is_empty() {
+        anyhow::bail!("checkpoint name must not be empty");
+    }
+    let dir = owner.config_dir.join("checkpoint/dmtcp").join(name);
+    if !dir.is_dir() {
+        return Err(Hinted::new(
+            format!(
+                "`{flag}`: no checkpoint `{name}` (`{}` does not exist)",
+                dir.display()
+            ),
+            "`apptainer checkpoint create NAME` creates one; sifr does not support DMTCP",
+        )
+        .into());
+    }
+    Err(Hinted::new(
+        format!("`{flag}`: DMTCP checkpointing is not supported by sifr"),
+        "start the instance without it, or with Apptainer",
+    )
+    .into())
 }
 
 /// `exec|run|shell instance://NAME ...`: the command runs in the instance's namespaces.
@@ -396,8 +395,8 @@ pub fn enter(
     action: sifr_launch::Action,
     settings: &Settings,
 ) -> anyhow::Result<u8> {
-    let dir = state_dir()?;
-    let Some(st) = running(&dir, name) else {
+    instance_state::check_name(name)?;
+    let Some(st) = Owner::current(settings)?.running(name) else {
         return Err(Hinted::new(
             format!("no instance `{name}` runs"),
             "`sifr instance list` shows the running instances; `sifr instance start IMAGE NAME` starts one",
@@ -412,4 +411,114 @@ pub fn enter(
         sifr_launch::exec::run_in_container(&plan, st.pid),
         &st.image,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct T {
+        #[command(subcommand)]
+        c: InstanceCommand,
+    }
+
+    fn start_args(args: &[&str]) -> Result<StartArgs, clap::Error> {
+        let t = T::try_parse_from(["instance", "start"].iter().chain(args))?;
+        match t.c {
+            InstanceCommand::Start(a) => Ok(*a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_stop_at_the_image_and_everything_after_the_name_reaches_the_script() {
+        let a = start_args(&["-c", "img.sif", "web", "--foo", "-c", "x", "--bind", "y"]).unwrap();
+        assert!(a.flags.contain);
+        assert_eq!(a.image, Path::new("img.sif"));
+        assert_eq!(a.name(), "web");
+        assert_eq!(a.args(), ["--foo", "-c", "x", "--bind", "y"]);
+        let a = start_args(&["img.sif", "web", "-h", "--help", "--version"]).unwrap();
+        assert!(!a.flags.contain);
+        assert_eq!(a.args(), ["-h", "--help", "--version"]);
+        let a = start_args(&["--pid-file", "p", "img.sif", "web", "--", "a"]).unwrap();
+        assert_eq!(a.instance.pid_file.as_deref(), Some(Path::new("p")));
+        assert_eq!(a.args(), ["--", "a"]);
+        let a = start_args(&["img.sif", "web", "-c", "-p"]).unwrap();
+        assert!(!a.flags.contain && !a.flags.pid);
+        assert_eq!(a.args(), ["-c", "-p"]);
+        let a = start_args(&["img.sif", "web"]).unwrap();
+        assert!(a.args().is_empty());
+        assert!(start_args(&["--no-such-flag", "img.sif", "web"]).is_err());
+        assert!(start_args(&["img.sif"]).is_err());
+    }
+
+    #[test]
+    fn instance_run_takes_the_same_arguments() {
+        let t = T::try_parse_from([
+            "instance",
+            "run",
+            "--dmtcp-launch",
+            "ck",
+            "img.sif",
+            "web",
+            "-x",
+        ])
+        .unwrap();
+        let InstanceCommand::Run(a) = t.c else {
+            panic!("not run")
+        };
+        assert_eq!(a.instance.dmtcp_launch.as_deref(), Some("ck"));
+        assert_eq!(a.args(), ["-x"]);
+    }
+
+    #[test]
+    fn stop_and_list_take_apptainers_flags() {
+        let t = T::try_parse_from([
+            "instance", "stop", "-a", "-F", "-s", "USR1", "-t", "3", "-u", "bob", "web*",
+        ])
+        .unwrap();
+        let InstanceCommand::Stop(a) = t.c else {
+            panic!("not stop")
+        };
+        assert!(a.all && a.force);
+        assert_eq!(a.signal.as_deref(), Some("USR1"));
+        assert_eq!(a.timeout, 3);
+        assert_eq!(a.user.as_deref(), Some("bob"));
+        assert_eq!(a.name.as_deref(), Some("web*"));
+        let t =
+            T::try_parse_from(["instance", "list", "-j", "-l", "-a", "-u", "bob", "w?b"]).unwrap();
+        let InstanceCommand::List(a) = t.c else {
+            panic!("not list")
+        };
+        assert!(a.json && a.logs && a.all);
+        assert_eq!(a.user.as_deref(), Some("bob"));
+        assert_eq!(a.name.as_deref(), Some("w?b"));
+    }
+
+    #[test]
+    fn pid_files_hold_the_pid_and_refuse_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pid");
+        std::fs::write(&p, "old content that is longer\n").unwrap();
+        write_pid_file(&p, 4242).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "4242\n");
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(write_pid_file(&link, 1).is_err());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "4242\n");
+    }
+
+    #[test]
+    fn the_log_tail_is_what_the_launcher_wrote_this_time() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("web.err");
+        std::fs::write(&p, "old run\n").unwrap();
+        let from = 8;
+        assert_eq!(log_tail(&p, from), "");
+        std::fs::write(&p, "old run\nerror: no image\n").unwrap();
+        assert_eq!(log_tail(&p, from), ":\n  error: no image");
+    }
 }

@@ -212,6 +212,16 @@ pub enum Action {
     /// `instance start IMAGE NAME ARGS...`: `/.singularity.d/startscript` if there is one, then
     /// the launcher stays, keeping the container for `instance://NAME`, until SIGTERM.
     Start(Vec<String>),
+    /// `instance run IMAGE NAME ARGS...`: the runscript, as `run` finds it, then the launcher
+    /// stays as for [`Action::Start`].
+    InstanceRun(Vec<String>),
+}
+
+impl Action {
+    /// Whether the launch is an instance's, whose launcher outlives its script.
+    pub fn is_instance(&self) -> bool {
+        matches!(self, Action::Start(_) | Action::InstanceRun(_))
+    }
 }
 
 /// Why a mount is there: the order of tags is Apptainer's tag order, and messages name it.
