@@ -382,7 +382,8 @@ pub fn mount_all(
     };
     let attrs = Attrs {
         readonly: !writable,
-        nosuid: true,
+        // `--allow-setuid` (root): Apptainer mounts the image without `nosuid` then.
+        nosuid: !plan.privs.allow_setuid,
         nodev: true,
     };
     sifr_sys::mount::set_attrs(r.as_fd(), attrs, Depth::Top, "/")

@@ -118,6 +118,8 @@ pub struct Request {
     pub gpu: gpu::Request,
     /// What to do when the program needs CPU features this host lacks.
     pub isa_check: isa_check::Policy,
+    /// The privilege flags ([`crate::privs`]).
+    pub privs: crate::privs::PrivsRequest,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -190,6 +192,8 @@ pub enum RequestError {
     /// Boxed: a finding is large, and every `Result` of this module carries the error's size.
     #[error("refused by the ISA check")]
     Isa(#[source] Box<isa_check::Refused>),
+    #[error(transparent)]
+    Privs(#[from] crate::privs::PrivsError),
 }
 
 impl Request {
@@ -225,6 +229,7 @@ impl Request {
             instance: None,
             gpu: gpu::Request::default(),
             isa_check: isa_check::Policy::default(),
+            privs: crate::privs::PrivsRequest::default(),
         }
     }
 
@@ -343,11 +348,34 @@ impl Request {
             userns: self.userns,
             share_idle: self.share_idle,
             ready_fd: self.ready_fd.clone(),
+            privs: crate::privs::Privs::default(),
         };
         if self.containall {
             opts.contain_all();
         }
+        self.privileges(&mut opts)?;
         Ok(opts)
+    }
+}
+
+impl Request {
+    /// The privilege flags typed into `opts` ([`crate::privs`]), their warnings logged, and
+    /// `--boot`'s implications: `--contain`, a UTS namespace named after the instance.
+    fn privileges(&self, opts: &mut Options) -> Result<(), RequestError> {
+        let instance = matches!(self.action, Action::Start(_));
+        let (privs, warnings) = self.privs.parse(sifr_sys::process::ids().0, instance)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        if privs.boot {
+            opts.contain = true;
+            opts.uts = true;
+            if opts.hostname.is_none() {
+                opts.hostname = self.instance.clone();
+            }
+        }
+        opts.privs = privs;
+        Ok(())
     }
 }
 

@@ -115,6 +115,7 @@ pub fn build(
     let share = opts
         .share_idle
         .filter(|_| matches!(ids, IdMap::Host | IdMap::Own) && !opts.writable);
+    let privs = opts.privs.resolve(identity.uid, ids != IdMap::Host);
     Ok(LaunchPlan {
         image: image.into(),
         namespaces,
@@ -129,8 +130,9 @@ pub fn build(
         share,
         ready_fd: opts.ready_fd.clone(),
         env,
-        action,
+        action: opts.privs.action(action),
         cwd,
+        privs,
     })
 }
 

@@ -65,6 +65,8 @@ pub struct Options {
     /// An inherited fd to write one byte to once the container is assembled, just before the
     /// command starts (`instance start` waits for it).
     pub ready_fd: Option<ReadyFd>,
+    /// The privilege flags, typed ([`crate::privs`]).
+    pub privs: crate::privs::Privs,
 }
 
 /// The descriptor a launch writes one byte to, once, when the container is assembled
@@ -355,6 +357,8 @@ pub struct LaunchPlan {
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
+    /// The command's capabilities, ids and LSM label ([`crate::privs`]).
+    pub privs: crate::privs::Resolved,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
