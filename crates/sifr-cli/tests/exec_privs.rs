@@ -373,7 +373,8 @@ fn instance_command_status(fx: &Fixture, name: &str) -> String {
 #[test]
 fn a_booted_instance_runs_init_without_reboot_and_rawio() {
     // launcher_linux.go: --boot runs /sbin/init, contained, named after the instance, without
-    // CAP_SYS_BOOT and CAP_SYS_RAWIO unless --keep-privs.
+    // CAP_SYS_BOOT and CAP_SYS_RAWIO unless --keep-privs; e2e/instance/regressions.go
+    // issue5033: a booted instance can be joined (`exec instance://NAME`).
     let fx = Fixture::new();
     if !fx.has_shell {
         return;
