@@ -394,6 +394,10 @@ pub fn mount_all(
     };
     sifr_sys::mount::set_attrs(r.as_fd(), attrs, Depth::Top, "/")
         .map_err(step("restrict the image mount"))?;
+    // `--allow-setuid` (root, no user namespace): Apptainer mounts the image without `nosuid`.
+    if plan.privs.allow_setuid {
+        sifr_sys::mount::clear_nosuid(r.as_fd(), "/").map_err(step("allow setuid in the image"))?;
+    }
     Ok(())
 }
 

@@ -129,6 +129,7 @@ fn run_attached(
     how: &Attach,
     mut joined: Option<share::Joined>,
 ) -> Result<i32, ExecError> {
+    let lsm = open_lsm(plan)?;
     // Declared first so it is dropped last: the extracted tree outlives every use of it.
     let (mut staged, _extracted) = match &joined {
         None => attach::stage(image, how)?,
@@ -224,7 +225,7 @@ fn run_attached(
     assemble::mount_all(plan, &prepared, &root, kind)?;
     drop(root);
     assemble::enter_root()?;
-    run_command(plan)
+    run_command(plan, lsm)
 }
 
 /// Run the plan's command in the namespaces of the running container whose launcher is `pid`
@@ -232,14 +233,27 @@ fn run_attached(
 /// gives the identity, environment, working directory and command. Must be called from a
 /// single-threaded process, which is left inside the container's namespaces.
 pub fn run_in_container(plan: &LaunchPlan, pid: i32) -> Result<i32, ExecError> {
+    let lsm = open_lsm(plan)?;
     sifr_sys::ns::join_all(pid).map_err(step("join the instance's namespaces"))?;
-    run_command(plan)
+    run_command(plan, lsm)
+}
+
+/// The LSM's `exec` attribute of this thread, opened while the host's `/proc` is reachable
+/// ([`crate::privs::Resolved::open_lsm`]).
+fn open_lsm(plan: &LaunchPlan) -> Result<Option<(std::fs::File, String)>, ExecError> {
+    plan.privs.open_lsm().map_err(|e| {
+        step("open the LSM exec attribute")(sifr_sys::Error::new(
+            "open",
+            "/proc/thread-self/attr",
+            e,
+        ))
+    })
 }
 
 /// The part of a launch inside the assembled container: working directory, `no_new_privs`,
 /// environment, then the command (for `instance start`, the start script, after which the
 /// launcher stays until it is told to stop).
-fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
+fn run_command(plan: &LaunchPlan, lsm: Option<(std::fs::File, String)>) -> Result<i32, ExecError> {
     if let Err(source) = sifr_sys::process::chdir(&plan.cwd.path) {
         if plan.cwd.explicit {
             return Err(ExecError::Cwd {
@@ -254,7 +268,10 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
         );
         sifr_sys::process::chdir(Path::new("/")).map_err(step("enter `/` in the container"))?;
     }
-    sifr_sys::process::set_no_new_privs().map_err(step("set no_new_privs"))?;
+    // `--allow-setuid` (root): setuid programs of the image may gain their owner's ids.
+    if !plan.privs.allow_setuid {
+        sifr_sys::process::set_no_new_privs().map_err(step("set no_new_privs"))?;
+    }
 
     let vars = image_environment(plan);
     let libs = crate::libpath::LibFacts {
@@ -278,7 +295,17 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
     };
     let candidates = command_candidates(&argv[0], env.get("PATH").unwrap_or(DEFAULT_PATH));
     let argv_os: Vec<OsString> = argv.iter().map(OsString::from).collect();
-    let spec = sifr_sys::process::ExecSpec::new(&argv[0], &candidates, &argv_os, &os_pairs(&env))?;
+    let privileges = plan
+        .privs
+        .for_spawn()
+        .map_err(step("read the launcher's capabilities"))?;
+    let spec = sifr_sys::process::ExecSpec::new(&argv[0], &candidates, &argv_os, &os_pairs(&env))?
+        .with_privileges(privileges);
+    // Last before the command: the label applies at the next `execve` of this process's
+    // children, and nothing else is exec'd from here.
+    crate::privs::arm_lsm(lsm).map_err(|e| {
+        step("set the LSM label")(sifr_sys::Error::new("write", "/proc/thread-self/attr", e))
+    })?;
     let pid_ns = if plan.namespaces.pid {
         sifr_sys::ns::unshare(sifr_sys::ns::Namespaces {
             pid: true,

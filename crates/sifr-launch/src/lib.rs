@@ -41,6 +41,7 @@ pub mod nomount;
 pub mod plan;
 mod prefetch;
 pub mod prepare;
+pub mod privs;
 pub mod request;
 pub mod share;
 pub mod vars;

@@ -139,6 +139,8 @@ pub struct Request {
     pub devices: Vec<PathBuf>,
     /// The network flags ([`crate::net`]).
     pub net: net::Request,
+    /// The privilege flags ([`crate::privs`]).
+    pub privs: crate::privs::PrivsRequest,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -217,6 +219,8 @@ pub enum RequestError {
     /// Boxed: a finding is large, and every `Result` of this module carries the error's size.
     #[error("refused by the ISA check")]
     Isa(#[source] Box<isa_check::Refused>),
+    #[error(transparent)]
+    Privs(#[from] crate::privs::PrivsError),
 }
 
 impl Request {
@@ -262,6 +266,7 @@ impl Request {
             no_eval: false,
             devices: Vec::new(),
             net: net::Request::default(),
+            privs: crate::privs::PrivsRequest::default(),
         }
     }
 
@@ -403,6 +408,7 @@ impl Request {
                 .net
                 .options()
                 .map_err(|(origin, error)| RequestError::Net { origin, error })?,
+            privs: crate::privs::Privs::default(),
         };
         if self.containall {
             opts.contain_all();
@@ -410,7 +416,29 @@ impl Request {
         if self.no_pid {
             opts.pid = false;
         }
+        self.privileges(&mut opts)?;
         Ok(opts)
+    }
+}
+
+impl Request {
+    /// The privilege flags typed into `opts` ([`crate::privs`]), their warnings logged, and
+    /// `--boot`'s implications: `--contain`, a UTS namespace named after the instance.
+    fn privileges(&self, opts: &mut Options) -> Result<(), RequestError> {
+        let instance = matches!(self.action, Action::Start(_));
+        let (privs, warnings) = self.privs.parse(sifr_sys::process::ids().0, instance)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        if privs.boot {
+            opts.contain = true;
+            opts.uts = true;
+            if opts.hostname.is_none() {
+                opts.hostname = self.instance.clone();
+            }
+        }
+        opts.privs = privs;
+        Ok(())
     }
 }
 

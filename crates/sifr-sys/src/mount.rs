@@ -165,9 +165,21 @@ pub fn set_attrs(fd: BorrowedFd<'_>, attrs: Attrs, depth: Depth, what: &str) -> 
     if attrs.bits() == 0 {
         return Ok(());
     }
+    mount_setattr(fd, attrs.bits(), 0, depth, what)
+}
+
+/// Clear `nosuid` from the mount `fd` refers to (alone): setuid programs on it run as their
+/// owner again. For root outside any user namespace (`--allow-setuid`); a mount locked by a
+/// less privileged namespace refuses with `EPERM`.
+pub fn clear_nosuid(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
+    mount_setattr(fd, 0, libc::MOUNT_ATTR_NOSUID, Depth::Top, what)
+}
+
+/// `mount_setattr(2)` on `fd` itself: `set` added, `clr` cleared.
+fn mount_setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, depth: Depth, what: &str) -> Result<()> {
     let attr = libc::mount_attr {
-        attr_set: attrs.bits(),
-        attr_clr: 0,
+        attr_set: set,
+        attr_clr: clr,
         propagation: 0,
         userns_fd: 0,
     };

@@ -99,6 +99,8 @@ pub struct ActionFlags {
     pub remote: super::action_remote::RemoteFlags,
     #[command(flatten)]
     pub net: super::action_net::NetFlags,
+    #[command(flatten)]
+    pub privs: super::action_privs::PrivsFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -361,6 +363,7 @@ pub(crate) fn request(
         gpu: f.gpu.request(settings),
         isa_check: IsaCheck::policy(f.isa_check, settings),
         net: f.net.request(&twins),
+        privs: f.privs.request(),
         ..sifr_launch::Request::new(image.to_path_buf(), sifr_launch::Action::Shell(None))
     };
     if runtime.sharens && req.share_idle.is_none() {
@@ -420,6 +423,10 @@ pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
         RequestError::Image(e) => image_error(e),
         RequestError::Plan(e) => e.into(),
         RequestError::Isa(e) => Hinted::new(e.to_string(), e.hint()).into(),
+        RequestError::Privs(e) => match e.hint() {
+            Some(h) => Hinted::new(e.to_string(), h).into(),
+            None => e.into(),
+        },
     }
 }
 

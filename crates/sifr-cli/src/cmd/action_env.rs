@@ -73,6 +73,7 @@ pub const TABLES: &[&[Twin]] = &[
     super::action_remote::REMOTE_TWINS,
     GPU_TWINS,
     super::action_net::NET_TWINS,
+    super::action_privs::PRIVS_TWINS,
 ];
 
 /// The twins of the GPU flags that are not settings (`--nv`, `--rocm` are: `APPTAINER_NV`).

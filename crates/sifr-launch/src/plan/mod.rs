@@ -136,6 +136,7 @@ pub fn build(
     let share = opts
         .share_idle
         .filter(|_| matches!(ids, IdMap::Host | IdMap::Own) && !opts.writable);
+    let privs = opts.privs.resolve(identity.uid, ids != IdMap::Host);
     Ok(LaunchPlan {
         image: image.into(),
         namespaces,
@@ -153,8 +154,9 @@ pub fn build(
         no_umask: opts.no_umask,
         net,
         env,
-        action,
+        action: opts.privs.action(action),
         cwd,
+        privs,
     })
 }
 

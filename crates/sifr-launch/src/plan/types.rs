@@ -85,6 +85,8 @@ pub struct Options {
     pub devices: Vec<PathBuf>,
     /// `--net`, `--network`, `--network-args`, `--netns-path`, `--dns` ([`crate::net`]).
     pub net: crate::net::Options,
+    /// The privilege flags, typed ([`crate::privs`]).
+    pub privs: crate::privs::Privs,
 }
 
 /// The descriptor a launch writes one byte to, once, when the container is assembled
@@ -401,6 +403,8 @@ pub struct LaunchPlan {
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
+    /// The command's capabilities, ids and LSM label ([`crate::privs`]).
+    pub privs: crate::privs::Resolved,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -83,9 +83,17 @@ impl Child {
             }
         }
         if got == 4 {
+            let code = i32::from_ne_bytes(buf);
+            let failed = super::spawn::PRIVILEGES_FAILED;
+            let source = if code & failed != 0 {
+                let cause = std::io::Error::from_raw_os_error(code & !failed);
+                std::io::Error::other(format!("cannot set its capabilities or ids: {cause}"))
+            } else {
+                std::io::Error::from_raw_os_error(code)
+            };
             return Err(ExecFailed {
                 name: name.to_string(),
-                source: std::io::Error::from_raw_os_error(i32::from_ne_bytes(buf)),
+                source,
             });
         }
         Ok(())

@@ -71,6 +71,7 @@ pub fn spawn_init(
             envp: &envp,
             stdout,
             mask,
+            privileges: spec.privileges(),
         };
         init_main(&cmd, wr, setup_wr, proc_at, no_init);
     }
@@ -109,6 +110,7 @@ struct Prepared<'a> {
     envp: &'a [*const libc::c_char],
     stdout: Option<i32>,
     mask: Option<SavedMask>,
+    privileges: Option<&'a crate::caps::Privileges>,
 }
 
 /// The init's side of [`spawn_init`]; never returns. With `no_init` it becomes the command
@@ -138,6 +140,7 @@ fn init_main(
             cmd.stdout,
             status.as_raw_fd(),
             cmd.mask.as_ref(),
+            cmd.privileges,
         );
     }
     // SAFETY: this process is single-threaded (a child of a single-threaded process); the child
@@ -151,6 +154,7 @@ fn init_main(
             cmd.stdout,
             status.as_raw_fd(),
             cmd.mask.as_ref(),
+            cmd.privileges,
         );
     }
     if pid < 0 {

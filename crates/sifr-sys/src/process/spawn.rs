@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::PathBuf;
 
 use super::child::Child;
+use crate::caps::Privileges;
 use crate::error::{Error, Result, err};
 use crate::signal::{self, SavedMask};
 
@@ -24,6 +25,8 @@ pub struct ExecSpec {
     candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// Applied in the child just before `execve` ([`ExecSpec::with_privileges`]).
+    privileges: Option<Privileges>,
 }
 
 /// An argument, path or variable contained a NUL byte.
@@ -66,7 +69,20 @@ impl ExecSpec {
             candidates,
             argv,
             envp,
+            privileges: None,
         })
+    }
+
+    /// Give the command exactly these capabilities (and ids), applied by the child just before
+    /// `execve`; the launcher keeps its own.
+    pub fn with_privileges(mut self, p: Privileges) -> ExecSpec {
+        self.privileges = Some(p);
+        self
+    }
+
+    /// The privileges the child applies, if any.
+    pub(super) fn privileges(&self) -> Option<&Privileges> {
+        self.privileges.as_ref()
     }
 
     /// The pointer arrays the child passes to `execve` (`candidates`, then `argv` and `envp`,
@@ -118,6 +134,7 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
         stdout,
         status_fd: wr_raw,
         mask: mask.as_ref(),
+        privileges: spec.privileges(),
     };
     // The child runs on its own small stack in the parent's memory (CLONE_VM) while the parent
     // waits (CLONE_VFORK) until it has called execve or _exit, as posix_spawn does: no page
@@ -152,6 +169,10 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
     })
 }
 
+/// Set in the errno a child reports when applying its [`Privileges`] failed, rather than its
+/// `execve` (errnos are far below it).
+pub(super) const PRIVILEGES_FAILED: i32 = 1 << 30;
+
 /// Stack of the [`spawn`] child: it only calls `child_exec` (a few small frames).
 const CHILD_STACK: usize = 64 * 1024;
 
@@ -163,12 +184,21 @@ struct ChildArgs<'a> {
     stdout: Option<i32>,
     status_fd: i32,
     mask: Option<&'a SavedMask>,
+    privileges: Option<&'a Privileges>,
 }
 
 extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `spawn` passes a pointer to a live `ChildArgs` (see there).
     let a = unsafe { &*arg.cast::<ChildArgs<'_>>() };
-    child_exec(a.candidates, a.argv, a.envp, a.stdout, a.status_fd, a.mask)
+    child_exec(
+        a.candidates,
+        a.argv,
+        a.envp,
+        a.stdout,
+        a.status_fd,
+        a.mask,
+        a.privileges,
+    )
 }
 
 /// The child side of [`spawn`] (and of the init's fork). Only async-signal-safe calls; never
@@ -180,10 +210,22 @@ pub(super) fn child_exec(
     stdout: Option<i32>,
     status_fd: i32,
     mask: Option<&SavedMask>,
+    privileges: Option<&Privileges>,
 ) -> ! {
     signal::reset_forwarded_to_default();
     if let Some(m) = mask {
         signal::restore_mask(m);
+    }
+    if let Some(p) = privileges
+        && let Err(e) = p.apply()
+    {
+        let code = e | PRIVILEGES_FAILED;
+        // SAFETY: `status_fd` is the open write end of the status pipe; write and _exit are
+        // async-signal-safe.
+        unsafe {
+            libc::write(status_fd, (&code as *const i32).cast(), 4);
+            libc::_exit(126);
+        }
     }
     let mut errno: i32 = libc::ENOENT;
     // SAFETY: all pointers were prepared before the child was created and stay valid (it shares
