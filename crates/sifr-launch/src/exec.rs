@@ -26,7 +26,7 @@
 //! extracted sandbox removed by this process before [`run_image`] returns.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd as _, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use crate::assemble;
@@ -67,6 +67,10 @@ pub fn run(plan: &LaunchPlan) -> Result<i32, ExecError> {
 /// returns (FUSE server reaped, extracted sandbox removed); mounts and loop devices go with the
 /// mount namespace when the process exits.
 pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, ExecError> {
+    // Made on the host, before anything else; removed when this returns, error or not.
+    let cgroup =
+        crate::cgroup::Active::enter(plan.cgroup.as_ref()).inspect_err(|_| share::release())?;
+    let cgroup = cgroup.as_ref().map(crate::cgroup::Active::procs);
     // Before any namespace change, which starting a holder makes in this process.
     let prepared = assemble::prepare(plan).inspect_err(|_| share::release())?;
     let joined = match (plan.share, how) {
@@ -105,9 +109,9 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
     match joined {
         Some(j) => {
             let image = j.image.clone();
-            run_attached(plan, prepared, &image, &Attach::Directory, Some(j))
+            run_attached(plan, prepared, &image, &Attach::Directory, Some(j), cgroup)
         }
-        None => run_attached(plan, prepared, image, how, None),
+        None => run_attached(plan, prepared, image, how, None, cgroup),
     }
 }
 
@@ -115,8 +119,17 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
 /// the image attached already; see [`run_image`].
 pub fn run_joined(plan: &LaunchPlan, joined: share::Joined) -> Result<i32, ExecError> {
     let image = joined.image.clone();
+    let cgroup = crate::cgroup::Active::enter(plan.cgroup.as_ref())?;
     let prepared = assemble::prepare(plan)?;
-    run_attached(plan, prepared, &image, &Attach::Directory, Some(joined))
+    let procs = cgroup.as_ref().map(crate::cgroup::Active::procs);
+    run_attached(
+        plan,
+        prepared,
+        &image,
+        &Attach::Directory,
+        Some(joined),
+        procs,
+    )
 }
 
 /// [`run_image`]'s body, after [`assemble::prepare`]: with `joined`, `how` is unused and the
@@ -127,6 +140,7 @@ fn run_attached(
     image: &Image,
     how: &Attach,
     mut joined: Option<share::Joined>,
+    cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<i32, ExecError> {
     // Declared first so it is dropped last: the extracted tree outlives every use of it.
     let (mut staged, _extracted) = match &joined {
@@ -214,7 +228,7 @@ fn run_attached(
     assemble::mount_all(plan, &prepared, &root, kind)?;
     drop(root);
     assemble::enter_root()?;
-    run_command(plan)
+    run_command(plan, cgroup)
 }
 
 /// Run the plan's command in the namespaces of the running container whose launcher is `pid`
@@ -223,13 +237,14 @@ fn run_attached(
 /// single-threaded process, which is left inside the container's namespaces.
 pub fn run_in_container(plan: &LaunchPlan, pid: i32) -> Result<i32, ExecError> {
     sifr_sys::ns::join_all(pid).map_err(step("join the instance's namespaces"))?;
-    run_command(plan)
+    run_command(plan, None)
 }
 
 /// The part of a launch inside the assembled container: working directory, `no_new_privs`,
 /// environment, then the command (for `instance start`, the start script, after which the
 /// launcher stays until it is told to stop).
-fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
+/// With `cgroup` (its `cgroup.procs`), the command's process moves itself into that cgroup.
+fn run_command(plan: &LaunchPlan, cgroup: Option<BorrowedFd<'_>>) -> Result<i32, ExecError> {
     if let Err(source) = sifr_sys::process::chdir(&plan.cwd.path) {
         if plan.cwd.explicit {
             return Err(ExecError::Cwd {
@@ -284,7 +299,7 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
     } else {
         None
     };
-    let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()))?;
+    let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()), cgroup)?;
     if let Action::Start(_) = plan.action {
         return keep_instance(Some(status));
     }
@@ -326,11 +341,13 @@ fn own_owner(plan: &LaunchPlan) -> sifr_squashfs::fuse::Owner {
 fn spawn_and_wait(
     spec: &sifr_sys::process::ExecSpec,
     pid_ns: Option<Option<&Path>>,
+    cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<sifr_sys::process::ExitStatus, ExecError> {
     let mask = sifr_sys::signal::block_forwarded().map_err(step("block signals"))?;
     let opts = sifr_sys::process::SpawnOptions {
         stdout: None,
         mask: Some(mask),
+        cgroup,
     };
     let spawned = match pid_ns {
         None => sifr_sys::process::spawn(spec, &opts).map_err(step("start the command")),
@@ -485,6 +502,7 @@ fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
         &sifr_sys::process::SpawnOptions {
             stdout: Some(std::os::fd::AsFd::as_fd(&wr)),
             mask: None,
+            cgroup: None,
         },
     )?;
     drop(wr);

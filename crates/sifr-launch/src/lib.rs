@@ -23,6 +23,7 @@ mod assemble;
 mod attach;
 pub mod bind;
 pub mod buildrun;
+pub mod cgroup;
 mod cmdpath;
 pub mod env;
 pub mod envfile;

@@ -118,6 +118,8 @@ pub struct Request {
     pub gpu: gpu::Request,
     /// What to do when the program needs CPU features this host lacks.
     pub isa_check: isa_check::Policy,
+    /// The cgroup limit flags (`--memory`, `--apply-cgroups`, ...).
+    pub cgroup: crate::cgroup::Request,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -187,6 +189,8 @@ pub enum RequestError {
     Image(#[source] crate::image::ImageError),
     #[error("cannot plan the launch")]
     Plan(#[source] PlanError),
+    #[error("invalid cgroup limits")]
+    Cgroup(#[source] crate::cgroup::CgroupError),
     /// Boxed: a finding is large, and every `Result` of this module carries the error's size.
     #[error("refused by the ISA check")]
     Isa(#[source] Box<isa_check::Refused>),
@@ -225,6 +229,7 @@ impl Request {
             instance: None,
             gpu: gpu::Request::default(),
             isa_check: isa_check::Policy::default(),
+            cgroup: crate::cgroup::Request::default(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! failing path or id in its error. It never prints.
 #![allow(unsafe_code)]
 
+pub mod cgroup;
 pub mod error;
 pub mod fs;
 pub mod ipc;

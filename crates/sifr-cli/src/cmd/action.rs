@@ -93,6 +93,8 @@ pub struct ActionFlags {
     pub isa_check: Option<IsaCheck>,
     #[command(flatten)]
     pub gpu: GpuFlags,
+    #[command(flatten)]
+    pub cgroup: super::action_cgroup::CgroupFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -292,6 +294,7 @@ pub(crate) fn request(
         instance: None,
         gpu: flags.gpu.request(settings),
         isa_check: IsaCheck::policy(flags.isa_check, settings),
+        cgroup: f.cgroup.request(),
     })
 }
 
@@ -338,6 +341,10 @@ pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
         RequestError::Image(e) => image_error(e),
         RequestError::Plan(e) => e.into(),
         RequestError::Isa(e) => Hinted::new(e.to_string(), e.hint()).into(),
+        RequestError::Cgroup(e) => match e.hint() {
+            Some(h) => Hinted::new(e.to_string(), h).into(),
+            None => anyhow::Error::new(e),
+        },
     }
 }
 

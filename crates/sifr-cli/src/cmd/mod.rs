@@ -1,6 +1,7 @@
 //! One module per command. Each exposes its clap arguments and a `run` returning the exit code.
 
 pub mod action;
+pub mod action_cgroup;
 pub mod action_env;
 pub mod build;
 pub mod cache;

@@ -131,6 +131,7 @@ pub fn build(
         env,
         action,
         cwd,
+        cgroup: None,
     })
 }
 

@@ -355,6 +355,8 @@ pub struct LaunchPlan {
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
+    /// The cgroup limits to run the command under ([`crate::cgroup`]); set by `prepare`.
+    pub cgroup: Option<crate::cgroup::Limits>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

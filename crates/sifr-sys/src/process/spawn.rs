@@ -2,7 +2,7 @@
 //!
 //! [`ExecSpec`] converts everything the child will need (candidate paths, argv, envp) into C
 //! strings *before* the child is created; the child then only performs async-signal-safe calls
-//! (`signal`, `sigprocmask`, `dup2`, `execve`, `write`, `_exit`), as required in a child of a
+//! (`signal`, `sigprocmask`, `dup2`, `execve`, `write`, `_exit`; `write` to `cgroup.procs` too), as required in a child of a
 //! process that may hold locks, and in a [`spawn`] child, which shares the caller's memory until
 //! it execs (`clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn`). The child code
 //! (`child_exec`) is private to `process`; the init of `super::init` runs it too.
@@ -95,6 +95,11 @@ pub struct SpawnOptions<'a> {
     pub stdout: Option<BorrowedFd<'a>>,
     /// The signal mask to restore in the child (the caller blocked forwarded signals).
     pub mask: Option<SavedMask>,
+    /// A cgroup's `cgroup.procs`, opened for writing ([`crate::cgroup::open_procs`]): the child
+    /// writes `0` to it first, moving itself into that cgroup before it execs, so the command is
+    /// charged to the cgroup from its first page. A failed move is reported by
+    /// [`Child::wait_exec`] as an [`super::ExecFailed`] with `in_cgroup` set.
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// Fork and exec `spec` in the child. Returns once the child exists; use
@@ -107,6 +112,7 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
     let stdout = opts.stdout.map(|fd| fd.as_raw_fd());
     let wr_raw = wr.as_raw_fd();
     let mask = opts.mask;
+    let cgroup = opts.cgroup.map(|fd| fd.as_raw_fd());
 
     let args = ChildArgs {
         candidates: &candidates,
@@ -115,6 +121,7 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
         stdout,
         status_fd: wr_raw,
         mask: mask.as_ref(),
+        cgroup,
     };
     // The child runs on its own small stack in the parent's memory (CLONE_VM) while the parent
     // waits (CLONE_VFORK) until it has called execve or _exit, as posix_spawn does: no page
@@ -160,12 +167,31 @@ struct ChildArgs<'a> {
     stdout: Option<i32>,
     status_fd: i32,
     mask: Option<&'a SavedMask>,
+    cgroup: Option<i32>,
 }
 
 extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `spawn` passes a pointer to a live `ChildArgs` (see there).
     let a = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    if let Some(fd) = a.cgroup {
+        join_cgroup(fd, a.status_fd);
+    }
     child_exec(a.candidates, a.argv, a.envp, a.stdout, a.status_fd, a.mask)
+}
+
+/// Move the calling process into the cgroup whose `cgroup.procs` is open as `procs_fd` (writing
+/// `0` names the writer). On failure the negated errno goes to `status_fd`, which
+/// [`Child::wait_exec`] reads as a failed move rather than a failed `execve`, and the process
+/// ends with status 255. Async-signal-safe: `write` and `_exit` only.
+pub(super) fn join_cgroup(procs_fd: i32, status_fd: i32) {
+    // SAFETY: `write` and `_exit` are async-signal-safe; the buffers are on this stack.
+    unsafe {
+        if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
+            let errno = -*libc::__errno_location();
+            libc::write(status_fd, (&errno as *const i32).cast(), 4);
+            libc::_exit(255);
+        }
+    }
 }
 
 /// The child side of [`spawn`] (and of the init's fork). Only async-signal-safe calls; never
