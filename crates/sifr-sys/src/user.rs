@@ -58,6 +58,48 @@ pub fn user_by_uid(uid: u32) -> Option<UserEntry> {
     })
 }
 
+/// Look up the user `name` in the host's user database; `None` when there is no entry (or the
+/// name contains a NUL byte).
+pub fn user_by_name(name: &str) -> Option<UserEntry> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    with_nss_buffer(|buf| {
+        // SAFETY: as in `user_by_uid`, with getpwnam_r and a NUL-terminated name that outlives
+        // the call.
+        unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut result: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
+            if rc != 0 {
+                return Err(rc);
+            }
+            if result.is_null() {
+                return Ok(None);
+            }
+            let s = |p: *const libc::c_char| {
+                if p.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(p).to_string_lossy().into_owned()
+                }
+            };
+            Ok(Some(UserEntry {
+                name: s(pwd.pw_name),
+                uid: pwd.pw_uid,
+                gid: pwd.pw_gid,
+                gecos: s(pwd.pw_gecos),
+                home: s(pwd.pw_dir),
+                shell: s(pwd.pw_shell),
+            }))
+        }
+    })
+}
+
 /// The name of group `gid` in the host's group database.
 pub fn group_name(gid: u32) -> Option<String> {
     with_nss_buffer(|buf| {

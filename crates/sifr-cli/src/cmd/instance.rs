@@ -33,6 +33,8 @@ pub enum InstanceCommand {
     Stop(StopArgs),
     /// List the running instances of this user on this host.
     List(ListArgs),
+    /// Show an instance's CPU, memory, block I/O and process counts (from its cgroup).
+    Stats(super::instance_stats::StatsArgs),
 }
 
 // kept apart: unlike action::RunArgs, NAME sits between image and the start script's arguments.
@@ -98,6 +100,7 @@ pub fn run(c: InstanceCommand, s: &Settings) -> anyhow::Result<u8> {
         InstanceCommand::Start(a) => start(*a, s),
         InstanceCommand::Stop(a) => stop(&a),
         InstanceCommand::List(a) => list(&a),
+        InstanceCommand::Stats(a) => super::instance_stats::run(&a, s),
     }
 }
 

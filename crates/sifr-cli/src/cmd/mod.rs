@@ -10,6 +10,7 @@ pub mod deffile;
 pub mod inspect;
 pub mod inspect_isa;
 pub mod instance;
+pub mod instance_stats;
 pub mod isa_check;
 pub mod man;
 pub mod pull;

@@ -114,9 +114,10 @@ impl Active {
             } else {
                 "system is not configured for cgroups v2 in unified mode"
             };
+            // No hint: no delegation helps on a cgroup v1 host.
             return Err(Unavailable::Host {
                 reason: reason.into(),
-                unprivileged: euid != 0,
+                unprivileged: false,
             });
         }
         if euid == 0 && !full_uid_map() {
@@ -248,7 +249,9 @@ pub fn place(pid: u32, root: bool, own: &str) -> Option<Place> {
         });
     }
     let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
-    let rel = Path::new(rel).parent()?;
+    // The root cgroup has no parent: it is its own (and never delegated).
+    let rel = Path::new(rel);
+    let rel = rel.parent().unwrap_or(rel);
     let parent = Path::new(cg::ROOT).join(rel.strip_prefix("/").unwrap_or(rel));
     Some(Place {
         parent,
