@@ -6,6 +6,7 @@
 //! launch without limits still runs. `instance stats` reads an instance's cgroup.
 //!
 //! Tests that need cgroup v2 and a controller print why they skip where the host lacks them.
+#![allow(clippy::print_stdout)]
 
 use std::path::Path;
 
@@ -60,7 +61,7 @@ fn root_cgroups_left() -> Vec<String> {
 fn root_limits_land_in_the_container_s_own_cgroup_v2_files() {
     let fx = Fixture::new();
     if let Some(why) = v2_root_missing(&fx, &["memory", "pids"]) {
-        eprintln!("skipped: {why}");
+        println!("skipped: {why}");
         return;
     }
     // e2e/cgroups resourceFlagTests, the cgroup v2 column.
@@ -118,7 +119,7 @@ fn root_limits_land_in_the_container_s_own_cgroup_v2_files() {
 fn root_cpu_flags_map_as_apptainer_s() {
     let fx = Fixture::new();
     if let Some(why) = v2_root_missing(&fx, &["cpu", "cpuset"]) {
-        eprintln!("skipped: {why}");
+        println!("skipped: {why}");
         return;
     }
     let o = read_own(&fx, &["--cpus", "0.5"], "cpu.max");
@@ -145,7 +146,7 @@ fn root_cpu_flags_map_as_apptainer_s() {
 fn root_toml_files_apply_or_fail_as_apptainer_s() {
     let fx = Fixture::new();
     if let Some(why) = v2_root_missing(&fx, &["memory", "pids"]) {
-        eprintln!("skipped: {why}");
+        println!("skipped: {why}");
         return;
     }
     let img = fx.image.to_str().unwrap();
@@ -255,7 +256,7 @@ fn an_undelegated_user_is_refused_limits_but_runs_without_them() {
                 md.uid() == who.uid()
             });
         if delegated {
-            eprintln!(
+            println!(
                 "skipped for uid {}: its cgroup's parent is delegated to it",
                 who.uid()
             );
@@ -275,7 +276,7 @@ fn instance_stats_show_the_instance_s_memory_limit() {
     // e2e/cgroups instanceStats.
     let fx = Fixture::new();
     if let Some(why) = v2_root_missing(&fx, &["memory", "pids"]) {
-        eprintln!("skipped: {why}");
+        println!("skipped: {why}");
         return;
     }
     let img = fx.image.to_str().unwrap();

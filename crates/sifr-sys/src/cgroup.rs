@@ -124,3 +124,38 @@ pub fn open_procs(dir: BorrowedFd<'_>) -> Result<OwnedFd> {
     )
     .map_err(err("open cgroup file", "cgroup.procs"))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The fd-relative file operations, on a plain directory standing in for a cgroup.
+    use std::os::fd::AsFd as _;
+
+    use super::*;
+
+    #[test]
+    fn children_and_files_are_made_read_and_removed_through_fds() {
+        let tmp = std::env::temp_dir().join(format!("sifr-sys-cgroup-{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let parent = open_dir(&tmp).unwrap();
+        make_child(parent.as_fd(), "sifr-1").unwrap();
+        assert!(
+            make_child(parent.as_fd(), "sifr-1").is_err(),
+            "never shared"
+        );
+        ensure_child(parent.as_fd(), "sifr-1").unwrap();
+        let dir = open_child(parent.as_fd(), "sifr-1").unwrap();
+        std::fs::write(tmp.join("sifr-1/memory.max"), "max\n").unwrap();
+        assert!(has_file(dir.as_fd(), "memory.max"));
+        assert!(!has_file(dir.as_fd(), "pids.max"));
+        write_file(dir.as_fd(), "memory.max", "67108864").unwrap();
+        assert_eq!(read_file(dir.as_fd(), "memory.max").unwrap(), "67108864");
+        let e = write_file(dir.as_fd(), "pids.max", "1").unwrap_err();
+        assert_eq!(e.to_string(), "open cgroup file `pids.max` failed");
+        assert!(writable(dir.as_fd(), "memory.max"));
+        std::fs::remove_file(tmp.join("sifr-1/memory.max")).unwrap();
+        remove_child(parent.as_fd(), "sifr-1").unwrap();
+        remove_child(parent.as_fd(), "sifr-1").unwrap();
+        assert!(!tmp.join("sifr-1").exists());
+        std::fs::remove_dir(&tmp).unwrap();
+    }
+}

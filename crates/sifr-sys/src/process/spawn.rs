@@ -232,3 +232,56 @@ pub(super) fn child_exec(
         libc::_exit(if errno == libc::ENOENT { 127 } else { 126 });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+    use std::os::fd::AsFd as _;
+
+    use super::*;
+
+    fn true_spec() -> ExecSpec {
+        let t = ["/bin/true", "/usr/bin/true"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect("a `true` program");
+        ExecSpec::new("true", &[t], &[OsString::from("true")], &[]).unwrap()
+    }
+
+    #[test]
+    fn the_child_writes_0_to_its_cgroup_procs_before_it_execs() {
+        let (rd, wr) = crate::process::pipe().unwrap();
+        let opts = SpawnOptions {
+            cgroup: Some(wr.as_fd()),
+            ..SpawnOptions::default()
+        };
+        let mut child = spawn(&true_spec(), &opts).unwrap();
+        child.wait_exec("true").unwrap();
+        assert_eq!(child.wait().unwrap(), super::super::ExitStatus::Exited(0));
+        drop(wr);
+        let mut got = String::new();
+        std::fs::File::from(rd).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "0");
+    }
+
+    #[test]
+    fn a_failed_move_into_the_cgroup_is_not_an_exec_failure() {
+        // A read-only descriptor stands for a `cgroup.procs` the child may not write.
+        let (rd, _wr) = crate::process::pipe().unwrap();
+        let opts = SpawnOptions {
+            cgroup: Some(rd.as_fd()),
+            ..SpawnOptions::default()
+        };
+        let mut child = spawn(&true_spec(), &opts).unwrap();
+        let e = child.wait_exec("true").unwrap_err();
+        assert!(e.in_cgroup);
+        assert_eq!(e.exit_code(), 255);
+        assert_eq!(e.source.raw_os_error(), Some(libc::EBADF));
+        assert_eq!(
+            e.to_string(),
+            "cannot move `true` into the container's cgroup"
+        );
+        assert_eq!(child.wait().unwrap(), super::super::ExitStatus::Exited(255));
+    }
+}
