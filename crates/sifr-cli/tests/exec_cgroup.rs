@@ -27,6 +27,16 @@ fn v2_root_missing(fx: &Fixture, controllers: &[&str]) -> Option<String> {
     let Ok(have) = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers") else {
         return Some("no cgroup v2 unified hierarchy at /sys/fs/cgroup".into());
     };
+    // A container host may mount the hierarchy read-only.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let read_only = mounts.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"/sys/fs/cgroup")
+            && f.get(3).is_some_and(|o| o.split(',').any(|o| o == "ro"))
+    });
+    if read_only {
+        return Some("/sys/fs/cgroup is mounted read-only".into());
+    }
     if let Some(c) = controllers
         .iter()
         .find(|c| !have.split_whitespace().any(|h| h == **c))

@@ -4,9 +4,9 @@
 //! ([`Limits`]: `memory.max`, `cpu.max`, `cpu.weight`, `pids.max`, `io.weight`, ...), the way
 //! `opencontainers/cgroups` (Apptainer's manager) maps them.
 //!
-//! Parsing and mapping are pure and happen in [`crate::prepare`], so a bad value is reported
-//! before anything starts; where the cgroup goes, its creation and its removal are [`apply`]'s,
-//! at launch time. Stats of a running instance's cgroup are [`stats`]'s.
+//! Parsing (here) and mapping (`map`) are pure and happen in [`crate::prepare`], so a bad value
+//! is reported before anything starts; where the cgroup goes, its creation and its removal are
+//! [`apply`]'s, at launch time. Stats of a running instance's cgroup are [`stats`]'s.
 //!
 //! Must not: print (warnings go through `tracing`), or touch cgroup v1.
 
@@ -16,9 +16,11 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub mod apply;
+mod map;
 pub mod stats;
 
 pub use apply::{Active, Unavailable};
+pub use map::{blkio_to_io_weight, limits, shares_to_weight};
 
 /// The cgroup flags as given (text, typed here), one field of [`crate::Request`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -501,208 +503,6 @@ pub fn parse_toml(path: &std::path::Path, text: &str) -> Result<Resources, Cgrou
         path: path.to_path_buf(),
         message: e.to_string().trim_end().replace('\n', "\n  "),
     })
-}
-
-/// cgroup v1 CPU shares (2-262144, default 1024) as a cgroup v2 `cpu.weight` (1-10000,
-/// default 100), by the quadratic fit in log space that `opencontainers/cgroups` (Apptainer's
-/// manager) uses since v0.0.3, so that 1024 shares map to 100.
-pub fn shares_to_weight(shares: u64) -> u64 {
-    match shares {
-        0 => 0,
-        1..=2 => 1,
-        262_144.. => 10_000,
-        _ => {
-            let l = (shares as f64).log2();
-            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
-            10f64.powf(exponent).ceil() as u64
-        }
-    }
-}
-
-/// A block-IO weight (10-1000) on `io.weight`'s scale (1-10000), as runc converts it.
-pub fn blkio_to_io_weight(weight: u16) -> u64 {
-    if weight == 0 {
-        return 0;
-    }
-    1 + (u64::from(weight).saturating_sub(10)) * 9999 / 990
-}
-
-/// `max` for a negative limit, the number otherwise.
-fn max_or(n: i64) -> String {
-    if n < 0 { "max".into() } else { n.to_string() }
-}
-
-/// [`Resources`] as cgroup v2 writes, in the order runc makes them. `file` names the TOML file
-/// in errors (`None`: the values came from flags).
-pub fn limits(r: &Resources, file: Option<&std::path::Path>) -> Result<Limits, CgroupError> {
-    let mut out = Limits::default();
-    let mut put = |file: &str, value: String| {
-        out.writes.push(Write::File {
-            file: file.to_string(),
-            value,
-        })
-    };
-    let value_error = |key: &'static str, reason: &str| match file {
-        Some(p) => CgroupError::Value {
-            path: p.to_path_buf(),
-            key,
-            reason: reason.to_string(),
-        },
-        None => flag_error(
-            match key {
-                "memory.swap" => "memory-swap",
-                _ => "memory",
-            },
-            "",
-            reason,
-        ),
-    };
-    let mut ignored = Vec::new();
-    if let Some(c) = &r.cpu {
-        if let Some(s) = c.shares.filter(|s| *s != 0) {
-            put("cpu.weight", shares_to_weight(s).to_string());
-        }
-        if c.quota.is_some_and(|q| q != 0) || c.period.is_some_and(|p| p != 0) {
-            let quota = c
-                .quota
-                .filter(|q| *q > 0)
-                .map_or("max".into(), |q| q.to_string());
-            let value = match c.period.filter(|p| *p != 0) {
-                Some(p) => format!("{quota} {p}"),
-                None => quota,
-            };
-            put("cpu.max", value);
-        }
-        if c.realtime_runtime.is_some() || c.realtime_period.is_some() {
-            ignored.push("cpu.realtimeRuntime/realtimePeriod");
-        }
-        if let Some(cpus) = c.cpus.as_deref().filter(|s| !s.is_empty()) {
-            put("cpuset.cpus", cpus.to_string());
-        }
-        if let Some(mems) = c.mems.as_deref().filter(|s| !s.is_empty()) {
-            put("cpuset.mems", mems.to_string());
-        }
-    }
-    if let Some(m) = &r.memory {
-        let limit = m.limit.unwrap_or(0);
-        // cgroup v1's swap is memory + swap; v2's `memory.swap.max` is the swap alone.
-        let swap = match m.swap.unwrap_or(0) {
-            0 if limit == -1 => -1,
-            s @ (-1 | 0) => s,
-            s => {
-                if limit == 0 || limit == -1 {
-                    return Err(value_error(
-                        "memory.swap",
-                        "a swap limit needs a memory limit",
-                    ));
-                }
-                if s < limit {
-                    return Err(value_error(
-                        "memory.swap",
-                        "memory+swap limit should be >= memory limit",
-                    ));
-                }
-                s - limit
-            }
-        };
-        if swap != 0 {
-            put("memory.swap.max", max_or(swap));
-        }
-        if limit != 0 {
-            put("memory.max", max_or(limit));
-        }
-        if let Some(res) = m.reservation.filter(|r| *r != 0) {
-            put("memory.low", max_or(res));
-        }
-        if m.kernel.is_some() || m.kernel_tcp.is_some() {
-            ignored.push("memory.kernel/kernelTCP");
-        }
-        if m.swappiness.is_some() {
-            ignored.push("memory.swappiness");
-        }
-        // `disableOOMKiller` has no cgroup v2 file; Apptainer's manager skips it silently too.
-    }
-    if let Some(p) = r.pids.as_ref().filter(|p| p.limit != 0) {
-        put("pids.max", max_or(p.limit));
-    }
-    if let Some(io) = &r.block_io {
-        if let Some(w) = io.weight.filter(|w| *w != 0) {
-            out.writes.push(Write::IoWeight {
-                device: None,
-                weight: w,
-            });
-        }
-        for d in &io.weight_device {
-            if let Some(w) = d.weight.filter(|w| *w != 0) {
-                out.writes.push(Write::IoWeight {
-                    device: Some((d.major, d.minor)),
-                    weight: w,
-                });
-            }
-        }
-        for (list, key) in [
-            (&io.throttle_read_bps_device, "rbps"),
-            (&io.throttle_write_bps_device, "wbps"),
-            (&io.throttle_read_iops_device, "riops"),
-            (&io.throttle_write_iops_device, "wiops"),
-        ] {
-            for d in list {
-                let rate = if d.rate == 0 {
-                    "max".into()
-                } else {
-                    d.rate.to_string()
-                };
-                out.writes.push(Write::File {
-                    file: "io.max".into(),
-                    value: format!("{}:{} {key}={rate}", d.major, d.minor),
-                });
-            }
-        }
-        if io.leaf_weight.is_some() || io.weight_device.iter().any(|d| d.leaf_weight.is_some()) {
-            ignored.push("blockIO.leafWeight");
-        }
-    }
-    for h in &r.hugepage_limits {
-        out.writes.push(Write::File {
-            file: format!("hugetlb.{}.max", h.page_size),
-            value: h.limit.to_string(),
-        });
-    }
-    for (dev, l) in &r.rdma {
-        let mut v = dev.clone();
-        if let Some(n) = l.hca_handles {
-            v.push_str(&format!(" hca_handle={n}"));
-        }
-        if let Some(n) = l.hca_objects {
-            v.push_str(&format!(" hca_object={n}"));
-        }
-        out.writes.push(Write::File {
-            file: "rdma.max".into(),
-            value: v,
-        });
-    }
-    if r.network.is_some() {
-        ignored.push("network");
-    }
-    for (key, value) in &r.unified {
-        if key.is_empty() || key.contains('/') || !key.contains('.') || key.starts_with('.') {
-            return Err(match file {
-                Some(p) => CgroupError::Value {
-                    path: p.to_path_buf(),
-                    key: "unified",
-                    reason: format!("`{key}` is not a cgroup interface file name"),
-                },
-                None => flag_error("apply-cgroups", key, "not a cgroup interface file name"),
-            });
-        }
-        out.writes.push(Write::File {
-            file: key.clone(),
-            value: value.clone(),
-        });
-    }
-    out.device_rules = !r.devices.is_empty();
-    out.ignored = ignored;
-    Ok(out)
 }
 
 #[cfg(test)]
