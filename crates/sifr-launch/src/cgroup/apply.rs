@@ -341,6 +341,7 @@ fn write_limits(dir: BorrowedFd<'_>, limits: &Limits) -> Result<(), Unavailable>
                 }
             }
         };
+        tracing::debug!("cgroup: `{value}` into `{file}`");
         cg::write_file(dir, &file, &value).map_err(|source| Unavailable::Write {
             file: file.clone(),
             value: value.clone(),

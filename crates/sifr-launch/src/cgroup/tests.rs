@@ -362,6 +362,12 @@ fn the_cgroup_goes_next_to_the_launcher_s_own() {
             name: "42".into()
         })
     );
+    // A launcher in the root cgroup (a container's own namespace): its "parent" is the root,
+    // which the delegation check then finds not writable.
+    assert_eq!(
+        apply::place(42, false, "0::/\n").map(|p| p.parent),
+        Some("/sys/fs/cgroup".into())
+    );
     // cgroup v1 only: no unified line.
     assert_eq!(apply::place(42, false, "4:memory:/user.slice\n"), None);
 }
