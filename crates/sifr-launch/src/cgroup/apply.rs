@@ -159,6 +159,7 @@ impl Active {
         };
         enable(parent.as_fd(), &place.parent, &controllers)?;
         warn_unapplied(limits, euid == 0);
+        sweep(parent.as_fd(), &place);
         cg::make_child(parent.as_fd(), &place.name).map_err(sys(&place.parent))?;
         let path = place.parent.join(&place.name);
         let dir = match cg::open_child(parent.as_fd(), &place.name) {
@@ -257,6 +258,29 @@ pub fn place(pid: u32, root: bool, own: &str) -> Option<Place> {
         parent,
         name: format!("sifr-{pid}"),
     })
+}
+
+/// Remove the empty cgroups that launchers killed before they could clean up left next to
+/// `place` (named like it, for a pid that no longer runs, or for this very pid, which a
+/// dead launcher had before), so a reused pid does not find its name taken. A cgroup with
+/// processes in it cannot be removed (`EBUSY`) and is left alone.
+fn sweep(parent: BorrowedFd<'_>, place: &Place) {
+    let prefix = place.name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let Ok(entries) = std::fs::read_dir(&place.parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if name == place.name || !Path::new("/proc").join(pid).exists() {
+            let _ = cg::remove_child(parent, &name);
+        }
+    }
 }
 
 /// The cgroup of the running instance whose launcher is `pid`, if it has one: where [`place`]
