@@ -169,6 +169,9 @@ pub enum ExecError {
     Nul(#[from] sifr_sys::process::NulError),
     #[error(transparent)]
     Exec(#[from] sifr_sys::process::ExecFailed),
+    /// Apptainer's words, so that scripts grepping its messages find them.
+    #[error("while applying cgroups config")]
+    Cgroup(#[from] crate::cgroup::Unavailable),
 }
 
 impl ExecError {
@@ -197,7 +200,8 @@ impl ExecError {
             );
         }
         match self {
-            ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
+            ExecError::Exec(e) if !e.in_cgroup => Some("check the command's name and the PATH inside the container".into()),
+            ExecError::Cgroup(e) => e.hint(),
             ExecError::Fakeroot(e) => e.hint(),
             ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
                 "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"

@@ -27,7 +27,7 @@
 //! extracted sandbox removed by this process before [`run_image`] returns.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd as _, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use crate::assemble;
@@ -68,6 +68,10 @@ pub fn run(plan: &LaunchPlan) -> Result<i32, ExecError> {
 /// returns (FUSE server reaped, extracted sandbox removed); mounts and loop devices go with the
 /// mount namespace when the process exits.
 pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, ExecError> {
+    // Made on the host, before anything else; removed when this returns, error or not.
+    let cgroup =
+        crate::cgroup::Active::enter(plan.cgroup.as_ref()).inspect_err(|_| share::release())?;
+    let cgroup = cgroup.as_ref().map(crate::cgroup::Active::procs);
     // Before any namespace change, which starting a holder makes in this process.
     let prepared = assemble::prepare(plan).inspect_err(|_| share::release())?;
     let joined = match (plan.share, how) {
@@ -106,9 +110,9 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
     match joined {
         Some(j) => {
             let image = j.image.clone();
-            run_attached(plan, prepared, &image, &Attach::Directory, Some(j))
+            run_attached(plan, prepared, &image, &Attach::Directory, Some(j), cgroup)
         }
-        None => run_attached(plan, prepared, image, how, None),
+        None => run_attached(plan, prepared, image, how, None, cgroup),
     }
 }
 
@@ -116,8 +120,17 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
 /// the image attached already; see [`run_image`].
 pub fn run_joined(plan: &LaunchPlan, joined: share::Joined) -> Result<i32, ExecError> {
     let image = joined.image.clone();
+    let cgroup = crate::cgroup::Active::enter(plan.cgroup.as_ref())?;
     let prepared = assemble::prepare(plan)?;
-    run_attached(plan, prepared, &image, &Attach::Directory, Some(joined))
+    let procs = cgroup.as_ref().map(crate::cgroup::Active::procs);
+    run_attached(
+        plan,
+        prepared,
+        &image,
+        &Attach::Directory,
+        Some(joined),
+        procs,
+    )
 }
 
 /// [`run_image`]'s body, after [`assemble::prepare`]: with `joined`, `how` is unused and the
@@ -128,6 +141,7 @@ fn run_attached(
     image: &Image,
     how: &Attach,
     mut joined: Option<share::Joined>,
+    cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<i32, ExecError> {
     let lsm = open_lsm(plan)?;
     // Declared first so it is dropped last: the extracted tree outlives every use of it.
@@ -225,7 +239,7 @@ fn run_attached(
     assemble::mount_all(plan, &prepared, &root, kind)?;
     drop(root);
     assemble::enter_root()?;
-    run_command(plan, lsm)
+    run_command(plan, lsm, cgroup)
 }
 
 /// Run the plan's command in the namespaces of the running container whose launcher is `pid`
@@ -235,7 +249,7 @@ fn run_attached(
 pub fn run_in_container(plan: &LaunchPlan, pid: i32) -> Result<i32, ExecError> {
     let lsm = open_lsm(plan)?;
     sifr_sys::ns::join_all(pid).map_err(step("join the instance's namespaces"))?;
-    run_command(plan, lsm)
+    run_command(plan, lsm, None)
 }
 
 /// The LSM's `exec` attribute of this thread, opened while the host's `/proc` is reachable
@@ -253,7 +267,12 @@ fn open_lsm(plan: &LaunchPlan) -> Result<Option<(std::fs::File, String)>, ExecEr
 /// The part of a launch inside the assembled container: working directory, `no_new_privs`,
 /// environment, then the command (for `instance start`, the start script, after which the
 /// launcher stays until it is told to stop).
-fn run_command(plan: &LaunchPlan, lsm: Option<(std::fs::File, String)>) -> Result<i32, ExecError> {
+/// With `cgroup` (its `cgroup.procs`), the command's process moves itself into that cgroup.
+fn run_command(
+    plan: &LaunchPlan,
+    lsm: Option<(std::fs::File, String)>,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> Result<i32, ExecError> {
     if let Err(source) = sifr_sys::process::chdir(&plan.cwd.path) {
         if plan.cwd.explicit {
             return Err(ExecError::Cwd {
@@ -325,7 +344,12 @@ fn run_command(plan: &LaunchPlan, lsm: Option<(std::fs::File, String)>) -> Resul
         // Apptainer's default passes the caller's umask in; `--no-umask` starts from 0022.
         sifr_sys::process::set_umask(0o022);
     }
-    let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()), plan.no_init)?;
+    let status = spawn_and_wait(
+        &spec,
+        pid_ns.as_ref().map(|p| p.as_deref()),
+        plan.no_init,
+        cgroup,
+    )?;
     if plan.action.is_instance() {
         return keep_instance(Some(status));
     }
@@ -369,12 +393,14 @@ fn spawn_and_wait(
     spec: &sifr_sys::process::ExecSpec,
     pid_ns: Option<Option<&Path>>,
     no_init: bool,
+    cgroup: Option<BorrowedFd<'_>>,
 ) -> Result<sifr_sys::process::ExitStatus, ExecError> {
     let mask = sifr_sys::signal::block_forwarded().map_err(step("block signals"))?;
     let opts = sifr_sys::process::SpawnOptions {
         stdout: None,
         mask: Some(mask),
         no_init,
+        cgroup,
     };
     let spawned = match pid_ns {
         None => sifr_sys::process::spawn(spec, &opts).map_err(step("start the command")),
@@ -537,6 +563,7 @@ fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
             stdout: Some(std::os::fd::AsFd::as_fd(&wr)),
             mask: None,
             no_init: false,
+            cgroup: None,
         },
     )?;
     drop(wr);

@@ -14,15 +14,16 @@
 //! plan contributor; overlays and instances are later ones. This crate never prints; warnings go through
 //! `tracing` and errors are returned.
 //!
-//! Layers: the plan's data ([`plan::types`]) depends on nothing but [`bind`] and [`nomount`];
-//! the contributors ([`gpu`], [`env`](mod@env)) and the builder ([`plan`]) on the data; the launch's
-//! lower steps (`assemble`, `attach`, [`share`]) report in [`error`]'s types; only [`exec`]
+//! Layers: the plan's data ([`plan::types`]) depends on nothing but [`bind`], [`nomount`] and
+//! [`cgroup`]'s limits; the contributors ([`gpu`], [`env`](mod@env)) and the builder ([`plan`])
+//! on the data; the launch's lower steps (`assemble`, `attach`, [`share`]) report in [`error`]'s types; only [`exec`]
 //! puts them together.
 
 mod assemble;
 mod attach;
 pub mod bind;
 pub mod buildrun;
+pub mod cgroup;
 mod cmdpath;
 pub mod env;
 pub mod envfile;

@@ -72,6 +72,7 @@ pub fn prepare(
     warn: impl FnOnce(&Finding, &Path),
 ) -> Result<Prepared, RequestError> {
     let opts = request.options(&host_env)?;
+    let cgroup = cgroup_limits(&request)?;
     let gpu = discover_gpus(&request.gpu, &host_env, gpu::DevView::of(opts.contain))?;
     let mut host = host::gather(host_env).map_err(RequestError::Host)?;
     host.gpu = gpu;
@@ -81,8 +82,9 @@ pub fn prepare(
         isa_check: policy,
         ..
     } = request;
-    if let Some((plan, joined)) = join_holder(&opts, &image, &action, &host)? {
+    if let Some((mut plan, joined)) = join_holder(&opts, &image, &action, &host)? {
         log_notes(&plan);
+        plan.cgroup = cgroup;
         return Ok(Prepared::Joined { plan, joined });
     }
     let img = image::open(&image).map_err(RequestError::Image)?;
@@ -95,8 +97,9 @@ pub fn prepare(
         }
         warn(&finding, &img.path);
     }
-    let plan = plan::build(&opts, &img.path, action, &host).map_err(RequestError::Plan)?;
+    let mut plan = plan::build(&opts, &img.path, action, &host).map_err(RequestError::Plan)?;
     log_notes(&plan);
+    plan.cgroup = cgroup;
     let wants = image::AttachWants {
         kernel_mounts: plan.kernel_mounts(),
         writable: opts.writable,
@@ -129,6 +132,18 @@ fn log_notes(plan: &LaunchPlan) {
             crate::net::Note::Warn(m) => tracing::warn!("{m}"),
         }
     }
+}
+
+/// The cgroup limits asked for ([`crate::cgroup`]); an instance being started gets a cgroup
+/// even without limits when the host can give one, for `instance stats`, as in Apptainer.
+fn cgroup_limits(request: &Request) -> Result<Option<crate::cgroup::Limits>, RequestError> {
+    let limits = request.cgroup.resolve().map_err(RequestError::Cgroup)?;
+    if matches!(request.action, Action::Start(_)) {
+        let mut l = limits.unwrap_or_default();
+        l.instance = true;
+        return Ok(Some(l));
+    }
+    Ok(limits)
 }
 
 /// Look at the host for the GPUs asked for, warning about anything a working driver would

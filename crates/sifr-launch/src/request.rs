@@ -141,6 +141,8 @@ pub struct Request {
     pub net: net::Request,
     /// The privilege flags ([`crate::privs`]).
     pub privs: crate::privs::PrivsRequest,
+    /// The cgroup limit flags (`--memory`, `--apply-cgroups`, ...).
+    pub cgroup: crate::cgroup::Request,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -216,6 +218,8 @@ pub enum RequestError {
     Image(#[source] crate::image::ImageError),
     #[error("cannot plan the launch")]
     Plan(#[source] PlanError),
+    #[error("invalid cgroup limits")]
+    Cgroup(#[source] crate::cgroup::CgroupError),
     /// Boxed: a finding is large, and every `Result` of this module carries the error's size.
     #[error("refused by the ISA check")]
     Isa(#[source] Box<isa_check::Refused>),
@@ -267,6 +271,7 @@ impl Request {
             devices: Vec::new(),
             net: net::Request::default(),
             privs: crate::privs::PrivsRequest::default(),
+            cgroup: crate::cgroup::Request::default(),
         }
     }
 

@@ -329,7 +329,7 @@ mod tests {
         let (rd, wr) = crate::process::pipe().unwrap();
         let opts = crate::process::SpawnOptions {
             stdout: Some(std::os::fd::AsFd::as_fd(&wr)),
-            mask: None,
+            ..Default::default()
         };
         let mut child = crate::process::spawn(&spec, &opts).unwrap();
         drop(wr);

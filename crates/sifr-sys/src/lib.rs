@@ -15,6 +15,7 @@
 #![allow(unsafe_code)]
 
 pub mod caps;
+pub mod cgroup;
 pub mod error;
 pub mod fs;
 pub mod ipc;

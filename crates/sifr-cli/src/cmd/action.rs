@@ -101,6 +101,8 @@ pub struct ActionFlags {
     pub net: super::action_net::NetFlags,
     #[command(flatten)]
     pub privs: super::action_privs::PrivsFlags,
+    #[command(flatten)]
+    pub cgroup: super::action_cgroup::CgroupFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -364,6 +366,7 @@ pub(crate) fn request(
         isa_check: IsaCheck::policy(f.isa_check, settings),
         net: f.net.request(&twins),
         privs: f.privs.request(),
+        cgroup: f.cgroup.request(),
         ..sifr_launch::Request::new(image.to_path_buf(), sifr_launch::Action::Shell(None))
     };
     if runtime.sharens && req.share_idle.is_none() {
@@ -426,6 +429,10 @@ pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
         RequestError::Privs(e) => match e.hint() {
             Some(h) => Hinted::new(e.to_string(), h).into(),
             None => e.into(),
+        },
+        RequestError::Cgroup(e) => match e.hint() {
+            Some(h) => Hinted::new(e.to_string(), h).into(),
+            None => anyhow::Error::new(e),
         },
     }
 }

@@ -74,6 +74,7 @@ pub const TABLES: &[&[Twin]] = &[
     GPU_TWINS,
     super::action_net::NET_TWINS,
     super::action_privs::PRIVS_TWINS,
+    super::action_cgroup::CGROUP_TWINS,
 ];
 
 /// The twins of the GPU flags that are not settings (`--nv`, `--rocm` are: `APPTAINER_NV`).

@@ -10,7 +10,8 @@
 //! (`sifr_launch::share`), so instances and ranks of one image share one attachment.
 //!
 //! Differences from Apptainer: no PID namespace by default (Apptainer adds one unless
-//! `--sharens`); `--pid` is refused for now; no cgroups; DMTCP checkpoints are refused.
+//! `--sharens`); `--pid` is refused for now; DMTCP checkpoints are refused. `instance stats`
+//! (`instance_stats.rs`) reads the cgroup an instance gets when the host can give one.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ pub enum InstanceCommand {
     Stop(StopArgs),
     /// List the running instances of this user on this host.
     List(ListArgs),
+    /// Show an instance's CPU, memory, block I/O and process counts (from its cgroup).
+    Stats(super::instance_stats::StatsArgs),
 }
 
 // kept apart from action::RunArgs: NAME sits between the image and the script's arguments.
@@ -106,6 +109,7 @@ pub fn run(c: InstanceCommand, s: &Settings) -> anyhow::Result<u8> {
         InstanceCommand::Run(a) => start(*a, Script::Run, s),
         InstanceCommand::Stop(a) => super::instance_stop::stop(a, s),
         InstanceCommand::List(a) => super::instance_list::list(a, s),
+        InstanceCommand::Stats(a) => super::instance_stats::run(&a, s),
     }
 }
 

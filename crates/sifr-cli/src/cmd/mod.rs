@@ -1,6 +1,7 @@
 //! One module per command. Each exposes its clap arguments and a `run` returning the exit code.
 
 pub mod action;
+pub mod action_cgroup;
 pub mod action_env;
 pub mod action_net;
 pub mod action_privs;
@@ -16,6 +17,7 @@ pub mod inspect_select;
 pub mod instance;
 pub mod instance_list;
 pub mod instance_state;
+pub mod instance_stats;
 pub mod instance_stop;
 pub mod isa_check;
 pub mod man;

@@ -157,6 +157,7 @@ pub fn build(
         action: opts.privs.action(action),
         cwd,
         privs,
+        cgroup: None,
     })
 }
 

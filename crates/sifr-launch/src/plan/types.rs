@@ -405,6 +405,8 @@ pub struct LaunchPlan {
     pub cwd: Cwd,
     /// The command's capabilities, ids and LSM label ([`crate::privs`]).
     pub privs: crate::privs::Resolved,
+    /// The cgroup limits to run the command under ([`crate::cgroup`]); set by `prepare`.
+    pub cgroup: Option<crate::cgroup::Limits>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

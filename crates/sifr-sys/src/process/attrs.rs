@@ -78,3 +78,12 @@ pub fn unpin() {
     }
     let _ = sched_setaffinity(None, &all);
 }
+
+/// How many CPUs this process may run on (its affinity mask), as Go's `runtime.NumCPU`; 1 when
+/// the mask cannot be read.
+pub fn cpu_count() -> usize {
+    rustix::thread::sched_getaffinity(None)
+        .map(|set| set.count() as usize)
+        .unwrap_or(1)
+        .max(1)
+}

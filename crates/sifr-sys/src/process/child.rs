@@ -39,19 +39,28 @@ impl ExitStatus {
     }
 }
 
-/// Exec failed in the child.
+/// Exec failed in the child, or (`in_cgroup`) the child could not move into its cgroup first.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot execute `{name}`")]
+#[error("{}", if *.in_cgroup {
+    format!("cannot move `{}` into the container's cgroup", .name)
+} else {
+    format!("cannot execute `{}`", .name)
+})]
 pub struct ExecFailed {
     pub name: String,
+    /// The write of `0` to the cgroup's `cgroup.procs` failed, before any `execve`.
+    pub in_cgroup: bool,
     #[source]
     pub source: std::io::Error,
 }
 
 impl ExecFailed {
-    /// 127 when not found, 126 otherwise (the shell convention).
+    /// 127 when not found, 126 otherwise (the shell convention); 255 (sifr's own failure) when
+    /// the command never got as far as `execve`.
     pub fn exit_code(&self) -> i32 {
-        if self.source.raw_os_error() == Some(libc::ENOENT) {
+        if self.in_cgroup {
+            255
+        } else if self.source.raw_os_error() == Some(libc::ENOENT) {
             127
         } else {
             126
@@ -83,7 +92,10 @@ impl Child {
             }
         }
         if got == 4 {
+            // A negative errno is a failed move into the cgroup (`spawn::join_cgroup`).
             let code = i32::from_ne_bytes(buf);
+            let in_cgroup = code < 0;
+            let code = code.abs();
             let failed = super::spawn::PRIVILEGES_FAILED;
             let source = if code & failed != 0 {
                 let cause = std::io::Error::from_raw_os_error(code & !failed);
@@ -93,6 +105,7 @@ impl Child {
             };
             return Err(ExecFailed {
                 name: name.to_string(),
+                in_cgroup,
                 source,
             });
         }

@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::child::{Child, wait_pid};
-use super::spawn::{ExecSpec, SpawnOptions, child_exec};
+use super::spawn::{ExecSpec, SpawnOptions, child_exec, join_cgroup};
 use crate::error::{Error, Result, err};
 use crate::signal::{self, SavedMask};
 use crate::threads;
@@ -51,6 +51,7 @@ pub fn spawn_init(
     let stdout = opts.stdout.map(|fd| fd.as_raw_fd());
     let mask = opts.mask;
     let no_init = opts.no_init;
+    let cgroup = opts.cgroup.map(|fd| fd.as_raw_fd());
 
     // SAFETY: single-threaded (checked above), so the child may run ordinary code; see the
     // function docs.
@@ -73,6 +74,10 @@ pub fn spawn_init(
             mask,
             privileges: spec.privileges(),
         };
+        // The init joins the cgroup, so the command it forks starts there too.
+        if let Some(fd) = cgroup {
+            join_cgroup(fd, wr.as_raw_fd());
+        }
         init_main(&cmd, wr, setup_wr, proc_at, no_init);
     }
     drop(wr);

@@ -2,7 +2,7 @@
 //!
 //! [`ExecSpec`] converts everything the child will need (candidate paths, argv, envp) into C
 //! strings *before* the child is created; the child then only performs async-signal-safe calls
-//! (`signal`, `sigprocmask`, `dup2`, `execve`, `write`, `_exit`), as required in a child of a
+//! (`signal`, `sigprocmask`, `dup2`, `execve`, `write`, `_exit`; `write` to `cgroup.procs` too), as required in a child of a
 //! process that may hold locks, and in a [`spawn`] child, which shares the caller's memory until
 //! it execs (`clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn`). The child code
 //! (`child_exec`) is private to `process`; the init of `super::init` runs it too.
@@ -114,6 +114,11 @@ pub struct SpawnOptions<'a> {
     /// For [`super::spawn_init`] only: no init stays in the PID namespace; the process that
     /// mounts its procfs becomes the command itself, PID 1 (`--no-init`).
     pub no_init: bool,
+    /// A cgroup's `cgroup.procs`, opened for writing ([`crate::cgroup::open_procs`]): the child
+    /// writes `0` to it first, moving itself into that cgroup before it execs, so the command is
+    /// charged to the cgroup from its first page. A failed move is reported by
+    /// [`Child::wait_exec`] as an [`super::ExecFailed`] with `in_cgroup` set.
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// Fork and exec `spec` in the child. Returns once the child exists; use
@@ -126,6 +131,7 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
     let stdout = opts.stdout.map(|fd| fd.as_raw_fd());
     let wr_raw = wr.as_raw_fd();
     let mask = opts.mask;
+    let cgroup = opts.cgroup.map(|fd| fd.as_raw_fd());
 
     let args = ChildArgs {
         candidates: &candidates,
@@ -135,6 +141,7 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
         status_fd: wr_raw,
         mask: mask.as_ref(),
         privileges: spec.privileges(),
+        cgroup,
     };
     // The child runs on its own small stack in the parent's memory (CLONE_VM) while the parent
     // waits (CLONE_VFORK) until it has called execve or _exit, as posix_spawn does: no page
@@ -185,11 +192,15 @@ struct ChildArgs<'a> {
     status_fd: i32,
     mask: Option<&'a SavedMask>,
     privileges: Option<&'a Privileges>,
+    cgroup: Option<i32>,
 }
 
 extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `spawn` passes a pointer to a live `ChildArgs` (see there).
     let a = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    if let Some(fd) = a.cgroup {
+        join_cgroup(fd, a.status_fd);
+    }
     child_exec(
         a.candidates,
         a.argv,
@@ -199,6 +210,21 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
         a.mask,
         a.privileges,
     )
+}
+
+/// Move the calling process into the cgroup whose `cgroup.procs` is open as `procs_fd` (writing
+/// `0` names the writer). On failure the negated errno goes to `status_fd`, which
+/// [`Child::wait_exec`] reads as a failed move rather than a failed `execve`, and the process
+/// ends with status 255. Async-signal-safe: `write` and `_exit` only.
+pub(super) fn join_cgroup(procs_fd: i32, status_fd: i32) {
+    // SAFETY: `write` and `_exit` are async-signal-safe; the buffers are on this stack.
+    unsafe {
+        if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
+            let errno = -*libc::__errno_location();
+            libc::write(status_fd, (&errno as *const i32).cast(), 4);
+            libc::_exit(255);
+        }
+    }
 }
 
 /// The child side of [`spawn`] (and of the init's fork). Only async-signal-safe calls; never
@@ -249,5 +275,58 @@ pub(super) fn child_exec(
         }
         libc::write(status_fd, (&errno as *const i32).cast(), 4);
         libc::_exit(if errno == libc::ENOENT { 127 } else { 126 });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+    use std::os::fd::AsFd as _;
+
+    use super::*;
+
+    fn true_spec() -> ExecSpec {
+        let t = ["/bin/true", "/usr/bin/true"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect("a `true` program");
+        ExecSpec::new("true", &[t], &[OsString::from("true")], &[]).unwrap()
+    }
+
+    #[test]
+    fn the_child_writes_0_to_its_cgroup_procs_before_it_execs() {
+        let (rd, wr) = crate::process::pipe().unwrap();
+        let opts = SpawnOptions {
+            cgroup: Some(wr.as_fd()),
+            ..SpawnOptions::default()
+        };
+        let mut child = spawn(&true_spec(), &opts).unwrap();
+        child.wait_exec("true").unwrap();
+        assert_eq!(child.wait().unwrap(), super::super::ExitStatus::Exited(0));
+        drop(wr);
+        let mut got = String::new();
+        std::fs::File::from(rd).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "0");
+    }
+
+    #[test]
+    fn a_failed_move_into_the_cgroup_is_not_an_exec_failure() {
+        // A read-only descriptor stands for a `cgroup.procs` the child may not write.
+        let (rd, _wr) = crate::process::pipe().unwrap();
+        let opts = SpawnOptions {
+            cgroup: Some(rd.as_fd()),
+            ..SpawnOptions::default()
+        };
+        let mut child = spawn(&true_spec(), &opts).unwrap();
+        let e = child.wait_exec("true").unwrap_err();
+        assert!(e.in_cgroup);
+        assert_eq!(e.exit_code(), 255);
+        assert_eq!(e.source.raw_os_error(), Some(libc::EBADF));
+        assert_eq!(
+            e.to_string(),
+            "cannot move `true` into the container's cgroup"
+        );
+        assert_eq!(child.wait().unwrap(), super::super::ExitStatus::Exited(255));
     }
 }
