@@ -3,6 +3,8 @@
 pub mod action;
 pub mod action_env;
 pub mod build;
+pub mod build_flags;
+pub mod build_json;
 pub mod cache;
 pub mod completion;
 pub mod deffile;
@@ -12,6 +14,7 @@ pub mod instance;
 pub mod isa_check;
 pub mod man;
 pub mod pull;
+pub mod pull_build_env;
 pub mod registry;
 pub mod sif;
 
