@@ -69,6 +69,8 @@ pub struct DefBuildOptions {
     pub update: bool,
     /// `--no-cleanup`: keep the work directory when the build fails.
     pub no_cleanup: bool,
+    /// `--writable-tmpfs`: `%test` may write; its writes go to a layer dropped afterwards.
+    pub writable_tmpfs: bool,
 }
 
 /// What the build produced.

@@ -216,11 +216,6 @@ pub fn run(mut args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
             );
         }
     }
-    if args.extra.writable_tmpfs && !args.notest && !settings.silent {
-        eprintln!(
-            "WARNING: --writable-tmpfs: sifr runs %test on the read-only image; writes outside /tmp fail"
-        );
-    }
     match classify(&args.source, args.sandbox, args.extra.json)? {
         Source::Directory(dir) => pack_directory(&args, &dir, settings),
         Source::Image(image) => {
@@ -353,6 +348,7 @@ fn build_definition(
         // Apptainer: `--update --force` rebuilds from scratch.
         update: args.extra.update && !args.force,
         no_cleanup: args.registry.no_cleanup,
+        writable_tmpfs: args.extra.writable_tmpfs,
     };
     let started = std::time::Instant::now();
     if loud {

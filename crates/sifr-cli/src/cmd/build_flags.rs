@@ -70,7 +70,7 @@ pub struct BuildExtraArgs {
     /// Build without setuid (sifr never uses setuid).
     #[arg(long)]
     pub userns: bool,
-    /// During %test, let the container write to a throw-away layer.
+    /// During %test, let the container write to a throw-away layer (an overlay on a tmpfs).
     #[arg(long)]
     pub writable_tmpfs: bool,
     /// Docker-style mount for %post and %test, `type=bind,source=SRC,destination=DST[,ro]`.
