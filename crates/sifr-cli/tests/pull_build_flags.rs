@@ -102,8 +102,6 @@ fn build_refuses_what_apptainer_refuses_before_any_work() {
         &[],
     );
     assert!(e.contains("lzo"), "{e}");
-    let e = fails(d, &["build", "--data", "x.sif", "a.def"], &[]);
-    assert!(e.contains("--data"), "{e}");
     // --json with a file that is no JSON.
     let e = fails(d, &["build", "--json", "x.sif", "a.def"], &[]);
     assert!(e.contains("JSON definition"), "{e}");
@@ -161,6 +159,41 @@ fn pull_refuses_bad_sources_arches_and_existing_targets_before_any_download() {
         &[("SINGULARITY_PULLFOLDER", "out")],
     );
     assert!(e.contains("`out/a_latest.sif` already exists"), "{e}");
+}
+
+/// e2e/imgbuild buildDataPartition: `build --data` of a SquashFS image gives a SIF whose
+/// partition is a data partition.
+#[test]
+fn build_data_wraps_a_squashfs_image_as_a_data_partition() {
+    if let Some(m) = sifr_testkit::missing(&["mksquashfs"]) {
+        eprintln!("skipped: {m} not installed");
+        return;
+    }
+    let t = tempdir();
+    let d = t.path();
+    std::fs::create_dir(d.join("root")).unwrap();
+    std::fs::write(d.join("root/f"), "data\n").unwrap();
+    run_ok(
+        Command::new("mksquashfs")
+            .arg(d.join("root"))
+            .arg(d.join("d.sqfs"))
+            .args(["-quiet", "-noappend"]),
+    );
+    run_ok(sifr_in(
+        d,
+        &d.join("cache"),
+        &["build", "--data", "data.sif", "d.sqfs"],
+    ));
+    let img = sifr_sif::Image::open(&d.join("data.sif")).unwrap();
+    assert!(
+        img.descriptors()
+            .any(|desc| desc.is_partition_of(sifr_sif::PartType::Data)),
+        "no data partition"
+    );
+    let e = fails(d, &["build", "--data", "data.sif", "d.sqfs"], &[]);
+    assert!(e.contains("already exists"), "{e}");
+    let e = fails(d, &["build", "--data", "x.sif", "root"], &[]);
+    assert!(e.contains("not a SquashFS image"), "{e}");
 }
 
 /// e2e/pull's name and directory expectations (testPullCmd: `--dir`, `--name`, the default

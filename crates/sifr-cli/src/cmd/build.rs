@@ -194,11 +194,11 @@ pub fn run(mut args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
         }
     }
     if args.extra.data {
-        return Err(crate::report::Hinted::new(
-            "sifr cannot build data containers (--data)",
-            "build a SquashFS image of the directory with `mksquashfs DIR data.sqfs` and bind it with `-B data.sqfs:/data:image-src=/`",
-        )
-        .into());
+        flags::build_data(&args.target, &args.source, args.force)?;
+        if loud {
+            eprintln!("INFO:    Build complete: {}", args.target.display());
+        }
+        return Ok(crate::exit::OK);
     }
     if let Some(text) = args.extra.mksquashfs_args.clone() {
         let sq = flags::squashfs_args(&text)?;

@@ -352,6 +352,71 @@ pub fn check_encryption(
     .into())
 }
 
+/// `build --data TARGET SOURCE`: a data container, as Apptainer's `buildDataPartition` e2e
+/// test makes one: the SquashFS image SOURCE copied into a SIF as a data partition (the host's
+/// architecture, as Apptainer records for data), with the definition Apptainer stores for an
+/// image source.
+pub fn build_data(target: &std::path::Path, source: &str, force: bool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Read as _;
+    let mut file =
+        std::fs::File::open(source).with_context(|| format!("cannot read `{source}`"))?;
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || &magic != b"hsqs" {
+        return Err(Hinted::new(
+            format!("--data: `{source}` is not a SquashFS image"),
+            "make one with `mksquashfs DIR data.sqfs`, then `build --data data.sif data.sqfs`",
+        )
+        .into());
+    }
+    if !force && std::fs::symlink_metadata(target).is_ok() {
+        return Err(Hinted::new(
+            format!("build target `{}` already exists", target.display()),
+            "use --force to overwrite it",
+        )
+        .into());
+    }
+    let tmp = target.with_file_name(format!(
+        ".{}.sifr-data-{}",
+        target.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> anyhow::Result<()> {
+        let mut file = std::fs::File::open(source)?;
+        let out = std::fs::File::create(&tmp)?;
+        let mut c = sifr_sif::Creator::new(
+            std::io::BufWriter::with_capacity(1 << 20, out),
+            sifr_sif::CreateOptions::apptainer(),
+        )?;
+        c.add(sifr_sif::ObjectInput::deffile(
+            format!("bootstrap: localimage\nfrom: {source}\n\n").into_bytes(),
+        ))?;
+        c.add_partition_with::<anyhow::Error>(
+            "",
+            sifr_sif::PartitionMeta {
+                fs: sifr_sif::FsType::Squash,
+                part: sifr_sif::PartType::Data,
+                arch: sifr_sif::Arch::host(),
+            },
+            |sink| {
+                std::io::copy(&mut file, sink)?;
+                Ok(())
+            },
+        )?;
+        let out = c.finish()?.into_inner().map_err(|e| e.into_error())?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, target)?;
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        e.context(format!(
+            "cannot write the data container `{}`",
+            target.display()
+        ))
+    })
+}
+
 /// `--remote`'s error, Apptainer's text.
 pub const REMOTE_ERROR: &str = "--remote is no longer supported, try building locally without it";
 
