@@ -184,7 +184,7 @@ fn build_data_wraps_a_squashfs_image_as_a_data_partition() {
         &d.join("cache"),
         &["build", "--data", "data.sif", "d.sqfs"],
     ));
-    let img = sifr_sif::Image::open(&d.join("data.sif")).unwrap();
+    let img = sifr_sif::Image::open(d.join("data.sif")).unwrap();
     assert!(
         img.descriptors()
             .any(|desc| desc.is_partition_of(sifr_sif::PartType::Data)),
