@@ -24,15 +24,21 @@ pub struct CmdTwin<T: 'static> {
     pub keys: &'static [&'static str],
     /// Also read the suffix alone, with no prefix (Apptainer's `WithoutPrefix`).
     pub bare: bool,
+    /// Read only the suffix alone: the prefixed variables are read by `sifr_oci`'s credential
+    /// store (`APPTAINER_DOCKER_USERNAME`/`_PASSWORD`), which names them in its errors.
+    pub bare_only: bool,
     pub slot: for<'a> fn(&'a mut T) -> Slot<'a>,
 }
 
 macro_rules! twin {
     ($flag:literal, [$($key:literal),+], $slot:expr) => {
-        CmdTwin { flag: $flag, keys: &[$($key),+], bare: false, slot: $slot }
+        CmdTwin { flag: $flag, keys: &[$($key),+], bare: false, bare_only: false, slot: $slot }
     };
     ($flag:literal, [$($key:literal),+], bare, $slot:expr) => {
-        CmdTwin { flag: $flag, keys: &[$($key),+], bare: true, slot: $slot }
+        CmdTwin { flag: $flag, keys: &[$($key),+], bare: true, bare_only: false, slot: $slot }
+    };
+    ($flag:literal, [$($key:literal),+], bare_only, $slot:expr) => {
+        CmdTwin { flag: $flag, keys: &[$($key),+], bare: true, bare_only: true, slot: $slot }
     };
 }
 
@@ -58,18 +64,12 @@ pub const PULL_TWINS: &[CmdTwin<PullArgs>] = &[
     twin!("docker-login", ["DOCKER_LOGIN"], |a| Slot::Switch(
         &mut a.registry.docker_login
     )),
-    twin!(
-        "docker-username",
-        ["DOCKER_USERNAME"],
-        bare,
-        |a| Slot::Text(&mut a.registry.docker_username)
-    ),
-    twin!(
-        "docker-password",
-        ["DOCKER_PASSWORD"],
-        bare,
-        |a| Slot::Text(&mut a.registry.docker_password)
-    ),
+    twin!("docker-username", ["DOCKER_USERNAME"], bare_only, |a| {
+        Slot::Text(&mut a.registry.docker_username)
+    }),
+    twin!("docker-password", ["DOCKER_PASSWORD"], bare_only, |a| {
+        Slot::Text(&mut a.registry.docker_password)
+    }),
     twin!("docker-host", ["DOCKER_HOST"], bare, |a| Slot::Text(
         &mut a.registry.docker_host
     )),
@@ -135,18 +135,12 @@ pub const BUILD_TWINS: &[CmdTwin<BuildArgs>] = &[
     twin!("docker-login", ["DOCKER_LOGIN"], |a| Slot::Switch(
         &mut a.registry.docker_login
     )),
-    twin!(
-        "docker-username",
-        ["DOCKER_USERNAME"],
-        bare,
-        |a| Slot::Text(&mut a.registry.docker_username)
-    ),
-    twin!(
-        "docker-password",
-        ["DOCKER_PASSWORD"],
-        bare,
-        |a| Slot::Text(&mut a.registry.docker_password)
-    ),
+    twin!("docker-username", ["DOCKER_USERNAME"], bare_only, |a| {
+        Slot::Text(&mut a.registry.docker_username)
+    }),
+    twin!("docker-password", ["DOCKER_PASSWORD"], bare_only, |a| {
+        Slot::Text(&mut a.registry.docker_password)
+    }),
     twin!("docker-host", ["DOCKER_HOST"], bare, |a| Slot::Text(
         &mut a.registry.docker_host
     )),
@@ -173,7 +167,12 @@ pub fn apply<T>(
 ) -> Result<Vec<String>, NotBool> {
     let mut warnings = Vec::new();
     for twin in table {
-        let hit = lookup_env(twin.keys, env).or_else(|| {
+        let prefixed = lookup_env(twin.keys, env);
+        if twin.bare_only && prefixed.is_some() {
+            continue;
+        }
+        let prefixed = prefixed.filter(|_| !twin.bare_only);
+        let hit = prefixed.or_else(|| {
             twin.bare
                 .then(|| {
                     twin.keys.iter().find_map(|k| {
@@ -360,6 +359,16 @@ mod tests {
         );
         assert_eq!(a.name.as_deref(), Some("flag.sif"));
         assert_eq!(a.registry.docker_host.as_deref(), Some("prefixed"));
+        // The prefixed credential variables are the credential store's (it names them in its
+        // errors); a bare one under a prefixed one is ignored, as Apptainer prefers the prefix.
+        let a = pull(
+            &["docker://alpine"],
+            &[
+                ("APPTAINER_DOCKER_USERNAME", "p"),
+                ("DOCKER_USERNAME", "bare"),
+            ],
+        );
+        assert_eq!(a.registry.docker_username, None);
     }
 
     #[test]
