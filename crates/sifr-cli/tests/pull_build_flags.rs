@@ -11,7 +11,10 @@ mod registries;
 use std::path::Path;
 use std::process::Command;
 
-use registries::{registry_with_test_image, run_ok, setup, sifr, sifr_in};
+use registries::{
+    PASSWORD, Registry, USER, push, registry_with_test_image, run_ok, setup, sifr, sifr_in,
+    tls_htpasswd_config,
+};
 use sifr_testkit::stderr;
 
 /// sifr in `d` with a private cache and none of the caller's settings; expected to fail.
@@ -313,4 +316,98 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `--docker-username`/`--docker-password`, their bare `DOCKER_*` variables (Apptainer's
+/// `WithoutPrefix`), and `--docker-login` asking only for the password once a username is given
+/// (makeOCICredentials in cmd/internal/cli/build.go).
+#[test]
+fn docker_credentials_come_from_the_hidden_flags_and_bare_variables() {
+    let Some((t, layout)) = setup(&["docker-registry", "skopeo", "openssl", "htpasswd"]) else {
+        return;
+    };
+    let d = t.path();
+    let reg = Registry::start(d, &tls_htpasswd_config(d));
+    std::fs::create_dir(d.join("certs")).unwrap();
+    std::fs::copy(d.join("ca.crt"), d.join("certs/ca.crt")).unwrap();
+    let certs = d.join("certs").display().to_string();
+    push(
+        &layout,
+        &format!("{}/test/img:v1", reg.host()),
+        &[
+            "--dest-cert-dir",
+            &certs,
+            "--dest-creds",
+            &format!("{USER}:{PASSWORD}"),
+        ],
+    );
+    let src = format!("docker://{}/test/img:v1", reg.host());
+    let ca = d.join("ca.crt");
+    let cache = d.join("cache");
+    run_ok(
+        sifr_in(
+            d,
+            &cache,
+            &[
+                "pull",
+                "--docker-username",
+                USER,
+                "--docker-password",
+                PASSWORD,
+                "a.sif",
+                &src,
+            ],
+        )
+        .env("SSL_CERT_FILE", &ca),
+    );
+    run_ok(
+        sifr_in(d, &d.join("cache2"), &["pull", "b.sif", &src])
+            .env("SSL_CERT_FILE", &ca)
+            .env("DOCKER_USERNAME", USER)
+            .env("DOCKER_PASSWORD", PASSWORD),
+    );
+    let e = fails(
+        d,
+        &["pull", "--docker-password", "wrong", "c.sif", &src],
+        &[
+            ("SSL_CERT_FILE", ca.to_str().unwrap()),
+            ("DOCKER_USERNAME", USER),
+        ],
+    );
+    assert!(e.contains("refused the credentials"), "{e}");
+    let mut c = sifr_in(
+        d,
+        &d.join("cache3"),
+        &[
+            "pull",
+            "--docker-login",
+            "--docker-username",
+            USER,
+            "e.sif",
+            &src,
+        ],
+    )
+    .env("SSL_CERT_FILE", &ca)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::io::Write::write_all(
+        c.stdin.as_mut().unwrap(),
+        format!("{PASSWORD}\n").as_bytes(),
+    )
+    .unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("Enter Docker Username"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("Enter Docker Password"),
+        "{}",
+        stderr(&out)
+    );
 }
