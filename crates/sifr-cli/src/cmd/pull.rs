@@ -5,6 +5,12 @@
 //! The layers go through the blob cache (downloaded in parallel, once across concurrent
 //! processes) and are merged straight into the SIF's SquashFS partition by `sifr_build::pull`:
 //! no temporary extraction and no temporary SquashFS file. Progress lines go to stderr.
+//!
+//! Apptainer's naming rules are kept: `--name` beats the IMAGE argument, the default is
+//! `NAME_TAG.sif` (its `uri.GetName`), and `--dir` goes in front. `--sandbox` writes the SIF in
+//! the temporary directory and extracts it, as Apptainer does; `--disable-cache` sends the
+//! blobs to a private directory removed afterwards. The flags' environment twins are applied
+//! by `pull_build_env` before anything else.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
