@@ -31,6 +31,8 @@ pub struct SectionRun {
     pub env: Vec<(String, String)>,
     /// `%post` writes into the root; `%test` does not.
     pub writable: bool,
+    /// `build --writable-tmpfs`: `%test` writes to a throw-away layer over the root.
+    pub writable_tmpfs: bool,
     /// User binds (`build -B`).
     pub binds: Vec<Bind>,
     /// `build --nv`/`--rocm`: the host GPU driver for the section.
@@ -83,6 +85,7 @@ pub fn run_section(
         no_home: true,
         cwd: Some(PathBuf::from("/")),
         writable: run.writable,
+        writable_tmpfs: run.writable_tmpfs && !run.writable,
         ..Options::default()
     };
     let plan = plan::build(&opts, Path::new(&run.rootfs), run.action.clone(), &host)?;

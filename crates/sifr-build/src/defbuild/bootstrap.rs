@@ -175,6 +175,17 @@ pub fn bootstrap(
     }
 }
 
+/// `--update`: the root file system starts as a copy of the existing sandbox `target`, the
+/// way Apptainer's update packs the destination into the bundle instead of bootstrapping.
+pub fn existing_sandbox(
+    target: &Path,
+    rootfs: &Path,
+    work: &Path,
+) -> Result<Bootstrapped, BootstrapError> {
+    local_image(target, rootfs, work)?;
+    Ok(Bootstrapped::default())
+}
+
 fn run_logged(mut cmd: Command, tool: &str, log: &Path) -> Result<(), BootstrapError> {
     let io = |source| BootstrapError::Io {
         path: log.to_path_buf(),

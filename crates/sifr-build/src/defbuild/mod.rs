@@ -64,6 +64,13 @@ pub struct DefBuildOptions {
     /// Client and blob cache for `Bootstrap: docker`; its platform also picks from local
     /// OCI indexes.
     pub registry: Option<std::sync::Arc<crate::pull::RegistryAccess>>,
+    /// `--update`: the last stage starts from the existing sandbox `target` instead of its
+    /// bootstrap (which is skipped), and its header labels are kept.
+    pub update: bool,
+    /// `--no-cleanup`: keep the work directory when the build fails.
+    pub no_cleanup: bool,
+    /// `--writable-tmpfs`: `%test` may write; its writes go to a layer dropped afterwards.
+    pub writable_tmpfs: bool,
 }
 
 /// What the build produced.
@@ -187,7 +194,7 @@ impl Drop for WorkDir {
 }
 
 /// Remove a tree that may hold read-only directories (a package's 0555 dirs), best effort.
-pub(crate) fn remove_tree(path: &Path) {
+pub fn remove_tree(path: &Path) {
     if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
         return;
     }
@@ -235,8 +242,26 @@ pub fn build_definition(
     check_target(opts)?;
     std::fs::create_dir_all(&opts.tmpdir).map_err(io_err(&opts.tmpdir))?;
     let work = make_temp_dir(&opts.tmpdir, "build-temp-")?;
-    let work = WorkDir(work);
+    let result = build_in(def, opts, &work, log, on_output);
+    if result.is_err() && opts.no_cleanup {
+        log(&format!(
+            "build performed with no clean up option, build files left in {}",
+            work.display()
+        ));
+    } else {
+        drop(WorkDir(work));
+    }
+    result
+}
 
+/// [`build_definition`]'s stages and packing, in the work directory `work`.
+fn build_in(
+    def: &Definition,
+    opts: &DefBuildOptions,
+    work: &Path,
+    log: &mut dyn FnMut(&str),
+    on_output: &mut dyn FnMut(&[u8]),
+) -> Result<DefReport, DefBuildError> {
     let count = def.stages.len();
     let mut roots: Vec<(Option<String>, PathBuf)> = Vec::new();
     let mut shipped = None;
@@ -245,7 +270,7 @@ pub fn build_definition(
         if count > 1 {
             log(&format!("{label} ({} of {count})", i + 1));
         }
-        let stage_work = work.0.join(format!("stage-{i}"));
+        let stage_work = work.join(format!("stage-{i}"));
         std::fs::create_dir_all(&stage_work).map_err(io_err(&stage_work))?;
         let rootfs = stage_work.join("rootfs");
         let built = build_stage(
@@ -256,6 +281,7 @@ pub fn build_definition(
             &stage_work,
             &roots,
             opts,
+            opts.update && i + 1 == count,
             log,
             on_output,
         )?;
@@ -352,7 +378,9 @@ fn check_target(opts: &DefBuildOptions) -> Result<(), DefBuildError> {
             });
         }
     }
-    if !opts.force {
+    // `--update` builds into the existing sandbox.
+    let updating = opts.update && opts.sandbox && md.is_dir();
+    if !opts.force && !updating {
         return Err(DefBuildError::TargetExists {
             path: opts.target.clone(),
         });
@@ -390,6 +418,7 @@ fn build_stage(
     work: &Path,
     earlier: &[(Option<String>, PathBuf)],
     opts: &DefBuildOptions,
+    update: bool,
     log: &mut dyn FnMut(&str),
     on_output: &mut dyn FnMut(&[u8]),
 ) -> Result<Built, DefBuildError> {
@@ -400,20 +429,32 @@ fn build_stage(
         .map(|b| b.value.to_string())
         .unwrap_or_else(|| "scratch".into());
     check_interrupt()?;
-    log(&format!("bootstrap: {agent}"));
+    if update {
+        log(&format!(
+            "building into existing container: {}",
+            opts.target.display()
+        ));
+    } else {
+        log(&format!("bootstrap: {agent}"));
+    }
     let layout_err = |source| DefBuildError::Layout {
         stage: label.to_string(),
         source,
     };
-    let boot = bootstrap::bootstrap(stage, rootfs, work, &opts.context, opts.registry.as_deref())
-        .map_err(|source| DefBuildError::Bootstrap {
+    let boot = if update {
+        bootstrap::existing_sandbox(&opts.target, rootfs, work)
+    } else {
+        bootstrap::bootstrap(stage, rootfs, work, &opts.context, opts.registry.as_deref())
+    }
+    .map_err(|source| DefBuildError::Bootstrap {
         stage: label.to_string(),
         source: Box::new(source),
     })?;
-    let localimage = matches!(
-        stage.header.bootstrap.as_ref().map(|b| b.value),
-        Some(sifr_deffile::Bootstrap::LocalImage)
-    );
+    let localimage = update
+        || matches!(
+            stage.header.bootstrap.as_ref().map(|b| b.value),
+            Some(sifr_deffile::Bootstrap::LocalImage)
+        );
     layout::write_base(
         rootfs,
         layout::BaseOptions {
@@ -505,6 +546,7 @@ fn build_stage(
     let arch = crate::arch::detect(rootfs).arch.go_name().to_string();
     let mut meta = MetadataOptions::new(opts.time.clone(), arch.clone());
     meta.force = opts.force;
+    meta.update = update;
     meta.base_image = boot.base.clone();
     layout::insert_metadata(rootfs, stage, &def.substituted, &meta).map_err(layout_err)?;
 

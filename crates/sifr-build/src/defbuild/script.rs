@@ -205,6 +205,7 @@ impl Runner<'_> {
             action,
             env,
             writable,
+            writable_tmpfs: self.opts.writable_tmpfs,
             binds: self.opts.binds.clone(),
             gpu: self.opts.gpu.clone(),
             host_env: self.opts.host_env.clone(),

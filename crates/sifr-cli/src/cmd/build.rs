@@ -79,6 +79,8 @@ pub struct BuildArgs {
     /// (and GOAMD64/GOARM64) for it, e.g. `x86-64-v2` so the image runs on older nodes.
     #[arg(long, value_name = "LEVEL")]
     pub target_isa: Option<sifr_isa::target::TargetIsa>,
+    #[command(flatten)]
+    pub extra: crate::cmd::build_flags::BuildExtraArgs,
 }
 
 /// What SOURCE names.
@@ -91,7 +93,17 @@ enum Source {
     Definition { text: String, file: PathBuf },
 }
 
-fn classify(source: &str, sandbox: bool) -> anyhow::Result<Source> {
+fn classify(source: &str, sandbox: bool, json: bool) -> anyhow::Result<Source> {
+    if json {
+        let text = std::fs::read_to_string(source)
+            .with_context(|| format!("cannot read JSON definition `{source}`"))?;
+        let text = crate::cmd::build_json::to_definition_text(&text)
+            .with_context(|| format!("cannot read `{source}` as a JSON definition (--json)"))?;
+        return Ok(Source::Definition {
+            text,
+            file: PathBuf::from(source),
+        });
+    }
     for (prefix, agent) in [
         ("oci-archive:", "oci-archive"),
         ("docker-archive:", "docker-archive"),
@@ -159,9 +171,52 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     })
 }
 
-pub fn run(args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
+pub fn run(mut args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
+    use crate::cmd::build_flags as flags;
+    crate::cmd::pull_build_env::apply_process(&mut args, crate::cmd::pull_build_env::BUILD_TWINS)?;
     let loud = !settings.quiet && !settings.silent;
-    match classify(&args.source, args.sandbox)? {
+    if args.extra.remote {
+        anyhow::bail!(flags::REMOTE_ERROR);
+    }
+    if args.extra.update {
+        flags::check_update(&args.target, args.sandbox)?;
+    }
+    let (uid, _) = sys_ids();
+    let env = |k: &str| std::env::var(k).ok();
+    if let Some(w) = flags::check_encryption(&args.extra, &env, uid != 0)?
+        && !settings.silent
+    {
+        eprintln!("WARNING: {w}");
+    }
+    for w in flags::check_sections(&args.extra.section)? {
+        if !settings.silent {
+            eprintln!("WARNING: {w}");
+        }
+    }
+    if args.extra.data {
+        flags::build_data(&args.target, &args.source, args.force)?;
+        if loud {
+            eprintln!("INFO:    Build complete: {}", args.target.display());
+        }
+        return Ok(crate::exit::OK);
+    }
+    if let Some(text) = args.extra.mksquashfs_args.clone() {
+        let sq = flags::squashfs_args(&text)?;
+        if let Some(c) = sq.compression {
+            args.compression = c;
+        }
+        if let Some(t) = sq.threads {
+            args.threads = t;
+        }
+        args.all_root |= sq.all_root;
+        if !sq.ignored.is_empty() && !settings.silent {
+            eprintln!(
+                "WARNING: --mksquashfs-args: sifr writes SquashFS itself and ignores: {}",
+                sq.ignored.join(" ")
+            );
+        }
+    }
+    match classify(&args.source, args.sandbox, args.extra.json)? {
         Source::Directory(dir) => pack_directory(&args, &dir, settings),
         Source::Image(image) => {
             let pack = sifr_build::PackOptions {
@@ -180,7 +235,13 @@ pub fn run(args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
             )
         }
         Source::Definition { text, file } => {
-            let (uid, _) = sys_ids();
+            if uid != 0 && args.extra.ignore_userns {
+                // Apptainer's answer when neither user namespaces, setuid nor the fakeroot
+                // command can give an unprivileged build root; sifr has only the first.
+                anyhow::bail!(
+                    "Building from a definition file unprivileged requires either a suid installation or unprivileged user namespaces"
+                );
+            }
             if uid != 0 || args.fakeroot {
                 let user = sifr_launch::host::gather(Vec::new())
                     .ok()
@@ -216,11 +277,12 @@ fn build_definition(
         args.build_arg_file.as_deref(),
         args.warn_unused_build_args,
     )?;
-    let def = if file.is_file() && !is_image_file(file) {
+    let mut def = if file.is_file() && !is_image_file(file) && !args.extra.json {
         check_one(file, &opts)?
     } else {
         sifr_deffile::parse(text, &opts).map_err(|e| anyhow::anyhow!("{e}"))?
     };
+    crate::cmd::build_flags::keep_sections(&mut def, &args.extra.section);
     if loud {
         for w in &def.warnings {
             eprintln!("WARNING: {}:{}: {}", file.display(), w.line, w.message);
@@ -232,13 +294,11 @@ fn build_definition(
             Some(sifr_deffile::Bootstrap::Docker)
         )
     });
-    let registry = if uses_registry {
-        Some(std::sync::Arc::new(crate::cmd::pull::registry_access(
-            settings,
-            &args.registry,
-        )?))
+    let (registry, _cache_guard) = if uses_registry {
+        let (access, guard) = crate::cmd::pull::registry_access(settings, &args.registry)?;
+        (Some(std::sync::Arc::new(access)), guard)
     } else {
-        None
+        (None, None)
     };
     let mut binds = Vec::new();
     for spec in &args.bind {
@@ -247,13 +307,13 @@ fn build_definition(
                 .map_err(|e| anyhow::anyhow!("invalid --bind: {e}"))?,
         );
     }
-    let tmpdir = absolute(
-        &settings
-            .tmpdir
-            .clone()
-            .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/tmp")),
-    )?;
+    for spec in &args.extra.mount {
+        binds.push(
+            sifr_launch::bind::parse_mount(spec)
+                .map_err(|e| anyhow::anyhow!("invalid --mount `{spec}`: {e}"))?,
+        );
+    }
+    let tmpdir = crate::cmd::pull::temp_root(settings, &args.registry)?;
     let time = crate::cmd::pull::build_time();
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     // `%post` sees the host's full /dev, so no GPU node needs binding.
@@ -285,6 +345,10 @@ fn build_definition(
         fix_perms: args.fix_perms,
         post_failure_hint,
         registry,
+        // Apptainer: `--update --force` rebuilds from scratch.
+        update: args.extra.update && !args.force,
+        no_cleanup: args.registry.no_cleanup,
+        writable_tmpfs: args.extra.writable_tmpfs,
     };
     let started = std::time::Instant::now();
     if loud {

@@ -8,6 +8,8 @@ pub mod action_privs;
 pub mod action_remote;
 pub mod action_runtime;
 pub mod build;
+pub mod build_flags;
+pub mod build_json;
 pub mod cache;
 pub mod completion;
 pub mod deffile;
@@ -22,6 +24,7 @@ pub mod instance_stop;
 pub mod isa_check;
 pub mod man;
 pub mod pull;
+pub mod pull_build_env;
 pub mod registry;
 pub mod sif;
 

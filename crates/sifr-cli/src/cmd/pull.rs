@@ -5,6 +5,12 @@
 //! The layers go through the blob cache (downloaded in parallel, once across concurrent
 //! processes) and are merged straight into the SIF's SquashFS partition by `sifr_build::pull`:
 //! no temporary extraction and no temporary SquashFS file. Progress lines go to stderr.
+//!
+//! Apptainer's naming rules are kept: `--name` beats the IMAGE argument, the default is
+//! `NAME_TAG.sif` (its `uri.GetName`), and `--dir` goes in front. `--sandbox` writes the SIF in
+//! the temporary directory and extracts it, as Apptainer does; `--disable-cache` sends the
+//! blobs to a private directory removed afterwards. The flags' environment twins are applied
+//! by `pull_build_env` before anything else.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,19 +23,46 @@ use sifr_squashfs::Compression;
 
 use crate::settings::Settings;
 
-/// Flags shared by every command that talks to a registry.
+/// Flags shared by every command that talks to a registry (`pull` and `build`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct RegistryArgs {
-    /// Pick this architecture from multi-platform images (amd64, arm64, ppc64le, ...);
-    /// default: the host's.
+    /// Pick this architecture from multi-platform images (amd64, arm64, arm, 386, ppc64le,
+    /// s390x, riscv64, loong64); default: the host's.
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
+    /// The architecture variant to pick (`8` or `v8` for arm64; 5, 6 or 7 for arm).
+    #[arg(long, value_name = "VARIANT")]
+    pub arch_variant: Option<String>,
     /// Talk plain HTTP to the registry (local test registries only).
-    #[arg(long, alias = "no-https")]
+    #[arg(long = "no-https", alias = "nohttps")]
     pub nohttps: bool,
     /// Ask for the registry username and password interactively.
     #[arg(long)]
     pub docker_login: bool,
+    /// The registry username (also DOCKER_USERNAME).
+    #[arg(long, hide = true, value_name = "USER")]
+    pub docker_username: Option<String>,
+    /// The registry password (also DOCKER_PASSWORD).
+    #[arg(long, hide = true, value_name = "PASSWORD")]
+    pub docker_password: Option<String>,
+    /// The Docker daemon for `docker-daemon:` sources (which sifr does not read).
+    #[arg(long, value_name = "HOST")]
+    pub docker_host: Option<String>,
+    /// Use no cache: blobs go to a temporary directory removed afterwards.
+    #[arg(long)]
+    pub disable_cache: bool,
+    /// Temporary directory for the build or pull (default: the `tmpdir` setting, $TMPDIR, /tmp).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The library to use for `library://` sources (which sifr does not support).
+    #[arg(long, value_name = "URL")]
+    pub library: Option<String>,
+    /// Keep the temporary files of a failed build or pull, for debugging.
+    #[arg(long)]
+    pub no_cleanup: bool,
+    /// Date the image's files and metadata with the source image's creation time.
+    #[arg(long)]
+    pub reproducible: bool,
     #[command(flatten)]
     pub auth: crate::cmd::registry::AuthFileArg,
 }
@@ -49,30 +82,186 @@ pub struct PullArgs {
     /// size); use gzip for the oldest runtimes (kernels before 4.14, squashfuse without zstd).
     #[arg(long, value_name = "CODEC[:LEVEL]", default_value = "zstd:3")]
     pub compression: Compression,
+    /// The file (or with --sandbox the directory) to write; beats the IMAGE argument.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Write the image into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Write a sandbox directory instead of a SIF file.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Deprecated: only silences the warning about an unsigned image.
+    #[arg(short = 'U', long)]
+    pub allow_unsigned: bool,
+    /// Only silences the warning about an unsigned image.
+    #[arg(long, hide = true)]
+    pub allow_unauthenticated: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
-/// The SIF name Apptainer gives a pull: the repository's last component and the tag.
-fn default_target(source: &ImageSource) -> PathBuf {
-    let name = match source {
-        ImageSource::Registry(r) => {
-            let base = r.repository.rsplit('/').next().unwrap_or(&r.repository);
-            let tag = match (&r.tag, &r.digest) {
-                (Some(t), _) => t.clone(),
-                (None, Some(d)) => d.hex().chars().take(12).collect(),
-                (None, None) => sifr_oci::reference::DEFAULT_TAG.to_string(),
-            };
-            format!("{base}_{tag}")
-        }
-        ImageSource::OciLayout { path, .. }
-        | ImageSource::OciArchive { path, .. }
-        | ImageSource::DockerArchive { path, .. } => path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into()),
+/// The file name Apptainer gives a pull with neither IMAGE nor `--name` (its `uri.GetName`):
+/// the reference's last path component and its tag, `latest` by default, as `NAME_TAG.sif`
+/// (`docker://alpine` -> `alpine_latest.sif`, `oci-archive:/x/app.tar:v1` -> `app.tar_v1.sif`);
+/// an `http(s)://` URL keeps its file name. A bare reference (no transport, which sifr takes as
+/// `docker://`) is named as one.
+pub fn default_name(source: &str) -> String {
+    let (transport, reference) = match source.split_once(':') {
+        Some((t, r)) if r.starts_with("//") || TRANSPORTS.contains(&t) => (t, r),
+        _ => ("docker", source),
     };
-    PathBuf::from(format!("{name}.sif"))
+    let reference = reference.trim_start_matches('/');
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    if transport == "http" || transport == "https" {
+        return last.to_string();
+    }
+    let mut parts = last.split(':');
+    let name = parts.next().unwrap_or_default();
+    let tag = match parts.next() {
+        Some(t) => t.split(',').next().unwrap_or_default(),
+        None => "latest",
+    };
+    format!("{name}_{tag}.sif")
+}
+
+/// The transports Apptainer recognises without `//` (its `uri.validURIs`).
+const TRANSPORTS: &[&str] = &[
+    "library",
+    "shub",
+    "docker",
+    "docker-archive",
+    "docker-daemon",
+    "oci",
+    "oci-archive",
+    "http",
+    "https",
+    "oras",
+    "buildkit",
+    "dockerfile",
+    "ipfs",
+];
+
+/// Where a pull writes: `--name` beats the IMAGE argument, which beats the default name; `--dir`
+/// goes in front of any of them (even an absolute one, as Go's `filepath.Join` does).
+pub fn pull_target(
+    image: Option<&str>,
+    source: &str,
+    name: Option<&str>,
+    dir: Option<&Path>,
+) -> PathBuf {
+    let file = name
+        .filter(|n| !n.is_empty())
+        .or(image)
+        .map(str::to_string)
+        .unwrap_or_else(|| default_name(source));
+    match dir {
+        Some(d) if !d.as_os_str().is_empty() => d.join(file.trim_start_matches('/')),
+        _ => PathBuf::from(file),
+    }
+}
+
+/// Transports Apptainer pulls from that sifr does not, with what to use instead.
+const UNSUPPORTED_TRANSPORTS: &[(&str, &str)] = &[
+    (
+        "library",
+        "sifr has no client for Sylabs/Apptainer libraries; pull the image from an OCI registry (docker://) or download the SIF file",
+    ),
+    (
+        "shub",
+        "Singularity Hub is read-only and gone; use docker:// or a SIF file",
+    ),
+    (
+        "oras",
+        "sifr does not pull SIF files stored as ORAS artifacts; download the SIF with `oras pull`",
+    ),
+    ("ipfs", "download the SIF file with an IPFS client"),
+    ("http", "download the file with curl or wget"),
+    ("https", "download the file with curl or wget"),
+    (
+        "docker-daemon",
+        "export the image with `docker save -o img.tar IMAGE` and pull docker-archive:img.tar",
+    ),
+];
+
+/// Refuse the transports sifr cannot pull from, naming them as Apptainer names them.
+pub fn check_transport(source: &str) -> anyhow::Result<()> {
+    let Some((transport, rest)) = source.split_once(':') else {
+        return Ok(());
+    };
+    if rest.is_empty() {
+        anyhow::bail!("Bad URI {source}");
+    }
+    if let Some((_, hint)) = UNSUPPORTED_TRANSPORTS.iter().find(|(t, _)| *t == transport) {
+        return Err(crate::report::Hinted::new(
+            format!("unsupported transport type: {transport} (`{source}`)"),
+            *hint,
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The temporary directory for a pull or build: `--tmpdir`, else the `tmpdir` setting
+/// (`APPTAINER_TMPDIR`), else `$TMPDIR`, else `/tmp`; made absolute.
+pub fn temp_root(settings: &Settings, args: &RegistryArgs) -> anyhow::Result<PathBuf> {
+    let dir = args
+        .tmpdir
+        .clone()
+        .or_else(|| settings.tmpdir.clone())
+        .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    Ok(if dir.is_absolute() {
+        dir
+    } else {
+        std::env::current_dir()?.join(dir)
+    })
+}
+
+/// A private temporary directory, removed when dropped unless `keep` is set (`--no-cleanup`
+/// after a failure).
+pub struct TempDir {
+    pub path: PathBuf,
+    pub keep: bool,
+}
+
+impl TempDir {
+    pub fn new(parent: &Path, prefix: &str) -> anyhow::Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        let pid = std::process::id();
+        for n in 0..1000u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let path = parent.join(format!(
+                "{prefix}{pid}-{:08x}",
+                nanos ^ n.wrapping_mul(0x9e37_79b9)
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(TempDir { path, keep: false }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create `{}`", path.display()));
+                }
+            }
+        }
+        anyhow::bail!(
+            "cannot create a temporary directory in `{}`",
+            parent.display()
+        )
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 /// The cache directory: `cachedir` from settings, else Apptainer's environment and default.
@@ -84,34 +273,73 @@ pub fn cache_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
         .context("no cache directory: set APPTAINER_CACHEDIR or HOME")
 }
 
-/// The client and cache for registry sources, from the flags, settings and environment.
+/// The platform `--arch`/`--arch-variant` ask for (Apptainer's names checked as it checks
+/// them), the host's by default.
+pub fn platform(args: &RegistryArgs) -> anyhow::Result<Platform> {
+    let arch = args
+        .arch
+        .clone()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(crate::cmd::pull_build_env::host_arch);
+    let name = crate::cmd::pull_build_env::convert_arch(
+        &arch,
+        args.arch_variant.as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| anyhow::Error::new(e).context("invalid --arch/--arch-variant"))?;
+    Ok(Platform::linux(&name))
+}
+
+/// The client and cache for registry sources, from the flags, settings and environment. With
+/// `--disable-cache` the blobs go to a temporary directory under `temp`, which the returned
+/// guard removes.
 pub fn registry_access(
     settings: &Settings,
     args: &RegistryArgs,
-) -> anyhow::Result<sifr_build::pull::RegistryAccess> {
+) -> anyhow::Result<(sifr_build::pull::RegistryAccess, Option<TempDir>)> {
     let env = |k: &str| std::env::var(k).ok();
     let files = crate::cmd::registry::pull_files(settings, &args.auth)?;
     let mut creds =
         CredentialStore::load(env, &files).context("cannot load registry credentials")?;
+    let mut username = args.docker_username.clone().filter(|u| !u.is_empty());
+    let mut password = args.docker_password.clone().filter(|p| !p.is_empty());
     if args.docker_login {
-        let username = crate::prompt::ask("Enter Docker Username", crate::prompt::Echo::Shown)?;
-        let password = crate::prompt::ask("Enter Docker Password", crate::prompt::Echo::Hidden)?;
-        creds = creds.with_override(Credentials { username, password });
+        // Apptainer asks for the username only when none was given.
+        if username.is_none() {
+            username = Some(crate::prompt::ask(
+                "Enter Docker Username",
+                crate::prompt::Echo::Shown,
+            )?);
+        }
+        password = Some(crate::prompt::ask(
+            "Enter Docker Password",
+            crate::prompt::Echo::Hidden,
+        )?);
+    }
+    if username.is_some() || password.is_some() {
+        creds = creds.with_override(Credentials {
+            username: username.unwrap_or_default(),
+            password: password.unwrap_or_default(),
+        });
     }
     let opts = ClientOptions {
-        platform: args
-            .arch
-            .as_deref()
-            .map(Platform::linux)
-            .unwrap_or_else(Platform::host),
+        platform: platform(args)?,
         plain_http: args.nohttps,
         ..ClientOptions::default()
     };
     let client = Client::new(opts, creds, env).context("cannot set up the registry client")?;
-    Ok(sifr_build::pull::RegistryAccess {
-        client,
-        cache: sifr_oci::cache::BlobCache::new(cache_dir(settings)?),
-    })
+    let (dir, guard) = if args.disable_cache {
+        let t = TempDir::new(&temp_root(settings, args)?, "sifr-nocache-")?;
+        (t.path.clone(), Some(t))
+    } else {
+        (cache_dir(settings)?, None)
+    };
+    Ok((
+        sifr_build::pull::RegistryAccess {
+            client,
+            cache: sifr_oci::cache::BlobCache::new(dir),
+        },
+        guard,
+    ))
 }
 
 /// `SOURCE_DATE_EPOCH`, else now: the time stamped on files an image build adds.
@@ -126,20 +354,87 @@ pub fn build_time() -> i64 {
         .unwrap_or(now)
 }
 
-pub fn run(args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
-    let (target, source_text) = match args.args.as_slice() {
+/// `--reproducible`: the source image's creation time (its config's `created`, RFC 3339), as
+/// Apptainer takes it for `SOURCE_DATE_EPOCH`.
+pub fn created_time(config: &[u8]) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        created: Option<String>,
+    }
+    let c: Created = serde_json::from_slice(config).ok()?;
+    parse_rfc3339(c.created.as_deref()?)
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.123Z`, `...+01:00`).
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let num = |s: &str| s.parse::<i64>().ok();
+    let (date, time) = text.split_once(['T', 't', ' '])?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
+        Some(i) => time.split_at(i),
+        None => return None,
+    };
+    let mut c = clock.splitn(3, ':');
+    let (h, mi) = (num(c.next()?)?, num(c.next()?)?);
+    let sec = num(c.next()?.split('.').next()?)?;
+    let off = match offset.as_bytes().first() {
+        Some(b'Z' | b'z') => 0,
+        Some(sign) => {
+            let (oh, om) = offset[1..].split_once(':')?;
+            let v = num(oh)? * 3600 + num(om)? * 60;
+            if *sign == b'-' { -v } else { v }
+        }
+        None => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - off)
+}
+
+pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
+    crate::cmd::pull_build_env::apply_process(&mut args, crate::cmd::pull_build_env::PULL_TWINS)?;
+    if args.allow_unsigned && !settings.silent {
+        // cobra's notice for a deprecated flag, worded as Apptainer's.
+        eprintln!(
+            "Flag --allow-unsigned has been deprecated, pull no longer exits with an error code in case of unsigned image. Now the flag only suppress warning message."
+        );
+    }
+    let (image, source_text) = match args.args.as_slice() {
         [source] => (None, source.clone()),
-        [target, source] => (Some(PathBuf::from(target)), source.clone()),
+        [image, source] => (Some(image.as_str()), source.clone()),
         _ => unreachable!("clap takes one or two values"),
     };
+    check_transport(&source_text)?;
     let source = ImageSource::parse(&source_text)
         .with_context(|| format!("invalid image source `{source_text}`"))?;
-    let target = target.unwrap_or_else(|| default_target(&source));
+    let target = pull_target(
+        image,
+        &source_text,
+        args.name.as_deref(),
+        args.dir.as_deref(),
+    );
     let pack = sifr_build::PackOptions {
         compression: args.compression,
         force: args.force,
         ..sifr_build::PackOptions::default()
     };
+    if args.sandbox {
+        return pull_to_sandbox(
+            &source,
+            &source_text,
+            &target,
+            &pack,
+            &args.registry,
+            settings,
+        );
+    }
     pull_to_sif(
         &source,
         &source_text,
@@ -148,6 +443,89 @@ pub fn run(args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
         &args.registry,
         settings,
     )
+}
+
+/// `pull --sandbox`: the image is written to a SIF in the temporary directory, as Apptainer
+/// does, then extracted into `target` (as the calling user: no fakeroot needed).
+pub fn pull_to_sandbox(
+    source: &ImageSource,
+    source_text: &str,
+    target: &Path,
+    pack: &sifr_build::PackOptions,
+    registry: &RegistryArgs,
+    settings: &Settings,
+) -> anyhow::Result<u8> {
+    let loud = !settings.quiet && !settings.silent;
+    if !pack.force && target.exists() {
+        return Err(crate::report::Hinted::new(
+            format!("image file `{}` already exists", target.display()),
+            "use --force to overwrite it",
+        )
+        .into());
+    }
+    let mut work = TempDir::new(&temp_root(settings, registry)?, "sifr-pull-")?;
+    let sif = work.path.join("image.sif");
+    let mut sif_pack = pack.clone();
+    sif_pack.force = true;
+    let quiet = Settings {
+        quiet: true,
+        ..settings.clone()
+    };
+    let result = pull_to_sif(
+        source,
+        source_text,
+        &sif,
+        &sif_pack,
+        registry,
+        if loud { settings } else { &quiet },
+    )
+    .and_then(|_| extract_sandbox(&sif, target, pack.force));
+    if result.is_err() && registry.no_cleanup {
+        work.keep = true;
+        if !settings.silent {
+            eprintln!(
+                "INFO:    Pull performed with no clean up option, files left in {}",
+                work.path.display()
+            );
+        }
+    }
+    result?;
+    if loud {
+        eprintln!("INFO:    Sandbox written: {}", target.display());
+    }
+    Ok(crate::exit::OK)
+}
+
+/// Extract the SIF `sif`'s root file system into the new directory `target` (replacing an
+/// existing one when `force`), through a sibling staging directory so that a failure leaves
+/// nothing half-written at `target`.
+fn extract_sandbox(sif: &Path, target: &Path, force: bool) -> anyhow::Result<u8> {
+    let image = sifr_launch::image::open(sif)
+        .with_context(|| format!("cannot open `{}`", sif.display()))?;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let staging = TempDir::new(&parent, ".sifr-sandbox-")?;
+    let root = staging.path.join("rootfs");
+    let file = std::fs::File::open(&image.path)
+        .with_context(|| format!("cannot open `{}`", image.path.display()))?;
+    let archive = sifr_squashfs::read::Archive::open(file, image.offset)
+        .with_context(|| format!("cannot read `{}`", sif.display()))?;
+    archive
+        .extract_to(&root, &sifr_squashfs::read::ExtractOptions::default())
+        .with_context(|| format!("cannot extract the image into `{}`", target.display()))?;
+    if force && std::fs::symlink_metadata(target).is_ok() {
+        if target.is_dir() {
+            sifr_build::defbuild::remove_tree(target);
+        } else {
+            std::fs::remove_file(target)
+                .with_context(|| format!("cannot replace `{}`", target.display()))?;
+        }
+    }
+    std::fs::rename(&root, target)
+        .with_context(|| format!("cannot create `{}`", target.display()))?;
+    Ok(crate::exit::OK)
 }
 
 /// Fetch `source` and write it to the SIF `target`, with progress on stderr. Shared with
@@ -169,14 +547,17 @@ pub fn pull_to_sif(
         )
         .into());
     }
-    let access = match source {
-        ImageSource::Registry(_) => Some(registry_access(settings, registry)?),
-        _ => None,
+    let (access, _cache_guard) = match source {
+        ImageSource::Registry(_) => {
+            let (a, g) = registry_access(settings, registry)?;
+            (Some(a), g)
+        }
+        _ => (None, None),
     };
-    let platform = access
-        .as_ref()
-        .map(|a| a.client.options().platform.clone())
-        .unwrap_or_else(Platform::host);
+    let platform = match &access {
+        Some(a) => a.client.options().platform.clone(),
+        None => platform(registry)?,
+    };
     let started = std::time::Instant::now();
     if loud {
         eprintln!("INFO:    Fetching image `{source_text}`");
@@ -219,7 +600,12 @@ pub fn pull_to_sif(
     if loud {
         eprintln!("INFO:    Creating SIF file `{}`", target.display());
     }
-    let report = sifr_build::pull::write_sif(&image, target, pack, build_time())?;
+    let time = if registry.reproducible {
+        created_time(&image.config_bytes).unwrap_or_else(build_time)
+    } else {
+        build_time()
+    };
+    let report = sifr_build::pull::write_sif(&image, target, pack, time)?;
     if loud {
         let s = &report.squashfs;
         eprintln!(
@@ -241,12 +627,68 @@ mod tests {
 
     #[test]
     fn default_names_follow_apptainer() {
-        let n = |s: &str| default_target(&ImageSource::parse(s).unwrap());
-        assert_eq!(n("docker://alpine"), PathBuf::from("alpine_latest.sif"));
+        // Apptainer's uri.GetName (internal/pkg/util/uri/uri_test.go cases).
+        assert_eq!(default_name("docker://alpine"), "alpine_latest.sif");
         assert_eq!(
-            n("docker://127.0.0.1:5000/team/tool:1.2"),
-            PathBuf::from("tool_1.2.sif")
+            default_name("docker://127.0.0.1:5000/team/tool:1.2"),
+            "tool_1.2.sif"
         );
-        assert_eq!(n("oci-archive:/x/app.tar:v1"), PathBuf::from("app.sif"));
+        assert_eq!(default_name("oci-archive:/x/app.tar:v1"), "app.tar_v1.sif");
+        assert_eq!(default_name("library://u/c/img:a,b"), "img_a.sif");
+        assert_eq!(default_name("https://h/x/file.sif"), "file.sif");
+        assert_eq!(default_name("localhost:5000/alpine"), "alpine_latest.sif");
+    }
+
+    #[test]
+    fn name_beats_the_image_argument_and_dir_goes_in_front() {
+        let t = |image, name, dir: Option<&str>| {
+            pull_target(image, "docker://alpine:3", name, dir.map(Path::new))
+        };
+        assert_eq!(t(None, None, None), PathBuf::from("alpine_3.sif"));
+        assert_eq!(t(Some("a.sif"), None, None), PathBuf::from("a.sif"));
+        assert_eq!(
+            t(Some("a.sif"), Some("n.sif"), None),
+            PathBuf::from("n.sif")
+        );
+        assert_eq!(t(None, None, Some("/d")), PathBuf::from("/d/alpine_3.sif"));
+        // Go's filepath.Join keeps the directory even before an absolute name.
+        assert_eq!(
+            t(Some("/abs/a.sif"), None, Some("/d")),
+            PathBuf::from("/d/abs/a.sif")
+        );
+    }
+
+    #[test]
+    fn unsupported_transports_are_named() {
+        let e = check_transport("library://alpine").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unsupported transport type: library"),
+            "{e}"
+        );
+        assert!(check_transport("docker://alpine").is_ok());
+        assert!(check_transport("oci-archive:/a.tar").is_ok());
+        assert_eq!(
+            check_transport("docker:").unwrap_err().to_string(),
+            "Bad URI docker:"
+        );
+    }
+
+    #[test]
+    fn rfc3339_times_parse() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:34:56.789Z"),
+            Some(1_709_210_096)
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T13:34:56+01:00"),
+            Some(1_709_210_096)
+        );
+        assert_eq!(parse_rfc3339("garbage"), None);
+        assert_eq!(
+            created_time(br#"{"created":"1970-01-02T00:00:00Z","architecture":"amd64"}"#),
+            Some(86_400)
+        );
     }
 }
