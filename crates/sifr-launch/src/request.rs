@@ -261,6 +261,12 @@ impl Request {
                 })?);
             }
         }
+        // Relative bind sources are taken from the working directory, as Apptainer's
+        // `filepath.Abs` does (`-B data:/data`, `--mount src=data,...`, `APPTAINER_BIND`).
+        if binds.iter().any(|b| b.src.is_relative()) {
+            let cwd = std::env::current_dir().map_err(RequestError::Host)?;
+            binds = binds.into_iter().map(|b| b.absolute(&cwd)).collect();
+        }
         let mut no_mount = Vec::new();
         for (index, v) in self.no_mount.iter().enumerate() {
             no_mount.extend(nomount::parse_list(&v.value).map_err(|error| {

@@ -467,8 +467,8 @@ mod tests {
         );
         assert_eq!(
             error(&["-B", "a:b"], &[], &s),
-            "error: invalid bind `a:b`: `a` is not an absolute path\n\
-             hint: bind paths must start with `/`"
+            "error: invalid bind `a:b`: the destination `b` is not an absolute path\n\
+             hint: container paths must start with `/`"
         );
         assert_eq!(
             error(&["-B", ":/b"], &[], &s),
