@@ -161,6 +161,31 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot create the mount point of `{}` in `{}`, the bind source that holds it",
+        dst.display(),
+        src.display()
+    )]
+    NestedMountPoint {
+        dst: PathBuf,
+        src: PathBuf,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot open `/dev/fuse` for the `--fusemount` at `{}`", dst.display())]
+    DevFuse {
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the `--fusemount` program `{program}` failed ({status})")]
+    FuseDaemon { program: String, status: String },
+    #[error("could not start the `--fusemount` program `{program}`")]
+    FuseStart {
+        program: String,
+        #[source]
+        source: sifr_sys::process::ExecFailed,
+    },
     #[error(transparent)]
     Fakeroot(#[from] FakerootError),
     #[error(transparent)]

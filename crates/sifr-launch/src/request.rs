@@ -118,6 +118,8 @@ pub struct Request {
     pub gpu: gpu::Request,
     /// What to do when the program needs CPU features this host lacks.
     pub isa_check: isa_check::Policy,
+    /// `-S/--scratch` and `--fusemount`.
+    pub extra_mounts: crate::mounts::MountsRequest,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -190,6 +192,8 @@ pub enum RequestError {
     /// Boxed: a finding is large, and every `Result` of this module carries the error's size.
     #[error("refused by the ISA check")]
     Isa(#[source] Box<isa_check::Refused>),
+    #[error(transparent)]
+    Mounts(#[from] crate::mounts::MountsError),
 }
 
 impl Request {
@@ -225,6 +229,7 @@ impl Request {
             instance: None,
             gpu: gpu::Request::default(),
             isa_check: isa_check::Policy::default(),
+            extra_mounts: crate::mounts::MountsRequest::default(),
         }
     }
 
@@ -326,6 +331,7 @@ impl Request {
                 .iter()
                 .map(|name| ("APPTAINER_INSTANCE".to_string(), name.clone())),
         );
+        let extra_mounts = self.extra_mounts.typed()?;
         let mut opts = Options {
             binds,
             cleanenv: self.cleanenv,
@@ -335,7 +341,8 @@ impl Request {
             home,
             cwd: self.cwd.clone(),
             writable: self.writable,
-            pid: self.pid,
+            // `--fusemount` implies `--pid`, as in Apptainer (its launcher sets it).
+            pid: self.pid || !extra_mounts.fuse.is_empty(),
             ipc: self.ipc,
             uts: self.uts,
             hostname: self.hostname.clone(),
@@ -349,6 +356,7 @@ impl Request {
             userns: self.userns,
             share_idle: self.share_idle,
             ready_fd: self.ready_fd.clone(),
+            extra_mounts,
         };
         if self.containall {
             opts.contain_all();

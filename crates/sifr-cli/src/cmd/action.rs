@@ -93,6 +93,8 @@ pub struct ActionFlags {
     pub isa_check: Option<IsaCheck>,
     #[command(flatten)]
     pub gpu: GpuFlags,
+    #[command(flatten)]
+    pub mounts: super::action_mounts::MountFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -292,6 +294,7 @@ pub(crate) fn request(
         instance: None,
         gpu: flags.gpu.request(settings),
         isa_check: IsaCheck::policy(flags.isa_check, settings),
+        extra_mounts: f.mounts.request(&twins),
     })
 }
 
@@ -338,6 +341,10 @@ pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
         RequestError::Image(e) => image_error(e),
         RequestError::Plan(e) => e.into(),
         RequestError::Isa(e) => Hinted::new(e.to_string(), e.hint()).into(),
+        RequestError::Mounts(e) => {
+            let (origin, message) = e.cause();
+            within(&origin, Hinted::new(message, e.hint()).into())
+        }
     }
 }
 

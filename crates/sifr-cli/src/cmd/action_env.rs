@@ -67,7 +67,7 @@ pub struct Twin {
 
 /// Every table of twins: [`TWINS`], then one per group of flags that has its own module
 /// (`action_<area>.rs`), so that each area keeps its flags and their variables together.
-pub const TABLES: &[&[Twin]] = &[TWINS];
+pub const TABLES: &[&[Twin]] = &[TWINS, super::action_mounts::MOUNTS_TWINS];
 
 /// Every action flag's environment twin, in table order.
 pub fn all_twins() -> impl Iterator<Item = &'static Twin> {

@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod action_env;
+pub mod action_mounts;
 pub mod build;
 pub mod cache;
 pub mod completion;

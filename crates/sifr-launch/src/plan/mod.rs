@@ -100,6 +100,11 @@ pub fn build(
         crate::gpu::DevView::of(opts.contain),
     ));
     cx.user_binds(&mut mounts);
+    mounts.extend(crate::scratch::mounts(
+        &opts.extra_mounts.scratch,
+        opts.workdir.as_deref(),
+    ));
+    mounts.extend(crate::fusemount::mounts(&opts.extra_mounts.fuse));
     let cwd = cx.cwd(&mut mounts);
     let identity = cx.identity();
     cx.identity_files(&mut mounts);
@@ -131,6 +136,10 @@ pub fn build(
         env,
         action,
         cwd,
+        fuse: crate::fusemount::FusePlan {
+            specs: opts.extra_mounts.fuse.clone(),
+            host_cwd: host.cwd.clone(),
+        },
     })
 }
 

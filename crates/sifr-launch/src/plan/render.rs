@@ -57,6 +57,7 @@ impl LaunchPlan {
                 Source::Devpts => "<devpts>".into(),
                 Source::Proc => "<proc>".into(),
                 Source::Hostname => "<hostname>".into(),
+                Source::Fuse(i) => format!("<fuse {i}>"),
             };
             let mut flags = vec![if m.readonly { "ro" } else { "rw" }];
             if m.nosuid {

@@ -65,6 +65,8 @@ pub struct Options {
     /// An inherited fd to write one byte to once the container is assembled, just before the
     /// command starts (`instance start` waits for it).
     pub ready_fd: Option<ReadyFd>,
+    /// `-S/--scratch` and `--fusemount` ([`crate::mounts`]).
+    pub extra_mounts: crate::mounts::ExtraMounts,
 }
 
 /// The descriptor a launch writes one byte to, once, when the container is assembled
@@ -201,11 +203,15 @@ pub enum Tag {
     Home,
     UserBind,
     Tmp,
+    /// `-S/--scratch` directories.
+    Scratch,
     /// `--nv`/`--rocm`: host driver libraries, programs, vendor files and devices.
     Gpu,
     Cwd,
     Identity,
     Hostname,
+    /// `--fusemount` filesystems (Apptainer's `OtherTag`, its last).
+    Fuse,
 }
 
 /// Where a mount's content comes from.
@@ -228,6 +234,8 @@ pub enum Source {
     Proc,
     /// The generated `/etc/hostname` (`--hostname`).
     Hostname,
+    /// The FUSE filesystem of `--fusemount` spec N ([`crate::fusemount`]).
+    Fuse(usize),
 }
 
 /// One mount of the plan.
@@ -355,6 +363,8 @@ pub struct LaunchPlan {
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
+    /// The `--fusemount` programs ([`crate::fusemount`]).
+    pub fuse: crate::fusemount::FusePlan,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
