@@ -110,13 +110,14 @@ fn a_nested_bind_creates_its_mount_point_in_the_enclosing_source() {
         // e2e `NestedBindFile`: the file mount point is created in the host directory.
         let outer = format!("{c}:/canary");
         let inner = format!("{file}:/canary/file2");
-        probe(
+        let o = probe(
             &fx,
             who,
             &["-B", &outer, "-B", &inner],
             &["cat", "/canary/file2"],
-        )
-        .assert_success();
+        );
+        o.assert_success();
+        assert_eq!(o.stdout_text(), "hello from the host\n");
         assert!(
             canary.join("file2").is_file(),
             "file2 not created on the host"
@@ -125,13 +126,17 @@ fn a_nested_bind_creates_its_mount_point_in_the_enclosing_source() {
         // and a file inside that (whose source is `canary` again).
         let dir2 = format!("{c}:/canary/dir2");
         let nested = format!("{file}:/canary/dir2/nested");
-        probe(
+        let o = probe(
             &fx,
             who,
             &["-B", &outer, "-B", &dir2, "-B", &nested],
             &["exists", "/canary/dir2", "/canary/dir2/nested"],
-        )
-        .assert_success();
+        );
+        o.assert_success();
+        assert_eq!(
+            o.stdout_text(),
+            "/canary/dir2 yes\n/canary/dir2/nested yes\n"
+        );
         assert!(canary.join("dir2").is_dir());
         assert!(canary.join("nested").is_file());
         // Deeper, with the flags in the other order: the intermediate directory is created
