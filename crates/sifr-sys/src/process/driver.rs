@@ -150,3 +150,52 @@ fn fail(status_fd: i32) -> ! {
         libc::_exit(126)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::io::Read as _;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// `/bin/sh -c SCRIPT` as a spec, with an empty environment.
+    fn sh(script: &str) -> ExecSpec {
+        let argv: Vec<OsString> = ["/bin/sh", "-c", script]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        ExecSpec::new("/bin/sh", &[PathBuf::from("/bin/sh")], &argv, &[]).unwrap()
+    }
+
+    #[test]
+    fn the_program_finds_the_descriptor_at_3_in_its_directory() {
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let spec = sh("pwd >&3");
+        let mut child = spawn_with_fd3(&spec, wr.as_fd(), None, Some(Path::new("/"))).unwrap();
+        drop(wr);
+        child.wait_exec("/bin/sh").unwrap();
+        assert_eq!(child.wait().unwrap(), super::super::ExitStatus::Exited(0));
+        let mut out = String::new();
+        std::fs::File::from(rd).read_to_string(&mut out).unwrap();
+        // The pipe's write end was fd 3 of the program; the status pipe did not replace it.
+        assert_eq!(out, "/\n");
+    }
+
+    #[test]
+    fn a_missing_program_is_reported_by_wait_exec() {
+        let (_rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let argv = [OsString::from("no-such-fuse-program")];
+        let spec = ExecSpec::new(
+            "no-such-fuse-program",
+            &[PathBuf::from("/nonexistent/no-such-fuse-program")],
+            &argv,
+            &[],
+        )
+        .unwrap();
+        let mut child = spawn_with_fd3(&spec, wr.as_fd(), None, None).unwrap();
+        let e = child.wait_exec("no-such-fuse-program").unwrap_err();
+        assert_eq!(e.source.raw_os_error(), Some(libc::ENOENT));
+        child.wait().unwrap();
+    }
+}
