@@ -86,3 +86,59 @@ impl MountsRequest {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::plan::Action;
+    use crate::request::{Origin, Request, RequestError, Sourced};
+
+    fn request() -> Request {
+        Request::new("/img.sif".into(), Action::Exec(vec!["true".into()]))
+    }
+
+    #[test]
+    fn scratch_and_fusemount_are_typed_and_fusemount_implies_pid() {
+        let mut r = request();
+        r.extra_mounts.scratch = vec![Sourced::flag("/a,/b/".into()), Sourced::flag("/c".into())];
+        r.extra_mounts.fusemount = vec![Sourced::flag("host:squashfuse x.sqfs /m".into())];
+        let o = r.options(&[]).unwrap();
+        assert_eq!(
+            o.extra_mounts.scratch,
+            [Path::new("/a"), Path::new("/b"), Path::new("/c")]
+        );
+        assert_eq!(o.extra_mounts.fuse[0].program, ["squashfuse", "x.sqfs"]);
+        assert!(o.pid, "--fusemount implies --pid, as in Apptainer");
+        assert!(!request().options(&[]).unwrap().pid);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_entry_and_origin() {
+        let mut r = request();
+        let twin = Origin::EnvVar("APPTAINER_FUSESPEC".into());
+        r.extra_mounts.fusemount = vec![Sourced {
+            value: "sshfs h:/ /m".into(),
+            origin: twin.clone(),
+        }];
+        match r.options(&[]).unwrap_err() {
+            RequestError::Mounts(e) => {
+                let (origin, message) = e.cause();
+                assert_eq!(origin, twin);
+                assert!(message.contains("unknown prefix `sshfs`"), "{message}");
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn relative_bind_sources_are_made_absolute_in_the_options() {
+        let mut r = request();
+        r.binds = vec![Sourced::flag("data:/data,/abs:/x".into())];
+        r.mounts = vec![Sourced::flag("type=bind,src=./m,dst=/m".into())];
+        let o = r.options(&[]).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let srcs: Vec<_> = o.binds.iter().map(|b| b.src.clone()).collect();
+        assert_eq!(srcs, [cwd.join("data"), "/abs".into(), cwd.join("m")]);
+    }
+}
