@@ -224,6 +224,14 @@ impl ExecError {
         match self {
             ExecError::Exec(_) => Some("check the command's name and the PATH inside the container".into()),
             ExecError::Fakeroot(e) => e.hint(),
+            ExecError::DevFuse { .. } => Some(
+                "`--fusemount` needs read and write access to `/dev/fuse` (mode 0666 on most systems)"
+                    .into(),
+            ),
+            ExecError::NestedMountPoint { .. } => Some(
+                "create the mount point in the bound directory first, or bind to a path that exists there"
+                    .into(),
+            ),
             ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
                 "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"
                     .into(),
