@@ -83,6 +83,15 @@ impl LaunchPlan {
                 flags.join(",")
             );
         }
+        for (i, f) in self.fuse.specs.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "fuse {i} {:?}{}: {}",
+                f.side,
+                if f.daemon { " daemon" } else { "" },
+                crate::fusemount::argv(f).join(" ")
+            );
+        }
         let _ = writeln!(
             s,
             "cwd {}{}",
