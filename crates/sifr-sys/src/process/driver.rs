@@ -4,7 +4,7 @@
 //! launcher is already inside the container's mount namespace.
 //!
 //! The child is started posix_spawn-style, as [`super::spawn`], and runs only async-signal-safe
-//! calls (`chroot`, `chdir`, `dup2`, `fcntl`, then the shared exec code); it writes nothing but
+//! calls (`chroot`, `chdir`, `open`, `dup2`, `fcntl`, then the shared exec code); it writes nothing but
 //! its own stack and errno.
 
 use std::ffi::CString;
@@ -19,9 +19,10 @@ use crate::error::{Error, Result, err};
 /// The descriptor number the program finds the `/dev/fuse` descriptor at (`/dev/fd/3`).
 pub const FUSE_FD: i32 = 3;
 
-/// Fork and exec `spec` with `fd3` as its descriptor 3 (inheritable), after `chroot(root)` and
-/// `chdir(cwd)` when given (`cwd` is taken inside the new root; `/` when `root` is given
-/// without it). Use [`Child::wait_exec`] to learn whether the exec succeeded.
+/// Start `spec` with `fd3` as its descriptor 3 (inheritable) and `/dev/null` as its stdin,
+/// after `chroot(root)` and `chdir(cwd)` when given (`cwd` is taken inside the new root; `/`
+/// when `root` is given without it). Use [`Child::wait_exec`] to learn whether the exec
+/// succeeded.
 pub fn spawn_with_fd3(
     spec: &ExecSpec,
     fd3: BorrowedFd<'_>,
@@ -116,9 +117,9 @@ fn child(
     status_fd: i32,
     (candidates, argv, envp): Pointers<'_>,
 ) -> ! {
-    // SAFETY: every pointer was prepared before the fork and stays valid in the child's copy
-    // of memory; chroot, chdir, dup2 and fcntl are async-signal-safe system calls on plain
-    // integers and NUL-terminated strings.
+    // SAFETY: every pointer was prepared before the child was created and stays valid (it
+    // shares the parent's memory until it execs); chroot, chdir, open, close, dup2 and fcntl
+    // are async-signal-safe system calls on plain integers and NUL-terminated strings.
     unsafe {
         if let Some(r) = root
             && libc::chroot(r.as_ptr()) != 0
@@ -129,6 +130,13 @@ fn child(
             && libc::chdir(c.as_ptr()) != 0
         {
             fail(status_fd);
+        }
+        // Stdin is `/dev/null` (of the new root), as Apptainer starts these programs: a
+        // foreground FUSE program must not read what the user types for the command.
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        if null > 0 {
+            libc::dup2(null, 0);
+            libc::close(null);
         }
         if fuse == FUSE_FD {
             if libc::fcntl(FUSE_FD, libc::F_SETFD, 0) != 0 {
@@ -171,7 +179,7 @@ mod tests {
     #[test]
     fn the_program_finds_the_descriptor_at_3_in_its_directory() {
         let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-        let spec = sh("pwd >&3");
+        let spec = sh("pwd >&3; read -r line || echo stdin-empty >&3");
         let mut child = spawn_with_fd3(&spec, wr.as_fd(), None, Some(Path::new("/"))).unwrap();
         drop(wr);
         child.wait_exec("/bin/sh").unwrap();
@@ -179,7 +187,7 @@ mod tests {
         let mut out = String::new();
         std::fs::File::from(rd).read_to_string(&mut out).unwrap();
         // The pipe's write end was fd 3 of the program; the status pipe did not replace it.
-        assert_eq!(out, "/\n");
+        assert_eq!(out, "/\nstdin-empty\n");
     }
 
     #[test]
