@@ -157,6 +157,30 @@ fn a_nested_bind_creates_its_mount_point_in_the_enclosing_source() {
 }
 
 #[test]
+fn no_mount_point_is_created_in_the_hosts_dev() {
+    // Only the directories Apptainer lets stand in for the image's (user binds, home, /tmp)
+    // take nested mount points; the host's /dev is bound, but nothing is created in it.
+    let fx = Fixture::new();
+    let file = fx.data.join("hello");
+    let name = format!("sifr-exec-mounts-{}", std::process::id());
+    let spec = format!("{}:/dev/{name}", file.display());
+    for who in identities() {
+        probe(
+            &fx,
+            who,
+            &["-B", &spec],
+            &["exists", &format!("/dev/{name}")],
+        )
+        .assert_success()
+        .assert_stderr_contains("does not exist in the container");
+        assert!(
+            !Path::new("/dev").join(&name).exists(),
+            "created in the host's /dev"
+        );
+    }
+}
+
+#[test]
 fn a_nested_mount_point_never_follows_a_symlink_out_of_the_bound_tree() {
     let fx = Fixture::new();
     let file = fx.data.join("hello");

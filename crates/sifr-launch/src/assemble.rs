@@ -437,17 +437,26 @@ pub fn mount_all(
 /// the overriding bind source, and leaves it there: e2e `NestedBindFile`, `NestedBindDir`,
 /// `MultipleNestedBindDir`). The enclosing bind is the last earlier host directory mount whose
 /// destination holds this one: mounts are in plan order (shortest first), so it is the one on
-/// top. The path is created inside the bind's *source*, opened as a root, with every component
+/// top. Only the mounts whose directory Apptainer lets stand in for the image's (its session's
+/// `OverrideDir`: user binds, the home, `/tmp` and `/var/tmp`, `--scratch` under `-W`) count:
+/// never the host's `/dev`, `/proc` or `/sys`, where a mount point must not be created. The path is created inside the bind's *source*, opened as a root, with every component
 /// resolved `RESOLVE_IN_ROOT`: a symlink in the bound tree cannot lead the creation out of it,
 /// and a read-only bind still gets its mount point (Apptainer creates it before mounting too).
 /// Returns whether it created the mount point; `false` when no earlier bind holds it.
 fn mount_point_in_bind(prepared: &[Prepared], i: usize) -> Result<bool, ExecError> {
     let p = &prepared[i];
-    if !matches!(p.mount.source, Source::Host(_) | Source::Scratch) {
+    if !matches!(
+        p.mount.source,
+        Source::Host(_) | Source::Scratch | Source::Fuse(_)
+    ) {
         return Ok(false);
     }
     let enclosing = prepared[..i].iter().rev().find(|e| {
         matches!(e.mount.source, Source::Host(_))
+            && matches!(
+                e.mount.tag,
+                Tag::UserBind | Tag::Home | Tag::Tmp | Tag::Scratch
+            )
             && e.is_dir
             && e.host_src.is_some()
             && p.mount.dst.starts_with(&e.mount.dst)
