@@ -152,6 +152,19 @@ fn a_nested_bind_creates_its_mount_point_in_the_enclosing_source() {
         o.assert_success();
         assert_eq!(o.stdout_text(), "hello from the host\n");
         assert!(canary.join("sub/f.txt").is_file());
+        // e2e `CustomHomeOneToOne`: the home stands in for the image's directory too.
+        let home = open_dir(&fx, &format!("home-{}", tag(who)));
+        let h = home.to_str().unwrap();
+        let in_home = format!("{c}:{h}/canary121RO");
+        let o = probe(
+            &fx,
+            who,
+            &["--home", h, "--bind", &in_home],
+            &["exists", &format!("{h}/canary121RO/file2")],
+        );
+        o.assert_success();
+        assert!(o.stdout_text().ends_with(" yes\n"), "{}", o.stdout_text());
+        assert!(home.join("canary121RO").is_dir());
     }
     fx.assert_image_untouched();
 }
