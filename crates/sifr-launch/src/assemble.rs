@@ -24,17 +24,22 @@
 //! `open_tree` + `mount_setattr` + `move_mount` on the resolved fd: a symlink in the image can
 //! never redirect a bind onto a host path.
 //!
+//! Nested binds: a bind whose destination lies inside an earlier host directory bind and is
+//! missing there gets its mount point created in that bind's host source, as Apptainer does
+//! (and leaves behind); see [`mount_point_in_bind`].
+//!
 //! Must not: follow paths of the image by string joins, or create anything outside the session
-//! tmpfs and the overlay's upper layer.
+//! tmpfs, the overlay's upper layer and (for nested binds) the enclosing bind's source tree.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use sifr_sys::fs::Leaf;
 use sifr_sys::mount::{Attrs, Depth};
 
 use crate::error::{ExecError, step};
-use crate::plan::types::{LaunchPlan, Mount, Source};
+use crate::plan::types::{LaunchPlan, Mount, Source, Tag};
 
 /// Where the host's root is kept during assembly.
 pub const OLD_ROOT: &str = "/oldroot";
@@ -49,6 +54,11 @@ pub struct Prepared {
     pub host_src: Option<PathBuf>,
     /// Whether the source is a directory (file binds need a file mount point).
     pub is_dir: bool,
+    /// For [`Source::Fuse`]: the `/dev/fuse` descriptor, opened and mounted in [`mount_all`]
+    /// and handed to the program ([`crate::fusemount::Drivers`]). It is opened in the
+    /// container's user namespace: the kernel refuses a FUSE mount whose descriptor was opened
+    /// in another one (Apptainer has its RPC server, in the namespace, open it likewise).
+    pub fuse: Option<Arc<OnceLock<OwnedFd>>>,
 }
 
 /// Resolve host sources (canonical paths, types) before any namespace change. Missing optional
@@ -56,8 +66,9 @@ pub struct Prepared {
 pub fn prepare(plan: &LaunchPlan) -> Result<Vec<Prepared>, ExecError> {
     let mut out = Vec::new();
     for m in &plan.mounts {
+        let mut fuse = None;
         let (host_src, is_dir) = match &m.source {
-            Source::Host(p) => match create_source(p, m.create)
+            Source::Host(p) => match create_source(p, m.create, m.tag == Tag::Scratch)
                 .map_err(|source| ExecError::CreateSource {
                     path: p.clone(),
                     dst: m.dst.clone(),
@@ -85,11 +96,19 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Vec<Prepared>, ExecError> {
             Source::Passwd | Source::Group | Source::Hostname | Source::Text { .. } => {
                 (None, false)
             }
+            Source::Fuse(_) => {
+                // Opened here too, where Apptainer opens it, so that a `/dev/fuse` the user may
+                // not open fails the launch before any namespace exists.
+                open_dev_fuse(Path::new("/dev/fuse"), &m.dst)?;
+                fuse = Some(Arc::new(OnceLock::new()));
+                (None, true)
+            }
         };
         out.push(Prepared {
             mount: m.clone(),
             host_src,
             is_dir,
+            fuse,
         });
     }
     Ok(out)
@@ -97,11 +116,19 @@ pub fn prepare(plan: &LaunchPlan) -> Result<Vec<Prepared>, ExecError> {
 
 /// Create a missing `--workdir` directory with `mode` (exactly: the umask does not apply). Only
 /// the last component is created, as Apptainer does: the work directory itself must exist.
-fn create_source(p: &Path, mode: Option<u32>) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
+/// With `parents` (the `--scratch` directories under the work directory, which Apptainer makes
+/// with `MkdirAll`), missing parents are created too, with the same mode less the umask.
+fn create_source(p: &Path, mode: Option<u32>, parents: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     let Some(mode) = mode else {
         return Ok(());
     };
+    if parents && let Some(parent) = p.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(parent)?;
+    }
     match std::fs::create_dir(p) {
         Ok(()) => std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -198,10 +225,12 @@ pub fn mount_root(
             return Err(ExecError::OverlayPath { path: dir.clone() });
         }
         for d in [&upper, &work] {
-            create_source(&old(d), Some(0o755)).map_err(|source| ExecError::CreateSource {
-                path: d.clone(),
-                dst: PathBuf::from("/"),
-                source,
+            create_source(&old(d), Some(0o755), false).map_err(|source| {
+                ExecError::CreateSource {
+                    path: d.clone(),
+                    dst: PathBuf::from("/"),
+                    source,
+                }
             })?;
         }
         let (upper, work) = (old(&upper), old(&work));
@@ -328,6 +357,7 @@ pub fn mount_all(
             Source::Passwd | Source::Group => continue,
             // Mounted later, from inside the PID namespace, by its init (see `crate::exec`).
             Source::Proc => continue,
+            Source::Fuse(n) => stage_fuse(i, *n, p, plan)?,
             Source::Hostname => {
                 let name = plan.hostname.as_deref().unwrap_or_default();
                 write_session("/files/hostname", &format!("{name}\n"))?;
@@ -339,9 +369,13 @@ pub fn mount_all(
                 PathBuf::from(path)
             }
         };
-        let Some(dst) = sifr_sys::fs::resolve_in_root(root.as_fd(), &m.dst)
-            .map_err(step("resolve a mount point"))?
-        else {
+        let mut found = sifr_sys::fs::resolve_in_root(root.as_fd(), &m.dst)
+            .map_err(step("resolve a mount point"))?;
+        if found.is_none() && mount_point_in_bind(prepared, i)? {
+            found = sifr_sys::fs::resolve_in_root(root.as_fd(), &m.dst)
+                .map_err(step("resolve a mount point"))?;
+        }
+        let Some(dst) = found else {
             tracing::warn!(
                 "skipping mount of `{}`: `{}` does not exist in the container",
                 src.display(),
@@ -364,6 +398,14 @@ pub fn mount_all(
             dst: m.dst.clone(),
             source,
         })?;
+        if let Source::Fuse(_) = m.source {
+            // The copy at the mount point is the only one left, so that detaching it ends the
+            // filesystem (see `crate::fusemount::Drivers`).
+            sifr_sys::mount::umount_detach(&src).map_err(|source| ExecError::Mount {
+                dst: m.dst.clone(),
+                source,
+            })?;
+        }
         let attrs = Attrs {
             readonly: m.readonly,
             nosuid: m.nosuid,
@@ -401,6 +443,104 @@ pub fn mount_all(
     Ok(())
 }
 
+/// Create the missing mount point of `prepared[i]` in the host directory bound over it by an
+/// earlier mount, as Apptainer does for nested binds (its session layout creates the entry in
+/// the overriding bind source, and leaves it there: e2e `NestedBindFile`, `NestedBindDir`,
+/// `MultipleNestedBindDir`). The enclosing bind is the last earlier host directory mount whose
+/// destination holds this one: mounts are in plan order (shortest first), so it is the one on
+/// top. Only the mounts whose directory Apptainer lets stand in for the image's (its session's
+/// `OverrideDir`: user binds, the home, `/tmp` and `/var/tmp`, `--scratch` under `-W`) count:
+/// never the host's `/dev`, `/proc` or `/sys`, where a mount point must not be created. The path is created inside the bind's *source*, opened as a root, with every component
+/// resolved `RESOLVE_IN_ROOT`: a symlink in the bound tree cannot lead the creation out of it,
+/// and a read-only bind still gets its mount point (Apptainer creates it before mounting too).
+/// Returns whether it created the mount point; `false` when no earlier bind holds it.
+fn mount_point_in_bind(prepared: &[Prepared], i: usize) -> Result<bool, ExecError> {
+    let p = &prepared[i];
+    if !matches!(
+        p.mount.source,
+        Source::Host(_) | Source::Scratch | Source::Fuse(_)
+    ) {
+        return Ok(false);
+    }
+    let enclosing = prepared[..i].iter().rev().find(|e| {
+        matches!(e.mount.source, Source::Host(_))
+            && matches!(
+                e.mount.tag,
+                Tag::UserBind | Tag::Home | Tag::Tmp | Tag::Scratch
+            )
+            && e.is_dir
+            && e.host_src.is_some()
+            && p.mount.dst.starts_with(&e.mount.dst)
+            && p.mount.dst != e.mount.dst
+    });
+    let Some(e) = enclosing else {
+        return Ok(false);
+    };
+    let src = e.host_src.as_deref().unwrap_or(Path::new("/"));
+    let rel = p
+        .mount
+        .dst
+        .strip_prefix(&e.mount.dst)
+        .unwrap_or(&p.mount.dst);
+    let failed = |source| ExecError::NestedMountPoint {
+        dst: p.mount.dst.clone(),
+        src: src.to_path_buf(),
+        source,
+    };
+    let bound = sifr_sys::fs::open_root(&old(src)).map_err(failed)?;
+    let leaf = if p.is_dir { Leaf::Dir } else { Leaf::File };
+    sifr_sys::fs::create_in_root(bound.as_fd(), rel, leaf).map_err(failed)?;
+    tracing::debug!(
+        "created the mount point of `{}` in `{}`",
+        p.mount.dst.display(),
+        src.join(rel).display()
+    );
+    Ok(true)
+}
+
+/// Mount the FUSE filesystem of `--fusemount` spec `n` (the `i`th mount) on a directory of the
+/// session, as Apptainer mounts it on its session's `/fuse/N`; the directory is then bound at
+/// the mount point like any other source. Nothing is read from the filesystem here: its program
+/// is not started yet, and any access would wait for it. With `--fakeroot` others may use it
+/// (`allow_other`), as in Apptainer.
+fn stage_fuse(i: usize, n: usize, p: &Prepared, plan: &LaunchPlan) -> Result<PathBuf, ExecError> {
+    let dir = PathBuf::from(format!("/scratch/fuse-{i}"));
+    std::fs::create_dir_all(&dir).map_err(|source| ExecError::Session {
+        path: dir.clone(),
+        source,
+    })?;
+    let fd = open_dev_fuse(&old(Path::new("/dev/fuse")), &p.mount.dst)?;
+    let fd = match &p.fuse {
+        Some(slot) => slot.get_or_init(|| fd),
+        None => &fd,
+    };
+    let (uid, gid) = sifr_sys::process::ids();
+    let fakeroot = matches!(plan.ids, crate::plan::types::IdMap::Fakeroot { .. });
+    tracing::debug!(
+        "mounting the FUSE filesystem of `--fusemount` {n} for `{}`",
+        p.mount.dst.display()
+    );
+    sifr_sys::mount::mount_fuse(&dir, fd.as_fd(), uid, gid, fakeroot).map_err(|source| {
+        ExecError::Mount {
+            dst: p.mount.dst.clone(),
+            source,
+        }
+    })?;
+    Ok(dir)
+}
+
+fn open_dev_fuse(path: &Path, dst: &Path) -> Result<OwnedFd, ExecError> {
+    let fd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|source| ExecError::DevFuse {
+            dst: dst.to_path_buf(),
+            source,
+        })?;
+    Ok(OwnedFd::from(fd))
+}
+
 /// A fresh directory of the session for a [`Source::Scratch`] mount, with the mount points of
 /// the plan's later mounts below it already created (they cannot be created in the image).
 fn stage_scratch(i: usize, m: &Mount, prepared: &[Prepared]) -> Result<PathBuf, ExecError> {
@@ -412,7 +552,7 @@ fn stage_scratch(i: usize, m: &Mount, prepared: &[Prepared]) -> Result<PathBuf, 
         })
     };
     mk(&dir)?;
-    if m.tag == crate::plan::types::Tag::Tmp {
+    if m.tag == Tag::Tmp {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).map_err(
             |source| ExecError::Session {

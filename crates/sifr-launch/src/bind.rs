@@ -1,8 +1,14 @@
 //! `-B/--bind` and `APPTAINER_BIND` values (`src[:dst[:opts]]`, comma-separated lists) and
 //! Docker-style `--mount type=bind,source=…,destination=…[,readonly]` values, typed once into
 //! [`Bind`]. Pure parsing; no I/O, no namespace work.
+//!
+//! A relative source is kept as given and made absolute against the working directory by
+//! [`Bind::absolute`] (Apptainer's `filepath.Abs`: joined and cleaned lexically, symlinks left
+//! alone). A destination must be absolute, as in Apptainer (its e2e `RelativeBindDestination`
+//! exits 255), and a spec without one binds the source at the same path, so `-B data` alone is
+//! refused just as Apptainer refuses it.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 /// A user bind: host `src` at container `dst`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +22,13 @@ pub struct Bind {
 pub enum BindError {
     #[error("invalid bind `{spec}`: the source is empty")]
     EmptySource { spec: String },
-    #[error("invalid bind `{spec}`: `{path}` is not an absolute path")]
+    #[error("invalid bind `{spec}`: the destination `{path}` is not an absolute path")]
     NotAbsolute { spec: String, path: String },
+    #[error(
+        "invalid bind `{spec}`: a relative source alone would bind at the relative destination \
+         `{src}`"
+    )]
+    RelativeAlone { spec: String, src: String },
     #[error("invalid bind `{spec}`: unknown option `{option}`")]
     UnknownOption { spec: String, option: String },
     #[error("invalid bind `{spec}`: too many `:` fields")]
@@ -32,7 +43,11 @@ impl BindError {
             BindError::UnknownOption { .. } | BindError::TooManyFields { .. } => {
                 Some("the form is `src[:dst[:ro|rw]]`; separate several binds with commas".into())
             }
-            BindError::NotAbsolute { .. } => Some("bind paths must start with `/`".into()),
+            BindError::RelativeAlone { src, .. } => Some(format!(
+                "give it a destination: `{src}:/{}`",
+                src.trim_start_matches("./")
+            )),
+            BindError::NotAbsolute { .. } => Some("container paths must start with `/`".into()),
             BindError::EmptySource { .. } => None,
             BindError::Mount { .. } => Some(
                 "the form is `type=bind,source=/host/path,destination=/container/path[,readonly]`"
@@ -40,6 +55,33 @@ impl BindError {
             ),
         }
     }
+}
+
+impl Bind {
+    /// The bind with a relative source taken from `cwd` (absolute itself), as Apptainer's
+    /// `filepath.Abs`: joined, then `.` and `..` removed lexically.
+    pub fn absolute(mut self, cwd: &Path) -> Bind {
+        if self.src.is_relative() {
+            self.src = clean(&cwd.join(&self.src));
+        }
+        self
+    }
+}
+
+/// `path` with `.` and `..` components removed lexically (`..` of `/` is `/`), as Go's
+/// `filepath.Clean` does for an absolute path.
+pub fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 /// Parse one `-B` value, which may be a comma-separated list.
@@ -68,13 +110,17 @@ pub fn parse_one(spec: &str) -> Result<Bind, BindError> {
         .copied()
         .filter(|d| !d.is_empty())
         .unwrap_or(src);
-    for p in [src, dst] {
-        if !p.starts_with('/') {
-            return Err(BindError::NotAbsolute {
+    if !dst.starts_with('/') {
+        if fields.get(1).is_none_or(|d| d.is_empty()) {
+            return Err(BindError::RelativeAlone {
                 spec: spec.into(),
-                path: p.into(),
+                src: src.into(),
             });
         }
+        return Err(BindError::NotAbsolute {
+            spec: spec.into(),
+            path: dst.into(),
+        });
     }
     let mut readonly = false;
     if let Some(opts) = fields.get(2) {
@@ -133,13 +179,11 @@ pub fn parse_mount(spec: &str) -> Result<Bind, BindError> {
     let (Some(src), Some(dst)) = (src, dst) else {
         return Err(bad("it needs both a source and a destination"));
     };
-    for p in [&src, &dst] {
-        if !p.starts_with('/') {
-            return Err(BindError::NotAbsolute {
-                spec: spec.into(),
-                path: p.clone(),
-            });
-        }
+    if !dst.starts_with('/') {
+        return Err(BindError::NotAbsolute {
+            spec: spec.into(),
+            path: dst,
+        });
     }
     Ok(Bind {
         src: PathBuf::from(src),
@@ -217,8 +261,11 @@ mod tests {
             message(parse_one("/a:/b:rx")),
             "invalid bind `/a:/b:rx`: unknown option `rx`"
         );
-        let e = message(parse_one("data:/b"));
-        assert!(e.contains("`data` is not an absolute path"), "{e}");
+        let e = message(parse_one("/data:b"));
+        assert!(
+            e.contains("the destination `b` is not an absolute path"),
+            "{e}"
+        );
         assert!(matches!(
             parse_one("/a:/b:ro:x"),
             Err(BindError::TooManyFields { .. })
@@ -252,8 +299,36 @@ mod tests {
             assert!(e.contains(why), "{e}");
         }
         assert!(matches!(
-            parse_mount("src=a,dst=/b"),
+            parse_mount("src=/a,dst=b"),
             Err(BindError::NotAbsolute { .. })
         ));
+    }
+
+    #[test]
+    fn relative_sources_resolve_against_the_working_directory() {
+        // Apptainer's `addUserbindsMount`: `filepath.Abs(source)`, the destination as given.
+        let cwd = Path::new("/work/job");
+        let abs = |spec: &str| parse_one(spec).unwrap().absolute(cwd);
+        assert_eq!(abs("data:/data"), rw("/work/job/data", "/data"));
+        assert_eq!(abs("./x:/x:ro"), ro("/work/job/x", "/x"));
+        assert_eq!(abs("../in/./d:/d"), rw("/work/in/d", "/d"));
+        assert_eq!(abs("/abs:/abs"), rw("/abs", "/abs"));
+        assert_eq!(
+            parse_mount("type=bind,src=data,dst=/d")
+                .unwrap()
+                .absolute(cwd),
+            rw("/work/job/data", "/d")
+        );
+        assert_eq!(clean(Path::new("/../a/../../b/.")), PathBuf::from("/b"));
+    }
+
+    #[test]
+    fn a_relative_destination_is_refused_as_apptainer_does() {
+        // e2e/actions/actions.go `RelativeBindDestination`: exit 255.
+        let e = parse_one("./data").unwrap_err();
+        assert!(matches!(&e, BindError::RelativeAlone { src, .. } if src == "./data"));
+        assert_eq!(e.hint().unwrap(), "give it a destination: `./data:/data`");
+        let e = parse_one("/host/f:relative").unwrap_err();
+        assert_eq!(e.hint().unwrap(), "container paths must start with `/`");
     }
 }

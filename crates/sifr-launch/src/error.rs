@@ -161,6 +161,31 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot create the mount point of `{}` in `{}`, the bind source that holds it",
+        dst.display(),
+        src.display()
+    )]
+    NestedMountPoint {
+        dst: PathBuf,
+        src: PathBuf,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot open `/dev/fuse` for the `--fusemount` at `{}`", dst.display())]
+    DevFuse {
+        dst: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the `--fusemount` program `{program}` failed ({status})")]
+    FuseDaemon { program: String, status: String },
+    #[error("could not start the `--fusemount` program `{program}`")]
+    FuseStart {
+        program: String,
+        #[source]
+        source: sifr_sys::process::ExecFailed,
+    },
     #[error(transparent)]
     Fakeroot(#[from] FakerootError),
     #[error(transparent)]
@@ -203,6 +228,14 @@ impl ExecError {
             ExecError::Exec(e) if !e.in_cgroup => Some("check the command's name and the PATH inside the container".into()),
             ExecError::Cgroup(e) => e.hint(),
             ExecError::Fakeroot(e) => e.hint(),
+            ExecError::DevFuse { .. } => Some(
+                "`--fusemount` needs read and write access to `/dev/fuse` (mode 0666 on most systems)"
+                    .into(),
+            ),
+            ExecError::NestedMountPoint { .. } => Some(
+                "create the mount point in the bound directory first, or bind to a path that exists there"
+                    .into(),
+            ),
             ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
                 "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"
                     .into(),

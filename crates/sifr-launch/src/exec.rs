@@ -238,7 +238,13 @@ fn run_attached(
         .map_err(step("open the container root"))?;
     assemble::mount_all(plan, &prepared, &root, kind)?;
     drop(root);
+    // `--fusemount` programs: the host's while the host root is still at `/oldroot`, the
+    // container's once in its root; stopped when the command has ended.
+    let mut drivers = crate::fusemount::Drivers::default();
+    drivers.start(plan, &prepared, crate::fusemount::Side::Host)?;
     assemble::enter_root()?;
+    drivers.start(plan, &prepared, crate::fusemount::Side::Container)?;
+    drop(prepared);
     run_command(plan, lsm, cgroup)
 }
 

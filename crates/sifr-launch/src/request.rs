@@ -143,6 +143,8 @@ pub struct Request {
     pub privs: crate::privs::PrivsRequest,
     /// The cgroup limit flags (`--memory`, `--apply-cgroups`, ...).
     pub cgroup: crate::cgroup::Request,
+    /// `-S/--scratch` and `--fusemount`.
+    pub extra_mounts: crate::mounts::MountsRequest,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -225,6 +227,8 @@ pub enum RequestError {
     Isa(#[source] Box<isa_check::Refused>),
     #[error(transparent)]
     Privs(#[from] crate::privs::PrivsError),
+    #[error(transparent)]
+    Mounts(#[from] crate::mounts::MountsError),
 }
 
 impl Request {
@@ -272,6 +276,7 @@ impl Request {
             net: net::Request::default(),
             privs: crate::privs::PrivsRequest::default(),
             cgroup: crate::cgroup::Request::default(),
+            extra_mounts: crate::mounts::MountsRequest::default(),
         }
     }
 
@@ -307,6 +312,12 @@ impl Request {
                     }
                 })?);
             }
+        }
+        // Relative bind sources are taken from the working directory, as Apptainer's
+        // `filepath.Abs` does (`-B data:/data`, `--mount src=data,...`, `APPTAINER_BIND`).
+        if binds.iter().any(|b| b.src.is_relative()) {
+            let cwd = std::env::current_dir().map_err(RequestError::Host)?;
+            binds = binds.into_iter().map(|b| b.absolute(&cwd)).collect();
         }
         let mut no_mount = Vec::new();
         for (index, v) in self.no_mount.iter().enumerate() {
@@ -367,6 +378,7 @@ impl Request {
                 .iter()
                 .map(|name| ("APPTAINER_INSTANCE".to_string(), name.clone())),
         );
+        let extra_mounts = self.extra_mounts.typed()?;
         let mut opts = Options {
             binds,
             cleanenv: self.cleanenv,
@@ -376,7 +388,8 @@ impl Request {
             home,
             cwd: self.cwd.clone(),
             writable: self.writable,
-            pid: self.pid,
+            // `--fusemount` implies `--pid`, as in Apptainer (its launcher sets it).
+            pid: self.pid || !extra_mounts.fuse.is_empty(),
             ipc: self.ipc,
             uts: self.uts,
             hostname: self.hostname.clone(),
@@ -414,6 +427,7 @@ impl Request {
                 .options()
                 .map_err(|(origin, error)| RequestError::Net { origin, error })?,
             privs: crate::privs::Privs::default(),
+            extra_mounts,
         };
         if self.containall {
             opts.contain_all();

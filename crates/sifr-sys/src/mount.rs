@@ -73,6 +73,34 @@ pub fn mount_tmpfs(target: &Path, data: &str) -> Result<()> {
     .map_err(err("mount tmpfs on", target.display()))
 }
 
+/// Mount a FUSE filesystem at `target`, served through the `/dev/fuse` descriptor `fuse` by a
+/// program started afterwards (`--fusemount`): `nosuid,nodev`, a directory root, `user_id` and
+/// `group_id` the ids that may use it (plus everyone with `allow_other`). Allowed inside a user
+/// namespace. Until the program answers the kernel's `INIT`, accesses below `target` block.
+pub fn mount_fuse(
+    target: &Path,
+    fuse: std::os::fd::BorrowedFd<'_>,
+    uid: u32,
+    gid: u32,
+    allow_other: bool,
+) -> Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let data = format!(
+        "fd={},rootmode=40000,user_id={uid},group_id={gid}{}",
+        fuse.as_raw_fd(),
+        if allow_other { ",allow_other" } else { "" }
+    );
+    let data_c = std::ffi::CString::new(data).map_err(err("mount fuse", target.display()))?;
+    rustix::mount::mount(
+        "fuse",
+        target,
+        "fuse",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        data_c.as_c_str(),
+    )
+    .map_err(err("mount fuse on", target.display()))
+}
+
 /// Mount a new devpts instance at `target` (`newinstance,ptmxmode=0666,mode=0620`), as the
 /// minimal `/dev` of `--contain` needs for terminals. Allowed inside a user namespace.
 pub fn mount_devpts(target: &Path) -> Result<()> {

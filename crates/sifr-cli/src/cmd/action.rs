@@ -103,6 +103,8 @@ pub struct ActionFlags {
     pub privs: super::action_privs::PrivsFlags,
     #[command(flatten)]
     pub cgroup: super::action_cgroup::CgroupFlags,
+    #[command(flatten)]
+    pub mounts: super::action_mounts::MountFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -367,6 +369,7 @@ pub(crate) fn request(
         net: f.net.request(&twins),
         privs: f.privs.request(),
         cgroup: f.cgroup.request(),
+        extra_mounts: f.mounts.request(&twins),
         ..sifr_launch::Request::new(image.to_path_buf(), sifr_launch::Action::Shell(None))
     };
     if runtime.sharens && req.share_idle.is_none() {
@@ -434,6 +437,10 @@ pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
             Some(h) => Hinted::new(e.to_string(), h).into(),
             None => anyhow::Error::new(e),
         },
+        RequestError::Mounts(e) => {
+            let (origin, message) = e.cause();
+            within(&origin, Hinted::new(message, e.hint()).into())
+        }
     }
 }
 
@@ -570,8 +577,8 @@ mod tests {
         );
         assert_eq!(
             error(&["-B", "a:b"], &[], &s),
-            "error: invalid bind `a:b`: `a` is not an absolute path\n\
-             hint: bind paths must start with `/`"
+            "error: invalid bind `a:b`: the destination `b` is not an absolute path\n\
+             hint: container paths must start with `/`"
         );
         assert_eq!(
             error(&["-B", ":/b"], &[], &s),

@@ -75,6 +75,7 @@ pub const TABLES: &[&[Twin]] = &[
     super::action_net::NET_TWINS,
     super::action_privs::PRIVS_TWINS,
     super::action_cgroup::CGROUP_TWINS,
+    super::action_mounts::MOUNTS_TWINS,
 ];
 
 /// The twins of the GPU flags that are not settings (`--nv`, `--rocm` are: `APPTAINER_NV`).

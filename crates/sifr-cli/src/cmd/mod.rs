@@ -3,6 +3,7 @@
 pub mod action;
 pub mod action_cgroup;
 pub mod action_env;
+pub mod action_mounts;
 pub mod action_net;
 pub mod action_privs;
 pub mod action_remote;

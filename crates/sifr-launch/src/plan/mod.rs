@@ -120,6 +120,11 @@ pub fn build(
         }
     }
     cx.user_binds(&mut mounts);
+    mounts.extend(crate::scratch::mounts(
+        &opts.extra_mounts.scratch,
+        opts.workdir.as_deref(),
+    ));
+    mounts.extend(crate::fusemount::mounts(&opts.extra_mounts.fuse));
     let cwd = cx.cwd(&mut mounts);
     let identity = cx.identity();
     cx.identity_files(&mut mounts);
@@ -158,6 +163,10 @@ pub fn build(
         cwd,
         privs,
         cgroup: None,
+        fuse: crate::fusemount::FusePlan {
+            specs: opts.extra_mounts.fuse.clone(),
+            host_cwd: host.cwd.clone(),
+        },
     })
 }
 

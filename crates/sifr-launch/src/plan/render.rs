@@ -71,6 +71,7 @@ impl LaunchPlan {
                 Source::Proc => "<proc>".into(),
                 Source::Hostname => "<hostname>".into(),
                 Source::Text { name, .. } => format!("<{name}>"),
+                Source::Fuse(i) => format!("<fuse {i}>"),
             };
             let mut flags = vec![if m.readonly { "ro" } else { "rw" }];
             if m.nosuid {
@@ -94,6 +95,15 @@ impl LaunchPlan {
                 src,
                 m.dst.display(),
                 flags.join(",")
+            );
+        }
+        for (i, f) in self.fuse.specs.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "fuse {i} {:?}{}: {}",
+                f.side,
+                if f.daemon { " daemon" } else { "" },
+                crate::fusemount::argv(f).join(" ")
             );
         }
         let _ = writeln!(

@@ -580,3 +580,37 @@ fn gpu_mounts_join_the_plan_with_devices_only_under_contain_and_selection_surviv
         "the full /dev shows the nodes:\n{p}"
     );
 }
+
+#[test]
+fn scratch_and_fusemount_join_the_plan() {
+    let opts = Options {
+        extra_mounts: crate::mounts::ExtraMounts {
+            scratch: vec!["/scratch".into(), "/deep/s".into()],
+            fuse: vec![
+                crate::fusemount::parse("host:squashfuse /d/x.sqfs /mnt/sq")
+                    .unwrap()
+                    .unwrap(),
+            ],
+        },
+        ..Options::default()
+    };
+    let p = plan(&opts, 1000);
+    assert_has(
+        &p,
+        &[
+            "mount Scratch <scratch> -> /scratch rw,nosuid,nodev,required\n",
+            "mount Scratch <scratch> -> /deep/s rw,nosuid,nodev,required\n",
+            "mount Fuse <fuse 0> -> /mnt/sq rw,nosuid,nodev,required\n",
+            "fuse 0 Host: squashfuse /d/x.sqfs /dev/fd/3 -f\n",
+        ],
+    );
+    // With -W, the scratch directories are kept in WORK/scratch.
+    let opts = Options {
+        workdir: Some("/w".into()),
+        ..opts
+    };
+    assert_has(
+        &plan(&opts, 1000),
+        &["mount Scratch /w/scratch/deep/s -> /deep/s rw,nosuid,nodev,required,create=750\n"],
+    );
+}

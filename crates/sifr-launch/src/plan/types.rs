@@ -87,6 +87,8 @@ pub struct Options {
     pub net: crate::net::Options,
     /// The privilege flags, typed ([`crate::privs`]).
     pub privs: crate::privs::Privs,
+    /// `-S/--scratch` and `--fusemount` ([`crate::mounts`]).
+    pub extra_mounts: crate::mounts::ExtraMounts,
 }
 
 /// The descriptor a launch writes one byte to, once, when the container is assembled
@@ -235,11 +237,15 @@ pub enum Tag {
     Home,
     UserBind,
     Tmp,
+    /// `-S/--scratch` directories.
+    Scratch,
     /// `--nv`/`--rocm`: host driver libraries, programs, vendor files and devices.
     Gpu,
     Cwd,
     Identity,
     Hostname,
+    /// `--fusemount` filesystems (Apptainer's `OtherTag`, its last).
+    Fuse,
 }
 
 /// Where a mount's content comes from.
@@ -265,6 +271,8 @@ pub enum Source {
     /// A generated file of the session, `/files/NAME` holding `text` (`--dns`'s
     /// `/etc/resolv.conf`, the default `/etc/hosts` of a contained network namespace).
     Text { name: &'static str, text: String },
+    /// The FUSE filesystem of `--fusemount` spec N ([`crate::fusemount`]).
+    Fuse(usize),
 }
 
 /// One mount of the plan.
@@ -407,6 +415,8 @@ pub struct LaunchPlan {
     pub privs: crate::privs::Resolved,
     /// The cgroup limits to run the command under ([`crate::cgroup`]); set by `prepare`.
     pub cgroup: Option<crate::cgroup::Limits>,
+    /// The `--fusemount` programs ([`crate::fusemount`]).
+    pub fuse: crate::fusemount::FusePlan,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -9,6 +9,8 @@
 //!   forwards signals and reaps;
 //! - `fork`: [`fork_server`], [`fork_child`] and [`spawn_daemon`], forks whose child runs
 //!   ordinary Rust code, sound because the caller is checked to be single-threaded first;
+//! - `driver`: [`spawn_with_fd3`], a FUSE program started with its `/dev/fuse` descriptor as
+//!   fd 3, in another root when asked (`--fusemount`);
 //! - `child`: [`Child`], [`ExitStatus`], waiting and signalling;
 //! - `fds`: pipes, redirections of the standard descriptors, [`close_fds_except`], [`notify`];
 //! - `attrs`: the caller's ids, groups, name, priority, CPU affinity, working directory,
@@ -19,6 +21,7 @@
 
 mod attrs;
 mod child;
+mod driver;
 mod fds;
 mod fork;
 mod init;
@@ -29,6 +32,7 @@ pub use attrs::{
     set_no_new_privs, set_umask, unpin,
 };
 pub use child::{Child, ExecFailed, ExitStatus, send_signal, terminate, wait_pid};
+pub use driver::{FUSE_FD, spawn_with_fd3};
 pub use fds::{close_fds_except, notify, pipe, redirect_stderr, redirect_stdout, stdin_from_null};
 pub(crate) use fork::fork_checked;
 pub use fork::{ForkServerError, fork_child, fork_server, spawn_daemon};
