@@ -196,8 +196,12 @@ pub fn rows() -> Vec<Row> {
             .file("def", &text)
             .file("testFile", "Test file content\n"),
         );
-        for mut c in checks {
+        let several = checks.len() > 1;
+        for (k, mut c) in checks.into_iter().enumerate() {
             c.name = format!("{name}/DefinitionImageVerify");
+            if several {
+                c.name += &format!(" {}", k + 1);
+            }
             v.push(c);
         }
     }
@@ -385,6 +389,21 @@ pub fn rows() -> Vec<Row> {
         .out(contains("export AUTHOR=Equals=In=My=Name"))
         .adapted("inspect --deffile instead of sif dump 1"),
     );
+
+    // buildCustomShebang: %test and %runscript with their own #! line, run at build time and
+    // by `run` and `test`.
+    let shebang = "Bootstrap: localimage\nFrom: {busybox}\n%test\n#!/bin/busybox sh\ncat /proc/$$/cmdline\n%runscript\n#!/bin/busybox sh\ncat /proc/$$/cmdline\n";
+    let sb = |sub: &str| format!("{F} buildCustomShebang/{sub}");
+    v.push(
+        row(
+            &sb("build"),
+            &["build", "-F", "{ws}/build/shebang", "{tmp}/def"],
+        )
+        .file("def", shebang)
+        .out(contains("/bin/busybox")),
+    );
+    v.push(row(&sb("run"), &["run", "{ws}/build/shebang"]).out(contains("/bin/busybox")));
+    v.push(row(&sb("test"), &["test", "{ws}/build/shebang"]).out(contains("/bin/busybox")));
 
     // testWritableTmpfs: %test writes outside /tmp only with --writable-tmpfs.
     v.push(
