@@ -21,6 +21,7 @@ PACKAGES=(
     openssl          # a throwaway CA for the registry's TLS
     apache2-utils    # htpasswd for the registry's basic auth
     uidmap           # newuidmap/newgidmap: subordinate ids for unprivileged (fakeroot) builds
+    python3          # scripts/flag-coverage
 )
 
 missing=()

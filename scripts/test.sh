@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command of README.md: installs what the tests need, runs every test, then builds
+# The test command of README.md: installs what the tests need, runs every test, checks the
+# flag coverage against Apptainer's (scripts/flag-coverage), then builds
 # every example of examples/ from its definition file and runs it (as root and as an ordinary
 # user; see scripts/examples.sh), then runs MPI jobs of the MPI example images under mpirun and
 # Slurm (scripts/hpc.sh). SIFR_SKIP_EXAMPLES=1 leaves the examples and the MPI jobs out,
@@ -14,6 +15,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast "$@"
 fi
+
+# Apptainer's commands and flags that sifr accepts, per command; fails below the goal.
+scripts/flag-coverage
 
 if [ "${SIFR_SKIP_EXAMPLES:-0}" != 1 ]; then
     cargo build -p sifr-cli --locked

@@ -9,40 +9,49 @@ use crate::cmd;
 #[derive(Debug, Parser)]
 #[command(
     name = "sifr",
-    version,
     about = "Containers for HPC clusters, compatible with Apptainer and Singularity images",
     long_about = "sifr builds and runs Apptainer-compatible SIF container images.\n\n\
         Installed (or linked) under the name `apptainer` or `singularity`, it behaves the same, \
         so existing job scripts keep working.",
-    propagate_version = true,
+    disable_version_flag = true,
     disable_help_subcommand = false,
     max_term_width = 100
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// None only with `--version` (or no command at all, which is a usage error).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
-/// Flags accepted before any command, as Apptainer's are.
+/// Flags accepted before the command, as Apptainer's global flags are. Like Apptainer's they
+/// belong to the top level only (`sifr -d exec ...`), which leaves their short names free for
+/// the commands' own flags (`inspect -d` is `--deffile`, `cache list -v` is `--verbose`).
 #[derive(Debug, Default, Clone, Args)]
 pub struct GlobalArgs {
     /// Print debugging information (the most detail).
-    #[arg(short, long, global = true)]
+    #[arg(short, long)]
     pub debug: bool,
     /// Print more information about what sifr is doing.
-    #[arg(short, long, global = true)]
+    #[arg(short, long)]
     pub verbose: bool,
     /// Print only errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long)]
     pub quiet: bool,
     /// Print nothing, not even errors (the exit status still tells).
     #[arg(short, long)]
     pub silent: bool,
     /// Never colour the output.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub nocolor: bool,
+    /// Print the version (`apptainer version X.Y.Z` under the name `apptainer`).
+    #[arg(long)]
+    pub version: bool,
+    /// Use the configuration for building containers. Accepted for Apptainer's nested build
+    /// calls; sifr's settings are the same for builds and runs, so it changes nothing.
+    #[arg(long)]
+    pub build_config: bool,
     /// Read settings from this TOML file instead of the default one.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -153,7 +162,7 @@ macro_rules! commands {
 
 // stays literal: one entry per subcommand (name, help line, arguments), read top to bottom.
 commands! {
-    Version = unit("version", "Show the version of sifr");
+    Version = unit("version", "Show the version (Apptainer's release number under its names)");
     Completion(cmd::completion::CompletionArgs) = args(
         "completion",
         "Print a shell completion script (bash, zsh, fish, elvish or powershell)"
@@ -240,8 +249,73 @@ mod tests {
             (&["sifr", "cache", "list"], "Cache"),
         ] {
             let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
-            let got = format!("{:?}", cli.command);
+            let got = format!("{:?}", cli.command.expect("a command"));
             assert!(got.starts_with(want), "{args:?}: {got}");
         }
+    }
+
+    /// Apptainer's parser stops at the image (`SetInterspersed(false)`): what follows reaches
+    /// the container untouched, flags and all.
+    #[test]
+    fn options_stop_at_the_image() {
+        let operands = |args: &[&str]| -> Vec<String> {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            match cli.command.expect("a command") {
+                Command::Exec(a) => a.operands,
+                Command::Run(a) | Command::Test(a) => a.operands,
+                Command::Shell(a) => a.operands,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            operands(&[
+                "sifr",
+                "run",
+                "--pid",
+                "img.sif",
+                "-c",
+                "x",
+                "--version",
+                "-h"
+            ]),
+            ["img.sif", "-c", "x", "--version", "-h"]
+        );
+        assert_eq!(
+            operands(&[
+                "sifr", "exec", "-B", "/a", "img.sif", "ls", "--pid", "-B", "/b"
+            ]),
+            ["img.sif", "ls", "--pid", "-B", "/b"]
+        );
+        assert_eq!(
+            operands(&["sifr", "test", "img.sif", "--help"]),
+            ["img.sif", "--help"]
+        );
+        assert_eq!(
+            operands(&["sifr", "shell", "-s", "/bin/zsh", "i.sif"]),
+            ["i.sif"]
+        );
+        // Flags before the image still parse, short ones included.
+        let Some(Command::Exec(a)) = Cli::try_parse_from(["sifr", "exec", "-c", "-e", "i", "true"])
+            .unwrap()
+            .command
+        else {
+            panic!("exec")
+        };
+        assert!(a.flags.contain && a.flags.cleanenv);
+        // An unknown flag before the image is not taken for the image.
+        let (image, _) = crate::cmd::action::split_operands(vec!["--no-such".into()]).map_or_else(
+            |e| (e.to_string(), Vec::new()),
+            |(p, r)| (p.display().to_string(), r),
+        );
+        assert_eq!(image, "unknown flag `--no-such`");
+    }
+
+    #[test]
+    fn global_flags_are_top_level_and_version_is_a_flag() {
+        let cli = Cli::try_parse_from(["apptainer", "-d", "-q", "--version"]).unwrap();
+        assert!(cli.global.debug && cli.global.quiet && cli.global.version);
+        assert!(cli.command.is_none());
+        // After the command, `-d` is the command's (or unknown), never the global one.
+        assert!(Cli::try_parse_from(["sifr", "version", "-d"]).is_err());
     }
 }

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod cmd;
 pub mod exit;
+pub mod identity;
 pub mod logging;
 pub mod prompt;
 pub mod report;
@@ -24,6 +25,7 @@ pub const ALIASES: &[&str] = &["sifr", "apptainer", "singularity"];
 /// Parse the command line, resolve settings, run the command, render any error.
 pub fn main_entry() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    let name = identity::Name::from_argv0(argv.first().map(OsString::as_os_str));
     let cli = match args::Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
@@ -37,12 +39,27 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let command = match cli.command {
+        _ if cli.global.version => {
+            println!("{}", name.version_flag());
+            return ExitCode::from(exit::OK);
+        }
+        Some(c) => c,
+        None => {
+            // Apptainer prints its usage and exits 1 when no command is given.
+            use clap::CommandFactory as _;
+            eprintln!("{}", args::Cli::command().render_usage());
+            eprintln!("error: a command is required; see `--help`");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let env = settings::ProcessEnv;
     let settings = match settings::Settings::resolve(&cli.global, &env) {
         Ok(s) => s,
         Err(e) => {
+            // A bad setting is one of sifr's own fatal errors, as in Apptainer.
             eprintln!("{}", report::render(&e.into(), report::Colour::Plain));
-            return ExitCode::from(exit::USAGE);
+            return ExitCode::from(exit::FAILURE);
         }
     };
     logging::init(&settings);
@@ -50,7 +67,12 @@ pub fn main_entry() -> ExitCode {
         tracing::warn!("{w}");
     }
     tracing::debug!(settings = ?settings, "resolved settings");
-    match cmd::run(cli.command, &settings) {
+    if let args::Command::Version = command {
+        // After the settings, as Apptainer reads its variables before any command runs.
+        println!("{}", name.version_command());
+        return ExitCode::from(exit::OK);
+    }
+    match cmd::run(command, &settings) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = report::exit_code(&e);

@@ -33,9 +33,21 @@ pub struct AlreadyReported {
     pub code: u8,
 }
 
+/// A command line that parsed but makes no sense (an unknown flag where the image should be):
+/// rendered as any error, with the usage exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Usage {
+    pub message: String,
+    pub hint: String,
+}
+
 /// The hint a link of the chain offers, if any.
 pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(e) = err.downcast_ref::<Hinted>() {
+        return Some(e.hint.clone());
+    }
+    if let Some(e) = err.downcast_ref::<Usage>() {
         return Some(e.hint.clone());
     }
     if let Some(e) = err.downcast_ref::<crate::settings::SettingsError>() {
@@ -109,6 +121,9 @@ pub fn render(err: &anyhow::Error, colour: Colour) -> String {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(r) = err.downcast_ref::<AlreadyReported>() {
         return r.code;
+    }
+    if err.downcast_ref::<Usage>().is_some() {
+        return exit::USAGE;
     }
     exit::FAILURE
 }

@@ -314,7 +314,12 @@ fn a_failing_post_names_stage_section_line_command_and_status_and_leaves_nothing
     );
     for who in builders() {
         let o = c.sifr(who, &["build", "fail.sif", "fail.def"]);
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(i32::from(sifr_cli::exit::FAILURE)),
+            "{}",
+            stderr(&o)
+        );
         let e = stderr(&o);
         assert!(
             e.contains("%post (line 4) failed with status 7 at `probe exit 7`"),
@@ -336,7 +341,7 @@ fn an_existing_target_needs_force_and_is_kept_without_it() {
     }
     std::fs::write(c.fx.work.join("keep.sif"), "precious").unwrap();
     let o = c.sifr(who, &["build", "keep.sif", "s.def"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     assert!(stderr(&o).contains("use --force"), "{}", stderr(&o));
     assert_eq!(
         std::fs::read_to_string(c.fx.work.join("keep.sif")).unwrap(),
@@ -454,7 +459,7 @@ fn fakeroot_gives_post_the_subordinate_ids_package_managers_need() {
             );
         }
     } else {
-        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
         let e = stderr(&o);
         assert!(e.contains("only root is mapped"), "{e}");
         assert!(e.contains("hint:") && e.contains("subordinate"), "{e}");
@@ -489,7 +494,11 @@ fn target_isa_exports_compiler_flags_into_post() {
         who,
         &["build", "--target-isa", "x86-64-v9", "bad.sif", "isa.def"],
     );
-    assert_eq!(bad.status.code(), Some(2), "a bad level is a usage error");
+    assert_eq!(
+        bad.status.code(),
+        Some(i32::from(sifr_cli::exit::USAGE)),
+        "a bad level is a usage error"
+    );
     assert!(
         stderr(&bad).contains("x86-64-v2"),
         "the valid levels are listed: {}",

@@ -34,12 +34,18 @@ fn help_lists_the_commands() {
 }
 
 #[test]
-fn version_command_prints_the_crate_version() {
+fn version_command_prints_the_crate_version_and_the_apptainer_release() {
+    let line = format!(
+        "sifr version {} (behaves as apptainer version {})\n",
+        env!("CARGO_PKG_VERSION"),
+        sifr_cli::identity::APPTAINER_VERSION
+    );
     sifr()
         .arg("version")
         .assert()
         .success()
-        .stdout(format!("sifr version {}\n", env!("CARGO_PKG_VERSION")));
+        .stdout(line.clone());
+    sifr().arg("--version").assert().success().stdout(line);
 }
 
 #[test]
@@ -99,11 +105,19 @@ fn man_pages_are_written_for_every_command() {
 fn linked_as_apptainer_it_behaves_the_same() {
     for name in ["apptainer", "singularity"] {
         let (_dir, link) = linked_as(name);
+        // e2e/version (Apptainer): `--version` is "apptainer version X.Y.Z", `version` the
+        // bare X.Y.Z, under either name; snakemake parses the first.
+        let v = sifr_cli::identity::APPTAINER_VERSION;
         Command::new(&link)
             .arg("version")
             .assert()
             .success()
-            .stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+            .stdout(format!("{v}\n"));
+        Command::new(&link)
+            .arg("--version")
+            .assert()
+            .success()
+            .stdout(format!("apptainer version {v}\n"));
         Command::new(&link)
             .arg("--help")
             .assert()
@@ -123,7 +137,7 @@ fn a_bad_setting_in_the_environment_names_the_variable() {
         .env("APPTAINER_DEBUG", "sometimes")
         .arg("version")
         .assert()
-        .code(i32::from(sifr_cli::exit::USAGE))
+        .code(i32::from(sifr_cli::exit::FAILURE))
         .stderr(predicate::str::contains("APPTAINER_DEBUG"))
         .stderr(predicate::str::contains("`sometimes`"))
         .stderr(predicate::str::contains("hint:"));
@@ -135,7 +149,7 @@ fn legacy_singularity_variables_are_read() {
         .env("SINGULARITY_QUIET", "maybe")
         .arg("version")
         .assert()
-        .code(i32::from(sifr_cli::exit::USAGE))
+        .code(i32::from(sifr_cli::exit::FAILURE))
         .stderr(predicate::str::contains("SINGULARITY_QUIET"));
 }
 
@@ -149,7 +163,7 @@ fn a_config_file_with_an_unknown_key_is_refused_with_a_hint() {
         .arg(&cfg)
         .arg("version")
         .assert()
-        .code(i32::from(sifr_cli::exit::USAGE))
+        .code(i32::from(sifr_cli::exit::FAILURE))
         .stderr(predicate::str::contains("`quite`"))
         .stderr(predicate::str::contains("did you mean `quiet`?"));
 }

@@ -159,7 +159,7 @@ fn files_that_are_neither_sif_nor_squashfs_are_refused_naming_the_file() {
     let sif = fx.dir.path().join("lolcow.sif");
     std::fs::write(&sif, b"#!/usr/bin/env run-singularity\nSIF_MAGIC").unwrap();
     let o = run(&fx, As::Root, &["exec", sif.to_str().unwrap(), "true"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     let err = stderr(&o);
     assert!(
         err.contains(&format!(
@@ -416,7 +416,7 @@ fn no_mount_leaves_out_home_tmp_and_cwd() {
         );
     }
     let o = run(&fx, As::Root, &["exec", "--no-mount", "hme", img, "true"]);
-    o.assert_code(1)
+    o.assert_code(i32::from(sifr_cli::exit::FAILURE))
         .assert_stderr_contains("error: invalid `--no-mount` value `hme`");
 }
 
@@ -492,7 +492,7 @@ fn env_file_beats_image_and_apptainerenv_and_loses_to_env() {
             who,
             &["exec", "--env-file", bad.to_str().unwrap(), img, "true"],
         );
-        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
         assert!(
             stderr(&o).contains(&format!("invalid environment file `{}:2`", bad.display())),
             "{}",

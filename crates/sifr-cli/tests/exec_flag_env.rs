@@ -45,7 +45,7 @@ fn pid_variables_of_either_prefix_start_the_init_as_pid_does() {
         );
     }
     let o = run_with(&fx, As::Root, &[("APPTAINER_PID", "maybe")], &pid);
-    o.assert_code(1)
+    o.assert_code(i32::from(sifr_cli::exit::FAILURE))
         .assert_stderr_contains(
             "error: invalid value `maybe` for `--pid` (from environment variable `APPTAINER_PID`): expected a boolean"
         );
@@ -56,7 +56,7 @@ fn pid_variables_of_either_prefix_start_the_init_as_pid_does() {
         &[("APPTAINER_PID", "1")],
         &["instance", "start", img, "twin-pid"],
     );
-    o.assert_code(1)
+    o.assert_code(i32::from(sifr_cli::exit::FAILURE))
         .assert_stderr_contains("`--pid` (and `--containall`, which implies it) is not supported");
     let left = sifr_testkit::settled(|| sifr_testkit::processes_mentioning(fx.dir.path()));
     assert!(left.is_empty(), "processes left: {left:?}");
@@ -159,7 +159,7 @@ fn mount_variable_adds_one_bind_a_line_to_the_flags() {
         &[("APPTAINER_MOUNT", "type=volume,src=/a,dst=/b")],
         &["exec", img, "true"],
     );
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     let err = stderr(&o);
     assert!(
         err.contains("error: in environment variable `APPTAINER_MOUNT`")
@@ -240,6 +240,6 @@ fn env_file_writable_tmpfs_and_no_mount_variables_act_as_their_flags() {
         &[("APPTAINER_NO_MOUNT", "hme")],
         &["exec", img, "true"],
     );
-    o.assert_code(1)
+    o.assert_code(i32::from(sifr_cli::exit::FAILURE))
         .assert_stderr_contains("error: in environment variable `APPTAINER_NO_MOUNT`");
 }

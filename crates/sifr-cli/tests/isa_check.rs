@@ -188,7 +188,11 @@ fn error_mode_refuses_a_program_needing_what_this_cpu_lacks_before_it_starts() {
     let sif = im.sif.to_str().unwrap();
     let o = sifr(&["exec", "--isa-check=error", sif, "/bin/prog-fp16"]);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(sifr_cli::exit::FAILURE)),
+        "{err}"
+    );
     assert!(stdout(&o).is_empty(), "the program must not start");
     assert!(
         err.starts_with(&format!(
@@ -202,7 +206,11 @@ fn error_mode_refuses_a_program_needing_what_this_cpu_lacks_before_it_starts() {
     // A runscript names no program: the image as a whole is judged, naming the file.
     let o = sifr(&["run", "--isa-check=error", sif]);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(sifr_cli::exit::FAILURE)),
+        "{err}"
+    );
     assert!(
         err.contains(&format!("error: programs in image `{sif}` need")),
         "{err}"
@@ -216,7 +224,12 @@ fn error_mode_refuses_a_program_needing_what_this_cpu_lacks_before_it_starts() {
         .args(["exec", sif, "prog-fp16"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(sifr_cli::exit::FAILURE)),
+        "{}",
+        stderr(&o)
+    );
 
     if let Err(why) = can_launch() {
         eprintln!("skipped the warn/off runs: {why}");

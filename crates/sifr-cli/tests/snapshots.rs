@@ -68,7 +68,7 @@ fn instance_start_help() {
 #[test]
 fn a_missing_image_is_an_error_naming_it() {
     let (code, stdout, stderr) = sifr(&["exec", "/nonexistent/image.sif", "true"]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, i32::from(sifr_cli::exit::FAILURE), "{stderr}");
     assert_eq!(stdout, "");
     insta::assert_snapshot!(stderr);
 }
@@ -76,7 +76,7 @@ fn a_missing_image_is_an_error_naming_it() {
 #[test]
 fn a_bad_bind_is_an_error_naming_the_flag_and_value() {
     let (code, _, stderr) = sifr(&["exec", "-B", "a:b:c:d", "/nonexistent/image.sif", "true"]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, i32::from(sifr_cli::exit::FAILURE), "{stderr}");
     insta::assert_snapshot!(stderr);
 }
 

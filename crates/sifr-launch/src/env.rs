@@ -112,7 +112,8 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
 
     for (k, v) in &host.env {
         let blocked = BLOCKED.iter().any(|(n, _)| n == k)
-            || BLOCKED_PREFIXES.iter().any(|pre| k.starts_with(pre));
+            || BLOCKED_PREFIXES.iter().any(|pre| k.starts_with(pre))
+            || opts.no_env.contains(k);
         if blocked {
             continue;
         }
@@ -137,6 +138,7 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
     if opts.cleanenv {
         p.host.push(("LANG".into(), "C".into()));
     }
+    p.no_eval = opts.no_eval;
     p
 }
 
@@ -145,8 +147,12 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
 pub fn finish(plan: &EnvPlan, after_scripts: Vars, libs: &crate::libpath::LibFacts) -> Vars {
     let mut env = after_scripts;
     for (k, v) in &plan.overrides {
-        let value = crate::envscript::expand_value(v, &env);
-        env.set(k, &value);
+        if plan.no_eval {
+            env.set(k, v);
+        } else {
+            let value = crate::envscript::expand_value(v, &env);
+            env.set(k, &value);
+        }
     }
     crate::libpath::apply(&mut env, libs);
     if let Some(p) = &plan.path_set {

@@ -147,7 +147,9 @@ fn run_attached(
     // Fakeroot's id-map helpers are forked before the user namespace exists (they write its
     // maps from outside).
     let pending = match &plan.ids {
-        IdMap::Fakeroot { user, path } => Some(fakeroot::prepare(user.as_deref(), path)?),
+        IdMap::Fakeroot { user, path, subids } => {
+            Some(fakeroot::prepare(user.as_deref(), path, *subids)?)
+        }
         _ => None,
     };
     // The holder's image mount, cloned before the session tmpfs may hide its path.
@@ -284,7 +286,11 @@ fn run_command(plan: &LaunchPlan) -> Result<i32, ExecError> {
     } else {
         None
     };
-    let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()))?;
+    if plan.no_umask {
+        // Apptainer's default passes the caller's umask in; `--no-umask` starts from 0022.
+        sifr_sys::process::set_umask(0o022);
+    }
+    let status = spawn_and_wait(&spec, pid_ns.as_ref().map(|p| p.as_deref()), plan.no_init)?;
     if let Action::Start(_) = plan.action {
         return keep_instance(Some(status));
     }
@@ -322,15 +328,18 @@ fn own_owner(plan: &LaunchPlan) -> sifr_squashfs::fuse::Owner {
 
 /// Fork the command with forwarded signals blocked around the fork, then wait. With `pid_ns`
 /// (a PID namespace was just created), an init is forked first and the command is its child;
-/// the init mounts the new `/proc` at the path given, if any.
+/// the init mounts the new `/proc` at the path given, if any; with `no_init` it then becomes
+/// the command (PID 1).
 fn spawn_and_wait(
     spec: &sifr_sys::process::ExecSpec,
     pid_ns: Option<Option<&Path>>,
+    no_init: bool,
 ) -> Result<sifr_sys::process::ExitStatus, ExecError> {
     let mask = sifr_sys::signal::block_forwarded().map_err(step("block signals"))?;
     let opts = sifr_sys::process::SpawnOptions {
         stdout: None,
         mask: Some(mask),
+        no_init,
     };
     let spawned = match pid_ns {
         None => sifr_sys::process::spawn(spec, &opts).map_err(step("start the command")),
@@ -359,6 +368,12 @@ fn spawn_and_wait(
     status.map_err(step("wait for the command"))
 }
 
+/// Whether `path` is a file someone may execute (Apptainer's action script asks `test -x`).
+fn executable(path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// The argv for an action, resolved inside the container (after `pivot_root`). `None` for
 /// `test` without a test script.
 fn action_argv(action: &Action) -> Option<Vec<String>> {
@@ -377,7 +392,8 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
                 .map(|p| with(p, args))
                 .unwrap_or_else(|| with("/bin/sh", args)),
         ),
-        Action::Shell => Some(if exists("/bin/bash") {
+        Action::Shell(Some(shell)) if executable(shell) => Some(vec![shell.clone()]),
+        Action::Shell(_) => Some(if exists("/bin/bash") {
             vec!["/bin/bash".into(), "--norc".into()]
         } else {
             vec!["/bin/sh".into()]
@@ -485,6 +501,7 @@ fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
         &sifr_sys::process::SpawnOptions {
             stdout: Some(std::os::fd::AsFd::as_fd(&wr)),
             mask: None,
+            no_init: false,
         },
     )?;
     drop(wr);

@@ -141,13 +141,19 @@ pub struct Pending {
 /// Decide the mapping for the caller (`user` is their login name, looked up on the host before
 /// calling; `path` the host `PATH` for finding the helpers) and, for subordinate ids, fork the
 /// helpers. Must be called while single-threaded, before the user namespace is created.
-pub fn prepare(user: Option<&str>, path: &str) -> Result<Pending, FakerootError> {
+///
+/// `subids` false (`--ignore-subuid`) skips the subordinate ids: root alone is mapped.
+pub fn prepare(user: Option<&str>, path: &str, subids: bool) -> Result<Pending, FakerootError> {
     let (uid, gid) = sifr_sys::process::ids();
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let ranges = (
-        subid_range(&read("/etc/subuid"), user, uid),
-        subid_range(&read("/etc/subgid"), user, uid),
-    );
+    let ranges = if subids {
+        (
+            subid_range(&read("/etc/subuid"), user, uid),
+            subid_range(&read("/etc/subgid"), user, uid),
+        )
+    } else {
+        (None, None)
+    };
     let helpers = (
         find_in_path("newuidmap", path),
         find_in_path("newgidmap", path),
@@ -192,7 +198,9 @@ pub fn prepare(user: Option<&str>, path: &str) -> Result<Pending, FakerootError>
         }
         ((u, g), (h1, h2)) => {
             // Both ranges and both helpers present is the first arm, so one of these holds.
-            let reason = if u.is_none() || g.is_none() {
+            let reason = if !subids {
+                "`--ignore-subuid` given".to_string()
+            } else if u.is_none() || g.is_none() {
                 format!("no range of {MIN_SUBIDS} ids for uid {uid} in /etc/subuid and /etc/subgid")
             } else {
                 debug_assert!(h1.is_none() || h2.is_none());
@@ -237,7 +245,7 @@ pub fn enter(user: Option<&str>, path: &str) -> Result<Mode, FakerootError> {
         mount: true,
         ..Default::default()
     };
-    let pending = prepare(user, path)?;
+    let pending = prepare(user, path, true)?;
     sifr_sys::ns::unshare(ns).map_err(FakerootError::Unshare)?;
     let mode = pending.apply()?;
     sifr_sys::mount::make_rprivate(Path::new("/")).map_err(FakerootError::Private)?;

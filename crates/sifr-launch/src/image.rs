@@ -161,6 +161,9 @@ pub fn open(path: &Path) -> Result<Image, ImageError> {
     })
 }
 
+/// The [`Attach::Extract`] reason when `--unsquash` asked for extraction.
+const UNSQUASH: &str = "asked for with `--unsquash`";
+
 /// How the image's root filesystem will be made available to the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attach {
@@ -179,6 +182,8 @@ impl Attach {
     /// A one-line notice for the user, when the choice costs them something (time, disk).
     pub fn notice(&self, image: &Image) -> Option<String> {
         match self {
+            // Asked for: nothing to announce.
+            Attach::Extract { reason } if reason == UNSQUASH => None,
             Attach::Extract { reason } => Some(format!(
                 "FUSE is not usable ({reason}); extracting `{}` to a temporary sandbox",
                 image.path.display()
@@ -197,6 +202,8 @@ pub struct AttachWants {
     pub kernel_mounts: bool,
     /// `--writable`: only a sandbox directory can be written.
     pub writable: bool,
+    /// `--unsquash`: extract the image even where it could be mounted.
+    pub unsquash: bool,
 }
 
 /// Choose how to attach `image`: a directory is bound; with `wants.kernel_mounts`, a loop device
@@ -205,6 +212,7 @@ pub fn choose(image: &Image, wants: AttachWants) -> Result<Attach, ImageError> {
     let AttachWants {
         kernel_mounts,
         writable,
+        unsquash,
     } = wants;
     if image.format == Format::Sandbox {
         return Ok(Attach::Directory);
@@ -212,6 +220,11 @@ pub fn choose(image: &Image, wants: AttachWants) -> Result<Attach, ImageError> {
     if writable {
         return Err(ImageError::WritableFile {
             path: image.path.clone(),
+        });
+    }
+    if unsquash {
+        return Ok(Attach::Extract {
+            reason: UNSQUASH.into(),
         });
     }
     // Root without loop devices (inside some container runtimes) is served like a user.
@@ -247,7 +260,8 @@ mod tests {
                 &img,
                 AttachWants {
                     kernel_mounts: false,
-                    writable: true
+                    writable: true,
+                    unsquash: true,
                 }
             )
             .unwrap(),
@@ -270,7 +284,8 @@ mod tests {
                 &img,
                 AttachWants {
                     kernel_mounts: true,
-                    writable: true
+                    writable: true,
+                    unsquash: false,
                 }
             ),
             Err(ImageError::WritableFile { .. })
@@ -280,12 +295,25 @@ mod tests {
                 &img,
                 AttachWants {
                     kernel_mounts: true,
-                    writable: false
+                    writable: false,
+                    unsquash: false,
                 }
             )
             .unwrap(),
             Attach::Loop
         );
+        // `--unsquash` extracts even where the kernel could mount, and says nothing about it.
+        let unsquashed = choose(
+            &img,
+            AttachWants {
+                kernel_mounts: true,
+                writable: false,
+                unsquash: true,
+            },
+        )
+        .unwrap();
+        assert!(matches!(unsquashed, Attach::Extract { .. }));
+        assert_eq!(unsquashed.notice(&img), None);
     }
 
     #[test]

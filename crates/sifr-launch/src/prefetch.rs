@@ -66,7 +66,7 @@ fn first_reads(action: &Action) -> Vec<Vec<PathBuf>> {
             .first()
             .map(|c| command_candidates(c, DEFAULT_PATH))
             .unwrap_or_default(),
-        Action::Shell => vec!["/bin/bash".into(), "/bin/sh".into()],
+        Action::Shell(_) => vec!["/bin/bash".into(), "/bin/sh".into()],
         Action::Run(_) | Action::Test(_) | Action::Start(_) => vec!["/bin/sh".into()],
     };
     let (loaders, libcs): (&[&str], &[&str]) = match std::env::consts::ARCH {
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(reads[0], vec![PathBuf::from("/opt/app")]);
         let reads = first_reads(&Action::Run(vec![]));
         assert_eq!(reads[0], vec![PathBuf::from("/bin/sh")]);
-        let reads = first_reads(&Action::Shell);
+        let reads = first_reads(&Action::Shell(None));
         assert_eq!(reads[0][0], PathBuf::from("/bin/bash"));
         if std::env::consts::ARCH == "x86_64" {
             assert_eq!(reads.len(), 5);

@@ -98,6 +98,7 @@ pub fn prepare(
     let wants = image::AttachWants {
         kernel_mounts: plan.kernel_mounts(),
         writable: opts.writable,
+        unsquash: opts.unsquash,
     };
     let attach = image::choose(&img, wants).map_err(RequestError::Image)?;
     Ok(Prepared::Attached {

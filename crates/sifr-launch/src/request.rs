@@ -118,6 +118,24 @@ pub struct Request {
     pub gpu: gpu::Request,
     /// What to do when the program needs CPU features this host lacks.
     pub isa_check: isa_check::Policy,
+    /// `--no-pid`: no PID namespace, even with `--containall`.
+    pub no_pid: bool,
+    /// [`Options::no_init`].
+    pub no_init: bool,
+    /// [`Options::no_umask`].
+    pub no_umask: bool,
+    /// [`Options::unsquash`].
+    pub unsquash: bool,
+    /// [`Options::ignore_subuid`].
+    pub ignore_subuid: bool,
+    /// [`Options::containlibs`], made absolute against the current directory.
+    pub containlibs: Vec<PathBuf>,
+    /// [`Options::no_env`]: variable names (each entry may list several, comma-separated).
+    pub no_env: Vec<String>,
+    /// [`Options::no_eval`].
+    pub no_eval: bool,
+    /// [`Options::devices`].
+    pub devices: Vec<PathBuf>,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -225,6 +243,15 @@ impl Request {
             instance: None,
             gpu: gpu::Request::default(),
             isa_check: isa_check::Policy::default(),
+            no_pid: false,
+            no_init: false,
+            no_umask: false,
+            unsquash: false,
+            ignore_subuid: false,
+            containlibs: Vec::new(),
+            no_env: Vec::new(),
+            no_eval: false,
+            devices: Vec::new(),
         }
     }
 
@@ -343,9 +370,31 @@ impl Request {
             userns: self.userns,
             share_idle: self.share_idle,
             ready_fd: self.ready_fd.clone(),
+            no_init: self.no_init,
+            no_umask: self.no_umask,
+            unsquash: self.unsquash,
+            ignore_subuid: self.ignore_subuid,
+            containlibs: self
+                .containlibs
+                .iter()
+                .map(|p| absolute(&Some(p.clone()), "--containlibs").map(Option::unwrap_or_default))
+                .collect::<Result<_, _>>()?,
+            no_env: self
+                .no_env
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            no_eval: self.no_eval,
+            devices: self.devices.clone(),
         };
         if self.containall {
             opts.contain_all();
+        }
+        if self.no_pid {
+            opts.pid = false;
         }
         Ok(opts)
     }

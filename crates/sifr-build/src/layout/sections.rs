@@ -22,12 +22,17 @@ use super::{LayoutError, SINGULARITY_D};
 /// Where `%post` may write `KEY value` lines that become labels (`$APPTAINER_LABELS`).
 pub const BUILD_LABELS: &str = ".build.labels";
 
-/// The value of `org.label-schema.usage.apptainer.version` this build records: `sifr-<version>`.
-/// It names the tool that built the image, so a reader can tell a sifr-built image from an
-/// Apptainer-built one; claiming an Apptainer version would be untrue and would mislead
-/// anyone debugging a difference between the two.
+/// The Apptainer release whose behaviour sifr matches: what `apptainer --version` prints under
+/// sifr, and the version part of the build label. One place, so the two cannot disagree.
+pub const APPTAINER_VERSION: &str = "1.5.3";
+
+/// The value of `org.label-schema.usage.apptainer.version` this build records:
+/// `<APPTAINER_VERSION>+sifr.<version>`. Apptainer writes a bare semantic version there and
+/// tools compare it as one; build metadata after `+` keeps it a valid semantic version (and a
+/// valid PEP 440 one) that compares as the Apptainer release sifr matches, while still naming
+/// the tool that built the image for anyone debugging a difference between the two.
 pub fn tool_version() -> String {
-    format!("sifr-{}", env!("CARGO_PKG_VERSION"))
+    format!("{APPTAINER_VERSION}+sifr.{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Everything [`insert_metadata`] needs besides the tree and the definition.

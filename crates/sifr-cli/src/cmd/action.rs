@@ -93,6 +93,10 @@ pub struct ActionFlags {
     pub isa_check: Option<IsaCheck>,
     #[command(flatten)]
     pub gpu: GpuFlags,
+    #[command(flatten)]
+    pub runtime: super::action_runtime::RuntimeFlags,
+    #[command(flatten)]
+    pub remote: super::action_remote::RemoteFlags,
 }
 
 /// `--nv`, `--nvccli`, `--rocm`: shared by the actions and `build`.
@@ -109,15 +113,21 @@ pub struct GpuFlags {
     /// under --contain (also APPTAINER_ROCM).
     #[arg(long)]
     pub rocm: bool,
+    /// Turn --nv off (where a setting or a variable turned it on).
+    #[arg(long, hide = true)]
+    pub no_nv: bool,
+    /// Turn --rocm off (where a setting or a variable turned it on).
+    #[arg(long, hide = true)]
+    pub no_rocm: bool,
 }
 
 impl GpuFlags {
     /// Flags combined with the settings (either turns a vendor on).
     pub fn request(&self, s: &Settings) -> sifr_launch::gpu::Request {
         sifr_launch::gpu::Request {
-            nvidia: self.nv || s.nv,
-            nvccli: self.nvccli || s.nvccli,
-            rocm: self.rocm || s.rocm,
+            nvidia: (self.nv || s.nv) && !self.no_nv,
+            nvccli: (self.nvccli || s.nvccli) && !self.no_nv,
+            rocm: (self.rocm || s.rocm) && !self.no_rocm,
             config_dir: s.config_dir.clone(),
         }
     }
@@ -144,62 +154,109 @@ impl GpuFlags {
     }
 }
 
-/// `sifr exec`.
+/// `sifr exec`. Options stop at the image, as Apptainer's do: everything after it is the
+/// command, verbatim (`exec img.sif ls -l --color`).
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a SIF file, a squashfs image or a sandbox directory.
-    pub image: PathBuf,
-    /// The command and its arguments.
+    /// The container (a SIF file, a squashfs image, a sandbox directory or `instance://NAME`),
+    /// then the command and its arguments.
     #[arg(
         required = true,
+        num_args = 2..,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_names = ["IMAGE", "COMMAND"]
     )]
-    pub command: Vec<String>,
+    pub operands: Vec<String>,
 }
 
-/// `sifr run` and `sifr test`.
+/// `sifr run` and `sifr test`: everything after the image reaches the runscript (test script)
+/// untouched (`run img.sif -c 'import x' --version`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a SIF file, a squashfs image or a sandbox directory.
-    pub image: PathBuf,
-    /// Arguments passed to the runscript (or test script).
+    /// The container (a SIF file, a squashfs image, a sandbox directory or `instance://NAME`),
+    /// then the arguments passed to its runscript (or test script).
     #[arg(
+        required = true,
+        num_args = 1..,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "ARGS"
+        value_names = ["IMAGE", "ARGS"]
     )]
-    pub args: Vec<String>,
+    pub operands: Vec<String>,
 }
+
+/// The variable suffixes of `shell --shell` (`APPTAINER_SHELL`): a twin outside
+/// [`ActionFlags`], as the flag is `shell`'s alone.
+pub const SHELL_KEYS: &[&str] = &["SHELL"];
 
 /// `sifr shell`.
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     #[command(flatten)]
     pub flags: ActionFlags,
-    /// The container: a SIF file, a squashfs image or a sandbox directory.
-    pub image: PathBuf,
+    /// The shell to start instead of the container's default (`/bin/bash`, else `/bin/sh`).
+    #[arg(short = 's', long = "shell", value_name = "PATH")]
+    pub shell: Option<String>,
+    /// The container: a SIF file, a squashfs image, a sandbox directory or `instance://NAME`.
+    /// Anything after it is ignored with a warning, as Apptainer does.
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_names = ["IMAGE", "IGNORED"]
+    )]
+    pub operands: Vec<String>,
+}
+
+/// The image and what follows it. The operands' first value takes hyphens (so that whatever
+/// follows the image is taken verbatim), which would also let an unknown flag before the
+/// image pass as the image: that is refused here, as Apptainer's parser refuses it.
+pub(crate) fn split_operands(operands: Vec<String>) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    let mut it = operands.into_iter();
+    let image = it.next().unwrap_or_default();
+    if image.starts_with('-') && image.len() > 1 {
+        return Err(crate::report::Usage {
+            message: format!("unknown flag `{image}`"),
+            hint: "flags go before the image; see `--help` for this command's flags".into(),
+        }
+        .into());
+    }
+    Ok((PathBuf::from(image), it.collect()))
 }
 
 pub fn exec(a: ExecArgs, s: &Settings) -> anyhow::Result<u8> {
-    launch_action(&a.flags, &a.image, sifr_launch::Action::Exec(a.command), s)
+    let (image, command) = split_operands(a.operands)?;
+    launch_action(&a.flags, &image, sifr_launch::Action::Exec(command), s)
 }
 
 pub fn run(a: RunArgs, s: &Settings) -> anyhow::Result<u8> {
-    launch_action(&a.flags, &a.image, sifr_launch::Action::Run(a.args), s)
+    let (image, args) = split_operands(a.operands)?;
+    launch_action(&a.flags, &image, sifr_launch::Action::Run(args), s)
 }
 
 pub fn test(a: RunArgs, s: &Settings) -> anyhow::Result<u8> {
-    launch_action(&a.flags, &a.image, sifr_launch::Action::Test(a.args), s)
+    let (image, args) = split_operands(a.operands)?;
+    launch_action(&a.flags, &image, sifr_launch::Action::Test(args), s)
 }
 
 pub fn shell(a: ShellArgs, s: &Settings) -> anyhow::Result<u8> {
-    launch_action(&a.flags, &a.image, sifr_launch::Action::Shell, s)
+    let (image, ignored) = split_operands(a.operands)?;
+    if !ignored.is_empty() {
+        tracing::warn!("Parameters to shell command are ignored");
+    }
+    // `--shell`, else its twin (`APPTAINER_SHELL`, ...).
+    let shell = a.shell.or_else(|| {
+        crate::settings::lookup_env(SHELL_KEYS, &crate::settings::ProcessEnv)
+            .map(|hit| hit.text)
+            .filter(|t| !t.trim().is_empty())
+    });
+    launch_action(&a.flags, &image, sifr_launch::Action::Shell(shell), s)
 }
 
 /// The host environment as UTF-8 pairs (others are not forwarded: values are evaluated as text).
@@ -220,7 +277,10 @@ pub(crate) fn request(
     host_env: &[(String, String)],
 ) -> anyhow::Result<sifr_launch::Request> {
     // The flags' environment twins (`APPTAINER_PID`, ...) fill in what the command line left out.
-    let (f, twins) = super::action_env::completed(flags, host_env)?;
+    let (mut f, twins) = super::action_env::completed(flags, host_env)?;
+    super::action_runtime::RuntimeFlags::expand_compat(&mut f);
+    f.runtime.check()?;
+    f.remote.note_unused(image);
     for w in &twins.warnings {
         tracing::warn!("{w}");
     }
@@ -251,7 +311,13 @@ pub(crate) fn request(
             })
             .collect()
     };
-    Ok(sifr_launch::Request {
+    let mut env = f.env;
+    if let sifr_launch::Action::Shell(Some(shell)) = &action {
+        // Apptainer exports the chosen shell to the container under both prefixes.
+        env.extend(["APPTAINER_SHELL", "SINGULARITY_SHELL"].map(|k| format!("{k}={shell}")));
+    }
+    let runtime = std::mem::take(&mut f.runtime);
+    let mut req = sifr_launch::Request {
         image: image.to_path_buf(),
         action,
         binds: binds.collect(),
@@ -266,7 +332,7 @@ pub(crate) fn request(
                 origin: twins.source("env-file", i),
             })
             .collect(),
-        env: f.env,
+        env,
         home: f.home.map(|value| Sourced {
             value,
             origin: twins.source("home", 0),
@@ -290,9 +356,20 @@ pub(crate) fn request(
         share_idle: settings.share.then_some(settings.share_idle),
         ready_fd: None,
         instance: None,
-        gpu: flags.gpu.request(settings),
-        isa_check: IsaCheck::policy(flags.isa_check, settings),
-    })
+        gpu: f.gpu.request(settings),
+        isa_check: IsaCheck::policy(f.isa_check, settings),
+        ..sifr_launch::Request::new(image.to_path_buf(), sifr_launch::Action::Shell(None))
+    };
+    if runtime.sharens && req.share_idle.is_none() {
+        req.share_idle = Some(settings.share_idle);
+    }
+    let hpu = if runtime.intel_hpu {
+        super::action_runtime::intel_hpu_devices()
+    } else {
+        Vec::new()
+    };
+    runtime.fill(&mut req, hpu);
+    Ok(req)
 }
 
 /// A request's error as sifr renders it: the message, `in <origin>` above it when the value

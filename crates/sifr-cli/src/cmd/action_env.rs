@@ -67,7 +67,28 @@ pub struct Twin {
 
 /// Every table of twins: [`TWINS`], then one per group of flags that has its own module
 /// (`action_<area>.rs`), so that each area keeps its flags and their variables together.
-pub const TABLES: &[&[Twin]] = &[TWINS];
+pub const TABLES: &[&[Twin]] = &[
+    TWINS,
+    super::action_runtime::RUNTIME_TWINS,
+    super::action_remote::REMOTE_TWINS,
+    GPU_TWINS,
+];
+
+/// The twins of the GPU flags that are not settings (`--nv`, `--rocm` are: `APPTAINER_NV`).
+pub const GPU_TWINS: &[Twin] = &[
+    Twin {
+        flag: "no-nv",
+        keys: &["NV_OFF", "NO_NV"],
+        doc: "Turn --nv (or `APPTAINER_NV`) off.",
+        slot: |f| Slot::Switch(&mut f.gpu.no_nv),
+    },
+    Twin {
+        flag: "no-rocm",
+        keys: &["ROCM_OFF", "NO_ROCM"],
+        doc: "Turn --rocm (or `APPTAINER_ROCM`) off.",
+        slot: |f| Slot::Switch(&mut f.gpu.no_rocm),
+    },
+];
 
 /// Every action flag's environment twin, in table order.
 pub fn all_twins() -> impl Iterator<Item = &'static Twin> {

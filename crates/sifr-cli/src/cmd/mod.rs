@@ -2,6 +2,8 @@
 
 pub mod action;
 pub mod action_env;
+pub mod action_remote;
+pub mod action_runtime;
 pub mod build;
 pub mod cache;
 pub mod completion;
@@ -21,10 +23,8 @@ use crate::settings::Settings;
 /// Dispatch a parsed command.
 pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
     match command {
-        Command::Version => {
-            println!("sifr version {}", env!("CARGO_PKG_VERSION"));
-            Ok(crate::exit::OK)
-        }
+        // Answered by `main_entry`, as it depends on the name sifr was started under.
+        Command::Version => Ok(crate::exit::OK),
         Command::Completion(args) => completion::run(&args),
         Command::Man(args) => man::run(&args),
         Command::Deffile(c) => deffile::run(c, settings),

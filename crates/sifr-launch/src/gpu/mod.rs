@@ -400,6 +400,30 @@ pub fn mounts(found: &[Found], dev: DevView) -> Vec<Mount> {
     out
 }
 
+/// The mounts of `--containlibs`: each host file read-only into [`LIBS_DIR`] under its own
+/// name, with the session directory there; the plan drops an entry whose destination a GPU
+/// flag's [`mounts`] already has (the directory, a library of the same name).
+pub fn lib_mounts(libs: &[PathBuf]) -> Vec<Mount> {
+    if libs.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![Mount {
+        readonly: true,
+        ..Mount::scratch(Tag::Gpu, LIBS_DIR)
+    }];
+    for lib in libs {
+        let Some(name) = lib.file_name() else {
+            continue;
+        };
+        out.push(Mount {
+            readonly: true,
+            nodev: true,
+            ..Mount::host(Tag::Gpu, lib, Path::new(LIBS_DIR).join(name))
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,6 +99,17 @@ pub fn build(
         &host.gpu,
         crate::gpu::DevView::of(opts.contain),
     ));
+    if opts.contain {
+        for d in &opts.devices {
+            mounts.push(Mount::host(Tag::Gpu, d, d));
+        }
+    }
+    // `--containlibs` shares the libraries directory a GPU flag may already have made.
+    for m in crate::gpu::lib_mounts(&opts.containlibs) {
+        if !mounts.iter().any(|x: &Mount| x.dst == m.dst) {
+            mounts.push(m);
+        }
+    }
     cx.user_binds(&mut mounts);
     let cwd = cx.cwd(&mut mounts);
     let identity = cx.identity();
@@ -128,6 +139,8 @@ pub fn build(
         mounts,
         share,
         ready_fd: opts.ready_fd.clone(),
+        no_init: opts.no_init,
+        no_umask: opts.no_umask,
         env,
         action,
         cwd,
@@ -187,6 +200,7 @@ fn check(opts: &Options, image: &Path, action: &Action) -> Result<u64, PlanError
 fn id_map(opts: &Options, host: &HostFacts) -> IdMap {
     if opts.fakeroot {
         IdMap::Fakeroot {
+            subids: !opts.ignore_subuid,
             user: host.user.as_ref().map(|u| u.name.clone()),
             path: host
                 .env

@@ -58,7 +58,7 @@ fn refused(opts: &Options) -> PlanError {
 
 /// The plan of `shell /i` on host `h`.
 fn shell(opts: &Options, h: &HostFacts) -> Result<LaunchPlan, PlanError> {
-    build(opts, Path::new("/i"), Action::Shell, h)
+    build(opts, Path::new("/i"), Action::Shell(None), h)
 }
 
 /// Options with `--no-mount list`.
@@ -212,7 +212,7 @@ fn bad_inputs_name_the_value() {
     let e = build(
         &Options::default(),
         Path::new("rel"),
-        Action::Shell,
+        Action::Shell(None),
         &host(1),
     )
     .unwrap_err();
@@ -499,7 +499,8 @@ fn fakeroot_is_root_with_the_callers_home_at_root_in_a_user_namespace() {
             p.ids,
             IdMap::Fakeroot {
                 user: Some(name.into()),
-                path: "/usr/bin".into()
+                path: "/usr/bin".into(),
+                subids: true,
             }
         );
         assert_eq!((p.identity.uid, p.identity.gid), (0, 0));

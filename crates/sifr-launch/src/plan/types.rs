@@ -65,6 +65,24 @@ pub struct Options {
     /// An inherited fd to write one byte to once the container is assembled, just before the
     /// command starts (`instance start` waits for it).
     pub ready_fd: Option<ReadyFd>,
+    /// `--no-init`: with a PID namespace, the command itself is PID 1 (no init above it).
+    pub no_init: bool,
+    /// `--no-umask`: the command starts with umask 0022 instead of the caller's.
+    pub no_umask: bool,
+    /// `--unsquash`: extract a SIF or squashfs image to a temporary sandbox rather than mount it.
+    pub unsquash: bool,
+    /// `--ignore-subuid`: `--fakeroot` maps root to the caller alone, even when
+    /// `/etc/subuid`/`/etc/subgid` give the caller a range.
+    pub ignore_subuid: bool,
+    /// `--containlibs`: host library files bound into `/.singularity.d/libs`.
+    pub containlibs: Vec<PathBuf>,
+    /// `--no-env`: host variables never imported into the container.
+    pub no_env: Vec<String>,
+    /// `--no-eval`: `--env`/`APPTAINERENV_*` values are taken literally, not shell-expanded.
+    pub no_eval: bool,
+    /// Host device nodes added to a minimal `/dev` (`--contain`), such as the accelerators of
+    /// `--intel-hpu`; with the host's `/dev` they are there already.
+    pub devices: Vec<PathBuf>,
 }
 
 /// The descriptor a launch writes one byte to, once, when the container is assembled
@@ -183,8 +201,10 @@ pub enum Action {
     Exec(Vec<String>),
     /// `run IMAGE ARGS...`: `/.singularity.d/runscript`, else `/singularity`, else `/bin/sh`.
     Run(Vec<String>),
-    /// `shell IMAGE`: `/bin/bash --norc` if present, else `/bin/sh`.
-    Shell,
+    /// `shell IMAGE`: the `--shell` program if given and executable in the container, else
+    /// `/bin/bash --norc` if present, else `/bin/sh` (Apptainer's action script). The program
+    /// is also exported as `APPTAINER_SHELL`/`SINGULARITY_SHELL`.
+    Shell(Option<String>),
     /// `test IMAGE ARGS...`: `/.singularity.d/test`; without one, nothing to do.
     Test(Vec<String>),
     /// `instance start IMAGE NAME ARGS...`: `/.singularity.d/startscript` if there is one, then
@@ -323,7 +343,12 @@ pub enum IdMap {
     /// `--fakeroot`: root inside is the caller, plus the subordinate ids of `user` (the host
     /// login name) when `/etc/subuid`/`/etc/subgid` give a range and the helpers are found in
     /// `path` (the host `PATH`); decided at launch by [`crate::fakeroot::prepare`].
-    Fakeroot { user: Option<String>, path: String },
+    /// `subids` false (`--ignore-subuid`) maps root alone whatever the files say.
+    Fakeroot {
+        user: Option<String>,
+        path: String,
+        subids: bool,
+    },
 }
 
 /// Everything [`crate::exec::run`] needs, as plain data.
@@ -352,6 +377,10 @@ pub struct LaunchPlan {
     pub share: Option<std::time::Duration>,
     /// See [`Options::ready_fd`].
     pub ready_fd: Option<ReadyFd>,
+    /// See [`Options::no_init`].
+    pub no_init: bool,
+    /// See [`Options::no_umask`].
+    pub no_umask: bool,
     pub env: EnvPlan,
     pub action: Action,
     pub cwd: Cwd,
@@ -385,8 +414,11 @@ pub enum PlanError {
 pub struct EnvPlan {
     /// Step 1: set before the image's scripts run.
     pub seed: Vec<(String, String)>,
-    /// Step 3: overrides, applied in order (later wins); values are evaluated.
+    /// Step 3: overrides, applied in order (later wins); values are evaluated unless
+    /// `no_eval`.
     pub overrides: Vec<(String, String)>,
+    /// `--no-eval`: the overrides are taken literally.
+    pub no_eval: bool,
     /// Step 4.
     pub path_set: Option<String>,
     pub path_prepend: Option<String>,

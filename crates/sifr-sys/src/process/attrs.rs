@@ -1,5 +1,5 @@
 //! The calling process's own attributes: ids and groups, name, scheduling, CPU affinity,
-//! working directory, process group and `no_new_privs`.
+//! working directory, process group, umask and `no_new_privs`.
 
 use crate::error::{Result, err};
 
@@ -7,6 +7,12 @@ use crate::error::{Result, err};
 /// file capabilities).
 pub fn set_no_new_privs() -> Result<()> {
     rustix::thread::set_no_new_privs(true).map_err(err("prctl", "PR_SET_NO_NEW_PRIVS"))
+}
+
+/// `umask(mask)`: the file-mode creation mask the process and its children start from;
+/// returns the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask)).as_raw_mode()
 }
 
 /// `chdir(path)`.

@@ -50,6 +50,7 @@ pub fn spawn_init(
     let (candidates, argv, envp) = spec.pointers();
     let stdout = opts.stdout.map(|fd| fd.as_raw_fd());
     let mask = opts.mask;
+    let no_init = opts.no_init;
 
     // SAFETY: single-threaded (checked above), so the child may run ordinary code; see the
     // function docs.
@@ -71,7 +72,7 @@ pub fn spawn_init(
             stdout,
             mask,
         };
-        init_main(&cmd, wr, setup_wr, proc_at);
+        init_main(&cmd, wr, setup_wr, proc_at, no_init);
     }
     drop(wr);
     drop(setup_wr);
@@ -110,12 +111,14 @@ struct Prepared<'a> {
     mask: Option<SavedMask>,
 }
 
-/// The init's side of [`spawn_init`]; never returns.
+/// The init's side of [`spawn_init`]; never returns. With `no_init` it becomes the command
+/// once the procfs is mounted, as Apptainer's `--no-init` runs the command as PID 1.
 fn init_main(
     cmd: &Prepared<'_>,
     status: OwnedFd,
     setup: OwnedFd,
     proc_at: Option<&std::path::Path>,
+    no_init: bool,
 ) -> ! {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     if let Some(p) = proc_at
@@ -127,6 +130,16 @@ fn init_main(
         unsafe { libc::_exit(1) }
     }
     drop(setup);
+    if no_init {
+        child_exec(
+            cmd.candidates,
+            cmd.argv,
+            cmd.envp,
+            cmd.stdout,
+            status.as_raw_fd(),
+            cmd.mask.as_ref(),
+        );
+    }
     // SAFETY: this process is single-threaded (a child of a single-threaded process); the child
     // only runs `child_exec`, which is async-signal-safe.
     let pid = unsafe { libc::fork() };

@@ -25,7 +25,8 @@ mod init;
 mod spawn;
 
 pub use attrs::{
-    chdir, groups, ids, own_process_group, set_idle_priority, set_name, set_no_new_privs, unpin,
+    chdir, groups, ids, own_process_group, set_idle_priority, set_name, set_no_new_privs,
+    set_umask, unpin,
 };
 pub use child::{Child, ExecFailed, ExitStatus, send_signal, terminate, wait_pid};
 pub use fds::{close_fds_except, notify, pipe, redirect_stderr, redirect_stdout, stdin_from_null};

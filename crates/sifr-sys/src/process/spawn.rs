@@ -95,6 +95,9 @@ pub struct SpawnOptions<'a> {
     pub stdout: Option<BorrowedFd<'a>>,
     /// The signal mask to restore in the child (the caller blocked forwarded signals).
     pub mask: Option<SavedMask>,
+    /// For [`super::spawn_init`] only: no init stays in the PID namespace; the process that
+    /// mounts its procfs becomes the command itself, PID 1 (`--no-init`).
+    pub no_init: bool,
 }
 
 /// Fork and exec `spec` in the child. Returns once the child exists; use
