@@ -18,7 +18,7 @@
 //! row's files), `{ws}` (the identity's workspace, shared by its rows in table order), `{home}`,
 //! `{user}`, `{uid}`, `{hostname}`.
 //!
-//! `SIFR_E2E_FILTER=TEXT` runs only the rows whose name contains TEXT. The test fails after
+//! `SIFR_E2E_FILTER=TEXT|TEXT...` runs only the rows whose name contains one of the TEXTs. The test fails after
 //! running every row, listing each failing row with its Apptainer name and identity.
 #![allow(clippy::print_stdout)]
 
@@ -80,7 +80,11 @@ fn apptainer_e2e_rows_pass_as_root_and_as_a_user() {
     let filter = std::env::var("SIFR_E2E_FILTER").ok();
     let rows: Vec<Row> = all_rows()
         .into_iter()
-        .filter(|r| filter.as_ref().is_none_or(|f| r.name.contains(f.as_str())))
+        .filter(|r| {
+            filter
+                .as_ref()
+                .is_none_or(|f| f.split('|').any(|f| r.name.contains(f)))
+        })
         .collect();
     let Some(images) = setup::Images::build() else {
         return;

@@ -43,7 +43,8 @@ pub fn rows() -> Vec<Row> {
     let path_sh = ["/bin/sh", "-c", "echo $PATH"];
 
     // apptainerEnv ("environment manipulation"): APPTAINERENV_PATH and friends.
-    let manip: &[(&str, &str, &str, Option<(&str, &str)>)] = &[
+    type Manip<'a> = (&'a str, &'a str, &'a str, Option<(&'a str, &'a str)>);
+    let manip: &[Manip] = &[
         ("DefaultPath", "{busybox}", "{default}", None),
         ("CustomPath", "{img}", "{custom}", None),
         (
@@ -328,7 +329,14 @@ pub fn rows() -> Vec<Row> {
     }
 
     // apptainerNoEnvOption ("--no-env option").
-    let noenv: &[(&str, &[&str], &[(&str, &str)], &str, &str)] = &[
+    type NoEnv<'a> = (
+        &'a str,
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        &'a str,
+    );
+    let noenv: &[NoEnv] = &[
         (
             "NormalImport",
             &[],
@@ -394,7 +402,8 @@ pub fn rows() -> Vec<Row> {
     }
 
     // apptainerEnvFile ("environment file"): one file per --env-file, as Apptainer writes them.
-    let files: &[(&str, &[&str], &[&str], &str, &str)] = &[
+    type EnvFile<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a str, &'a str);
+    let files: &[EnvFile] = &[
         ("DefaultPathOverride", &[], &["PATH=/"], "PATH", "/"),
         (
             "DefaultPathOverrideEnvOptionPrecedence",

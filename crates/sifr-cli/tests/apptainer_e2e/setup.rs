@@ -14,6 +14,16 @@ use super::table::{Row, Who};
 /// How long one row may run before it counts as hung and is killed.
 const ROW_LIMIT: Duration = Duration::from_secs(60);
 
+/// Close every descriptor above 2 and run the command: a job script's `apptainer` starts with
+/// stdin, stdout and stderr only, while this test inherits the harness's (`issue4488` counts the
+/// descriptors the container sees). bash, since dash cannot name descriptors above 9.
+const CLOSE_FDS: [&str; 4] = [
+    "bash",
+    "-c",
+    r#"for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi; done 2>/dev/null; exec "$@""#,
+    "bash",
+];
+
 fn sifr() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sifr"))
 }
@@ -366,6 +376,7 @@ impl Ctx<'_> {
             None => self.ws.join("work"),
         };
         let mut tc = TestCommand::new(&self.images.link)
+            .launcher(CLOSE_FDS)
             .as_user(self.who)
             .current_dir(&cwd)
             .without_caller_settings()

@@ -30,9 +30,11 @@ pub enum Match {
     NotExact(String),
     /// `RegexMatch` with a pattern of the form `^TEXT`: the stream starts with the text.
     Prefix(String),
-    /// `apptainer version` output: the text, then a semantic version (Apptainer parses it
-    /// with `semver.Make`).
+    /// `apptainer version` output: Apptainer strips the text when it leads (`TrimPrefix`),
+    /// trims spaces and parses the rest with `semver.Make`.
     Semver(String),
+    /// As `Semver`, and the version is this one (`testEqualVersion` compares the two outputs).
+    Version(String, String),
     /// The stream is JSON and the value at the JSON pointer is this string (the comparisons
     /// Apptainer makes after `json.Unmarshal` of `inspect --json` output).
     JsonStr(String, String),
@@ -60,6 +62,9 @@ pub fn prefix(s: &str) -> Match {
 pub fn semver_after(s: &str) -> Match {
     Match::Semver(s.into())
 }
+pub fn version_is(prefix: &str, v: &str) -> Match {
+    Match::Version(prefix.into(), v.into())
+}
 pub fn json_str(ptr: &str, v: &str) -> Match {
     Match::JsonStr(ptr.into(), v.into())
 }
@@ -80,6 +85,7 @@ impl Match {
             Match::NotExact(s) => Match::NotExact(f(s)),
             Match::Prefix(s) => Match::Prefix(f(s)),
             Match::Semver(s) => Match::Semver(f(s)),
+            Match::Version(s, v) => Match::Version(f(s), v.clone()),
             Match::JsonStr(p, s) => Match::JsonStr(p.clone(), f(s)),
             Match::JsonLen(p, n) => Match::JsonLen(p.clone(), *n),
             Match::JsonPrefix(p, s) => Match::JsonPrefix(p.clone(), f(s)),
@@ -102,11 +108,13 @@ impl Match {
                 Some(format!("expected to start with {s:?}"))
             }
             Match::Semver(s) => {
-                let v = text.strip_prefix(s.as_str()).map(str::trim);
-                match v {
-                    Some(v) if is_semver(v) => None,
-                    _ => Some(format!("expected {s:?} then a semantic version")),
-                }
+                let v = text.strip_prefix(s.as_str()).unwrap_or(text).trim();
+                (!is_semver(v))
+                    .then(|| format!("expected a semantic version after an optional {s:?}"))
+            }
+            Match::Version(s, want) => {
+                let v = text.strip_prefix(s.as_str()).unwrap_or(text).trim();
+                (v != want).then(|| format!("expected version {want} after an optional {s:?}"))
             }
             Match::JsonStr(p, s) => match json_at(text, p) {
                 Ok(Value::String(v)) if &v == s => None,
