@@ -16,11 +16,12 @@ const ROW_LIMIT: Duration = Duration::from_secs(60);
 
 /// Close every descriptor above 2 and run the command: a job script's `apptainer` starts with
 /// stdin, stdout and stderr only, while this test inherits the harness's (`issue4488` counts the
-/// descriptors the container sees). bash, since dash cannot name descriptors above 9.
+/// descriptors the container sees). bash, since dash cannot name descriptors above 9; no
+/// redirection on the loop, whose saved stderr it would close.
 const CLOSE_FDS: [&str; 4] = [
     "bash",
     "-c",
-    r#"for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi; done 2>/dev/null; exec "$@""#,
+    r#"for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi; done; exec "$@""#,
     "bash",
 ];
 
