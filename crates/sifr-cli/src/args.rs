@@ -163,7 +163,10 @@ macro_rules! commands {
 
 // stays literal: one entry per subcommand (name, help line, arguments), read top to bottom.
 commands! {
-    Version = unit("version", "Show the version (Apptainer's release number under its names)");
+    Version = unit(
+        "version",
+        "Show the version for Apptainer (under the name `sifr`, sifr's own and Apptainer's)"
+    );
     Completion(cmd::completion::CompletionArgs) = args(
         "completion",
         "Print a shell completion script (bash, zsh, fish, elvish or powershell)"

@@ -199,7 +199,9 @@ fn mksquashfs_args_writable_tmpfs_and_mount_reach_the_build() {
     let Some(c) = Case::new() else { return };
     c.write(
         "t.def",
-        "Bootstrap: localimage\nFrom: ../image\n\n%post\n    cat /mnt/hostdata/hello > /copied\n\n%test\n    touch /var/test-wrote\n",
+        // The bind's destination must exist in the image, as in Apptainer (whose test binds
+        // over the /mnt its images have): %setup makes it.
+        "Bootstrap: localimage\nFrom: ../image\n\n%setup\n    mkdir -p \"$APPTAINER_ROOTFS/mnt/hostdata\"\n\n%post\n    cat /mnt/hostdata/hello > /copied\n\n%test\n    touch /var/test-wrote\n",
     );
     let spec = format!(
         "type=bind,source={},destination=/mnt/hostdata,ro",

@@ -125,7 +125,7 @@ fn a_sif_for_another_architecture_is_refused_naming_both() {
         As::Root,
         &["exec", p.to_str().unwrap(), "/bin/probe", "id"],
     );
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     let err = stderr(&o);
     assert!(
         err.contains(&format!(
@@ -146,7 +146,7 @@ fn a_sif_without_a_primary_partition_is_refused_naming_the_file() {
     let p = im.fx.dir.path().join("no-rootfs.sif");
     write_sif(&p, None);
     let o = run(&im.fx, As::Root, &["exec", p.to_str().unwrap(), "true"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     let err = stderr(&o);
     assert!(
         err.contains(&format!(
@@ -165,7 +165,7 @@ fn writable_is_refused_for_image_files() {
         As::Root,
         &["exec", "--writable", im.sif.to_str().unwrap(), "true"],
     );
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     assert!(stderr(&o).contains("`--writable` needs a sandbox directory"));
 }
 
@@ -588,7 +588,14 @@ fn an_image_laid_out_by_apptainer_runs_and_inspects() {
         assert!(labels.contains("Maintainer: someone"), "{labels}");
         assert!(inspect(&["--runscript"]).contains("echo \"$GREETING $WHO\""));
         assert!(inspect(&["--environment"]).contains("export GREETING=\"hello\""));
-        assert!(inspect(&["--deffile"]).contains("From: example/tool"));
+        // A SIF's definition object wins over the image's file, as in Apptainer's inspect:
+        // the test SIF carries `Bootstrap: scratch` there.
+        let deffile = inspect(&["--deffile"]);
+        if img.is_dir() {
+            assert!(deffile.contains("From: example/tool"), "{deffile}");
+        } else {
+            assert_eq!(deffile.trim(), "Bootstrap: scratch");
+        }
         assert!(inspect(&["--helpfile"]).contains("Greets."));
         let json: serde_json::Value =
             serde_json::from_str(&inspect(&["--json", "--labels"])).unwrap();

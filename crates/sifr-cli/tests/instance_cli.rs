@@ -75,7 +75,17 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
     }
 }
 
+/// Stops every instance of `who` when dropped, so that a failed assertion leaves none running.
+struct StopAll<'a>(&'a Images, As);
+
+impl Drop for StopAll<'_> {
+    fn drop(&mut self) {
+        let _ = sifr(self.0, self.1, &["instance", "stop", "--all", "--force"]);
+    }
+}
+
 fn lifecycle(im: &Images, who: As) {
+    let _stop = StopAll(im, who);
     let img_dir = im.sif.parent().unwrap();
     let pid_file = home(im, who).join("web.pid");
     // Issue 19: `instance start image.sif web` from the image's directory (a relative path);
@@ -163,7 +173,8 @@ fn lifecycle(im: &Images, who: As) {
     assert!(stdout(&o).contains(&format!("{}\n", err_log.display())));
     assert!(stdout(&o).contains(&format!("{}\n", out_log.display())));
 
-    // instance run: the runscript (the probe) with the arguments.
+    // instance run: the runscript (the probe, which prints its arguments after its name when
+    // started as `runscript`) with the arguments.
     ok(sifr_in(
         im,
         who,
@@ -172,7 +183,7 @@ fn lifecycle(im: &Images, who: As) {
     ));
     let run_log = logs.join("web2.out");
     eventually("the runscript's output", || {
-        std::fs::read_to_string(&run_log).is_ok_and(|t| t == "run\n-x\n")
+        std::fs::read_to_string(&run_log).is_ok_and(|t| t == "runscript: args run -x\n")
     });
 
     // Names are globs, as Go's filepath.Match reads them.

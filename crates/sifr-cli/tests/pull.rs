@@ -345,7 +345,7 @@ fn bootstrap_docker_pulls_through_the_cache_and_runs_post_in_the_merged_tree() {
     );
     // The layers came through the cache.
     let listed = stdout(&run_ok(sifr_in(d, &cache, &["cache", "list"])));
-    assert!(listed.contains("There are 4 blobs"), "{listed}");
+    assert!(listed.contains(" 4 oci blob file(s) "), "{listed}");
 }
 
 #[test]

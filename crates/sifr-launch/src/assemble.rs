@@ -456,9 +456,14 @@ pub fn mount_all(
 /// Returns whether it created the mount point; `false` when no earlier bind holds it.
 fn mount_point_in_bind(prepared: &[Prepared], i: usize) -> Result<bool, ExecError> {
     let p = &prepared[i];
+    // Only what the user asked to mount there gets a mount point made: a system file such as
+    // `/etc/localtime` under a user's bind of `/etc` is left out, as before the user's bind.
     if !matches!(
         p.mount.source,
         Source::Host(_) | Source::Scratch | Source::Fuse(_)
+    ) || !matches!(
+        p.mount.tag,
+        Tag::UserBind | Tag::Home | Tag::Tmp | Tag::Scratch | Tag::Fuse
     ) {
         return Ok(false);
     }

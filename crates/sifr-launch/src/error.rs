@@ -107,6 +107,16 @@ pub enum ShareError {
 pub enum ExecError {
     #[error("image `{}` is not a sandbox directory", path.display())]
     NotADirectory { path: PathBuf },
+    /// `--runscript-timeout`: Apptainer kills what the environment scripts run after this long.
+    #[error(
+        "environment script `{}` was killed after {}s timeout (`--runscript-timeout`)",
+        script.display(),
+        after.as_secs_f64()
+    )]
+    EnvTimeout {
+        script: PathBuf,
+        after: std::time::Duration,
+    },
     #[error("cannot {step}")]
     Sys {
         step: &'static str,
@@ -227,6 +237,11 @@ impl ExecError {
         match self {
             ExecError::Exec(e) if !e.in_cgroup => Some("check the command's name and the PATH inside the container".into()),
             ExecError::Cgroup(e) => e.hint(),
+            ExecError::EnvTimeout { .. } => Some(
+                "give the script more time with `--runscript-timeout` (e.g. `5m`), or make it \
+                 quicker"
+                    .into(),
+            ),
             ExecError::Fakeroot(e) => e.hint(),
             ExecError::DevFuse { .. } => Some(
                 "`--fusemount` needs read and write access to `/dev/fuse` (mode 0666 on most systems)"

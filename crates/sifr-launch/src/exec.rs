@@ -298,7 +298,7 @@ fn run_command(
         sifr_sys::process::set_no_new_privs().map_err(step("set no_new_privs"))?;
     }
 
-    let vars = image_environment(plan);
+    let vars = image_environment(plan)?;
     let libs = crate::libpath::LibFacts {
         libs: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS_DIR),
         libs32: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS32_DIR),
@@ -476,7 +476,7 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
 
 /// Steps 1 and 2 of the precedence in [`crate::env`]: the seed, then every
 /// `/.singularity.d/env/*.sh` in lexical order (native, built-in, or through `/bin/sh`).
-fn image_environment(plan: &LaunchPlan) -> Vars {
+fn image_environment(plan: &LaunchPlan) -> Result<Vars, ExecError> {
     let mut vars = Vars(plan.env.seed.clone());
     let dir = Path::new("/.singularity.d/env");
     let mut scripts: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -507,14 +507,17 @@ fn image_environment(plan: &LaunchPlan) -> Vars {
             Ok(()) => {}
             Err(why) => {
                 tracing::debug!("`{}` {why}; evaluating it with /bin/sh", script.display());
-                match shell_eval(&script, &vars) {
+                match shell_eval(&script, &vars, plan.runscript_timeout) {
                     Ok(v) => vars = v,
+                    Err(ShellEvalError::Timeout(after)) => {
+                        return Err(ExecError::EnvTimeout { script, after });
+                    }
                     Err(e) => tracing::warn!("cannot evaluate `{}`: {e}", script.display()),
                 }
             }
         }
     }
-    vars
+    Ok(vars)
 }
 
 /// The variables as an `execve` environment.
@@ -538,14 +541,18 @@ enum ShellEvalError {
     Exec(#[from] sifr_sys::process::ExecFailed),
     #[error("`/bin/sh` exited with status {0}")]
     Status(i32),
-    #[error("cannot read the shell's output")]
-    Read(#[source] std::io::Error),
+    #[error("killed after {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// Source `script` with the image's `/bin/sh` in the current environment and read back the
-/// exported variables from `export -p`.
-fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
-    use std::io::Read as _;
+/// exported variables from `export -p`. With `timeout`, a shell still running after it is
+/// killed ([`ShellEvalError::Timeout`]).
+fn shell_eval(
+    script: &Path,
+    vars: &Vars,
+    timeout: Option<std::time::Duration>,
+) -> Result<Vars, ShellEvalError> {
     if !Path::new("/bin/sh").exists() {
         return Err(ShellEvalError::NoShell);
     }
@@ -573,12 +580,20 @@ fn shell_eval(script: &Path, vars: &Vars) -> Result<Vars, ShellEvalError> {
         },
     )?;
     drop(wr);
-    let mut out = String::new();
-    let read = std::fs::File::from(rd).read_to_string(&mut out);
     let exec = child.wait_exec("/bin/sh");
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let read = sifr_sys::process::read_until(rd, deadline);
+    if let (Ok(None), Some(t)) = (&read, timeout) {
+        let _ = sifr_sys::process::send_signal(child.pid, sifr_sys::signal::KILL);
+        let _ = child.wait();
+        return Err(ShellEvalError::Timeout(t));
+    }
     let status = child.wait()?;
     exec?;
-    read.map_err(ShellEvalError::Read)?;
+    let out = read
+        .map_err(ShellEvalError::Sys)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     if status != sifr_sys::process::ExitStatus::Exited(0) {
         return Err(ShellEvalError::Status(status.code()));
     }

@@ -123,6 +123,8 @@ pub struct Request {
     pub no_pid: bool,
     /// [`Options::no_init`].
     pub no_init: bool,
+    /// [`Options::runscript_timeout`].
+    pub runscript_timeout: Option<std::time::Duration>,
     /// [`Options::no_umask`].
     pub no_umask: bool,
     /// [`Options::unsquash`].
@@ -266,6 +268,7 @@ impl Request {
             isa_check: isa_check::Policy::default(),
             no_pid: false,
             no_init: false,
+            runscript_timeout: None,
             no_umask: false,
             unsquash: false,
             ignore_subuid: false,
@@ -404,6 +407,7 @@ impl Request {
             share_idle: self.share_idle,
             ready_fd: self.ready_fd.clone(),
             no_init: self.no_init,
+            runscript_timeout: self.runscript_timeout,
             no_umask: self.no_umask,
             unsquash: self.unsquash,
             ignore_subuid: self.ignore_subuid,

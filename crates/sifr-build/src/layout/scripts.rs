@@ -132,9 +132,10 @@ pub const ENV_01_BASE: &str = r#"#!/bin/sh
 # Base environment (placeholder).
 "#;
 
-/// Contents of `90-environment.sh`.
+/// Contents of `90-environment.sh`, to which `%environment` is appended. Its comment line is
+/// Apptainer's, which `inspect --environment` shows and scripts may look for.
 pub const ENV_90_ENVIRONMENT: &str = r#"#!/bin/sh
-# Environment from the definition file's %environment section.
+# Custom environment shell code should follow
 "#;
 
 /// Contents of `95-apps.sh`.

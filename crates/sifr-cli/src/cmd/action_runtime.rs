@@ -73,8 +73,8 @@ pub struct RuntimeFlags {
     /// Deprecated in Apptainer (overlay is preferred): accepted, with its warning.
     #[arg(long, hide = true)]
     pub underlay: bool,
-    /// How long the environment scripts may take before the command starts (Go duration such
-    /// as `90s` or `2m`; Apptainer's default 1m).
+    /// How long an environment script that needs a shell may run before it is killed and the
+    /// launch fails (a Go duration such as `90s` or `2m`).
     #[arg(long, value_name = "DURATION")]
     pub runscript_timeout: Option<String>,
 }
@@ -174,7 +174,7 @@ pub const RUNTIME_TWINS: &[Twin] = &[
     Twin {
         flag: "runscript-timeout",
         keys: &["RUNSCRIPT_TIMEOUT"],
-        doc: "Time allowed to the environment scripts.",
+        doc: "Time allowed to each environment script.",
         slot: |f| Slot::Text(&mut f.runtime.runscript_timeout),
     },
 ];
@@ -233,6 +233,11 @@ impl RuntimeFlags {
     /// Move the flags into `req`.
     pub fn fill(self, req: &mut sifr_launch::Request, intel_hpu_devices: Vec<PathBuf>) {
         req.no_init = self.no_init;
+        // Checked by `check` before: a bad value never gets here.
+        req.runscript_timeout = self
+            .runscript_timeout
+            .as_deref()
+            .and_then(|t| parse_duration(t).ok());
         req.no_pid = self.no_pid;
         req.no_umask = self.no_umask;
         req.unsquash = self.unsquash;

@@ -184,6 +184,12 @@ fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
         )
         .into());
     }
+    // Root-only flags (`--boot`, `--keep-privs`) are refused before anything is created, as
+    // Apptainer refuses them first.
+    f.privs
+        .request()
+        .parse(sifr_sys::process::ids().0, true)
+        .map_err(|e| super::action::request_error(e.into()))?;
     let owner = Owner::current(s)?;
     dmtcp(&a.instance, &owner)?;
     // The launcher runs in the caller's working directory, but the record must name the image

@@ -598,8 +598,12 @@ pub fn rows() -> Vec<Row> {
         .file("sleep.sh", "sleep 2s")
         .exit(FATAL)
         .err(contains(
-            "FATAL:   command \"sleep 2s\" was killed after 1s timeout",
-        )),
+            "environment script `/.singularity.d/env/91-slow_env.sh` was killed after 1s timeout",
+        ))
+        .adapted(
+            "sifr names the script it killed (its shell evaluates the whole script) where \
+             Apptainer's interpreter names the command",
+        ),
     );
 
     // regressions.go

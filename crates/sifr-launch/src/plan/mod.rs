@@ -156,6 +156,7 @@ pub fn build(
         share,
         ready_fd: opts.ready_fd.clone(),
         no_init: opts.no_init,
+        runscript_timeout: opts.runscript_timeout,
         no_umask: opts.no_umask,
         net,
         env,

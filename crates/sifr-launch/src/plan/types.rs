@@ -67,6 +67,8 @@ pub struct Options {
     pub ready_fd: Option<ReadyFd>,
     /// `--no-init`: with a PID namespace, the command itself is PID 1 (no init above it).
     pub no_init: bool,
+    /// `--runscript-timeout`: how long each environment script that needs `/bin/sh` may run.
+    pub runscript_timeout: Option<std::time::Duration>,
     /// `--no-umask`: the command starts with umask 0022 instead of the caller's.
     pub no_umask: bool,
     /// `--unsquash`: extract a SIF or squashfs image to a temporary sandbox rather than mount it.
@@ -404,6 +406,8 @@ pub struct LaunchPlan {
     pub ready_fd: Option<ReadyFd>,
     /// See [`Options::no_init`].
     pub no_init: bool,
+    /// See [`Options::runscript_timeout`].
+    pub runscript_timeout: Option<std::time::Duration>,
     /// See [`Options::no_umask`].
     pub no_umask: bool,
     /// The network: the host's, a loopback-only namespace, or one to join ([`crate::net`]).

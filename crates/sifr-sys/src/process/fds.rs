@@ -10,6 +10,41 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(err("create", "pipe"))
 }
 
+/// Read `fd` to its end, or until `deadline`: `Ok(None)` when the deadline came first (what
+/// was read so far is dropped). Without a deadline, a plain read to the end.
+pub fn read_until(fd: OwnedFd, deadline: Option<std::time::Instant>) -> Result<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ts = rustix::event::Timespec::try_from(left).unwrap_or(rustix::event::Timespec {
+                tv_sec: i64::MAX,
+                tv_nsec: 0,
+            });
+            let mut fds = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(err("poll", "pipe")(e)),
+            }
+        }
+        match rustix::io::read(&fd, &mut buf) {
+            Ok(0) => return Ok(Some(out)),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(err("read", "pipe")(e)),
+        }
+    }
+}
+
 /// Make `fd` the caller's standard error (`dup2(fd, 2)`); the new fd 2 is not close-on-exec.
 pub fn redirect_stderr(fd: BorrowedFd<'_>) -> Result<()> {
     rustix::stdio::dup2_stderr(fd).map_err(err("redirect", "standard error"))

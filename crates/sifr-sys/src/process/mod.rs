@@ -33,7 +33,9 @@ pub use attrs::{
 };
 pub use child::{Child, ExecFailed, ExitStatus, send_signal, terminate, wait_pid};
 pub use driver::{FUSE_FD, spawn_with_fd3};
-pub use fds::{close_fds_except, notify, pipe, redirect_stderr, redirect_stdout, stdin_from_null};
+pub use fds::{
+    close_fds_except, notify, pipe, read_until, redirect_stderr, redirect_stdout, stdin_from_null,
+};
 pub(crate) use fork::fork_checked;
 pub use fork::{ForkServerError, fork_child, fork_server, spawn_daemon};
 pub use init::spawn_init;
