@@ -51,6 +51,11 @@ fn walk(cmd: &clap::Command, path: &str) {
             shorts.join(","),
             if path == "shell" && long == "shell" {
                 sifr_cli::cmd::action::SHELL_KEYS.join(",")
+            } else if let Some((_, keys)) = sifr_cli::cmd::instance::START_TWINS
+                .iter()
+                .find(|(f, _)| path.starts_with("instance ") && *f == long)
+            {
+                keys.join(",")
             } else {
                 variables(&[&[long][..], &longs].concat()).join(",")
             }

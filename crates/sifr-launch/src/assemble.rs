@@ -376,6 +376,14 @@ pub fn mount_all(
                 .map_err(step("resolve a mount point"))?;
         }
         let Some(dst) = found else {
+            // A writable sandbox gets no overlay to make the mount point in: Apptainer fails
+            // on a user's bind there (e2e `SimpleDirWritableKO`), sifr too.
+            if plan.writable && m.tag == Tag::UserBind {
+                return Err(ExecError::MissingMountPoint {
+                    dst: m.dst.clone(),
+                    image: plan.image.clone(),
+                });
+            }
             tracing::warn!(
                 "skipping mount of `{}`: `{}` does not exist in the container",
                 src.display(),

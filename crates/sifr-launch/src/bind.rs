@@ -86,18 +86,44 @@ pub fn clean(path: &Path) -> PathBuf {
 
 /// Parse one `-B` value, which may be a comma-separated list.
 pub fn parse_list(value: &str) -> Result<Vec<Bind>, BindError> {
-    value
-        .split(',')
-        .map(str::trim)
+    split_unescaped(value, ',')
+        .iter()
+        .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .map(parse_one)
         .collect()
 }
 
-/// Parse a single `src[:dst[:opts]]`. Options: `ro`, `rw` (the last one wins, as in Apptainer).
+/// `s` split at each `sep` not escaped by a backslash, with `\sep` turned into `sep` in the
+/// pieces (other backslashes are kept): Apptainer's `\,` and `\:` in bind paths.
+fn split_unescaped(s: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&sep) => {
+                if let Some(p) = out.last_mut() {
+                    p.push(sep);
+                }
+                chars.next();
+            }
+            c if c == sep => out.push(String::new()),
+            c => {
+                if let Some(p) = out.last_mut() {
+                    p.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Parse a single `src[:dst[:opts]]` (`\:` is a colon in a path). Options: `ro`, `rw` (the
+/// last one wins, as in Apptainer).
 /// `image-src=` and `id=` (binds out of image files) are not supported yet and are rejected.
 pub fn parse_one(spec: &str) -> Result<Bind, BindError> {
-    let fields: Vec<&str> = spec.split(':').collect();
+    let owned = split_unescaped(spec, ':');
+    let fields: Vec<&str> = owned.iter().map(String::as_str).collect();
     if fields.len() > 3 {
         return Err(BindError::TooManyFields { spec: spec.into() });
     }
@@ -221,6 +247,19 @@ fn csv_fields(line: &str) -> Result<Vec<String>, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// e2e/actions `BindFileWithCommaOK`, `BindFileWithColonOK`: a backslash keeps a comma or a
+    /// colon in a path.
+    #[test]
+    fn escaped_commas_and_colons_stay_in_the_path() {
+        let b = parse_list(r"/d/file\,comma:/c/file,/x:/y:ro").unwrap();
+        assert_eq!(b[0].src, PathBuf::from("/d/file,comma"));
+        assert_eq!(b[0].dst, PathBuf::from("/c/file"));
+        assert_eq!((b[1].dst.as_path(), b[1].readonly), (Path::new("/y"), true));
+        let b = parse_one(r"/d/file\:colon:/c/file").unwrap();
+        assert_eq!(b.src, PathBuf::from("/d/file:colon"));
+        assert_eq!(b.dst, PathBuf::from("/c/file"));
+    }
 
     fn ro(src: &str, dst: &str) -> Bind {
         Bind {

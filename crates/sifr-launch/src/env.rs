@@ -1,7 +1,8 @@
 //! The container's environment, with Apptainer's precedence (lowest to highest):
 //!
 //! 1. the runtime's seed: default `PATH`, `HOME` = home destination, `APPTAINER_CONTAINER`,
-//!    `APPTAINER_NAME`, `APPTAINER_ENVIRONMENT` and their `SINGULARITY_*` twins;
+//!    `APPTAINER_NAME`, `APPTAINER_ENVIRONMENT`, `APPTAINER_BIND` (the `-B` destinations) and
+//!    their `SINGULARITY_*` twins;
 //! 2. the image's `/.singularity.d/env/*.sh`, in lexical order ([`crate::envscript`]);
 //! 3. `SINGULARITYENV_*`, then `APPTAINERENV_*`, then `--env-file` variables, then `--env K=V`
 //!    (values are evaluated, so `$VAR` refers to what the image set);
@@ -71,7 +72,16 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
         ("PATH".into(), DEFAULT_PATH.into()),
         ("HOME".into(), home_dst.display().to_string()),
     ];
+    let bind = opts
+        .bind_dsts
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     for prefix in ["APPTAINER", "SINGULARITY"] {
+        if !bind.is_empty() {
+            p.seed.push((format!("{prefix}_BIND"), bind.clone()));
+        }
         p.seed
             .push((format!("{prefix}_CONTAINER"), image.display().to_string()));
         p.seed.push((format!("{prefix}_NAME"), name.clone()));

@@ -107,6 +107,13 @@ pub enum ShareError {
 pub enum ExecError {
     #[error("image `{}` is not a sandbox directory", path.display())]
     NotADirectory { path: PathBuf },
+    /// `--writable`: a bind's destination is missing from the sandbox, which is not changed.
+    #[error(
+        "destination `{}` does not exist in the writable image `{}`",
+        dst.display(),
+        image.display()
+    )]
+    MissingMountPoint { dst: PathBuf, image: PathBuf },
     /// `--runscript-timeout`: Apptainer kills what the environment scripts run after this long.
     #[error(
         "environment script `{}` was killed after {}s timeout (`--runscript-timeout`)",
@@ -237,6 +244,10 @@ impl ExecError {
         match self {
             ExecError::Exec(e) if !e.in_cgroup => Some("check the command's name and the PATH inside the container".into()),
             ExecError::Cgroup(e) => e.hint(),
+            ExecError::MissingMountPoint { dst, .. } => Some(format!(
+                "create `{}` in the sandbox first, or run without `--writable`",
+                dst.display()
+            )),
             ExecError::EnvTimeout { .. } => Some(
                 "give the script more time with `--runscript-timeout` (e.g. `5m`), or make it \
                  quicker"

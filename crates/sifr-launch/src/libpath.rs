@@ -31,8 +31,9 @@ impl LibFacts<'_> {
 }
 
 /// Apptainer's steps after the image's scripts and the user's overrides:
-/// 1. (sifr) host libraries were bound but `LD_LIBRARY_PATH` does not name their directory
-///    (an image without the stock `99-base.sh`): it is appended, or they would be unusable;
+/// 1. `LD_LIBRARY_PATH` is set but does not name `/.singularity.d/libs` (the user set it, or
+///    an image without the stock `99-base.sh`), or host libraries were bound there: it is
+///    appended, as Apptainer appends it after the user's values;
 /// 2. when `LD_LIBRARY_PATH` is exactly `/.singularity.d/libs` (nobody else set it) and that
 ///    directory is not empty, or `PREPEND_`/`APPEND_LD_LIBRARY_PATH` is set, the container's
 ///    default directories are put in front;
@@ -41,7 +42,9 @@ impl LibFacts<'_> {
 ///    libraries first: `PREPEND_LD_LIBRARY_PATH=/.singularity.d/libs`).
 pub fn apply(env: &mut Vars, facts: &LibFacts) {
     let mut ld = env.get("LD_LIBRARY_PATH").unwrap_or_default().to_string();
-    if facts.libs && !ld.split(':').any(|d| d == LIBS_DIR) {
+    // Apptainer appends the directory after the user's values too (`--env
+    // LD_LIBRARY_PATH=/foo` gives `/foo:/.singularity.d/libs`: e2e `TestCustomLdLibraryPath`).
+    if (facts.libs || !ld.is_empty()) && !ld.split(':').any(|d| d == LIBS_DIR) {
         ld = join(&ld, LIBS_DIR);
     }
     let pre = env

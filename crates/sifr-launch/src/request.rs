@@ -297,6 +297,9 @@ impl Request {
                 })?,
             );
         }
+        // What the container sees as `APPTAINER_BIND`: the destinations of `-B` and of the
+        // `bind` setting, not those of `--mount` (Apptainer's regression tests 5599, 3501).
+        let bind_dsts: Vec<PathBuf> = binds.iter().map(|b: &bind::Bind| b.dst.clone()).collect();
         let mut env = Vec::new();
         for e in &self.env {
             let Some((k, v)) = e.split_once('=') else {
@@ -407,6 +410,7 @@ impl Request {
             share_idle: self.share_idle,
             ready_fd: self.ready_fd.clone(),
             no_init: self.no_init,
+            bind_dsts,
             runscript_timeout: self.runscript_timeout,
             no_umask: self.no_umask,
             unsquash: self.unsquash,

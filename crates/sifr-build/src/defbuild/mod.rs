@@ -505,6 +505,14 @@ fn build_stage(
         opts,
         hint: opts.post_failure_hint.clone(),
     };
+    if stage
+        .pre
+        .as_ref()
+        .is_some_and(|s| !s.body.trim().is_empty())
+    {
+        // Never silently: the legacy section is parsed, and said to be skipped.
+        tracing::warn!("%pre is not run (a legacy section); move its commands to %setup");
+    }
     if let Some(setup) = stage.setup.as_ref().filter(|s| !s.body.trim().is_empty()) {
         log("running %setup on the host");
         run.host_setup(setup, on_output)?;

@@ -136,6 +136,7 @@ pub const ENV_01_BASE: &str = r#"#!/bin/sh
 /// Apptainer's, which `inspect --environment` shows and scripts may look for.
 pub const ENV_90_ENVIRONMENT: &str = r#"#!/bin/sh
 # Custom environment shell code should follow
+
 "#;
 
 /// Contents of `95-apps.sh`.

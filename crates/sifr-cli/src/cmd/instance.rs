@@ -153,6 +153,14 @@ pub(crate) fn switch_twin(given: bool, flag: &str, keys: &[&str]) -> anyhow::Res
 
 /// A value from its variable when the command line left it out; a blank variable counts as
 /// unset.
+/// The variables of `instance start|run`'s own flags (not in the action flags' tables), by
+/// long flag: Apptainer's `EnvKeys`.
+pub const START_TWINS: &[(&str, &[&str])] = &[
+    ("pid-file", &["PID_FILE"]),
+    ("dmtcp-launch", &["DMTCP_LAUNCH"]),
+    ("dmtcp-restart", &["DMTCP_RESTART"]),
+];
+
 pub(crate) fn text_twin(keys: &[&str]) -> Option<String> {
     let hit = crate::settings::lookup_env(keys, &crate::settings::ProcessEnv)?;
     if let Some(w) = &hit.warning {
@@ -166,15 +174,15 @@ fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
     a.instance.pid_file = a
         .instance
         .pid_file
-        .or_else(|| text_twin(&["PID_FILE"]).map(PathBuf::from));
+        .or_else(|| text_twin(START_TWINS[0].1).map(PathBuf::from));
     a.instance.dmtcp_launch = a
         .instance
         .dmtcp_launch
-        .or_else(|| text_twin(&["DMTCP_LAUNCH"]));
+        .or_else(|| text_twin(START_TWINS[1].1));
     a.instance.dmtcp_restart = a
         .instance
         .dmtcp_restart
-        .or_else(|| text_twin(&["DMTCP_RESTART"]));
+        .or_else(|| text_twin(START_TWINS[2].1));
     // Their environment twins (`APPTAINER_PID=1`) count as the flags.
     let (f, _) = super::action_env::completed(&a.flags, &super::action::host_env())?;
     if f.pid || f.containall {

@@ -557,18 +557,25 @@ pub fn rows() -> Vec<Row> {
         n(R, "issue5271", ""),
         cmd("exec", &["--writable-tmpfs", "{img}", "mkdir", "/e2e-dir"]),
     ));
-    v.push(r(
-        n(R, "issue5455", ""),
-        cmd(
-            "exec",
-            &[
-                "--writable-tmpfs",
-                "{rootsandbox}",
-                "mkdir",
-                "/perm/issue5455",
-            ],
+    v.push(
+        r(
+            n(R, "issue5455", ""),
+            cmd(
+                "exec",
+                &[
+                    "--writable-tmpfs",
+                    "{rootsandbox}",
+                    "mkdir",
+                    "/perm/issue5455",
+                ],
+            ),
+        )
+        .pending(
+            "deliberate difference: kernel overlayfs refuses an unprivileged write under a \
+             directory of an unmapped owner (EOVERFLOW); Apptainer uses fuse-overlayfs \
+             (docs/runtime.md, Where sifr differs)",
         ),
-    ));
+    );
     v.push(
         r(
             n(R, "issue5599", ""),

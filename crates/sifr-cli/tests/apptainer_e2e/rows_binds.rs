@@ -429,7 +429,17 @@ pub fn rows() -> Vec<Row> {
             FATAL,
         ),
     ];
-    v.extend(home.iter().map(|(sub, args, exit)| exec(sub, args, *exit)));
+    v.extend(home.iter().map(|(sub, args, exit)| {
+        let r = exec(sub, args, *exit);
+        if sub.starts_with("CustomHomeBindWritable") {
+            r.pending(
+                "deliberate difference: with --writable, a home whose destination the sandbox \
+                 lacks is skipped with a warning (docs/compat.md, Paths and mounts)",
+            )
+        } else {
+            r
+        }
+    }));
 
     // Binds under the contained /tmp and /var/tmp of a workdir, and under --scratch.
     for (sub, dest) in [

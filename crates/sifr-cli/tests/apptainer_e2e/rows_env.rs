@@ -38,6 +38,10 @@ fn env_opt(sub: &str, image: &str, env_opt: &[&str], exec_opt: &[&str], var: &st
     r
 }
 
+/// Rows whose expectation is the shell semantics of the environment, issue 21's work.
+const EVAL_ISSUE: &str =
+    "issue 21 (environment: Apptainer evaluates injected values with its shell interpreter)";
+
 pub fn rows() -> Vec<Row> {
     let mut v = Vec::new();
     let path_sh = ["/bin/sh", "-c", "echo $PATH"];
@@ -398,6 +402,10 @@ pub fn rows() -> Vec<Row> {
         for (k, val) in *host {
             r = r.env(k, val);
         }
+        if *sub == "OverrideNotPermitted" {
+            // `APPTAINERENV_APPTAINER_*` may not set Apptainer's own variables.
+            r = r.pending(EVAL_ISSUE);
+        }
         v.push(r);
     }
 
@@ -575,9 +583,11 @@ pub fn rows() -> Vec<Row> {
         if let Some(w) = who {
             r = r.env("APPTAINERENV_WHO", w);
         }
-        if *noeval {
-            r = r.pending("issue no-eval (--no-eval semantics)");
-        }
+        r = if *noeval {
+            r.pending("issue no-eval (--no-eval semantics)")
+        } else {
+            r.pending(EVAL_ISSUE)
+        };
         v.push(r);
     }
 
@@ -613,7 +623,8 @@ pub fn rows() -> Vec<Row> {
             &["exec", "{img}", "/bin/sh", "-c", "echo \"${LD_PRELOAD}\""],
         )
         .env("APPTAINERENV_LD_PRELOAD", r"/foo/bar/\$LIB/baz.so")
-        .out(exact("/foo/bar/$LIB/baz.so")),
+        .out(exact("/foo/bar/$LIB/baz.so"))
+        .pending(EVAL_ISSUE),
     );
     v.push(
         row(
@@ -629,7 +640,8 @@ pub fn rows() -> Vec<Row> {
             &["exec", "{legacy}", "/bin/sh", "-c", "echo $PATH"],
         )
         .out(contains("/canary/path"))
-        .adapted("sandbox made by the runner: the busybox image without /.singularity.d, with a legacy /environment setting PATH"),
+        .adapted("sandbox made by the runner: the busybox image without /.singularity.d, with a legacy /environment setting PATH")
+        .pending("issue 21 (environment: the legacy /environment of images without /.singularity.d)"),
     );
     v
 }

@@ -374,10 +374,14 @@ pub fn instance() -> Vec<Row> {
 
         let sub = format!("{f} testContain/instance {c}");
         let workdir = format!("{{ws}}/contain-{c}");
-        v.push(row(
-            &format!("{sub}/start"),
-            &["instance", c, "-c", "-W", &workdir, "{img}", "testcontain"],
-        ));
+        // Apptainer's test makes the work directory first (os.MkdirTemp).
+        v.push(
+            row(
+                &format!("{sub}/start"),
+                &["instance", c, "-c", "-W", &workdir, "{img}", "testcontain"],
+            )
+            .file(&format!("{workdir}/.made"), ""),
+        );
         v.push(row(
             &format!("{sub}/touch"),
             &[
@@ -463,7 +467,11 @@ pub fn instance() -> Vec<Row> {
                 "{ws}/configdir/instances/app",
             ],
         )
-        .adapted("the host directory is looked for with a second container binding it"),
+        .adapted("the host directory is looked for with a second container binding it")
+        .pending(
+            "deliberate difference: sifr keeps its instance records in instances/sifr, \
+             where Apptainer's instances/app would read them as its own (docs/compat.md, Instances)",
+        ),
     );
     v.push(
         row(

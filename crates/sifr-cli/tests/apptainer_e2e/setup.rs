@@ -369,6 +369,11 @@ impl Ctx<'_> {
                 Some(target) => std::os::unix::fs::symlink(target, &p).unwrap(),
                 None => std::fs::write(&p, content).unwrap(),
             }
+            // A file outside the row's directory (an absolute `{ws}/...` path) makes a
+            // directory of the workspace, which belongs to whoever runs the row too.
+            if !p.starts_with(&tmp) {
+                chown(p.parent().unwrap(), self.who);
+            }
         }
         chown(&tmp, self.who);
         let argv: Vec<String> = r.argv.iter().map(|a| self.expand(a, &t)).collect();

@@ -67,6 +67,9 @@ pub struct Options {
     pub ready_fd: Option<ReadyFd>,
     /// `--no-init`: with a PID namespace, the command itself is PID 1 (no init above it).
     pub no_init: bool,
+    /// The destinations of the `-B` binds (and the `bind` setting's), which the container sees
+    /// as `APPTAINER_BIND`, comma-separated, as Apptainer sets it.
+    pub bind_dsts: Vec<PathBuf>,
     /// `--runscript-timeout`: how long each environment script that needs `/bin/sh` may run.
     pub runscript_timeout: Option<std::time::Duration>,
     /// `--no-umask`: the command starts with umask 0022 instead of the caller's.
