@@ -67,7 +67,8 @@ fn relative_bind_sources_resolve_against_the_working_directory() {
         .assert_success();
         let o = fx
             .command(env!("CARGO_BIN_EXE_sifr"), who)
-            .env("APPTAINER_BIND", "../work/rel:/e")
+            // `..` then the work directory's own name: a path through the parent.
+            .env("APPTAINER_BIND", format!("../{}/rel:/e", work_name(&fx)))
             .args([
                 "exec",
                 fx.image.to_str().unwrap(),
@@ -411,4 +412,12 @@ fn fusemount_errors_are_apptainers_cases() {
             .assert_code(FAILURE)
             .assert_stderr_contains("cannot open `/dev/fuse`");
     }
+}
+
+/// The file name of the fixture's work directory (the tests run there).
+fn work_name(fx: &Fixture) -> String {
+    fx.work
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -346,17 +346,17 @@ mod tests {
     #[test]
     fn relative_sources_resolve_against_the_working_directory() {
         // Apptainer's `addUserbindsMount`: `filepath.Abs(source)`, the destination as given.
-        let cwd = Path::new("/work/job");
+        let cwd = Path::new("/jobs/job");
         let abs = |spec: &str| parse_one(spec).unwrap().absolute(cwd);
-        assert_eq!(abs("data:/data"), rw("/work/job/data", "/data"));
-        assert_eq!(abs("./x:/x:ro"), ro("/work/job/x", "/x"));
-        assert_eq!(abs("../in/./d:/d"), rw("/work/in/d", "/d"));
+        assert_eq!(abs("data:/data"), rw("/jobs/job/data", "/data"));
+        assert_eq!(abs("./x:/x:ro"), ro("/jobs/job/x", "/x"));
+        assert_eq!(abs("../in/./d:/d"), rw("/jobs/in/d", "/d"));
         assert_eq!(abs("/abs:/abs"), rw("/abs", "/abs"));
         assert_eq!(
             parse_mount("type=bind,src=data,dst=/d")
                 .unwrap()
                 .absolute(cwd),
-            rw("/work/job/data", "/d")
+            rw("/jobs/job/data", "/d")
         );
         assert_eq!(clean(Path::new("/../a/../../b/.")), PathBuf::from("/b"));
     }

@@ -100,10 +100,10 @@ mod tests {
             (&m.source, m.dst.as_path(), m.nodev),
             (&Source::Scratch, Path::new("/scratch/a"), true)
         );
-        let m = &mounts(&dirs, Some(Path::new("/work")))[0];
+        let m = &mounts(&dirs, Some(Path::new("/jobs")))[0];
         assert_eq!(
             m.source,
-            Source::Host(PathBuf::from("/work/scratch/scratch/a"))
+            Source::Host(PathBuf::from("/jobs/scratch/scratch/a"))
         );
         assert_eq!(
             (m.create, m.required, m.readonly),
