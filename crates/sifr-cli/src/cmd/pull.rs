@@ -445,6 +445,18 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
     )
 }
 
+/// An existing `target` is refused unless `--force`, before anything is downloaded.
+fn refuse_existing(target: &Path, pack: &sifr_build::PackOptions) -> anyhow::Result<()> {
+    if !pack.force && target.exists() {
+        return Err(crate::report::Hinted::new(
+            format!("image file `{}` already exists", target.display()),
+            "use --force to overwrite it",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// `pull --sandbox`: the image is written to a SIF in the temporary directory, as Apptainer
 /// does, then extracted into `target` (as the calling user: no fakeroot needed).
 pub fn pull_to_sandbox(
@@ -456,13 +468,7 @@ pub fn pull_to_sandbox(
     settings: &Settings,
 ) -> anyhow::Result<u8> {
     let loud = !settings.quiet && !settings.silent;
-    if !pack.force && target.exists() {
-        return Err(crate::report::Hinted::new(
-            format!("image file `{}` already exists", target.display()),
-            "use --force to overwrite it",
-        )
-        .into());
-    }
+    refuse_existing(target, pack)?;
     let mut work = TempDir::new(&temp_root(settings, registry)?, "sifr-pull-")?;
     let sif = work.path.join("image.sif");
     let mut sif_pack = pack.clone();
@@ -539,14 +545,7 @@ pub fn pull_to_sif(
     settings: &Settings,
 ) -> anyhow::Result<u8> {
     let loud = !settings.quiet && !settings.silent;
-    // Refuse an existing target before downloading anything.
-    if !pack.force && target.exists() {
-        return Err(crate::report::Hinted::new(
-            format!("image file `{}` already exists", target.display()),
-            "use --force to overwrite it",
-        )
-        .into());
-    }
+    refuse_existing(target, pack)?;
     let (access, _cache_guard) = match source {
         ImageSource::Registry(_) => {
             let (a, g) = registry_access(settings, registry)?;

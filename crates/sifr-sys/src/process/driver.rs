@@ -49,43 +49,20 @@ pub fn spawn_with_fd3(
         status_fd: wr.as_raw_fd(),
         pointers: (&candidates, &argv, &envp),
     };
-    // As `spawn`: the child runs on its own stack in the parent's memory until it execs. It
-    // has its own root, working directory and descriptor table (no CLONE_FS, no CLONE_FILES),
-    // so `chroot`, `chdir` and `dup2` there leave the launcher's untouched. A plain fork would
-    // do too, but its single-thread check reads `/proc/self`, which is no longer at `/proc`
-    // once the launcher has pivoted into the session.
-    let mut stack = vec![0u8; STACK];
-    // SAFETY: the stack grows down from its (16-byte aligned) end, which stays inside `stack`.
-    let top = unsafe { stack.as_mut_ptr().add(STACK) };
-    let top = (top as usize & !15) as *mut libc::c_void;
-    // SAFETY: `entry` receives a pointer to `args`, which outlives the child's use of it: with
-    // CLONE_VFORK this call returns only after the child has exec'd or exited, and the child
-    // only runs async-signal-safe code. `stack` outlives it likewise.
-    let pid = unsafe {
-        libc::clone(
-            entry,
-            top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (&args as *const DriverArgs<'_>).cast_mut().cast(),
-        )
-    };
-    drop(stack);
-    if pid < 0 {
-        return Err(Error::new(
-            "start a process for",
-            &spec.name,
-            std::io::Error::last_os_error(),
-        ));
-    }
+    // As `spawn`: the child has its own root, working directory and descriptor table, so
+    // `chroot`, `chdir` and `dup2` there leave the launcher's untouched. A plain fork would do
+    // too, but its single-thread check reads `/proc/self`, which is no longer at `/proc` once
+    // the launcher has pivoted into the session.
+    // SAFETY: `entry` reads a `DriverArgs` behind its argument and only runs async-signal-safe
+    // code before it execs.
+    let pid = unsafe { super::spawn::clone_vfork(entry, &args) }
+        .map_err(|e| Error::new("start a process for", &spec.name, e))?;
     drop(wr);
     Ok(Child {
         pid,
         status_pipe: Some(rd),
     })
 }
-
-/// Stack of the child: it only calls `child` and `child_exec` (a few small frames).
-const STACK: usize = 64 * 1024;
 
 /// What the child needs, all prepared before `clone`.
 struct DriverArgs<'a> {

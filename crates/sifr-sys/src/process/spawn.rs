@@ -143,32 +143,10 @@ pub fn spawn(spec: &ExecSpec, opts: &SpawnOptions<'_>) -> Result<Child> {
         privileges: spec.privileges(),
         cgroup,
     };
-    // The child runs on its own small stack in the parent's memory (CLONE_VM) while the parent
-    // waits (CLONE_VFORK) until it has called execve or _exit, as posix_spawn does: no page
-    // tables are copied, and neither process takes copy-on-write faults afterwards.
-    let mut stack = vec![0u8; CHILD_STACK];
-    // SAFETY: the stack grows down from its (16-byte aligned) end, which stays inside `stack`.
-    let top = unsafe { stack.as_mut_ptr().add(CHILD_STACK) };
-    let top = (top as usize & !15) as *mut libc::c_void;
-    // SAFETY: `child_entry` receives a pointer to `args`, which outlives the child's use of it:
-    // with CLONE_VFORK this call returns only after the child has exec'd or exited, and the
-    // child only runs async-signal-safe code (see `child_exec`). `stack` outlives it likewise.
-    let pid = unsafe {
-        libc::clone(
-            child_entry,
-            top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (&args as *const ChildArgs<'_>).cast_mut().cast(),
-        )
-    };
-    drop(stack);
-    if pid < 0 {
-        return Err(Error::new(
-            "start a process for",
-            &spec.name,
-            std::io::Error::last_os_error(),
-        ));
-    }
+    // SAFETY: `child_entry` reads a `ChildArgs` behind its argument and only runs
+    // async-signal-safe code (see `child_exec`).
+    let pid = unsafe { clone_vfork(child_entry, &args) }
+        .map_err(|e| Error::new("start a process for", &spec.name, e))?;
     drop(wr);
     Ok(Child {
         pid,
@@ -182,6 +160,40 @@ pub(super) const PRIVILEGES_FAILED: i32 = 1 << 30;
 
 /// Stack of the [`spawn`] child: it only calls `child_exec` (a few small frames).
 const CHILD_STACK: usize = 64 * 1024;
+
+/// Start `entry(args)` as a child on its own small stack in the caller's memory (CLONE_VM),
+/// the caller waiting (CLONE_VFORK) until the child has called `execve` or `_exit`, as
+/// posix_spawn does: no page tables are copied, and neither process takes copy-on-write faults
+/// afterwards. The child has its own root, working directory and descriptor table (no CLONE_FS,
+/// no CLONE_FILES). Returns the child's pid.
+///
+/// # Safety
+/// `entry` must treat its argument as a `&T` and run only async-signal-safe code until it
+/// execs or exits. `args` and the stack outlive the child's use of them: with CLONE_VFORK this
+/// returns only after the child has exec'd or exited.
+pub(super) unsafe fn clone_vfork<T>(
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    args: &T,
+) -> std::io::Result<i32> {
+    let mut stack = vec![0u8; CHILD_STACK];
+    // SAFETY: the stack grows down from its (16-byte aligned) end, which stays inside `stack`.
+    let top = unsafe { stack.as_mut_ptr().add(CHILD_STACK) };
+    let top = (top as usize & !15) as *mut libc::c_void;
+    // SAFETY: see the function's contract; `stack` lives until the child no longer runs on it.
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (args as *const T).cast_mut().cast(),
+        )
+    };
+    drop(stack);
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(pid)
+}
 
 /// What the [`spawn`] child needs, all prepared before `clone`.
 struct ChildArgs<'a> {
