@@ -22,6 +22,7 @@ PACKAGES=(
     apache2-utils    # htpasswd for the registry's basic auth
     uidmap           # newuidmap/newgidmap: subordinate ids for unprivileged (fakeroot) builds
     python3          # scripts/flag-coverage
+    iproute2         # ip netns: the network-namespace tests join one made with it
 )
 
 missing=()
