@@ -5,7 +5,9 @@
 //!    their `SINGULARITY_*` twins;
 //! 2. the image's `/.singularity.d/env/*.sh`, in lexical order ([`crate::envscript`]);
 //! 3. `SINGULARITYENV_*`, then `APPTAINERENV_*`, then `--env-file` variables, then `--env K=V`
-//!    (values are evaluated, so `$VAR` refers to what the image set);
+//!    (values are evaluated as the body of a double-quoted bash string, in the interpreter the
+//!    scripts ran in, so `$VAR` refers to what the image set and `$(id -u)` runs in the
+//!    container; `--no-eval` takes them literally);
 //!    then `LD_LIBRARY_PATH` gets the container's directories before the host GPU libraries
 //!    ([`crate::libpath`]);
 //! 4. `PATH` edits: `…ENV_PATH` replaces it, then `PREPEND_PATH`/`APPEND_PATH`;
@@ -156,18 +158,14 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
 /// what the container's library directories hold, for `LD_LIBRARY_PATH` ([`crate::libpath`]).
 pub fn finish(plan: &EnvPlan, after_scripts: Vars, libs: &crate::libpath::LibFacts) -> Vars {
     let mut env = after_scripts;
+    // The values as the interpreter evaluated them (or literal, `--no-eval`): see
+    // `crate::exec`'s `image_environment`.
     for (k, v) in &plan.overrides {
-        if plan.no_eval {
-            env.set(k, v);
-        } else {
-            let value = crate::envscript::expand_value(v, &env);
-            env.set(k, &value);
-        }
+        env.set(k, v);
     }
     crate::libpath::apply(&mut env, libs);
     if let Some(p) = &plan.path_set {
-        let value = crate::envscript::expand_value(p, &env);
-        env.set("PATH", &value);
+        env.set("PATH", p);
     }
     let cur = env.get("PATH").unwrap_or(DEFAULT_PATH).to_string();
     let mut path = cur;
@@ -268,7 +266,7 @@ mod tests {
     #[test]
     fn path_edits_apply_after_the_image() {
         let plan = EnvPlan {
-            path_set: Some("/set:$PATH".into()),
+            path_set: Some("/set:/img".into()),
             path_prepend: Some("/pre".into()),
             path_append: Some("/app".into()),
             ..EnvPlan::default()

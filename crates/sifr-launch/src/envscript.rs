@@ -1,15 +1,15 @@
-//! The image's `/.singularity.d/env/*.sh`, evaluated natively for the common forms, so that
-//! `exec` works in images without a shell and no process is spawned per script:
+//! The image's `/.singularity.d/env/*.sh`, evaluated natively when they are plain exports (the
+//! fast path: no interpreter is started for them):
 //!
 //! `export VAR=value`, `VAR=value; export VAR`, `export A B`, `unset VAR`, `:`/`true`, comments,
 //! single and double quotes, backslash escapes, `$VAR`, `${VAR}`, `${VAR:-default}`,
 //! `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`.
 //!
-//! Anything else (`if`, pipes, `$(…)`, `.`/`source`, other commands) makes [`eval_native`]
-//! return [`Unsupported`] without changing the environment; the caller then runs the script with
-//! the image's `/bin/sh` and reads back `export -p` ([`parse_export_p`]). Stock scripts whose
-//! meaning the runtime defines itself (`99-base.sh`, `99-runtimevars.sh`, …) are applied by
-//! [`builtin`] instead of being evaluated.
+//! Anything else (`if`, pipes, `$(…)`, `.`/`source`, other commands, bash's own variables such
+//! as `$UID`) makes [`NativeShell::eval`] return [`Unsupported`] without changing anything; the
+//! caller then evaluates every script of the launch with the bash-compatible interpreter
+//! ([`crate::interp`]). Stock scripts whose meaning the runtime defines itself (`99-base.sh`,
+//! `99-runtimevars.sh`, …) are applied by [`builtin`] instead of being evaluated.
 //!
 //! Pure text processing; no I/O, no namespace work.
 
@@ -398,18 +398,97 @@ fn literal(w: &[Part]) -> Option<&str> {
     }
 }
 
-/// Evaluate a script natively. On success `env` holds the exported variables afterwards; on
-/// [`Unsupported`], `env` is unchanged.
-pub fn eval_native(text: &str, env: &mut Vars) -> Result<(), Unsupported> {
-    let mut exported = env.clone();
-    let mut st = State {
-        exported: &mut exported,
-        shell: Vars::default(),
-        assigned: Vec::new(),
-    };
-    run(text, &mut st)?;
-    *env = exported;
-    Ok(())
+/// Variables bash sets itself (not taken from the environment): a script reading one needs
+/// the interpreter, which has them.
+pub const SHELL_VARS: &[&str] = &[
+    "UID",
+    "EUID",
+    "PPID",
+    "HOSTNAME",
+    "HOSTTYPE",
+    "OSTYPE",
+    "MACHTYPE",
+    "RANDOM",
+    "SRANDOM",
+    "SECONDS",
+    "LINENO",
+    "BASH",
+    "BASHPID",
+    "BASH_VERSION",
+    "BASH_VERSINFO",
+    "BASHOPTS",
+    "SHELLOPTS",
+    "GROUPS",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "IFS",
+    "OPTIND",
+    "EPOCHSECONDS",
+    "EPOCHREALTIME",
+    "FUNCNAME",
+    "BASH_SOURCE",
+    "PIPESTATUS",
+];
+
+/// Whether `text` reads one of [`SHELL_VARS`] (`$NAME` or `${NAME...`), anywhere, quoted or
+/// not: a conservative test, a false hit only costs the interpreter's start.
+pub fn mentions_shell_var(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(off) = text[i..].find('$') {
+        let mut j = i + off + 1;
+        if b.get(j) == Some(&b'{') {
+            j += 1;
+        }
+        let end = b[j..]
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+            .map_or(b.len(), |n| j + n);
+        if SHELL_VARS.contains(&&text[j..end]) {
+            return true;
+        }
+        i = j.max(i + off + 1);
+    }
+    false
+}
+
+/// Native evaluation of the scripts of one launch in turn, as one shell sourcing them would:
+/// plain (unexported) variables of one script are seen by the next.
+#[derive(Debug, Clone, Default)]
+pub struct NativeShell {
+    pub exported: Vars,
+    shell: Vars,
+}
+
+impl NativeShell {
+    pub fn new(exported: Vars) -> NativeShell {
+        NativeShell {
+            exported,
+            shell: Vars::default(),
+        }
+    }
+
+    /// Evaluate one script; on [`Unsupported`] nothing changes.
+    pub fn eval(&mut self, text: &str) -> Result<(), Unsupported> {
+        if mentions_shell_var(text) {
+            return Err(unsupported(
+                1,
+                "one of bash's own variables ($UID, $PWD, ...)",
+            ));
+        }
+        let mut exported = self.exported.clone();
+        let mut st = State {
+            exported: &mut exported,
+            shell: self.shell.clone(),
+            assigned: Vec::new(),
+        };
+        run(text, &mut st)?;
+        let shell = st.shell;
+        self.shell = shell;
+        self.exported = exported;
+        Ok(())
+    }
 }
 
 /// Evaluate an `--env-file`: `visible` (the host environment) can be read with `$VAR` but is not
@@ -489,86 +568,6 @@ fn run(text: &str, st: &mut State<'_>) -> Result<(), Unsupported> {
     Ok(())
 }
 
-/// Expand `$VAR`, `${VAR}`, `${VAR:-x}` in a value as the shell does inside double quotes
-/// (used for `--env`/`APPTAINERENV_*` values). Unsupported forms are kept literally.
-pub fn expand_value(value: &str, env: &Vars) -> String {
-    let mut quoted = String::from("\"");
-    for c in value.chars() {
-        if c == '"' || c == '\\' {
-            quoted.push('\\');
-        }
-        quoted.push(c);
-    }
-    quoted.push('"');
-    let mut lx = Lexer::new(&quoted);
-    match lx.word() {
-        Ok(w) => {
-            let mut scratch = env.clone();
-            let st = State {
-                exported: &mut scratch,
-                shell: Vars::default(),
-                assigned: Vec::new(),
-            };
-            st.expand(&w)
-        }
-        Err(_) => value.to_string(),
-    }
-}
-
-/// Parse the output of `export -p` (dash/ash: `export NAME='v'`, bash: `declare -x NAME="v"`)
-/// into exported variables. Lines that define no value are skipped.
-pub fn parse_export_p(out: &str) -> Vars {
-    let mut vars = Vars::default();
-    let mut text = String::new();
-    for line in out.split_inclusive('\n') {
-        text.push_str(line);
-        // A value with a newline spans lines; only parse when quotes are balanced.
-        if !balanced(&text) {
-            continue;
-        }
-        let t = text.trim_start();
-        let rest = t
-            .strip_prefix("export ")
-            .or_else(|| t.strip_prefix("declare -x "));
-        if let Some(rest) = rest {
-            let mut lx = Lexer::new(rest.trim_end_matches('\n'));
-            if let Ok(w) = lx.word()
-                && let Some((n, val)) = split_assignment(&w)
-            {
-                let mut empty = Vars::default();
-                let st = State {
-                    exported: &mut empty,
-                    shell: Vars::default(),
-                    assigned: Vec::new(),
-                };
-                let v = st.expand(&val);
-                vars.set(&n, &v);
-            }
-        }
-        text.clear();
-    }
-    vars
-}
-
-fn balanced(s: &str) -> bool {
-    let mut single = false;
-    let mut double = false;
-    let mut esc = false;
-    for c in s.chars() {
-        if esc {
-            esc = false;
-            continue;
-        }
-        match c {
-            '\\' if !single => esc = true,
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            _ => {}
-        }
-    }
-    !single && !double
-}
-
 /// Scripts whose meaning the runtime defines itself, applied natively whatever their text.
 /// `01-base.sh` is an empty placeholder; `99-base.sh` appends `/.singularity.d/libs` to
 /// `LD_LIBRARY_PATH` and sets `PS1`; `99-runtimevars.sh` applies the user's PATH edits, which
@@ -601,8 +600,8 @@ mod tests {
     }
 
     fn eval(text: &str, start: &[(&str, &str)]) -> Result<Vars, Unsupported> {
-        let mut v = vars(start);
-        eval_native(text, &mut v).map(|()| v)
+        let mut n = NativeShell::new(vars(start));
+        n.eval(text).map(|()| n.exported)
     }
 
     #[test]
@@ -664,32 +663,9 @@ mod tests {
 
     #[test]
     fn unsupported_script_leaves_environment_unchanged() {
-        let mut v = vars(&[("A", "0")]);
-        let e = eval_native("export A=1\nfoo bar\n", &mut v).unwrap_err();
+        let mut n = NativeShell::new(vars(&[("A", "0")]));
+        let e = n.eval("export A=1\nfoo bar\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
-        assert_eq!(v, vars(&[("A", "0")]));
-    }
-
-    #[test]
-    fn export_p_of_dash_and_bash() {
-        let v = parse_export_p(
-            "export HOME='/home/u'\nexport MULTI='a\nb'\nexport Q='it'\"'\"'s'\ndeclare -x X=\"1 \\\"2\\\"\"\nexport NOVAL\n",
-        );
-        assert_eq!(
-            v,
-            vars(&[
-                ("HOME", "/home/u"),
-                ("MULTI", "a\nb"),
-                ("Q", "it's"),
-                ("X", "1 \"2\"")
-            ])
-        );
-    }
-
-    #[test]
-    fn override_values_are_evaluated_like_double_quotes() {
-        let env = vars(&[("A", "x")]);
-        assert_eq!(expand_value("$A/${B:-y} \"q\"", &env), "x/y \"q\"");
-        assert_eq!(expand_value("cost $5", &env), "cost $5");
+        assert_eq!(n.exported, vars(&[("A", "0")]));
     }
 }

@@ -124,6 +124,9 @@ pub enum ExecError {
         script: PathBuf,
         after: std::time::Duration,
     },
+    /// The environment interpreter could not start or go on.
+    #[error("{0}")]
+    Interp(String),
     #[error("cannot {step}")]
     Sys {
         step: &'static str,

@@ -298,13 +298,13 @@ fn run_command(
         sifr_sys::process::set_no_new_privs().map_err(step("set no_new_privs"))?;
     }
 
-    let vars = image_environment(plan)?;
+    let (vars, env_plan) = image_environment(plan)?;
     let libs = crate::libpath::LibFacts {
         libs: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS_DIR),
         libs32: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS32_DIR),
         defaults: &|| crate::libpath::default_dirs(Path::new("/")),
     };
-    let env = env::finish(&plan.env, vars, &libs);
+    let env = env::finish(&env_plan, vars, &libs);
 
     if let Some(fd) = plan.ready_fd.as_ref().and_then(ReadyFd::take) {
         // `instance start` waits for this byte: the container is assembled. `notify` writes
@@ -474,50 +474,116 @@ fn action_argv(action: &Action) -> Option<Vec<String>> {
     }
 }
 
-/// Steps 1 and 2 of the precedence in [`crate::env`]: the seed, then every
-/// `/.singularity.d/env/*.sh` in lexical order (native, built-in, or through `/bin/sh`).
-fn image_environment(plan: &LaunchPlan) -> Result<Vars, ExecError> {
-    let mut vars = Vars(plan.env.seed.clone());
+/// Where the image keeps its environment scripts: `/.singularity.d/env/*.sh` in lexical order,
+/// or, in images made before Singularity 2.3 (no `/.singularity.d/env`), `/environment`.
+fn env_scripts() -> Vec<PathBuf> {
     let dir = Path::new("/.singularity.d/env");
-    let mut scripts: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
-            .collect(),
+    match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            let mut scripts: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "sh") && p.is_file())
+                .collect();
+            scripts.sort();
+            scripts
+        }
+        Err(_) if Path::new("/environment").is_file() => vec![PathBuf::from("/environment")],
         Err(_) => Vec::new(),
-    };
-    scripts.sort();
-    for script in scripts {
+    }
+}
+
+/// Whether an injected value means anything to the shell inside double quotes.
+fn needs_shell(value: &str) -> bool {
+    value.contains(['$', '`', '\\'])
+}
+
+/// Steps 1 to 3 of the precedence in [`crate::env`]: the seed, every environment script of the
+/// image ([`env_scripts`]), then the injected values (`APPTAINERENV_*`, `--env-file`, `--env`
+/// and the `PATH` edit), evaluated as Apptainer evaluates them unless `--no-eval`. Returns the
+/// variables after the scripts and the plan with the injected values as they came out.
+///
+/// Plain `export` scripts and literal values are handled natively ([`envscript::NativeShell`]);
+/// anything else makes the whole evaluation go to the bash-compatible interpreter
+/// ([`crate::interp`]), which never needs a shell in the image.
+fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::EnvPlan), ExecError> {
+    let seed = Vars(plan.env.seed.clone());
+    let scripts = env_scripts();
+    let legacy = scripts
+        .first()
+        .is_some_and(|p| p == Path::new("/environment"));
+    let mut texts = Vec::with_capacity(scripts.len());
+    for script in &scripts {
         let name = script
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if let Some(f) = envscript::builtin(&name) {
-            f(&mut vars);
-            continue;
-        }
-        let text = match std::fs::read_to_string(&script) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!("cannot read `{}`: {e}", script.display());
-                continue;
-            }
+        let builtin = if legacy {
+            None
+        } else {
+            envscript::builtin(&name)
         };
-        match envscript::eval_native(&text, &mut vars) {
-            Ok(()) => {}
-            Err(why) => {
-                tracing::debug!("`{}` {why}; evaluating it with /bin/sh", script.display());
-                match shell_eval(&script, &vars, plan.runscript_timeout) {
-                    Ok(v) => vars = v,
-                    Err(ShellEvalError::Timeout(after)) => {
-                        return Err(ExecError::EnvTimeout { script, after });
-                    }
-                    Err(e) => tracing::warn!("cannot evaluate `{}`: {e}", script.display()),
-                }
+        texts.push((builtin, std::fs::read_to_string(script).ok()));
+    }
+    let mut env_plan = plan.env.clone();
+    let inject_literal = env_plan.no_eval
+        || (env_plan.overrides.iter().all(|(_, v)| !needs_shell(v))
+            && env_plan.path_set.as_deref().is_none_or(|v| !needs_shell(v)));
+
+    if inject_literal {
+        let mut native = envscript::NativeShell::new(seed.clone());
+        let all_native = texts.iter().all(|(builtin, text)| match (builtin, text) {
+            (Some(f), _) => {
+                f(&mut native.exported);
+                true
             }
+            (None, Some(t)) => native.eval(t).is_ok(),
+            (None, None) => false,
+        });
+        if all_native {
+            let mut vars = native.exported;
+            if legacy {
+                crate::vars::fix_path(&mut vars);
+            }
+            env_plan.no_eval = true;
+            return Ok((vars, env_plan));
         }
     }
-    Ok(vars)
+
+    let mut session = crate::interp::Session::new(&seed, plan.runscript_timeout)
+        .map_err(|e| ExecError::Interp(e.to_string()))?;
+    let timeout = |script: &Path| {
+        let script = script.to_path_buf();
+        move |e: crate::interp::InterpError| match e {
+            crate::interp::InterpError::Timeout(after) => ExecError::EnvTimeout { script, after },
+            other => ExecError::Interp(other.to_string()),
+        }
+    };
+    for (script, (builtin, _)) in scripts.iter().zip(&texts) {
+        match builtin {
+            Some(f) => session.apply(*f),
+            None => session.source(script).map_err(timeout(script))?,
+        }
+    }
+    if legacy {
+        session.apply(crate::vars::fix_path);
+    }
+    let vars = session.exported();
+    if !env_plan.no_eval {
+        let injected = Path::new("the injected environment (APPTAINERENV_*, --env, --env-file)");
+        for (k, v) in env_plan.overrides.iter_mut() {
+            *v = session.export_evaluated(k, v).map_err(timeout(injected))?;
+        }
+        if let Some(p) = env_plan.path_set.as_mut() {
+            *p = session
+                .export_evaluated("PATH", p)
+                .map_err(timeout(injected))?;
+        }
+        env_plan.no_eval = true;
+    }
+    // Shuts the interpreter's runtime down (joining any thread it started) before the PID
+    // namespace and the command.
+    drop(session);
+    Ok((vars, env_plan))
 }
 
 /// The variables as an `execve` environment.
@@ -526,80 +592,4 @@ fn os_pairs(vars: &Vars) -> Vec<(OsString, OsString)> {
         .iter()
         .map(|(k, v)| (OsString::from(k), OsString::from(v)))
         .collect()
-}
-
-/// Why the `/bin/sh` fallback failed.
-#[derive(Debug, thiserror::Error)]
-enum ShellEvalError {
-    #[error("it needs a shell and the image has no `/bin/sh`")]
-    NoShell,
-    #[error(transparent)]
-    Sys(#[from] sifr_sys::Error),
-    #[error(transparent)]
-    Nul(#[from] sifr_sys::process::NulError),
-    #[error(transparent)]
-    Exec(#[from] sifr_sys::process::ExecFailed),
-    #[error("`/bin/sh` exited with status {0}")]
-    Status(i32),
-    #[error("killed after {0:?}")]
-    Timeout(std::time::Duration),
-}
-
-/// Source `script` with the image's `/bin/sh` in the current environment and read back the
-/// exported variables from `export -p`. With `timeout`, a shell still running after it is
-/// killed ([`ShellEvalError::Timeout`]).
-fn shell_eval(
-    script: &Path,
-    vars: &Vars,
-    timeout: Option<std::time::Duration>,
-) -> Result<Vars, ShellEvalError> {
-    if !Path::new("/bin/sh").exists() {
-        return Err(ShellEvalError::NoShell);
-    }
-    let argv: Vec<OsString> = vec![
-        "/bin/sh".into(),
-        "-c".into(),
-        ". \"$1\" >&2; export -p".into(),
-        "sh".into(),
-        script.as_os_str().to_owned(),
-    ];
-    let spec = sifr_sys::process::ExecSpec::new(
-        "/bin/sh",
-        &[PathBuf::from("/bin/sh")],
-        &argv,
-        &os_pairs(vars),
-    )?;
-    let (rd, wr) = rustix_pipe()?;
-    let mut child = sifr_sys::process::spawn(
-        &spec,
-        &sifr_sys::process::SpawnOptions {
-            stdout: Some(std::os::fd::AsFd::as_fd(&wr)),
-            mask: None,
-            no_init: false,
-            cgroup: None,
-        },
-    )?;
-    drop(wr);
-    let exec = child.wait_exec("/bin/sh");
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
-    let read = sifr_sys::process::read_until(rd, deadline);
-    if let (Ok(None), Some(t)) = (&read, timeout) {
-        let _ = sifr_sys::process::send_signal(child.pid, sifr_sys::signal::KILL);
-        let _ = child.wait();
-        return Err(ShellEvalError::Timeout(t));
-    }
-    let status = child.wait()?;
-    exec?;
-    let out = read
-        .map_err(ShellEvalError::Sys)?
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    if status != sifr_sys::process::ExitStatus::Exited(0) {
-        return Err(ShellEvalError::Status(status.code()));
-    }
-    Ok(envscript::parse_export_p(&out))
-}
-
-fn rustix_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), ShellEvalError> {
-    sifr_sys::process::pipe().map_err(ShellEvalError::Sys)
 }

@@ -36,6 +36,7 @@ pub mod gpu;
 pub mod host;
 pub mod identity;
 pub mod image;
+pub mod interp;
 pub mod isa_check;
 pub mod libpath;
 pub mod mounts;

@@ -33,3 +33,18 @@ impl Vars {
         self.0.retain(|(n, _)| n != k);
     }
 }
+
+/// Apptainer's `fixpath`: the directories of [`DEFAULT_PATH`] that `PATH` lacks are appended
+/// (after the legacy `/environment` of images older than Singularity 2.3).
+pub fn fix_path(vars: &mut Vars) {
+    let mut path: Vec<String> = vars
+        .get("PATH")
+        .map(|p| p.split(':').map(str::to_string).collect())
+        .unwrap_or_default();
+    for d in DEFAULT_PATH.split(':') {
+        if !path.iter().any(|p| p == d) {
+            path.push(d.to_string());
+        }
+    }
+    vars.set("PATH", &path.join(":"));
+}
