@@ -113,8 +113,15 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
             "PATH" => p.path_set = Some(v),
             "PREPEND_PATH" => p.path_prepend = Some(v),
             "APPEND_PATH" => p.path_append = Some(v),
-            // Overriding HOME is refused by Apptainer too: it is the home destination.
-            "HOME" => {}
+            // Refused by Apptainer too (its `alwaysOmitKeys`): HOME is the home destination,
+            // the others are the runtime's own.
+            "HOME"
+            | "APPTAINER_SHELL"
+            | "APPTAINER_APPNAME"
+            | "SINGULARITY_SHELL"
+            | "SINGULARITY_APPNAME" => tracing::warn!(
+                "Overriding {k} environment variable with APPTAINERENV_{k} is not permitted"
+            ),
             _ => {
                 p.overrides.retain(|(n, _)| *n != k);
                 p.overrides.push((k, v));

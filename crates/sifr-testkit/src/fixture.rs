@@ -70,7 +70,7 @@ export EMPTIED=
 "#;
 
 const ENV_91: &str = r#"#!/bin/sh
-# needs a real shell: evaluated with the image's /bin/sh
+# not plain exports: evaluated by sifr's bash-compatible interpreter
 if [ -n "$IMG_VAR" ]; then
     export FROM_SHELL="yes-$IMG_VAR"
 fi

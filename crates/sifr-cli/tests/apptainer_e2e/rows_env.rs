@@ -38,10 +38,6 @@ fn env_opt(sub: &str, image: &str, env_opt: &[&str], exec_opt: &[&str], var: &st
     r
 }
 
-/// Rows whose expectation is the shell semantics of the environment, issue 21's work.
-const EVAL_ISSUE: &str =
-    "issue 21 (environment: Apptainer evaluates injected values with its shell interpreter)";
-
 pub fn rows() -> Vec<Row> {
     let mut v = Vec::new();
     let path_sh = ["/bin/sh", "-c", "echo $PATH"];
@@ -402,10 +398,6 @@ pub fn rows() -> Vec<Row> {
         for (k, val) in *host {
             r = r.env(k, val);
         }
-        if *sub == "OverrideNotPermitted" {
-            // `APPTAINERENV_APPTAINER_*` may not set Apptainer's own variables.
-            r = r.pending(EVAL_ISSUE);
-        }
         v.push(r);
     }
 
@@ -583,11 +575,6 @@ pub fn rows() -> Vec<Row> {
         if let Some(w) = who {
             r = r.env("APPTAINERENV_WHO", w);
         }
-        r = if *noeval {
-            r.pending("issue no-eval (--no-eval semantics)")
-        } else {
-            r.pending(EVAL_ISSUE)
-        };
         v.push(r);
     }
 
@@ -611,7 +598,7 @@ pub fn rows() -> Vec<Row> {
             "environment script `/.singularity.d/env/91-slow_env.sh` was killed after 1s timeout",
         ))
         .adapted(
-            "sifr names the script it killed (its shell evaluates the whole script) where \
+            "sifr names the script it killed (the timeout bounds the whole script) where \
              Apptainer's interpreter names the command",
         ),
     );
@@ -623,8 +610,7 @@ pub fn rows() -> Vec<Row> {
             &["exec", "{img}", "/bin/sh", "-c", "echo \"${LD_PRELOAD}\""],
         )
         .env("APPTAINERENV_LD_PRELOAD", r"/foo/bar/\$LIB/baz.so")
-        .out(exact("/foo/bar/$LIB/baz.so"))
-        .pending(EVAL_ISSUE),
+        .out(exact("/foo/bar/$LIB/baz.so")),
     );
     v.push(
         row(
@@ -641,7 +627,7 @@ pub fn rows() -> Vec<Row> {
         )
         .out(contains("/canary/path"))
         .adapted("sandbox made by the runner: the busybox image without /.singularity.d, with a legacy /environment setting PATH")
-        .pending("issue 21 (environment: the legacy /environment of images without /.singularity.d)"),
+        ,
     );
     v
 }
