@@ -2,7 +2,8 @@
 # The test command of README.md: installs what the tests need, runs every test, checks the
 # flag coverage against Apptainer's (scripts/flag-coverage), then builds
 # every example of examples/ from its definition file and runs it (as root and as an ordinary
-# user; see scripts/examples.sh), then runs MPI jobs of the MPI example images under mpirun and
+# user; see scripts/examples.sh), checks the environment activations of tests/activation (see
+# scripts/activation.sh), then runs MPI jobs of the MPI example images under mpirun and
 # Slurm (scripts/hpc.sh). SIFR_SKIP_EXAMPLES=1 leaves the examples and the MPI jobs out,
 # SIFR_SKIP_HPC=1 the MPI jobs only.
 set -euo pipefail
@@ -27,6 +28,8 @@ if [ "${SIFR_SKIP_EXAMPLES:-0}" != 1 ]; then
     fixtures=$(mktemp -d)
     trap 'rm -rf "$fixtures"' EXIT
     SIFR=$sifr_bin EXAMPLES_WORK=$fixtures scripts/examples.sh
+    # conda/venv/Lmod activations in %environment on a Debian (dash) image.
+    SIFR=$sifr_bin scripts/activation.sh
     if [ "${SIFR_SKIP_HPC:-0}" != 1 ]; then
         SIFR=$sifr_bin HPC_IMAGES=$fixtures/root/mpi scripts/hpc.sh
     fi
