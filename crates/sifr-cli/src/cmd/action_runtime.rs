@@ -73,8 +73,8 @@ pub struct RuntimeFlags {
     /// Deprecated in Apptainer (overlay is preferred): accepted, with its warning.
     #[arg(long, hide = true)]
     pub underlay: bool,
-    /// How long an environment script that needs a shell may run before it is killed and the
-    /// launch fails (a Go duration such as `90s` or `2m`).
+    /// How long an environment script may run before its commands are killed and the launch
+    /// fails (a Go duration such as `90s` or `2m`).
     #[arg(long, value_name = "DURATION")]
     pub runscript_timeout: Option<String>,
 }
