@@ -40,6 +40,12 @@ fi
 printf 'source /opt/venv/bin/activate\n' >"$work/95-venv.sh"
 chmod 644 "$work/95-venv.sh"
 
+# The user's launches mount the image with FUSE, as on an HPC node where /dev/fuse is 0666
+# (the extraction path is covered by the examples); its mode is put back at exit.
+fuse_mode=$(stat -c %a /dev/fuse)
+trap 'chmod "$fuse_mode" /dev/fuse; [ -n "${ACTIVATION_WORK:-}" ] || rm -rf "$work"' EXIT
+chmod 666 /dev/fuse
+
 fails=0
 passes=0
 # expect NAME WANT CMD...: run CMD, compare its stdout with WANT; stderr must hold no warning.

@@ -82,7 +82,7 @@ ENV
 for kind in none exports bashrc; do make_image "$work/$kind" "$kind"; done
 echo "bashrc: $(wc -l <"$work/bashrc/opt/etc/bashrc") lines"
 # The evaluation must work before it is timed.
-out=$("$sifr" exec "$work/bashrc" /bin/busybox printenv BENCH_OUT)
+out=$("$sifr" exec "$work/bashrc" /bin/busybox sh -c 'echo "$BENCH_OUT"')
 [ "$out" = "/opt/tool1/bin SHOW_21 x" ] || { echo "bashrc image: BENCH_OUT=$out" >&2; exit 1; }
 # The floor: the host's bash (and its libraries) in the bashrc image, sourcing the same file.
 floor=$work/floor

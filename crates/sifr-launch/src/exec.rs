@@ -522,7 +522,11 @@ fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::Env
         } else {
             envscript::builtin(&name)
         };
-        texts.push((builtin, std::fs::read_to_string(script).ok()));
+        let text = match builtin {
+            Some(_) => None,
+            None => std::fs::read_to_string(script).ok(),
+        };
+        texts.push((builtin, text));
     }
     let mut env_plan = plan.env.clone();
     let inject_literal = env_plan.no_eval
