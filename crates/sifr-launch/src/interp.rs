@@ -92,6 +92,7 @@ impl Session {
             .block_on(
                 brush_core::Shell::builder_with_extensions::<Ext>()
                     .default_builtins(brush_builtins::BuiltinSet::BashMode)
+                    .builtins(decl::registrations())
                     .do_not_inherit_env(true)
                     .no_editing(true)
                     .profile(brush_core::ProfileLoadBehavior::Skip)
@@ -124,12 +125,27 @@ impl Session {
     }
 
     fn all_exported(&self) -> Vars {
+        // As bash's environment of a command: set scalars only (an exported array or a name
+        // exported before it has a value is not in it), and the exported functions.
         let mut v: Vec<(String, String)> = self
             .shell
             .env()
             .iter_exported()
+            .filter(|(_, var)| var.value().is_set() && !var.value().is_array())
             .map(|(k, var)| (k.clone(), var.value().to_cow_str(&self.shell).into_owned()))
             .collect();
+        v.extend(
+            self.shell
+                .funcs()
+                .iter()
+                .filter(|(_, f)| f.is_exported())
+                .map(|(name, f)| {
+                    (
+                        format!("BASH_FUNC_{name}%%"),
+                        format!("() {}", f.definition().body),
+                    )
+                }),
+        );
         v.sort();
         v.dedup_by(|a, b| a.0 == b.0);
         Vars(v)
@@ -316,6 +332,8 @@ fn kill_children() {
         }
     }
 }
+
+mod decl;
 
 #[cfg(test)]
 mod tests;

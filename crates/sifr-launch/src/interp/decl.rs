@@ -1,0 +1,121 @@
+//! Corrections to brush-builtins' declaration builtins (`export`, `declare`, `typeset`,
+//! `local`, `readonly`), found by the differential test against bash
+//! (`tests/env_bash.rs`):
+//!
+//! - an argument that is `NAME=VALUE` only after expansion (`export "$name=$value"`,
+//!   `export "A=1"`, `local "$v=x"`) is an assignment in bash; brush takes the whole text as
+//!   a name and assigns nothing;
+//! - `export NAME+=VALUE` appends to the value in bash; brush's `export` replaces it.
+//!
+//! Each such argument is rewritten into the assignment bash makes of it, then brush's own
+//! builtin runs.
+
+use brush_core::builtins::{BoxFuture, CommandExecuteFunc, Registration};
+use brush_core::parser::ast;
+use brush_core::{CommandArg, ExecutionContext, ExecutionResult};
+
+use super::Ext;
+
+type Run<'a> = BoxFuture<'a, Result<ExecutionResult, brush_core::Error>>;
+
+/// Brush's registration of each builtin corrected here, with its execution replaced.
+pub(super) fn registrations() -> Vec<(String, Registration<Ext>)> {
+    let mut all = brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode);
+    let ours: [(&str, CommandExecuteFunc<Ext>); 5] = [
+        ("export", export),
+        ("declare", declare),
+        ("typeset", typeset),
+        ("local", local),
+        ("readonly", readonly),
+    ];
+    ours.into_iter()
+        .filter_map(|(name, f)| {
+            let mut reg = all.remove(name)?;
+            reg.execute_func = f;
+            Some((name.to_string(), reg))
+        })
+        .collect()
+}
+
+/// Brush's own execution of `name`.
+fn original(name: &str) -> Option<CommandExecuteFunc<Ext>> {
+    brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode)
+        .remove(name)
+        .map(|r| r.execute_func)
+}
+
+macro_rules! corrected {
+    ($f:ident, $name:literal) => {
+        fn $f(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
+            run($name, context, args)
+        }
+    };
+}
+corrected!(export, "export");
+corrected!(declare, "declare");
+corrected!(typeset, "typeset");
+corrected!(local, "local");
+corrected!(readonly, "readonly");
+
+fn run<'a>(name: &str, context: ExecutionContext<'a, Ext>, args: Vec<CommandArg>) -> Run<'a> {
+    let Some(f) = original(name) else {
+        return Box::pin(async { Ok(ExecutionResult::general_error()) });
+    };
+    let args = args
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| if i == 0 { a } else { fix(name, &context, a) })
+        .collect();
+    f(context, args)
+}
+
+/// `NAME=VALUE` or `NAME+=VALUE` as bash splits a declaration argument; `None` for a name,
+/// an option, or an array element.
+fn split_assignment(s: &str) -> Option<(&str, bool, &str)> {
+    let eq = s.find('=')?;
+    let (name, append) = match s[..eq].strip_suffix('+') {
+        Some(n) => (n, true),
+        None => (&s[..eq], false),
+    };
+    let mut chars = name.chars();
+    let first = chars.next()?;
+    if !(first == '_' || first.is_ascii_alphabetic())
+        || !chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    Some((name, append, &s[eq + 1..]))
+}
+
+fn fix(builtin: &str, context: &ExecutionContext<'_, Ext>, arg: CommandArg) -> CommandArg {
+    match arg {
+        CommandArg::String(s) => match split_assignment(&s) {
+            Some((name, append, value)) => {
+                let a = ast::Assignment {
+                    name: ast::AssignmentName::VariableName(name.to_string()),
+                    value: ast::AssignmentValue::Scalar(ast::Word::from(value.to_string())),
+                    append,
+                    loc: brush_core::SourceSpan::default(),
+                };
+                fix(builtin, context, CommandArg::Assignment(a))
+            }
+            None => CommandArg::String(s),
+        },
+        // brush's `export` ignores `+=`: append to the scalar value it has now.
+        CommandArg::Assignment(mut a) if builtin == "export" && a.append => {
+            if let (ast::AssignmentName::VariableName(name), ast::AssignmentValue::Scalar(w)) =
+                (&a.name, &mut a.value)
+            {
+                if let Some(var) = context.shell.env().get(name).map(|(_, v)| v) {
+                    if !var.value().is_array() && var.value().is_set() {
+                        let old = var.value().to_cow_str(context.shell).into_owned();
+                        *w = ast::Word::from(format!("{old}{}", w.flatten()));
+                    }
+                }
+                a.append = false;
+            }
+            CommandArg::Assignment(a)
+        }
+        other => other,
+    }
+}
