@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -45,19 +44,19 @@ fn seed() -> Vars {
     )
 }
 
-/// The process's working directory is the shells' too: one comparison at a time changes it.
-static CWD: Mutex<()> = Mutex::new(());
+type Env = BTreeMap<String, String>;
 
-/// Run `f` with the working directory a fresh temporary directory holding a few files (for
-/// globbing), put back afterwards even when `f` panics.
-fn in_temp_cwd<R>(f: impl FnOnce() -> R) -> R {
-    struct Back(PathBuf);
-    impl Drop for Back {
-        fn drop(&mut self) {
-            let _ = std::env::set_current_dir(&self.0);
-        }
-    }
-    let _lock = CWD.lock().unwrap_or_else(|e| e.into_inner());
+/// How long either side may take over one script before it counts as hung.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Each side runs in a child process: a script that hangs the interpreter (a builtin that
+/// blocks never yields to the session's own timeout) is killed and reported, not waited for.
+/// The child for sifr's side is this test binary running [`sifr_side`].
+const CHILD_SCRIPT: &str = "SIFR_ENV_BASH_SCRIPT";
+const CHILD_OUT: &str = "SIFR_ENV_BASH_OUT";
+
+/// A fresh working directory holding a few files, for globbing.
+fn workdir() -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("sifr-env-bash.")
         .tempdir()
@@ -66,66 +65,118 @@ fn in_temp_cwd<R>(f: impl FnOnce() -> R) -> R {
         std::fs::write(dir.path().join(f), f).expect("file in temporary directory");
     }
     std::fs::create_dir(dir.path().join("subdir")).expect("directory in temporary directory");
-    let _back = Back(std::env::current_dir().expect("working directory"));
-    std::env::set_current_dir(dir.path()).expect("chdir to temporary directory");
-    f()
+    dir
 }
 
-type Env = BTreeMap<String, String>;
-
-/// What sifr's interpreter exports after sourcing `script` (plus a word about duplicates).
-fn sifr(script: &Path) -> Result<Env, String> {
-    let mut s = Session::new(&seed(), Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-    s.source(script).map_err(|e| e.to_string())?;
-    let mut out = Env::new();
-    for (k, v) in s.exported().0 {
-        if out.insert(k.clone(), v).is_some() {
-            return Err(format!("`{k}` exported twice"));
-        }
-    }
-    out.remove("_");
-    Ok(out)
-}
-
-/// What bash exports after sourcing `script`: `env -0` run by the shell that sourced it, from
-/// an environment holding the seed only. `$0` is the interpreter's name and there are no
-/// positional parameters, as in sifr's session.
-fn bash(script: &Path) -> Result<Env, String> {
-    let out = Command::new("/bin/bash")
-        .env_clear()
-        .envs(seed().0)
-        .args(["--noprofile", "--norc", "-c"])
-        .arg(r#"__sifr_script=$1; shift; source "$__sifr_script"; unset __sifr_script; env -0"#)
-        .arg("sifr")
-        .arg(script)
+/// Run `cmd` (stdin and stdout null, in its own process group) in `cwd` until it ends or
+/// [`DEADLINE`] passes; then read the `NAME=VALUE\0...` list it wrote to `out`.
+fn run_side(mut cmd: Command, cwd: &Path, out: &Path) -> Result<Env, String> {
+    use std::os::unix::process::CommandExt as _;
+    let err = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .current_dir(cwd)
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run /bin/bash: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "bash failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        .stdout(Stdio::null())
+        .stderr(err.reopen().map_err(|e| e.to_string())?)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if start.elapsed() > DEADLINE {
+            // The whole group: the commands the script started too.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            return Err(format!("hung: killed after {DEADLINE:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stderr = std::fs::read_to_string(err.path()).unwrap_or_default();
+    if !status.success() {
+        return Err(format!("failed ({status}): {stderr}"));
     }
+    let bytes = std::fs::read(out).map_err(|e| format!("no output ({e}): {stderr}"))?;
     let mut env = Env::new();
-    for entry in out.stdout.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+    for entry in bytes.split(|b| *b == 0).filter(|e| !e.is_empty()) {
         let entry = String::from_utf8_lossy(entry);
         let (k, v) = entry.split_once('=').unwrap_or((&entry, ""));
-        env.insert(k.to_string(), v.to_string());
+        if env.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("`{k}` exported twice"));
+        }
     }
     env.remove("_");
     Ok(env)
 }
 
-/// Both sides for `script`, with the shells' own variables left out where they kept their
-/// starting value (that of an empty script on the same side).
+/// What sifr's interpreter exports after sourcing `script`.
+fn sifr(script: &Path, cwd: &Path) -> Result<Env, String> {
+    let out = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    cmd.args([
+        "--exact",
+        "sifr_side",
+        "--ignored",
+        "--quiet",
+        "--test-threads=1",
+    ])
+    .env(CHILD_SCRIPT, script)
+    .env(CHILD_OUT, out.path());
+    run_side(cmd, cwd, out.path())
+}
+
+/// The child of [`sifr`]: source the script named by [`CHILD_SCRIPT`] in a session started
+/// from the seed, and write the exported variables to [`CHILD_OUT`].
+#[test]
+#[ignore = "run by the differential tests, as the child process of sifr's side"]
+fn sifr_side() {
+    let script = std::env::var_os(CHILD_SCRIPT).expect("SIFR_ENV_BASH_SCRIPT");
+    let out = std::env::var_os(CHILD_OUT).expect("SIFR_ENV_BASH_OUT");
+    let mut s = Session::new(&seed(), Some(DEADLINE)).expect("session");
+    s.source(Path::new(&script)).expect("source");
+    let mut bytes = Vec::new();
+    for (k, v) in s.exported().0 {
+        bytes.extend_from_slice(format!("{k}={v}\0").as_bytes());
+    }
+    std::fs::write(out, bytes).expect("write the exported variables");
+}
+
+/// What bash exports after sourcing `script`: `env -0` run by the shell that sourced it, from
+/// an environment holding the seed only. `$0` is the interpreter's name and there are no
+/// positional parameters, as in sifr's session.
+fn bash(script: &Path, cwd: &Path) -> Result<Env, String> {
+    let out = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("/bin/bash");
+    cmd.env_clear()
+        .envs(seed().0)
+        .args(["--noprofile", "--norc", "-c"])
+        .arg(concat!(
+            r#"__sifr_script=$1 __sifr_out=$2; shift 2; source "$__sifr_script"; "#,
+            r#"env -0 > "$__sifr_out""#
+        ))
+        .arg("sifr")
+        .arg(script)
+        .arg(out.path());
+    run_side(cmd, cwd, out.path())
+}
+
+/// Both sides for `script` (sifr's, bash's, and bash's for an empty script), with the
+/// shells' own variables left out where they kept their starting value (that of an empty
+/// script on the same side).
 fn both(script: &Path) -> Result<(Env, Env, Env), String> {
     let empty = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    let (mut s, mut b, base) = in_temp_cwd(|| -> Result<_, String> {
-        let base = (sifr(empty.path())?, bash(empty.path())?);
-        Ok((sifr(script)?, bash(script)?, base))
-    })?;
+    let cwd = workdir();
+    let base = (
+        sifr(empty.path(), cwd.path())?,
+        bash(empty.path(), cwd.path())?,
+    );
+    let s = sifr(script, cwd.path()).map_err(|e| format!("sifr {e}"));
+    let b = bash(script, cwd.path()).map_err(|e| format!("bash {e}"))?;
+    let (mut s, mut b) = (s?, b);
     for k in SHELL_OWN {
         if s.get(k) == base.0.get(k) {
             s.remove(k);
@@ -134,11 +185,47 @@ fn both(script: &Path) -> Result<(Env, Env, Env), String> {
             b.remove(k);
         }
     }
+    normalize_functions(&mut s)?;
+    normalize_functions(&mut b)?;
     let mut b0 = base.1;
     for k in SHELL_OWN {
         b0.remove(k);
     }
     Ok((s, b, b0))
+}
+
+/// An exported function (`BASH_FUNC_name%%`) is compared by its meaning, not its text: bash
+/// prints the body in its own layout, brush in another, and either is imported the same way
+/// by a bash started with it. Each value is replaced by what such a bash prints of it with
+/// `declare -f`.
+fn normalize_functions(env: &mut Env) -> Result<(), String> {
+    for (k, v) in env.iter_mut() {
+        let Some(name) = k
+            .strip_prefix("BASH_FUNC_")
+            .and_then(|n| n.strip_suffix("%%"))
+        else {
+            continue;
+        };
+        let out = Command::new("/bin/bash")
+            .env_clear()
+            .env(k, v.as_str())
+            .args([
+                "--noprofile",
+                "--norc",
+                "-c",
+                r#"declare -f -- "$1""#,
+                "bash",
+                name,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run /bin/bash: {e}"))?;
+        *v = format!(
+            "(as bash imports it) {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(())
 }
 
 /// The differences between sifr's and bash's exported variables, one line each.
@@ -149,12 +236,7 @@ fn diff(name: &str, sifr: &Env, bash: &Env) -> String {
         let (s, b) = (sifr.get(k), bash.get(k));
         if s != b {
             let show = |v: Option<&String>| v.map_or("(not exported)".into(), |v| format!("{v:?}"));
-            let _ = writeln!(
-                out,
-                "{name}: {k}: sifr {} | bash {}",
-                show(s),
-                show(b)
-            );
+            let _ = writeln!(out, "{name}: {k}: sifr {} | bash {}", show(s), show(b));
         }
     }
     out
@@ -170,6 +252,17 @@ fn is_case(name: &str) -> bool {
     name.ends_with(".sh") && b.len() > 3 && b[..2].iter().all(u8::is_ascii_digit) && b[2] == b'-'
 }
 
+/// The cases of `KNOWN.md` (its `## NN-name.sh` headings): brush differs from bash there in
+/// a way sifr cannot fix from its side.
+fn known_cases() -> Vec<String> {
+    let text = std::fs::read_to_string(corpus_dir().join("KNOWN.md")).expect("KNOWN.md");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|l| l.trim().to_string())
+        .filter(|n| is_case(n))
+        .collect()
+}
+
 #[test]
 fn corpus_matches_bash() {
     let dir = corpus_dir();
@@ -179,35 +272,53 @@ fn corpus_matches_bash() {
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_case))
         .collect();
     cases.sort();
+    let known = known_cases();
+    for k in &known {
+        assert!(
+            dir.join(k).is_file(),
+            "KNOWN.md names {k}, which is not in the corpus"
+        );
+    }
     let mut failed = Vec::new();
     let mut report = String::new();
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        match both(case) {
-            Err(e) => {
-                let _ = writeln!(report, "{name}: {e}");
+        let is_known = known.contains(&name);
+        let d = match both(case) {
+            Err(e) => format!("{name}: {e}\n"),
+            // A case that exports nothing would pass against any interpreter.
+            Ok((_, b, b0)) if b == b0 => format!("{name}: bash exports nothing new\n"),
+            Ok((s, b, _)) => diff(&name, &s, &b),
+        };
+        match (is_known, d.is_empty()) {
+            (false, false) => {
+                report.push_str(&d);
                 failed.push(name);
             }
-            Ok((s, b, b0)) => {
-                // A case that exports nothing would pass against any interpreter.
-                if b == b0 {
-                    let _ = writeln!(report, "{name}: bash exports nothing new: a vacuous case");
-                    failed.push(name);
-                    continue;
-                }
-                let d = diff(&name, &s, &b);
-                if !d.is_empty() {
-                    report.push_str(&d);
-                    failed.push(name);
-                }
+            (true, true) => {
+                let _ = writeln!(
+                    report,
+                    "{name}: listed in KNOWN.md but now matches bash: take it out of KNOWN.md"
+                );
+                failed.push(name);
             }
+            _ => {}
         }
     }
+    let judged = cases.len() - known.len();
     assert!(
         failed.is_empty(),
-        "{} of {} corpus scripts differ from bash:\n{report}",
+        "{} of {} corpus scripts ({} of them known differences) are wrong:\n{report}",
         failed.len(),
-        cases.len()
+        cases.len(),
+        known.len()
     );
-    assert!(cases.len() >= 40, "only {} corpus cases", cases.len());
+    assert!(
+        judged >= 40,
+        "only {judged} corpus cases besides the known differences"
+    );
+    eprintln!(
+        "{judged} corpus scripts match bash; {} known differences still differ",
+        known.len()
+    );
 }
