@@ -322,3 +322,193 @@ fn corpus_matches_bash() {
         known.len()
     );
 }
+
+// The property test: scripts of 1 to 8 statements from a small grammar of assignments,
+// exports, expansions of earlier names, quoting, arithmetic and unset, each compared with
+// bash as a corpus case is.
+
+/// Names the scripts assign, export and unset (a seed name among them).
+const NAMES: [&str; 5] = ["V0", "V1", "V2", "V3", "SPACED"];
+/// Names the scripts only read.
+const READ_ONLY: [&str; 3] = ["HOME", "TRICKY", "MULTILINE"];
+/// Names that only ever hold integers (or are unset), for arithmetic.
+const INTS: [&str; 2] = ["I0", "I1"];
+
+fn name() -> impl Strategy<Value = String> {
+    prop::sample::select(NAMES.to_vec()).prop_map(str::to_string)
+}
+
+fn any_name() -> impl Strategy<Value = String> {
+    prop::sample::select([&NAMES[..], &READ_ONLY[..], &INTS[..]].concat()).prop_map(str::to_string)
+}
+
+/// Unquoted literal text: plain characters, and escaped special ones.
+fn literal() -> impl Strategy<Value = String> {
+    let plain = "[a-zA-Z0-9_./:,@%+=-]{1,6}";
+    let escaped = prop::sample::select(vec![
+        r"\$", r"\ ", r#"\""#, r"\'", r"\\", r"\*", r"\;", r"\|", r"\&", r"\(",
+    ])
+    .prop_map(str::to_string);
+    prop_oneof![4 => plain, 1 => escaped]
+}
+
+/// '...': anything but a single quote, newlines and tabs included.
+fn single_quoted() -> impl Strategy<Value = String> {
+    "[ -&(-~\t\n]{0,8}".prop_map(|s| format!("'{s}'"))
+}
+
+/// $'...': text and the common escapes.
+fn ansi_c() -> impl Strategy<Value = String> {
+    let part = prop_oneof![
+        "[a-zA-Z0-9 ]{1,4}",
+        prop::sample::select(vec![
+            r"\n", r"\t", r"\\", r"\'", r#"\""#, r"\x41", r"\101", r"\e", r"\u00e9",
+        ])
+        .prop_map(str::to_string),
+    ];
+    prop::collection::vec(part, 0..4).prop_map(|p| format!("$'{}'", p.concat()))
+}
+
+/// A pattern for # ## % %% / //: literal characters and glob operators. (A bare `*` is
+/// left out: brush's shortest match of it is not empty, 88-known-shortest-match-star.sh.)
+fn pattern() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "a",
+        "?",
+        "[a-c]",
+        "*/",
+        ".*",
+        ":",
+        "*:",
+        "l*",
+        "[[:upper:]]",
+        "\\*",
+        "V",
+        "e*e",
+    ])
+    .prop_map(str::to_string)
+}
+
+/// The word of ${NAME op word}: unquoted (no spaces), single- or double-quoted, or empty.
+/// The word may itself stand inside double quotes, where a single quote is an ordinary
+/// character: so no double quote, backslash or `$` between single quotes (bash's parse of
+/// those nestings is its own).
+fn inner_word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9_./:,-]{0,5}",
+        "[a-z :,.]{0,5}".prop_map(|s| format!("'{s}'")),
+        "[a-z $]{0,5}".prop_map(|s| format!("\"{}\"", s.replace('$', "\\$"))),
+        any_name().prop_map(|n| format!("${n}")),
+    ]
+}
+
+/// A parameter expansion of a name the script or the seed may have set.
+fn expansion() -> impl Strategy<Value = String> {
+    let op = prop_oneof![
+        prop::sample::select(vec![":-", "-", ":+", "+", ":=", "="])
+            .prop_flat_map(|op| inner_word().prop_map(move |w| format!("{op}{w}"))),
+        prop::sample::select(vec!["#", "##", "%", "%%"])
+            .prop_flat_map(|op| pattern().prop_map(move |p| format!("{op}{p}"))),
+        (
+            prop::sample::select(vec!["/", "//", "/#", "/%"]),
+            pattern(),
+            "[a-z_.:]{0,3}"
+        )
+            .prop_map(|(op, p, r)| format!("{op}{p}/{r}")),
+        prop::sample::select(vec!["^", "^^", ",", ",,"]).prop_map(str::to_string),
+        (0..6u8, prop::option::of(0..6u8)).prop_map(|(o, l)| match l {
+            Some(l) => format!(":{o}:{l}"),
+            None => format!(":{o}"),
+        }),
+    ];
+    prop_oneof![
+        any_name().prop_map(|n| format!("${n}")),
+        any_name().prop_map(|n| format!("${{#{n}}}")),
+        (any_name(), op).prop_map(|(n, op)| format!("${{{n}{op}}}")),
+    ]
+}
+
+/// Arithmetic on small integers and the integer names.
+fn arith() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        (0..20i32).prop_map(|n| n.to_string()),
+        prop::sample::select(INTS.to_vec()).prop_map(str::to_string),
+    ];
+    leaf.prop_recursive(3, 12, 2, |inner| {
+        prop_oneof![
+            (
+                inner.clone(),
+                prop::sample::select(vec!["+", "-", "*", "<", "==", "&&", "|"]),
+                inner.clone()
+            )
+                .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (inner.clone(), prop::sample::select(vec!["/", "%"]), 1..9i32)
+                .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (inner.clone(), inner.clone(), inner)
+                .prop_map(|(c, a, b)| format!("({c} ? {a} : {b})")),
+        ]
+    })
+}
+
+/// A word of one to three parts, each unquoted, quoted or an expansion.
+fn word() -> impl Strategy<Value = String> {
+    let dq_part = prop_oneof![
+        "[a-zA-Z0-9 _./:=*?'-]{1,5}",
+        prop::sample::select(vec![r"\$", r"\\", r#"\""#, r"\`", r"\a", "\n"])
+            .prop_map(str::to_string),
+        expansion(),
+        arith().prop_map(|a| format!("$(({a}))")),
+    ];
+    let part = prop_oneof![
+        3 => literal(),
+        2 => single_quoted(),
+        2 => prop::collection::vec(dq_part, 0..4).prop_map(|p| format!("\"{}\"", p.concat())),
+        1 => ansi_c(),
+        3 => expansion(),
+    ];
+    prop::collection::vec(part, 1..4).prop_map(|p| p.concat())
+}
+
+fn statement() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => (name(), word()).prop_map(|(n, w)| format!("{n}={w}")),
+        4 => (name(), word()).prop_map(|(n, w)| format!("export {n}={w}")),
+        1 => name().prop_map(|n| format!("export {n}")),
+        1 => prop::sample::select([&NAMES[..], &INTS[..]].concat()).prop_map(|n| format!("unset {n}")),
+        2 => (prop::sample::select(INTS.to_vec()), arith())
+            .prop_map(|(n, a)| format!("export {n}=$(({a}))")),
+        1 => (name(), inner_word()).prop_map(|(n, w)| format!(": \"${{{n}:={w}}}\"")),
+        1 => (name(), name()).prop_map(|(a, b)| format!("export {a}=\"${b}\" {b}")),
+    ]
+}
+
+fn script() -> impl Strategy<Value = String> {
+    prop::collection::vec(statement(), 1..=8).prop_map(|s| s.join("\n") + "\n")
+}
+
+#[test]
+fn generated_scripts_match_bash() {
+    let config = Config {
+        // No regression files written into the source tree; a failure prints its script.
+        failure_persistence: None,
+        max_shrink_iters: 256,
+        ..Config::with_cases(64)
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&script(), |text| {
+        let mut f =
+            tempfile::NamedTempFile::new().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        std::io::Write::write_all(&mut f, text.as_bytes())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (s, b, _) = both(f.path()).map_err(TestCaseError::fail)?;
+        let d = diff("generated", &s, &b);
+        if d.is_empty() {
+            Ok(())
+        } else {
+            Err(TestCaseError::fail(format!("{d}the script:\n{text}")))
+        }
+    });
+    if let Err(e) = result {
+        panic!("a generated script differs from bash: {e}");
+    }
+}

@@ -5,7 +5,9 @@
 //! - an argument that is `NAME=VALUE` only after expansion (`export "$name=$value"`,
 //!   `export "A=1"`, `local "$v=x"`) is an assignment in bash; brush takes the whole text as
 //!   a name and assigns nothing;
-//! - `export NAME+=VALUE` appends to the value in bash; brush's `export` replaces it.
+//! - `export NAME+=VALUE` appends to the value in bash; brush's `export` replaces it;
+//! - `export NAME` of a name not set yet marks it, so that a later `NAME=value` is exported;
+//!   brush's `export` forgets it.
 //!
 //! Each such argument is rewritten into the assignment bash makes of it, then brush's own
 //! builtin runs.
@@ -57,10 +59,28 @@ corrected!(typeset, "typeset");
 corrected!(local, "local");
 corrected!(readonly, "readonly");
 
-fn run<'a>(name: &str, context: ExecutionContext<'a, Ext>, args: Vec<CommandArg>) -> Run<'a> {
+fn run<'a>(name: &str, mut context: ExecutionContext<'a, Ext>, args: Vec<CommandArg>) -> Run<'a> {
     let Some(f) = original(name) else {
         return Box::pin(async { Ok(ExecutionResult::general_error()) });
     };
+    let options = args
+        .iter()
+        .skip(1)
+        .any(|a| matches!(a, CommandArg::String(s) if s.starts_with('-') || s.starts_with('+')));
+    if name == "export" && !options {
+        // A name not set yet: an unset variable with the export attribute, as bash keeps it.
+        for a in args.iter().skip(1) {
+            if let CommandArg::String(s) = a {
+                if is_name(s) && context.shell.env().get(s.as_str()).is_none() {
+                    let mut var = brush_core::ShellVariable::new(brush_core::ShellValue::Unset(
+                        brush_core::variables::ShellValueUnsetType::Untyped,
+                    ));
+                    var.export();
+                    let _ = context.shell.env_mut().set_global(s.as_str(), var);
+                }
+            }
+        }
+    }
     let args = args
         .into_iter()
         .enumerate()
@@ -77,14 +97,16 @@ fn split_assignment(s: &str) -> Option<(&str, bool, &str)> {
         Some(n) => (n, true),
         None => (&s[..eq], false),
     };
-    let mut chars = name.chars();
-    let first = chars.next()?;
-    if !(first == '_' || first.is_ascii_alphabetic())
-        || !chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-    {
-        return None;
-    }
-    Some((name, append, &s[eq + 1..]))
+    is_name(name).then_some((name, append, &s[eq + 1..]))
+}
+
+/// A shell variable name: a letter or `_`, then letters, digits and `_`.
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 fn fix(builtin: &str, context: &ExecutionContext<'_, Ext>, arg: CommandArg) -> CommandArg {
