@@ -59,7 +59,7 @@ corrected!(typeset, "typeset");
 corrected!(local, "local");
 corrected!(readonly, "readonly");
 
-fn run<'a>(name: &str, mut context: ExecutionContext<'a, Ext>, args: Vec<CommandArg>) -> Run<'a> {
+fn run<'a>(name: &str, context: ExecutionContext<'a, Ext>, args: Vec<CommandArg>) -> Run<'a> {
     let Some(f) = original(name) else {
         return Box::pin(async { Ok(ExecutionResult::general_error()) });
     };
@@ -70,14 +70,15 @@ fn run<'a>(name: &str, mut context: ExecutionContext<'a, Ext>, args: Vec<Command
     if name == "export" && !options {
         // A name not set yet: an unset variable with the export attribute, as bash keeps it.
         for a in args.iter().skip(1) {
-            if let CommandArg::String(s) = a {
-                if is_name(s) && context.shell.env().get(s.as_str()).is_none() {
-                    let mut var = brush_core::ShellVariable::new(brush_core::ShellValue::Unset(
-                        brush_core::variables::ShellValueUnsetType::Untyped,
-                    ));
-                    var.export();
-                    let _ = context.shell.env_mut().set_global(s.as_str(), var);
-                }
+            if let CommandArg::String(s) = a
+                && is_name(s)
+                && context.shell.env().get(s.as_str()).is_none()
+            {
+                let mut var = brush_core::ShellVariable::new(brush_core::ShellValue::Unset(
+                    brush_core::variables::ShellValueUnsetType::Untyped,
+                ));
+                var.export();
+                let _ = context.shell.env_mut().set_global(s.as_str(), var);
             }
         }
     }
@@ -128,11 +129,12 @@ fn fix(builtin: &str, context: &ExecutionContext<'_, Ext>, arg: CommandArg) -> C
             if let (ast::AssignmentName::VariableName(name), ast::AssignmentValue::Scalar(w)) =
                 (&a.name, &mut a.value)
             {
-                if let Some(var) = context.shell.env().get(name).map(|(_, v)| v) {
-                    if !var.value().is_array() && var.value().is_set() {
-                        let old = var.value().to_cow_str(context.shell).into_owned();
-                        *w = ast::Word::from(format!("{old}{}", w.flatten()));
-                    }
+                if let Some((_, var)) = context.shell.env().get(name)
+                    && !var.value().is_array()
+                    && var.value().is_set()
+                {
+                    let old = var.value().to_cow_str(context.shell).into_owned();
+                    *w = ast::Word::from(format!("{old}{}", w.flatten()));
                 }
                 a.append = false;
             }
