@@ -12,6 +12,9 @@
 //! Each such argument is rewritten into the assignment bash makes of it, then brush's own
 //! builtin runs.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use brush_core::builtins::{BoxFuture, CommandExecuteFunc, Registration};
 use brush_core::parser::ast;
 use brush_core::{CommandArg, ExecutionContext, ExecutionResult};
@@ -39,11 +42,19 @@ pub(super) fn registrations() -> Vec<(String, Registration<Ext>)> {
         .collect()
 }
 
-/// Brush's own execution of `name`.
+/// Brush's own execution of `name` (the table is built once: `local` runs on every call of a
+/// function that declares locals).
 fn original(name: &str) -> Option<CommandExecuteFunc<Ext>> {
-    brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode)
-        .remove(name)
-        .map(|r| r.execute_func)
+    static ORIGINALS: OnceLock<HashMap<String, CommandExecuteFunc<Ext>>> = OnceLock::new();
+    ORIGINALS
+        .get_or_init(|| {
+            brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode)
+                .into_iter()
+                .map(|(n, r)| (n, r.execute_func))
+                .collect()
+        })
+        .get(name)
+        .copied()
 }
 
 macro_rules! corrected {
@@ -141,5 +152,23 @@ fn fix(builtin: &str, context: &ExecutionContext<'_, Ext>, arg: CommandArg) -> C
             CommandArg::Assignment(a)
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_assignment;
+
+    #[test]
+    fn declaration_arguments_split_as_bash_splits_them() {
+        assert_eq!(split_assignment("A=1"), Some(("A", false, "1")));
+        assert_eq!(split_assignment("PATH+=:/x"), Some(("PATH", true, ":/x")));
+        assert_eq!(split_assignment("_a1=b=c"), Some(("_a1", false, "b=c")));
+        assert_eq!(split_assignment("E="), Some(("E", false, "")));
+        assert_eq!(split_assignment("a[1]=x"), None);
+        assert_eq!(split_assignment("1A=x"), None);
+        assert_eq!(split_assignment("=x"), None);
+        assert_eq!(split_assignment("-x"), None);
+        assert_eq!(split_assignment("NAME"), None);
     }
 }
