@@ -18,7 +18,11 @@
 //!   launcher inside the container: its root, its user, the `PATH` the scripts have built.
 //! - **What comes out** is the set of exported variables, as Apptainer's `getallenv`; the
 //!   variables the interpreter itself exports at start (`SHLVL`, `OLDPWD`, `PWD`) are left out
-//!   unless a script changed them.
+//!   unless a script changed them. As in the environment bash gives a command, an exported
+//!   array or a name exported before it has a value is not in it, and an exported function
+//!   is (`BASH_FUNC_name%%`). `tests/env_bash.rs` compares all of this with bash; the
+//!   corrections to brush's declaration builtins it needed are in `interp/decl.rs`, the
+//!   differences sifr cannot correct are listed in `tests/env_corpus/KNOWN.md`.
 //!
 //! Speed: an image whose scripts are plain `export` lines never gets here
 //! ([`crate::envscript`] evaluates those natively); starting a session costs well under a
