@@ -18,7 +18,11 @@
 //!   launcher inside the container: its root, its user, the `PATH` the scripts have built.
 //! - **What comes out** is the set of exported variables, as Apptainer's `getallenv`; the
 //!   variables the interpreter itself exports at start (`SHLVL`, `OLDPWD`, `PWD`) are left out
-//!   unless a script changed them.
+//!   unless a script changed them. As in the environment bash gives a command, an exported
+//!   array or a name exported before it has a value is not in it, and an exported function
+//!   is (`BASH_FUNC_name%%`). `tests/env_bash.rs` compares all of this with bash; the
+//!   corrections to brush's declaration builtins it needed are in `interp/decl.rs`, the
+//!   differences sifr cannot correct are listed in `tests/env_corpus/KNOWN.md`.
 //!
 //! Speed: an image whose scripts are plain `export` lines never gets here
 //! ([`crate::envscript`] evaluates those natively); starting a session costs well under a
@@ -92,6 +96,7 @@ impl Session {
             .block_on(
                 brush_core::Shell::builder_with_extensions::<Ext>()
                     .default_builtins(brush_builtins::BuiltinSet::BashMode)
+                    .builtins(decl::registrations())
                     .do_not_inherit_env(true)
                     .no_editing(true)
                     .profile(brush_core::ProfileLoadBehavior::Skip)
@@ -124,12 +129,27 @@ impl Session {
     }
 
     fn all_exported(&self) -> Vars {
+        // As bash's environment of a command: set scalars only (an exported array or a name
+        // exported before it has a value is not in it), and the exported functions.
         let mut v: Vec<(String, String)> = self
             .shell
             .env()
             .iter_exported()
+            .filter(|(_, var)| var.value().is_set() && !var.value().is_array())
             .map(|(k, var)| (k.clone(), var.value().to_cow_str(&self.shell).into_owned()))
             .collect();
+        v.extend(
+            self.shell
+                .funcs()
+                .iter()
+                .filter(|(_, f)| f.is_exported())
+                .map(|(name, f)| {
+                    (
+                        format!("BASH_FUNC_{name}%%"),
+                        format!("() {}", f.definition().body),
+                    )
+                }),
+        );
         v.sort();
         v.dedup_by(|a, b| a.0 == b.0);
         Vars(v)
@@ -316,6 +336,8 @@ fn kill_children() {
         }
     }
 }
+
+mod decl;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,3 @@
+# Known brush difference (KNOWN.md): a replacement of several spaces in a quoted ${x/ /   }.
+s="hello world"
+export SPACES_REP="${s/ /   }"

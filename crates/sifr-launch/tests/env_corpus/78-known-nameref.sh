@@ -1,0 +1,3 @@
+# Known brush difference (KNOWN.md): declare -n namerefs.
+declare -n ref=APPTAINER_CONTAINER
+export VIA_NAMEREF="$ref"
