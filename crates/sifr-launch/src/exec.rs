@@ -571,7 +571,7 @@ fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::Env
     if legacy {
         session.apply(crate::vars::fix_path);
     }
-    let vars = session.exported();
+    let vars = session.environment();
     if !env_plan.no_eval {
         let injected = Path::new("the injected environment (APPTAINERENV_*, --env, --env-file)");
         for (k, v) in env_plan.overrides.iter_mut() {

@@ -9,11 +9,13 @@
 //! without a shell. The interpreter is brush-core (MIT; a bash-compatible shell in Rust, tested
 //! by its authors against bash itself), with brush-builtins' bash set:
 //!
-//! - **Threads.** brush is async. It runs on a tokio *current-thread* runtime made here, so the
-//!   evaluation itself starts no thread; builtins run in a pipeline or subshell go to tokio's
-//!   blocking pool. A [`Session`] only exists after the namespaces are set up and the root is
-//!   pivoted (see the thread rule in docs/architecture.md), and dropping it shuts the runtime
-//!   down and joins those threads, before the PID namespace and the command.
+//! - **Threads.** brush is async. It runs on a tokio runtime made here with two workers: the
+//!   evaluation itself runs on the calling thread (`block_on`), what brush spawns (a process
+//!   substitution's writer, builtins in a pipeline or subshell) on the workers, so a builtin
+//!   that blocks on a pipe never starves the task feeding it. A [`Session`] only exists after
+//!   the namespaces are set up and the root is pivoted (the thread rule in
+//!   docs/architecture.md), and dropping it shuts the runtime down and joins its threads,
+//!   before the PID namespace and the command.
 //! - **Processes.** `$(...)`, backticks and every external command run as children of the
 //!   launcher inside the container: its root, its user, the `PATH` the scripts have built.
 //! - **What comes out** is the set of exported variables, as Apptainer's `getallenv`; the
@@ -76,7 +78,10 @@ pub enum InterpError {
 pub struct Session {
     // Declared before the runtime: dropped first.
     shell: brush_core::Shell<Ext>,
-    rt: tokio::runtime::Runtime,
+    /// `None` once given back after a timeout (see [`Drop`]).
+    rt: Option<tokio::runtime::Runtime>,
+    /// A step ran past the timeout: a worker may be stuck in a blocking builtin.
+    stuck: bool,
     /// Variables the interpreter exported by itself at start, with their values then.
     own: Vars,
     /// The order of the variables given at start, kept in the output.
@@ -88,7 +93,12 @@ impl Session {
     /// A session whose exported variables are `vars`. With `timeout`, each evaluation step is
     /// bounded by it (`--runscript-timeout`).
     pub fn new(vars: &Vars, timeout: Option<Duration>) -> Result<Session, InterpError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Workers for what brush spawns: a builtin that blocks the evaluating thread (`read`
+        // from a process substitution, whose writer is a task of the same runtime) must not
+        // starve the task it waits for.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sifr-env")
             .enable_all()
             .build()
             .map_err(|e| InterpError::Start(e.to_string()))?;
@@ -107,7 +117,8 @@ impl Session {
             .map_err(|e| InterpError::Start(e.to_string()))?;
         let mut s = Session {
             shell,
-            rt,
+            rt: Some(rt),
+            stuck: false,
             own: Vars::default(),
             order: vars.0.iter().map(|(k, _)| k.clone()).collect(),
             timeout,
@@ -173,6 +184,19 @@ impl Session {
         out
     }
 
+    /// What reaches the container's command: [`Session::exported`] without the names that are
+    /// not variable names, as Apptainer's `getallenv` leaves out exported bash functions
+    /// (`BASH_FUNC_module%%`): a `shell` does not get the `conda` or `module` function of
+    /// `%environment`, with sifr as with Apptainer.
+    pub fn environment(&self) -> Vars {
+        let mut v = self.exported();
+        v.0.retain(|(k, _)| {
+            k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !k.starts_with(|c: char| c.is_ascii_digit())
+        });
+        v
+    }
+
     /// Apply a change made outside the interpreter (a built-in script of
     /// [`crate::envscript::builtin`]) to its exported variables.
     pub fn apply(&mut self, f: fn(&mut Vars)) {
@@ -209,22 +233,7 @@ impl Session {
             tracing::warn!("{}", syntax_error(path, &text, &e));
             return Ok(());
         }
-        let params = self.shell.default_exec_params();
-        let shell = &mut self.shell;
-        let run = shell.source_script(path, std::iter::empty::<String>(), &params);
-        let result = match self.timeout {
-            None => self.rt.block_on(run),
-            Some(t) => match self
-                .rt
-                .block_on(async { tokio::time::timeout(t, run).await })
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    kill_children();
-                    return Err(InterpError::Timeout(t));
-                }
-            },
-        };
+        let result = self.run(Job::Source(path.to_path_buf()))?;
         match result {
             Ok(r) => {
                 let status = u8::from(r.exit_code);
@@ -243,7 +252,6 @@ impl Session {
     pub fn export_evaluated(&mut self, name: &str, value: &str) -> Result<String, InterpError> {
         let quoted = value.replace('"', "\\\"");
         let line = format!("export {name}=\"{quoted}\"");
-        let origin = brush_core::SourceInfo::from(format!("the value of {name}").as_str());
         if self.shell.parse_string(line.as_str()).is_err() {
             tracing::warn!(
                 "the value of {name} ({value:?}) is not a valid double-quoted shell string; \
@@ -251,22 +259,7 @@ impl Session {
             );
             self.set(name, value);
         } else {
-            let params = self.shell.default_exec_params();
-            let shell = &mut self.shell;
-            let run = shell.run_string(line, &origin, &params);
-            let r = match self.timeout {
-                None => self.rt.block_on(run),
-                Some(t) => match self
-                    .rt
-                    .block_on(async { tokio::time::timeout(t, run).await })
-                {
-                    Ok(r) => r,
-                    Err(_) => {
-                        kill_children();
-                        return Err(InterpError::Timeout(t));
-                    }
-                },
-            };
+            let r = self.run(Job::Line(line, format!("the value of {name}")))?;
             if let Err(e) = r {
                 tracing::warn!("evaluating the value of {name}: {e:#}");
             }
@@ -279,6 +272,74 @@ impl Session {
             .env_str(name)
             .map(|c| c.into_owned())
             .unwrap_or_default())
+    }
+}
+
+/// One evaluation step, run on a worker of the session's runtime.
+enum Job {
+    Source(std::path::PathBuf),
+    /// Text and the name it is reported under.
+    Line(String, String),
+}
+
+type StepResult = Result<brush_core::ExecutionResult, brush_core::Error>;
+
+impl Session {
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, InterpError> {
+        match (&self.rt, self.stuck) {
+            (Some(rt), false) => Ok(rt),
+            _ => Err(InterpError::Start(
+                "the environment interpreter was stopped after a timeout".into(),
+            )),
+        }
+    }
+
+    /// Run `job` with the session's shell, bounded by the timeout. The evaluation runs on
+    /// this thread (`block_on`); what brush spawns (a process substitution's writer, builtins in
+    /// a pipeline) runs on the runtime's workers, so a builtin blocking this thread on a pipe
+    /// does not starve the task that feeds it.
+    fn run(&mut self, job: Job) -> Result<StepResult, InterpError> {
+        let rt = self.runtime()?.handle().clone();
+        let timeout = self.timeout;
+        let shell = &mut self.shell;
+        let step = async move {
+            let params = shell.default_exec_params();
+            match job {
+                Job::Source(path) => {
+                    shell
+                        .source_script(&path, std::iter::empty::<String>(), &params)
+                        .await
+                }
+                Job::Line(text, origin) => {
+                    let origin = brush_core::SourceInfo::from(origin.as_str());
+                    shell.run_string(text, &origin, &params).await
+                }
+            }
+        };
+        match timeout {
+            None => Ok(rt.block_on(step)),
+            Some(t) => match rt.block_on(async { tokio::time::timeout(t, step).await }) {
+                Ok(r) => Ok(r),
+                Err(_) => {
+                    kill_children();
+                    self.stuck = true;
+                    Err(InterpError::Timeout(t))
+                }
+            },
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // After a timeout a worker may never return from a blocking call: leave it behind
+        // rather than wait for it (the launch fails and the process ends). Otherwise the
+        // runtime's drop joins every thread it started.
+        if self.stuck
+            && let Some(rt) = self.rt.take()
+        {
+            rt.shutdown_background();
+        }
     }
 }
 

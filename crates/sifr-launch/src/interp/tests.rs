@@ -155,6 +155,7 @@ fn builtin_scripts_apply_to_the_session() {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // a skip says why
 fn no_thread_outlives_the_session() {
     let d = tempfile::tempdir().unwrap();
     // A builtin in a pipeline runs on tokio's blocking pool.
@@ -174,4 +175,21 @@ fn no_thread_outlives_the_session() {
     assert_eq!(s.exported().get("P"), Some("aa"));
     drop(s);
     assert_eq!(threads(), before);
+}
+
+#[test]
+fn exported_functions_stay_out_of_the_commands_environment() {
+    let d = tempfile::tempdir().unwrap();
+    let p = script(
+        d.path(),
+        "90-environment.sh",
+        "module() { echo m; }\nexport -f module\nexport KEPT=1\n",
+    );
+    let mut s = Session::new(&seed(), None).unwrap();
+    s.source(&p).unwrap();
+    // bash would pass the function on; Apptainer's getallenv does not.
+    assert!(s.exported().get("BASH_FUNC_module%%").is_some());
+    let env = s.environment();
+    assert_eq!(env.get("BASH_FUNC_module%%"), None);
+    assert_eq!(env.get("KEPT"), Some("1"));
 }
