@@ -107,6 +107,7 @@ impl Session {
                 brush_core::Shell::builder_with_extensions::<Ext>()
                     .default_builtins(brush_builtins::BuiltinSet::BashMode)
                     .builtins(decl::registrations())
+                    .builtins(dot::registrations())
                     .do_not_inherit_env(true)
                     .no_editing(true)
                     .profile(brush_core::ProfileLoadBehavior::Skip)
@@ -399,6 +400,7 @@ fn kill_children() {
 }
 
 mod decl;
+mod dot;
 
 #[cfg(test)]
 mod tests;

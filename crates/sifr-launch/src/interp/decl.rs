@@ -44,7 +44,7 @@ pub(super) fn registrations() -> Vec<(String, Registration<Ext>)> {
 
 /// Brush's own execution of `name` (the table is built once: `local` runs on every call of a
 /// function that declares locals).
-fn original(name: &str) -> Option<CommandExecuteFunc<Ext>> {
+pub(super) fn original(name: &str) -> Option<CommandExecuteFunc<Ext>> {
     static ORIGINALS: OnceLock<HashMap<String, CommandExecuteFunc<Ext>>> = OnceLock::new();
     ORIGINALS
         .get_or_init(|| {

@@ -1,5 +1,5 @@
-# Known brush difference (KNOWN.md): source of a name without a slash looks it up in PATH
-# (shopt sourcepath, on by default), as the legacy `source activate ENV` of conda relies on.
+# source of a name without a slash looks it up in PATH (shopt sourcepath, on by default), as
+# the legacy `source activate ENV` of conda relies on; not with sourcepath off.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PATH="$here:$PATH"
 source helpers.inc first
