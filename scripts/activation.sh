@@ -2,7 +2,8 @@
 # Issue 21's end-to-end test: the environment activations HPC images use, evaluated by sifr with
 # bash semantics on a Debian image whose /bin/sh is dash (tests/activation/activation.def):
 # conda's `conda init` hook + `conda activate` (the course page's %environment), Lmod's
-# `module load`, and a real venv's `source .../bin/activate`. The image is built once, as root;
+# `module load`, and a real venv's `source .../bin/activate`; also Apptainer's e2e/env rows that
+# need a Debian image (the default LD_LIBRARY_PATH). The image is built once, as root;
 # every check runs as root and as an ordinary user (WHO below), with `exec`, `run` and `shell`.
 # Called by scripts/test.sh; usable alone:
 #
@@ -97,6 +98,21 @@ for who in root "$user"; do
     # Values injected from the host are evaluated inside the container after %environment.
     expect "$who: APPTAINERENV_ sees the activation" "/opt/conda/envs/singularityenv/bin/python" \
         as "$who" env 'APPTAINERENV_PY=$(command -v python)' "$SIFR" exec "$img" printenv PY
+    # Apptainer's e2e/env/env.go apptainerEnvOption rows that need a Debian (glibc) image:
+    # with /.singularity.d/libs not empty, the default LD_LIBRARY_PATH gets ldconfig's
+    # directories first; PREPEND_/APPEND_LD_LIBRARY_PATH go around them.
+    dirs=/usr/local/lib:/lib/x86_64-linux-gnu:/lib
+    if [ "$(uname -m)" = x86_64 ]; then
+        expect "$who: TestDefaultLdLibraryPathWithBind" "$dirs:/.singularity.d/libs" \
+            as "$who" "$SIFR" exec -B /etc/os-release:/.singularity.d/libs/os-release "$img" \
+            /bin/sh -c 'echo $LD_LIBRARY_PATH'
+        expect "$who: TestPrependLdLibraryPath" "/foo:$dirs:/.singularity.d/libs" \
+            as "$who" "$SIFR" exec --env PREPEND_LD_LIBRARY_PATH=/foo "$img" \
+            /bin/sh -c 'echo $LD_LIBRARY_PATH'
+        expect "$who: TestAppendLdLibraryPath" "$dirs:/.singularity.d/libs:/foo" \
+            as "$who" "$SIFR" exec --env APPEND_LD_LIBRARY_PATH=/foo "$img" \
+            /bin/sh -c 'echo $LD_LIBRARY_PATH'
+    fi
 done
 
 echo "activation: $passes passed, $fails failed"

@@ -10,8 +10,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const CUSTOM_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/go/bin:/usr/local/go/bin";
 const LIBS: &str = "/.singularity.d/libs";
-const DEBIAN: &str = "needs network: a Debian (glibc) image from docker://, whose ld.so.cache \
-                      gives the default LD_LIBRARY_PATH";
+const DEBIAN: &str = "needs a Debian (glibc) image, whose ld.so.cache gives the default \
+                      LD_LIBRARY_PATH: checked on the debootstrap image of scripts/activation.sh";
 
 fn p(s: &str) -> String {
     s.replace("{default}", DEFAULT_PATH)
