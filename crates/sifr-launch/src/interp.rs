@@ -108,6 +108,7 @@ impl Session {
                     .default_builtins(brush_builtins::BuiltinSet::BashMode)
                     .builtins(decl::registrations())
                     .builtins(dot::registrations())
+                    .builtins(command::registrations())
                     .do_not_inherit_env(true)
                     .no_editing(true)
                     .profile(brush_core::ProfileLoadBehavior::Skip)
@@ -399,6 +400,7 @@ fn kill_children() {
     }
 }
 
+mod command;
 mod decl;
 mod dot;
 

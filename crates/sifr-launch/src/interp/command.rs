@@ -1,0 +1,59 @@
+//! `command -v NAME` as bash answers it: a function or a reserved word prints its name, an
+//! alias prints its definition; anything else (builtins, programs on `PATH`) is brush-builtins'
+//! own answer. brush's `command -v` only knows builtins and programs, so
+//! `if command -v module >/dev/null; then ...` in an environment script took the wrong branch
+//! after a `module` function was defined. Found by the differential test
+//! (`tests/env_corpus/82-command-v-function.sh`).
+
+use std::io::Write as _;
+
+use brush_core::builtins::{BoxFuture, Registration};
+use brush_core::{CommandArg, ExecutionContext, ExecutionResult};
+
+use super::Ext;
+
+type Run<'a> = BoxFuture<'a, Result<ExecutionResult, brush_core::Error>>;
+
+/// brush's registration of `command`, with its execution replaced.
+pub(super) fn registrations() -> Vec<(String, Registration<Ext>)> {
+    let mut all = brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode);
+    all.remove("command")
+        .map(|mut reg| {
+            reg.execute_func = command;
+            vec![("command".to_string(), reg)]
+        })
+        .unwrap_or_default()
+}
+
+fn command(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
+    let Some(f) = super::decl::original("command") else {
+        return Box::pin(async { Ok(ExecutionResult::general_error()) });
+    };
+    // Only the plain `command -v NAME` form; every other form is brush's.
+    let name = match args.as_slice() {
+        [_, CommandArg::String(v), CommandArg::String(name)] if v == "-v" => name.clone(),
+        _ => return f(context, args),
+    };
+    let answer = if context.shell.funcs().get(name.as_str()).is_some()
+        || context.shell.is_keyword(name.as_str())
+    {
+        Some(name.clone())
+    } else if context.shell.options().expand_aliases {
+        // bash reports an alias only where aliases are expanded (`shopt expand_aliases`, off
+        // in a script unless turned on).
+        context
+            .shell
+            .aliases()
+            .get(name.as_str())
+            .map(|value| format!("alias {name}='{}'", value.replace('\'', r"'\''")))
+    } else {
+        None
+    };
+    match answer {
+        Some(line) => Box::pin(async move {
+            writeln!(context.stdout(), "{line}")?;
+            Ok(ExecutionResult::success())
+        }),
+        None => f(context, args),
+    }
+}
