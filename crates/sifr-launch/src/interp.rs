@@ -22,13 +22,16 @@
 //!   variables the interpreter itself exports at start (`SHLVL`, `OLDPWD`, `PWD`) are left out
 //!   unless a script changed them. As in the environment bash gives a command, an exported
 //!   array or a name exported before it has a value is not in it, and an exported function
-//!   is (`BASH_FUNC_name%%`). `tests/env_bash.rs` compares all of this with bash; the
-//!   corrections to brush's declaration builtins it needed are in `interp/decl.rs`, the
+//!   is (`BASH_FUNC_name%%`; [`Session::environment`], what the command gets, leaves the
+//!   functions out as Apptainer does). `tests/env_bash.rs` compares all of this with bash;
+//!   the corrections to brush's builtins it needed are in `interp/decl.rs` (declarations),
+//!   `interp/dot.rs` (`source` searching `PATH`) and `interp/command.rs` (`command -v`); the
 //!   differences sifr cannot correct are listed in `tests/env_corpus/KNOWN.md`.
 //!
 //! Speed: an image whose scripts are plain `export` lines never gets here
-//! ([`crate::envscript`] evaluates those natively); starting a session costs well under a
-//! millisecond (see docs/benchmarks.md).
+//! ([`crate::envscript`] evaluates those natively); starting a session costs under a
+//! millisecond, sourcing a 300-line bashrc with functions about 7 ms, mostly brush's parser
+//! and its pattern compilation (docs/benchmarks.md, "Environment scripts").
 
 use std::path::Path;
 use std::time::Duration;
