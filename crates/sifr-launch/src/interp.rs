@@ -36,7 +36,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use brush_builtins::ShellBuilderExt as _;
 use brush_core::extensions::{ErrorFormatter, ShellExtensionsImpl};
 
 use crate::vars::Vars;
@@ -108,10 +107,7 @@ impl Session {
         let shell = rt
             .block_on(
                 brush_core::Shell::builder_with_extensions::<Ext>()
-                    .default_builtins(brush_builtins::BuiltinSet::BashMode)
-                    .builtins(decl::registrations())
-                    .builtins(dot::registrations())
-                    .builtins(command::registrations())
+                    .builtins(builtins::table())
                     .do_not_inherit_env(true)
                     .no_editing(true)
                     .profile(brush_core::ProfileLoadBehavior::Skip)
@@ -403,6 +399,7 @@ fn kill_children() {
     }
 }
 
+mod builtins;
 mod command;
 mod decl;
 mod dot;

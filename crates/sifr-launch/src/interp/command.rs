@@ -7,32 +7,16 @@
 
 use std::io::Write as _;
 
-use brush_core::builtins::{BoxFuture, Registration};
 use brush_core::{CommandArg, ExecutionContext, ExecutionResult};
 
 use super::Ext;
+use super::builtins::{Run, delegate};
 
-type Run<'a> = BoxFuture<'a, Result<ExecutionResult, brush_core::Error>>;
-
-/// brush's registration of `command`, with its execution replaced.
-pub(super) fn registrations() -> Vec<(String, Registration<Ext>)> {
-    let mut all = brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode);
-    all.remove("command")
-        .map(|mut reg| {
-            reg.execute_func = command;
-            vec![("command".to_string(), reg)]
-        })
-        .unwrap_or_default()
-}
-
-fn command(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
-    let Some(f) = super::decl::original("command") else {
-        return Box::pin(async { Ok(ExecutionResult::general_error()) });
-    };
+pub(super) fn command(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
     // Only the plain `command -v NAME` form; every other form is brush's.
     let name = match args.as_slice() {
         [_, CommandArg::String(v), CommandArg::String(name)] if v == "-v" => name.clone(),
-        _ => return f(context, args),
+        _ => return delegate("command", context, args),
     };
     let answer = if context.shell.funcs().get(name.as_str()).is_some()
         || context.shell.is_keyword(name.as_str())
@@ -54,6 +38,6 @@ fn command(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_>
             writeln!(context.stdout(), "{line}")?;
             Ok(ExecutionResult::success())
         }),
-        None => f(context, args),
+        None => delegate("command", context, args),
     }
 }

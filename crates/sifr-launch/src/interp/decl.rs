@@ -12,54 +12,15 @@
 //! Each such argument is rewritten into the assignment bash makes of it, then brush's own
 //! builtin runs.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
-use brush_core::builtins::{BoxFuture, CommandExecuteFunc, Registration};
 use brush_core::parser::ast;
-use brush_core::{CommandArg, ExecutionContext, ExecutionResult};
+use brush_core::{CommandArg, ExecutionContext};
 
 use super::Ext;
-
-type Run<'a> = BoxFuture<'a, Result<ExecutionResult, brush_core::Error>>;
-
-/// Brush's registration of each builtin corrected here, with its execution replaced.
-pub(super) fn registrations() -> Vec<(String, Registration<Ext>)> {
-    let mut all = brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode);
-    let ours: [(&str, CommandExecuteFunc<Ext>); 5] = [
-        ("export", export),
-        ("declare", declare),
-        ("typeset", typeset),
-        ("local", local),
-        ("readonly", readonly),
-    ];
-    ours.into_iter()
-        .filter_map(|(name, f)| {
-            let mut reg = all.remove(name)?;
-            reg.execute_func = f;
-            Some((name.to_string(), reg))
-        })
-        .collect()
-}
-
-/// Brush's own execution of `name` (the table is built once: `local` runs on every call of a
-/// function that declares locals).
-pub(super) fn original(name: &str) -> Option<CommandExecuteFunc<Ext>> {
-    static ORIGINALS: OnceLock<HashMap<String, CommandExecuteFunc<Ext>>> = OnceLock::new();
-    ORIGINALS
-        .get_or_init(|| {
-            brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode)
-                .into_iter()
-                .map(|(n, r)| (n, r.execute_func))
-                .collect()
-        })
-        .get(name)
-        .copied()
-}
+use super::builtins::{Run, delegate};
 
 macro_rules! corrected {
     ($f:ident, $name:literal) => {
-        fn $f(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
+        pub(super) fn $f(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
             run($name, context, args)
         }
     };
@@ -71,9 +32,6 @@ corrected!(local, "local");
 corrected!(readonly, "readonly");
 
 fn run<'a>(name: &str, context: ExecutionContext<'a, Ext>, args: Vec<CommandArg>) -> Run<'a> {
-    let Some(f) = original(name) else {
-        return Box::pin(async { Ok(ExecutionResult::general_error()) });
-    };
     let options = args
         .iter()
         .skip(1)
@@ -98,7 +56,7 @@ fn run<'a>(name: &str, context: ExecutionContext<'a, Ext>, args: Vec<CommandArg>
         .enumerate()
         .map(|(i, a)| if i == 0 { a } else { fix(name, &context, a) })
         .collect();
-    f(context, args)
+    delegate(name, context, args)
 }
 
 /// `NAME=VALUE` or `NAME+=VALUE` as bash splits a declaration argument; `None` for a name,

@@ -4,38 +4,20 @@
 //! `source activate ENV` (its `activate` lives in the `bin` directory on `PATH`). Found by the
 //! differential test (`tests/env_corpus/92-source-path-search.sh`).
 
-use brush_core::builtins::{BoxFuture, Registration};
-use brush_core::{CommandArg, ExecutionContext, ExecutionResult};
+use brush_core::{CommandArg, ExecutionContext};
 
 use super::Ext;
+use super::builtins::{Run, delegate};
 
-type Run<'a> = BoxFuture<'a, Result<ExecutionResult, brush_core::Error>>;
-
-/// brush's registrations of `source` and `.`, with their execution replaced.
-pub(super) fn registrations() -> Vec<(String, Registration<Ext>)> {
-    let mut all = brush_builtins::default_builtins::<Ext>(brush_builtins::BuiltinSet::BashMode);
-    ["source", "."]
-        .into_iter()
-        .filter_map(|name| {
-            let mut reg = all.remove(name)?;
-            reg.execute_func = if name == "source" { source } else { dot };
-            Some((name.to_string(), reg))
-        })
-        .collect()
-}
-
-fn source(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
+pub(super) fn source(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
     run("source", context, args)
 }
 
-fn dot(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
+pub(super) fn dot(context: ExecutionContext<'_, Ext>, args: Vec<CommandArg>) -> Run<'_> {
     run(".", context, args)
 }
 
 fn run<'a>(name: &str, context: ExecutionContext<'a, Ext>, mut args: Vec<CommandArg>) -> Run<'a> {
-    let Some(f) = super::decl::original(name) else {
-        return Box::pin(async { Ok(ExecutionResult::general_error()) });
-    };
     let at = match args.get(1) {
         Some(CommandArg::String(s)) if s == "--" => 2,
         _ => 1,
@@ -54,7 +36,7 @@ fn run<'a>(name: &str, context: ExecutionContext<'a, Ext>, mut args: Vec<Command
             args[at] = CommandArg::String(found);
         }
     }
-    f(context, args)
+    delegate(name, context, args)
 }
 
 /// The first `DIR/file` of `path` that is a regular file (bash does not need it executable);
