@@ -522,9 +522,13 @@ fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::Env
         } else {
             envscript::builtin(&name)
         };
+        // An unreadable script is skipped with a warning, natively and in the interpreter.
         let text = match builtin {
             Some(_) => None,
-            None => std::fs::read_to_string(script).ok(),
+            None => std::fs::read(script)
+                .inspect_err(|e| tracing::warn!("cannot read `{}`: {e}", script.display()))
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
         };
         texts.push((builtin, text));
     }
@@ -541,7 +545,7 @@ fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::Env
                 true
             }
             (None, Some(t)) => native.eval(t).is_ok(),
-            (None, None) => false,
+            (None, None) => true,
         });
         if all_native {
             let mut vars = native.exported;
@@ -562,10 +566,11 @@ fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::Env
             other => ExecError::Interp(other.to_string()),
         }
     };
-    for (script, (builtin, _)) in scripts.iter().zip(&texts) {
-        match builtin {
-            Some(f) => session.apply(*f),
-            None => session.source(script).map_err(timeout(script))?,
+    for (script, (builtin, text)) in scripts.iter().zip(&texts) {
+        match (builtin, text) {
+            (Some(f), _) => session.apply(*f),
+            (None, Some(t)) => session.source_text(script, t).map_err(timeout(script))?,
+            (None, None) => {}
         }
     }
     if legacy {

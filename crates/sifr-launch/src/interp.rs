@@ -223,15 +223,19 @@ impl Session {
     /// its file, line and text, and skipped whole (as Apptainer's interpreter skips it); a
     /// failing command inside is reported by the interpreter and the script goes on.
     pub fn source(&mut self, path: &Path) -> Result<(), InterpError> {
-        let text = match std::fs::read(path) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        match std::fs::read(path) {
+            Ok(b) => self.source_text(path, &String::from_utf8_lossy(&b)),
             Err(e) => {
                 tracing::warn!("cannot read `{}`: {e}", path.display());
-                return Ok(());
+                Ok(())
             }
-        };
-        if let Err(e) = self.shell.parse_string(text.as_str()) {
-            tracing::warn!("{}", syntax_error(path, &text, &e));
+        }
+    }
+
+    /// [`Session::source`] of a script whose `text` the caller has read already.
+    pub fn source_text(&mut self, path: &Path, text: &str) -> Result<(), InterpError> {
+        if let Err(e) = self.shell.parse_string(text) {
+            tracing::warn!("{}", syntax_error(path, text, &e));
             return Ok(());
         }
         let result = self.run(Job::Source(path.to_path_buf()))?;
