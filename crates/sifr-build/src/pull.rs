@@ -31,8 +31,8 @@ use sifr_oci::client::{Client, ClientError, PullEvent};
 use sifr_oci::layout::LayoutError;
 use sifr_oci::manifest::{ImageConfig, Platform};
 use sifr_oci::merge::{
-    self, EntryKind, EntryMeta, FileLayer, Layer, MergeOptions, MergeStats, RelPath, Sink,
-    SinkError, SquashfsSink,
+    self, EntryKind, EntryMeta, FileLayer, MergeOptions, MergeStats, RelPath, Sink, SinkError,
+    SquashfsSink,
 };
 use sifr_oci::{Digest, ImageSource};
 
@@ -204,25 +204,6 @@ pub fn write_sif(
     })
 }
 
-/// The layers to merge: a blob listed more than once (the same file and window, so the same
-/// bytes) keeps only its newest occurrence, in manifest order. That is exact for the
-/// newest-first merge: every path an older copy holds is already delivered, whited out or made
-/// opaque by the newer one, whose whiteouts also reach everything below the older copy. A
-/// manifest listing one layer 2 000 times merges it once instead of 2 000 times (issue 24).
-fn newest_occurrences(layers: &[sifr_oci::merge::FileLayer]) -> Vec<&sifr_oci::merge::FileLayer> {
-    let key = |l: &sifr_oci::merge::FileLayer| (l.path.clone(), l.window);
-    let mut last = HashMap::new();
-    for (i, l) in layers.iter().enumerate() {
-        last.insert(key(l), i);
-    }
-    layers
-        .iter()
-        .enumerate()
-        .filter(|(i, l)| last.get(&key(l)) == Some(i))
-        .map(|(_, l)| l)
-        .collect()
-}
-
 /// The merge, then the skeleton around what the merge delivered.
 fn fill(
     w: &mut PartWriter<'_, '_>,
@@ -230,10 +211,7 @@ fn fill(
     meta: &Metadata,
     mtime: i64,
 ) -> Result<MergeStats, PackError> {
-    let layers: Vec<&dyn Layer> = newest_occurrences(&image.layers)
-        .into_iter()
-        .map(|l| l as &dyn Layer)
-        .collect();
+    let layers = merge::newest_occurrences(&image.layers);
     let mut sink = ImageSink {
         inner: SquashfsSink::new(w),
         seen: HashMap::new(),
@@ -418,33 +396,6 @@ mod tests {
             }),
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn a_repeated_layer_is_merged_once_at_its_newest_place() {
-        use sifr_oci::merge::FileLayer;
-        let l = |p: &str| FileLayer::new(p, p);
-        let mut layers = vec![l("base")];
-        layers.extend((0..2000).map(|_| l("same")));
-        layers.push(l("top"));
-        let names: Vec<&str> = newest_occurrences(&layers)
-            .iter()
-            .map(|x| x.name.as_str())
-            .collect();
-        assert_eq!(names, ["base", "same", "top"]);
-        // A copy above another layer stays above it.
-        let layers = vec![l("a"), l("b"), l("a")];
-        let names: Vec<&str> = newest_occurrences(&layers)
-            .iter()
-            .map(|x| x.name.as_str())
-            .collect();
-        assert_eq!(names, ["b", "a"]);
-        // The same file at two windows (two blobs of one archive) is two layers.
-        let mut w1 = l("archive");
-        w1.window = Some((0, 10));
-        let mut w2 = l("archive");
-        w2.window = Some((10, 10));
-        assert_eq!(newest_occurrences(&[w1, w2]).len(), 2);
     }
 
     #[test]

@@ -460,11 +460,7 @@ fn oci_image(
             },
         )
         .map_err(|e| merge_err(Box::new(e)))?;
-        let layers: Vec<&dyn sifr_oci::merge::Layer> = image
-            .layers
-            .iter()
-            .map(|l| l as &dyn sifr_oci::merge::Layer)
-            .collect();
+        let layers = sifr_oci::merge::newest_occurrences(&image.layers);
         let mut sink = sifr_oci::merge::SquashfsSink::new(&mut writer);
         sifr_oci::merge::merge(
             &layers,

@@ -47,6 +47,25 @@ impl FileLayer {
     }
 }
 
+/// The layers of a manifest to merge: a blob listed more than once (the same file and window,
+/// so the same bytes) keeps only its newest occurrence, in manifest order. That is exact for
+/// [`super::merge`], which goes newest first: every path an older copy holds is already
+/// delivered, whited out or made opaque by the newer one, whose whiteouts also reach everything
+/// below the older copy. A manifest listing one layer 2 000 times merges it once.
+pub fn newest_occurrences(layers: &[FileLayer]) -> Vec<&dyn Layer> {
+    let key = |l: &FileLayer| (l.path.clone(), l.window);
+    let mut last = std::collections::HashMap::new();
+    for (i, l) in layers.iter().enumerate() {
+        last.insert(key(l), i);
+    }
+    layers
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| last.get(&key(l)) == Some(i))
+        .map(|(_, l)| l as &dyn Layer)
+        .collect()
+}
+
 impl Layer for FileLayer {
     fn describe(&self) -> String {
         self.name.clone()
@@ -173,6 +192,30 @@ impl<R: Read> Read for Guarded<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_layer_is_merged_once_at_its_newest_place() {
+        let l = |p: &str| FileLayer::new(p, p);
+        let names = |layers: &[FileLayer]| -> Vec<String> {
+            newest_occurrences(layers)
+                .iter()
+                .map(|x| x.describe())
+                .collect()
+        };
+        let mut layers = vec![l("base")];
+        layers.extend((0..2000).map(|_| l("same")));
+        layers.push(l("top"));
+        assert_eq!(names(&layers), ["base", "same", "top"]);
+        // A copy above another layer stays above it.
+        assert_eq!(names(&[l("a"), l("b"), l("a")]), ["b", "a"]);
+        // The same file at two windows (two blobs of one archive) is two layers.
+        let mut w1 = l("archive");
+        w1.window = Some((0, 10));
+        let mut w2 = l("archive");
+        w2.window = Some((10, 10));
+        assert_eq!(newest_occurrences(&[w1, w2]).len(), 2);
+    }
+
     use std::io::Write;
 
     #[test]

@@ -46,7 +46,7 @@ mod tar_entry;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 
-pub use layer::{Compression, FileLayer, Layer, MemoryLayer, decompress};
+pub use layer::{Compression, FileLayer, Layer, MemoryLayer, decompress, newest_occurrences};
 pub use path::{Normalised, PathError, RelPath};
 pub use sink::{
     Duplicate, EntryKind, EntryMeta, MemEntry, MemorySink, Sink, SinkError, SquashfsSink,
