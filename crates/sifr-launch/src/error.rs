@@ -125,8 +125,8 @@ pub enum ExecError {
         after: std::time::Duration,
     },
     /// The environment interpreter could not start or go on.
-    #[error("{0}")]
-    Interp(String),
+    #[error(transparent)]
+    Interp(crate::interp::InterpError),
     #[error("cannot {step}")]
     Sys {
         step: &'static str,

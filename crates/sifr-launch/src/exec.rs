@@ -557,13 +557,13 @@ fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::Env
         }
     }
 
-    let mut session = crate::interp::Session::new(&seed, plan.runscript_timeout)
-        .map_err(|e| ExecError::Interp(e.to_string()))?;
+    let mut session =
+        crate::interp::Session::new(&seed, plan.runscript_timeout).map_err(ExecError::Interp)?;
     let timeout = |script: &Path| {
         let script = script.to_path_buf();
         move |e: crate::interp::InterpError| match e {
             crate::interp::InterpError::Timeout(after) => ExecError::EnvTimeout { script, after },
-            other => ExecError::Interp(other.to_string()),
+            other => ExecError::Interp(other),
         }
     };
     for (script, (builtin, text)) in scripts.iter().zip(&texts) {
