@@ -155,20 +155,35 @@ fn builtin_scripts_apply_to_the_session() {
 }
 
 #[test]
-#[allow(clippy::print_stderr)] // a skip says why
 fn no_thread_outlives_the_session() {
+    // Threads are counted per process. nextest gives each test one; `cargo test` runs tests as
+    // threads of one process, so there the test runs again alone in a child process.
+    const CHILD: &str = "SIFR_THREAD_COUNT_CHILD";
+    if std::env::var_os("NEXTEST_RUN_ID").is_none() && std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "interp::tests::no_thread_outlives_the_session",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     let d = tempfile::tempdir().unwrap();
-    // A builtin in a pipeline runs on tokio's blocking pool.
+    // A builtin in a pipeline runs on the runtime's workers.
     let p = script(
         d.path(),
         "90-environment.sh",
         "export P=$(echo a | while read x; do echo \"$x$x\"; done)\n",
     );
-    // Threads are counted per process: only meaningful where each test has its own process.
-    if std::env::var_os("NEXTEST_RUN_ID").is_none() {
-        eprintln!("skipped: counting threads needs one process per test (cargo nextest)");
-        return;
-    }
     let before = threads();
     let mut s = Session::new(&seed(), None).unwrap();
     s.source(&p).unwrap();
