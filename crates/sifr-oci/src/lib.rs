@@ -13,9 +13,11 @@
 pub mod cache;
 pub mod client;
 pub mod digest;
+pub mod images;
 pub mod layout;
 pub mod manifest;
 pub mod merge;
+pub mod net;
 pub mod reference;
 
 pub use digest::Digest;

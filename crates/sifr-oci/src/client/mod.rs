@@ -327,6 +327,27 @@ impl Client {
         expect_ok(&url, resp).map(|_| ())
     }
 
+    /// The digest of the manifest (or index) the reference names, as the registry serves it
+    /// now: the pinned digest itself, with no request, when the reference has one; else a
+    /// `HEAD` of the tag, whose `Docker-Content-Digest` registries send (a `HEAD` does not
+    /// count against Docker Hub's pull limit); else, from a registry that sends no such
+    /// header, the digest of the manifest fetched with `GET`. This is what an image-URI launch
+    /// checks on every start, so it is one small request.
+    pub fn manifest_digest(&self, r: &Reference) -> Result<Digest> {
+        if let Some(d) = r.digest {
+            return Ok(d);
+        }
+        let t = Target::of(r);
+        let wanted = r.manifest_ref();
+        let url = format!("{}{}/manifests/{wanted}", self.base(&t), r.repository);
+        let resp = self.send_with(Method::Head, &t, &url, Some(MANIFEST_ACCEPT), None)?;
+        let resp = expect_ok(&url, resp)?;
+        if let Some(d) = header(&resp, "docker-content-digest").and_then(|v| v.parse().ok()) {
+            return Ok(d);
+        }
+        Ok(self.manifest_bytes(r, &wanted, None)?.2)
+    }
+
     /// Resolve a reference to the manifest for the configured platform, and fetch its config
     /// into the cache.
     pub fn resolve(&self, r: &Reference, cache: &BlobCache) -> Result<RemoteImage> {
@@ -555,6 +576,18 @@ impl Client {
         accept: Option<&str>,
         range_from: Option<u64>,
     ) -> Result<Response<ureq::Body>> {
+        self.send_with(Method::Get, t, url, accept, range_from)
+    }
+
+    /// [`Client::send`] with the request's method.
+    fn send_with(
+        &self,
+        method: Method,
+        t: &Target<'_>,
+        url: &str,
+        accept: Option<&str>,
+        range_from: Option<u64>,
+    ) -> Result<Response<ureq::Body>> {
         let key = format!("{}|{}", t.registry, t.repository.unwrap_or(""));
         let mut authenticated = false;
         loop {
@@ -565,7 +598,10 @@ impl Client {
                 .get(&key)
                 .cloned();
             let resp = self.call_with_retries(url, || {
-                let mut req = self.agent.get(url);
+                let mut req = match method {
+                    Method::Get => self.agent.get(url),
+                    Method::Head => self.agent.head(url),
+                };
                 if let Some(a) = accept {
                     req = req.header("Accept", a);
                 }
@@ -695,6 +731,13 @@ impl Client {
             attempt += 1;
         }
     }
+}
+
+/// The methods of the requests that carry no body.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Get,
+    Head,
 }
 
 /// What a request is for: a registry, and the repository a token must grant pulls of (none
