@@ -126,7 +126,7 @@ pub fn default_name(source: &str) -> String {
 }
 
 /// The transports Apptainer recognises without `//` (its `uri.validURIs`).
-const TRANSPORTS: &[&str] = &[
+pub(crate) const TRANSPORTS: &[&str] = &[
     "library",
     "shub",
     "docker",
@@ -176,8 +176,6 @@ const UNSUPPORTED_TRANSPORTS: &[(&str, &str)] = &[
         "sifr does not pull SIF files stored as ORAS artifacts; download the SIF with `oras pull`",
     ),
     ("ipfs", "download the SIF file with an IPFS client"),
-    ("http", "download the file with curl or wget"),
-    ("https", "download the file with curl or wget"),
     (
         "docker-daemon",
         "export the image with `docker save -o img.tar IMAGE` and pull docker-archive:img.tar",
@@ -412,6 +410,18 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
         _ => unreachable!("clap takes one or two values"),
     };
     check_transport(&source_text)?;
+    if matches!(
+        crate::cmd::image_uri::transport(&source_text),
+        Some("http" | "https")
+    ) {
+        let target = pull_target(
+            image,
+            &source_text,
+            args.name.as_deref(),
+            args.dir.as_deref(),
+        );
+        return pull_net(&source_text, &target, args.force, settings);
+    }
     let source = ImageSource::parse(&source_text)
         .with_context(|| format!("invalid image source `{source_text}`"))?;
     let target = pull_target(
@@ -443,6 +453,42 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
         &args.registry,
         settings,
     )
+}
+
+/// `pull IMAGE https://...`: the file the URL serves, checked to be an image, written to
+/// `target` through a temporary file beside it (so a failure leaves no partial image).
+fn pull_net(url: &str, target: &Path, force: bool, settings: &Settings) -> anyhow::Result<u8> {
+    let loud = !settings.quiet && !settings.silent;
+    refuse_existing(
+        target,
+        &sifr_build::PackOptions {
+            force,
+            ..sifr_build::PackOptions::default()
+        },
+    )?;
+    let env = |k: &str| std::env::var(k).ok();
+    let client =
+        sifr_oci::net::NetClient::new(&[], concat!("sifr/", env!("CARGO_PKG_VERSION")), env)
+            .context("cannot set up the HTTP client")?;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let work = TempDir::new(&parent, ".sifr-pull-")?;
+    let tmp = work.path.join("image");
+    if loud {
+        eprintln!("INFO:    Downloading network image `{url}`");
+    }
+    client
+        .download(url, &tmp)
+        .with_context(|| format!("cannot download `{url}`"))?;
+    crate::cmd::image_uri::check_image(&tmp, url)?;
+    std::fs::rename(&tmp, target)
+        .with_context(|| format!("cannot create `{}`", target.display()))?;
+    if loud {
+        eprintln!("INFO:    Download complete: {}", target.display());
+    }
+    Ok(crate::exit::OK)
 }
 
 /// An existing `target` is refused unless `--force`, before anything is downloaded.
