@@ -195,6 +195,10 @@ commands! {
         "registry",
         "Log in to OCI registries, log out, list the stored logins"
     );
+    Remote(cmd::remote::RemoteCommand) = subcommands(
+        "remote",
+        "Log in to or out of OCI registries (the older spelling of `registry login|logout`)"
+    );
     Cache(cmd::cache::CacheCommand) = subcommands(
         "cache",
         "List or clean the cache of downloaded image blobs"

@@ -28,6 +28,7 @@ pub mod man;
 pub mod pull;
 pub mod pull_build_env;
 pub mod registry;
+pub mod remote;
 pub mod sif;
 
 use crate::args::Command;
@@ -45,6 +46,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Build(a) => build::run(a, settings),
         Command::Pull(a) => pull::run(a, settings),
         Command::Registry(c) => registry::run(c, settings),
+        Command::Remote(c) => remote::run(c, settings),
         Command::Cache(c) => cache::run(c, settings),
         Command::Inspect(a) => inspect::run(a, settings),
         Command::RunHelp(a) => inspect::run_help(a, settings),
