@@ -611,7 +611,11 @@ fn errors_name_the_problem_and_leave_nothing_behind() {
             &format!("oras://{host}/test/img:nope"),
         ],
     ));
-    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("404") && stderr(&out).contains("hint: the registry has no such"),
+        "{}",
+        stderr(&out)
+    );
 
     // e2e/push "non SIF file", "directory", "non existent image": refused before any request.
     std::fs::write(d.join("notsif"), "Invalid Image Contents").unwrap();

@@ -119,6 +119,12 @@ impl OrasError {
     /// What the user can do about it, where that is known.
     pub fn hint(&self) -> Option<String> {
         match self {
+            OrasError::Client { source, .. }
+                if matches!(&**source, ClientError::Status { status: 404, url, .. }
+                    if url.contains("/manifests/")) =>
+            {
+                Some("the registry has no such repository or tag: check the name".into())
+            }
             OrasError::Client { source, .. } | OrasError::Push { source, .. } => source.hint(),
             OrasError::NotSifArtifact {
                 reference,

@@ -32,15 +32,9 @@ pub fn reference(source: &str) -> anyhow::Result<Reference> {
     })
 }
 
-/// An ORAS failure as an error for the user: its hint, where it has one, travels as context.
+/// An ORAS failure as an error for the user (`report::hint_of` asks it for its hint).
 pub fn report(e: OrasError) -> anyhow::Error {
-    match e.hint() {
-        Some(h) => {
-            let text = e.to_string();
-            anyhow::Error::new(e).context(Hinted::new(text, h))
-        }
-        None => anyhow::Error::new(e),
-    }
+    anyhow::Error::new(e)
 }
 
 /// `pull ... oras://...`.
