@@ -528,3 +528,46 @@ fn instances_start_from_docker_uris() {
     assert!(stop.status.success(), "{}", stderr(&stop));
     assert_eq!(entries(d, "oci-tmp").len(), 1);
 }
+
+#[test]
+fn oras_uris_run_the_pushed_sif_from_one_download() {
+    let Some((t, layout)) = setup(&["docker-registry", "skopeo"]) else {
+        return;
+    };
+    if !can_launch() {
+        return;
+    }
+    let d = t.path();
+    prepare(d);
+    let reg = registry_with_test_image(d, &layout);
+    run_ok(sifr_nohttps(
+        d,
+        &["pull", "img.sif", &format!("oci:{}:v1", layout.display())],
+    ));
+    let uri = format!("oras://{}/test/sif:v1", reg.host());
+    run_ok(sifr_nohttps(d, &["push", "img.sif", &uri]));
+    let blobs = requests(&reg.log, "GET", "blobs");
+    let out = run_ok(sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]));
+    assert_eq!(stdout(&out), "hello v2\n");
+    let out = run_ok(sifr_nohttps(d, &["run", &uri, "z"]));
+    assert_eq!(stdout(&out), "ep z\n");
+    assert!(stderr(&out).contains("Using cached SIF image"));
+    assert_eq!(entries(d, "oras").len(), 1);
+    let cached = d.join("cache/oras").join(&entries(d, "oras")[0]);
+    assert_eq!(
+        std::fs::read(cached).unwrap(),
+        std::fs::read(d.join("img.sif")).unwrap(),
+        "the cached file is the pushed SIF"
+    );
+    assert_eq!(
+        requests(&reg.log, "GET", "blobs"),
+        blobs + 1,
+        "one download of the SIF's blob"
+    );
+    // A container image named as an ORAS artifact: Apptainer's hint, nothing cached.
+    let wrong = format!("oras://{}/test/img:v1", reg.host());
+    let out = sifr_nohttps(d, &["exec", &wrong, "echo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains("docker://"), "{}", stderr(&out));
+    assert_eq!(entries(d, "oras").len(), 1);
+}

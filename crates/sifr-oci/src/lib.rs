@@ -4,6 +4,7 @@
 //! ```text
 //! reference ─► client (manifest by platform, blobs) ─► cache ─┐
 //! layout (oci:, oci-archive:, docker-archive:) ───────────────┴─► merge ─► Sink (squashfs)
+//! reference (oras://) ─► client ─► oras: one SIF file, pulled or pushed whole
 //! ```
 //!
 //! Nothing here extracts to the host filesystem: layers go from their verified blobs through
@@ -18,6 +19,7 @@ pub mod layout;
 pub mod manifest;
 pub mod merge;
 pub mod net;
+pub mod oras;
 pub mod reference;
 
 pub use digest::Digest;

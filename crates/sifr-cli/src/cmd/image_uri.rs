@@ -9,7 +9,8 @@
 //!   platform, as Apptainer keys its `oci-tmp` entries; the conversion pulls by that digest, so
 //!   a tag moved meanwhile cannot put another image under the key. For a local layout or
 //!   archive the key is the file's identity (path, size, time, inode) and the platform.
-//! - `oras://` SIF artifacts are downloaded into `<cache>/oras/<manifest digest>`.
+//! - `oras://` SIF artifacts are downloaded into `<cache>/oras/<key>`, the key made of the
+//!   manifest digest (one `HEAD`, as for `docker://`) and the platform.
 //! - `http(s)://` files are downloaded into `<cache>/net/<key>`, the key made of the URL and
 //!   what the server says of the file (`ETag`, `Last-Modified`, length).
 //!
@@ -330,9 +331,33 @@ fn locate_oras(
     settings: &Settings,
     dest: Option<&Path>,
 ) -> anyhow::Result<PathBuf> {
-    let _ = (args, settings, dest);
-    pull::check_transport(text)?;
-    anyhow::bail!("unsupported transport type: oras")
+    let r = super::oras::reference(text)?;
+    let (access, _guard) = pull::registry_access(settings, args)?;
+    // The key is the manifest's digest, asked for with a HEAD as for docker://; the SIF is then
+    // fetched by that digest.
+    let digest = access
+        .client
+        .manifest_digest(&r)
+        .with_context(|| format!("cannot look up `{text}`"))?;
+    let pinned = Reference {
+        digest: Some(digest),
+        ..r
+    };
+    // Mixed with the platform, since a tag may name an index that `--arch` picks from.
+    let platform = access.client.options().platform.clone();
+    let key = images::key(&[
+        b"oras",
+        digest.to_string().as_bytes(),
+        platform.architecture.as_bytes(),
+        platform.variant.as_deref().unwrap_or("").as_bytes(),
+    ]);
+    cached(settings, "oras", &key, dest, |tmp| {
+        info(settings, &format!("Downloading oras image `{text}`"));
+        let artifact =
+            sifr_oci::oras::resolve_sif(&access.client, &pinned).map_err(super::oras::report)?;
+        sifr_oci::oras::fetch_sif(&access.client, &pinned, &artifact, tmp)
+            .map_err(super::oras::report)
+    })
 }
 
 #[cfg(test)]

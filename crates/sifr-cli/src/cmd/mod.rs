@@ -25,8 +25,10 @@ pub mod instance_stats;
 pub mod instance_stop;
 pub mod isa_check;
 pub mod man;
+pub mod oras;
 pub mod pull;
 pub mod pull_build_env;
+pub mod push;
 pub mod registry;
 pub mod remote;
 pub mod sif;
@@ -45,6 +47,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Sif(c) => sif::run(c, settings),
         Command::Build(a) => build::run(a, settings),
         Command::Pull(a) => pull::run(a, settings),
+        Command::Push(a) => push::run(a, settings),
         Command::Registry(c) => registry::run(c, settings),
         Command::Remote(c) => remote::run(c, settings),
         Command::Cache(c) => cache::run(c, settings),

@@ -1,6 +1,7 @@
 //! `sifr pull [IMAGE.sif] SOURCE`: a registry image (or an `oci:`/`oci-archive:`/
 //! `docker-archive:` one) to a SIF, as `apptainer pull` does, and the registry setup that
-//! `sifr build` shares: client options from the flags, credentials, the blob cache.
+//! `sifr build` and `push` share: client options from the flags, credentials, the blob cache.
+//! An `oras://` source is a SIF file already, fetched whole by `oras`.
 //!
 //! The layers go through the blob cache (downloaded in parallel, once across concurrent
 //! processes) and are merged straight into the SIF's SquashFS partition by `sifr_build::pull`:
@@ -71,7 +72,8 @@ pub struct RegistryArgs {
 pub struct PullArgs {
     /// `[IMAGE.sif] SOURCE`: the SIF to write (default: NAME_TAG.sif in the current
     /// directory) and `docker://[host[:port]/]name[:tag|@digest]`, `oci:DIR[:TAG]`,
-    /// `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:REF]`.
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]` or `oras://host/name[:tag]` (a
+    /// SIF file stored as an ORAS artifact).
     #[arg(value_name = "[IMAGE.sif] SOURCE", num_args = 1..=2, required = true)]
     pub args: Vec<String>,
     /// Overwrite the image file if it exists.
@@ -170,10 +172,6 @@ const UNSUPPORTED_TRANSPORTS: &[(&str, &str)] = &[
     (
         "shub",
         "Singularity Hub is read-only and gone; use docker:// or a SIF file",
-    ),
-    (
-        "oras",
-        "sifr does not pull SIF files stored as ORAS artifacts; download the SIF with `oras pull`",
     ),
     ("ipfs", "download the SIF file with an IPFS client"),
     (
@@ -410,6 +408,12 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
         _ => unreachable!("clap takes one or two values"),
     };
     check_transport(&source_text)?;
+    if source_text
+        .split_once(':')
+        .is_some_and(|(t, _)| t == "oras")
+    {
+        return crate::cmd::oras::pull(&args, image, &source_text, settings);
+    }
     if matches!(
         crate::cmd::image_uri::transport(&source_text),
         Some("http" | "https")
@@ -551,7 +555,7 @@ pub fn pull_to_sandbox(
 /// Extract the SIF `sif`'s root file system into the new directory `target` (replacing an
 /// existing one when `force`), through a sibling staging directory so that a failure leaves
 /// nothing half-written at `target`.
-fn extract_sandbox(sif: &Path, target: &Path, force: bool) -> anyhow::Result<u8> {
+pub fn extract_sandbox(sif: &Path, target: &Path, force: bool) -> anyhow::Result<u8> {
     let image = sifr_launch::image::open(sif)
         .with_context(|| format!("cannot open `{}`", sif.display()))?;
     let parent = match target.parent() {
