@@ -117,10 +117,11 @@ pub fn fetch(
     // test `docker_uris_run_from_one_cached_conversion...` launches into a user namespace, which
     // needs a single thread, after a probe by host name). Only a miss forks.
     // `--docker-login` asks on the terminal, which the child does once.
-    if !args.disable_cache && !args.docker_login {
-        if let Some(path) = locate(kind, text, &args, settings, Mode::Probe)? {
-            return Ok(Some(Fetched { path, _temp: None }));
-        }
+    if !args.disable_cache
+        && !args.docker_login
+        && let Some(path) = locate(kind, text, &args, settings, Mode::Probe)?
+    {
+        return Ok(Some(Fetched { path, _temp: None }));
     }
     let temp = if args.disable_cache {
         Some(TempDir::new(
