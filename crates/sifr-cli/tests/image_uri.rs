@@ -173,6 +173,31 @@ fn docker_uris_run_from_one_cached_conversion_and_check_the_tag_each_time() {
     let out = run_ok(sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]));
     assert_eq!(stdout(&out), "hello v3\n");
     assert_eq!(listing(&d.join("tmp")), Vec::<String>::new());
+
+    // The registry goes away (a compute node without a route out): the tag runs the image it
+    // named when last reached, with a warning; a tag never run before fails, naming it.
+    let host = reg.host();
+    drop(reg);
+    let out = run_ok(sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]));
+    assert_eq!(stdout(&out), "hello v3\n");
+    assert!(
+        stderr(&out).contains(&format!("cannot reach the registry of `{uri}`")),
+        "{}",
+        stderr(&out)
+    );
+    let other = format!("docker://{host}/test/img:v2");
+    let out = sifr_nohttps(d, &["exec", &other, "echo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains(&format!("cannot look up `{other}`")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        entries(d, "oci-tmp").len(),
+        1,
+        "the ref records are not entries"
+    );
 }
 
 /// The names in a temporary directory, but for the launches' per-user runtime directory
