@@ -105,6 +105,11 @@ fn docker_uris_run_from_one_cached_conversion_and_check_the_tag_each_time() {
         "{}",
         stdout(&out)
     );
+    let out = run_ok(sifr_nohttps(d, &["run-help", &uri]));
+    assert_eq!(
+        stdout(&out),
+        "No help sections were defined for this image\n"
+    );
     let mut shell = sifr_nohttps(d, &["shell", &uri]);
     shell
         .stdin(Stdio::piped())
@@ -131,7 +136,7 @@ fn docker_uris_run_from_one_cached_conversion_and_check_the_tag_each_time() {
         &["exec", "--userns", &by_name, "cat", "/etc/hello"],
     ));
     assert_eq!(stdout(&out), "hello v2\n");
-    assert_eq!(requests(&reg.log, "HEAD", "manifests"), heads + 6);
+    assert_eq!(requests(&reg.log, "HEAD", "manifests"), heads + 7);
     assert_eq!(
         requests(&reg.log, "GET", "blobs"),
         blobs,
@@ -552,6 +557,27 @@ fn instances_start_from_docker_uris() {
     let uri = format!("docker://{}/test/img:v1", reg.host());
     let name = format!("uri{}", std::process::id());
     run_ok(sifr_nohttps(d, &["instance", "start", &uri, &name]));
+    let out = sifr_nohttps(
+        d,
+        &["exec", &format!("instance://{name}"), "cat", "/etc/hello"],
+    )
+    .output()
+    .unwrap();
+    let stop = sifr_nohttps(d, &["instance", "stop", &name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello v2\n");
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert_eq!(entries(d, "oci-tmp").len(), 1);
+
+    // With --disable-cache the instance runs from a temporary copy, removed once it runs.
+    let name = format!("uritmp{}", std::process::id());
+    run_ok(sifr_nohttps(
+        d,
+        &["instance", "start", "--disable-cache", &uri, &name],
+    ));
+    assert_eq!(listing(&d.join("tmp")), Vec::<String>::new());
     let out = sifr_nohttps(
         d,
         &["exec", &format!("instance://{name}"), "cat", "/etc/hello"],
