@@ -635,3 +635,65 @@ fn oras_uris_run_the_pushed_sif_from_one_download() {
     assert!(stderr(&out).contains("docker://"), "{}", stderr(&out));
     assert_eq!(entries(d, "oras").len(), 1);
 }
+
+#[test]
+fn a_fetch_killed_mid_conversion_leaves_nothing_the_next_launch_or_cache_clean_cannot_handle() {
+    let Some((t, layout)) = setup(&["docker-registry", "skopeo"]) else {
+        return;
+    };
+    if !can_launch() {
+        return;
+    }
+    let d = t.path();
+    prepare(d);
+    let reg = registry_with_test_image(d, &layout);
+    let uri = format!("docker://{}/test/img:v1", reg.host());
+    let dir = d.join("cache/oci-tmp");
+    let tmp_files = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .filter(|n| n.ends_with(".tmp"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Kill the launch and its fetching child (one process group) once the SIF is being written.
+    let mut c = sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]);
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while tmp_files().is_empty() && start.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let pgid = child.id() as i32;
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status();
+    let _ = child.wait();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(entries(d, "oci-tmp").is_empty(), "no half-written entry");
+    // The next launch converts again and runs.
+    let out = run_ok(sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]));
+    assert_eq!(stdout(&out), "hello v2\n");
+    assert_eq!(entries(d, "oci-tmp").len(), 1);
+    assert!(tmp_files().is_empty(), "the refill replaced the leftover");
+    // A leftover of another key is swept by `cache clean` (no entry of its own is touched
+    // by the sweep; clean removes the entries as Apptainer's does).
+    std::fs::write(dir.join(".orphan.tmp"), b"half").unwrap();
+    std::fs::write(dir.join(".orphan.lock"), b"").unwrap();
+    let out = run_ok(sifr_nohttps(
+        d,
+        &["cache", "clean", "-f", "--type", "oci-tmp"],
+    ));
+    assert!(
+        stderr(&out).contains("Removed 1 unfinished oci-tmp cache file(s)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(tmp_files().is_empty());
+}

@@ -8,7 +8,9 @@
 //! An entry becomes visible only complete: it is written to a dot-file beside it and renamed.
 //! Filling takes an advisory lock per key (`flock` on `.<key>.lock`), so concurrent first
 //! launches of one image convert it once; the others wait and find the entry. Dot-files are
-//! the cache's own bookkeeping, never entries.
+//! the cache's own bookkeeping, never entries; a filler killed mid-way leaves its `.<key>.tmp`,
+//! which the next fill of the key replaces and [`ImageCache::sweep`] (`sifr cache clean`)
+//! removes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -122,6 +124,34 @@ impl ImageCache {
         filled.map(|()| (entry, true))
     }
 
+    /// Remove what killed fillers left: each `.<key>.tmp` whose key's lock nobody holds (a
+    /// filler that is still running holds it). Returns how many were removed.
+    pub fn sweep(&self) -> Result<usize, CacheError> {
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err(&self.dir)(e)),
+        };
+        let mut removed = 0;
+        for e in rd {
+            let name = e.map_err(io_err(&self.dir))?.file_name();
+            let Some(key) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('.')?.strip_suffix(".tmp"))
+            else {
+                continue;
+            };
+            let lock_path = self.dir.join(format!(".{key}.lock"));
+            let Ok(lock) = OpenOptions::new().write(true).open(&lock_path) else {
+                continue;
+            };
+            if lock.try_lock().is_ok() && fs::remove_file(self.dir.join(&name)).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Remove the entry `key` and its lock file; `Ok(false)` when there was none.
     pub fn remove(&self, key: &str) -> Result<bool, CacheError> {
         let entry = self.path(key);
@@ -176,6 +206,28 @@ mod tests {
         assert!(c.remove("k").unwrap());
         assert!(!c.remove("k").unwrap());
         assert!(fs::read_dir(c.dir()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_killed_fillers_temporary_file_is_swept_but_a_running_ones_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let c = ImageCache::new(d.path(), "oci-tmp");
+        fs::create_dir_all(c.dir()).unwrap();
+        for k in ["dead", "alive"] {
+            fs::write(c.dir().join(format!(".{k}.tmp")), b"half").unwrap();
+            fs::write(c.dir().join(format!(".{k}.lock")), b"").unwrap();
+        }
+        let held = OpenOptions::new()
+            .write(true)
+            .open(c.dir().join(".alive.lock"))
+            .unwrap();
+        held.lock().unwrap();
+        assert_eq!(c.sweep().unwrap(), 1);
+        assert!(!c.dir().join(".dead.tmp").exists());
+        assert!(c.dir().join(".alive.tmp").exists());
+        drop(held);
+        assert_eq!(c.sweep().unwrap(), 1);
+        assert_eq!(ImageCache::new(d.path(), "none").sweep().unwrap(), 0);
     }
 
     #[test]

@@ -263,6 +263,16 @@ fn clean(root: &Path, a: &CleanArgs, settings: &Settings) -> anyhow::Result<()> 
             failed += clean_blobs(root, a.dry_run, &keep, &info);
         } else {
             failed += clean_file_type(root, kind, a.dry_run, &keep, &info)?;
+            if !a.dry_run && !kind.contains('/') && kind != "." && kind != ".." {
+                // What an image-URI launch killed mid-fetch left behind.
+                match sifr_oci::images::ImageCache::new(root, kind).sweep() {
+                    Ok(0) => {}
+                    Ok(n) => info(&format!(
+                        "Removed {n} unfinished {kind} cache file(s) of interrupted fetches"
+                    )),
+                    Err(e) => tracing::debug!("cannot sweep the {kind} cache: {e}"),
+                }
+            }
         }
     }
     if failed > 0 {
