@@ -2,7 +2,8 @@
 # Issue 20's client tests: the programs that call `apptainer`/`singularity` for researchers, run
 # unchanged against sifr installed under both names, as root and as an ordinary user (WHO below):
 #   1. spython: its own pytest suite from its sdist, only the image URIs pointed at the local
-#      registry, plus its instance tests (which its suite never collects: tests/clients/);
+#      registry, plus its instance tests (which its suite never collects) and spython handing
+#      docker:// URIs to exec/run/inspect/instance start (tests/clients/test_spython_*.py);
 #   2. snakemake: a two-rule workflow, each rule in its own container, `--sdm apptainer`;
 #   3. singularity-compose: up, exec, ps, logs, down of two instances, with its network
 #      settings and with them disabled;
@@ -276,20 +277,25 @@ test_spython() {
         -e "s#\"busybox:1.30.sandbox\"#\"$HTTP/busybox:1.30.sandbox\"#g" \
         -e "s#oras://ghcr.io/#oras://$HTTP/#g" "$dir"/spython/tests/*.py
     mkdir "$dir/$HTTP"
-    cp tests/clients/test_spython_instances.py "$dir/spython/tests/"
+    cp tests/clients/test_spython_instances.py tests/clients/test_spython_uris.py \
+        "$dir/spython/tests/"
     [ "$who" = root ] || chown -R "$user:" "$dir"
     local rc=0 log=$work/$who/log/spython.pytest
-    (cd "$dir" && as "$who" env APPTAINER_NOHTTPS=1 python -m pytest -p no:cacheprovider \
+    (cd "$dir" && as "$who" env APPTAINER_NOHTTPS=1 SIFR_CLIENTS_REGISTRY="$HTTP" python -m pytest -p no:cacheprovider \
         --basetemp="$dir/.pytest-tmp" -rA -q spython/tests) >"$log" 2>&1 || rc=$?
     # One PASS/FAIL line per test (pytest's own verdicts).
-    local line name
+    local line name ok=0 bad=0
     while read -r line; do
         name=${line#* }
         case $line in
-        PASSED*) result spython "$who" "$name" 0 ;;
-        FAILED* | ERROR*) result spython "$who" "$name" 1 ;;
+        PASSED*) result spython "$who" "$name" 0 && ok=$((ok + 1)) ;;
+        FAILED* | ERROR*) result spython "$who" "$name" 1 && bad=$((bad + 1)) ;;
         esac
-    done < <(sed -n 's/^\(PASSED\|FAILED\|ERROR\) \([^ ]*\).*/\1 \2/p' "$log")
+    done < <(sed -n 's#^\(PASSED\|FAILED\|ERROR\) \(spython/[^ ]*::[^ ]*\).*#\1 \2#p' "$log")
+    # pytest that did not run its tests (a collection or usage error) is a failure too.
+    if { [ "$rc" != 0 ] && [ "$bad" = 0 ]; } || [ "$ok" = 0 ]; then
+        result spython "$who" "pytest ran the suite (status $rc)" 1
+    fi
     if [ "$rc" != 0 ]; then
         grep -E "^(E  |FAILED|ERROR)|Error|error:" "$log" | head -n 60 | sed 's/^/  | /'
     fi
