@@ -184,9 +184,9 @@ free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 # start_registry NAME EXTRA_CONFIG: a docker-registry on a free port of 127.0.0.1 serving
-# $img/data; prints the port.
+# $img/data; sets `port` (not a command substitution: the registry's pid is kept here).
 start_registry() {
-    local name=$1 extra=$2 port i
+    local name=$1 extra=$2 i
     port=$(free_port)
     printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n%s' \
         "$img/data" "$port" "$extra" >"$img/$name.yml"
@@ -196,7 +196,6 @@ start_registry() {
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.1
     done
-    echo "$port"
 }
 tls=$img/tls
 mkdir -p "$tls"
@@ -210,13 +209,13 @@ mkdir -p "$tls"
         -extfile san.ext -out server.crt
 ) >"$tls/openssl.log" 2>&1
 chmod 644 "$tls"/*
-http_port=$(start_registry http "")
-tls_port=$(start_registry tls "  tls:
+start_registry http ""
+HTTP=127.0.0.1:$port
+start_registry tls "  tls:
     certificate: $tls/server.crt
     key: $tls/server.key
-")
-HTTP=127.0.0.1:$http_port
-TLS=127.0.0.1:$tls_port
+"
+TLS=127.0.0.1:$port
 # Both serve the same storage; the pushes go over plain HTTP.
 push() { # TAG_IN_LAYOUT REPO:TAG...
     local from=$1 to
@@ -338,6 +337,12 @@ test_compose() {
         check compose "$who" "$variant: exec in each instance" sh -c "
             ${sc[*]} exec app11 cat /etc/image-name | grep -qx busybox &&
             ${sc[*]} exec app21 cat /opt/tools/VERSION | grep -qx 'tools 1.0'"
+        # --hostname in both runs; --net --network none (its options without sudo) leaves the
+        # instance only a loopback interface, where without them it shares the host's.
+        check compose "$who" "$variant: hostname and network namespace" sh -c "
+            ${sc[*]} exec app11 hostname | grep -qx app11 &&
+            ifaces=\$(${sc[*]} exec app11 cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ' ') &&
+            echo \"interfaces: \$ifaces\" && if [ $variant = network ]; then [ \"\$ifaces\" = 'lo ' ]; else [ \"\$ifaces\" != 'lo ' ]; fi"
         check compose "$who" "$variant: ps lists both" sh -c "
             out=\$(${sc[*]} ps) && echo \"\$out\" && echo \"\$out\" | grep -q app11 &&
             echo \"\$out\" | grep -q app21"
