@@ -191,9 +191,14 @@ commands! {
         "pull",
         "Download an image from a registry (or an OCI layout/archive) into a SIF file"
     );
+    Push(cmd::push::PushArgs) = args("push", "Upload a SIF image to an OCI registry (oras://)");
     Registry(cmd::registry::RegistryCommand) = subcommands(
         "registry",
         "Log in to OCI registries, log out, list the stored logins"
+    );
+    Remote(cmd::remote::RemoteCommand) = subcommands(
+        "remote",
+        "Log in to or out of OCI registries (the older spelling of `registry login|logout`)"
     );
     Cache(cmd::cache::CacheCommand) = subcommands(
         "cache",

@@ -33,6 +33,13 @@ pub struct AlreadyReported {
     pub code: u8,
 }
 
+/// An error rendered elsewhere (in a forked child that did the work), printed as it came.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+pub struct Prerendered {
+    pub text: String,
+}
+
 /// A command line that parsed but makes no sense (an unknown flag where the image should be):
 /// rendered as any error, with the usage exit status.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +70,9 @@ pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
         return e.hint();
     }
     if let Some(e) = err.downcast_ref::<sifr_oci::client::ClientError>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<sifr_oci::oras::OrasError>() {
         return e.hint();
     }
     if let Some(e) = err.downcast_ref::<sifr_launch::fakeroot::FakerootError>() {
@@ -99,6 +109,9 @@ pub fn render(err: &anyhow::Error, colour: Colour) -> String {
         let _ = write!(out, "{red}error:{reset} {}", r.summary);
         return out;
     }
+    if let Some(r) = err.downcast_ref::<Prerendered>() {
+        return r.text.clone();
+    }
     // Errors used as anyhow context are not chain links of their own type, so ask anyhow first.
     let mut hint = err.downcast_ref::<Hinted>().map(|h| h.hint.clone());
     for (i, link) in err.chain().enumerate() {
@@ -115,6 +128,12 @@ pub fn render(err: &anyhow::Error, colour: Colour) -> String {
         let _ = write!(out, "\n{yellow}hint:{reset} {h}");
     }
     out
+}
+
+/// The colouring `main` uses for errors on this process's stderr.
+pub fn render_colour(settings: &crate::settings::Settings) -> Colour {
+    use std::io::IsTerminal as _;
+    Colour::when(settings.color && std::io::stderr().is_terminal())
 }
 
 /// The exit code for an error that reached the top.

@@ -334,3 +334,57 @@ fn login_with_token_auth_and_the_order_pulls_take_credentials_in() {
     ));
     assert!(stdout(&out).contains(&reg.host()), "{}", stdout(&out));
 }
+
+/// Apptainer 1.5.3's `remote login docker://HOST` warns and runs `registry login`
+/// (internal/app/apptainer/remote_login.go); `remote logout` likewise. A remote endpoint's
+/// name, which sifr has no counterpart for, and `--tokenfile` are refused.
+#[test]
+fn remote_login_and_logout_of_a_registry_are_registry_login_and_logout() {
+    let Some((t, _layout)) = setup(&["docker-registry", "openssl", "htpasswd"]) else {
+        return;
+    };
+    let d = t.path();
+    let reg = Registry::start(d, &tls_htpasswd_config(d));
+    let cache = d.join("cache");
+    let ca = d.join("ca.crt");
+    let sifr = |args: &[&str]| {
+        let mut c = sifr_in(d, &cache, args);
+        c.env("SSL_CERT_FILE", &ca);
+        c
+    };
+    let registry = format!("docker://{}", reg.host());
+    let out = with_stdin(
+        sifr(&["remote", "login", "-u", USER, "--password-stdin", &registry]),
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("'remote login' is deprecated for registries"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(stored(d)).unwrap();
+    assert!(text.contains(&reg.host()), "{text}");
+    let out = run_ok(sifr(&["registry", "list"]));
+    assert!(stdout(&out).contains(&reg.host()), "{}", stdout(&out));
+    // The same login under the oras:// name logs out.
+    let out = run_ok(sifr(&[
+        "remote",
+        "logout",
+        &format!("oras://{}", reg.host()),
+    ]));
+    assert!(stderr(&out).contains("'remote logout' is deprecated"));
+    let text = std::fs::read_to_string(stored(d)).unwrap();
+    assert!(!text.contains(&reg.host()), "{text}");
+
+    fails_with(
+        &sifr(&["remote", "login", "SylabsCloud"]).output().unwrap(),
+        "sifr has no remote endpoints (`SylabsCloud`)",
+    );
+    fails_with(
+        &sifr(&["remote", "login", "--tokenfile", "/dev/null", &registry])
+            .output()
+            .unwrap(),
+        "--tokenfile is only supported for login to a remote endpoint",
+    );
+}

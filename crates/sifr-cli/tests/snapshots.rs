@@ -61,6 +61,11 @@ fn pull_help() {
 }
 
 #[test]
+fn push_help() {
+    insta::assert_snapshot!(help(&["push"]));
+}
+
+#[test]
 fn instance_start_help() {
     insta::assert_snapshot!(help(&["instance", "start"]));
 }

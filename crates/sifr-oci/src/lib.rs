@@ -4,6 +4,7 @@
 //! ```text
 //! reference ─► client (manifest by platform, blobs) ─► cache ─┐
 //! layout (oci:, oci-archive:, docker-archive:) ───────────────┴─► merge ─► Sink (squashfs)
+//! reference (oras://) ─► client ─► oras: one SIF file, pulled or pushed whole
 //! ```
 //!
 //! Nothing here extracts to the host filesystem: layers go from their verified blobs through
@@ -13,9 +14,12 @@
 pub mod cache;
 pub mod client;
 pub mod digest;
+pub mod images;
 pub mod layout;
 pub mod manifest;
 pub mod merge;
+pub mod net;
+pub mod oras;
 pub mod reference;
 
 pub use digest::Digest;

@@ -487,6 +487,15 @@ pub(crate) fn launch_with(
     tweak: impl FnOnce(&mut sifr_launch::Request),
 ) -> anyhow::Result<u8> {
     let env = host_env();
+    // An image URI is fetched (or found in the cache) first; the launch runs the SIF.
+    let fetched = match super::image_uri::kind(&image.to_string_lossy())? {
+        super::image_uri::Kind::Local => None,
+        _ => {
+            let (completed, _) = super::action_env::completed(flags, &env)?;
+            super::image_uri::fetch(image, &completed.remote, settings)?
+        }
+    };
+    let image = fetched.as_ref().map_or(image, |f| f.path.as_path());
     let mut req = request(flags, settings, image, action, &env)?;
     tweak(&mut req);
     let prepared = sifr_launch::prepare(req, env, |finding, image| {

@@ -3,10 +3,12 @@
 //! The cache root is the cache directory (`APPTAINER_CACHEDIR`, else `~/.apptainer/cache`).
 //! Apptainer keeps one directory per type under its root: `blob` (OCI blobs) and the "container
 //! file" types `library`, `oci-tmp`, `shub`, `oras`, `ipfs`, `net` (whole images). sifr caches
-//! only blobs (pulls stream layers straight into a SIF), in `<root>/blob/sha256` through
-//! `sifr_oci::cache::BlobCache`, which keeps a blob that a running pull is writing. The container
-//! types are the directories of those names under the root, as Apptainer's are: sifr never fills
-//! them, so they are empty unless another tool shares the root. A type given to `--type` is a
+//! blobs in `<root>/blob/sha256` through `sifr_oci::cache::BlobCache`, which keeps a blob that a
+//! running pull is writing (`pull` itself streams layers straight into its SIF). The container
+//! types are the directories of those names under the root, as Apptainer's are; sifr fills
+//! `oci-tmp`, `oras` and `net` with the SIFs that launches of image URIs run
+//! (`sifr_oci::images`), whose dot-files (a lock per entry, an entry being written) are
+//! bookkeeping, not entries. A type given to `--type` is a
 //! directory name, as in Apptainer: an unknown one (`oci`, which Apptainer's help mentions but
 //! its code never matches) lists nothing and cleans nothing.
 //!
@@ -104,7 +106,8 @@ struct Listed {
 }
 
 /// The entries of container file type `kind`'s directory, sorted by name (Apptainer lists
-/// every entry there, whatever it is); a missing directory is empty.
+/// every entry there, whatever it is; sifr's dot-files are left out); a missing directory is
+/// empty.
 fn file_type_entries(root: &Path, kind: &str) -> anyhow::Result<Vec<Listed>> {
     let dir = root.join(kind);
     let rd = match std::fs::read_dir(&dir) {
@@ -119,6 +122,9 @@ fn file_type_entries(root: &Path, kind: &str) -> anyhow::Result<Vec<Listed>> {
     let mut out = Vec::new();
     for e in rd {
         let e = e.with_context(|| format!("unable to read {}", dir.display()))?;
+        if e.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
         let md = std::fs::symlink_metadata(e.path()).with_context(|| {
             format!("unable to get info for cache entry {}", e.path().display())
         })?;
@@ -349,6 +355,8 @@ fn clean_file_type(
             continue;
         }
         let p = dir.join(&e.name);
+        // The entry's lock, if sifr made one; a filler holding it keeps its open copy.
+        let _ = std::fs::remove_file(dir.join(format!(".{}.lock", e.name)));
         let r = match std::fs::symlink_metadata(&p) {
             Ok(md) if md.is_dir() => std::fs::remove_dir_all(&p),
             Ok(_) => std::fs::remove_file(&p),

@@ -285,7 +285,12 @@ fn parse_stored(bytes: &[u8]) -> anyhow::Result<InspectMetadata> {
     })
 }
 
-pub fn run(args: InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
+pub fn run(mut args: InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
+    // `inspect docker://...` inspects the cached SIF a launch of the URI would run.
+    let fetched = super::image_uri::fetch_with_env(&args.image, settings)?;
+    if let Some(f) = &fetched {
+        args.image = f.path.clone();
+    }
     if args.isa {
         return super::inspect_isa::run(&args.image, args.json, args.rescan, settings);
     }
@@ -322,7 +327,11 @@ pub struct RunHelpArgs {
 }
 
 /// `sifr run-help IMAGE`: the image's `%help` text, as `apptainer run-help` prints it.
-pub fn run_help(args: RunHelpArgs, _settings: &Settings) -> anyhow::Result<u8> {
+pub fn run_help(mut args: RunHelpArgs, settings: &Settings) -> anyhow::Result<u8> {
+    let fetched = super::image_uri::fetch_with_env(&args.image, settings)?;
+    if let Some(f) = &fetched {
+        args.image = f.path.clone();
+    }
     let meta = read_metadata(&args.image)
         .with_context(|| format!("cannot read the help of `{}`", args.image.display()))?;
     let help = &meta.attributes.helpfile;

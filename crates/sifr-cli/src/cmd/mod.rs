@@ -14,6 +14,7 @@ pub mod build_json;
 pub mod cache;
 pub mod completion;
 pub mod deffile;
+pub mod image_uri;
 pub mod inspect;
 pub mod inspect_isa;
 pub mod inspect_select;
@@ -24,9 +25,12 @@ pub mod instance_stats;
 pub mod instance_stop;
 pub mod isa_check;
 pub mod man;
+pub mod oras;
 pub mod pull;
 pub mod pull_build_env;
+pub mod push;
 pub mod registry;
+pub mod remote;
 pub mod sif;
 
 use crate::args::Command;
@@ -43,7 +47,9 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Sif(c) => sif::run(c, settings),
         Command::Build(a) => build::run(a, settings),
         Command::Pull(a) => pull::run(a, settings),
+        Command::Push(a) => push::run(a, settings),
         Command::Registry(c) => registry::run(c, settings),
+        Command::Remote(c) => remote::run(c, settings),
         Command::Cache(c) => cache::run(c, settings),
         Command::Inspect(a) => inspect::run(a, settings),
         Command::RunHelp(a) => inspect::run_help(a, settings),

@@ -1,6 +1,7 @@
 //! `sifr pull [IMAGE.sif] SOURCE`: a registry image (or an `oci:`/`oci-archive:`/
 //! `docker-archive:` one) to a SIF, as `apptainer pull` does, and the registry setup that
-//! `sifr build` shares: client options from the flags, credentials, the blob cache.
+//! `sifr build` and `push` share: client options from the flags, credentials, the blob cache.
+//! An `oras://` source is a SIF file already, fetched whole by `oras`.
 //!
 //! The layers go through the blob cache (downloaded in parallel, once across concurrent
 //! processes) and are merged straight into the SIF's SquashFS partition by `sifr_build::pull`:
@@ -71,7 +72,8 @@ pub struct RegistryArgs {
 pub struct PullArgs {
     /// `[IMAGE.sif] SOURCE`: the SIF to write (default: NAME_TAG.sif in the current
     /// directory) and `docker://[host[:port]/]name[:tag|@digest]`, `oci:DIR[:TAG]`,
-    /// `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:REF]`.
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]` or `oras://host/name[:tag]` (a
+    /// SIF file stored as an ORAS artifact).
     #[arg(value_name = "[IMAGE.sif] SOURCE", num_args = 1..=2, required = true)]
     pub args: Vec<String>,
     /// Overwrite the image file if it exists.
@@ -126,7 +128,7 @@ pub fn default_name(source: &str) -> String {
 }
 
 /// The transports Apptainer recognises without `//` (its `uri.validURIs`).
-const TRANSPORTS: &[&str] = &[
+pub(crate) const TRANSPORTS: &[&str] = &[
     "library",
     "shub",
     "docker",
@@ -171,13 +173,7 @@ const UNSUPPORTED_TRANSPORTS: &[(&str, &str)] = &[
         "shub",
         "Singularity Hub is read-only and gone; use docker:// or a SIF file",
     ),
-    (
-        "oras",
-        "sifr does not pull SIF files stored as ORAS artifacts; download the SIF with `oras pull`",
-    ),
     ("ipfs", "download the SIF file with an IPFS client"),
-    ("http", "download the file with curl or wget"),
-    ("https", "download the file with curl or wget"),
     (
         "docker-daemon",
         "export the image with `docker save -o img.tar IMAGE` and pull docker-archive:img.tar",
@@ -412,6 +408,24 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
         _ => unreachable!("clap takes one or two values"),
     };
     check_transport(&source_text)?;
+    if source_text
+        .split_once(':')
+        .is_some_and(|(t, _)| t == "oras")
+    {
+        return crate::cmd::oras::pull(&args, image, &source_text, settings);
+    }
+    if matches!(
+        crate::cmd::image_uri::transport(&source_text),
+        Some("http" | "https")
+    ) {
+        let target = pull_target(
+            image,
+            &source_text,
+            args.name.as_deref(),
+            args.dir.as_deref(),
+        );
+        return pull_net(&source_text, &target, args.force, settings);
+    }
     let source = ImageSource::parse(&source_text)
         .with_context(|| format!("invalid image source `{source_text}`"))?;
     let target = pull_target(
@@ -443,6 +457,42 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
         &args.registry,
         settings,
     )
+}
+
+/// `pull IMAGE https://...`: the file the URL serves, checked to be an image, written to
+/// `target` through a temporary file beside it (so a failure leaves no partial image).
+fn pull_net(url: &str, target: &Path, force: bool, settings: &Settings) -> anyhow::Result<u8> {
+    let loud = !settings.quiet && !settings.silent;
+    refuse_existing(
+        target,
+        &sifr_build::PackOptions {
+            force,
+            ..sifr_build::PackOptions::default()
+        },
+    )?;
+    let env = |k: &str| std::env::var(k).ok();
+    let client =
+        sifr_oci::net::NetClient::new(&[], concat!("sifr/", env!("CARGO_PKG_VERSION")), env)
+            .context("cannot set up the HTTP client")?;
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let work = TempDir::new(&parent, ".sifr-pull-")?;
+    let tmp = work.path.join("image");
+    if loud {
+        eprintln!("INFO:    Downloading network image `{url}`");
+    }
+    client
+        .download(url, &tmp)
+        .with_context(|| format!("cannot download `{url}`"))?;
+    crate::cmd::image_uri::check_image(&tmp, url)?;
+    std::fs::rename(&tmp, target)
+        .with_context(|| format!("cannot create `{}`", target.display()))?;
+    if loud {
+        eprintln!("INFO:    Download complete: {}", target.display());
+    }
+    Ok(crate::exit::OK)
 }
 
 /// An existing `target` is refused unless `--force`, before anything is downloaded.
@@ -505,7 +555,7 @@ pub fn pull_to_sandbox(
 /// Extract the SIF `sif`'s root file system into the new directory `target` (replacing an
 /// existing one when `force`), through a sibling staging directory so that a failure leaves
 /// nothing half-written at `target`.
-fn extract_sandbox(sif: &Path, target: &Path, force: bool) -> anyhow::Result<u8> {
+pub fn extract_sandbox(sif: &Path, target: &Path, force: bool) -> anyhow::Result<u8> {
     let image = sifr_launch::image::open(sif)
         .with_context(|| format!("cannot open `{}`", sif.display()))?;
     let parent = match target.parent() {

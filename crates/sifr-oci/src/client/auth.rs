@@ -129,6 +129,11 @@ pub fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
 }
 
+/// The scope a push needs: a push reads too (existing blobs, the manifest).
+pub fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
 /// `realm?service=…&scope=…`, query values percent-encoded.
 pub fn token_url(realm: &str, service: Option<&str>, scope: Option<&str>) -> String {
     let mut url = realm.to_string();
@@ -275,6 +280,15 @@ mod tests {
         assert_eq!(
             token_url("http://h/t?x=1", None, Some("a b")),
             "http://h/t?x=1&scope=a%20b"
+        );
+    }
+
+    #[test]
+    fn push_scope_asks_for_pull_and_push() {
+        assert_eq!(push_scope("a/b"), "repository:a/b:pull,push");
+        assert_eq!(
+            token_url("http://h/t", None, Some(&push_scope("a/b"))),
+            "http://h/t?scope=repository%3Aa%2Fb%3Apull%2Cpush"
         );
     }
 

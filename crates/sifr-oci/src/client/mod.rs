@@ -13,6 +13,8 @@
 pub mod auth;
 pub mod authfile;
 pub mod credentials;
+mod error;
+pub mod push;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -27,14 +29,13 @@ use ureq::http::Response;
 
 use crate::cache::{BlobCache, CacheError};
 use crate::digest::Digest;
-use crate::manifest::{
-    Descriptor, ImageConfig, MANIFEST_ACCEPT, Manifest, ManifestError, ManifestKind, Platform,
-};
+use crate::manifest::{Descriptor, ImageConfig, MANIFEST_ACCEPT, Manifest, ManifestKind, Platform};
 use crate::merge::FileLayer;
 use crate::reference::{self, Reference};
-use auth::{Challenge, ChallengeError};
+use auth::Challenge;
 pub use authfile::{AuthFile, AuthFileError};
 pub use credentials::{CredentialSource, CredentialStore, Credentials, CredentialsError};
+pub use error::ClientError;
 pub use tls::TlsError;
 
 /// Manifests and token responses larger than this are refused.
@@ -74,154 +75,6 @@ impl Default for ClientOptions {
             user_agent: concat!("sifr/", env!("CARGO_PKG_VERSION")).to_string(),
             connect_timeout: Duration::from_secs(30),
             backoff: Duration::from_millis(250),
-        }
-    }
-}
-
-/// Pull failures; each names the URL, registry, reference or digest involved.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("cannot set up TLS")]
-    Tls(#[from] TlsError),
-    #[error("request to `{url}` failed")]
-    Http {
-        url: String,
-        #[source]
-        source: ureq::Error,
-    },
-    #[error("reading from `{url}` failed")]
-    Body {
-        url: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("`{url}` answered HTTP {status}{detail}")]
-    Status {
-        url: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("`{url}` answered HTTP {status} to range request at byte {offset}")]
-    Range {
-        url: String,
-        status: u16,
-        offset: u64,
-    },
-    #[error("`{registry}` requires authentication but no credentials are set for it")]
-    NoCredentials { registry: String },
-    #[error(
-        "`{registry}` refused the credentials of user `{username}` ({source_of}, HTTP {status})"
-    )]
-    AuthRejected {
-        registry: String,
-        status: u16,
-        username: String,
-        /// Where the refused credentials came from.
-        source_of: CredentialSource,
-    },
-    #[error("`{registry}` sent an unusable authentication challenge")]
-    Challenge {
-        registry: String,
-        #[source]
-        source: ChallengeError,
-    },
-    #[error("token endpoint `{url}` sent no token")]
-    NoToken { url: String },
-    #[error("bad JSON from `{url}`")]
-    Json {
-        url: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("`{url}` sent more than {MAX_DOCUMENT} bytes")]
-    TooLarge { url: String },
-    #[error("manifest of `{reference}`")]
-    Manifest {
-        reference: String,
-        #[source]
-        source: ManifestError,
-    },
-    #[error("manifest of `{reference}` has digest `{actual}`, expected `{expected}`")]
-    ManifestDigest {
-        reference: String,
-        expected: Digest,
-        actual: Digest,
-    },
-    #[error("`{reference}` nests indexes deeper than {MAX_DEPTH}")]
-    TooDeep { reference: String },
-    #[error("cannot read cached config `{path}`")]
-    Config {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot parse image config `{digest}`")]
-    ConfigJson {
-        digest: Digest,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error(transparent)]
-    Cache(#[from] CacheError),
-    #[error("cannot write blob `{digest}` to the cache")]
-    Write {
-        digest: Digest,
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl ClientError {
-    /// What the user can do about it, where that is known. Names the CLI's ways of giving
-    /// credentials, which are the same in every front end sifr has.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            ClientError::NoCredentials { registry } => Some(format!(
-                "log in with `sifr registry login --username USER docker://{registry}`, or give \
-                 credentials with --docker-login or APPTAINER_DOCKER_USERNAME and \
-                 APPTAINER_DOCKER_PASSWORD"
-            )),
-            ClientError::AuthRejected {
-                registry,
-                source_of,
-                ..
-            } => Some(match source_of {
-                CredentialSource::File(p) => format!(
-                    "the login stored in `{0}` is wrong or out of date: replace it with \
-                     `sifr registry login --authfile {0} --username USER docker://{registry}`, \
-                     or drop it with `sifr registry logout --authfile {0} docker://{registry}`",
-                    p.display()
-                ),
-                CredentialSource::Environment => "check APPTAINER_DOCKER_USERNAME and \
-                     APPTAINER_DOCKER_PASSWORD, or unset them to use a stored login"
-                    .into(),
-                CredentialSource::Given => "check the username and password (some registries \
-                     want an access token instead of the password)"
-                    .into(),
-            }),
-            ClientError::Http { url, .. } if url.starts_with("https://") => Some(
-                "for a local registry without TLS use --nohttps; for a private CA set \
-                 SSL_CERT_FILE"
-                    .into(),
-            ),
-            _ => None,
-        }
-    }
-
-    /// Worth another attempt: the connection, not the request, failed.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ClientError::Http { source, .. } => matches!(
-                source,
-                ureq::Error::Io(_)
-                    | ureq::Error::Timeout(_)
-                    | ureq::Error::ConnectionFailed
-                    | ureq::Error::HostNotFound
-            ),
-            ClientError::Body { .. } => true,
-            ClientError::Status { status, .. } => *status == 429 || *status >= 500,
-            ClientError::Range { status: 416, .. } => true,
-            _ => false,
         }
     }
 }
@@ -318,6 +171,7 @@ impl Client {
         self.ping_target(&Target {
             registry,
             repository: None,
+            push: false,
         })
     }
 
@@ -325,6 +179,33 @@ impl Client {
         let url = self.base(t);
         let resp = self.send(t, &url, None, None)?;
         expect_ok(&url, resp).map(|_| ())
+    }
+
+    /// The digest of the manifest (or index) the reference names, as the registry serves it
+    /// now: the pinned digest itself, with no request, when the reference has one; else a
+    /// `HEAD` of the tag, whose `Docker-Content-Digest` registries send (a `HEAD` does not
+    /// count against Docker Hub's pull limit); else, from a registry that sends no such
+    /// header, the digest of the manifest fetched with `GET`. This is what an image-URI launch
+    /// checks on every start, so it is one small request.
+    pub fn manifest_digest(&self, r: &Reference) -> Result<Digest> {
+        if let Some(d) = r.digest {
+            return Ok(d);
+        }
+        let t = Target::of(r);
+        let wanted = r.manifest_ref();
+        let url = format!("{}{}/manifests/{wanted}", self.base(&t), r.repository);
+        let resp = self.send_with(&t, &url, |authz| {
+            let mut req = self.agent.head(&url).header("Accept", MANIFEST_ACCEPT);
+            if let Some(a) = authz {
+                req = req.header("Authorization", a);
+            }
+            req.call()
+        })?;
+        let resp = expect_ok(&url, resp)?;
+        if let Some(d) = header(&resp, "docker-content-digest").and_then(|v| v.parse().ok()) {
+            return Ok(d);
+        }
+        Ok(self.manifest_bytes(r, &wanted, None)?.2)
     }
 
     /// Resolve a reference to the manifest for the configured platform, and fetch its config
@@ -446,7 +327,7 @@ impl Client {
 
     /// Fetch a manifest by tag or digest; returns bytes, content type and their digest,
     /// checked against `expected` when the reference pins one.
-    fn manifest_bytes(
+    pub(crate) fn manifest_bytes(
         &self,
         r: &Reference,
         wanted: &str,
@@ -482,16 +363,7 @@ impl Client {
         let fetch = || {
             cache.fetch::<ClientError>(&desc.digest, Some(desc.size), |partial| {
                 resumed.set(partial.offset > 0);
-                let mut attempt = 0;
-                loop {
-                    match self.download(r, &url, desc, partial.file) {
-                        Err(e) if e.is_transient() && attempt < self.opts.retries => {
-                            std::thread::sleep(self.backoff(attempt));
-                            attempt += 1;
-                        }
-                        other => return other,
-                    }
-                }
+                self.download_retrying(r, &url, desc, partial.file)
             })
         };
         match fetch() {
@@ -500,6 +372,42 @@ impl Client {
             // fresh download settles whether the registry itself is at fault.
             Err(ClientError::Cache(CacheError::Verify { .. })) if resumed.get() => fetch(),
             other => other,
+        }
+    }
+
+    /// Download a blob into `file` (unverified: the caller checks it), continuing from the
+    /// file's length, with retries after transient failures.
+    pub(crate) fn blob_to_file(
+        &self,
+        r: &Reference,
+        desc: &Descriptor,
+        file: &mut File,
+    ) -> Result<()> {
+        let url = format!(
+            "{}{}/blobs/{}",
+            self.base(&Target::of(r)),
+            r.repository,
+            desc.digest
+        );
+        self.download_retrying(r, &url, desc, file)
+    }
+
+    fn download_retrying(
+        &self,
+        r: &Reference,
+        url: &str,
+        desc: &Descriptor,
+        file: &mut File,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.download(r, url, desc, file) {
+                Err(e) if e.is_transient() && attempt < self.opts.retries => {
+                    std::thread::sleep(self.backoff(attempt));
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -555,7 +463,31 @@ impl Client {
         accept: Option<&str>,
         range_from: Option<u64>,
     ) -> Result<Response<ureq::Body>> {
-        let key = format!("{}|{}", t.registry, t.repository.unwrap_or(""));
+        self.send_with(t, url, |authz| {
+            let mut req = self.agent.get(url);
+            if let Some(a) = accept {
+                req = req.header("Accept", a);
+            }
+            if let Some(o) = range_from.filter(|&o| o > 0) {
+                req = req.header("Range", format!("bytes={o}-"));
+            }
+            if let Some(a) = authz {
+                req = req.header("Authorization", a);
+            }
+            req.call()
+        })
+    }
+
+    /// Any request made by `call`, given the `Authorization` value to send (if any): the
+    /// stored one for this target first; on 401, authenticate as the challenge says and call
+    /// once more. Transient failures are retried with backoff, so `call` must be repeatable.
+    fn send_with(
+        &self,
+        t: &Target<'_>,
+        url: &str,
+        call: impl Fn(Option<&str>) -> std::result::Result<Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response<ureq::Body>> {
+        let key = t.key();
         let mut authenticated = false;
         loop {
             let authz = self
@@ -564,19 +496,7 @@ impl Client {
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&key)
                 .cloned();
-            let resp = self.call_with_retries(url, || {
-                let mut req = self.agent.get(url);
-                if let Some(a) = accept {
-                    req = req.header("Accept", a);
-                }
-                if let Some(o) = range_from.filter(|&o| o > 0) {
-                    req = req.header("Range", format!("bytes={o}-"));
-                }
-                if let Some(a) = &authz {
-                    req = req.header("Authorization", a);
-                }
-                req.call()
-            })?;
+            let resp = self.call_with_retries(url, || call(authz.as_deref()))?;
             let status = resp.status().as_u16();
             if status == 401 && !authenticated {
                 let Some(challenge) = header(&resp, "www-authenticate") else {
@@ -632,9 +552,14 @@ impl Client {
                 service,
                 scope,
             } => {
-                // The challenge's scope when it names one; a pull of the repository
+                // A push asks for pull and push of its repository whatever the challenge
+                // names (registries challenge a HEAD with pull alone, then refuse the upload).
+                // Otherwise the challenge's scope when it names one; a pull of the repository
                 // otherwise; none for `/v2/` itself (a login check).
-                let scope = scope.or_else(|| t.repository.map(auth::pull_scope));
+                let scope = match (t.push, t.repository) {
+                    (true, Some(repo)) => Some(auth::push_scope(repo)),
+                    _ => scope.or_else(|| t.repository.map(auth::pull_scope)),
+                };
                 let url = auth::token_url(&realm, service.as_deref(), scope.as_deref());
                 let resp = self.call_with_retries(&url, || {
                     let mut req = self.agent.get(&url);
@@ -697,12 +622,14 @@ impl Client {
     }
 }
 
-/// What a request is for: a registry, and the repository a token must grant pulls of (none
-/// for `/v2/` itself). Authorizations are remembered per target.
+/// What a request is for: a registry, the repository a token must grant pulls (or pushes)
+/// of (none for `/v2/` itself). Authorizations are remembered per target.
 struct Target<'a> {
     /// Normalised, as in references (`docker.io`, `host:port`).
     registry: &'a str,
     repository: Option<&'a str>,
+    /// Needs `pull,push`: a token for a pull alone would be refused.
+    push: bool,
 }
 
 impl<'a> Target<'a> {
@@ -710,7 +637,25 @@ impl<'a> Target<'a> {
         Target {
             registry: &r.registry,
             repository: Some(&r.repository),
+            push: false,
         }
+    }
+
+    fn push_of(r: &'a Reference) -> Self {
+        Target {
+            push: true,
+            ..Target::of(r)
+        }
+    }
+
+    /// The key of the remembered authorization.
+    fn key(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.registry,
+            self.repository.unwrap_or(""),
+            if self.push { "push" } else { "pull" }
+        )
     }
 }
 

@@ -1,0 +1,214 @@
+//! Whole images kept in the cache directory: the SIF files that launches of image URIs
+//! (`sifr exec docker://...`, `oras://`, `https://`) convert or download once and then run
+//! from. Apptainer keeps them the same way, one directory per kind under the cache root
+//! (`oci-tmp` for converted registry and archive images, `oras`, `net`), one file per entry
+//! named by a key that changes whenever the source does (a manifest digest, mixed with the
+//! platform where an index could give another image).
+//!
+//! An entry becomes visible only complete: it is written to a dot-file beside it and renamed.
+//! Filling takes an advisory lock per key (`flock` on `.<key>.lock`), so concurrent first
+//! launches of one image convert it once; the others wait and find the entry. Dot-files are
+//! the cache's own bookkeeping, never entries.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::cache::CacheError;
+
+/// The directory of one kind of whole-image entries.
+#[derive(Debug, Clone)]
+pub struct ImageCache {
+    dir: PathBuf,
+}
+
+/// A key from its parts: the hex SHA-256 of the parts, each followed by a NUL byte, so that
+/// no two lists of parts give the same text to hash.
+pub fn key(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Whether `key` can name an entry: no path separators, no dot-file, not empty.
+fn valid_key(key: &str) -> bool {
+    !key.is_empty() && !key.starts_with('.') && !key.contains('/')
+}
+
+impl ImageCache {
+    /// The entries of `kind` (`oci-tmp`, `oras`, `net`) under the cache root `root`.
+    pub fn new(root: &Path, kind: &str) -> Self {
+        ImageCache {
+            dir: root.join(kind),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the entry `key` lives, whether or not it is there.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(key)
+    }
+
+    /// The entry's path if it is complete.
+    pub fn get(&self, key: &str) -> Option<PathBuf> {
+        let p = self.path(key);
+        p.is_file().then_some(p)
+    }
+
+    /// The entry `key`, filled first if it is missing: under the key's lock, `fill` writes
+    /// the image to the path it is given (a fresh dot-file in the cache directory, so the
+    /// rename that publishes it stays on one filesystem). Returns the entry and whether this
+    /// call filled it. A failing `fill` leaves no entry and no temporary file.
+    pub fn get_or_fill<E: From<CacheError>>(
+        &self,
+        key: &str,
+        fill: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(PathBuf, bool), E> {
+        let entry = self.path(key);
+        if !valid_key(key) {
+            return Err(CacheError::Io {
+                path: entry,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "invalid cache key"),
+            }
+            .into());
+        }
+        if entry.is_file() {
+            return Ok((entry, false));
+        }
+        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        let lock_path = self.dir.join(format!(".{key}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        // Another process may have filled it while this one waited.
+        if entry.is_file() {
+            return Ok((entry, false));
+        }
+        // Whatever a killed filler left under this name is ours to replace: we hold the lock.
+        let tmp = self.dir.join(format!(".{key}.tmp"));
+        let _ = fs::remove_file(&tmp);
+        let filled = fill(&tmp).and_then(|()| {
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(&tmp))?;
+            fs::rename(&tmp, &entry).map_err(io_err(&entry))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_err(&self.dir)(e).into())
+        });
+        if filled.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        drop(lock);
+        filled.map(|()| (entry, true))
+    }
+
+    /// Remove the entry `key` and its lock file; `Ok(false)` when there was none.
+    pub fn remove(&self, key: &str) -> Result<bool, CacheError> {
+        let entry = self.path(key);
+        let _ = fs::remove_file(self.dir.join(format!(".{key}.lock")));
+        match fs::remove_file(&entry) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(&entry)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_separate_their_parts() {
+        assert_ne!(key(&[b"ab", b"c"]), key(&[b"a", b"bc"]));
+        assert_eq!(key(&[b"x"]), key(&[b"x"]));
+        assert_eq!(key(&[b"x"]).len(), 64);
+    }
+
+    #[test]
+    fn an_entry_is_filled_once_and_a_failed_fill_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let c = ImageCache::new(d.path(), "oci-tmp");
+        let failed: Result<_, CacheError> = c.get_or_fill("k", |tmp| {
+            fs::write(tmp, b"half").unwrap();
+            Err(CacheError::Io {
+                path: tmp.to_path_buf(),
+                source: io::Error::other("boom"),
+            })
+        });
+        assert!(failed.is_err());
+        assert!(c.get("k").is_none());
+        let names: Vec<_> = fs::read_dir(c.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec![".k.lock".to_string()]);
+
+        let (p, filled) = c
+            .get_or_fill::<CacheError>("k", |tmp| fs::write(tmp, b"image").map_err(io_err(tmp)))
+            .unwrap();
+        assert!(filled);
+        assert_eq!(fs::read(&p).unwrap(), b"image");
+        let (p2, filled) = c
+            .get_or_fill::<CacheError>("k", |_| panic!("filled twice"))
+            .unwrap();
+        assert_eq!((p2, filled), (p, false));
+        assert!(c.remove("k").unwrap());
+        assert!(!c.remove("k").unwrap());
+        assert!(fs::read_dir(c.dir()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn concurrent_fillers_fill_once() {
+        let d = tempfile::tempdir().unwrap();
+        let c = ImageCache::new(d.path(), "net");
+        let fills = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let (p, _) = c
+                        .get_or_fill::<CacheError>("same", |tmp| {
+                            fills.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            fs::write(tmp, b"one").map_err(io_err(tmp))
+                        })
+                        .unwrap();
+                    assert_eq!(fs::read(p).unwrap(), b"one");
+                });
+            }
+        });
+        assert_eq!(fills.into_inner(), 1);
+    }
+
+    #[test]
+    fn keys_that_would_leave_the_directory_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let c = ImageCache::new(d.path(), "net");
+        for bad in ["", "../x", ".hidden", "a/b"] {
+            assert!(
+                c.get_or_fill::<CacheError>(bad, |_| Ok(())).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

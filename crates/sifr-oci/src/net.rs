@@ -1,0 +1,189 @@
+//! Images fetched by plain URL (`http://`, `https://`): what identifies the file a URL serves
+//! now (its validators, from a `HEAD`), and its download to a new local file.
+//!
+//! Apptainer caches such images keyed by the URL and the `Last-Modified` header; sifr adds the
+//! `ETag` and the length, so a file replaced within the same second, or by a server that sends
+//! no dates, is still seen as new. The TLS trust is the registry client's (the system bundle,
+//! `SSL_CERT_FILE`, extra CA files).
+
+use std::fs::OpenOptions;
+use std::io::{self, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::client::{ClientError, tls};
+
+/// Downloads of more than this many bytes are cut off (a runaway server cannot fill the disk).
+const MAX_IMAGE: u64 = 1 << 40;
+
+/// A blocking HTTP(S) client for image files.
+pub struct NetClient {
+    agent: ureq::Agent,
+}
+
+/// What identifies the file behind a URL at the moment of asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub length: Option<u64>,
+}
+
+impl Validators {
+    /// The validators as one text, for a cache key.
+    pub fn text(&self) -> String {
+        format!(
+            "etag={}\nlast-modified={}\nlength={}",
+            self.etag.as_deref().unwrap_or(""),
+            self.last_modified.as_deref().unwrap_or(""),
+            self.length.map(|l| l.to_string()).unwrap_or_default()
+        )
+    }
+}
+
+/// A download could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("cannot write `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{url}` sent {got} bytes, but announced {announced}")]
+    Short {
+        url: String,
+        got: u64,
+        announced: u64,
+    },
+}
+
+impl NetError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            NetError::Client(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn status_error(url: &str, status: u16) -> ClientError {
+    ClientError::Status {
+        url: url.to_string(),
+        status,
+        detail: String::new(),
+    }
+}
+
+impl NetClient {
+    /// `ca_files` are trusted on top of the system bundle; `env` looks up `SSL_CERT_FILE`.
+    pub fn new(
+        ca_files: &[PathBuf],
+        user_agent: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ClientError> {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls::config(ca_files, env)?)
+            .user_agent(user_agent)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .build();
+        Ok(NetClient {
+            agent: config.into(),
+        })
+    }
+
+    /// `HEAD url`: the validators of what it serves now.
+    pub fn validators(&self, url: &str) -> Result<Validators, ClientError> {
+        let resp = self
+            .agent
+            .head(url)
+            .call()
+            .map_err(|source| ClientError::Http {
+                url: url.to_string(),
+                source,
+            })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(status_error(url, status));
+        }
+        Ok(Validators {
+            etag: header(&resp, "etag"),
+            last_modified: header(&resp, "last-modified"),
+            length: header(&resp, "content-length").and_then(|v| v.parse().ok()),
+        })
+    }
+
+    /// `GET url` into the new file `dest` (never an existing one); a short body is an error.
+    /// On any failure `dest` is removed.
+    pub fn download(&self, url: &str, dest: &Path) -> Result<u64, NetError> {
+        let result = self.download_inner(url, dest);
+        if result.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        result
+    }
+
+    fn download_inner(&self, url: &str, dest: &Path) -> Result<u64, NetError> {
+        let resp = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|source| ClientError::Http {
+                url: url.to_string(),
+                source,
+            })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(status_error(url, status).into());
+        }
+        let announced: Option<u64> = header(&resp, "content-length").and_then(|v| v.parse().ok());
+        let write_err = |source| NetError::Write {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .map_err(write_err)?;
+        let mut body = resp.into_body().into_reader().take(MAX_IMAGE);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0u64;
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ClientError::Body {
+                        url: url.to_string(),
+                        source,
+                    }
+                    .into());
+                }
+            };
+            file.write_all(&buf[..n]).map_err(write_err)?;
+            got += n as u64;
+        }
+        if let Some(a) = announced.filter(|&a| a != got) {
+            return Err(NetError::Short {
+                url: url.to_string(),
+                got,
+                announced: a,
+            });
+        }
+        file.sync_all().map_err(write_err)?;
+        Ok(got)
+    }
+}
