@@ -124,15 +124,18 @@ check() {
 
 # --- the clients' virtual environment ----------------------------------------------------------
 # Debian's python3 (the system one a site's users have), not a pyenv or conda one on PATH.
-if [ "$(cat "$venv/.sifr-pins" 2>/dev/null)" != "${PINS[*]}" ] || ! [ -d "$venv/sdist" ]; then
+# Their dependencies are pinned too (tests/clients/constraints.txt).
+stamp="${PINS[*]} $(sha256sum <tests/clients/constraints.txt | cut -c1-16)"
+if [ "$(cat "$venv/.sifr-pins" 2>/dev/null)" != "$stamp" ] || ! [ -d "$venv/sdist" ]; then
     echo "== clients: installing ${PINS[*]}"
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        -c tests/clients/constraints.txt "${PINS[@]}"
     # spython's sdist, for its test suite (--no-binary for it alone: build tools stay wheels).
     "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
         --no-binary spython -d "$venv/sdist" "$(printf '%s\n' "${PINS[@]}" | grep '^spython==')"
-    echo "${PINS[*]}" >"$venv/.sifr-pins"
+    echo "$stamp" >"$venv/.sifr-pins"
 fi
 
 # --- sifr as apptainer and singularity ---------------------------------------------------------
