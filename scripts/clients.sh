@@ -7,8 +7,8 @@
 #   2. snakemake: a two-rule workflow, each rule in its own container, `--sdm apptainer`;
 #   3. singularity-compose: up, exec, ps, logs, down of two instances, with its network
 #      settings and with them disabled;
-#   4. singularity-hpc (shpc): one container installed as an Lmod module, a command run through
-#      the module's wrapper.
+#   4. singularity-hpc (shpc): a docker:// and an oras:// container installed as Lmod modules,
+#      commands run through the modules' wrappers.
 # The clients come from PyPI at pinned versions (PINS below) into a virtual environment under
 # the build's target directory (reused while the pins are unchanged). The images are small
 # busybox-static ones, built here with umoci and pushed with skopeo to Debian's docker-registry
@@ -258,6 +258,7 @@ printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+js
     "$config_digest" "$layer_digest" "$(stat -c %s "$oras_sif")" >"$img/oras-manifest.json"
 curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
     --data-binary "@$img/oras-manifest.json" "http://$HTTP/v2/$oras_repo/manifests/latest" >/dev/null
+echo "sha256:$(sha256sum "$img/oras-manifest.json" | cut -d' ' -f1)" >"$img/oras.digest"
 chmod -R a+rX "$img"
 echo "== clients: registries on $HTTP (HTTP) and $TLS (TLS), images ready after $((SECONDS - t_start)) s"
 
@@ -364,9 +365,11 @@ test_compose() {
 # --- 4. shpc with Lmod ---------------------------------------------------------------------------
 test_shpc() {
     local who=$1 dir=$work/$who/shpc
-    mkdir -p "$dir/registry/sifr/busybox"
+    mkdir -p "$dir/registry/sifr/busybox" "$dir/registry/sifr/github-ci"
     sed -e "s#@REGISTRY@#$HTTP#g" -e "s#@DIGEST@#$(cat "$img/busybox.digest")#g" \
         tests/clients/shpc-container.yaml >"$dir/registry/sifr/busybox/container.yaml"
+    sed -e "s#@REGISTRY@#$HTTP#g" -e "s#@DIGEST@#$(cat "$img/oras.digest")#g" \
+        tests/clients/shpc-oras.yaml >"$dir/registry/sifr/github-ci/container.yaml"
     cp "$venv"/lib/python3*/site-packages/shpc/settings.yml "$dir/settings.yml"
     [ "$who" = root ] || chown -R "$user:" "$dir"
     cd "$dir"
@@ -388,6 +391,11 @@ test_shpc() {
         source /usr/share/lmod/lmod/init/bash && module use $dir/modules &&
         module load ${HTTP/:/\/}/library/busybox/latest && out=\$(busybox-image-name) && echo \"\$out\" &&
         [ \"\$out\" = busybox ] && [ \"\$(busybox-echo hello from shpc)\" = 'hello from shpc' ]"
+    check shpc "$who" "install sifr/github-ci (ORAS pull by digest)" "${shpc[@]}" install sifr/github-ci
+    check shpc "$who" "the ORAS module's wrapper runs in the container" bash -c "
+        source /usr/share/lmod/lmod/init/bash && module use $dir/modules &&
+        module load ${HTTP/:/\/}/singularityhub/github-ci/latest &&
+        [ \"\$(github-ci-image-name)\" = busybox ]"
     cd "$repo"
 }
 
