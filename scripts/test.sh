@@ -6,7 +6,8 @@
 # scripts/activation.sh), runs the clients that call Apptainer for researchers (spython,
 # snakemake, singularity-compose, shpc; see scripts/clients.sh), then runs MPI jobs of the MPI
 # example images under mpirun and Slurm (scripts/hpc.sh). SIFR_SKIP_EXAMPLES=1 leaves the
-# examples, the clients and the MPI jobs out, SIFR_SKIP_HPC=1 the MPI jobs only.
+# examples, the clients and the MPI jobs out, SIFR_SKIP_CLIENTS=1 the clients only (they are
+# installed from PyPI), SIFR_SKIP_HPC=1 the MPI jobs only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +33,9 @@ if [ "${SIFR_SKIP_EXAMPLES:-0}" != 1 ]; then
     # conda/venv/Lmod activations in %environment on a Debian (dash) image.
     SIFR=$sifr_bin scripts/activation.sh
     # spython, snakemake, singularity-compose and shpc against sifr as apptainer/singularity.
-    SIFR=$sifr_bin scripts/clients.sh
+    if [ "${SIFR_SKIP_CLIENTS:-0}" != 1 ]; then
+        SIFR=$sifr_bin scripts/clients.sh
+    fi
     if [ "${SIFR_SKIP_HPC:-0}" != 1 ]; then
         SIFR=$sifr_bin HPC_IMAGES=$fixtures/root/mpi scripts/hpc.sh
     fi
