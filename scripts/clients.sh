@@ -46,7 +46,8 @@ t_start=$SECONDS
 
 if [ -n "${CLIENTS_WORK:-}" ]; then
     work=$CLIENTS_WORK
-    rm -rf "$work"
+    # What an earlier run left there (only the script's own entries).
+    rm -rf "${work:?}"/{bin,images,root,"$user"}
     mkdir -p "$work"
 else
     work=$(mktemp -d)
@@ -196,9 +197,12 @@ start_registry() {
     docker-registry serve "$img/$name.yml" >"$img/$name.log" 2>&1 &
     registry_pids+=($!)
     for i in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
         sleep 0.1
     done
+    echo "FAIL clients: the $name registry did not start:" >&2
+    cat "$img/$name.log" >&2
+    exit 1
 }
 tls=$img/tls
 mkdir -p "$tls"
@@ -238,7 +242,11 @@ skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$HTTP/library
 # the SIF config type, one layer of the SIF layer type titled with the file's name; uploaded
 # with the distribution API directly, so that it does not depend on sifr's push.
 oras_sif=$img/github-ci_latest.sif
-as root "$SIFR" pull --force "$oras_sif" "oci:$img/oci:busybox" >"$img/oras-pull.log" 2>&1
+as root "$SIFR" pull --force "$oras_sif" "oci:$img/oci:busybox" >"$img/oras-pull.log" 2>&1 || {
+    echo "FAIL clients: cannot make the SIF of the ORAS artifact:" >&2
+    cat "$img/oras-pull.log" >&2
+    exit 1
+}
 upload_blob() { # REPO FILE: prints the blob's digest
     local repo=$1 file=$2 digest location
     digest=sha256:$(sha256sum "$file" | cut -d' ' -f1)
@@ -278,7 +286,7 @@ test_spython() {
     # directory is made (Apptainer, like sifr, makes no parent directory of a build target).
     sed -i -e "s#docker://busybox:1.30.1#docker://$HTTP/busybox:1.30.1#g" \
         -e "s#\"busybox:1.30.sandbox\"#\"$HTTP/busybox:1.30.sandbox\"#g" \
-        -e "s#oras://ghcr.io/#oras://$HTTP/#g" "$dir"/spython/tests/*.py
+        -e "s#oras://[^/\"]*/#oras://$HTTP/#g" "$dir"/spython/tests/*.py
     mkdir "$dir/$HTTP"
     cp tests/clients/test_spython_instances.py tests/clients/test_spython_uris.py \
         "$dir/spython/tests/"
@@ -370,12 +378,14 @@ test_shpc() {
         tests/clients/shpc-container.yaml >"$dir/registry/sifr/busybox/container.yaml"
     sed -e "s#@REGISTRY@#$HTTP#g" -e "s#@DIGEST@#$(cat "$img/oras.digest")#g" \
         tests/clients/shpc-oras.yaml >"$dir/registry/sifr/github-ci/container.yaml"
-    cp "$venv"/lib/python3*/site-packages/shpc/settings.yml "$dir/settings.yml"
+    # shpc's own defaults, but the registry: the local one, not its remote default.
+    sed "s#^registry: .*#registry: [$dir/registry]#" \
+        "$venv"/lib/python3*/site-packages/shpc/settings.yml >"$dir/settings.yml"
     [ "$who" = root ] || chown -R "$user:" "$dir"
     cd "$dir"
     local shpc=(env SINGULARITY_NOHTTPS=1 shpc --settings-file "$dir/settings.yml")
     # The site's settings: Lmod modules, the container technology `singularity` (shpc's name
-    # for Apptainer-compatible runtimes), its wrappers calling `apptainer`, a local registry.
+    # for Apptainer-compatible runtimes), its wrappers calling `apptainer`.
     check shpc "$who" "config (lmod, singularity, singularity_path apptainer)" sh -c "
         ${shpc[*]} config set module_sys:lmod &&
         ${shpc[*]} config set container_tech:singularity &&
@@ -383,9 +393,7 @@ test_shpc() {
         ${shpc[*]} config set module_base:$dir/modules &&
         ${shpc[*]} config set container_base:$dir/containers &&
         ${shpc[*]} config set wrapper_base:$dir/wrappers &&
-        ${shpc[*]} config set views_base:$dir/views &&
-        ${shpc[*]} config remove registry https://github.com/singularityhub/shpc-registry &&
-        ${shpc[*]} config add registry:$dir/registry"
+        ${shpc[*]} config set views_base:$dir/views"
     check shpc "$who" "install sifr/busybox (pull by digest over HTTP)" "${shpc[@]}" install sifr/busybox
     check shpc "$who" "module load + the module's wrapper runs in the container" bash -c "
         source /usr/share/lmod/lmod/init/bash && module use $dir/modules &&
