@@ -62,7 +62,9 @@ fuse_mode=$(stat -c %a /dev/fuse)
 cleanup() {
     local who
     for who in root "$user"; do
-        [ -d "$work/$who/home" ] && as "$who" "$SIFR" instance stop --all --force >/dev/null 2>&1 || true
+        if [ -d "$work/$who/home" ]; then
+            as "$who" "$SIFR" instance stop --all --force >/dev/null 2>&1 || true
+        fi
     done
     for pid in "${registry_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
@@ -190,13 +192,13 @@ free_port() {
 # start_registry NAME EXTRA_CONFIG: a docker-registry on a free port of 127.0.0.1 serving
 # $img/data; sets `port` (not a command substitution: the registry's pid is kept here).
 start_registry() {
-    local name=$1 extra=$2 i
+    local name=$1 extra=$2 _
     port=$(free_port)
     printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n%s' \
         "$img/data" "$port" "$extra" >"$img/$name.yml"
     docker-registry serve "$img/$name.yml" >"$img/$name.log" 2>&1 &
     registry_pids+=($!)
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
         sleep 0.1
     done
@@ -276,7 +278,8 @@ chmod 666 /dev/fuse
 
 # --- 1. spython ----------------------------------------------------------------------------------
 test_spython() {
-    local who=$1 dir=$work/$who/spython
+    local who=$1
+    local dir=$work/$who/spython
     mkdir -p "$dir"
     tar -xzf "$venv"/sdist/spython-*.tar.gz -C "$dir" --strip-components=1
     # The only change to the suite: its image URIs name the local registry. test_export
@@ -315,7 +318,8 @@ test_spython() {
 
 # --- 2. snakemake --------------------------------------------------------------------------------
 test_snakemake() {
-    local who=$1 dir=$work/$who/snakemake
+    local who=$1
+    local dir=$work/$who/snakemake
     mkdir -p "$dir"
     sed "s#@REGISTRY@#$TLS#g" tests/clients/Snakefile >"$dir/Snakefile"
     [ "$who" = root ] || chown -R "$user:" "$dir"
@@ -372,7 +376,8 @@ test_compose() {
 
 # --- 4. shpc with Lmod ---------------------------------------------------------------------------
 test_shpc() {
-    local who=$1 dir=$work/$who/shpc
+    local who=$1
+    local dir=$work/$who/shpc
     mkdir -p "$dir/registry/sifr/busybox" "$dir/registry/sifr/github-ci"
     sed -e "s#@REGISTRY@#$HTTP#g" -e "s#@DIGEST@#$(cat "$img/busybox.digest")#g" \
         tests/clients/shpc-container.yaml >"$dir/registry/sifr/busybox/container.yaml"
