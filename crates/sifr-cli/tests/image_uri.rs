@@ -118,7 +118,15 @@ fn docker_uris_run_from_one_cached_conversion_and_check_the_tag_each_time() {
     // `-q` silences the INFO lines, as in Apptainer.
     let out = run_ok(sifr_nohttps(d, &["-q", "exec", &uri, "echo"]));
     assert_eq!(stderr(&out), "");
-    assert_eq!(requests(&reg.log, "HEAD", "manifests"), heads + 5);
+    // By host name (a DNS lookup in the launching process), into a user namespace: creating
+    // one needs a single-threaded process, so the probe must have started no thread.
+    let by_name = format!("docker://localhost:{}/test/img:v1", reg.port);
+    let out = run_ok(sifr_nohttps(
+        d,
+        &["exec", "--userns", &by_name, "cat", "/etc/hello"],
+    ));
+    assert_eq!(stdout(&out), "hello v2\n");
+    assert_eq!(requests(&reg.log, "HEAD", "manifests"), heads + 6);
     assert_eq!(
         requests(&reg.log, "GET", "blobs"),
         blobs,

@@ -86,14 +86,22 @@ fn status_error(url: &str, status: u16) -> ClientError {
 
 impl NetClient {
     /// `ca_files` are trusted on top of the system bundle; `env` looks up `SSL_CERT_FILE`.
+    /// `system_roots: false` skips reading the bundle: for `http://` URLs only (a redirect to
+    /// `https://` then fails verification).
     pub fn new(
         ca_files: &[PathBuf],
         user_agent: &str,
+        system_roots: bool,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ClientError> {
+        let tls = if system_roots {
+            tls::config(ca_files, env)?
+        } else {
+            tls::config_extra_only(ca_files)?
+        };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .tls_config(tls::config(ca_files, env)?)
+            .tls_config(tls)
             .user_agent(user_agent)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(120)))

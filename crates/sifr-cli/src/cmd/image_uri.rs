@@ -112,6 +112,17 @@ pub fn fetch(
         return Ok(None);
     }
     let args = registry_args(remote);
+    // A launch of a cached image looks it up here, in this process: one small request at most,
+    // which starts no thread (ureq resolves names without a timeout thread here; the
+    // test `docker_uris_run_from_one_cached_conversion...` launches into a user namespace, which
+    // needs a single thread, after a probe by host name). Only a miss forks.
+    // `--docker-login` asks on the terminal, which the child does once.
+    if !args.disable_cache
+        && !args.docker_login
+        && let Some(path) = locate(kind, text, &args, settings, Mode::Probe)?
+    {
+        return Ok(Some(Fetched { path, _temp: None }));
+    }
     let temp = if args.disable_cache {
         Some(TempDir::new(
             &pull::temp_root(settings, &args)?,
@@ -123,8 +134,10 @@ pub fn fetch(
     let dest = temp.as_ref().map(|t| t.path.join("image.sif"));
     let (read, write) = sifr_sys::process::pipe().context("cannot create a pipe")?;
     let pid = sifr_sys::process::fork_child(|| {
-        let (tag, payload) = match locate(kind, text, &args, settings, dest.as_deref()) {
-            Ok(path) => (b'P', path.into_os_string().into_vec()),
+        let (tag, payload) = match locate(kind, text, &args, settings, Mode::Fill(dest.as_deref()))
+        {
+            Ok(Some(path)) => (b'P', path.into_os_string().into_vec()),
+            Ok(None) => (b'E', b"error: the image was not fetched".to_vec()),
             Err(e) => (
                 b'E',
                 report::render(&e, report::render_colour(settings)).into_bytes(),
@@ -183,19 +196,34 @@ pub fn fetch_with_env(image: &Path, settings: &Settings) -> anyhow::Result<Optio
     fetch(image, &completed.remote, settings)
 }
 
-/// In the child: the SIF for `text`, in the cache (or at `dest` under `--disable-cache`).
+/// What [`locate`] does on a cache miss.
+#[derive(Debug, Clone, Copy)]
+enum Mode<'a> {
+    /// Only look: `None` on a miss. Reads no CA bundle for a plain-HTTP registry.
+    Probe,
+    /// Fetch (in the forked child): into the cache, or into this file (`--disable-cache`).
+    Fill(Option<&'a Path>),
+}
+
+impl Mode<'_> {
+    fn probe(self) -> bool {
+        matches!(self, Mode::Probe)
+    }
+}
+
+/// The SIF for `text`: in the cache, or (filling) at the `--disable-cache` destination.
 fn locate(
     kind: Kind,
     text: &str,
     args: &RegistryArgs,
     settings: &Settings,
-    dest: Option<&Path>,
-) -> anyhow::Result<PathBuf> {
+    mode: Mode<'_>,
+) -> anyhow::Result<Option<PathBuf>> {
     match kind {
-        Kind::Oci => locate_oci(text, args, settings, dest),
-        Kind::Net => locate_net(text, settings, dest),
-        Kind::Oras => locate_oras(text, args, settings, dest),
-        Kind::Local => Ok(PathBuf::from(text)),
+        Kind::Oci => locate_oci(text, args, settings, mode),
+        Kind::Net => locate_net(text, settings, mode),
+        Kind::Oras => locate_oras(text, args, settings, mode),
+        Kind::Local => Ok(Some(PathBuf::from(text))),
     }
 }
 
@@ -205,33 +233,40 @@ fn info(settings: &Settings, msg: &str) {
     }
 }
 
-/// The entry `key` of `kind` in the cache, filled by `fill` if it is missing; or, with `dest`
-/// (`--disable-cache`), `fill` writing to `dest` itself.
+/// The entry `key` of `kind` in the cache; filled by `fill` if it is missing, unless only
+/// probing. With a `--disable-cache` destination, `fill` writes that file instead.
 fn cached(
     settings: &Settings,
     kind: &str,
     key: &str,
-    dest: Option<&Path>,
+    mode: Mode<'_>,
     fill: impl FnOnce(&Path) -> anyhow::Result<()>,
-) -> anyhow::Result<PathBuf> {
-    if let Some(d) = dest {
+) -> anyhow::Result<Option<PathBuf>> {
+    if let Mode::Fill(Some(d)) = mode {
         fill(d)?;
-        return Ok(d.to_path_buf());
+        return Ok(Some(d.to_path_buf()));
     }
     let cache = ImageCache::new(&pull::cache_dir(settings)?, kind);
-    let (path, filled) = cache.get_or_fill(key, fill)?;
-    if !filled {
-        info(settings, "Using cached SIF image");
-    }
-    Ok(path)
+    let path = match mode {
+        Mode::Probe => match cache.get(key) {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+        Mode::Fill(_) => match cache.get_or_fill(key, fill)? {
+            (p, true) => return Ok(Some(p)),
+            (p, false) => p,
+        },
+    };
+    info(settings, "Using cached SIF image");
+    Ok(Some(path))
 }
 
 fn locate_oci(
     text: &str,
     args: &RegistryArgs,
     settings: &Settings,
-    dest: Option<&Path>,
-) -> anyhow::Result<PathBuf> {
+    mode: Mode<'_>,
+) -> anyhow::Result<Option<PathBuf>> {
     let source =
         ImageSource::parse(text).with_context(|| format!("invalid image source `{text}`"))?;
     let platform = pull::platform(args)?;
@@ -239,11 +274,14 @@ fn locate_oci(
     let variant = platform.variant.as_deref().unwrap_or("").as_bytes();
     let (key, pinned) = match &source {
         ImageSource::Registry(r) => {
-            let (access, _guard) = pull::registry_access(settings, args)?;
-            let digest = access
-                .client
-                .manifest_digest(r)
-                .with_context(|| format!("cannot look up `{text}`"))?;
+            let digest = match r.digest {
+                Some(d) => d,
+                None => pull::registry_access_with(settings, args, !mode.probe())?
+                    .0
+                    .client
+                    .manifest_digest(r)
+                    .with_context(|| format!("cannot look up `{text}`"))?,
+            };
             let pinned = Reference {
                 digest: Some(digest),
                 ..r.clone()
@@ -264,7 +302,7 @@ fn locate_oci(
             (key, source.clone())
         }
     };
-    cached(settings, "oci-tmp", &key, dest, |tmp| {
+    cached(settings, "oci-tmp", &key, mode, |tmp| {
         info(settings, "Converting OCI blobs to SIF format");
         let pack = sifr_build::PackOptions {
             force: true,
@@ -293,16 +331,18 @@ fn file_identity(path: &Path) -> anyhow::Result<Vec<u8>> {
     .into_bytes())
 }
 
-fn locate_net(text: &str, settings: &Settings, dest: Option<&Path>) -> anyhow::Result<PathBuf> {
+fn locate_net(text: &str, settings: &Settings, mode: Mode<'_>) -> anyhow::Result<Option<PathBuf>> {
     let env = |k: &str| std::env::var(k).ok();
+    // A probe of an http:// URL makes one HEAD, which needs no CA bundle.
+    let roots = !(mode.probe() && text.starts_with("http://"));
     let client =
-        sifr_oci::net::NetClient::new(&[], concat!("sifr/", env!("CARGO_PKG_VERSION")), env)
+        sifr_oci::net::NetClient::new(&[], concat!("sifr/", env!("CARGO_PKG_VERSION")), roots, env)
             .context("cannot set up the HTTP client")?;
     let validators = client
         .validators(text)
         .with_context(|| format!("cannot look up `{text}`"))?;
     let key = images::key(&[text.as_bytes(), validators.text().as_bytes()]);
-    cached(settings, "net", &key, dest, |tmp| {
+    cached(settings, "net", &key, mode, |tmp| {
         info(settings, &format!("Downloading network image `{text}`"));
         client
             .download(text, tmp)
@@ -329,10 +369,10 @@ fn locate_oras(
     text: &str,
     args: &RegistryArgs,
     settings: &Settings,
-    dest: Option<&Path>,
-) -> anyhow::Result<PathBuf> {
+    mode: Mode<'_>,
+) -> anyhow::Result<Option<PathBuf>> {
     let r = super::oras::reference(text)?;
-    let (access, _guard) = pull::registry_access(settings, args)?;
+    let (access, _guard) = pull::registry_access_with(settings, args, !mode.probe())?;
     // The key is the manifest's digest, asked for with a HEAD as for docker://; the SIF is then
     // fetched by that digest.
     let digest = access
@@ -351,7 +391,7 @@ fn locate_oras(
         platform.architecture.as_bytes(),
         platform.variant.as_deref().unwrap_or("").as_bytes(),
     ]);
-    cached(settings, "oras", &key, dest, |tmp| {
+    cached(settings, "oras", &key, mode, |tmp| {
         info(settings, &format!("Downloading oras image `{text}`"));
         let artifact =
             sifr_oci::oras::resolve_sif(&access.client, &pinned).map_err(super::oras::report)?;

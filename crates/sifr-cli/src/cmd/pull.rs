@@ -292,6 +292,16 @@ pub fn registry_access(
     settings: &Settings,
     args: &RegistryArgs,
 ) -> anyhow::Result<(sifr_build::pull::RegistryAccess, Option<TempDir>)> {
+    registry_access_with(settings, args, true)
+}
+
+/// [`registry_access`]; `system_roots: false` leaves the system CA bundle unread when the
+/// registry is plain HTTP (`--no-https`), for a client that only asks for manifests.
+pub fn registry_access_with(
+    settings: &Settings,
+    args: &RegistryArgs,
+    system_roots: bool,
+) -> anyhow::Result<(sifr_build::pull::RegistryAccess, Option<TempDir>)> {
     let env = |k: &str| std::env::var(k).ok();
     let files = crate::cmd::registry::pull_files(settings, &args.auth)?;
     let mut creds =
@@ -320,6 +330,7 @@ pub fn registry_access(
     let opts = ClientOptions {
         platform: platform(args)?,
         plain_http: args.nohttps,
+        system_roots,
         ..ClientOptions::default()
     };
     let client = Client::new(opts, creds, env).context("cannot set up the registry client")?;
@@ -472,7 +483,7 @@ fn pull_net(url: &str, target: &Path, force: bool, settings: &Settings) -> anyho
     )?;
     let env = |k: &str| std::env::var(k).ok();
     let client =
-        sifr_oci::net::NetClient::new(&[], concat!("sifr/", env!("CARGO_PKG_VERSION")), env)
+        sifr_oci::net::NetClient::new(&[], concat!("sifr/", env!("CARGO_PKG_VERSION")), true, env)
             .context("cannot set up the HTTP client")?;
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

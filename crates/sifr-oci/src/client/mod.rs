@@ -60,6 +60,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// First retry delay; doubled per attempt, at most 8 s.
     pub backoff: Duration,
+    /// Trust the system CA bundle. Off only for a plain-HTTP client that makes manifest
+    /// requests alone (an image-URI launch's check of a tag), which then skips reading it.
+    pub system_roots: bool,
 }
 
 impl Default for ClientOptions {
@@ -75,6 +78,7 @@ impl Default for ClientOptions {
             user_agent: concat!("sifr/", env!("CARGO_PKG_VERSION")).to_string(),
             connect_timeout: Duration::from_secs(30),
             backoff: Duration::from_millis(250),
+            system_roots: true,
         }
     }
 }
@@ -128,7 +132,11 @@ impl Client {
         creds: CredentialStore,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let tls = tls::config(&opts.ca_files, env)?;
+        let tls = if opts.plain_http && !opts.system_roots {
+            tls::config_extra_only(&opts.ca_files)?
+        } else {
+            tls::config(&opts.ca_files, env)?
+        };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls)
