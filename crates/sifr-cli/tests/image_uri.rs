@@ -22,6 +22,11 @@ use sifr_testkit::{stderr, stdout};
 /// Whether this process may run containers the way these tests do (root: loop devices).
 fn can_launch() -> bool {
     if sifr_sys::process::ids().0 != 0 {
+        // CI runs the tests as root.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the image-URI launch tests need root in CI"
+        );
         eprintln!("skipped: needs root (the action tests launch containers on loop devices)");
         return false;
     }
@@ -100,6 +105,11 @@ fn docker_uris_run_from_one_cached_conversion_and_check_the_tag_each_time() {
         "{}",
         stdout(&out)
     );
+    let out = run_ok(sifr_nohttps(d, &["run-help", &uri]));
+    assert_eq!(
+        stdout(&out),
+        "No help sections were defined for this image\n"
+    );
     let mut shell = sifr_nohttps(d, &["shell", &uri]);
     shell
         .stdin(Stdio::piped())
@@ -126,7 +136,7 @@ fn docker_uris_run_from_one_cached_conversion_and_check_the_tag_each_time() {
         &["exec", "--userns", &by_name, "cat", "/etc/hello"],
     ));
     assert_eq!(stdout(&out), "hello v2\n");
-    assert_eq!(requests(&reg.log, "HEAD", "manifests"), heads + 6);
+    assert_eq!(requests(&reg.log, "HEAD", "manifests"), heads + 7);
     assert_eq!(
         requests(&reg.log, "GET", "blobs"),
         blobs,
@@ -173,6 +183,31 @@ fn docker_uris_run_from_one_cached_conversion_and_check_the_tag_each_time() {
     let out = run_ok(sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]));
     assert_eq!(stdout(&out), "hello v3\n");
     assert_eq!(listing(&d.join("tmp")), Vec::<String>::new());
+
+    // The registry goes away (a compute node without a route out): the tag runs the image it
+    // named when last reached, with a warning; a tag never run before fails, naming it.
+    let host = reg.host();
+    drop(reg);
+    let out = run_ok(sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]));
+    assert_eq!(stdout(&out), "hello v3\n");
+    assert!(
+        stderr(&out).contains(&format!("cannot reach the registry of `{uri}`")),
+        "{}",
+        stderr(&out)
+    );
+    let other = format!("docker://{host}/test/img:v2");
+    let out = sifr_nohttps(d, &["exec", &other, "echo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains(&format!("cannot look up `{other}`")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        entries(d, "oci-tmp").len(),
+        1,
+        "the ref records are not entries"
+    );
 }
 
 /// The names in a temporary directory, but for the launches' per-user runtime directory
@@ -522,6 +557,27 @@ fn instances_start_from_docker_uris() {
     let uri = format!("docker://{}/test/img:v1", reg.host());
     let name = format!("uri{}", std::process::id());
     run_ok(sifr_nohttps(d, &["instance", "start", &uri, &name]));
+    let out = sifr_nohttps(
+        d,
+        &["exec", &format!("instance://{name}"), "cat", "/etc/hello"],
+    )
+    .output()
+    .unwrap();
+    let stop = sifr_nohttps(d, &["instance", "stop", &name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello v2\n");
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert_eq!(entries(d, "oci-tmp").len(), 1);
+
+    // With --disable-cache the instance runs from a temporary copy, removed once it runs.
+    let name = format!("uritmp{}", std::process::id());
+    run_ok(sifr_nohttps(
+        d,
+        &["instance", "start", "--disable-cache", &uri, &name],
+    ));
+    assert_eq!(listing(&d.join("tmp")), Vec::<String>::new());
     let out = sifr_nohttps(
         d,
         &["exec", &format!("instance://{name}"), "cat", "/etc/hello"],

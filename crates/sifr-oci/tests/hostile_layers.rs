@@ -329,3 +329,28 @@ fn corpus_has_at_least_fifteen_hostile_layers() {
     let n = src.matches("\nfn h").count();
     assert!(n >= 15, "only {n} hostile cases");
 }
+
+/// A layer that ends right after its last entry's data (no padding to the block, no
+/// end-of-archive blocks), as Debian 12's `umoci insert` writes them: Go's archive/tar, which
+/// Apptainer and containerd unpack with, takes the end of the stream as the end of the
+/// archive, and so does sifr. A layer cut inside an entry's data still fails.
+#[test]
+fn h_layer_ending_right_after_its_last_data_is_complete_but_a_cut_one_is_not() {
+    let full = tar(&[E::File("a", b"first"), E::File("opt/f", b"hi\n")]);
+    // Header (512) + data of `a` padded (512) + header of opt/f (512) + its 3 bytes.
+    let cut_after_data = full[..512 * 3 + 3].to_vec();
+    for layer in [cut_after_data.clone(), gzip(&cut_after_data)] {
+        let (sink, _) = merge_ok(&[layer]);
+        assert_eq!(sink.paths(), ["a", "opt/f"]);
+        assert_eq!(sink.get("opt/f").unwrap().data, b"hi\n");
+    }
+    // Also after a block-aligned entry: only the end-of-archive blocks are missing.
+    let aligned = tar(&[E::File("b", &[7u8; 512])]);
+    let (sink, _) = merge_ok(&[aligned[..1024].to_vec()]);
+    assert_eq!(sink.paths(), ["b"]);
+    // Cut inside the last entry's data, or inside its padding: an error.
+    for cut in [512 * 3 + 2, 512 * 3 + 100] {
+        let (_, e) = merge_err(&[full[..cut].to_vec()]);
+        assert!(e.to_string().contains("layer0"), "{e}");
+    }
+}

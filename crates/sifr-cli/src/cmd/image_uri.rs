@@ -209,6 +209,11 @@ impl Mode<'_> {
     fn probe(self) -> bool {
         matches!(self, Mode::Probe)
     }
+
+    /// Whether the result is a cache entry (not a `--disable-cache` file).
+    fn cached(self) -> bool {
+        !matches!(self, Mode::Fill(Some(_)))
+    }
 }
 
 /// The SIF for `text`: in the cache, or (filling) at the `--disable-cache` destination.
@@ -276,11 +281,14 @@ fn locate_oci(
         ImageSource::Registry(r) => {
             let digest = match r.digest {
                 Some(d) => d,
-                None => pull::registry_access_with(settings, args, !mode.probe())?
-                    .0
-                    .client
-                    .manifest_digest(r)
-                    .with_context(|| format!("cannot look up `{text}`"))?,
+                None => {
+                    let (access, _guard) =
+                        pull::registry_access_with(settings, args, check_options(mode))?;
+                    match look_up(&access.client, r, text, settings, "oci-tmp")? {
+                        Lookup::Digest(d) => d,
+                        Lookup::Remembered(p) => return Ok(Some(p)),
+                    }
+                }
             };
             let pinned = Reference {
                 digest: Some(digest),
@@ -302,14 +310,128 @@ fn locate_oci(
             (key, source.clone())
         }
     };
-    cached(settings, "oci-tmp", &key, mode, |tmp| {
+    let found = cached(settings, "oci-tmp", &key, mode, |tmp| {
         info(settings, "Converting OCI blobs to SIF format");
         let pack = sifr_build::PackOptions {
             force: true,
             ..sifr_build::PackOptions::default()
         };
         pull::pull_to_sif(&pinned, text, tmp, &pack, args, settings).map(|_| ())
-    })
+    })?;
+    if found.is_some()
+        && mode.cached()
+        && matches!(&source, ImageSource::Registry(r) if r.digest.is_none())
+    {
+        remember(settings, "oci-tmp", text, &platform, &key);
+    }
+    Ok(found)
+}
+
+/// The client options of a tag's check: no CA bundle read for a plain-HTTP probe, and one
+/// retry only, so that an unreachable registry (a compute node without a route out) falls
+/// back to the remembered image quickly.
+fn check_options(mode: Mode<'_>) -> impl FnOnce(&mut sifr_oci::client::ClientOptions) {
+    move |o| {
+        if mode.probe() {
+            o.system_roots = false;
+            o.retries = 1;
+            o.connect_timeout = std::time::Duration::from_secs(10);
+        }
+    }
+}
+
+/// What a tag's check found.
+enum Lookup {
+    /// The digest the registry gives the tag now.
+    Digest(sifr_oci::Digest),
+    /// The registry could not be reached: the entry this URI ran from last time.
+    Remembered(PathBuf),
+}
+
+/// The digest the registry gives `r` now. When the registry cannot be reached (no route, no
+/// name resolution, refused, 5xx) and this URI ran before, the entry it ran from, with a
+/// warning: Apptainer fails there, which stops job scripts on compute nodes without network.
+fn look_up(
+    client: &sifr_oci::client::Client,
+    r: &Reference,
+    text: &str,
+    settings: &Settings,
+    kind: &str,
+) -> anyhow::Result<Lookup> {
+    match client.manifest_digest(r) {
+        Ok(d) => Ok(Lookup::Digest(d)),
+        Err(e) => {
+            if e.is_transient()
+                && let Some(p) = remembered(settings, kind, text, &client.options().platform)
+            {
+                tracing::warn!(
+                    "cannot reach the registry of `{text}` ({e}); running the image it named when it was last reached"
+                );
+                return Ok(Lookup::Remembered(p));
+            }
+            Err(anyhow::Error::new(e).context(format!("cannot look up `{text}`")))
+        }
+    }
+}
+
+/// Where the entry last used for the URI `text` on `platform` is recorded:
+/// `<kind>/.refs/<hash of both>`, a dot-directory the cache's listing leaves out.
+fn ref_file(
+    settings: &Settings,
+    kind: &str,
+    text: &str,
+    platform: &sifr_oci::manifest::Platform,
+) -> Option<PathBuf> {
+    let name = images::key(&[
+        text.as_bytes(),
+        platform.architecture.as_bytes(),
+        platform.variant.as_deref().unwrap_or("").as_bytes(),
+    ]);
+    Some(
+        pull::cache_dir(settings)
+            .ok()?
+            .join(kind)
+            .join(".refs")
+            .join(name),
+    )
+}
+
+/// The entry last used for `text`, if it is still in the cache.
+fn remembered(
+    settings: &Settings,
+    kind: &str,
+    text: &str,
+    platform: &sifr_oci::manifest::Platform,
+) -> Option<PathBuf> {
+    let key = std::fs::read_to_string(ref_file(settings, kind, text, platform)?).ok()?;
+    ImageCache::new(&pull::cache_dir(settings).ok()?, kind).get(key.trim())
+}
+
+/// Record `key` as the entry `text` runs from (best effort: a read-only cache only loses the
+/// fallback). Written only when it changed, through a rename, so readers see whole keys.
+fn remember(
+    settings: &Settings,
+    kind: &str,
+    text: &str,
+    platform: &sifr_oci::manifest::Platform,
+    key: &str,
+) {
+    let Some(file) = ref_file(settings, kind, text, platform) else {
+        return;
+    };
+    if std::fs::read_to_string(&file).is_ok_and(|k| k.trim() == key) {
+        return;
+    }
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    let written = file
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&tmp, key))
+        .and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!("cannot record `{}`: {e}", file.display());
+    }
 }
 
 /// What changes when a local file is replaced or rewritten: its absolute path, device,
@@ -372,13 +494,14 @@ fn locate_oras(
     mode: Mode<'_>,
 ) -> anyhow::Result<Option<PathBuf>> {
     let r = super::oras::reference(text)?;
-    let (access, _guard) = pull::registry_access_with(settings, args, !mode.probe())?;
+    let (access, _guard) = pull::registry_access_with(settings, args, check_options(mode))?;
     // The key is the manifest's digest, asked for with a HEAD as for docker://; the SIF is then
     // fetched by that digest.
-    let digest = access
-        .client
-        .manifest_digest(&r)
-        .with_context(|| format!("cannot look up `{text}`"))?;
+    let tag = r.digest.is_none();
+    let digest = match look_up(&access.client, &r, text, settings, "oras")? {
+        Lookup::Digest(d) => d,
+        Lookup::Remembered(p) => return Ok(Some(p)),
+    };
     let pinned = Reference {
         digest: Some(digest),
         ..r
@@ -391,13 +514,17 @@ fn locate_oras(
         platform.architecture.as_bytes(),
         platform.variant.as_deref().unwrap_or("").as_bytes(),
     ]);
-    cached(settings, "oras", &key, mode, |tmp| {
+    let found = cached(settings, "oras", &key, mode, |tmp| {
         info(settings, &format!("Downloading oras image `{text}`"));
         let artifact =
             sifr_oci::oras::resolve_sif(&access.client, &pinned).map_err(super::oras::report)?;
         sifr_oci::oras::fetch_sif(&access.client, &pinned, &artifact, tmp)
             .map_err(super::oras::report)
-    })
+    })?;
+    if found.is_some() && mode.cached() && tag {
+        remember(settings, "oras", text, &platform, &key);
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

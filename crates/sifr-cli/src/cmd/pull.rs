@@ -292,15 +292,15 @@ pub fn registry_access(
     settings: &Settings,
     args: &RegistryArgs,
 ) -> anyhow::Result<(sifr_build::pull::RegistryAccess, Option<TempDir>)> {
-    registry_access_with(settings, args, true)
+    registry_access_with(settings, args, |_| {})
 }
 
-/// [`registry_access`]; `system_roots: false` leaves the system CA bundle unread when the
-/// registry is plain HTTP (`--no-https`), for a client that only asks for manifests.
+/// [`registry_access`], with `tweak` applied to the client's options (an image-URI launch's
+/// check of a tag leaves the CA bundle unread over plain HTTP and retries less).
 pub fn registry_access_with(
     settings: &Settings,
     args: &RegistryArgs,
-    system_roots: bool,
+    tweak: impl FnOnce(&mut ClientOptions),
 ) -> anyhow::Result<(sifr_build::pull::RegistryAccess, Option<TempDir>)> {
     let env = |k: &str| std::env::var(k).ok();
     let files = crate::cmd::registry::pull_files(settings, &args.auth)?;
@@ -327,12 +327,12 @@ pub fn registry_access_with(
             password: password.unwrap_or_default(),
         });
     }
-    let opts = ClientOptions {
+    let mut opts = ClientOptions {
         platform: platform(args)?,
         plain_http: args.nohttps,
-        system_roots,
         ..ClientOptions::default()
     };
+    tweak(&mut opts);
     let client = Client::new(opts, creds, env).context("cannot set up the registry client")?;
     let (dir, guard) = if args.disable_cache {
         let t = TempDir::new(&temp_root(settings, args)?, "sifr-nocache-")?;

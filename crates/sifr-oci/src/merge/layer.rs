@@ -189,6 +189,65 @@ impl<R: Read> Read for Guarded<R> {
     }
 }
 
+/// Lets a layer end right after its last entry's data, without the padding to the next
+/// 512-byte block and without the end-of-archive blocks: Go's `archive/tar` (Apptainer's and
+/// containerd's unpackers, `umoci unpack`) takes the end of the stream there as the end of the
+/// archive, and Debian 12's `umoci insert` writes such layers. The tar crate fails instead
+/// ("unexpected EOF during skip") while skipping the missing padding.
+///
+/// The merger tells it where the entry it has just read in full ends ([`TailPad::entry_end`]);
+/// only a stream that ends exactly there reads as if the padding were present. A stream that
+/// ends anywhere else (a truncated entry) still fails.
+#[derive(Clone, Default)]
+pub(crate) struct TailPad {
+    /// Bytes handed to the tar reader so far, and where the last full entry's data ends.
+    state: Rc<Cell<(u64, Option<u64>)>>,
+}
+
+impl TailPad {
+    pub(crate) fn wrap<R: Read>(&self, inner: R) -> Padded<R> {
+        Padded {
+            inner,
+            state: self.state.clone(),
+            pad_left: 0,
+        }
+    }
+
+    /// The entry whose data starts at `data_start` and is `size` bytes long was read in full.
+    pub(crate) fn entry_end(&self, data_start: u64, size: u64) {
+        let (pos, _) = self.state.get();
+        self.state.set((pos, Some(data_start + size)));
+    }
+}
+
+pub(crate) struct Padded<R> {
+    inner: R,
+    state: Rc<Cell<(u64, Option<u64>)>>,
+    pad_left: usize,
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (pos, end) = self.state.get();
+        if self.pad_left == 0 && !buf.is_empty() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || pos % 512 == 0 || end != Some(pos) {
+                self.state.set((pos + n as u64, end));
+                return Ok(n);
+            }
+            // The stream ended right after an entry's data: its padding, then the end.
+            self.pad_left = (512 - pos % 512) as usize;
+            self.state.set((pos, None));
+        }
+        let n = self.pad_left.min(buf.len());
+        buf[..n].fill(0);
+        self.pad_left -= n;
+        let (pos, end) = self.state.get();
+        self.state.set((pos + n as u64, end));
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -308,7 +308,9 @@ impl Merger<'_> {
         })?;
         let (_, stream) = decompress(raw).map_err(read_err)?;
         let budget = MetaBudget::default();
-        let mut archive = tar::Archive::new(budget.guard(stream, self.opts.max_metadata_bytes));
+        let tail = layer::TailPad::default();
+        let mut archive =
+            tar::Archive::new(budget.guard(tail.wrap(stream), self.opts.max_metadata_bytes));
         let mut entries = archive.entries().map_err(read_err)?;
         let mut stopped_early = false;
         self.index = 0;
@@ -340,6 +342,8 @@ impl Merger<'_> {
                 self.entry(k, name, &mut entry)?;
             }
             io::copy(&mut entry, &mut io::sink()).map_err(read_err)?;
+            let physical = entry.header().entry_size().map_err(read_err)?;
+            tail.entry_end(entry.raw_file_position(), physical);
         }
         if !stopped_early {
             // Read past the end-of-archive blocks to the end of the blob, so that a layer
