@@ -168,9 +168,8 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\n' >"$rootfs/etc/group"
 echo busybox >"$rootfs/etc/image-name"
 echo "tools 1.0" >"$img/tools/opt/tools/VERSION"
-# Layers by unpack/repack: Debian's umoci 0.4.7 `insert` writes tars without the last
-# entry's padding and the end blocks, which GNU tar and sifr refuse (Go's archive/tar, under
-# Apptainer, does not: docs/clients.md).
+# Layers by unpack/repack, which writes whole tars (Debian's umoci 0.4.7 `insert` leaves out
+# the last entry's padding and the end blocks; sifr reads those too, as Go's archive/tar does).
 layer() { # TAG DIR: add DIR's tree as a new layer of the image TAG
     rm -rf "$img/bundle"
     umoci unpack --image "$img/oci:$1" "$img/bundle" >/dev/null
