@@ -353,6 +353,10 @@ test_compose() {
         check compose "$who" "$variant: exec in each instance" sh -c "
             ${sc[*]} exec app11 cat /etc/image-name | grep -qx busybox &&
             ${sc[*]} exec app21 cat /opt/tools/VERSION | grep -qx 'tools 1.0'"
+        # `up` starts the instances with --writable-tmpfs.
+        check compose "$who" "$variant: the instance's root is writable (--writable-tmpfs)" sh -c "
+            ${sc[*]} exec app21 sh -c 'echo written >/opt/tools/new && cat /opt/tools/new' |
+            grep -qx written"
         # --hostname in both runs; --net --network none (its options without sudo) leaves the
         # instance only a loopback interface, where without them it shares the host's.
         check compose "$who" "$variant: hostname and network namespace" sh -c "
