@@ -87,3 +87,32 @@ for r in rows:
         r["min"] * 1e3, " | ".join(ratios)))
 EOF
 }
+
+# start_registry DIR: Debian's docker-registry on a free port of 127.0.0.1, plain HTTP, its
+# storage and log in DIR; sets $port and $regpid, stops it on exit, returns once it answers.
+start_registry() {
+  local dir=$1
+  mkdir -p "$dir"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$dir/config.yml" <<CFG
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+http:
+  addr: 127.0.0.1:$port
+CFG
+  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+  regpid=$!
+  trap 'kill $regpid 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "docker-registry did not start: $(cat "$dir/log")" >&2
+  return 1
+}

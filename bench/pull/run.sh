@@ -61,28 +61,10 @@ fi
 sifr=$(sifr_release "$repo")
 
 # A registry on a free port, its storage in the work directory.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 reg=$work/registry
-rm -rf "$reg" && mkdir -p "$reg"
-cat >"$reg/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $reg/data
-http:
-  addr: 127.0.0.1:$port
-EOF
-docker-registry serve "$reg/config.yml" >"$reg/log" 2>&1 &
-regpid=$!
-trap 'kill $regpid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+rm -rf "$reg"
+start_registry "$reg"
+# shellcheck disable=SC2154 # start_registry (bench/lib.sh) sets $port
 host=127.0.0.1:$port
 for img in minbase py; do
   skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$layout:$img" "docker://$host/bench/$img:v1"

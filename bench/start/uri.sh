@@ -59,26 +59,9 @@ echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
 tar -C "$layout" -cf "$work/image.tar" .
 
 # The registry, on a free port of 127.0.0.1, stopped on exit.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-EOF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-reg=$!
-trap 'kill $reg 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+rm -rf "$work/registry"
+start_registry "$work/registry"
+# shellcheck disable=SC2154 # start_registry (bench/lib.sh) sets $port
 skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$layout:v1" \
   "docker://127.0.0.1:$port/bench/img:v1"
 

@@ -32,18 +32,7 @@ const EMPTY_CONFIG_DIGEST: &str =
 /// A temporary directory when every tool is there; `None` (skipped, saying why) otherwise,
 /// except under `CI`, where a missing tool is a failure.
 fn setup(tools: &[&str]) -> Option<tempfile::TempDir> {
-    let mut missing = sifr_testkit::missing(tools);
-    if !Path::new("/bin/busybox").exists() {
-        missing = Some(missing.map_or("/bin/busybox".into(), |m| {
-            format!("{m}, /bin/busybox (busybox-static)")
-        }));
-    }
-    if let Some(m) = missing {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{m} not installed (required in CI)"
-        );
-        eprintln!("skipped: {m} not installed");
+    if !registries::tools_present(tools) {
         return None;
     }
     let t = tempfile::Builder::new()

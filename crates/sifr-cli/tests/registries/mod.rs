@@ -232,10 +232,9 @@ pub fn registry_with_test_image(d: &Path, layout: &Path) -> Registry {
     reg
 }
 
-/// A temporary directory holding the test image's layout when every tool is there; `None`
-/// (skipped, saying why) otherwise, except under `CI`, where scripts/deps.sh installs them
-/// all and a missing one is a failure.
-pub fn setup(tools: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
+/// Whether `tools` and `/bin/busybox` are all there; when not, the test is skipped, saying
+/// why, except under `CI`, where scripts/deps.sh installs them all and a missing one fails.
+pub fn tools_present(tools: &[&str]) -> bool {
     let mut absent = missing(tools);
     if !Path::new("/bin/busybox").exists() {
         absent = Some(absent.map_or("/bin/busybox (busybox-static)".into(), |m| {
@@ -248,6 +247,15 @@ pub fn setup(tools: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
             "{m} not installed (required in CI)"
         );
         eprintln!("skipped: {m} not installed");
+        return false;
+    }
+    true
+}
+
+/// A temporary directory holding the test image's layout when every tool is there (see
+/// [`tools_present`]).
+pub fn setup(tools: &[&str]) -> Option<(tempfile::TempDir, PathBuf)> {
+    if !tools_present(tools) {
         return None;
     }
     let t = tempfile::Builder::new()
