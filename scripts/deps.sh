@@ -23,6 +23,9 @@ PACKAGES=(
     uidmap           # newuidmap/newgidmap: subordinate ids for unprivileged (fakeroot) builds
     python3          # scripts/flag-coverage
     iproute2         # ip netns: the network-namespace tests join one made with it
+    python3-venv     # scripts/clients.sh: the clients' virtual environment, with pip (Debian's python3)
+    lmod             # scripts/clients.sh: shpc's modules are loaded with Lmod
+    curl             # scripts/clients.sh: uploads an ORAS artifact to the test registry
 )
 
 missing=()

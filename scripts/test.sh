@@ -3,9 +3,11 @@
 # flag coverage against Apptainer's (scripts/flag-coverage), then builds
 # every example of examples/ from its definition file and runs it (as root and as an ordinary
 # user; see scripts/examples.sh), checks the environment activations of tests/activation (see
-# scripts/activation.sh), then runs MPI jobs of the MPI example images under mpirun and
-# Slurm (scripts/hpc.sh). SIFR_SKIP_EXAMPLES=1 leaves the examples and the MPI jobs out,
-# SIFR_SKIP_HPC=1 the MPI jobs only.
+# scripts/activation.sh), runs the clients that call Apptainer for researchers (spython,
+# snakemake, singularity-compose, shpc; see scripts/clients.sh), then runs MPI jobs of the MPI
+# example images under mpirun and Slurm (scripts/hpc.sh). SIFR_SKIP_EXAMPLES=1 leaves the
+# examples, the clients and the MPI jobs out, SIFR_SKIP_CLIENTS=1 the clients only (they are
+# installed from PyPI), SIFR_SKIP_HPC=1 the MPI jobs only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,10 @@ if [ "${SIFR_SKIP_EXAMPLES:-0}" != 1 ]; then
     SIFR=$sifr_bin EXAMPLES_WORK=$fixtures scripts/examples.sh
     # conda/venv/Lmod activations in %environment on a Debian (dash) image.
     SIFR=$sifr_bin scripts/activation.sh
+    # spython, snakemake, singularity-compose and shpc against sifr as apptainer/singularity.
+    if [ "${SIFR_SKIP_CLIENTS:-0}" != 1 ]; then
+        SIFR=$sifr_bin scripts/clients.sh
+    fi
     if [ "${SIFR_SKIP_HPC:-0}" != 1 ]; then
         SIFR=$sifr_bin HPC_IMAGES=$fixtures/root/mpi scripts/hpc.sh
     fi
