@@ -116,8 +116,8 @@ fn pull_refuses_bad_sources_arches_and_existing_targets_before_any_download() {
     let d = t.path();
     let e = fails(d, &["pull", "library://alpine:3"], &[]);
     assert!(e.contains("unsupported transport type: library"), "{e}");
-    let e = fails(d, &["pull", "x.sif", "oras://h/x:1"], &[]);
-    assert!(e.contains("unsupported transport type: oras"), "{e}");
+    let e = fails(d, &["pull", "x.sif", "ipfs://h/x"], &[]);
+    assert!(e.contains("unsupported transport type: ipfs"), "{e}");
     // The host cannot be reached (port 9 on 127.0.0.1 is closed): these fail before trying.
     let e = fails(
         d,
