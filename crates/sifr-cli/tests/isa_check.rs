@@ -84,6 +84,10 @@ fn image() -> Option<Image> {
         &bin.join("prog-fp16"),
     );
     std::fs::copy(bin.join("prog-v2"), root.join(".singularity.d/runscript")).unwrap();
+    // A `sleep` for the test whose launch joins a running one.
+    if Path::new("/bin/busybox").exists() {
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    }
     let sif = dir.path().join("img.sif");
     let o = sifr(&["build", sif.to_str().unwrap(), root.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -175,6 +179,53 @@ fn exec_warns_only_for_programs_this_cpu_cannot_run() {
             }
         }
     }
+}
+
+/// A launch that joins the node's holder of its image (another launch of the image is running)
+/// is judged as a first launch is: the warning was skipped on that path, so whether a job's
+/// ranks were warned depended on their timing.
+#[test]
+fn a_launch_joining_a_running_one_of_the_image_is_judged_too() {
+    let Some(im) = image() else { return };
+    if let Err(why) = can_launch() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "/bin/busybox (busybox-static) is required in CI"
+        );
+        eprintln!("skipped: /bin/busybox (busybox-static) not installed");
+        return;
+    }
+    let host = HostFacts::detect();
+    let Some(prog) = [(3, "prog-v3"), (4, "prog-v4")]
+        .into_iter()
+        .find(|(v, _)| host.level < Some(Level::ALL[v - 1]))
+        .map(|(_, p)| p)
+        .or((!host.has(Feature::Avx512Fp16)).then_some("prog-fp16"))
+    else {
+        eprintln!("skipped: this CPU runs every program of the image");
+        return;
+    };
+    let sif = im.sif.to_str().unwrap();
+    let mut running = Command::new(env!("CARGO_BIN_EXE_sifr"))
+        .args(["exec", sif, "busybox", "sleep", "5"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let o = sifr(&["-d", "exec", sif, prog]);
+    let _ = running.kill();
+    let _ = running.wait();
+    let err = stderr(&o);
+    assert!(err.contains("joined the node's holder"), "{err}");
+    assert!(
+        err.contains(&format!("WARNING: `/usr/bin/{prog}` in image `")),
+        "{err}"
+    );
 }
 
 #[test]

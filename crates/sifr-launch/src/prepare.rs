@@ -83,20 +83,14 @@ pub fn prepare(
         ..
     } = request;
     if let Some((mut plan, joined)) = join_holder(&opts, &image, &action, &host)? {
+        // Judged as a first launch is: the holder's image is the same file.
+        judge(&joined.image, &action, policy, warn)?;
         log_notes(&plan);
         plan.cgroup = cgroup;
         return Ok(Prepared::Joined { plan, joined });
     }
     let img = image::open(&image).map_err(RequestError::Image)?;
-    if let Some(finding) = isa_check::check(&img, &action, policy) {
-        if policy == Policy::Error {
-            return Err(RequestError::Isa(Box::new(Refused {
-                image: img.path.clone(),
-                finding,
-            })));
-        }
-        warn(&finding, &img.path);
-    }
+    judge(&img, &action, policy, warn)?;
     let mut plan = plan::build(&opts, &img.path, action, &host).map_err(RequestError::Plan)?;
     log_notes(&plan);
     plan.cgroup = cgroup;
@@ -111,6 +105,26 @@ pub fn prepare(
         image: img,
         attach,
     })
+}
+
+/// The ISA check of `img` for `action`: a finding goes to `warn`, or under [`Policy::Error`]
+/// refuses the launch.
+fn judge(
+    img: &image::Image,
+    action: &Action,
+    policy: Policy,
+    warn: impl FnOnce(&Finding, &Path),
+) -> Result<(), RequestError> {
+    if let Some(finding) = isa_check::check(img, action, policy) {
+        if policy == Policy::Error {
+            return Err(RequestError::Isa(Box::new(Refused {
+                image: img.path.clone(),
+                finding,
+            })));
+        }
+        warn(&finding, &img.path);
+    }
+    Ok(())
 }
 
 /// The plan of `request` run in a container that already exists (`instance://NAME`): no GPU
