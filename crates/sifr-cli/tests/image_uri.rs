@@ -528,9 +528,10 @@ fn unreachable_registries_and_unsupported_transports_fail_clearly() {
     assert!(entries(d, "oci-tmp").is_empty());
     for (uri, word) in [
         ("shub://user/image", "unsupported transport type: shub"),
+        // Apptainer's stock configuration has no library either.
         (
             "library://user/c/img",
-            "unsupported transport type: library",
+            "no default remote with library client in use",
         ),
         (
             "docker-daemon:alpine:3",
@@ -696,4 +697,144 @@ fn a_fetch_killed_mid_conversion_leaves_nothing_the_next_launch_or_cache_clean_c
         stderr(&out)
     );
     assert!(tmp_files().is_empty());
+}
+
+/// A fake Sylabs-style container library: `GET /v1/images/PATH:TAG?arch=...` describes the
+/// image (`{"data":{"hash":"sha256.HEX","size":N}}`), `GET /v1/imagefile/PATH:TAG?arch=...`
+/// redirects (303) to `/files/NAME`, which serves the file. `bad` is described with a wrong
+/// hash. Counts the file downloads.
+fn library_server(sif: PathBuf) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let Ok(head) = sifr_testkit::http::read_head(&mut reader) else {
+                continue;
+            };
+            log.lock().unwrap().push(head.target.clone());
+            let bytes = std::fs::read(&sif).unwrap();
+            let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+            let reply = |conn: &mut std::net::TcpStream, status: &str, extra: &str, body: &[u8]| {
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                let _ = conn.write_all(body);
+            };
+            if !query.starts_with("arch=") && path.starts_with("/v1/") {
+                reply(&mut conn, "400 Bad Request", "", b"");
+            } else if let Some(p) = path.strip_prefix("/v1/images/") {
+                let hash = if p.starts_with("e/c/bad:") {
+                    "sha256.".to_string() + &"0".repeat(64)
+                } else {
+                    format!("sha256.{}", sifr_oci::Digest::of(&bytes).hex())
+                };
+                let body = format!(
+                    "{{\"data\":{{\"hash\":\"{hash}\",\"size\":{}}}}}",
+                    bytes.len()
+                );
+                reply(
+                    &mut conn,
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    body.as_bytes(),
+                );
+            } else if path.starts_with("/v1/imagefile/") {
+                reply(
+                    &mut conn,
+                    "303 See Other",
+                    "Location: /files/img.sif\r\n",
+                    b"",
+                );
+            } else if path == "/files/img.sif" {
+                reply(&mut conn, "200 OK", "", &bytes);
+            } else {
+                reply(&mut conn, "404 Not Found", "", b"");
+            }
+        }
+    });
+    (port, seen)
+}
+
+/// `library://` as Apptainer's library client reads it (internal/pkg/client/library): the
+/// library named in the URI (or `pull --library`), the image described, then downloaded
+/// through the storage redirect and checked against the described hash. e2e/pull's library
+/// cases need Sylabs' service; these run against a fake one.
+#[test]
+fn library_uris_pull_and_run_from_the_library_the_uri_names() {
+    let Some((t, layout)) = setup(&["skopeo"]) else {
+        return;
+    };
+    let d = t.path();
+    prepare(d);
+    let served = d.join("img.sif");
+    run_ok(sifr_nohttps(
+        d,
+        &[
+            "pull",
+            served.to_str().unwrap(),
+            &format!("oci:{}:v1", layout.display()),
+        ],
+    ));
+    let (port, seen) = library_server(served.clone());
+    let uri = format!("library://127.0.0.1:{port}/e/c/img:v1");
+    run_ok(sifr_nohttps(d, &["pull", "a.sif", &uri]));
+    assert_eq!(
+        std::fs::read(d.join("a.sif")).unwrap(),
+        std::fs::read(&served).unwrap()
+    );
+    let arch = format!("?arch={}", host_goarch());
+    assert!(
+        seen.lock()
+            .unwrap()
+            .contains(&format!("/v1/imagefile/e/c/img:v1{arch}")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    // The library given with --library for a URI that names none.
+    let mut c = sifr_nohttps(
+        d,
+        &[
+            "pull",
+            "--library",
+            &format!("http://127.0.0.1:{port}"),
+            "b.sif",
+            "library://e/c/img:v1",
+        ],
+    );
+    c.env_remove("APPTAINER_NOHTTPS");
+    run_ok(c);
+    assert!(d.join("b.sif").is_file());
+    // A download whose hash is not the described one: refused, nothing written.
+    let bad = format!("library://127.0.0.1:{port}/e/c/bad:v1");
+    let out = sifr_nohttps(d, &["pull", "c.sif", &bad]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains("describes it as"), "{}", stderr(&out));
+    assert!(!d.join("c.sif").exists());
+
+    if !can_launch() {
+        return;
+    }
+    let files = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.starts_with("/files/"))
+            .count()
+    };
+    let before = files();
+    let out = run_ok(sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]));
+    assert_eq!(stdout(&out), "hello v2\n");
+    let out = run_ok(sifr_nohttps(d, &["run", &uri, "q"]));
+    assert_eq!(stdout(&out), "ep q\n");
+    assert!(stderr(&out).contains("Using cached SIF image"));
+    assert_eq!(files(), before + 1, "downloaded once");
+    assert_eq!(entries(d, "library").len(), 1);
 }

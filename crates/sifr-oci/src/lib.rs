@@ -16,6 +16,7 @@ pub mod client;
 pub mod digest;
 pub mod images;
 pub mod layout;
+pub mod library;
 pub mod manifest;
 pub mod merge;
 pub mod net;

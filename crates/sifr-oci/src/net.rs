@@ -132,6 +132,30 @@ impl NetClient {
         })
     }
 
+    /// `GET url` of a small document (at most 16 MiB): an API's JSON answer.
+    pub fn get_small(&self, url: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|source| ClientError::Http {
+                url: url.to_string(),
+                source,
+            })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(status_error(url, status));
+        }
+        resp.into_body()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_vec()
+            .map_err(|e| ClientError::Body {
+                url: url.to_string(),
+                source: io::Error::other(e),
+            })
+    }
+
     /// `GET url` into the new file `dest` (never an existing one); a short body is an error.
     /// On any failure `dest` is removed.
     pub fn download(&self, url: &str, dest: &Path) -> Result<u64, NetError> {

@@ -44,6 +44,8 @@ pub enum Kind {
     /// `docker://` and the other sources the pull pipeline converts.
     Oci,
     Oras,
+    /// `library://` (a Sylabs-style container library).
+    Library,
     /// `http://`, `https://`.
     Net,
 }
@@ -65,6 +67,7 @@ pub fn kind(image: &str) -> anyhow::Result<Kind> {
             Kind::Oci
         }
         Some("oras") => Kind::Oras,
+        Some("library") => Kind::Library,
         Some("http" | "https") => Kind::Net,
         Some(t) => {
             pull::check_transport(image)?;
@@ -198,7 +201,7 @@ pub fn fetch_with_env(image: &Path, settings: &Settings) -> anyhow::Result<Optio
 
 /// What [`locate`] does on a cache miss.
 #[derive(Debug, Clone, Copy)]
-enum Mode<'a> {
+pub(super) enum Mode<'a> {
     /// Only look: `None` on a miss. Reads no CA bundle for a plain-HTTP registry.
     Probe,
     /// Fetch (in the forked child): into the cache, or into this file (`--disable-cache`).
@@ -206,12 +209,12 @@ enum Mode<'a> {
 }
 
 impl Mode<'_> {
-    fn probe(self) -> bool {
+    pub(super) fn probe(self) -> bool {
         matches!(self, Mode::Probe)
     }
 
     /// Whether the result is a cache entry (not a `--disable-cache` file).
-    fn cached(self) -> bool {
+    pub(super) fn cached(self) -> bool {
         !matches!(self, Mode::Fill(Some(_)))
     }
 }
@@ -228,11 +231,12 @@ fn locate(
         Kind::Oci => locate_oci(text, args, settings, mode),
         Kind::Net => locate_net(text, settings, mode),
         Kind::Oras => locate_oras(text, args, settings, mode),
+        Kind::Library => super::library::locate(text, args, settings, mode),
         Kind::Local => Ok(Some(PathBuf::from(text))),
     }
 }
 
-fn info(settings: &Settings, msg: &str) {
+pub(super) fn info(settings: &Settings, msg: &str) {
     if !settings.quiet && !settings.silent {
         eprintln!("INFO:    {msg}");
     }
@@ -240,7 +244,7 @@ fn info(settings: &Settings, msg: &str) {
 
 /// The entry `key` of `kind` in the cache; filled by `fill` if it is missing, unless only
 /// probing. With a `--disable-cache` destination, `fill` writes that file instead.
-fn cached(
+pub(super) fn cached(
     settings: &Settings,
     kind: &str,
     key: &str,

@@ -24,6 +24,7 @@ pub mod instance_state;
 pub mod instance_stats;
 pub mod instance_stop;
 pub mod isa_check;
+pub mod library;
 pub mod man;
 pub mod oras;
 pub mod pull;

@@ -55,7 +55,7 @@ pub struct RegistryArgs {
     /// Temporary directory for the build or pull (default: the `tmpdir` setting, $TMPDIR, /tmp).
     #[arg(long, hide = true, value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
-    /// The library to use for `library://` sources (which sifr does not support).
+    /// The library for `library://` sources that name no host (`https://HOST` or `HOST`).
     #[arg(long, value_name = "URL")]
     pub library: Option<String>,
     /// Keep the temporary files of a failed build or pull, for debugging.
@@ -72,8 +72,9 @@ pub struct RegistryArgs {
 pub struct PullArgs {
     /// `[IMAGE.sif] SOURCE`: the SIF to write (default: NAME_TAG.sif in the current
     /// directory) and `docker://[host[:port]/]name[:tag|@digest]`, `oci:DIR[:TAG]`,
-    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]` or `oras://host/name[:tag]` (a
-    /// SIF file stored as an ORAS artifact).
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`, `oras://host/name[:tag]` (a
+    /// SIF file stored as an ORAS artifact), `library://[host/]entity/collection/image[:tag]`
+    /// or `https://host/file.sif`.
     #[arg(value_name = "[IMAGE.sif] SOURCE", num_args = 1..=2, required = true)]
     pub args: Vec<String>,
     /// Overwrite the image file if it exists.
@@ -165,10 +166,6 @@ pub fn pull_target(
 
 /// Transports Apptainer pulls from that sifr does not, with what to use instead.
 const UNSUPPORTED_TRANSPORTS: &[(&str, &str)] = &[
-    (
-        "library",
-        "sifr has no client for Sylabs/Apptainer libraries; pull the image from an OCI registry (docker://) or download the SIF file",
-    ),
     (
         "shub",
         "Singularity Hub is read-only and gone; use docker:// or a SIF file",
@@ -419,6 +416,9 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
         _ => unreachable!("clap takes one or two values"),
     };
     check_transport(&source_text)?;
+    if crate::cmd::image_uri::transport(&source_text) == Some("library") {
+        return crate::cmd::library::pull(&args, image, &source_text, settings);
+    }
     if source_text
         .split_once(':')
         .is_some_and(|(t, _)| t == "oras")
@@ -720,10 +720,9 @@ mod tests {
 
     #[test]
     fn unsupported_transports_are_named() {
-        let e = check_transport("library://alpine").unwrap_err();
+        let e = check_transport("shub://alpine").unwrap_err();
         assert!(
-            e.to_string()
-                .contains("unsupported transport type: library"),
+            e.to_string().contains("unsupported transport type: shub"),
             "{e}"
         );
         assert!(check_transport("docker://alpine").is_ok());
