@@ -208,7 +208,8 @@ pub(crate) fn write_sif(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.sifr-build-{}", std::process::id()));
+    sweep_partials(&dir, &name);
+    let tmp = dir.join(format!("{}{}", partial_prefix(&name), std::process::id()));
     let file = fs::OpenOptions::new()
         .write(true)
         .read(true)
@@ -219,6 +220,9 @@ pub(crate) fn write_sif(
             source,
         })?;
     let mut guard = TempGuard(Some(tmp.clone()));
+    // Held until this function returns (a second descriptor of the same open file, so closing
+    // the writer's does not release it): a later run's sweep leaves a file being written alone.
+    let _held = file.try_clone().and_then(|f| f.lock().map(|()| f));
 
     let mut creator = Creator::new(
         BufWriter::with_capacity(1 << 20, file),
@@ -275,6 +279,43 @@ pub(crate) fn write_sif(
     })?;
     guard.0 = None;
     Ok((summary.unwrap_or_default(), sif_size, isa))
+}
+
+/// The name every partial file of `target`'s name starts with (the writer's pid follows).
+fn partial_prefix(name: &str) -> String {
+    format!(".{name}.sifr-build-")
+}
+
+/// Partial files this old, unlocked, are a dead writer's: a live one locks its file right
+/// after creating it, so only that instant is unlocked, and it is never this old.
+const PARTIAL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Remove the partial files of `name` in `dir` that a killed writer left (`kill -9` of a pull
+/// or build): those whose lock nobody holds and that are older than [`PARTIAL_GRACE`]. Best
+/// effort: what cannot be removed stays.
+fn sweep_partials(dir: &Path, name: &str) {
+    let prefix = partial_prefix(name);
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(f) = fs::File::open(&path) else {
+            continue;
+        };
+        let old = f
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= PARTIAL_GRACE));
+        if old && f.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+            tracing::info!("removed `{}`, left by an interrupted run", path.display());
+        }
+    }
 }
 
 /// Scans the primary partition of the SIF at `path` and adds the facts as a JSON object (an
