@@ -157,6 +157,42 @@ fn a_sif_without_a_primary_partition_is_refused_naming_the_file() {
     );
 }
 
+/// A corrupt image whose attach fails leaves no empty mount point in the runtime directory (one
+/// per image was left, and another run's leftovers then failed this suite's leftover checks);
+/// an orphaned mount point of an earlier run is swept by the next launch (issue 24, item 4).
+#[test]
+fn a_corrupt_image_leaves_no_mount_point_and_orphans_are_swept() {
+    let im = Images::new();
+    let d = im.fx.dir.path();
+    let bad = d.join("corrupt.sqfs");
+    let mut bytes = std::fs::read(&im.sqfs).unwrap();
+    // The superblock after its magic: sizes and table offsets nothing can mount.
+    for b in &mut bytes[8..96] {
+        *b = 0xff;
+    }
+    std::fs::write(&bad, &bytes).unwrap();
+    // A private temporary directory, so the runtime directory is this test's alone.
+    let tmp = d.join("tmp");
+    let runtime = tmp.join("sifr-0");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(runtime.join("0123456789abcdef.mnt")).unwrap();
+    let mut c = sifr_as(&im.fx, As::Root, &["exec", bad.to_str().unwrap(), "true"]);
+    let o = c.env("TMPDIR", &tmp).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(i32::from(sifr_cli::exit::FAILURE)),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<String> = std::fs::read_dir(&runtime)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".mnt") || n.ends_with(".sock"))
+        .collect();
+    assert!(left.is_empty(), "left in the runtime directory: {left:?}");
+}
+
 #[test]
 fn writable_is_refused_for_image_files() {
     let im = Images::new();

@@ -314,11 +314,18 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
             })?;
         Ok((pair, staged, extracted))
     };
-    let ((mine, its), mut staged, extracted) = pair_and_stage().inspect_err(|_| unbind())?;
+    // A launch that fails before attaching (a corrupt image) leaves neither its socket nor
+    // its empty mount point: one would be left per image otherwise.
+    let abandon = || {
+        unbind();
+        let _ = std::fs::remove_dir(&paths.mnt);
+    };
+    let ((mine, its), mut staged, extracted) = pair_and_stage().inspect_err(|_| abandon())?;
     staged.set_prefetch(spec.prefetch.clone());
     // From here on this process is in the namespaces it shares: a failure is the launch's.
     let fatal = |e: AttachError| {
-        unbind();
+        // `remove_dir` leaves a mount point that is still mounted (busy) alone.
+        abandon();
         ShareError::Attach(Box::new(e))
     };
     attach_here(spec, &paths.mnt, &mut staged).map_err(fatal)?;
@@ -405,7 +412,9 @@ fn attach_here(
 }
 
 /// Remove the sockets nobody answers on, and their mount points, from the runtime directory
-/// `dir` (its lock held): what holders that were killed left.
+/// `dir` (its lock held): what holders that were killed left. A mount point with no socket
+/// beside it (an earlier version's failed attach) goes too; `remove_dir` takes only an empty
+/// directory that nothing is mounted on, and under the lock no launch is setting one up.
 fn sweep(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -418,6 +427,10 @@ fn sweep(dir: &Path) {
         {
             let _ = std::fs::remove_file(&path);
             let _ = std::fs::remove_dir(path.with_extension("mnt"));
+        } else if path.extension().is_some_and(|x| x == "mnt")
+            && !path.with_extension("sock").exists()
+        {
+            let _ = std::fs::remove_dir(&path);
         }
     }
 }
