@@ -193,6 +193,53 @@ impl Drop for WorkDir {
     }
 }
 
+/// The name of every build's work directory starts with this (the builder's pid follows).
+const WORK_PREFIX: &str = "build-temp-";
+
+/// A file in a work directory that `--no-cleanup` kept for the user to look at.
+const KEEP_MARK: &str = ".sifr-no-cleanup";
+
+/// Work directories this old and unlocked are a dead build's: a live build locks its own right
+/// after making it, so only that instant is unlocked, and it is never this old.
+const WORK_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Remove what killed builds left in `tmpdir` (`kill -9` of `sifr build`): work directories
+/// whose lock nobody holds and that are older than [`WORK_GRACE`], but not those `--no-cleanup`
+/// kept. Best effort: another user's, or files a fakeroot build's subordinate ids own, may stay.
+fn sweep_work_dirs(tmpdir: &Path, log: &mut dyn FnMut(&str)) {
+    let Ok(rd) = std::fs::read_dir(tmpdir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if !name.to_str().is_some_and(|n| n.starts_with(WORK_PREFIX)) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(md) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = md
+            .modified()
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= WORK_GRACE));
+        if !md.is_dir() || !old || path.join(KEEP_MARK).exists() {
+            continue;
+        }
+        let Ok(dir) = std::fs::File::open(&path) else {
+            continue;
+        };
+        if dir.try_lock().is_ok() {
+            remove_tree(&path);
+            if !path.exists() {
+                log(&format!(
+                    "removed `{}`, left by an interrupted build",
+                    path.display()
+                ));
+            }
+        }
+    }
+}
+
 /// Remove a tree that may hold read-only directories (a package's 0555 dirs), best effort.
 pub fn remove_tree(path: &Path) {
     if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
@@ -241,9 +288,15 @@ pub fn build_definition(
     }
     check_target(opts)?;
     std::fs::create_dir_all(&opts.tmpdir).map_err(io_err(&opts.tmpdir))?;
-    let work = make_temp_dir(&opts.tmpdir, "build-temp-")?;
+    sweep_work_dirs(&opts.tmpdir, log);
+    let work = make_temp_dir(&opts.tmpdir, WORK_PREFIX)?;
+    // Locked for the build's life (the descriptor lives until this function returns), so a
+    // concurrent build's sweep leaves this directory alone.
+    let _held = std::fs::File::open(&work).and_then(|f| f.lock().map(|()| f));
     let result = build_in(def, opts, &work, log, on_output);
     if result.is_err() && opts.no_cleanup {
+        // Kept on purpose: the next build's sweep leaves it alone.
+        let _ = std::fs::write(work.join(KEEP_MARK), b"");
         log(&format!(
             "build performed with no clean up option, build files left in {}",
             work.display()
@@ -647,4 +700,42 @@ fn finish(
         arch,
         pack: Some(report),
     })
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_builds_work_directory_is_swept_but_a_live_kept_or_fresh_one_is_not() {
+        let t = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let make = |name: &str, age_it: bool| {
+            let p = t.path().join(name);
+            std::fs::create_dir_all(p.join("stage-0/rootfs/etc")).unwrap();
+            std::fs::write(p.join("stage-0/rootfs/etc/f"), "x").unwrap();
+            if age_it {
+                std::fs::File::open(&p).unwrap().set_modified(old).unwrap();
+            }
+            p
+        };
+        let dead = make("build-temp-11-aaaa", true);
+        let live = make("build-temp-22-bbbb", true);
+        let fresh = make("build-temp-33-cccc", false);
+        let kept = make("build-temp-44-dddd", true);
+        std::fs::write(kept.join(KEEP_MARK), b"").unwrap();
+        std::fs::File::open(&kept)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let other = make("not-a-build-55", true);
+        let held = std::fs::File::open(&live).unwrap();
+        held.lock().unwrap();
+        let mut lines = Vec::new();
+        sweep_work_dirs(t.path(), &mut |l| lines.push(l.to_string()));
+        assert!(!dead.exists(), "a dead build's directory is removed");
+        assert!(live.exists() && fresh.exists() && kept.exists() && other.exists());
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("build-temp-11-aaaa"), "{lines:?}");
+    }
 }
