@@ -75,6 +75,12 @@ pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(e) = err.downcast_ref::<sifr_oci::oras::OrasError>() {
         return e.hint();
     }
+    if let Some(e) = err.downcast_ref::<sifr_oci::net::NetError>() {
+        return e.hint();
+    }
+    if let Some(e) = err.downcast_ref::<sifr_oci::library::LibraryError>() {
+        return e.hint();
+    }
     if let Some(e) = err.downcast_ref::<sifr_launch::fakeroot::FakerootError>() {
         return e.hint();
     }

@@ -16,6 +16,13 @@ use crate::client::{ClientError, tls};
 /// Downloads of more than this many bytes are cut off (a runaway server cannot fill the disk).
 const MAX_IMAGE: u64 = 1 << 40;
 
+/// The methods of the requests made here.
+#[derive(Clone, Copy)]
+enum Method {
+    Get,
+    Head,
+}
+
 /// A blocking HTTP(S) client for image files.
 pub struct NetClient {
     agent: ureq::Agent,
@@ -76,14 +83,6 @@ fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String>
         .map(str::to_string)
 }
 
-fn status_error(url: &str, status: u16) -> ClientError {
-    ClientError::Status {
-        url: url.to_string(),
-        status,
-        detail: String::new(),
-    }
-}
-
 impl NetClient {
     /// `ca_files` are trusted on top of the system bundle; `env` looks up `SSL_CERT_FILE`.
     /// `system_roots: false` skips reading the bundle: for `http://` URLs only (a redirect to
@@ -111,20 +110,35 @@ impl NetClient {
         })
     }
 
-    /// `HEAD url`: the validators of what it serves now.
-    pub fn validators(&self, url: &str) -> Result<Validators, ClientError> {
-        let resp = self
-            .agent
-            .head(url)
-            .call()
-            .map_err(|source| ClientError::Http {
-                url: url.to_string(),
-                source,
-            })?;
+    /// `method url`: the answer when it is a success (2xx, after redirects), else the error
+    /// naming the URL and the status.
+    fn call_ok(
+        &self,
+        url: &str,
+        method: Method,
+    ) -> Result<ureq::http::Response<ureq::Body>, ClientError> {
+        let req = match method {
+            Method::Get => self.agent.get(url),
+            Method::Head => self.agent.head(url),
+        };
+        let resp = req.call().map_err(|source| ClientError::Http {
+            url: url.to_string(),
+            source,
+        })?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
-            return Err(status_error(url, status));
+            return Err(ClientError::Status {
+                url: url.to_string(),
+                status,
+                detail: String::new(),
+            });
         }
+        Ok(resp)
+    }
+
+    /// `HEAD url`: the validators of what it serves now.
+    pub fn validators(&self, url: &str) -> Result<Validators, ClientError> {
+        let resp = self.call_ok(url, Method::Head)?;
         Ok(Validators {
             etag: header(&resp, "etag"),
             last_modified: header(&resp, "last-modified"),
@@ -134,18 +148,7 @@ impl NetClient {
 
     /// `GET url` of a small document (at most 16 MiB): an API's JSON answer.
     pub fn get_small(&self, url: &str) -> Result<Vec<u8>, ClientError> {
-        let resp = self
-            .agent
-            .get(url)
-            .call()
-            .map_err(|source| ClientError::Http {
-                url: url.to_string(),
-                source,
-            })?;
-        let status = resp.status().as_u16();
-        if !(200..300).contains(&status) {
-            return Err(status_error(url, status));
-        }
+        let resp = self.call_ok(url, Method::Get)?;
         resp.into_body()
             .with_config()
             .limit(16 << 20)
@@ -167,18 +170,7 @@ impl NetClient {
     }
 
     fn download_inner(&self, url: &str, dest: &Path) -> Result<u64, NetError> {
-        let resp = self
-            .agent
-            .get(url)
-            .call()
-            .map_err(|source| ClientError::Http {
-                url: url.to_string(),
-                source,
-            })?;
-        let status = resp.status().as_u16();
-        if !(200..300).contains(&status) {
-            return Err(status_error(url, status).into());
-        }
+        let resp = self.call_ok(url, Method::Get)?;
         let announced: Option<u64> = header(&resp, "content-length").and_then(|v| v.parse().ok());
         let write_err = |source| NetError::Write {
             path: dest.to_path_buf(),
