@@ -15,7 +15,7 @@ use sifr_oci::library::{self, LibraryRef};
 use sifr_oci::net::NetClient;
 
 use super::image_uri::{Mode, cached, info};
-use super::pull::{self, PullArgs, RegistryArgs, TempDir};
+use super::pull::{self, PullArgs, RegistryArgs};
 use crate::report::Hinted;
 use crate::settings::Settings;
 
@@ -43,13 +43,6 @@ fn client(https: bool) -> anyhow::Result<NetClient> {
         .context("cannot set up the HTTP client")
 }
 
-fn report(e: library::LibraryError) -> anyhow::Error {
-    match e.hint() {
-        Some(h) => anyhow::Error::new(e).context(Hinted::new("the library refused", h)),
-        None => anyhow::Error::new(e),
-    }
-}
-
 /// The reference, its library and the image the library describes for the platform. The CA
 /// bundle is read for an HTTPS library, or when a download may follow a redirect to HTTPS
 /// storage (`download`); a launch's check of a plain-HTTP library skips it.
@@ -58,12 +51,11 @@ fn resolve(
     args: &RegistryArgs,
     download: bool,
 ) -> anyhow::Result<(LibraryRef, String, NetClient, library::LibraryImage, String)> {
-    let r = LibraryRef::parse(text).map_err(report)?;
+    let r = LibraryRef::parse(text)?;
     let base = base(&r, args, text)?;
     let arch = pull::platform(args)?.architecture;
     let client = client(download || base.starts_with("https://"))?;
     let image = library::describe(&client, &base, &r, &arch)
-        .map_err(report)
         .with_context(|| format!("cannot look up `{text}`"))?;
     Ok((r, base, client, image, arch))
 }
@@ -79,48 +71,22 @@ pub(super) fn locate(
     let key = sifr_oci::images::key(&[b"library", image.hash.as_bytes(), arch.as_bytes()]);
     cached(settings, "library", &key, mode, |tmp| {
         info(settings, &format!("Downloading library image `{text}`"));
-        library::download(&client, &base, &r, &arch, &image, tmp).map_err(report)?;
+        library::download(&client, &base, &r, &arch, &image, tmp)?;
         super::image_uri::check_image(tmp, text)
     })
 }
 
-/// `pull [IMAGE.sif] library://...`: the file, checked against the library's hash, written
-/// through a temporary file beside the target.
+/// `pull [IMAGE.sif] library://...`: the file, checked against the library's hash.
 pub fn pull(
     args: &PullArgs,
     image: Option<&str>,
     text: &str,
     settings: &Settings,
 ) -> anyhow::Result<u8> {
-    let loud = !settings.quiet && !settings.silent;
     let target = pull::pull_target(image, text, args.name.as_deref(), args.dir.as_deref());
-    if !args.force && std::fs::symlink_metadata(&target).is_ok() {
-        return Err(Hinted::new(
-            format!("image file `{}` already exists", target.display()),
-            "use --force to overwrite it",
-        )
-        .into());
-    }
-    let (r, base, client, desc, arch) = resolve(text, &args.registry, true)?;
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let work = TempDir::new(&parent, ".sifr-pull-")?;
-    let tmp = work.path.join("image.sif");
-    if loud {
-        eprintln!("INFO:    Downloading library image `{text}`");
-    }
-    library::download(&client, &base, &r, &arch, &desc, &tmp).map_err(report)?;
-    super::image_uri::check_image(&tmp, text)?;
-    if args.sandbox {
-        super::pull::extract_sandbox(&tmp, &target, args.force)?;
-    } else {
-        std::fs::rename(&tmp, &target)
-            .with_context(|| format!("cannot create `{}`", target.display()))?;
-    }
-    if loud {
-        eprintln!("INFO:    Download complete: {}", target.display());
-    }
-    Ok(crate::exit::OK)
+    pull::download_to_target(args, &target, text, "library", settings, |tmp| {
+        let (r, base, client, desc, arch) = resolve(text, &args.registry, true)?;
+        library::download(&client, &base, &r, &arch, &desc, tmp)?;
+        Ok(())
+    })
 }

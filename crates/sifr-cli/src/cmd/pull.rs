@@ -435,7 +435,7 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
             args.name.as_deref(),
             args.dir.as_deref(),
         );
-        return pull_net(&source_text, &target, args.force, settings);
+        return pull_net(&args, &target, &source_text, settings);
     }
     let source = ImageSource::parse(&source_text)
         .with_context(|| format!("invalid image source `{source_text}`"))?;
@@ -470,36 +470,62 @@ pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
     )
 }
 
-/// `pull IMAGE https://...`: the file the URL serves, checked to be an image, written to
-/// `target` through a temporary file beside it (so a failure leaves no partial image).
-fn pull_net(url: &str, target: &Path, force: bool, settings: &Settings) -> anyhow::Result<u8> {
+/// `pull IMAGE https://...`: the file the URL serves, checked to be an image.
+fn pull_net(args: &PullArgs, target: &Path, url: &str, settings: &Settings) -> anyhow::Result<u8> {
+    download_to_target(args, target, url, "network", settings, |tmp| {
+        let env = |k: &str| std::env::var(k).ok();
+        let client = sifr_oci::net::NetClient::new(
+            &[],
+            concat!("sifr/", env!("CARGO_PKG_VERSION")),
+            true,
+            env,
+        )
+        .context("cannot set up the HTTP client")?;
+        client
+            .download(url, tmp)
+            .with_context(|| format!("cannot download `{url}`"))?;
+        Ok(())
+    })
+}
+
+/// A pull of a whole image file (`https://`, `library://`): refused before anything is
+/// fetched when `target` exists without `--force`; `fetch` writes the file into a temporary
+/// directory beside `target`, which must then be an image sifr can run; it is renamed into
+/// place (or, with `--sandbox`, extracted there), so a failure leaves nothing at `target`.
+/// `kind` names the source in the progress line, as Apptainer does (`network`, `library`).
+pub(crate) fn download_to_target(
+    args: &PullArgs,
+    target: &Path,
+    source: &str,
+    kind: &str,
+    settings: &Settings,
+    fetch: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
     let loud = !settings.quiet && !settings.silent;
     refuse_existing(
         target,
         &sifr_build::PackOptions {
-            force,
+            force: args.force,
             ..sifr_build::PackOptions::default()
         },
     )?;
-    let env = |k: &str| std::env::var(k).ok();
-    let client =
-        sifr_oci::net::NetClient::new(&[], concat!("sifr/", env!("CARGO_PKG_VERSION")), true, env)
-            .context("cannot set up the HTTP client")?;
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let work = TempDir::new(&parent, ".sifr-pull-")?;
-    let tmp = work.path.join("image");
+    let tmp = work.path.join("image.sif");
     if loud {
-        eprintln!("INFO:    Downloading network image `{url}`");
+        eprintln!("INFO:    Downloading {kind} image `{source}`");
     }
-    client
-        .download(url, &tmp)
-        .with_context(|| format!("cannot download `{url}`"))?;
-    crate::cmd::image_uri::check_image(&tmp, url)?;
-    std::fs::rename(&tmp, target)
-        .with_context(|| format!("cannot create `{}`", target.display()))?;
+    fetch(&tmp)?;
+    crate::cmd::image_uri::check_image(&tmp, source)?;
+    if args.sandbox {
+        extract_sandbox(&tmp, target, args.force)?;
+    } else {
+        std::fs::rename(&tmp, target)
+            .with_context(|| format!("cannot create `{}`", target.display()))?;
+    }
     if loud {
         eprintln!("INFO:    Download complete: {}", target.display());
     }
