@@ -203,13 +203,6 @@ fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
     // The launcher runs in the caller's working directory, but the record must name the image
     // wherever `instance list` is run from.
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    // An image URI is fetched here, in the caller's terminal; the instance runs the SIF (a
-    // `--disable-cache` copy is removed once the instance holds it open).
-    let fetched = super::image_uri::fetch(&a.image, &f.remote, s)?;
-    let image = match &fetched {
-        Some(f) => f.path.clone(),
-        None => cwd.join(&a.image),
-    };
     let dir = owner.state_dir();
     let log_dir = owner.log_dir();
     for d in [&dir, &log_dir] {
@@ -227,6 +220,14 @@ fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
         )
         .into());
     }
+    // An image URI is fetched here, in the caller's terminal, once the name is known to be
+    // free; the instance runs the SIF (a `--disable-cache` copy is removed once the instance
+    // holds it open).
+    let fetched = super::image_uri::fetch(&a.image, &f.remote, s)?;
+    let image = match &fetched {
+        Some(f) => f.path.clone(),
+        None => cwd.join(&a.image),
+    };
     // Fail here, in the caller's terminal, on an image that cannot be used at all.
     if !image.is_dir() {
         sifr_launch::image::open(&image).map_err(super::action::image_error)?;
