@@ -23,8 +23,7 @@ use uris::{can_launch, entries, host_goarch, listing, prepare, sifr_nohttps};
 
 /// Requests sifr made to the registry for `what` (`manifests`, `blobs`), by method.
 fn requests(log: &Path, method: &str, what: &str) -> usize {
-    std::fs::read_to_string(log)
-        .unwrap()
+    registries::settled_log(log)
         .lines()
         .filter(|l| l.contains("sifr/") && l.contains(&format!("\"{method} /v2/")))
         .filter(|l| l.contains(&format!("/{what}/")))
@@ -469,12 +468,13 @@ fn a_fetch_killed_mid_conversion_leaves_nothing_the_next_launch_or_cache_clean_c
         std::fs::read_dir(&dir)
             .map(|rd| {
                 rd.map(|e| e.unwrap().file_name().into_string().unwrap())
-                    .filter(|n| n.ends_with(".tmp"))
+                    .filter(|n| n.contains(".tmp"))
                     .collect()
             })
             .unwrap_or_default()
     };
-    // Kill the launch and its fetching child (one process group) once the SIF is being written.
+    // Kill the launch and its fetching child (one process group) once the SIF is being written
+    // (the SIF writer's partial file beside `.KEY.tmp`, which appears only complete).
     let mut c = sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]);
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = c
@@ -483,7 +483,9 @@ fn a_fetch_killed_mid_conversion_leaves_nothing_the_next_launch_or_cache_clean_c
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
-    while tmp_files().is_empty() && start.elapsed() < std::time::Duration::from_secs(30) {
+    while !tmp_files().iter().any(|n| n.contains(".sifr-build-"))
+        && start.elapsed() < std::time::Duration::from_secs(30)
+    {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let pgid = child.id() as i32;
@@ -497,9 +499,14 @@ fn a_fetch_killed_mid_conversion_leaves_nothing_the_next_launch_or_cache_clean_c
     let out = run_ok(sifr_nohttps(d, &["exec", &uri, "cat", "/etc/hello"]));
     assert_eq!(stdout(&out), "hello v2\n");
     assert_eq!(entries(d, "oci-tmp").len(), 1);
-    assert!(tmp_files().is_empty(), "the refill replaced the leftover");
-    // A leftover of another key is swept by `cache clean` (no entry of its own is touched
-    // by the sweep; clean removes the entries as Apptainer's does).
+    // The killed writer's partial SIF stays until a sweep: it is too fresh for the refill's.
+    let left = tmp_files();
+    assert!(
+        left.len() == 1 && left[0].contains(".sifr-build-"),
+        "only the killed writer's partial file: {left:?}"
+    );
+    // `cache clean` sweeps it, and a leftover of another key (clean removes the entries as
+    // Apptainer's does).
     std::fs::write(dir.join(".orphan.tmp"), b"half").unwrap();
     std::fs::write(dir.join(".orphan.lock"), b"").unwrap();
     let out = run_ok(sifr_nohttps(
@@ -507,7 +514,7 @@ fn a_fetch_killed_mid_conversion_leaves_nothing_the_next_launch_or_cache_clean_c
         &["cache", "clean", "-f", "--type", "oci-tmp"],
     ));
     assert!(
-        stderr(&out).contains("Removed 1 unfinished oci-tmp cache file(s)"),
+        stderr(&out).contains("Removed 2 unfinished oci-tmp cache file(s)"),
         "{}",
         stderr(&out)
     );

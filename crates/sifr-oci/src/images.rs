@@ -124,8 +124,9 @@ impl ImageCache {
         filled.map(|()| (entry, true))
     }
 
-    /// Remove what killed fillers left: each `.<key>.tmp` whose key's lock nobody holds (a
-    /// filler that is still running holds it). Returns how many were removed.
+    /// Remove what killed fillers left: each `.<key>.tmp`, and the files a filler wrote beside
+    /// it (`..<key>.tmp.*`), whose key's lock nobody holds (a filler that is still running
+    /// holds it). Returns how many were removed.
     pub fn sweep(&self) -> Result<usize, CacheError> {
         let rd = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,
@@ -135,9 +136,13 @@ impl ImageCache {
         let mut removed = 0;
         for e in rd {
             let name = e.map_err(io_err(&self.dir))?.file_name();
+            // `.KEY.tmp`, and whatever a filler writes beside it to produce it (a SIF writer's
+            // `..KEY.tmp.sifr-build-PID`): the fill of KEY's, held under KEY's lock.
             let Some(key) = name
                 .to_str()
-                .and_then(|n| n.strip_prefix('.')?.strip_suffix(".tmp"))
+                .filter(|n| n.starts_with('.') && !n.ends_with(".lock"))
+                .and_then(|n| n.trim_start_matches('.').split_once(".tmp"))
+                .map(|(key, _)| key)
             else {
                 continue;
             };
@@ -222,11 +227,15 @@ mod tests {
             .open(c.dir().join(".alive.lock"))
             .unwrap();
         held.lock().unwrap();
-        assert_eq!(c.sweep().unwrap(), 1);
+        fs::write(c.dir().join("..dead.tmp.sifr-build-42"), b"partial").unwrap();
+        fs::write(c.dir().join("..alive.tmp.sifr-build-43"), b"partial").unwrap();
+        assert_eq!(c.sweep().unwrap(), 2);
         assert!(!c.dir().join(".dead.tmp").exists());
+        assert!(!c.dir().join("..dead.tmp.sifr-build-42").exists());
+        assert!(c.dir().join("..alive.tmp.sifr-build-43").exists());
         assert!(c.dir().join(".alive.tmp").exists());
         drop(held);
-        assert_eq!(c.sweep().unwrap(), 1);
+        assert_eq!(c.sweep().unwrap(), 2);
         assert_eq!(ImageCache::new(d.path(), "none").sweep().unwrap(), 0);
     }
 

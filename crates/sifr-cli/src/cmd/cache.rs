@@ -262,9 +262,10 @@ fn clean(root: &Path, a: &CleanArgs, settings: &Settings) -> anyhow::Result<()> 
         if kind == BLOB {
             failed += clean_blobs(root, a.dry_run, &keep, &info);
         } else {
-            failed += clean_file_type(root, kind, a.dry_run, &keep, &info)?;
             if !a.dry_run && !kind.contains('/') && kind != "." && kind != ".." {
-                // What an image-URI launch killed mid-fetch left behind.
+                // What an image-URI launch killed mid-fetch left behind; first, while the
+                // entries' locks (which `clean_file_type` removes with them) still say who
+                // is filling.
                 match sifr_oci::images::ImageCache::new(root, kind).sweep() {
                     Ok(0) => {}
                     Ok(n) => info(&format!(
@@ -273,6 +274,7 @@ fn clean(root: &Path, a: &CleanArgs, settings: &Settings) -> anyhow::Result<()> 
                     Err(e) => tracing::debug!("cannot sweep the {kind} cache: {e}"),
                 }
             }
+            failed += clean_file_type(root, kind, a.dry_run, &keep, &info)?;
         }
     }
     if failed > 0 {

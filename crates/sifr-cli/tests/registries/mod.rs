@@ -35,9 +35,24 @@ pub fn run_ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> Output {
     out
 }
 
+/// The registry's log once it has stopped growing: it writes a request's access line after
+/// the answer, so a client can be done before its request is logged.
+pub fn settled_log(log: &Path) -> String {
+    let start = std::time::Instant::now();
+    let mut last = std::fs::read_to_string(log).unwrap();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = std::fs::read_to_string(log).unwrap();
+        if now == last || start.elapsed() > std::time::Duration::from_secs(3) {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Successful `GET`s of blobs made by sifr from `reg`, per blob digest, from its access log.
 pub fn sifr_blob_gets(reg: &Registry) -> std::collections::BTreeMap<String, usize> {
-    let text = std::fs::read_to_string(&reg.log).unwrap();
+    let text = settled_log(&reg.log);
     let mut counts = std::collections::BTreeMap::new();
     for l in text.lines() {
         if !(l.contains("\"GET /v2/") && l.contains("sifr/")) {
