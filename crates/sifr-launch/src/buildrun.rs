@@ -3,11 +3,22 @@
 //! (reference section 3.1 step 9 and 3.2):
 //!
 //! - the caller is root (real, or the fakeroot of [`crate::fakeroot`]), so only a mount
-//!   namespace is new; host network, PID and IPC are shared, so `apt` and `pip` work;
-//! - `/proc`, `/sys`, `/dev`, `/tmp`, `/var/tmp` and the host's `/etc/resolv.conf`, `/etc/hosts`
-//!   are bound; no home directory, no current directory (the cwd is `/`);
+//!   and a PID namespace (below) are new; host network and IPC are shared, so `apt` and `pip`
+//!   work;
+//! - `/proc` (a fresh one), `/sys`, `/dev` and the host's `/etc/resolv.conf`, `/etc/hosts` are
+//!   bound; `/tmp`, `/var/tmp` and `/dev/shm` are the section's own, not the host's (Apptainer
+//!   binds the host's `/tmp`: a base image with `/opt -> /tmp/x` then sends `%post`'s writes
+//!   to the host); no home directory, no current directory (the cwd is `/`);
 //! - the environment is clean (only `TERM` and proxy variables pass) plus the caller's
 //!   variables (`APPTAINER_ENVIRONMENT`, `APPTAINER_LABELS`, compiler flags, ...).
+//!
+//! Unlike Apptainer's, the section runs in a PID namespace of its own, tied to the build: the
+//! child that enters the container gets `SIGKILL` when the build dies (`PR_SET_PDEATHSIG`),
+//! the namespace's init gets it when that child dies, and the kernel then kills every process
+//! of the namespace. So nothing `%post` started (a `sleep`, a daemon it forgot, a double-forked
+//! server) outlives the section, nor a build killed with `kill -9` (a subreaper could not do
+//! that: it is the process being killed). `%post` sees its own processes in `/proc` (a fresh
+//! one), which no package manager minds; `docs/build.md` says so.
 //!
 //! The container is entered in a forked child, so the build process itself stays on the host
 //! and goes on afterwards; the child reports a failure to start through a pipe, so the caller
@@ -33,6 +44,10 @@ pub struct SectionRun {
     pub writable: bool,
     /// `build --writable-tmpfs`: `%test` writes to a throw-away layer over the root.
     pub writable_tmpfs: bool,
+    /// The section's own `/tmp` (`DIR/tmp`) and `/var/tmp` (`DIR/var_tmp`), created when
+    /// missing, in the build's work directory: Apptainer binds the host's, where a base image's
+    /// symlink (`/opt -> /tmp/x`) would send `%post`'s writes (absolute).
+    pub scratch: PathBuf,
     /// User binds (`build -B`).
     pub binds: Vec<Bind>,
     /// `build --nv`/`--rocm`: the host GPU driver for the section.
@@ -45,6 +60,12 @@ pub struct SectionRun {
 pub enum SectionError {
     #[error("cannot read the host facts for the build container")]
     Host(#[source] std::io::Error),
+    #[error("cannot create the build container's /tmp in `{}`", path.display())]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot plan the build container")]
     Plan(#[from] plan::PlanError),
     #[error("cannot start the build container")]
@@ -83,11 +104,17 @@ pub fn run_section(
         cleanenv: true,
         env: run.env.clone(),
         no_home: true,
+        pid: true,
+        build_scratch: Some(run.scratch.clone()),
         cwd: Some(PathBuf::from("/")),
         writable: run.writable,
         writable_tmpfs: run.writable_tmpfs && !run.writable,
         ..Options::default()
     };
+    std::fs::create_dir_all(&run.scratch).map_err(|source| SectionError::Scratch {
+        path: run.scratch.clone(),
+        source,
+    })?;
     let plan = plan::build(&opts, Path::new(&run.rootfs), run.action.clone(), &host)?;
     let (err_rd, err_wr) = sifr_sys::process::pipe()?;
     let (out_rd, out_wr) = sifr_sys::process::pipe()?;
@@ -95,7 +122,7 @@ pub fn run_section(
     // The child writes into its copies of the write ends; the parent closes its own right
     // after the fork, so reading ends when the child (and everything it forked) is gone.
     let (child_err, child_out) = (&err_wr, &out_wr);
-    let pid = sifr_sys::process::fork_child(move || {
+    let pid = sifr_sys::process::fork_tied_child(move || {
         // Its own process group, so an interrupt of the build reaches the whole container.
         let _ = sifr_sys::process::own_process_group(0);
         // Not in the terminal's foreground group, so it must not read the terminal (it would

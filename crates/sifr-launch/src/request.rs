@@ -401,6 +401,7 @@ impl Request {
             hostname: self.hostname.clone(),
             no_mount,
             workdir: absolute(&self.workdir, "--workdir")?,
+            build_scratch: None,
             writable_tmpfs: self.writable_tmpfs,
             session_mib: self.session_mib,
             env_file: envfile::merge(files),

@@ -206,6 +206,8 @@ impl Runner<'_> {
             env,
             writable,
             writable_tmpfs: self.opts.writable_tmpfs,
+            scratch: std::path::absolute(self.work.join("section-tmp"))
+                .unwrap_or_else(|_| self.work.join("section-tmp")),
             binds: self.opts.binds.clone(),
             gpu: self.opts.gpu.clone(),
             host_env: self.opts.host_env.clone(),

@@ -187,7 +187,11 @@ fn check(opts: &Options, image: &Path, action: &Action) -> Result<u64, PlanError
     {
         return Err(PlanError::RelativeCwd { path: c.clone() });
     }
-    for (flag, p) in [("--workdir", &opts.workdir), ("--overlay", &opts.overlay)] {
+    for (flag, p) in [
+        ("--workdir", &opts.workdir),
+        ("--overlay", &opts.overlay),
+        ("the build's scratch directory", &opts.build_scratch),
+    ] {
         if let Some(p) = p
             && !p.is_absolute()
         {
@@ -298,6 +302,9 @@ impl Contrib<'_> {
             }
             let tag = if *p == "/dev" { Tag::Dev } else { Tag::System };
             mounts.push(Mount::host(tag, p, p));
+            if *p == "/dev" && self.opts.build_scratch.is_some() {
+                mounts.push(Mount::scratch(Tag::Dev, "/dev/shm"));
+            }
             if *p == "/proc" && self.opts.pid {
                 mounts.push(Mount {
                     source: Source::Proc,
@@ -366,11 +373,22 @@ impl Contrib<'_> {
         }
     }
 
-    /// `/tmp` and `/var/tmp`: scratch (or `--workdir`) directories with `--contain`, the host's
-    /// otherwise (`/var/tmp` once when it is the host's `/tmp`); with `--no-mount tmp` neither,
+    /// `/tmp` and `/var/tmp`: a build section's own directories, scratch (or `--workdir`)
+    /// directories with `--contain`, the host's otherwise (`/var/tmp` once when it is the host's `/tmp`); with `--no-mount tmp` neither,
     /// so the image's own directories (or none) show.
     fn tmp(&self, mounts: &mut Vec<Mount>) {
         if self.skip(NoMount::Tmp) {
+            return;
+        }
+        if let Some(dir) = &self.opts.build_scratch {
+            for (dst, name) in [("/tmp", "tmp"), ("/var/tmp", "var_tmp")] {
+                mounts.push(Mount {
+                    nodev: true,
+                    required: true,
+                    create: Some(0o1777),
+                    ..Mount::host(Tag::Tmp, dir.join(name), dst)
+                });
+            }
             return;
         }
         if self.opts.contain {

@@ -40,6 +40,10 @@ pub struct Options {
     pub hostname: Option<String>,
     /// `--no-mount` values.
     pub no_mount: Vec<NoMount>,
+    /// A build section's scratch directory (absolute; not a flag): `/tmp` and `/var/tmp` are
+    /// `DIR/tmp` and `DIR/var_tmp` (created), and `/dev/shm` a fresh tmpfs, never the host's,
+    /// so a base image's symlink (`/opt -> /tmp/x`) cannot aim the build's writes at the host.
+    pub build_scratch: Option<PathBuf>,
     /// `-W/--workdir DIR` (absolute): with `--contain`, `/tmp`, `/var/tmp` and the home come
     /// from `DIR/tmp`, `DIR/var_tmp` and `DIR/home` instead of the session tmpfs.
     pub workdir: Option<PathBuf>,

@@ -59,6 +59,25 @@ pub fn fork_child<F: FnOnce() -> i32>(body: F) -> std::result::Result<i32, ForkS
     Ok(pid)
 }
 
+/// [`fork_child`] for a child that must not outlive the caller: it gets `SIGKILL` when the
+/// calling process dies, however it dies (`PR_SET_PDEATHSIG`; `kill -9` of a build included),
+/// and exits at once if the caller was already gone before that was set. A build section's
+/// container runs in such a child, whose init (PID 1 of the section's PID namespace) is tied
+/// to it the same way: when the init dies the kernel kills every process of the namespace.
+pub fn fork_tied_child<F: FnOnce() -> i32>(body: F) -> std::result::Result<i32, ForkServerError> {
+    let parent = rustix::process::getpid();
+    let pid = fork_checked("child")?;
+    if pid == 0 {
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+        if rustix::process::getppid() != Some(parent) {
+            exit_with(|| 137);
+        }
+        exit_with(body);
+    }
+    Ok(pid)
+}
+
 /// Start `body` as a daemon: a grandchild of this process in a session of its own, with stdin,
 /// stdout and stderr on `/dev/null` and every other fd closed except `keep` (a launcher may
 /// have inherited pipes from `mpirun` or `srun`, whose readers wait until every copy is
