@@ -123,6 +123,11 @@ for who in root $( ((as_user)) && echo "$user"); do
     [ "$who" = root ] || chown -R "$user" "$work/$who"
     for n in "${names[@]}"; do
         check "$n" "$who"
+        # Only root's MPI images are kept (scripts/hpc.sh runs them); the rest go at once, so
+        # the disk holds one image at a time besides those.
+        if [ "$who" != root ] || [ "${n%%/*}" != mpi ]; then
+            rm -f "$work/$who/${n%%/*}/${n##*/}.sif"
+        fi
     done
 done
 echo "== all examples built and ran: ${names[*]}"

@@ -38,7 +38,7 @@ use std::sync::{Arc, OnceLock};
 use sifr_sys::fs::Leaf;
 use sifr_sys::mount::{Attrs, Depth};
 
-use crate::error::{ExecError, step};
+use crate::error::{ENOTCONN, ExecError, step};
 use crate::plan::types::{LaunchPlan, Mount, Source, Tag};
 
 /// Where the host's root is kept during assembly.
@@ -254,6 +254,12 @@ pub fn mount_root(
         // Without the overlay there is nowhere to keep the writes: refuse rather than run with a
         // read-only root the user did not ask for.
         Err(source) if plan.writable_tmpfs => Err(ExecError::WritableTmpfs { source }),
+        // The image itself died under the launch (its FUSE server ended): a bind of it would
+        // give a container whose every file fails.
+        Err(e) if e.errno() == Some(ENOTCONN) => Err(ExecError::ImageGone {
+            image: plan.image.clone(),
+            source: std::io::Error::from_raw_os_error(ENOTCONN),
+        }),
         Err(e) => {
             tracing::warn!(
                 "overlay unavailable ({e}: {}); missing mount points in the image will be skipped",

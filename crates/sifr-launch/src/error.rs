@@ -161,6 +161,15 @@ pub enum ExecError {
     /// Transparent: its messages are the launch's own.
     #[error(transparent)]
     Attach(Box<AttachError>),
+    /// The image's mount stopped answering while the launch set the container up (its FUSE
+    /// server ended; for a launch that joined the node's shared mount, it is in the holder's
+    /// namespaces and cannot attach anew).
+    #[error("the mount of image `{}` stopped answering while the container was set up", image.display())]
+    ImageGone {
+        image: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot make the image writable with `--writable-tmpfs`: the overlay mount failed")]
     WritableTmpfs {
         #[source]
@@ -251,6 +260,11 @@ impl ExecError {
                 "create `{}` in the sandbox first, or run without `--writable`",
                 dst.display()
             )),
+            ExecError::ImageGone { .. } => Some(
+                "its FUSE server ended (killed, or out of memory); run the command again: the \
+                 next launch attaches the image anew"
+                    .into(),
+            ),
             ExecError::EnvTimeout { .. } => Some(
                 "give the script more time with `--runscript-timeout` (e.g. `5m`), or make it \
                  quicker"
@@ -286,6 +300,9 @@ impl From<AttachError> for ExecError {
 
 /// `EPERM`, the errno of a refused `unshare`/`mount` (same value on every Linux architecture).
 const EPERM: i32 = 1;
+/// `ENOTCONN`: every access to a FUSE mount whose server ended (same value on x86-64,
+/// aarch64, ppc64le and riscv64).
+pub(crate) const ENOTCONN: i32 = 107;
 /// `ENOSPC`, what `unshare(CLONE_NEWUSER)` returns when `max_user_namespaces` is 0.
 const ENOSPC: i32 = 28;
 

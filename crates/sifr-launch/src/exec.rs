@@ -181,11 +181,22 @@ fn run_attached(
             ..early
         })
         .map_err(step("create the container namespaces"))?;
-        shared_lower = Some(match j.take_tree() {
+        let tree = match j.take_tree() {
             Some(tree) => tree,
             None => sifr_sys::mount::clone_tree(&j.mount)
                 .map_err(step("clone the shared image mount"))?,
-        });
+        };
+        // A mount whose FUSE server was killed fails every access: better said now than as a
+        // container that cannot find its own files.
+        if let Err(source) = sifr_sys::fs::fs_answers_fd(tree.as_fd())
+            && source.kind() == std::io::ErrorKind::NotConnected
+        {
+            return Err(ExecError::ImageGone {
+                image: image.path.clone(),
+                source,
+            });
+        }
+        shared_lower = Some(tree);
         // Our copy of the holder's mount point goes, so the host `/tmp` bound into the
         // container does not show the image a second time.
         let _ = sifr_sys::mount::umount_detach(&j.mount);

@@ -619,6 +619,17 @@ fn holder_serve(spec: &Spec, paths: &Paths, listener: UnixListener, clients: Vec
                 clients.remove(i - 1);
             }
         }
+        // The image died under the holder (its FUSE server was killed): it stops answering and
+        // ends, so the next launch finds a stale socket, sweeps it and attaches the image anew,
+        // instead of joining a mount that fails every read with ENOTCONN. Running launches keep
+        // what they have; the dead mount goes with the last process of the namespace.
+        if ready[0] && image_gone(&paths.mnt) {
+            tracing::warn!(
+                "the shared mount of `{}` is gone; its holder ends",
+                spec.image.path.display()
+            );
+            return;
+        }
         if ready[0]
             && let Ok((c, _)) = listener.accept()
         {
@@ -628,6 +639,12 @@ fn holder_serve(spec: &Spec, paths: &Paths, listener: UnixListener, clients: Vec
             idle_since = None;
         }
     }
+}
+
+/// Whether the image mounted at `mnt` (in the holder's namespace) no longer answers: a FUSE
+/// mount whose server died fails every access with `ENOTCONN`.
+fn image_gone(mnt: &Path) -> bool {
+    sifr_sys::fs::fs_answers(mnt).is_err_and(|e| e.kind() == std::io::ErrorKind::NotConnected)
 }
 
 /// Register a connection if it comes from our own user, and answer it.

@@ -178,6 +178,21 @@ pub fn create_in_root(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> Result<O
     Ok(cur)
 }
 
+/// Whether the filesystem at `path` answers: `statfs` always reaches a FUSE server (cached
+/// attributes do not), so a mount whose server died fails with `ENOTCONN` here.
+pub fn fs_answers(path: &Path) -> std::io::Result<()> {
+    rustix::fs::statfs(path)
+        .map(|_| ())
+        .map_err(std::io::Error::from)
+}
+
+/// [`fs_answers`] for an open file or mount (an `open_tree` clone included).
+pub fn fs_answers_fd(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    rustix::fs::fstatfs(fd)
+        .map(|_| ())
+        .map_err(std::io::Error::from)
+}
+
 /// Whether the object behind an fd is a directory.
 pub fn is_dir(fd: BorrowedFd<'_>) -> Result<bool> {
     let st = rustix::fs::fstat(fd).map_err(err("stat", "fd"))?;
