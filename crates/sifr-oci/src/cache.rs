@@ -7,13 +7,12 @@
 //! progress lives in `<hex>.partial`, owned by whoever holds the lock, which is what lets an
 //! interrupted download resume with an HTTP Range request — even from another process.
 //!
-//! Lock files are left in place: removing one would race with a process that has just
-//! opened it and is about to lock it (it would then lock an unlinked file while a third
-//! process locks a new one). They are empty and one per blob ever fetched.
+//! A lock is taken through [`crate::pathlock`], which re-checks after locking that the file
+//! is still the one the path names, so whoever holds it may remove the lock file too.
 //!
 //! `cache list` reads [`BlobCache::list`]; `cache clean` walks [`BlobCache::entries`] (a blob
-//! and its partial download are one entry) and removes each with [`BlobCache::remove`], which
-//! leaves an entry whose lock a running pull holds.
+//! and its partial download are one entry) and removes each with [`BlobCache::remove`], lock
+//! file included, which leaves an entry whose lock a running pull holds.
 //!
 //! This module does no network I/O; the caller supplies the bytes.
 
@@ -22,6 +21,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, Hasher, VerifyError};
+use crate::pathlock::{How, PathLock};
 
 /// Cache failures, naming the file or digest involved.
 #[derive(Debug, thiserror::Error)]
@@ -73,16 +73,11 @@ pub struct BlobCache {
 }
 
 impl BlobCache {
-    /// Opens (creating it) the lock file of the blob `hex`, unlocked; returns it and its path.
-    fn lock_file(&self, hex: &str) -> Result<(fs::File, PathBuf), CacheError> {
+    /// The lock of the blob `hex` (its file created when missing), waited for or only tried:
+    /// `None` when another process holds it and `wait` is false.
+    fn lock(&self, hex: &str, wait: bool) -> Result<Option<PathLock>, CacheError> {
         let lock_path = self.dir.join(format!("{hex}.lock"));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        Ok((lock, lock_path))
+        PathLock::acquire(&lock_path, How { wait, create: true }).map_err(io_err(&lock_path))
     }
 
     /// A cache under `cachedir` (created on first write).
@@ -127,8 +122,7 @@ impl BlobCache {
             return Ok(final_path);
         }
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        let (lock, lock_path) = self.lock_file(&digest.hex())?;
-        lock.lock().map_err(io_err(&lock_path))?;
+        let lock = self.lock(&digest.hex(), true)?;
         // Another process may have finished while we waited.
         if final_path.is_file() {
             return Ok(final_path);
@@ -262,16 +256,15 @@ impl BlobCache {
     /// Remove the blob and the partial download of `hex` unless a process is writing it: its
     /// lock is taken without waiting. A pull that already resolved the blob and is about to
     /// read it may then fail and is simply run again (`clean` is a user's explicit request, as
-    /// with Apptainer). The lock file stays (see the module docs).
+    /// with Apptainer). The lock file goes last, still locked (see the module docs).
     pub fn remove(&self, hex: &str) -> Result<Removal, CacheError> {
         // The name comes from the caller; only a digest's hex may become a path here.
         if Digest::parse(&format!("sha256:{hex}")).is_err() {
             return Ok(Removal::Removed { files: 0, bytes: 0 });
         }
-        let (lock, _) = self.lock_file(hex)?;
-        if lock.try_lock().is_err() {
+        let Some(lock) = self.lock(hex, false)? else {
             return Ok(Removal::Busy);
-        }
+        };
         let (mut files, mut bytes) = (0, 0);
         for p in [self.dir.join(hex), self.dir.join(format!("{hex}.partial"))] {
             let size = fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
@@ -284,7 +277,40 @@ impl BlobCache {
                 Err(source) => return Err(CacheError::Io { path: p, source }),
             }
         }
+        let lock_path = self.dir.join(format!("{hex}.lock"));
+        lock.remove().map_err(io_err(&lock_path))?;
         Ok(Removal::Removed { files, bytes })
+    }
+
+    /// Remove the lock files that guard nothing (no blob, no partial download beside them:
+    /// what pulls killed before writing, or an earlier `clean`, left) and that no process
+    /// holds. Returns how many went.
+    pub fn sweep_locks(&self) -> Result<usize, CacheError> {
+        let mut removed = 0;
+        for (name, _) in self.read_dir()? {
+            let Some(hex) = name.strip_suffix(".lock") else {
+                continue;
+            };
+            if Digest::parse(&format!("sha256:{hex}")).is_err() {
+                continue;
+            }
+            let lock_path = self.dir.join(&name);
+            let free = How {
+                wait: false,
+                create: false,
+            };
+            let Some(lock) = PathLock::acquire(&lock_path, free).map_err(io_err(&lock_path))?
+            else {
+                continue;
+            };
+            // Checked under the lock: a pull that held it may have just published the blob.
+            let guards = [self.dir.join(hex), self.dir.join(format!("{hex}.partial"))];
+            if guards.iter().all(|p| !p.exists()) {
+                lock.remove().map_err(io_err(&lock_path))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Remove every blob and partial download that no process is writing ([`Self::remove`]

@@ -12,13 +12,14 @@
 //! which the next fill of the key replaces and [`ImageCache::sweep`] (`sifr cache clean`)
 //! removes.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
 use crate::cache::CacheError;
+use crate::pathlock::{How, PathLock};
 
 /// The directory of one kind of whole-image entries.
 #[derive(Debug, Clone)]
@@ -94,13 +95,11 @@ impl ImageCache {
         }
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
         let lock_path = self.dir.join(format!(".{key}.lock"));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        lock.lock().map_err(io_err(&lock_path))?;
+        let wait = How {
+            wait: true,
+            create: true,
+        };
+        let lock = PathLock::acquire(&lock_path, wait).map_err(io_err(&lock_path))?;
         // Another process may have filled it while this one waited.
         if entry.is_file() {
             return Ok((entry, false));
@@ -147,25 +146,39 @@ impl ImageCache {
                 continue;
             };
             let lock_path = self.dir.join(format!(".{key}.lock"));
-            let Ok(lock) = OpenOptions::new().write(true).open(&lock_path) else {
-                continue;
+            let free = How {
+                wait: false,
+                create: false,
             };
-            if lock.try_lock().is_ok() && fs::remove_file(self.dir.join(&name)).is_ok() {
+            if let Ok(Some(_held)) = PathLock::acquire(&lock_path, free)
+                && fs::remove_file(self.dir.join(&name)).is_ok()
+            {
                 removed += 1;
             }
         }
         Ok(removed)
     }
 
-    /// Remove the entry `key` and its lock file; `Ok(false)` when there was none.
+    /// Remove the entry `key` and its lock file (unlinked while held, see
+    /// [`crate::pathlock`]); `Ok(false)` when there was none. A launch filling the key at
+    /// that moment keeps its lock, and the entry it publishes stays.
     pub fn remove(&self, key: &str) -> Result<bool, CacheError> {
         let entry = self.path(key);
-        let _ = fs::remove_file(self.dir.join(format!(".{key}.lock")));
-        match fs::remove_file(&entry) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_err(&entry)(e)),
+        let lock_path = self.dir.join(format!(".{key}.lock"));
+        let free = How {
+            wait: false,
+            create: false,
+        };
+        let lock = PathLock::acquire(&lock_path, free).map_err(io_err(&lock_path))?;
+        let removed = match fs::remove_file(&entry) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_err(&entry)(e)),
+        };
+        if let Some(lock) = lock {
+            lock.remove().map_err(io_err(&lock_path))?;
         }
+        Ok(removed)
     }
 }
 
@@ -222,7 +235,7 @@ mod tests {
             fs::write(c.dir().join(format!(".{k}.tmp")), b"half").unwrap();
             fs::write(c.dir().join(format!(".{k}.lock")), b"").unwrap();
         }
-        let held = OpenOptions::new()
+        let held = fs::OpenOptions::new()
             .write(true)
             .open(c.dir().join(".alive.lock"))
             .unwrap();

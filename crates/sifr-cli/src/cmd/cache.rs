@@ -292,6 +292,9 @@ fn clean_blobs(
     info: &dyn Fn(&str),
 ) -> usize {
     let cache = BlobCache::new(root);
+    if !dry_run && let Err(e) = cache.sweep_locks() {
+        tracing::debug!("cannot sweep the blob cache's lock files: {e}");
+    }
     let entries = match cache.entries() {
         Ok(e) => e,
         Err(e) => {
