@@ -748,7 +748,10 @@ fn a_build_stopped_by_a_signal_removes_its_work_and_writes_nothing() {
 
 /// The pids of processes whose command line is exactly `argv` (NUL-separated in /proc).
 fn processes_running(argv: &[&str]) -> Vec<u32> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
@@ -804,7 +807,9 @@ fn post_dies_with_a_build_killed_by_sigkill() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
         for pid in &left {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         assert!(
             left.is_empty(),
