@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sifr's tests and examples need. Idempotent and quick when
 # everything is already there. Needs root (or sudo); without either it says what is missing and
-# carries on, and the tests that need a missing tool skip with a printed reason.
+# carries on, and the tests that need a missing tool skip with a printed reason (or fail, under
+# SIFR_TEST_STRICT=1, as .ci/run runs them: every tool a test asks for must be listed here).
 set -euo pipefail
 
 # Peers the tests use as judges, and tools the examples use.
@@ -15,6 +16,8 @@ PACKAGES=(
     gcc              # compiles the static probe that test images carry
     libc6-dev        # ... and its static libc
     busybox-static   # a /bin/sh for test images
+    python3-numpy    # sifr-isa's Debian-files test: numpy's AVX-512 code is dispatched, not needed
+    libsodium23      # ... and so is libsodium's (the other libraries it reads are apt's own deps)
     docker-registry  # a real OCI distribution server on 127.0.0.1 for the registry tests
     skopeo           # pushes test images to it
     umoci            # builds OCI image layouts from a root filesystem

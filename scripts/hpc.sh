@@ -28,9 +28,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-if [ "$(id -u)" != 0 ]; then
-    echo "hpc: skipped: needs root (Slurm daemons, the test user, /dev/shm of other users)" >&2
+# skip_all REASON: the jobs cannot run here; a failure under SIFR_TEST_STRICT=1 (.ci/run), as a
+# skipped test is (CI runs as root and can install the packages).
+skip_all() {
+    echo "hpc: skipped: $1" >&2
+    [ "${SIFR_TEST_STRICT:-}" != 1 ] || { echo "hpc: SIFR_TEST_STRICT=1: a skip fails" >&2; exit 1; }
     exit 0
+}
+
+if [ "$(id -u)" != 0 ]; then
+    skip_all "needs root (Slurm daemons, the test user, /dev/shm of other users)"
 fi
 
 SIFR=${SIFR:-$repo/target/debug/sifr}
@@ -106,10 +113,7 @@ case $rc in
         ;;
 esac
 for launcher in mpirun.openmpi mpirun.mpich; do
-    command -v "$launcher" >/dev/null || {
-        echo "hpc: skipped: no $launcher on the host and it cannot be installed" >&2
-        exit 0
-    }
+    command -v "$launcher" >/dev/null || skip_all "no $launcher on the host and it cannot be installed"
 done
 
 # --- one case ---------------------------------------------------------------------------------
@@ -342,4 +346,8 @@ if [[ bind-ompi-root =~ $filter ]]; then
 fi
 
 echo "== hpc: $passed passed, ${#failed[@]} failed, $skipped skipped${failed:+: ${failed[*]}}"
+if ((skipped > 0)) && [ "${SIFR_TEST_STRICT:-}" = 1 ]; then
+    echo "hpc: SIFR_TEST_STRICT=1: $skipped skipped cases fail the run" >&2
+    exit 1
+fi
 ((${#failed[@]} == 0))

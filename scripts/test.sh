@@ -7,7 +7,8 @@
 # snakemake, singularity-compose, shpc; see scripts/clients.sh), then runs MPI jobs of the MPI
 # example images under mpirun and Slurm (scripts/hpc.sh). SIFR_SKIP_EXAMPLES=1 leaves the
 # examples, the clients and the MPI jobs out, SIFR_SKIP_CLIENTS=1 the clients only (they are
-# installed from PyPI), SIFR_SKIP_HPC=1 the MPI jobs only.
+# installed from PyPI), SIFR_SKIP_HPC=1 the MPI jobs only. SIFR_TEST_STRICT=1 (set by .ci/run)
+# makes every test that would skip for want of a tool, fixture or root fail instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

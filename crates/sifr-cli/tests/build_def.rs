@@ -5,7 +5,6 @@
 //!
 //! The base image is the shared test sandbox (a static probe plus busybox), so no network is
 //! needed; the debootstrap examples are built by `scripts/examples.sh`.
-#![allow(clippy::print_stdout)]
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -27,8 +26,8 @@ impl Case {
     fn new() -> Option<Case> {
         let fx = Fixture::new();
         if !fx.has_shell {
-            println!(
-                "skipped: busybox is needed in the base image for %post (apt-get install busybox-static)"
+            sifr_testkit::skip(
+                "busybox is needed in the base image for %post (apt-get install busybox-static)",
             );
             return None;
         }
@@ -93,7 +92,7 @@ fn builders() -> Vec<As> {
             As::User { .. } => match sifr_testkit::userns_available() {
                 Ok(()) => true,
                 Err(why) => {
-                    println!("skipped as user: {why}");
+                    sifr_testkit::skip(format_args!("as user: {why}"));
                     false
                 }
             },
@@ -337,6 +336,7 @@ fn an_existing_target_needs_force_and_is_kept_without_it() {
     c.write("s.def", "Bootstrap: localimage\nFrom: ../image\n");
     let who = As::Root;
     if !sifr_testkit::is_root() {
+        sifr_testkit::skip("needs root: the build runs as root");
         return;
     }
     std::fs::write(c.fx.work.join("keep.sif"), "precious").unwrap();
@@ -396,7 +396,7 @@ fn sandbox_targets_and_image_sources_round_trip() {
 fn files_cannot_escape_a_hostile_base_image() {
     let Some(c) = Case::new() else { return };
     if !sifr_testkit::is_root() {
-        println!("skipped: needs root to show that even root's build stays inside the image");
+        sifr_testkit::skip("needs root to show that even root's build stays inside the image");
         return;
     }
     let outside = c.fx.dir.path().join("host-etc");
@@ -432,7 +432,7 @@ fn fakeroot_gives_post_the_subordinate_ids_package_managers_need() {
         .into_iter()
         .find(|w| matches!(w, As::User { .. }))
     else {
-        println!("skipped: needs an unprivileged user with user namespaces");
+        sifr_testkit::skip("needs an unprivileged user with user namespaces");
         return;
     };
     c.write(

@@ -2,7 +2,6 @@
 //! `%test`), as root and as an ordinary user: `--update` with `--section` into an existing
 //! sandbox, `--json` definitions, `--mksquashfs-args`, `--writable-tmpfs`, `--mount`, and
 //! `--no-cleanup` after a failure. The base image is the shared probe sandbox.
-#![allow(clippy::print_stdout)]
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -23,8 +22,8 @@ impl Case {
     fn new() -> Option<Case> {
         let fx = Fixture::new();
         if !fx.has_shell {
-            println!(
-                "skipped: busybox is needed in the base image (apt-get install busybox-static)"
+            sifr_testkit::skip(
+                "busybox is needed in the base image (apt-get install busybox-static)",
             );
             return None;
         }
@@ -78,7 +77,7 @@ fn builders() -> Vec<As> {
             As::User { .. } => match sifr_testkit::userns_available() {
                 Ok(()) => true,
                 Err(why) => {
-                    println!("skipped as user: {why}");
+                    sifr_testkit::skip(format_args!("as user: {why}"));
                     false
                 }
             },

@@ -5,8 +5,9 @@
 //! delegated a cgroup here, limits are refused with Apptainer's `cannot use cgroups - ...`, and a
 //! launch without limits still runs. `instance stats` reads an instance's cgroup.
 //!
-//! Tests that need cgroup v2 and a controller print why they skip where the host lacks them.
-#![allow(clippy::print_stdout)]
+//! Tests that need root and busybox skip (failing under `SIFR_TEST_STRICT`) without them; those
+//! that need cgroup v2 and a controller say they do not apply where the host's cgroup layout
+//! lacks them.
 
 use std::path::Path;
 
@@ -18,12 +19,31 @@ fn sifr(fx: &Fixture, who: As, args: &[&str]) -> TestOutput {
         .output()
 }
 
-/// Why root cannot test `controllers` here, if it cannot: not root, cgroup v1, a controller the
-/// root cgroup does not have, or no shell in the image to read the files with.
-fn v2_root_missing(fx: &Fixture, controllers: &[&str]) -> Option<String> {
+/// Whether root can test `controllers` here; if not, says why and gives false. Not root, or no
+/// shell in the image to read the files with, is a [`sifr_testkit::skip`] (CI runs as root with
+/// busybox); cgroup v1, a read-only hierarchy or a controller the root cgroup lacks is
+/// [`sifr_testkit::not_here`]: the kernel's and the machine manager's cgroup layout, which no
+/// package changes, and which the host-independent tests of `sifr-launch` cover otherwise.
+fn v2_root_ready(fx: &Fixture, controllers: &[&str]) -> bool {
     if !sifr_testkit::is_root() {
-        return Some("not root".into());
+        sifr_testkit::skip("needs root to write cgroup limits");
+        return false;
     }
+    if !fx.has_shell {
+        sifr_testkit::skip("no busybox for the image's /bin/sh (apt-get install busybox-static)");
+        return false;
+    }
+    match v2_layout_missing(controllers) {
+        Some(why) => {
+            sifr_testkit::not_here(why);
+            false
+        }
+        None => true,
+    }
+}
+
+/// What the host's cgroup layout lacks for `controllers`, if anything.
+fn v2_layout_missing(controllers: &[&str]) -> Option<String> {
     let Ok(have) = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers") else {
         return Some("no cgroup v2 unified hierarchy at /sys/fs/cgroup".into());
     };
@@ -43,7 +63,7 @@ fn v2_root_missing(fx: &Fixture, controllers: &[&str]) -> Option<String> {
     {
         return Some(format!("the `{c}` controller is not available"));
     }
-    (!fx.has_shell).then(|| "no busybox for the image's /bin/sh".into())
+    None
 }
 
 /// The container cgroup's `file`, read inside a container launched with `flags`.
@@ -70,8 +90,7 @@ fn root_cgroups_left() -> Vec<String> {
 #[test]
 fn root_limits_land_in_the_container_s_own_cgroup_v2_files() {
     let fx = Fixture::new();
-    if let Some(why) = v2_root_missing(&fx, &["memory", "pids"]) {
-        println!("skipped: {why}");
+    if !v2_root_ready(&fx, &["memory", "pids"]) {
         return;
     }
     // e2e/cgroups resourceFlagTests, the cgroup v2 column.
@@ -128,8 +147,7 @@ fn root_limits_land_in_the_container_s_own_cgroup_v2_files() {
 #[test]
 fn root_cpu_flags_map_as_apptainer_s() {
     let fx = Fixture::new();
-    if let Some(why) = v2_root_missing(&fx, &["cpu", "cpuset"]) {
-        println!("skipped: {why}");
+    if !v2_root_ready(&fx, &["cpu", "cpuset"]) {
         return;
     }
     let o = read_own(&fx, &["--cpus", "0.5"], "cpu.max");
@@ -155,8 +173,7 @@ fn root_cpu_flags_map_as_apptainer_s() {
 #[test]
 fn root_toml_files_apply_or_fail_as_apptainer_s() {
     let fx = Fixture::new();
-    if let Some(why) = v2_root_missing(&fx, &["memory", "pids"]) {
-        println!("skipped: {why}");
+    if !v2_root_ready(&fx, &["memory", "pids"]) {
         return;
     }
     let img = fx.image.to_str().unwrap();
@@ -266,10 +283,12 @@ fn an_undelegated_user_is_refused_limits_but_runs_without_them() {
                 md.uid() == who.uid()
             });
         if delegated {
-            println!(
-                "skipped for uid {}: its cgroup's parent is delegated to it",
+            // The premise is that the user has no cgroup of its own: a systemd session that
+            // delegates one makes the refusal meaningless, and no package changes that.
+            sifr_testkit::not_here(format_args!(
+                "uid {}: its cgroup's parent is delegated to it",
                 who.uid()
-            );
+            ));
             continue;
         }
         let o = sifr(&fx, who, &["exec", "--cpus", "1", img, "/bin/probe", "id"]);
@@ -285,8 +304,7 @@ fn an_undelegated_user_is_refused_limits_but_runs_without_them() {
 fn instance_stats_show_the_instance_s_memory_limit() {
     // e2e/cgroups instanceStats.
     let fx = Fixture::new();
-    if let Some(why) = v2_root_missing(&fx, &["memory", "pids"]) {
-        println!("skipped: {why}");
+    if !v2_root_ready(&fx, &["memory", "pids"]) {
         return;
     }
     let img = fx.image.to_str().unwrap();

@@ -9,8 +9,8 @@
 //! namespace, and everything in it, ends with the command: nothing is left on the host.
 //!
 //! Needs root (mounts, `mknod`) and gcc; the 32-bit libraries need `gcc -m32` (no 32-bit libc
-//! is needed: they are built without one) and are skipped with a printed reason otherwise.
-#![allow(clippy::print_stdout)]
+//! is needed: they are built without one). A test that cannot run says why, and fails under
+//! `SIFR_TEST_STRICT` (`sifr_testkit::skip`).
 
 mod gpu_driver;
 
@@ -29,7 +29,7 @@ fn probe_in(cmd: TestCommand, flags: &[&str], img: &str, args: &[&str]) -> TestO
 }
 
 /// The identities to run as, the fake driver and the probe image, made in that order; `None`
-/// (the reason printed) where the test cannot run.
+/// (after [`sifr_testkit::skip`]) where the test cannot run.
 fn setup() -> Option<(Vec<As>, FakeDriver, Fixture)> {
     let who = identities()?;
     let fake = FakeDriver::new();
@@ -138,6 +138,7 @@ fn nv_binds_32_bit_driver_libraries_into_libs32() {
     let Some(who) = identities() else { return };
     let fake = FakeDriver::new();
     if !fake.has32 {
+        // `FakeDriver::new` said why (a failure under SIFR_TEST_STRICT on x86-64).
         return;
     }
     let fx = image();

@@ -68,7 +68,7 @@ fn behaves_like_a_sandbox(im: &Images, img: &Path, who: As) -> Vec<String> {
 #[test]
 fn sif_and_squashfs_images_run_as_root_on_a_loop_device() {
     if !sifr_testkit::is_root() {
-        println!("skipping: the loop-device path needs root");
+        sifr_testkit::skip("the loop-device path needs root");
         return;
     }
     let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -235,12 +235,12 @@ fn subids_of(who: As) -> Option<u32> {
 /// Root and the test user, when the test user can have a user namespace.
 fn fakeroot_identities() -> Vec<As> {
     if !sifr_testkit::is_root() {
-        println!("skipping: needs root to create the test user and its sandbox");
+        sifr_testkit::skip("needs root to create the test user and its sandbox");
         return Vec::new();
     }
     let mut ids = sifr_testkit::identities();
     if let Err(why) = sifr_testkit::userns_available() {
-        println!("test user skipped: {why}");
+        sifr_testkit::skip(format_args!("the test user: {why}"));
         ids.retain(|w| *w == As::Root);
     }
     ids
@@ -332,7 +332,7 @@ fn fakeroot_is_root_inside_and_writes_belong_to_the_caller() {
 #[test]
 fn fakeroot_and_userns_mount_images_with_fuse_and_keep_overlay_writes_the_callers() {
     if !Path::new("/dev/fuse").exists() {
-        println!("skipping: needs /dev/fuse");
+        sifr_testkit::skip("needs /dev/fuse");
         return;
     }
     let ids = fakeroot_identities();
@@ -426,7 +426,10 @@ fn fuse_presents_the_callers_ids_unless_fakeroot_maps_the_images_owners() {
         assert_eq!(owner(user, &["-f"], "/etc/owned42"), "uid=42 gid=42");
         assert_eq!(owner(user, &["-f"], "/etc/secret"), "uid=0 gid=0");
     } else {
-        println!("fakeroot with subordinate ids not checked: the test user has none");
+        // `useradd` gives the test user a range where uidmap's /etc/subuid exists (CI).
+        sifr_testkit::skip(
+            "fakeroot with subordinate ids: the test user has none (apt-get install uidmap)",
+        );
     }
     // Fakeroot with root only (root has no range here, or has one: either way root's).
     if subids_of(As::Root).is_none() {
@@ -545,12 +548,14 @@ fn apptainer_layout(root: &Path) {
 #[test]
 fn an_image_laid_out_by_apptainer_runs_and_inspects() {
     if !sifr_testkit::is_root() {
-        println!("skipping: needs root (loop device, and the test user for FUSE)");
+        sifr_testkit::skip("needs root (loop device, and the test user for FUSE)");
         return;
     }
     let fx = Fixture::new();
     if !fx.has_shell {
-        println!("skipping: the runscript needs busybox for /bin/sh");
+        sifr_testkit::skip(
+            "the runscript needs busybox for /bin/sh (apt-get install busybox-static)",
+        );
         return;
     }
     let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -6,9 +6,6 @@
 //! Host-state tests (they start containers, mount FUSE filesystems and change `/dev/fuse`'s
 //! mode): nextest's `host-state` group runs them one at a time.
 
-// A skipped test says why on stdout, which the harness shows.
-#![allow(clippy::print_stdout)]
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -301,14 +298,17 @@ impl Drop for FuseMode {
     }
 }
 
-/// A squashfs image holding `inside.txt`, or `None` (with the reason printed) without the tools.
+/// A squashfs image holding `inside.txt`, or `None` (after [`sifr_testkit::skip`]) without the
+/// tools.
 fn squashfs(fx: &Fixture) -> Option<PathBuf> {
     if let Some(why) = sifr_testkit::missing(&["squashfuse", "mksquashfs"]) {
-        println!("skipping: {why}");
+        sifr_testkit::skip(format_args!(
+            "{why} not installed (apt-get install squashfuse squashfs-tools)"
+        ));
         return None;
     }
     if !sifr_testkit::is_root() || !Path::new("/dev/fuse").exists() {
-        println!("skipping: needs root (to switch /dev/fuse's mode) and /dev/fuse");
+        sifr_testkit::skip("needs root (to switch /dev/fuse's mode) and /dev/fuse");
         return None;
     }
     let src = fx.dir.path().join("sqsrc");

@@ -2,8 +2,6 @@
 //! options stopping at the image, `--compat`, `--no-init`, `--no-pid`, `--no-umask`,
 //! `--unsquash`, `--no-env`, `--no-eval`, `--containlibs`, `shell --shell`, and the refusals.
 //! Expectations name the Apptainer e2e test they come from where there is one.
-// A skipped check says why on the test's output.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod images;
 
@@ -81,7 +79,9 @@ fn no_init_makes_the_command_pid_1_and_no_pid_undoes_containall() {
 fn the_umask_is_the_callers_unless_no_umask() {
     let fx = Fixture::new();
     if !fx.has_shell {
-        eprintln!("skipped: no busybox for a shell in the test image");
+        sifr_testkit::skip(
+            "no busybox for a shell in the test image (apt-get install busybox-static)",
+        );
         return;
     }
     let img = fx.image.to_str().unwrap();

@@ -7,7 +7,6 @@
 //! the expectations ported here.
 //!
 //! Runs containers as root (loop devices), so it is in the nextest `host-state` group.
-#![allow(clippy::print_stderr)]
 
 mod registries;
 mod uris;

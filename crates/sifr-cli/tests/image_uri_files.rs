@@ -5,7 +5,6 @@
 //! (internal/pkg/client/library).
 //!
 //! Runs containers as root (loop devices), so it is in the nextest `host-state` group.
-#![allow(clippy::print_stderr)]
 
 mod registries;
 mod uris;

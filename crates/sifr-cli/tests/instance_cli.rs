@@ -4,7 +4,6 @@
 //! as root and as the test user, against the probe fixture packed into a SIF whose start script
 //! and runscript are the probe (`args ...` prints its arguments and ends; `wait-signal` waits).
 //! Expectations name the Apptainer e2e test (`e2e/instance/`) or code they come from.
-#![allow(clippy::print_stdout)]
 
 mod images;
 
@@ -301,7 +300,7 @@ fn signals(im: &Images, who: As) {
 #[test]
 fn instance_list_start_run_and_stop_as_apptainer_as_root() {
     if !sifr_testkit::is_root() {
-        println!("skipping: the loop-device path needs root");
+        sifr_testkit::skip("the loop-device path needs root");
         return;
     }
     let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -326,7 +325,7 @@ fn instance_list_start_run_and_stop_as_apptainer_as_a_user() {
 fn root_lists_and_stops_a_users_instances_with_user() {
     let Some(user) = test_user() else { return };
     let Some((user_name, entry)) = passwd_home(user) else {
-        println!("skipping: the test user has no home directory of their own");
+        sifr_testkit::skip("the test user has no home directory of their own");
         return;
     };
     let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

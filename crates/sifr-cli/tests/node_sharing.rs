@@ -1,7 +1,6 @@
 //! Launches on one node: ranks of one image started side by side share one attachment and one
 //! user namespace (`sifr_launch::share`), and named instances (`instance start|stop|list`,
 //! `instance://NAME`). Run as root and as the test user, against images packed at test time.
-#![allow(clippy::print_stdout)]
 
 mod images;
 
@@ -250,7 +249,7 @@ fn outliving_processes_keep_no_inherited_pipe(im: &Images, who: As) {
 #[test]
 fn ranks_of_one_image_share_one_loop_mount_as_root() {
     if !sifr_testkit::is_root() {
-        println!("skipping: the loop-device path needs root");
+        sifr_testkit::skip("the loop-device path needs root");
         return;
     }
     let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -398,7 +397,7 @@ fn walk_find(dir: &Path, name: &str) -> std::path::PathBuf {
 #[test]
 fn instances_run_the_start_script_take_commands_and_stop_as_root() {
     if !sifr_testkit::is_root() {
-        println!("skipping: the loop-device path needs root");
+        sifr_testkit::skip("the loop-device path needs root");
         return;
     }
     let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -6,8 +6,7 @@
 //! against sifr's own push. Expectations come from Apptainer's `e2e/push/push.go` and
 //! `e2e/pull/pull.go` (named at each check). Skips, saying why, when a tool is missing
 //! (`apt-get install docker-registry skopeo busybox-static openssl apache2-utils
-//! squashfs-tools`); under `CI` a missing tool fails instead.
-#![allow(clippy::print_stderr, clippy::print_stdout)]
+//! squashfs-tools`); under `SIFR_TEST_STRICT=1` (CI) a missing tool fails instead.
 
 mod images;
 mod registries;
@@ -30,7 +29,7 @@ const EMPTY_CONFIG_DIGEST: &str =
     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 
 /// A temporary directory when every tool is there; `None` (skipped, saying why) otherwise,
-/// except under `CI`, where a missing tool is a failure.
+/// except under `SIFR_TEST_STRICT=1` (CI), where a missing tool is a failure.
 fn setup(tools: &[&str]) -> Option<tempfile::TempDir> {
     if !registries::tools_present(tools) {
         return None;
@@ -529,7 +528,13 @@ fn a_sif_pushed_in_apptainers_layout_pulls_inspects_and_runs() {
     assert!(d.join("box/bin/busybox").is_file());
 
     // And it runs (as root only: this test binary is in the host-state group for it).
-    if sifr_testkit::is_root() && cfg!(target_arch = "x86_64") {
+    if !sifr_testkit::is_root() {
+        sifr_testkit::skip("running the pulled SIF needs root (loop device)");
+    } else if !cfg!(target_arch = "x86_64") {
+        // As written, the run is checked on x86-64 hosts only; no package changes the host's
+        // architecture.
+        sifr_testkit::not_here("running the pulled SIF is checked on x86-64 hosts only");
+    } else {
         let out = run_ok(sifr_in(
             d,
             &cache,

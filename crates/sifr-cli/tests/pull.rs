@@ -4,7 +4,6 @@
 //! gzip and a zstd layer, ENV/ENTRYPOINT/CMD/labels, and a multi-arch index with an arm64
 //! variant) and pushed with `skopeo copy --all`. Skips, saying why, when a tool is missing
 //! (`apt-get install docker-registry skopeo busybox-static openssl apache2-utils`).
-#![allow(clippy::print_stderr)]
 
 mod registries;
 
@@ -311,7 +310,7 @@ fn bootstrap_docker_pulls_through_the_cache_and_runs_post_in_the_merged_tree() {
         return;
     };
     if !sifr_testkit::is_root() && sifr_testkit::userns_available().is_err() {
-        eprintln!("skipped: %post needs root or user namespaces");
+        sifr_testkit::skip("%post needs root or user namespaces");
         return;
     }
     let d = t.path();
@@ -405,7 +404,7 @@ fn token_auth_pull_gets_a_token_per_repository_scope_and_names_refused_credentia
     // Two images in one run: each stage of a build pulls through the same client, and the
     // second repository gets a token of its own rather than the first one's.
     if !sifr_testkit::is_root() && sifr_testkit::userns_available().is_err() {
-        eprintln!("skipped the two-stage build: it needs root or user namespaces");
+        sifr_testkit::skip("the two-stage build: it needs root or user namespaces");
         return;
     }
     issuer.forget();

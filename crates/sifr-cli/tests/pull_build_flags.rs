@@ -4,7 +4,6 @@
 //! the errors Apptainer gives for what cannot work (`--remote`, `--update` without a sandbox,
 //! `--section all,post`, encryption, unsupported transports). Registry tests skip, saying why,
 //! when `docker-registry`, `skopeo` or busybox-static are missing.
-#![allow(clippy::print_stderr)]
 
 mod registries;
 
@@ -173,7 +172,9 @@ fn pull_refuses_bad_sources_arches_and_existing_targets_before_any_download() {
 #[test]
 fn build_data_wraps_a_squashfs_image_as_a_data_partition() {
     if let Some(m) = sifr_testkit::missing(&["mksquashfs"]) {
-        eprintln!("skipped: {m} not installed");
+        sifr_testkit::skip(format_args!(
+            "{m} not installed (apt-get install squashfs-tools)"
+        ));
         return;
     }
     let t = tempdir();

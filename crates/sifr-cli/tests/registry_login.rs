@@ -4,7 +4,6 @@
 //! precedence, listed without its password, and removed by logout. Skips, saying why, when a
 //! tool is missing (`apt-get install docker-registry skopeo busybox-static openssl
 //! apache2-utils`).
-#![allow(clippy::print_stderr)]
 
 mod registries;
 
@@ -205,7 +204,7 @@ fn login_over_tls_with_htpasswd_is_checked_stored_privately_listed_used_and_logg
             "the password was echoed: {shown}"
         );
     } else {
-        eprintln!("skipped the terminal prompt: script (util-linux) not installed");
+        sifr_testkit::skip("the terminal prompt: script (util-linux) not installed");
     }
 
     // Logout removes it: the list no longer has it and pulls are anonymous again.

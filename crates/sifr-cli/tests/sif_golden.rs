@@ -2,9 +2,6 @@
 //! editing commands (`new`, `add`, `del`, `setprim`, `dump`) behave as `siftool`'s. Fixture
 //! tests print a reason and skip when the shared fixture folder is absent.
 
-// Tests say why they skip.
-#![allow(clippy::print_stderr)]
-
 use std::path::Path;
 
 use assert_cmd::Command;

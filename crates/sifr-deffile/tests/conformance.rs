@@ -4,9 +4,7 @@
 //! bodies and arguments, `%files` groups, labels, app order).
 //!
 //! Skips with a printed reason when the shared fixtures are not checked out next to the
-//! workspace.
-// A skipped test must say why, and a test's stderr is the place for that.
-#![allow(clippy::print_stderr)]
+//! workspace (a failure under `SIFR_TEST_STRICT`: CI has them).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,10 +17,10 @@ fn fixtures() -> Option<PathBuf> {
     if root.is_dir() {
         Some(root)
     } else {
-        eprintln!(
-            "skipping: Apptainer fixtures not found at {} (check out `shared/` next to the workspace)",
+        sifr_testkit::skip(format_args!(
+            "Apptainer fixtures not found at {} (check out `shared/` next to the workspace)",
             root.display()
-        );
+        ));
         None
     }
 }

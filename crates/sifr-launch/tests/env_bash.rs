@@ -540,9 +540,9 @@ fn generated_scripts_match_bash() {
         // No regression files written into the source tree; a failure prints its script.
         failure_persistence: None,
         max_shrink_iters: 256,
-        // CI replays one fixed set of scripts, so a submission lands or not on its own merits;
-        // elsewhere every run explores new ones.
-        rng_seed: if std::env::var_os("CI").is_some() {
+        // CI (`SIFR_TEST_STRICT=1`, or `CI` set) replays one fixed set of scripts, so a
+        // submission lands or not on its own merits; elsewhere every run explores new ones.
+        rng_seed: if sifr_testkit::strict() {
             proptest::test_runner::RngSeed::Fixed(0x5eed_0021)
         } else {
             proptest::test_runner::RngSeed::Random

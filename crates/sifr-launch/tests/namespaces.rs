@@ -32,7 +32,7 @@ fn main() {
     if identities.iter().any(|w| matches!(w, As::User { .. }))
         && let Err(why) = sifr_testkit::userns_available()
     {
-        println!("skipping the unprivileged namespace tests: {why}");
+        sifr_testkit::skip(format_args!("the unprivileged namespace tests: {why}"));
     }
     let fx = Fixture::new();
     let mounts_before = sifr_testkit::host_mount_count();

@@ -1,8 +1,8 @@
 //! The client against Debian's `docker-registry` on 127.0.0.1, with images built by
 //! `umoci` from a tiny tree and pushed by `skopeo`: plain HTTP first, then TLS with a
 //! throwaway CA and htpasswd basic auth. Skips, saying why, when a tool is missing
-//! (`apt-get install docker-registry skopeo umoci openssl apache2-utils`).
-#![allow(clippy::print_stderr)]
+//! (`apt-get install docker-registry skopeo umoci openssl apache2-utils`); under
+//! `SIFR_TEST_STRICT=1` (CI) a missing tool fails instead.
 
 mod common;
 
@@ -85,7 +85,7 @@ fn check(sink: &MemorySink) {
 #[test]
 fn pull_from_docker_registry_over_plain_http() {
     if let Some(m) = missing(&["docker-registry", "skopeo", "umoci"]) {
-        eprintln!("skipped: {m} not installed");
+        sifr_testkit::skip(format_args!("{m} not installed"));
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -129,7 +129,7 @@ fn pull_from_docker_registry_over_plain_http() {
 #[test]
 fn pull_over_tls_with_a_throwaway_ca_and_htpasswd() {
     if let Some(m) = missing(&["docker-registry", "skopeo", "umoci", "openssl", "htpasswd"]) {
-        eprintln!("skipped: {m} not installed");
+        sifr_testkit::skip(format_args!("{m} not installed"));
         return;
     }
     let t = tempfile::tempdir().unwrap();

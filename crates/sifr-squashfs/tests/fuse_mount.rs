@@ -71,16 +71,22 @@ fn main() {
         return;
     }
     let filter = args.iter().find(|a| !a.starts_with('-'));
+    // FUSE and root are what CI has: a skip fails under SIFR_TEST_STRICT (a panic here ends
+    // the binary with a failure).
     if !Path::new("/dev/fuse").exists() {
-        println!("skipped: /dev/fuse does not exist (no FUSE in this kernel)");
+        sifr_testkit::skip("/dev/fuse does not exist (no FUSE in this kernel)");
         return;
     }
     if let Err(e) = File::options().read(true).write(true).open("/dev/fuse") {
-        println!("skipped: cannot open /dev/fuse ({e}): FUSE is unavailable here");
+        sifr_testkit::skip(format_args!(
+            "cannot open /dev/fuse ({e}): FUSE is unavailable here"
+        ));
         return;
     }
     if !rustix::process::geteuid().is_root() {
-        println!("skipped: needs root (mounts in the host namespace, creates user `{USER}`)");
+        sifr_testkit::skip(format_args!(
+            "needs root (mounts in the host namespace, creates user `{USER}`)"
+        ));
         return;
     }
     let tree = Tree::generate().expect("generate the source tree");
@@ -89,7 +95,10 @@ fn main() {
         if filter.is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
-        match case(&tree) {
+        // A case that panics (a strict skip among them) fails alone; the others still run.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&tree)))
+            .unwrap_or_else(|_| Err("panicked (its message is above)".into()));
+        match result {
             Ok(()) => println!("test {name} ... ok"),
             Err(e) => {
                 println!("test {name} ... FAILED\n    {e}");
@@ -303,7 +312,7 @@ fn unprivileged_in_userns(t: &Tree) -> Result<(), String> {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            println!("    skipped: cannot create user `{USER}` (useradd failed)");
+            sifr_testkit::skip(format_args!("cannot create user `{USER}` (useradd failed)"));
             return Ok(());
         }
     }
@@ -352,7 +361,7 @@ fn unprivileged_in_userns(t: &Tree) -> Result<(), String> {
     );
     if !out.status.success() {
         if text.contains("unshare failed") {
-            println!("    skipped: user namespaces unavailable: {}", text.trim());
+            sifr_testkit::skip(format_args!("user namespaces unavailable: {}", text.trim()));
             return Ok(());
         }
         return Err(format!("probe as `{USER}` failed ({}): {text}", out.status));

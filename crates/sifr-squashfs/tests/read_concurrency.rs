@@ -1,6 +1,6 @@
 //! Shared use: `read_at` from many threads at once on one `Archive`, and opening a filesystem
 //! that starts at a non-zero offset inside a bigger file (as in a SIF image).
-#![allow(clippy::print_stderr, clippy::print_stdout)]
+#![allow(clippy::print_stdout)]
 
 mod read_support;
 

@@ -1,7 +1,6 @@
 //! Hostile and corrupt images: flipped bytes, truncations and targeted damage (bad magic, huge
 //! counts, a directory containing itself, fragment index out of range, truncated tables) must
 //! end in an `Err`, never a panic, a hang or a huge allocation.
-#![allow(clippy::print_stderr, clippy::print_stdout)]
 
 mod read_support;
 

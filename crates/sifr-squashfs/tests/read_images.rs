@@ -1,7 +1,6 @@
 //! The reader against images made by mksquashfs from a fixture tree: every compressor, block
 //! sizes 4 KiB and 1 MiB, fragments off and forced. Listing, metadata, xattrs and random-offset
 //! contents must match the source tree.
-#![allow(clippy::print_stderr, clippy::print_stdout)]
 
 mod read_support;
 
@@ -189,7 +188,8 @@ fn lzo_image_is_reported_as_unsupported() {
         .output()
         .unwrap();
     if !out.status.success() {
-        eprintln!("SKIPPED lzo: this mksquashfs cannot write lzo");
+        // Debian's squashfs-tools writes lzo.
+        sifr_testkit::skip("lzo: this mksquashfs cannot write lzo");
         return;
     }
     let err =

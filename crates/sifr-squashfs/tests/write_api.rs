@@ -38,7 +38,10 @@ impl Read for Dribble<'_> {
 
 fn extract(img: &Path, dir: &Path) -> bool {
     if !have("unsquashfs") {
-        skip("extract", "unsquashfs not installed");
+        skip(
+            "extract",
+            "unsquashfs not installed (apt-get install squashfs-tools)",
+        );
         return false;
     }
     run_ok(

@@ -40,7 +40,10 @@ fn check_extract(
     tmp: &Path,
 ) {
     if !have("unsquashfs") {
-        return skip("unsquashfs -d", "unsquashfs not installed");
+        return skip(
+            "unsquashfs -d",
+            "unsquashfs not installed (apt-get install squashfs-tools)",
+        );
     }
     let out = tmp.join("extracted");
     let _ = fs::remove_dir_all(&out);
@@ -122,7 +125,10 @@ fn check_squashfuse(
     tmp: &Path,
 ) {
     if !have("squashfuse") {
-        return skip("squashfuse", "squashfuse not installed");
+        return skip(
+            "squashfuse",
+            "squashfuse not installed (apt-get install squashfuse)",
+        );
     }
     if !Path::new("/dev/fuse").exists() {
         return skip("squashfuse", "no /dev/fuse");

@@ -269,8 +269,6 @@ fn raw(nr: libc::c_long, args: [libc::c_ulong; 3]) -> Result<(), i32> {
 }
 
 #[cfg(test)]
-// A test skipped for want of privileges says so.
-#[allow(clippy::print_stderr)]
 mod tests {
     use super::*;
 
@@ -362,7 +360,7 @@ mod tests {
     fn a_command_keeps_exactly_the_set_in_all_five() {
         let held = current().unwrap();
         if held.effective & (1 << SETPCAP) == 0 || held.permitted & (1 << NET_RAW) == 0 {
-            eprintln!("skipped: needs CAP_SETPCAP and CAP_NET_RAW (run as root)");
+            sifr_testkit::skip("needs CAP_SETPCAP and CAP_NET_RAW (run as root)");
             return;
         }
         let one = 1 << NET_RAW;
@@ -387,7 +385,7 @@ mod tests {
     fn target_ids_switch_the_command_and_keep_its_set_through_ambient() {
         let held = current().unwrap();
         if rustix::process::getuid().as_raw() != 0 || held.permitted & (1 << NET_RAW) == 0 {
-            eprintln!("skipped: needs root");
+            sifr_testkit::skip("needs root");
             return;
         }
         let one = 1 << NET_RAW;

@@ -111,10 +111,9 @@ mod tests {
     /// task, so only this test's thread moves; needs root (no user namespace from a threaded
     /// process).
     #[test]
-    #[allow(clippy::print_stderr)]
     fn loopback_comes_up_in_a_new_network_namespace() {
         if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: creating a network namespace without a user namespace needs root");
+            sifr_testkit::skip("creating a network namespace without a user namespace needs root");
             return;
         }
         crate::ns::unshare(crate::ns::Namespaces {

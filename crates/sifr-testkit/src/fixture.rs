@@ -19,14 +19,14 @@ pub fn probe_source() -> PathBuf {
         .expect("probe.c is in crates/sifr-testkit/probe")
 }
 
-/// The upstream SIF fixture folder (`shared/fixtures/sif` beside the checkout), or `None` with
-/// the reason printed when it is absent.
+/// The upstream SIF fixture folder (`shared/fixtures/sif` beside the checkout), or `None` when
+/// it is absent (a [`skip`](crate::skip): it fails under `SIFR_TEST_STRICT`).
 pub fn sif_fixtures() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/sif");
     if dir.join("images").is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipping: SIF fixtures not found at {}", dir.display());
+        crate::skip(format_args!("SIF fixtures not found at {}", dir.display()));
         None
     }
 }

@@ -10,6 +10,8 @@
 //! - [`registry`] and [`http`]: Debian's `docker-registry` run for a test, and the request head
 //!   reader of the in-process fake servers.
 //! - [`tools`]: external programs the tests shell out to (`mksquashfs`, `gcc`, ...).
+//! - [`skip`](mod@skip): a test that cannot run here says why, and fails under
+//!   `SIFR_TEST_STRICT=1` (CI) unless its premise is the machine's own ([`not_here`]).
 //!
 //! Tests say why they skip on stdout/stderr, which libtest shows with the test, so printing is
 //! allowed here as it is in the test binaries.
@@ -21,6 +23,7 @@ pub mod host;
 pub mod http;
 pub mod identity;
 pub mod registry;
+pub mod skip;
 pub mod tools;
 
 pub use command::{TestCommand, TestOutput, remove_caller_settings, stderr, stdout};
@@ -32,4 +35,5 @@ pub use host::{
 pub use identity::{
     As, TEST_USER, command_as, identities, is_root, runnable_identities, userns_available,
 };
+pub use skip::{not_here, skip, strict};
 pub use tools::{have, missing, mksquashfs, run_ok, vector_loop_c, x86_64_gcc};

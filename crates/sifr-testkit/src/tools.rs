@@ -60,10 +60,12 @@ pub(crate) fn run_tool(cmd: &mut Command, install: &str, what: &str) {
 }
 
 /// Whether x86-64 programs can be compiled here and run: the host is x86-64 and `gcc` works.
-/// Otherwise prints why the test is skipped (`off_arch` off x86-64) and returns false.
+/// Otherwise says why the test does not run ([`not_here`](crate::not_here) with `off_arch` off
+/// x86-64, [`skip`](crate::skip) without gcc) and returns false.
 pub fn x86_64_gcc(off_arch: &str) -> bool {
     if !cfg!(target_arch = "x86_64") {
-        eprintln!("skipped: {off_arch}");
+        // The checks compile and run x86-64 programs: no package makes another host run them.
+        crate::not_here(off_arch);
         return false;
     }
     if !Command::new("gcc")
@@ -71,7 +73,7 @@ pub fn x86_64_gcc(off_arch: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        eprintln!("skipped: no working `gcc` (apt-get install gcc)");
+        crate::skip("no working `gcc` (apt-get install gcc)");
         return false;
     }
     true

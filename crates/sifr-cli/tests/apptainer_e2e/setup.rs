@@ -124,13 +124,13 @@ impl Images {
     pub fn build() -> Option<Images> {
         let fx = Fixture::new();
         if !fx.has_shell {
-            println!(
-                "skipped: busybox is needed for the test images (apt-get install busybox-static)"
+            sifr_testkit::skip(
+                "busybox is needed for the test images (apt-get install busybox-static)",
             );
             return None;
         }
         if !sifr_testkit::is_root() {
-            println!("skipped: the images are built as root (run the tests as root)");
+            sifr_testkit::skip("the images are built as root (run the tests as root)");
             return None;
         }
         // Not under /tmp or /home: the rows' working directory is mounted into the container,

@@ -173,11 +173,11 @@ impl Drop for FuseMode {
 
 pub fn test_user() -> Option<As> {
     if !sifr_testkit::is_root() || !Path::new("/dev/fuse").exists() {
-        println!("skipping: needs root (to switch /dev/fuse's mode) and /dev/fuse");
+        sifr_testkit::skip("needs root (to switch /dev/fuse's mode) and /dev/fuse");
         return None;
     }
     if let Err(why) = sifr_testkit::userns_available() {
-        println!("skipping: {why}");
+        sifr_testkit::skip(why);
         return None;
     }
     sifr_testkit::identities()

@@ -1,5 +1,5 @@
 //! Test helpers: compile C programs with the system gcc at test time.
-#![allow(dead_code, clippy::print_stderr)]
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,36 +33,16 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// The gcc to use, or `None` (with the reason printed) when there is none.
-pub fn gcc() -> Option<&'static str> {
-    let ok = Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: no working `gcc` on PATH (apt-get install gcc)");
-        return None;
-    }
-    Some("gcc")
-}
-
-/// Whether this test runs on x86-64 (the gcc tests compile for the host).
-pub fn on_x86_64() -> bool {
-    if cfg!(target_arch = "x86_64") {
-        true
-    } else {
-        eprintln!("skipped: the host is not x86-64");
-        false
-    }
+/// Whether x86-64 programs can be compiled and run here; if not, says why (not x86-64: not
+/// applicable; no gcc: a skip, which fails under `SIFR_TEST_STRICT`).
+pub fn x86_64_gcc() -> bool {
+    sifr_testkit::x86_64_gcc("the host is not x86-64 (the gcc tests compile for the host)")
 }
 
 /// A scratch directory for programs compiled for the host, or `None` (after saying why) when
 /// there is no gcc or the host is not x86-64.
 pub fn x86_64_gcc_dir() -> Option<tempfile::TempDir> {
-    let (Some(_), true) = (gcc(), on_x86_64()) else {
-        return None;
-    };
-    Some(tempfile::tempdir().unwrap())
+    x86_64_gcc().then(|| tempfile::tempdir().unwrap())
 }
 
 /// Compiles `source` with `args` into `dir/name`; panics with gcc's output on failure.

@@ -1,7 +1,7 @@
 //! Shared helpers of the reader tests: fixture trees built at test time, packing them with
 //! `mksquashfs`, and comparing an archive with its source tree. Tests skip (with a printed
-//! reason) when `mksquashfs` is missing; they never pass silently.
-#![allow(dead_code, clippy::print_stderr, clippy::print_stdout)]
+//! reason) when `mksquashfs` is missing, and fail instead under `SIFR_TEST_STRICT` (CI).
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -13,12 +13,15 @@ use std::process::Command;
 
 use sifr_squashfs::read::{Archive, Error, FileType, Inode};
 
-/// Whether `mksquashfs` runs; prints why not.
+/// Whether `mksquashfs` runs; if not, [`sifr_testkit::skip`] says why.
+#[track_caller]
 pub fn have_mksquashfs(test: &str) -> bool {
     match Command::new("mksquashfs").arg("-version").output() {
         Ok(o) if o.status.success() => true,
         _ => {
-            eprintln!("SKIPPED {test}: mksquashfs not found (apt-get install squashfs-tools)");
+            sifr_testkit::skip(format_args!(
+                "{test}: mksquashfs not found (apt-get install squashfs-tools)"
+            ));
             false
         }
     }

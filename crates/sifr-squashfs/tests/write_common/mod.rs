@@ -1,7 +1,8 @@
 //! Shared helpers for the writer tests: a generated source tree holding every entry type,
 //! a snapshot of a tree (what `ls -l`, `cmp` and `getfattr` would show) and runners for
-//! the peer tools. Peers that are missing make a test print why and return early.
-#![allow(dead_code, clippy::print_stderr)]
+//! the peer tools. Peers that are missing make a test print why and return early, which fails
+//! under `SIFR_TEST_STRICT` (CI installs them: scripts/deps.sh).
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,9 +19,10 @@ pub fn is_root() -> bool {
 
 pub use sifr_testkit::have;
 
-/// Print why a check is skipped (visible with `--nocapture` and in failure logs).
+/// Say why a check is skipped ([`sifr_testkit::skip`]: a failure under `SIFR_TEST_STRICT`).
+#[track_caller]
 pub fn skip(what: &str, why: &str) {
-    eprintln!("SKIP {what}: {why}");
+    sifr_testkit::skip(format_args!("{what}: {why}"));
 }
 
 fn write(p: &Path, data: &[u8]) {
