@@ -93,7 +93,7 @@ fn pulls_and_builds_share_one_cache_and_output_directory_through_kills() {
         return;
     };
     if !sifr_testkit::is_root() && sifr_testkit::userns_available().is_err() {
-        eprintln!("skipped: %post needs root or user namespaces");
+        sifr_testkit::skip("%post needs root or user namespaces");
         return;
     }
     let d = t.path();

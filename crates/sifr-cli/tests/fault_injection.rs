@@ -198,7 +198,7 @@ fn recovers(im: &Images, who: As) {
 fn inject(who: As, victims: &[&str]) {
     let im = Images::new();
     if !im.fx.has_shell {
-        println!("skipped: busybox is needed in the test image (apt-get install busybox-static)");
+        sifr_testkit::skip("busybox is needed in the test image (apt-get install busybox-static)");
         return;
     }
     let mut rng = Rng(seed() | 1);
@@ -216,7 +216,7 @@ fn inject(who: As, victims: &[&str]) {
 #[test]
 fn launches_survive_a_killed_holder_as_root() {
     if !sifr_testkit::is_root() {
-        println!("skipping: the loop-device path needs root");
+        sifr_testkit::skip("the loop-device path needs root");
         return;
     }
     let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
