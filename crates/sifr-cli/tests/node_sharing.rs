@@ -428,3 +428,65 @@ fn ranks_share_one_extraction_when_dev_fuse_is_not_usable() {
     b.stop();
     assert_nothing_left(&im);
 }
+
+// Issue 24's probe: another user cannot take over a user's holders by making their runtime
+// directory first. A `$TMPDIR/sifr-UID` that another user owns, that others may enter, or
+// that is a symlink is refused: the launch runs on its own (unshared), puts nothing there
+// and starts no holder.
+#[test]
+fn a_runtime_directory_made_by_another_user_is_not_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(user) = test_user() else { return };
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let im = Images::new();
+    let fx = &im.fx;
+    let sif = im.sif.to_str().unwrap();
+    let trap = fx.dir.path().join("trap");
+    std::fs::create_dir(&trap).unwrap();
+    std::fs::set_permissions(&trap, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let planted = |tmp: &Path, how: &str| {
+        let dir = tmp.join(format!("sifr-{}", user.uid()));
+        match how {
+            // Root's, world-writable: what another user could make first in a shared /tmp.
+            "foreign" => {
+                std::fs::create_dir(&dir).unwrap();
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            }
+            // The user's own, but open to others.
+            "open" => {
+                std::fs::create_dir(&dir).unwrap();
+                std::os::unix::fs::chown(&dir, Some(user.uid()), None).unwrap();
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            // A symlink to a directory of the attacker's.
+            _ => std::os::unix::fs::symlink(&trap, &dir).unwrap(),
+        }
+        dir
+    };
+    for how in ["foreign", "open", "symlink"] {
+        let tmp = fx.dir.path().join(format!("tmp-{how}"));
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let dir = planted(&tmp, how);
+        let o = sifr_as(fx, user, &["exec", sif, "/bin/probe", "cat", "/etc/passwd"])
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success() && stdout(&o).contains("root:x:0:0"),
+            "{how}: {}",
+            stderr(&o)
+        );
+        let inside: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(inside.is_empty(), "{how}: the launch wrote into {dir:?}");
+        assert!(
+            std::fs::read_dir(&trap).unwrap().next().is_none(),
+            "{how}: the launch wrote through the symlink"
+        );
+        assert!(
+            holders_of(fx.dir.path()).is_empty(),
+            "{how}: a holder started"
+        );
+    }
+    assert_nothing_left(&im);
+}
