@@ -633,6 +633,96 @@ fn oci_layout(c: &Case) -> PathBuf {
     layout
 }
 
+// Issue 24, finding 3: a failed `--fakeroot` build (a layer nested deeper than the 1024-level
+// limit) left `$TMPDIR/build-temp-PID/stage-0`. The build now fails naming the limit and leaves
+// nothing, as root and as a user.
+#[test]
+fn a_build_from_a_too_deep_layer_fails_and_leaves_nothing() {
+    let Some(c) = Case::new() else { return };
+    let root = c.fx.dir.path();
+    let tree = root.join("deep");
+    let mut dir = tree.clone();
+    for _ in 0..1100 {
+        dir.push("d");
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let layer = root.join("deep.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let layout = c.fx.work.join("deep-layout");
+    let (dl, sl) = blob(&layout, &layer);
+    let cfg = root.join("deep-config.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{dl}"]}}}}"#
+        ),
+    )
+    .unwrap();
+    let (dc, sc) = blob(&layout, &cfg);
+    let man = root.join("deep-manifest.json");
+    std::fs::write(
+        &man,
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{dc}","size":{sc}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{dl}","size":{sl}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let (dm, sm) = blob(&layout, &man);
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{dm}","size":{sm},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    assert!(
+        Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&layout)
+            .status()
+            .unwrap()
+            .success()
+    );
+    c.write(
+        "deep.def",
+        "Bootstrap: oci\nFrom: deep-layout:v1\n\n%post\n    true\n",
+    );
+    for who in builders() {
+        let mut args = vec!["build"];
+        if matches!(who, As::User { .. }) {
+            args.push("--fakeroot");
+        }
+        args.extend(["deep.sif", "deep.def"]);
+        let o = c.sifr(who, &args);
+        assert_eq!(
+            o.status.code(),
+            Some(i32::from(sifr_cli::exit::FAILURE)),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains("nested deeper than 1024"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!c.fx.work.join("deep.sif").exists());
+        c.assert_clean();
+    }
+}
+
 #[test]
 fn oci_layouts_and_archives_become_images_with_their_env_and_entrypoint() {
     let Some(c) = Case::new() else { return };
