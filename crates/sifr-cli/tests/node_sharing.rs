@@ -490,3 +490,65 @@ fn a_runtime_directory_made_by_another_user_is_not_used() {
     }
     assert_nothing_left(&im);
 }
+
+// Issue 24 ("stale temporary files of a dead sifr are swept by the next run ... never while
+// their owner lives"): an unpacked image (no usable /dev/fuse) whose launch was killed with
+// SIGKILL is removed by the next unpacking launch once it is stale, while the tree of a
+// launch that still runs stays, however old.
+#[test]
+fn a_killed_launchs_unpacked_image_is_swept_by_the_next_one_but_a_live_ones_is_kept() {
+    let Some(user) = test_user() else { return };
+    let _lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _mode = FuseMode::set(0o600);
+    let im = Images::new();
+    let fx = &im.fx;
+    let tmp = fx.dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let trees = || -> Vec<String> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("sifr-extract-"))
+            .collect()
+    };
+    let unshared = [("SIFR_SHARE", "0"), ("TMPDIR", tmp.to_str().unwrap())];
+    let live = Rank::start(fx, user, &im.sif, &unshared);
+    let killed = Rank::start(fx, user, &im.sif, &unshared);
+    assert_eq!(trees().len(), 2, "{:?}", trees());
+    let before = trees();
+    let mut killed = killed;
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    // Its container outlives it (no PID namespace); end it too, as a batch system would.
+    let _ = Command::new("kill").args(["-KILL", &killed.pid]).status();
+    // Both trees look stale.
+    for t in &before {
+        let st = Command::new("touch")
+            .args(["-h", "-d", "2 minutes ago"])
+            .arg(tmp.join(t))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let o = sifr_as(
+        fx,
+        user,
+        &["exec", im.sif.to_str().unwrap(), "/bin/probe", "id"],
+    )
+    .envs(unshared)
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = trees();
+    assert_eq!(
+        after.len(),
+        1,
+        "the killed launch's tree goes, the live one's stays: {after:?}"
+    );
+    assert!(before.contains(&after[0]));
+    // The live launch still has its image: it ends normally (and removes its own tree).
+    live.stop();
+    assert!(trees().is_empty(), "{:?}", trees());
+    assert_nothing_left(&im);
+}

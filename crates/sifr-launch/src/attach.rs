@@ -44,11 +44,20 @@ enum Kind {
 }
 
 /// The extraction directory, removed when dropped (on every path out of the launcher).
+///
+/// It is also `flock`ed for as long as any guard of it lives (copies share the lock): a launch
+/// killed with `kill -9` cannot remove its tree, so the next extraction in the same temporary
+/// directory removes the `sifr-extract-*` trees of this user whose lock nobody holds
+/// ([`sweep_extractions`]), never one a live launch or holder uses. (The command of a launch
+/// killed that way runs on without its launcher, outside a PID namespace; its tree can then go
+/// under it, as a batch system that kills a job ends the whole job anyway.)
 #[derive(Debug)]
 pub struct Extracted {
     /// The temporary directory's parent, opened before the namespace change.
     parent: OwnedFd,
     name: String,
+    /// The extraction directory itself, opened for reading and locked.
+    lock: OwnedFd,
 }
 
 impl Extracted {
@@ -58,7 +67,60 @@ impl Extracted {
         Some(Extracted {
             parent: self.parent.try_clone().ok()?,
             name: self.name.clone(),
+            lock: self.lock.try_clone().ok()?,
         })
+    }
+
+    /// The descriptors a process that takes the guard over must keep open (the parent the
+    /// tree is removed through, and the lock).
+    pub fn fds(&self) -> [std::os::fd::RawFd; 2] {
+        use std::os::fd::AsRawFd as _;
+        [self.parent.as_raw_fd(), self.lock.as_raw_fd()]
+    }
+}
+
+/// How old an unlocked extraction must be before a sweep removes it: a launch locks its tree
+/// right after creating it, so only a tree younger than this could be one not locked yet.
+const SWEEP_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Remove the `sifr-extract-*` trees in `base` that belong to this user, are older than
+/// [`SWEEP_AFTER`] and whose lock nobody holds: what launches killed with `kill -9` left.
+fn sweep_extractions(base: &Path, parent: std::os::fd::BorrowedFd<'_>) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return;
+    };
+    let (uid, _) = sifr_sys::process::ids();
+    for e in rd.flatten() {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        if !name.starts_with("sifr-extract-") {
+            continue;
+        }
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let old = md
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > SWEEP_AFTER);
+        if !md.is_dir() || md.uid() != uid || !old {
+            continue;
+        }
+        let Ok(dir) = sifr_sys::fs::open_dir_at(parent, &name) else {
+            continue;
+        };
+        if matches!(
+            sifr_sys::ipc::lock_exclusive(dir.as_fd(), sifr_sys::ipc::LockWait::Try, &name),
+            Ok(true)
+        ) {
+            match sifr_sys::remove::remove_tree_at(parent, &name, &name) {
+                Ok(()) => tracing::info!("removed `{name}`, left by a killed launch"),
+                Err(e) => tracing::debug!("cannot remove `{name}`: {e}"),
+            }
+        }
     }
 }
 
@@ -148,6 +210,7 @@ fn extract(image: &Image, file: File) -> Result<(PathBuf, Extracted), AttachErro
         source,
     };
     let parent = sifr_sys::fs::open_root(&base).map_err(|e| base_err(e.source))?;
+    sweep_extractions(&base, parent.as_fd());
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -163,8 +226,21 @@ fn extract(image: &Image, file: File) -> Result<(PathBuf, Extracted), AttachErro
                 source,
             })?;
     }
+    let lock = sifr_sys::fs::open_dir_at(parent.as_fd(), &name).and_then(|fd| {
+        sifr_sys::ipc::lock_exclusive(fd.as_fd(), sifr_sys::ipc::LockWait::Block, &name).map(|_| fd)
+    });
+    let lock = match lock {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(AttachError::TempDir {
+                path: dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            });
+        }
+    };
     // From here on, the guard removes the directory on every path.
-    let guard = Extracted { parent, name };
+    let guard = Extracted { parent, name, lock };
     let root = dir.join("root");
     let extract_err = |source| AttachError::Extract {
         path: image.path.clone(),

@@ -339,7 +339,7 @@ fn join_or_start_locked(spec: &Spec, paths: &Paths) -> Result<Joined, ShareError
         for_holder => {
             let for_holder = std::mem::ManuallyDrop::new(for_holder.flatten());
             let mut keep = vec![listener.as_raw_fd(), its.as_raw_fd()];
-            keep.extend(for_holder.as_ref().map(|e| e.as_raw_fd()));
+            keep.extend(for_holder.as_ref().map(|e| e.fds()).into_iter().flatten());
             let holder_spec = spec.clone();
             let holder_paths = paths.clone();
             sifr_sys::process::spawn_daemon(&keep, move || {

@@ -178,6 +178,18 @@ pub fn create_in_root(root: BorrowedFd<'_>, path: &Path, leaf: Leaf) -> Result<O
     Ok(cur)
 }
 
+/// Open the directory `name` of `parent` for reading (not following a symlink there): an fd
+/// that `flock` works on, unlike [`open_root`]'s `O_PATH` ones.
+pub fn open_dir_at(parent: BorrowedFd<'_>, name: &str) -> Result<OwnedFd> {
+    rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err("open directory", name))
+}
+
 /// Whether the filesystem at `path` answers: `statfs` always reaches a FUSE server (cached
 /// attributes do not), so a mount whose server died fails with `ENOTCONN` here.
 pub fn fs_answers(path: &Path) -> std::io::Result<()> {
