@@ -180,3 +180,48 @@ fn signed_sif_images_with_damaged_signatures_fail_cleanly() {
         }
     });
 }
+
+/// A build that fails on what its definition file says names that file: `%files at line 4`
+/// alone did not say which file's line 4 (found by the suite: the error named only the
+/// target).
+#[test]
+fn a_failing_build_names_its_definition_file() {
+    let suite = Suite::new("named", 0);
+    let _fx = good_image(&suite);
+    for (name, body) in [
+        (
+            "files.def",
+            format!(
+                "Bootstrap: localimage\nFrom: {}\n\n%files\n    /no/such/file /opt/x\n",
+                suite.good.display()
+            ),
+        ),
+        (
+            "from.def",
+            "Bootstrap: localimage\nFrom: /no/such.sif\n".to_string(),
+        ),
+    ] {
+        let def = write(suite.dir.path(), name, body.as_bytes());
+        harness::share_tree(suite.dir.path());
+        for who in sifr_testkit::runnable_identities() {
+            let out = suite.dir.path().join(format!("out-{}.sif", who.uid()));
+            let o = sifr_testkit::TestCommand::new(env!("CARGO_BIN_EXE_sifr"))
+                .as_user(who)
+                .current_dir(suite.dir.path())
+                .without_caller_settings()
+                .env(
+                    "TMPDIR",
+                    suite.dir.path().join(format!("home-{}", who.uid())),
+                )
+                .args(["build".as_ref(), out.as_os_str(), def.as_os_str()])
+                .output();
+            o.assert_code(i32::from(sifr_cli::exit::FAILURE));
+            o.assert_stderr_contains(&format!(
+                "error: cannot build `{}` from `{}`",
+                out.display(),
+                def.display()
+            ));
+            assert!(!out.exists(), "{}", o.stderr_text());
+        }
+    }
+}
