@@ -23,8 +23,11 @@ use sifr_testkit::{As, TestCommand};
 /// The seed CI uses; `SIFR_MUTATION_SEED` replaces it.
 const SEED: u64 = 0x5eed_2024_0024;
 /// How long one command may run before it counts as hung (a debug build on a loaded 2-core
-/// machine builds a small image in about a second).
-const DEADLINE: Duration = Duration::from_secs(30);
+/// machine builds a small image in about a second); `SIFR_MUTATION_DEADLINE` (seconds)
+/// replaces it.
+fn deadline() -> Duration {
+    Duration::from_secs(env_number("SIFR_MUTATION_DEADLINE").unwrap_or(30))
+}
 
 /// splitmix64: tiny, fast and the same on every machine, so a seed names the same cases.
 #[derive(Debug, Clone)]
@@ -77,10 +80,13 @@ pub enum Expect {
     Stdout(&'static str),
     /// The command created `{out}`.
     Created,
+    /// sifr refuses this even for a valid input (a feature it lacks): it must fail cleanly.
+    Refused,
 }
 
 /// One command line, with `{in}` (the mutated input), `{out}` (a path in the identity's output
-/// directory) and `{good}` (the suite's valid image) filled in per run.
+/// directory), `{tmp}` (its `TMPDIR`) and `{good}` (the suite's valid image) filled in per
+/// run.
 #[derive(Debug, Clone, Copy)]
 pub struct Cmd {
     pub args: &'static [&'static str],
@@ -181,16 +187,41 @@ impl Suite {
         r
     }
 
-    /// Run every case: `make` writes case `n`'s input into its directory, then `pick` of the
-    /// commands run as every identity. Panics with every failure, each naming its seed and
+    /// Run every case: `make` writes case `n`'s input into its directory, then `per_case` of
+    /// the commands run as every identity. Panics with every failure, each naming its seed and
     /// case, once all cases ran.
+    ///
+    /// First, with `baseline`, every command runs on the undamaged input (`make` with `damage`
+    /// false) as the first identity and must succeed: a base that already fails would make
+    /// every case fail for the same dull reason, and the suite would test nothing.
     pub fn run(
         &self,
         commands: &[Cmd],
         per_case: usize,
-        make: impl Fn(&mut Rng, &Path) -> Input + Sync,
+        baseline: bool,
+        make: impl Fn(&mut Rng, &Path, bool) -> Input + Sync,
     ) {
         let started = Instant::now();
+        if baseline && self.only.is_none() {
+            let dir = self.dir.path().join("baseline");
+            make_dir(&dir, None);
+            let input = make(&mut self.rng(usize::MAX), &dir, false);
+            share_tree(&dir);
+            for cmd in commands {
+                let (who, home) = (self.who[0], &self.homes[0]);
+                let refused = matches!(cmd.expect, Expect::Refused);
+                match self.check(&dir, &input, cmd, who, home) {
+                    Ok(ran) if ran != refused => {}
+                    Ok(_) => panic!(
+                        "`sifr {}` does not do what it should on the undamaged input:\n{}",
+                        cmd.args.join(" "),
+                        input.path.display()
+                    ),
+                    Err(why) => panic!("on the undamaged input: {why}"),
+                }
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
         let cases: Vec<usize> = match self.only {
             Some(n) => vec![n],
             None => (0..self.count).collect(),
@@ -209,7 +240,7 @@ impl Suite {
                         let case_dir = self.dir.path().join(format!("case-{n}"));
                         make_dir(&case_dir, None);
                         let mut rng = self.rng(n);
-                        let input = make(&mut rng, &case_dir);
+                        let input = make(&mut rng, &case_dir, true);
                         share_tree(&case_dir);
                         // The commands of this case: a window of the list that moves with the
                         // case number, so a run of `len` cases uses every command.
@@ -279,6 +310,7 @@ impl Suite {
                 a.replace("{in}", input.path.to_str().unwrap())
                     .replace("{out}", out.to_str().unwrap())
                     .replace("{good}", self.good.to_str().unwrap())
+                    .replace("{tmp}", tmp.to_str().unwrap())
                     .into()
             })
             .collect();
@@ -341,7 +373,7 @@ pub struct Ran {
 impl Ran {
     fn describe(&self) -> String {
         match (self.timed_out, self.code, self.signal) {
-            (true, _, _) => format!("hung (killed after {} s)", DEADLINE.as_secs()),
+            (true, _, _) => format!("hung (killed after {} s)", deadline().as_secs()),
             (_, Some(c), _) => format!("exited {c}"),
             (_, _, Some(s)) => format!("killed by signal {s}"),
             _ => "ended somehow".into(),
@@ -365,7 +397,7 @@ fn run_with_deadline(cmd: TestCommand, dir: &Path) -> Ran {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        if start.elapsed() > DEADLINE {
+        if start.elapsed() > deadline() {
             timed_out = true;
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", "--", &format!("-{}", child.id())])
@@ -406,8 +438,18 @@ fn judge(ran: &Ran, cmd: &Cmd, input: &Input, out: &Path) -> Result<(), String> 
             )),
             Expect::Created if out.exists() => Ok(()),
             Expect::Created => Err(format!("exit 0 but `{}` was not created", out.display())),
+            Expect::Refused => Err("exit 0, but sifr does not support this".into()),
         },
         Some(c) if c == failure => names_the_input(&ran.stderr, &input.path),
+        // The container started but its command could not be executed (an image without the
+        // program or its interpreter): the shell's statuses, as Apptainer's `run` gives
+        // (e2e/actions "Arguments": 127).
+        Some(126 | 127)
+            if matches!(cmd.args[0], "exec" | "run" | "test")
+                && ran.stderr.contains("error: cannot execute") =>
+        {
+            Ok(())
+        }
         Some(c) => Err(format!("exit status {c}, neither 0 nor {failure}")),
         None => Err("no exit status".into()),
     }

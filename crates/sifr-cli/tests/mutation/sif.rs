@@ -114,8 +114,9 @@ pub fn truncate(rng: &mut Rng, b: &mut Vec<u8>, marks: &[usize]) -> String {
     format!("truncated to {at} bytes")
 }
 
-/// XOR `n` bytes of `b[range]`.
-pub fn flip_bytes(rng: &mut Rng, b: &mut [u8], lo: usize, hi: usize, n: usize) -> String {
+/// XOR one to `most` bytes of `b[lo..hi]` (`hi` capped at the end).
+pub fn flip_bytes(rng: &mut Rng, b: &mut [u8], lo: usize, hi: usize, most: usize) -> String {
+    let n = 1 + rng.below(most);
     let hi = hi.min(b.len());
     if lo >= hi {
         return "nothing to flip".into();
@@ -188,8 +189,7 @@ pub fn mutate(rng: &mut Rng, b: &mut Vec<u8>) -> String {
             truncate(rng, b, &marks)
         }
         _ => {
-            let n = 1 + rng.below(8);
-            let what = flip_bytes(rng, b, 0, data_off.min(len), n);
+            let what = flip_bytes(rng, b, 0, data_off.min(len), 8);
             format!("header and descriptors: {what}")
         }
     }
@@ -205,8 +205,7 @@ pub fn mutate_signed(rng: &mut Rng, b: &mut Vec<u8>) -> String {
         0 | 1 if !sigs.is_empty() => {
             let d = *rng.pick(&sigs);
             let (_, off, size) = object(b, d);
-            let n = 1 + rng.below(4);
-            let what = flip_bytes(rng, b, off, off + size.max(1), n);
+            let what = flip_bytes(rng, b, off, off + size.max(1), 4);
             format!("signature object at {off}: {what}")
         }
         2 if !data.is_empty() => {

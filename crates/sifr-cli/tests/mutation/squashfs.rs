@@ -147,9 +147,8 @@ pub fn mutate(rng: &mut Rng, base: &Base) -> (Vec<u8>, String) {
     if rng.chance(25) {
         let mut b = base.gzip.clone();
         let lo = get(&b, 64, 8) as usize;
-        let n = 1 + rng.below(6);
         let hi = b.len();
-        let what = flip_bytes(rng, &mut b, lo, hi, n);
+        let what = flip_bytes(rng, &mut b, lo, hi, 6);
         return (b, format!("gzip metadata: {what}"));
     }
     let mut b = base.plain.clone();
@@ -198,8 +197,7 @@ pub fn mutate(rng: &mut Rng, base: &Base) -> (Vec<u8>, String) {
         }
         6 => {
             let (lo, hi) = (get(&b, 64, 8) as usize, get(&b, 80, 8) as usize);
-            let n = 1 + rng.below(4);
-            let what = flip_bytes(rng, &mut b, lo, hi.max(lo + 1), n);
+            let what = flip_bytes(rng, &mut b, lo, hi.max(lo + 1), 4);
             format!("inode and directory tables: {what}")
         }
         _ => {
