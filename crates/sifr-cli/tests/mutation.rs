@@ -55,6 +55,7 @@ const SIF_COMMANDS: &[Cmd] = &[
     cmd(&["test", "{in}"], Expect::Ran),
     // As root, `--userns` attaches through the FUSE server instead of a loop device.
     cmd(&["exec", "--userns", "{in}", "/bin/probe", "id"], ID),
+    cmd(&["instance", "start", "{in}", "{name}"], Expect::Instance),
 ];
 
 /// Every command that reads the SquashFS root filesystem (in a SIF or bare).

@@ -82,11 +82,14 @@ pub enum Expect {
     Created,
     /// sifr refuses this even for a valid input (a feature it lacks): it must fail cleanly.
     Refused,
+    /// `instance start ... {name}`: the instance `{name}` then stops cleanly, and its
+    /// processes must be gone like any others.
+    Instance,
 }
 
 /// One command line, with `{in}` (the mutated input), `{out}` (a path in the identity's output
-/// directory), `{tmp}` (its `TMPDIR`) and `{good}` (the suite's valid image) filled in per
-/// run.
+/// directory), `{tmp}` (its `TMPDIR`), `{good}` (the suite's valid image) and `{name}` (the
+/// case's name, for an instance) filled in per run.
 #[derive(Debug, Clone, Copy)]
 pub struct Cmd {
     pub args: &'static [&'static str],
@@ -303,6 +306,7 @@ impl Suite {
         make_dir(&tmp, Some(who));
         make_dir(&out_dir, Some(who));
         let out = out_dir.join("out.sif");
+        let name = case_dir.file_name().unwrap().to_str().unwrap().to_string();
         let args: Vec<OsString> = cmd
             .args
             .iter()
@@ -311,22 +315,26 @@ impl Suite {
                     .replace("{out}", out.to_str().unwrap())
                     .replace("{good}", self.good.to_str().unwrap())
                     .replace("{tmp}", tmp.to_str().unwrap())
+                    .replace("{name}", &name)
                     .into()
             })
             .collect();
         let shown = format!("`sifr {}`", cmd.args.join(" "));
         let before = fingerprint(&input.path);
         let started = Instant::now();
-        let ran = run_with_deadline(
-            TestCommand::new(env!("CARGO_BIN_EXE_sifr"))
-                .as_user(who)
-                .current_dir(case_dir)
-                .without_caller_settings()
-                .env("TMPDIR", &tmp)
-                .env("HOME", home)
-                .args(&args),
-            case_dir,
-        );
+        let sifr = |args: &[OsString]| {
+            run_with_deadline(
+                TestCommand::new(env!("CARGO_BIN_EXE_sifr"))
+                    .as_user(who)
+                    .current_dir(case_dir)
+                    .without_caller_settings()
+                    .env("TMPDIR", &tmp)
+                    .env("HOME", home)
+                    .args(args),
+                case_dir,
+            )
+        };
+        let ran = sifr(&args);
         if std::env::var_os("SIFR_MUTATION_VERBOSE").is_some() {
             println!(
                 "{} ({}) as uid {}: {shown} {} in {:.2} s: {}",
@@ -344,6 +352,16 @@ impl Suite {
             problems.push("the input was changed".into());
         }
         let ok = ran.code == Some(0);
+        if ok && matches!(cmd.expect, Expect::Instance) {
+            let stop = sifr(&["instance".into(), "stop".into(), name.clone().into()]);
+            if stop.code != Some(0) {
+                problems.push(format!(
+                    "`instance stop {name}` {}: {}",
+                    stop.describe(),
+                    tail(&stop.stderr, 5)
+                ));
+            }
+        }
         problems.extend(leftovers(case_dir, &tmp, &out_dir, ok.then_some(&out)));
         // The next command starts clean whatever this one left.
         let _ = std::fs::remove_dir_all(&tmp);
@@ -439,6 +457,7 @@ fn judge(ran: &Ran, cmd: &Cmd, input: &Input, out: &Path) -> Result<(), String> 
             Expect::Created if out.exists() => Ok(()),
             Expect::Created => Err(format!("exit 0 but `{}` was not created", out.display())),
             Expect::Refused => Err("exit 0, but sifr does not support this".into()),
+            Expect::Instance => Ok(()),
         },
         Some(c) if c == failure => names_the_input(&ran.stderr, &input.path),
         // The container started but its command could not be executed (an image without the
@@ -447,6 +466,14 @@ fn judge(ran: &Ran, cmd: &Cmd, input: &Input, out: &Path) -> Result<(), String> 
         Some(126 | 127)
             if matches!(cmd.args[0], "exec" | "run" | "test")
                 && ran.stderr.contains("error: cannot execute") =>
+        {
+            Ok(())
+        }
+        // The container's command was killed by a signal, its status passed through: a
+        // damaged block the kernel's squashfs reads without complaint (an uncompressed image
+        // has no checksum) can make the program itself crash. sifr said nothing.
+        Some(129..=192)
+            if matches!(cmd.args[0], "exec" | "run" | "test") && !ran.stderr.contains("error:") =>
         {
             Ok(())
         }
