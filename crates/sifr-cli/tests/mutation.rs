@@ -421,14 +421,13 @@ fn a_failing_build_names_its_definition_file() {
         harness::share_tree(suite.dir.path());
         for who in sifr_testkit::runnable_identities() {
             let out = suite.dir.path().join(format!("out-{}.sif", who.uid()));
+            let tmp = suite.dir.path().join(format!("tmp-{}", who.uid()));
+            harness::make_dir(&tmp, Some(who));
             let o = sifr_testkit::TestCommand::new(env!("CARGO_BIN_EXE_sifr"))
                 .as_user(who)
                 .current_dir(suite.dir.path())
                 .without_caller_settings()
-                .env(
-                    "TMPDIR",
-                    suite.dir.path().join(format!("home-{}", who.uid())),
-                )
+                .env("TMPDIR", &tmp)
                 .args(["build".as_ref(), out.as_os_str(), def.as_os_str()])
                 .output();
             o.assert_code(i32::from(sifr_cli::exit::FAILURE));

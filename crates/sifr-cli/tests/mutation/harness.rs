@@ -113,7 +113,6 @@ pub struct Suite {
     pub count: usize,
     only: Option<usize>,
     who: Vec<As>,
-    homes: Vec<PathBuf>,
     /// A valid SIF that the commands may name as `{good}`.
     pub good: PathBuf,
 }
@@ -158,14 +157,6 @@ impl Suite {
             .unwrap();
         make_dir(dir.path(), None);
         let who = sifr_testkit::runnable_identities();
-        let homes = who
-            .iter()
-            .map(|w| {
-                let h = dir.path().join(format!("home-{}", w.uid()));
-                make_dir(&h, Some(*w));
-                h
-            })
-            .collect();
         Suite {
             kind,
             seed: env_number("SIFR_MUTATION_SEED").unwrap_or(SEED),
@@ -174,7 +165,6 @@ impl Suite {
             good: dir.path().join("good.sif"),
             dir,
             who,
-            homes,
         }
     }
 
@@ -211,9 +201,8 @@ impl Suite {
             let input = make(&mut self.rng(usize::MAX), &dir, false);
             share_tree(&dir);
             for cmd in commands {
-                let (who, home) = (self.who[0], &self.homes[0]);
                 let refused = matches!(cmd.expect, Expect::Refused);
-                match self.check(&dir, &input, cmd, who, home) {
+                match self.check(&dir, &input, cmd, self.who[0]) {
                     Ok(ran) if ran != refused => {}
                     Ok(_) => panic!(
                         "`sifr {}` does not do what it should on the undamaged input:\n{}",
@@ -250,9 +239,9 @@ impl Suite {
                         let cmds = (0..per_case.min(commands.len()))
                             .map(|k| &commands[(n * per_case + k) % commands.len()]);
                         for cmd in cmds {
-                            for (w, home) in self.who.iter().zip(&self.homes) {
+                            for w in &self.who {
                                 runs.fetch_add(1, Ordering::SeqCst);
-                                match self.check(&case_dir, &input, cmd, *w, home) {
+                                match self.check(&case_dir, &input, cmd, *w) {
                                     Ok(true) => {
                                         harmless.fetch_add(1, Ordering::SeqCst);
                                     }
@@ -293,18 +282,15 @@ impl Suite {
     }
 
     /// Run `cmd` on `input` as `who` and judge it; Ok(true) when it exited 0.
-    fn check(
-        &self,
-        case_dir: &Path,
-        input: &Input,
-        cmd: &Cmd,
-        who: As,
-        home: &Path,
-    ) -> Result<bool, String> {
+    fn check(&self, case_dir: &Path, input: &Input, cmd: &Cmd, who: As) -> Result<bool, String> {
         let tmp = case_dir.join(format!("tmp-{}", who.uid()));
         let out_dir = case_dir.join(format!("out-{}", who.uid()));
-        make_dir(&tmp, Some(who));
-        make_dir(&out_dir, Some(who));
+        // A home of its own (the image cache of `oci:` launches, instances' state), to judge
+        // what a failed run left there.
+        let home = case_dir.join(format!("home-{}", who.uid()));
+        for d in [&tmp, &out_dir, &home] {
+            make_dir(d, Some(who));
+        }
         let out = out_dir.join("out.sif");
         let name = case_dir.file_name().unwrap().to_str().unwrap().to_string();
         let args: Vec<OsString> = cmd
@@ -329,7 +315,7 @@ impl Suite {
                     .current_dir(case_dir)
                     .without_caller_settings()
                     .env("TMPDIR", &tmp)
-                    .env("HOME", home)
+                    .env("HOME", &home)
                     .args(args),
                 case_dir,
             )
@@ -363,9 +349,20 @@ impl Suite {
             }
         }
         problems.extend(leftovers(case_dir, &tmp, &out_dir, ok.then_some(&out)));
+        if !ok {
+            // A failed run may leave the cache's lock files, nothing else (no partial image).
+            let left: Vec<PathBuf> = tree(&home)
+                .into_iter()
+                .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "lock"))
+                .collect();
+            if !left.is_empty() {
+                problems.push(format!("files left in HOME: {left:?}"));
+            }
+        }
         // The next command starts clean whatever this one left.
-        let _ = std::fs::remove_dir_all(&tmp);
-        let _ = std::fs::remove_dir_all(&out_dir);
+        for d in [&tmp, &out_dir, &home] {
+            let _ = std::fs::remove_dir_all(d);
+        }
         if problems.is_empty() {
             Ok(ok)
         } else {

@@ -138,7 +138,14 @@ pub fn mutate_deffile(rng: &mut Rng, text: &str, good: &Path) -> (Vec<u8>, Strin
         }
         6 => {
             let from = good.display().to_string();
-            let to = *rng.pick(&["", "/no/such.sif", "/dev/zero", "/", "/proc/self/mem"]);
+            // Not `/`: a localimage from a directory is copied whole, the host's root too.
+            let to = *rng.pick(&[
+                "",
+                "/no/such.sif",
+                "/dev/zero",
+                "/etc/hostname",
+                "/proc/self/mem",
+            ]);
             let t = text.replace(&from, to);
             return (t.into_bytes(), format!("`From: {to}`"));
         }
