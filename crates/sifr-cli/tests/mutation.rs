@@ -440,3 +440,79 @@ fn a_failing_build_names_its_definition_file() {
         }
     }
 }
+
+/// `kill -9` of a build while it copies a base sandbox (`Bootstrap: localimage` from a
+/// directory) ends the copy too. `cp` runs in a process group of its own (so that the build's
+/// handler can pass Ctrl-C on) and, orphaned, went on copying (found by the suite: a deadline's
+/// kill of a build `From: /` left `cp` copying the host's root filesystem for minutes).
+#[test]
+fn a_killed_build_takes_its_base_copy_with_it() {
+    let suite = Suite::new("killed-copy", 0);
+    let d = suite.dir.path();
+    let base = d.join("base");
+    for i in 0..100 {
+        let sub = base.join(format!("d{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for j in 0..200 {
+            std::fs::write(sub.join(format!("f{j}")), "").unwrap();
+        }
+    }
+    let def = write(
+        d,
+        "image.def",
+        format!("Bootstrap: localimage\nFrom: {}\n", base.display()).as_bytes(),
+    );
+    harness::share_tree(d);
+    let copying = || {
+        sifr_testkit::processes_mentioning(&base)
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"cp\0"))
+            })
+            .collect::<Vec<_>>()
+    };
+    for who in sifr_testkit::runnable_identities() {
+        let work = d.join(format!("work-{}", who.uid()));
+        harness::make_dir(&work, Some(who));
+        let mut child = sifr_testkit::TestCommand::new(env!("CARGO_BIN_EXE_sifr"))
+            .as_user(who)
+            .current_dir(&work)
+            .without_caller_settings()
+            .env("TMPDIR", &work)
+            .args([
+                "build".as_ref(),
+                work.join("out.sif").as_os_str(),
+                def.as_os_str(),
+            ])
+            .command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while copying().is_empty() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the build ended before its copy of the base was seen"
+            );
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "no copy of the base started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let left = sifr_testkit::settled(copying);
+        for pid in &left {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        assert!(
+            left.is_empty(),
+            "uid {}: `cp` outlived the killed build: {left:?}",
+            who.uid()
+        );
+    }
+}
