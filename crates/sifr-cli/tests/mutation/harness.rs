@@ -273,11 +273,13 @@ impl Suite {
             failures.len(),
             started.elapsed().as_secs_f64()
         );
+        // The first twenty in full: a broken base fails every run the same way.
         assert!(
             failures.is_empty(),
-            "{} of the mutation suite's runs failed:\n\n{}",
+            "{} of the mutation suite's runs failed (the first {} here):\n\n{}",
             failures.len(),
-            failures.join("\n\n")
+            failures.len().min(20),
+            failures[..failures.len().min(20)].join("\n\n")
         );
     }
 
@@ -349,15 +351,17 @@ impl Suite {
             }
         }
         problems.extend(leftovers(case_dir, &tmp, &out_dir, ok.then_some(&out)));
-        if !ok {
-            // A failed run may leave the cache's lock files, nothing else (no partial image).
-            let left: Vec<PathBuf> = tree(&home)
-                .into_iter()
-                .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "lock"))
-                .collect();
-            if !left.is_empty() {
-                problems.push(format!("files left in HOME: {left:?}"));
-            }
+        // The cache keeps what it converted and its lock files, never a partial image (a
+        // hidden `.KEY.tmp`) or other hidden debris.
+        let partial: Vec<PathBuf> = tree(&home)
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                p.is_file() && name.starts_with('.') && !name.ends_with(".lock")
+            })
+            .collect();
+        if !partial.is_empty() {
+            problems.push(format!("partial files left in HOME: {partial:?}"));
         }
         // The next command starts clean whatever this one left.
         for d in [&tmp, &out_dir, &home] {
