@@ -516,3 +516,31 @@ fn a_killed_build_takes_its_base_copy_with_it() {
         );
     }
 }
+
+/// An overlay image file (Apptainer mounts EXT3 and SquashFS ones) is refused for what it is,
+/// not as "cannot create `FILE/upper`: Not a directory" (the suite's overlay cases).
+#[test]
+fn an_overlay_image_file_is_refused_as_not_a_directory() {
+    let suite = Suite::new("overlay-file", 0);
+    let _fx = good_image(&suite);
+    let img = write(suite.dir.path(), "overlay.img", &[0u8; 4096]);
+    harness::share_tree(suite.dir.path());
+    for who in sifr_testkit::runnable_identities() {
+        let tmp = suite.dir.path().join(format!("tmp-{}", who.uid()));
+        harness::make_dir(&tmp, Some(who));
+        let o = sifr_testkit::TestCommand::new(env!("CARGO_BIN_EXE_sifr"))
+            .as_user(who)
+            .current_dir(suite.dir.path())
+            .without_caller_settings()
+            .env("TMPDIR", &tmp)
+            .args(["exec", "--overlay"])
+            .args([img.as_os_str(), suite.good.as_os_str()])
+            .args(["/bin/probe", "id"])
+            .output();
+        o.assert_code(i32::from(sifr_cli::exit::FAILURE));
+        o.assert_stderr_contains(&format!(
+            "cannot use `{}` as an overlay: it is not a directory (overlay image files are not supported yet",
+            img.display()
+        ));
+    }
+}
