@@ -224,6 +224,9 @@ pub fn mount_root(
         if text.contains([',', ':']) {
             return Err(ExecError::OverlayPath { path: dir.clone() });
         }
+        if std::fs::metadata(old(dir)).is_ok_and(|m| !m.is_dir()) {
+            return Err(ExecError::OverlayNotDirectory { path: dir.clone() });
+        }
         for d in [&upper, &work] {
             create_source(&old(d), Some(0o755), false).map_err(|source| {
                 ExecError::CreateSource {

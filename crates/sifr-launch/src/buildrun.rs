@@ -213,6 +213,13 @@ pub fn set_step_group(pgid: u32) {
     sifr_sys::signal::set_step_group(pgid as i32);
 }
 
+/// Tie a host tool the build runs (in a process group of its own, see [`set_step_group`]) to
+/// the build: it gets `SIGKILL` when the build dies, `kill -9` included, instead of running on
+/// orphaned. See `sifr_sys::process::tie_to_caller`.
+pub fn tie_to_build(cmd: &mut std::process::Command) {
+    sifr_sys::process::tie_to_caller(cmd);
+}
+
 /// The signal that interrupted the build, if any.
 pub fn interrupted() -> Option<i32> {
     sifr_sys::signal::interrupted()

@@ -177,6 +177,12 @@ pub enum ExecError {
     },
     #[error("cannot use `{}` as an overlay: its path contains `,` or `:`", path.display())]
     OverlayPath { path: PathBuf },
+    /// Apptainer mounts an EXT3 or SquashFS overlay image here; sifr takes directories only.
+    #[error(
+        "cannot use `{}` as an overlay: it is not a directory (overlay image files are not supported yet; give a directory, whose `upper` keeps the changes)",
+        path.display()
+    )]
+    OverlayNotDirectory { path: PathBuf },
     #[error("cannot mount the overlay `{}` over the image", path.display())]
     Overlay {
         path: PathBuf,

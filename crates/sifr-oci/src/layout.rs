@@ -230,6 +230,15 @@ impl Store {
         })
     }
 
+    /// [`Store::json`] for an image config, which must be an object ([`ImageConfig::parse`]).
+    fn config(&self, member: &str, bytes: &[u8]) -> Result<ImageConfig, LayoutError> {
+        ImageConfig::parse(bytes).map_err(|source| LayoutError::Json {
+            path: self.path().to_path_buf(),
+            member: member.to_string(),
+            source,
+        })
+    }
+
     fn layer(
         &self,
         member: &str,
@@ -368,8 +377,7 @@ fn open_oci(
             ManifestKind::Image(m) => {
                 let config_bytes =
                     store.read(&blob_member(&m.config.digest), Some(&m.config.digest))?;
-                let config: ImageConfig =
-                    store.json(&blob_member(&m.config.digest), &config_bytes)?;
+                let config = store.config(&blob_member(&m.config.digest), &config_bytes)?;
                 let layers = m
                     .layers
                     .iter()
@@ -453,7 +461,7 @@ pub fn open_docker_archive(
             .and_then(|h| Digest::parse(&format!("sha256:{h}")).ok())
     };
     let config_bytes = store.read(&config_name, from_blob_name(&config_name).as_ref())?;
-    let config: ImageConfig = store.json(&config_name, &config_bytes)?;
+    let config = store.config(&config_name, &config_bytes)?;
     let diff_ids = config
         .rootfs
         .as_ref()

@@ -162,6 +162,21 @@ pub struct ImageConfig {
     pub rootfs: Option<RootFs>,
 }
 
+impl ImageConfig {
+    /// Parse an image config. It must be a JSON object: serde would also read an array into
+    /// this struct field by field (`[]` as an empty config, `["arm64"]` as an architecture),
+    /// which no writer makes and Go's decoder, Apptainer's, refuses.
+    pub fn parse(bytes: &[u8]) -> Result<ImageConfig, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)?;
+        if !value.is_object() {
+            return Err(serde::de::Error::custom(
+                "an image config must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value)
+    }
+}
+
 /// What a container of the image runs with (Docker's capitalised field names).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -324,5 +339,21 @@ mod tests {
         assert!(
             !h.architecture.is_empty() && h.architecture != "x86_64" && h.architecture != "aarch64"
         );
+    }
+
+    /// A config that is not an object is refused (serde alone read `[]` as an empty config,
+    /// and the image ran with no entrypoint: found by the mutation suite).
+    #[test]
+    fn an_image_config_must_be_an_object() {
+        for bad in [&b"[]"[..], b"[\"arm64\", \"linux\"]", b"null", b"7"] {
+            let err = ImageConfig::parse(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("must be a JSON object"),
+                "{}: {err}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let ok = ImageConfig::parse(br#"{"architecture":"arm64","os":"linux"}"#).unwrap();
+        assert_eq!(ok.architecture, "arm64");
     }
 }

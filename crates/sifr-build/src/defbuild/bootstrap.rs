@@ -195,6 +195,9 @@ fn run_logged(mut cmd: Command, tool: &str, log: &Path) -> Result<(), BootstrapE
     let err = out.try_clone().map_err(io)?;
     let shown = format!("{cmd:?}").replace('"', "");
     use std::os::unix::process::CommandExt as _;
+    // Its own process group (for the build's signal handler) keeps it out of a kill of the
+    // build's group: tied, it dies with the build (a `cp` of a large base sandbox ran on).
+    sifr_launch::buildrun::tie_to_build(&mut cmd);
     let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(out)

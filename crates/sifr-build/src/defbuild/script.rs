@@ -154,7 +154,10 @@ impl Runner<'_> {
         std::fs::write(&path, &script.body).map_err(|e| self.io(Section::Setup, e))?;
         let argv = shell_argv(Some(script), &path.to_string_lossy());
         let env_file = self.rootfs.join(".singularity.d/env/91-environment.sh");
-        let mut child = Command::new(&argv[0])
+        let mut cmd = Command::new(&argv[0]);
+        // The shell dies with the build (what it started does not: see `tie_to_build`).
+        sifr_launch::buildrun::tie_to_build(&mut cmd);
+        let mut child = cmd
             .args(&argv[1..])
             .current_dir(&self.opts.context)
             .env("APPTAINER_ROOTFS", self.rootfs)

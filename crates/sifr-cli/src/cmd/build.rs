@@ -378,7 +378,15 @@ fn build_definition(
         }
         .into());
     }
-    let report = result.with_context(|| format!("cannot build `{}`", args.target.display()))?;
+    // The definition file is named with the target: a section's `line N` in the causes below
+    // means nothing without it.
+    let report = result.with_context(|| {
+        format!(
+            "cannot build `{}` from `{}`",
+            args.target.display(),
+            file.display()
+        )
+    })?;
     if loud {
         match &report.pack {
             Some(p) => eprintln!(

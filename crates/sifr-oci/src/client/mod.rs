@@ -245,7 +245,7 @@ impl Client {
                     let path = self.blob(r, &manifest.config, cache)?;
                     let config_bytes = std::fs::read(&path)
                         .map_err(|source| ClientError::Config { path, source })?;
-                    let config = serde_json::from_slice(&config_bytes).map_err(|source| {
+                    let config = ImageConfig::parse(&config_bytes).map_err(|source| {
                         ClientError::ConfigJson {
                             digest: manifest.config.digest,
                             source,

@@ -78,6 +78,33 @@ pub fn fork_tied_child<F: FnOnce() -> i32>(body: F) -> std::result::Result<i32, 
     Ok(pid)
 }
 
+/// Make the process `cmd` starts get `SIGKILL` when the calling process dies, however it dies
+/// (`PR_SET_PDEATHSIG`; `kill -9` of a build included), and exit at once if the caller was
+/// already gone: for host tools a build runs (`cp` of a base sandbox, `debootstrap`,
+/// `%setup`'s shell), which run in a process group of their own so that the build's signal
+/// handler can pass Ctrl-C on, and so are not killed with the build's group. Only that process
+/// is tied; what it starts in turn is not.
+///
+/// The signal follows the *thread* that spawns: spawn from a thread that outlives the tool
+/// (a build's main thread).
+pub fn tie_to_caller(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    let parent = rustix::process::getpid();
+    // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed: `prctl`, `getppid` and `_exit` are, and nothing is allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _ = rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::KILL,
+            ));
+            if rustix::process::getppid() != Some(parent) {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Start `body` as a daemon: a grandchild of this process in a session of its own, with stdin,
 /// stdout and stderr on `/dev/null` and every other fd closed except `keep` (a launcher may
 /// have inherited pipes from `mpirun` or `srun`, whose readers wait until every copy is

@@ -9,7 +9,7 @@
 //!   forwards signals and reaps;
 //! - `fork`: [`fork_server`], [`fork_child`], [`fork_tied_child`] and [`spawn_daemon`], forks
 //!   whose child runs ordinary Rust code, sound because the caller is checked to be
-//!   single-threaded first;
+//!   single-threaded first; [`tie_to_caller`] for a `std` command that must die with sifr;
 //! - `driver`: [`spawn_with_fd3`], a FUSE program started with its `/dev/fuse` descriptor as
 //!   fd 3, in another root when asked (`--fusemount`);
 //! - `child`: [`Child`], [`ExitStatus`], waiting and signalling;
@@ -38,6 +38,8 @@ pub use fds::{
     close_fds_except, notify, pipe, read_until, redirect_stderr, redirect_stdout, stdin_from_null,
 };
 pub(crate) use fork::fork_checked;
-pub use fork::{ForkServerError, fork_child, fork_server, fork_tied_child, spawn_daemon};
+pub use fork::{
+    ForkServerError, fork_child, fork_server, fork_tied_child, spawn_daemon, tie_to_caller,
+};
 pub use init::spawn_init;
 pub use spawn::{ExecSpec, NulError, SpawnOptions, spawn};
