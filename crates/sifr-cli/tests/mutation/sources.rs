@@ -12,21 +12,14 @@ use std::process::Command;
 use super::harness::Rng;
 use super::sif::{flip_bytes, truncate};
 
-/// Whether a test that cannot run must fail instead of skipping: `SIFR_TEST_STRICT=1` (which
-/// `.ci/run` sets) or `CI` set, as `sifr_testkit`'s skips decide.
-pub fn strict() -> bool {
-    std::env::var_os("SIFR_TEST_STRICT").is_some_and(|v| v == "1")
-        || std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-/// Say why part of a suite cannot run here; under [`strict`] that is a failure.
+/// Say why part of a suite cannot run here; a failure under `SIFR_TEST_STRICT=1` (or `CI`),
+/// as every skip of the test suite ([`sifr_testkit::skip`]).
 pub fn skip(why: &str) {
-    println!("skipped: {why}");
-    assert!(!strict(), "{why} (required under SIFR_TEST_STRICT=1 or CI)");
+    sifr_testkit::skip(why);
 }
 
 /// `../shared/fixtures/SUB` beside the checkout; `None`, saying why, when it is absent (a
-/// failure under [`strict`]).
+/// failure under `SIFR_TEST_STRICT=1`).
 pub fn shared_fixture(sub: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/fixtures")
