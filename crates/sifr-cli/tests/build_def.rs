@@ -849,6 +849,17 @@ fn processes_running(argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
+/// A started build that is killed if the test fails before it kills it itself (a failed
+/// assertion must not leave the build running).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 // Issue 24, finding 1: `kill -9` of `sifr build` left `%post` running (a `sleep` outlived the
 // build, as root and with fakeroot). The section now runs in a PID namespace whose init dies
 // with the build, so the kernel ends everything `%post` started, backgrounded or not.
@@ -864,7 +875,7 @@ fn post_dies_with_a_build_killed_by_sigkill() {
             "Bootstrap: localimage\nFrom: ../image\n\n%post\n    sleep {bg} &\n    echo ready\n    sleep {fg}\n"
         );
         c.write("killed.def", &def);
-        let mut child =
+        let mut child = KillOnDrop(
             c.fx.command(sifr(), who)
                 .args(["build", "killed.sif", "killed.def"])
                 .env("SIFR_TMPDIR", &c.tmp)
@@ -872,8 +883,9 @@ fn post_dies_with_a_build_killed_by_sigkill() {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::null())
                 .spawn()
-                .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+                .unwrap(),
+        );
+        let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
         assert_eq!(first, "ready", "%post started");
         let both = |a: &str| processes_running(&["sleep", a]);
@@ -886,8 +898,8 @@ fn post_dies_with_a_build_killed_by_sigkill() {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
         let t0 = std::time::Instant::now();
         let left = loop {
             let left = [both(&bg), both(&fg)].concat();
