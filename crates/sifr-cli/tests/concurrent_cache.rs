@@ -19,22 +19,15 @@ use sifr_testkit::stderr;
 
 const EACH: usize = 16;
 
-/// xorshift64*, for the kill moments (fixed seed; `SIFR_CONCURRENCY_SEED` replays another).
+/// The kill moments, from a fixed seed (`SIFR_CONCURRENCY_SEED` replays another): between
+/// 50 ms and 1.5 s, while blobs download, layers merge or `%post` runs.
 fn moments(n: usize) -> Vec<u64> {
-    let mut x = std::env::var("SIFR_CONCURRENCY_SEED")
+    let seed = std::env::var("SIFR_CONCURRENCY_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0xC0FF_EE24_u64)
-        | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            // Between 50 ms and 1.5 s: while blobs download, layers merge or %post runs.
-            50 + x.wrapping_mul(0x2545_F491_4F6C_DD1D) % 1450
-        })
-        .collect()
+        .unwrap_or(0xC0FF_EE24_u64);
+    let mut rng = sifr_testkit::Rng::new(seed);
+    (0..n).map(|_| 50 + rng.below(1450) as u64).collect()
 }
 
 /// Every file of the blob store named by a digest holds bytes of that digest.

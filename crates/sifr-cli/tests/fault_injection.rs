@@ -11,12 +11,11 @@
 
 mod images;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use images::*;
-use sifr_testkit::{As, stderr, stdout};
+use sifr_testkit::{As, Rng, stderr, stdout};
 
 const LAUNCHES: usize = 32;
 /// A launch that takes longer has hung (32 launches share two cores in CI).
@@ -28,37 +27,11 @@ const WORK: &str = "i=0; while [ $i -lt 12 ]; do /bin/probe cat /etc/passwd >/de
 /// The holder's idle time (seconds), short so that it retires soon after each round.
 const IDLE: &str = "2";
 
-/// xorshift64*: small, deterministic, good enough to pick moments.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn seed() -> u64 {
     std::env::var("SIFR_FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED_F417)
-}
-
-/// The pids of processes called `name` (its `comm`) whose command line names `dir`.
-fn named(dir: &Path, name: &str) -> Vec<u32> {
-    sifr_testkit::processes_mentioning(dir)
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name)
-        })
-        .collect()
 }
 
 fn kill(pid: u32) {
@@ -86,12 +59,7 @@ fn round(im: &Images, who: As, victims: &[&str], rng: &mut Rng) -> (usize, usize
         .collect();
     // Kill moments within the first three seconds, while launches attach, join and run.
     let mut moments: Vec<(u64, &str)> = (0..6)
-        .map(|_| {
-            (
-                rng.below(3000),
-                victims[rng.below(victims.len() as u64) as usize],
-            )
-        })
+        .map(|_| (rng.below(3000) as u64, *rng.pick(victims)))
         .collect();
     moments.sort();
     let killer = {
@@ -201,7 +169,7 @@ fn inject(who: As, victims: &[&str]) {
         sifr_testkit::skip("busybox is needed in the test image (apt-get install busybox-static)");
         return;
     }
-    let mut rng = Rng(seed() | 1);
+    let mut rng = Rng::new(seed());
     println!("seed {} (SIFR_FAULT_SEED replays it)", seed());
     let mut total = (0, 0);
     for _ in 0..3 {

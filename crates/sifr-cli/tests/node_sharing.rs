@@ -76,16 +76,6 @@ fn attachments(dir: &Path) -> usize {
     loops_backed_by(dir).len() + named(dir, "sifr-fuse").len()
 }
 
-/// The processes called `name` whose command line names `dir`.
-fn named(dir: &Path, name: &str) -> Vec<u32> {
-    sifr_testkit::processes_mentioning(dir)
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name)
-        })
-        .collect()
-}
-
 /// The pids of the node's holders of images below `dir`.
 fn holders_of(dir: &Path) -> Vec<u32> {
     named(dir, "sifr-holder")

@@ -23,6 +23,7 @@ pub mod host;
 pub mod http;
 pub mod identity;
 pub mod registry;
+pub mod rng;
 pub mod skip;
 pub mod tools;
 
@@ -35,5 +36,6 @@ pub use host::{
 pub use identity::{
     As, TEST_USER, command_as, identities, is_root, runnable_identities, userns_available,
 };
+pub use rng::Rng;
 pub use skip::{not_here, skip, strict};
 pub use tools::{have, missing, mksquashfs, run_ok, vector_loop_c, x86_64_gcc};

@@ -106,6 +106,17 @@ pub fn loops_backed_by(dir: &Path) -> Vec<String> {
     .collect()
 }
 
+/// The pids of processes called `name` (their `comm`) whose command line names `dir`: the
+/// holders (`sifr-holder`) and FUSE servers (`sifr-fuse`) of images below `dir`.
+pub fn named(dir: &Path, name: &str) -> Vec<u32> {
+    sifr_testkit::processes_mentioning(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
+}
+
 /// Extraction directories of sifr in the temporary directory.
 pub fn extraction_dirs() -> Vec<String> {
     std::fs::read_dir(std::env::temp_dir())
