@@ -68,14 +68,21 @@ pub fn fork_tied_child<F: FnOnce() -> i32>(body: F) -> std::result::Result<i32, 
     let parent = rustix::process::getpid();
     let pid = fork_checked("child")?;
     if pid == 0 {
-        let _ =
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-        if rustix::process::getppid() != Some(parent) {
-            exit_with(|| 137);
-        }
+        die_with(parent);
         exit_with(body);
     }
     Ok(pid)
+}
+
+/// In a child just forked from `parent`: get `SIGKILL` when `parent` dies, and `_exit(137)` at
+/// once if it died before that was set. Only async-signal-safe calls (`prctl`, `getppid`,
+/// `_exit`), so it also serves between fork and exec.
+fn die_with(parent: rustix::process::Pid) {
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if rustix::process::getppid() != Some(parent) {
+        // SAFETY: ends the child at once, without the parent's atexit handlers or buffers.
+        unsafe { libc::_exit(137) }
+    }
 }
 
 /// Make the process `cmd` starts get `SIGKILL` when the calling process dies, however it dies
@@ -91,15 +98,10 @@ pub fn tie_to_caller(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt as _;
     let parent = rustix::process::getpid();
     // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
-    // calls are allowed: `prctl`, `getppid` and `_exit` are, and nothing is allocated.
+    // calls are allowed: `die_with` makes only such calls, and nothing is allocated.
     unsafe {
         cmd.pre_exec(move || {
-            let _ = rustix::process::set_parent_process_death_signal(Some(
-                rustix::process::Signal::KILL,
-            ));
-            if rustix::process::getppid() != Some(parent) {
-                libc::_exit(137);
-            }
+            die_with(parent);
             Ok(())
         });
     }
