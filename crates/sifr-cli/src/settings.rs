@@ -29,6 +29,8 @@ pub enum Kind {
     List,
     /// A whole number greater than zero.
     Number,
+    /// A size in MiB, zero or more (zero turns the thing sized off).
+    Size,
     /// One word out of a fixed set (any case).
     Choice(&'static [&'static str]),
     /// A duration in seconds, zero or more, with an optional fraction (`0.5`).
@@ -129,6 +131,13 @@ pub const CATALOGUE: &[SettingDef] = &[
         also: &[],
     },
     SettingDef {
+        key: "build_cache_size",
+        kind: Kind::Size,
+        default: "10240",
+        doc: "Size in MiB the build cache may take (the trees a definition build keeps after its bootstrap and sections, under the cache directory's build/); the least recently used entries go beyond it. 0 turns the build cache off.",
+        also: &[],
+    },
+    SettingDef {
         key: "isa_check",
         kind: Kind::Choice(crate::cmd::isa_check::IsaCheck::NAMES),
         default: "warn",
@@ -206,6 +215,14 @@ pub enum SettingsError {
         origin: String,
     },
     #[error(
+        "invalid value `{value}` for setting `{key}` (from {origin}): expected a size in MiB, 0 or more"
+    )]
+    NotSize {
+        key: String,
+        value: String,
+        origin: String,
+    },
+    #[error(
         "invalid value `{value}` for setting `{key}` (from {origin}): expected a number of seconds, 0 or more"
     )]
     NotSeconds {
@@ -248,6 +265,9 @@ impl SettingsError {
             SettingsError::NotBool { .. } => Some("use one of 1, 0, true, false, yes, no".into()),
             SettingsError::NotNumber { key, .. } if key == "tmpfs_size" => {
                 Some("the size is in MiB, e.g. `256`".into())
+            }
+            SettingsError::NotSize { .. } => {
+                Some("the size is in MiB, e.g. `10240`; 0 turns it off".into())
             }
             SettingsError::UnknownKey { hint, .. } => hint.clone(),
             _ => None,
@@ -302,6 +322,8 @@ pub struct Settings {
     pub bind: Vec<String>,
     /// Size of the session tmpfs in MiB.
     pub tmpfs_size_mib: u64,
+    /// Size the build cache may take, in MiB; 0: no build cache.
+    pub build_cache_mib: u64,
     /// What to do when an image's programs need CPU features this host lacks.
     pub isa_check: crate::cmd::isa_check::IsaCheck,
     /// Share attached images between launches on this node (`sifr_launch::share`).
@@ -360,6 +382,7 @@ impl Settings {
                         .collect()
                 }
                 "tmpfs_size" => out.tmpfs_size_mib = parse_number(def, &r)?,
+                "build_cache_size" => out.build_cache_mib = parse_size(def, &r)?,
                 "isa_check" => {
                     let t = parse_choice(def, &r)?;
                     out.isa_check = t.parse().unwrap_or_default();
@@ -543,6 +566,18 @@ fn parse_number(def: &SettingDef, r: &Resolved) -> Result<u64, SettingsError> {
             origin: origin(r),
         }),
     }
+}
+
+fn parse_size(def: &SettingDef, r: &Resolved) -> Result<u64, SettingsError> {
+    debug_assert_eq!(def.kind, Kind::Size);
+    r.text
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| SettingsError::NotSize {
+            key: def.key.to_string(),
+            value: r.text.clone(),
+            origin: origin(r),
+        })
 }
 
 fn parse_seconds(def: &SettingDef, r: &Resolved) -> Result<std::time::Duration, SettingsError> {

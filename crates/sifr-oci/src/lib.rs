@@ -21,7 +21,7 @@ pub mod manifest;
 pub mod merge;
 pub mod net;
 pub mod oras;
-mod pathlock;
+pub mod pathlock;
 pub mod reference;
 
 pub use digest::Digest;

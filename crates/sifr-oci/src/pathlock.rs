@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 
 /// A held lock on the file at `path`; released when dropped.
 #[derive(Debug)]
-pub(crate) struct PathLock {
+pub struct PathLock {
     _file: File,
     path: PathBuf,
 }
 
 /// Whether to wait for the lock, and whether to create the lock file when it is missing.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct How {
+pub struct How {
     pub wait: bool,
     pub create: bool,
 }
@@ -28,7 +28,7 @@ pub(crate) struct How {
 impl PathLock {
     /// Lock the file at `path`: `Ok(None)` when it is held elsewhere and `how.wait` is false,
     /// or when it does not exist and `how.create` is false.
-    pub(crate) fn acquire(path: &Path, how: How) -> io::Result<Option<PathLock>> {
+    pub fn acquire(path: &Path, how: How) -> io::Result<Option<PathLock>> {
         loop {
             let file = match OpenOptions::new()
                 .create(how.create)
@@ -70,7 +70,7 @@ impl PathLock {
     }
 
     /// Unlink the lock file, still holding the lock, then release it.
-    pub(crate) fn remove(self) -> io::Result<()> {
+    pub fn remove(self) -> io::Result<()> {
         match fs::remove_file(&self.path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),

@@ -16,7 +16,7 @@ const SETTING_PREFIXES: &[&str] = &["APPTAINER", "SINGULARITY", "SIFR_"];
 
 /// Remove the caller's own `APPTAINER*`, `SINGULARITY*` and `SIFR_*` variables from `cmd`'s
 /// environment, so they cannot change the result (for commands built by other means, such as
-/// `assert_cmd`).
+/// `assert_cmd`), and turn the build cache off as [`TestCommand`] does.
 pub fn remove_caller_settings(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         if SETTING_PREFIXES
@@ -26,7 +26,12 @@ pub fn remove_caller_settings(cmd: &mut Command) {
             cmd.env_remove(k);
         }
     }
+    cmd.env(NO_BUILD_CACHE.0, NO_BUILD_CACHE.1);
 }
+
+/// The variable and value that turn sifr's build cache off, which every [`TestCommand`] and
+/// the suites' own `sifr` commands set unless a test of the cache says otherwise.
+pub const NO_BUILD_CACHE: (&str, &str) = ("SIFR_BUILD_CACHE_SIZE", "0");
 
 /// A command under test, assembled when it runs: `LAUNCHER... [setpriv ... --] PROGRAM ARGS`.
 #[derive(Debug, Clone)]
@@ -162,6 +167,10 @@ impl TestCommand {
                 c.env_remove(&k);
             }
         }
+        // No build cache unless the test asks for one (`.env("SIFR_BUILD_CACHE_SIZE", ..)`): a
+        // reused step does not run, so a test of what `%post` prints or does would pass once
+        // and fail when its binary runs again.
+        c.env(NO_BUILD_CACHE.0, NO_BUILD_CACHE.1);
         for (k, v) in &self.env {
             match v {
                 Some(v) => c.env(k, v),

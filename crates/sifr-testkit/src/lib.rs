@@ -27,7 +27,9 @@ pub mod rng;
 pub mod skip;
 pub mod tools;
 
-pub use command::{TestCommand, TestOutput, remove_caller_settings, stderr, stdout};
+pub use command::{
+    NO_BUILD_CACHE, TestCommand, TestOutput, remove_caller_settings, stderr, stdout,
+};
 pub use fixture::{Fixture, build_probe, probe_source, sif_fixtures};
 pub use host::{
     assert_sigterm_reaches_probe, host_mount_count, host_mounts_mentioning, processes_mentioning,

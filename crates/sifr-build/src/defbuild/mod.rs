@@ -18,8 +18,11 @@
 //! Nothing here prints: progress goes to the caller's `log`, script output to `on_output`.
 
 pub mod bootstrap;
+pub mod cache;
+mod cachekey;
 pub mod files;
 mod script;
+mod steps;
 
 use std::path::{Path, PathBuf};
 
@@ -27,11 +30,11 @@ use sifr_deffile::{Definition, Stage};
 use sifr_squashfs::Compression;
 
 use crate::layout::{self, BuildTime, LayoutError, MetadataOptions};
-use crate::ociconfig;
 use crate::pack::{PackError, PackOptions};
 pub use bootstrap::BootstrapError;
 pub use files::CopyError;
 pub use script::Section;
+pub use steps::{CacheOptions, Checkpoint};
 
 /// Everything a definition build needs besides the definition.
 #[derive(Debug, Clone)]
@@ -71,6 +74,8 @@ pub struct DefBuildOptions {
     pub no_cleanup: bool,
     /// `--writable-tmpfs`: `%test` may write; its writes go to a layer dropped afterwards.
     pub writable_tmpfs: bool,
+    /// The build cache; `None` with `--disable-cache`.
+    pub cache: Option<CacheOptions>,
 }
 
 /// What the build produced.
@@ -316,7 +321,7 @@ fn build_in(
     on_output: &mut dyn FnMut(&[u8]),
 ) -> Result<DefReport, DefBuildError> {
     let count = def.stages.len();
-    let mut roots: Vec<(Option<String>, PathBuf)> = Vec::new();
+    let mut roots: Vec<steps::Earlier> = Vec::new();
     let mut shipped = None;
     for (i, stage) in def.stages.iter().enumerate() {
         let label = stage_label(stage, i, count);
@@ -344,7 +349,11 @@ fn build_in(
                 "{label}: {:.1} MiB root filesystem, kept for `%files from` and not shipped",
                 tree_bytes(&rootfs) as f64 / 1048576.0
             ));
-            roots.push((stage.header.stage.as_ref().map(|s| s.value.clone()), rootfs));
+            roots.push(steps::Earlier {
+                name: stage.header.stage.as_ref().map(|s| s.value.clone()),
+                rootfs,
+                key: built.key,
+            });
         } else {
             shipped = Some((rootfs, built));
         }
@@ -353,8 +362,8 @@ fn build_in(
     let Some((rootfs, built)) = shipped else {
         return Err(DefBuildError::Empty);
     };
-    for (_, earlier) in roots.drain(..) {
-        remove_tree(&earlier);
+    for earlier in roots.drain(..) {
+        remove_tree(&earlier.rootfs);
     }
     if opts.fix_perms {
         make_owner_writable_all(&rootfs);
@@ -469,94 +478,16 @@ fn build_stage(
     label: &str,
     rootfs: &Path,
     work: &Path,
-    earlier: &[(Option<String>, PathBuf)],
+    earlier: &[steps::Earlier],
     opts: &DefBuildOptions,
     update: bool,
     log: &mut dyn FnMut(&str),
     on_output: &mut dyn FnMut(&[u8]),
 ) -> Result<Built, DefBuildError> {
-    let agent = stage
-        .header
-        .bootstrap
-        .as_ref()
-        .map(|b| b.value.to_string())
-        .unwrap_or_else(|| "scratch".into());
     check_interrupt()?;
-    if update {
-        log(&format!(
-            "building into existing container: {}",
-            opts.target.display()
-        ));
-    } else {
-        log(&format!("bootstrap: {agent}"));
-    }
     let layout_err = |source| DefBuildError::Layout {
         stage: label.to_string(),
         source,
-    };
-    let boot = if update {
-        bootstrap::existing_sandbox(&opts.target, rootfs, work)
-    } else {
-        bootstrap::bootstrap(stage, rootfs, work, &opts.context, opts.registry.as_deref())
-    }
-    .map_err(|source| DefBuildError::Bootstrap {
-        stage: label.to_string(),
-        source: Box::new(source),
-    })?;
-    let localimage = update
-        || matches!(
-            stage.header.bootstrap.as_ref().map(|b| b.value),
-            Some(sifr_deffile::Bootstrap::LocalImage)
-        );
-    layout::write_base(
-        rootfs,
-        layout::BaseOptions {
-            overwrite: !localimage,
-        },
-    )
-    .map_err(layout_err)?;
-    if let Some((_, config)) = &boot.oci_config {
-        ociconfig::write(rootfs, config).map_err(layout_err)?;
-    }
-    if !stage.apps.is_empty() {
-        layout::sections::write_apps(rootfs, stage).map_err(layout_err)?;
-    }
-
-    // %files from <stage>, before %setup.
-    for group in stage.files.iter().filter(|g| g.from.is_some()) {
-        let name = group.from.as_deref().unwrap_or_default();
-        let from_root = earlier
-            .iter()
-            .rev()
-            .find(|(n, _)| n.as_deref() == Some(name))
-            .map(|(_, r)| r.clone())
-            .or_else(|| {
-                name.parse::<usize>()
-                    .ok()
-                    .and_then(|i| earlier.get(i).map(|e| e.1.clone()))
-            })
-            .ok_or_else(|| DefBuildError::Files {
-                stage: label.to_string(),
-                line: group.line,
-                src: name.to_string(),
-                source: CopyError::NoMatch {
-                    pattern: format!("stage {name}"),
-                },
-            })?;
-        log(&format!("copying files from stage `{name}`"));
-        for e in &group.entries {
-            files::copy_from_stage(&from_root, &e.src, e.dst.as_deref(), rootfs)
-                .map_err(files_error(label, e))?;
-        }
-    }
-
-    check_interrupt()?;
-    let run = script::Runner {
-        stage: label,
-        rootfs,
-        work,
-        opts,
-        hint: opts.post_failure_hint.clone(),
     };
     if stage
         .pre
@@ -566,42 +497,17 @@ fn build_stage(
         // Never silently: the legacy section is parsed, and said to be skipped.
         tracing::warn!("%pre is not run (a legacy section); move its commands to %setup");
     }
-    if let Some(setup) = stage.setup.as_ref().filter(|s| !s.body.trim().is_empty()) {
-        log("running %setup on the host");
-        run.host_setup(setup, on_output)?;
+    let done = steps::Stepper {
+        stage,
+        label,
+        rootfs,
+        work,
+        earlier,
+        opts,
+        update,
     }
-
-    let host_groups = stage.files.iter().filter(|g| g.from.is_none());
-    for group in host_groups {
-        log("copying files from the host");
-        for e in &group.entries {
-            files::copy_from_host(&opts.context, &e.src, e.dst.as_deref(), rootfs)
-                .map_err(files_error(label, e))?;
-        }
-    }
-    for app in &stage.apps {
-        for e in &app.files {
-            let dst = format!(
-                "/scif/apps/{}/{}",
-                app.name,
-                e.dst.as_deref().unwrap_or(&e.src).trim_start_matches('/')
-            );
-            files::copy_from_host(&opts.context, &e.src, Some(&dst), rootfs)
-                .map_err(files_error(label, e))?;
-        }
-    }
-
-    check_interrupt()?;
-    let apps_post = layout::sections::apps_post_script(stage);
-    if stage
-        .post
-        .as_ref()
-        .is_some_and(|p| !p.body.trim().is_empty())
-        || !apps_post.is_empty()
-    {
-        log("running %post in the container");
-        run.post(stage.post.as_ref(), &apps_post, on_output)?;
-    }
+    .run(log, on_output)?;
+    let boot = done.meta;
 
     check_interrupt()?;
     let arch = crate::arch::detect(rootfs).arch.go_name().to_string();
@@ -618,11 +524,19 @@ fn build_stage(
             .is_some_and(|t| !t.body.trim().is_empty())
     {
         log("running %test in the container");
+        let run = script::Runner {
+            stage: label,
+            rootfs,
+            work,
+            opts,
+            hint: opts.post_failure_hint.clone(),
+        };
         run.test(stage.test.as_ref().map_or(0, |t| t.line), on_output)?;
     }
     Ok(Built {
         arch,
-        oci_config: boot.oci_config.map(|(raw, _)| raw),
+        oci_config: boot.oci_config.map(String::into_bytes),
+        key: done.key,
     })
 }
 
@@ -631,6 +545,8 @@ struct Built {
     arch: String,
     /// The raw OCI image config of an OCI-based stage, stored in the SIF as `oci-config.json`.
     oci_config: Option<Vec<u8>>,
+    /// The stage's build cache key, for later stages' `%files from`.
+    key: Option<String>,
 }
 
 fn finish(

@@ -79,8 +79,18 @@ pub struct BuildArgs {
     /// (and GOAMD64/GOARM64) for it, e.g. `x86-64-v2` so the image runs on older nodes.
     #[arg(long, value_name = "LEVEL")]
     pub target_isa: Option<sifr_isa::target::TargetIsa>,
+    /// Run this step and the ones after it again instead of reusing them from the build cache:
+    /// bootstrap, setup, files or post (docs/build.md, "Build cache").
+    #[arg(long, value_name = "STEP", value_parser = parse_checkpoint)]
+    pub no_cache_from: Option<sifr_build::defbuild::Checkpoint>,
     #[command(flatten)]
     pub extra: crate::cmd::build_flags::BuildExtraArgs,
+}
+
+fn parse_checkpoint(text: &str) -> Result<sifr_build::defbuild::Checkpoint, String> {
+    sifr_build::defbuild::Checkpoint::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a cached build step; use bootstrap, setup, files or post")
+    })
 }
 
 /// What SOURCE names.
@@ -251,9 +261,10 @@ pub fn run(mut args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
                 if loud {
                     eprintln!("INFO:    {}", mode.describe());
                 }
-                build_definition(&args, &text, &file, settings, mode.explain_failure())
+                let salt = mode.describe();
+                build_definition(&args, &text, &file, settings, mode.explain_failure(), &salt)
             } else {
-                build_definition(&args, &text, &file, settings, None)
+                build_definition(&args, &text, &file, settings, None, "root")
             }
         }
     }
@@ -270,6 +281,7 @@ fn build_definition(
     file: &Path,
     settings: &Settings,
     post_failure_hint: Option<String>,
+    mode: &str,
 ) -> anyhow::Result<u8> {
     let loud = !settings.quiet && !settings.silent;
     let opts = parse_options(
@@ -349,6 +361,7 @@ fn build_definition(
         update: args.extra.update && !args.force,
         no_cleanup: args.registry.no_cleanup,
         writable_tmpfs: args.extra.writable_tmpfs,
+        cache: build_cache(args, settings, mode)?,
     };
     let started = std::time::Instant::now();
     if loud {
@@ -406,6 +419,23 @@ fn build_definition(
         }
     }
     Ok(crate::exit::OK)
+}
+
+/// The build cache, unless `--disable-cache` or a size of 0 turns it off.
+fn build_cache(
+    args: &BuildArgs,
+    settings: &Settings,
+    mode: &str,
+) -> anyhow::Result<Option<sifr_build::defbuild::CacheOptions>> {
+    if args.registry.disable_cache || settings.build_cache_mib == 0 {
+        return Ok(None);
+    }
+    Ok(Some(sifr_build::defbuild::CacheOptions {
+        root: crate::cmd::pull::cache_dir(settings)?,
+        max_bytes: settings.build_cache_mib.saturating_mul(1 << 20),
+        no_cache_from: args.no_cache_from,
+        salt: mode.to_string(),
+    }))
 }
 
 fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::Result<u8> {

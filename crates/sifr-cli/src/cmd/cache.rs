@@ -36,10 +36,13 @@ pub enum CacheCommand {
 /// The blob type, then the container file types, in Apptainer's order.
 const BLOB: &str = "blob";
 const FILE_TYPES: [&str; 6] = ["library", "oci-tmp", "shub", "oras", "ipfs", "net"];
+/// sifr's own type: the trees a definition build keeps after its steps (`sifr_build::defbuild::cache`).
+const BUILD: &str = sifr_build::defbuild::cache::KIND;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// A list of cache types to display, possible entries: library, oci, shub, blob(s), all.
+    /// A list of cache types to display, possible entries: library, oci, shub, blob(s), build,
+    /// all.
     #[arg(
         short = 'T',
         long = "type",
@@ -58,7 +61,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct CleanArgs {
     /// A list of cache types to clean (possible values: library, oci, shub, blob, net, oras,
-    /// all).
+    /// build, all).
     #[arg(
         short = 'T',
         long = "type",
@@ -183,6 +186,13 @@ fn list(root: &Path, types: &[String], verbose: bool) -> anyhow::Result<String> 
             containers.0 = true;
         }
     }
+    // Listed only when asked for or present, so Apptainer's lines stay as they are otherwise.
+    let mut builds = (false, 0usize, 0u64);
+    if selected(types, BUILD) {
+        let entries = file_type_entries(root, BUILD)?;
+        builds.0 = types.iter().any(|t| t == BUILD) || !entries.is_empty();
+        groups.push((BUILD, entries));
+    }
     for (kind, entries) in groups {
         for e in &entries {
             if verbose {
@@ -191,6 +201,8 @@ fn list(root: &Path, types: &[String], verbose: bool) -> anyhow::Result<String> 
             }
             let sum = if kind == BLOB {
                 &mut blobs
+            } else if kind == BUILD {
+                &mut builds
             } else {
                 &mut containers
             };
@@ -202,7 +214,10 @@ fn list(root: &Path, types: &[String], verbose: bool) -> anyhow::Result<String> 
     if verbose {
         out.push('\n');
     }
-    out.push_str("There are");
+    let apptainers = containers.0 || blobs.0 || !builds.0;
+    if apptainers {
+        out.push_str("There are");
+    }
     if containers.0 {
         out.push_str(&format!(
             " {} container file(s) using {}",
@@ -220,7 +235,16 @@ fn list(root: &Path, types: &[String], verbose: bool) -> anyhow::Result<String> 
             human_size(blobs.2)
         ));
     }
-    out.push_str(" of space\n");
+    if apptainers {
+        out.push_str(" of space\n");
+    }
+    if builds.0 {
+        out.push_str(&format!(
+            "There are {} build step(s) using {} of space\n",
+            builds.1,
+            human_size(builds.2)
+        ));
+    }
     out.push_str(&format!("Total space used: {}\n", human_size(total)));
     Ok(out)
 }
@@ -243,7 +267,10 @@ fn clean(root: &Path, a: &CleanArgs, settings: &Settings) -> anyhow::Result<()> 
         }
     }
     let kinds: Vec<&str> = if a.types.is_empty() || a.types.iter().any(|t| t == "all") {
-        std::iter::once(BLOB).chain(FILE_TYPES).collect()
+        std::iter::once(BLOB)
+            .chain(FILE_TYPES)
+            .chain([BUILD])
+            .collect()
     } else {
         a.types.iter().map(String::as_str).collect()
     };

@@ -125,3 +125,31 @@ fn all_selects_every_type_and_names_select_themselves() {
     assert!(!selected(&strings(&["net"]), "blob"));
     assert!(!selected(&strings(&["blobs"]), "blob"));
 }
+
+#[test]
+fn build_steps_are_listed_on_their_own_line_when_present_or_asked_for() {
+    let t = sample_root();
+    // None yet: `all` prints Apptainer's lines only; `build` says there are none.
+    assert!(
+        !list(t.path(), &strings(&["all"]), false)
+            .unwrap()
+            .contains("build")
+    );
+    assert_eq!(
+        list(t.path(), &strings(&["build"]), false).unwrap(),
+        "There are 0 build step(s) using 0.00 KiB of space\nTotal space used: 0.00 KiB\n"
+    );
+    std::fs::create_dir_all(t.path().join(BUILD)).unwrap();
+    std::fs::write(t.path().join(BUILD).join("abc"), vec![0u8; 1 << 20]).unwrap();
+    std::fs::write(t.path().join(BUILD).join(".abc.lock"), b"").unwrap();
+    assert_eq!(
+        list(t.path(), &strings(&["all"]), false).unwrap(),
+        "There are 1 container file(s) using 3.00 MiB and 2 oci blob file(s) using 2.01 KiB of \
+         space\nThere are 1 build step(s) using 1.00 MiB of space\nTotal space used: 4.00 MiB\n"
+    );
+    let verbose = list(t.path(), &strings(&["build"]), true).unwrap();
+    assert!(
+        verbose.lines().nth(1).unwrap().ends_with(" build"),
+        "{verbose}"
+    );
+}
