@@ -303,6 +303,10 @@ impl Stepper<'_> {
         let plan = self.plan(log);
         let copts = self.opts.cache.as_ref().filter(|_| !self.update);
         let cache = copts.map(|c| BuildCache::new(&c.root, c.max_bytes, self.opts.threads));
+        if let Some(c) = &cache {
+            // What killed builds left: their partial entries, and locks nobody holds.
+            let _ = c.sweep();
+        }
         let may_restore = |c: Checkpoint| copts.and_then(|o| o.no_cache_from).is_none_or(|n| c < n);
         let mut meta = EntryMeta::default();
         // The last op whose result the root holds.
@@ -369,7 +373,8 @@ impl Stepper<'_> {
                 (Some(c), Some(k)) if plan[end].checkpoint.is_some() => {
                     let reuse =
                         plan[end].checkpoint.is_some_and(may_restore) && !refused.contains(k);
-                    match self.claim(c, k, reuse, log) {
+                    let step = plan[end].checkpoint.map_or("", Checkpoint::name);
+                    match self.claim(c, k, step, reuse, log) {
                         Ok(Some(claim)) => Some(claim),
                         // Another build stored it meanwhile: restore it instead.
                         Ok(None) => continue,
@@ -426,13 +431,17 @@ impl Stepper<'_> {
         &self,
         c: &BuildCache,
         key: &str,
+        step: &str,
         reuse: bool,
         log: &mut dyn FnMut(&str),
     ) -> Result<Option<Claim>, CacheError> {
         let claim = match c.try_claim(key)? {
             Some(claim) => claim,
             None => {
-                log("build cache: another build is running the same step; waiting for it");
+                log(&format!(
+                    "build cache: another build is running the same step ({}); waiting for it",
+                    step
+                ));
                 c.claim(key)?
             }
         };

@@ -293,7 +293,17 @@ fn clean(root: &Path, a: &CleanArgs, settings: &Settings) -> anyhow::Result<()> 
                 // What an image-URI launch killed mid-fetch left behind; first, while the
                 // entries' locks (which `clean_file_type` removes with them) still say who
                 // is filling.
-                match sifr_oci::images::ImageCache::new(root, kind).sweep() {
+                let swept = if kind == BUILD {
+                    // Killed builds' partial entries, and locks of steps that never got one.
+                    sifr_build::defbuild::cache::BuildCache::new(root, 0, 1)
+                        .sweep()
+                        .map_err(anyhow::Error::from)
+                } else {
+                    sifr_oci::images::ImageCache::new(root, kind)
+                        .sweep()
+                        .map_err(anyhow::Error::from)
+                };
+                match swept {
                     Ok(0) => {}
                     Ok(n) => info(&format!(
                         "Removed {n} unfinished {kind} cache file(s) of interrupted fetches"
