@@ -71,6 +71,9 @@ pub struct DefBuildOptions {
     pub no_cleanup: bool,
     /// `--writable-tmpfs`: `%test` may write; its writes go to a layer dropped afterwards.
     pub writable_tmpfs: bool,
+    /// `SOURCE_DATE_EPOCH` / `--reproducible`: what dates the image (`time` for its labels,
+    /// unless `--reproducible` finds the base image's creation time) and makes it reproducible.
+    pub source_date: crate::reproducible::SourceDate,
 }
 
 /// What the build produced.
@@ -605,7 +608,7 @@ fn build_stage(
 
     check_interrupt()?;
     let arch = crate::arch::detect(rootfs).arch.go_name().to_string();
-    let mut meta = MetadataOptions::new(opts.time.clone(), arch.clone());
+    let mut meta = MetadataOptions::new(label_time(opts, &boot), arch.clone());
     meta.force = opts.force;
     meta.update = update;
     meta.base_image = boot.base.clone();
@@ -624,6 +627,15 @@ fn build_stage(
         arch,
         oci_config: boot.oci_config.map(|(raw, _)| raw),
     })
+}
+
+/// The time a stage's labels record: a reproducible build's epoch (with `--reproducible`, the
+/// stage's base image's creation time), else the build's time.
+fn label_time(opts: &DefBuildOptions, boot: &bootstrap::Bootstrapped) -> BuildTime {
+    let config = boot.oci_config.as_ref().map(|(raw, _)| raw.as_slice());
+    opts.source_date
+        .epoch(config)
+        .map_or_else(|| opts.time.clone(), BuildTime::utc)
 }
 
 /// What a stage leaves for packing.
@@ -691,9 +703,20 @@ fn finish(
             "inspect-metadata.json".to_string(),
             inspect.to_json().into_bytes(),
         ))
-        .chain(built.oci_config.map(|c| ("oci-config.json".to_string(), c)))
+        .chain(
+            built
+                .oci_config
+                .clone()
+                .map(|c| ("oci-config.json".to_string(), c)),
+        )
         .collect(),
+        source_date_epoch: opts.source_date.epoch(built.oci_config.as_deref()),
     };
+    if opts.source_date.requested() && pack.source_date_epoch.is_none() {
+        tracing::warn!(
+            "--reproducible: the base image records no creation date and SOURCE_DATE_EPOCH is not set; the image is dated now and is not reproducible"
+        );
+    }
     let report = crate::pack::pack_dir(rootfs, &opts.target, &pack)?;
     Ok(DefReport {
         stages,

@@ -314,7 +314,11 @@ fn build_definition(
         );
     }
     let tmpdir = crate::cmd::pull::temp_root(settings, &args.registry)?;
-    let time = crate::cmd::pull::build_time();
+    let source_date = crate::cmd::pull::source_date(args.registry.reproducible)?;
+    // The labels' date until a base image's creation time (`--reproducible`) replaces it.
+    let time = source_date
+        .epoch(None)
+        .unwrap_or_else(crate::cmd::pull::now);
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     // `%post` sees the host's full /dev, so no GPU node needs binding.
     let gpu = args
@@ -349,6 +353,7 @@ fn build_definition(
         update: args.extra.update && !args.force,
         no_cleanup: args.registry.no_cleanup,
         writable_tmpfs: args.extra.writable_tmpfs,
+        source_date,
     };
     let started = std::time::Instant::now();
     if loud {
@@ -409,6 +414,14 @@ fn build_definition(
 }
 
 fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::Result<u8> {
+    // A directory has no creation date of its own: `--reproducible` needs SOURCE_DATE_EPOCH.
+    let source_date = crate::cmd::pull::source_date(args.registry.reproducible)?;
+    let source_date_epoch = source_date.epoch(None);
+    if source_date.requested() && source_date_epoch.is_none() && !settings.silent {
+        eprintln!(
+            "WARNING: --reproducible: a directory records no creation date and SOURCE_DATE_EPOCH is not set; the image is dated now and is not reproducible"
+        );
+    }
     let opts = sifr_build::PackOptions {
         compression: args.compression,
         all_root: args.all_root,
@@ -416,6 +429,7 @@ fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::
         threads: args.threads,
         arch: None,
         metadata_json: Vec::new(),
+        source_date_epoch,
     };
     let started = std::time::Instant::now();
     let report = sifr_build::pack_dir(dir, &args.target, &opts).with_context(|| {
