@@ -343,9 +343,18 @@ fn build_definition(
                 sifr_isa::target::compiler_flags(t)
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into_iter()
+            // Tools in %post that honour it (Python's bytecode compiler, gzip, dpkg, pip's
+            // wheels) then write the same bytes in every build.
+            .chain(
+                source_date
+                    .epoch(None)
+                    .map(|t| ("SOURCE_DATE_EPOCH".to_string(), t.to_string())),
+            )
+            .collect(),
         fix_perms: args.fix_perms,
         post_failure_hint,
         registry,
