@@ -3,6 +3,7 @@
 //! `%files` sources have different times and that run at different moments, give byte-identical
 //! SIF files, as root and as an ordinary user (fakeroot); without it they differ. The image's
 //! UUID is derived from its contents (not Apptainer's nil UUID) and the labels carry the epoch.
+//! A directory packed into a SIF and a pull are reproducible the same way.
 //!
 //! Apptainer's e2e test: `e2e/imgbuild/imgbuild.go` `reproducibleBuild` (SOURCE_DATE_EPOCH,
 //! `--reproducible` and `APPTAINER_REPRODUCIBLE`, two builds compared byte for byte).
@@ -339,5 +340,67 @@ fn reproducible_takes_the_base_images_creation_date() {
         labels.contains("org.label-schema.build-date: Tuesday_1_June_2021_12:0:0_UTC\n"),
         "{labels}"
     );
+    c.assert_clean();
+}
+
+/// `sifr ARGS` as root in `dir`, with `env` (and no SOURCE_DATE_EPOCH of the caller's).
+fn sifr_in(c: &Case, dir: &Path, args: &[&str], env: &[(&str, &str)]) {
+    let mut cmd =
+        c.fx.command(build_case::sifr(), As::Root)
+            .current_dir(dir)
+            .env("SIFR_TMPDIR", &c.tmp)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(args);
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    ok(&cmd.output().output, &args.join(" "));
+}
+
+#[test]
+fn packed_directories_and_pulls_are_reproducible_too() {
+    let Some(c) = Case::new() else { return };
+    // Two copies of one sandbox whose files have different times (after the epoch).
+    let (one, two) = (c.fx.copy_image("copy-one"), c.fx.copy_image("copy-two"));
+    tick();
+    let st = Command::new("find")
+        .arg(&two)
+        .args(["-exec", "touch", "-h", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let w = &c.fx.work;
+    let sde = [("SOURCE_DATE_EPOCH", EPOCH)];
+    let (d1, d2) = (w.join("d1.sif"), w.join("d2.sif"));
+    sifr_in(&c, w, &["build", "d1.sif", one.to_str().unwrap()], &sde);
+    tick();
+    sifr_in(&c, w, &["build", "d2.sif", two.to_str().unwrap()], &sde);
+    assert!(same_bytes(&d1, &d2), "two packs of one directory differ");
+    assert_eq!(header(&d1).created_at.to_string(), EPOCH);
+
+    // A pull of an OCI layout with --reproducible: dated by the image's `created`.
+    oci_layout(&c, "2021-06-01T12:00:00Z");
+    sifr_in(
+        &c,
+        w,
+        &["pull", "--reproducible", "p1.sif", "oci:layout:v1"],
+        &[],
+    );
+    tick();
+    sifr_in(
+        &c,
+        w,
+        &["pull", "--reproducible", "p2.sif", "oci:layout:v1"],
+        &[],
+    );
+    let (p1, p2) = (w.join("p1.sif"), w.join("p2.sif"));
+    assert!(same_bytes(&p1, &p2), "two --reproducible pulls differ");
+    let h = header(&p1);
+    assert_eq!(h.created_at, 1_622_548_800);
+    assert!(!h.id_is_nil());
+    // Without either, the same pull is another file.
+    tick();
+    sifr_in(&c, w, &["pull", "p3.sif", "oci:layout:v1"], &[]);
+    assert!(!same_bytes(&p1, &w.join("p3.sif")));
     c.assert_clean();
 }
