@@ -21,7 +21,8 @@ const EPOCH: &str = "1700000000";
 const EPOCH_LABEL: &str = "Tuesday_14_November_2023_22:13:20_UTC";
 
 /// A definition with every section that writes into the image: `%files` (the stage's and an
-/// app's), `%post` writing files, a directory, a hard link and a symlink, `%labels`,
+/// app's), `%post` writing files, a directory, a hard link, a symlink and a truncated ELF file
+/// (which the CPU-feature scan stored in the image skips, with a reason), `%labels`,
 /// `%environment`, `%runscript`, `%help` and an app. The base image is the fixture's, two
 /// levels up from the build directories.
 const DEF: &str = "Bootstrap: localimage
@@ -36,6 +37,7 @@ From: ../../image
     ln /opt/made/post.txt /opt/made/hardlink
     ln -s post.txt /opt/made/symlink
     touch /opt/made/deeper/empty
+    busybox head -c 3000 /bin/busybox > /opt/made/truncated-elf
 
 %labels
     Maintainer reproducible
