@@ -1,9 +1,10 @@
 //! Reproducible builds (issue 28): with `SOURCE_DATE_EPOCH`, or `--reproducible` and an OCI
 //! base image's creation time, two builds of one definition from two directories, whose
-//! `%files` sources have different times and that run at different moments, give byte-identical
-//! SIF files, as root and as an ordinary user (fakeroot); without it they differ. The image's
-//! UUID is derived from its contents (not Apptainer's nil UUID) and the labels carry the epoch.
-//! A directory packed into a SIF and a pull are reproducible the same way.
+//! `%files` sources have different times, run at different moments under different umasks,
+//! give byte-identical SIF files, as root and as an ordinary user (fakeroot); without it they
+//! differ. The image's UUID is derived from its contents (not Apptainer's nil UUID) and the
+//! labels carry the epoch. A directory packed into a SIF and a pull are reproducible the same
+//! way.
 //!
 //! Apptainer's e2e test: `e2e/imgbuild/imgbuild.go` `reproducibleBuild` (SOURCE_DATE_EPOCH,
 //! `--reproducible` and `APPTAINER_REPRODUCIBLE`, two builds compared byte for byte).
@@ -86,8 +87,21 @@ fn build_dir(c: &Case, name: &str, def: &str, when: &str) -> PathBuf {
 
 /// `sifr build [flags] x.sif x.def` run by `who` in `dir`, with `env`; returns the image.
 fn build(c: &Case, who: As, dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> PathBuf {
+    build_umask(c, who, dir, flags, env, "0022")
+}
+
+/// [`build`] started with the file-mode creation mask `umask`.
+fn build_umask(
+    c: &Case,
+    who: As,
+    dir: &Path,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    umask: &str,
+) -> PathBuf {
     let mut cmd =
         c.fx.command(build_case::sifr(), who)
+            .launcher(["sh", "-c", &format!("umask {umask} && exec \"$@\""), "sh"])
             .current_dir(dir)
             .env("SIFR_TMPDIR", &c.tmp)
             .env_remove("SOURCE_DATE_EPOCH")
@@ -158,9 +172,10 @@ fn reproducible_builds_in_two_directories_are_byte_identical_as_root_and_as_a_us
         let a = build_dir(&c, &format!("{tag}-a"), DEF, "2024-01-01 10:00:00");
         let b = build_dir(&c, &format!("{tag}-b"), DEF, "2025-06-30 23:59:59");
         let sde = [("SOURCE_DATE_EPOCH", EPOCH)];
-        let first = build(&c, who, &a, &[], &sde);
+        // Different umasks too: the build's own (Apptainer's 0002) applies to %post.
+        let first = build_umask(&c, who, &a, &[], &sde, "0022");
         tick();
-        let second = build(&c, who, &b, &[], &sde);
+        let second = build_umask(&c, who, &b, &[], &sde, "0077");
         assert!(
             same_bytes(&first, &second),
             "two builds with SOURCE_DATE_EPOCH differ ({who:?})"

@@ -380,6 +380,10 @@ fn build_definition(
     };
     sifr_launch::buildrun::catch_interrupts()
         .context("cannot install the build's signal handlers")?;
+    // Apptainer builds under umask 0002 whatever the caller's (its build.go), so the modes of
+    // what %setup and %post create do not depend on who builds, and a reproducible image
+    // stays reproducible across users.
+    sifr_sys::process::set_umask(0o002);
     let result = sifr_build::defbuild::build_definition(&def, &dopts, &mut log, &mut out);
     if let Some(sig) = sifr_launch::buildrun::interrupted() {
         // Whatever step was running failed because of the signal; say so instead.
