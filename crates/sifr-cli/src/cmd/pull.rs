@@ -595,6 +595,7 @@ pub fn pull_to_sif(
 ) -> anyhow::Result<u8> {
     let loud = !settings.quiet && !settings.silent;
     refuse_existing(target, pack)?;
+    let source_date = source_date(registry.reproducible)?;
     let (access, _cache_guard) = match source {
         ImageSource::Registry(_) => {
             let (a, g) = registry_access(settings, registry)?;
@@ -649,7 +650,7 @@ pub fn pull_to_sif(
         eprintln!("INFO:    Creating SIF file `{}`", target.display());
     }
     // `--reproducible`: the image's creation time, as Apptainer takes it for SOURCE_DATE_EPOCH.
-    let epoch = source_date(registry.reproducible)?.epoch(Some(&image.config_bytes));
+    let epoch = source_date.epoch(Some(&image.config_bytes));
     let pack = sifr_build::PackOptions {
         source_date_epoch: epoch,
         ..pack.clone()
