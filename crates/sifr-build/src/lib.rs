@@ -13,6 +13,8 @@ pub mod layout;
 mod ociconfig;
 pub mod pack;
 pub mod pull;
+pub mod reproducible;
 
 pub use arch::{ArchGuess, ArchSource};
 pub use pack::{PackError, PackOptions, PackReport, pack_dir};
+pub use reproducible::SourceDate;

@@ -9,6 +9,9 @@
 //! The CPU features the image's programs need ([`sifr_isa::ImageFacts`]) are scanned from the
 //! directory and stored as a generic JSON object named [`sifr_isa::SIF_OBJECT_NAME`], so that a
 //! launch can warn before a program dies with "Illegal instruction" without scanning.
+//!
+//! With [`PackOptions::source_date_epoch`] the SIF is reproducible: dated by the epoch, file
+//! times clamped to it, and its UUID derived from its bytes once everything is written.
 
 use std::fs;
 use std::io::BufWriter;
@@ -37,6 +40,10 @@ pub struct PackOptions {
     /// Generic JSON objects to store before the partition, `(name, bytes)`, in order (a
     /// definition build stores `inspect-metadata.json` and, for OCI bases, `oci-config.json`).
     pub metadata_json: Vec<(String, Vec<u8>)>,
+    /// A reproducible build's `SOURCE_DATE_EPOCH` (see [`crate::reproducible`]): the SIF's
+    /// times, the SquashFS superblock's, and every later file time are this; the UUID is
+    /// derived from the finished file. `None`: now and a random UUID.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// What a pack produced.
@@ -224,9 +231,13 @@ pub(crate) fn write_sif(
     // the writer's does not release it): a later run's sweep leaves a file being written alone.
     let _held = file.try_clone().and_then(|f| f.lock().map(|()| f));
 
+    let epoch = opts.source_date_epoch;
     let mut creator = Creator::new(
         BufWriter::with_capacity(1 << 20, file),
-        CreateOptions::apptainer(),
+        CreateOptions {
+            time: epoch,
+            ..CreateOptions::apptainer()
+        },
     )?;
     if let Some(def) = def {
         creator.add(ObjectInput::deffile(def))?;
@@ -242,6 +253,7 @@ pub(crate) fn write_sif(
         compression: opts.compression,
         all_root: opts.all_root,
         threads: opts.threads,
+        mtime_limit: epoch,
         ..Options::default()
     };
     let meta = PartitionMeta {
@@ -263,7 +275,11 @@ pub(crate) fn write_sif(
     })?;
     drop(file);
     if let IsaFacts::Written = isa_src {
-        isa = add_written_isa_facts(&tmp)?;
+        isa = add_written_isa_facts(&tmp, epoch)?;
+    }
+    if epoch.is_some() {
+        // Last: the ID is derived from every other byte of the file.
+        sifr_sif::Image::open_rw(&tmp)?.set_content_id()?;
     }
     let sif_size = fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
     // SIF images are executable (the header starts with a `#!` launch line).
@@ -319,9 +335,12 @@ fn sweep_partials(dir: &Path, name: &str) {
 }
 
 /// Scans the primary partition of the SIF at `path` and adds the facts as a JSON object (an
-/// in-place edit of the not yet renamed file). As for a directory, a failed scan costs the
-/// image its facts, not the pull.
-fn add_written_isa_facts(path: &Path) -> Result<Option<sifr_isa::Summary>, PackError> {
+/// in-place edit of the not yet renamed file, dated `time`, else now). As for a directory, a
+/// failed scan costs the image its facts, not the pull.
+fn add_written_isa_facts(
+    path: &Path,
+    time: Option<i64>,
+) -> Result<Option<sifr_isa::Summary>, PackError> {
     let offset = {
         let img = sifr_sif::Image::open(path)?;
         img.primary_partition().map(|p| p.offset())
@@ -339,7 +358,7 @@ fn add_written_isa_facts(path: &Path) -> Result<Option<sifr_isa::Summary>, PackE
     let mut img = sifr_sif::Image::open_rw(path)?;
     img.add_object(
         ObjectInput::generic_json(sifr_isa::SIF_OBJECT_NAME, facts.to_json().into_bytes()),
-        None,
+        time,
     )?;
     Ok(Some(facts.summary))
 }

@@ -36,7 +36,8 @@ pub const FACTS_VERSION: u32 = 1;
 pub struct Skipped {
     /// Path relative to the root.
     pub path: String,
-    /// The error, rendered.
+    /// The error, rendered without the path (a path on the building machine would make two
+    /// builds of one image differ).
     pub reason: String,
 }
 
@@ -141,7 +142,7 @@ impl ImageFacts {
                 Ok(None) => {}
                 Err(e) => skipped.push(Skipped {
                     path: rel,
-                    reason: error_chain(&e),
+                    reason: skip_reason(&e),
                 }),
             }
         }
@@ -271,15 +272,24 @@ impl ImageFacts {
     }
 }
 
-fn error_chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
+/// Why a file was skipped, without the path on this machine (the entry names the file by its
+/// path in the image): the facts are stored in the image, whose bytes must not depend on where
+/// it was built.
+fn skip_reason(e: &Error) -> String {
+    match e {
+        Error::Read { source, .. } => {
+            let mut s = "cannot read it".to_string();
+            let mut src: Option<&dyn std::error::Error> = Some(source);
+            while let Some(c) = src {
+                s.push_str(": ");
+                s.push_str(&c.to_string());
+                src = c.source();
+            }
+            s
+        }
+        Error::Elf { reason, .. } => format!("not a valid ELF file: {reason}"),
+        Error::NotElf { .. } => "not an ELF file".to_string(),
     }
-    s
 }
 
 /// Follows `links` along `path`; see [`ImageFacts::resolve`].
@@ -490,6 +500,24 @@ fn examine(tree: &dyn Tree, rel: &str) -> Examined {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_skipped_files_reason_does_not_name_the_directory_scanned() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("bin")).unwrap();
+        std::fs::write(t.path().join("bin/bad"), b"\x7fELF\x02\x01\x01\x00garbage").unwrap();
+        let facts = ImageFacts::scan(t.path()).unwrap();
+        assert_eq!(facts.skipped.len(), 1, "{:?}", facts.skipped);
+        let sk = &facts.skipped[0];
+        assert_eq!(sk.path, "bin/bad");
+        assert!(
+            sk.reason.starts_with("not a valid ELF file: "),
+            "{}",
+            sk.reason
+        );
+        let root = t.path().to_string_lossy();
+        assert!(!sk.reason.contains(root.as_ref()), "{}", sk.reason);
+    }
 
     fn links(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -41,12 +41,14 @@
 //! # Editing in place
 //!
 //! With [`Image::open_rw`]: [`Image::add_object`] (first free slot, ID = slot + 1),
-//! [`Image::delete_object`] ([`DeleteOptions`]: zero, compact), [`Image::set_primary`].
+//! [`Image::delete_object`] ([`DeleteOptions`]: zero, compact), [`Image::set_primary`];
+//! [`Image::set_content_id`] gives a reproducible build's image an ID derived from its bytes.
 //!
 //! # siftool text
 //!
 //! [`render`] produces `sif header|list|info` output byte for byte; this crate never prints.
 
+mod content_id;
 mod create;
 mod descriptor;
 mod edit;
@@ -58,6 +60,7 @@ pub mod render;
 mod storage;
 mod types;
 
+pub use content_id::content_id;
 pub use create::{CreateOptions, Creator, PartitionSink, create_at_path};
 pub use descriptor::{
     DESCRIPTOR_LEN, Descriptor, EXTRA_LEN, Extra, GROUP_MASK, Link, NAME_LEN, PartitionMeta,

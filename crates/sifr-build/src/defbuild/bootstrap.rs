@@ -128,7 +128,7 @@ pub fn bootstrap(
             })
     };
     let mkroot = || {
-        std::fs::create_dir_all(rootfs).map_err(|source| BootstrapError::Io {
+        make_root(rootfs).map_err(|source| BootstrapError::Io {
             path: rootfs.to_path_buf(),
             source,
         })
@@ -233,13 +233,22 @@ fn tail_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The stage's root directory, mode 0755 as Apptainer makes it (not the build's umask 0002).
+fn make_root(rootfs: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(rootfs)
+}
+
 fn local_image(from: &Path, rootfs: &Path, work: &Path) -> Result<(), BootstrapError> {
     let image = sifr_launch::image::open(from).map_err(|source| BootstrapError::Image {
         path: from.to_path_buf(),
         source,
     })?;
     if let sifr_launch::image::Format::Sandbox = image.format {
-        std::fs::create_dir_all(rootfs).map_err(|source| BootstrapError::Io {
+        make_root(rootfs).map_err(|source| BootstrapError::Io {
             path: rootfs.to_path_buf(),
             source,
         })?;

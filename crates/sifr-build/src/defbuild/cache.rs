@@ -118,6 +118,17 @@ impl BuildCache {
         &self.dir
     }
 
+    /// The directory, and any missing parent, made 0755 whatever the build's umask (0002, as
+    /// Apptainer's): nobody but the owner may put an entry where a build would restore it.
+    fn make_dir(&self) -> Result<(), CacheError> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&self.dir)
+            .map_err(io_err(&self.dir))
+    }
+
     fn path(&self, key: &str) -> PathBuf {
         self.dir.join(key)
     }
@@ -145,7 +156,7 @@ impl BuildCache {
     }
 
     fn claim_how(&self, key: &str, wait: bool) -> Result<Option<Claim>, CacheError> {
-        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        self.make_dir()?;
         let p = self.lock_path(key);
         let lock = PathLock::acquire(&p, How { wait, create: true }).map_err(io_err(&p))?;
         Ok(lock.map(|l| Claim {
@@ -170,10 +181,12 @@ impl BuildCache {
     }
 
     fn write_entry(&self, tmp: &Path, rootfs: &Path, meta: &EntryMeta) -> Result<u64, CacheError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
         let mut file = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o644)
             .open(tmp)
             .map_err(io_err(tmp))?;
         let opts = sifr_squashfs::Options {
@@ -268,7 +281,7 @@ impl BuildCache {
             wait: false,
             create: true,
         };
-        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        self.make_dir()?;
         let Some(lock) = PathLock::acquire(&lp, free).map_err(io_err(&lp))? else {
             return Ok(false);
         };

@@ -76,6 +76,9 @@ pub struct DefBuildOptions {
     pub writable_tmpfs: bool,
     /// The build cache; `None` with `--disable-cache`.
     pub cache: Option<CacheOptions>,
+    /// `SOURCE_DATE_EPOCH` / `--reproducible`: what dates the image (`time` for its labels,
+    /// unless `--reproducible` finds the base image's creation time) and makes it reproducible.
+    pub source_date: crate::reproducible::SourceDate,
 }
 
 /// What the build produced.
@@ -511,7 +514,7 @@ fn build_stage(
 
     check_interrupt()?;
     let arch = crate::arch::detect(rootfs).arch.go_name().to_string();
-    let mut meta = MetadataOptions::new(opts.time.clone(), arch.clone());
+    let mut meta = MetadataOptions::new(label_time(opts, &boot), arch.clone());
     meta.force = opts.force;
     meta.update = update;
     meta.base_image = boot.base.clone();
@@ -538,6 +541,15 @@ fn build_stage(
         oci_config: boot.oci_config.map(String::into_bytes),
         key: done.key,
     })
+}
+
+/// The time a stage's labels record: a reproducible build's epoch (with `--reproducible`, the
+/// stage's base image's creation time), else the build's time.
+fn label_time(opts: &DefBuildOptions, boot: &cache::EntryMeta) -> BuildTime {
+    let config = boot.oci_config.as_ref().map(|raw| raw.as_bytes());
+    opts.source_date
+        .epoch(config)
+        .map_or_else(|| opts.time.clone(), BuildTime::utc)
 }
 
 /// What a stage leaves for packing.
@@ -607,9 +619,20 @@ fn finish(
             "inspect-metadata.json".to_string(),
             inspect.to_json().into_bytes(),
         ))
-        .chain(built.oci_config.map(|c| ("oci-config.json".to_string(), c)))
+        .chain(
+            built
+                .oci_config
+                .clone()
+                .map(|c| ("oci-config.json".to_string(), c)),
+        )
         .collect(),
+        source_date_epoch: opts.source_date.epoch(built.oci_config.as_deref()),
     };
+    if opts.source_date.requested() && pack.source_date_epoch.is_none() {
+        tracing::warn!(
+            "--reproducible: the base image records no creation date and SOURCE_DATE_EPOCH is not set; the image is dated now and is not reproducible"
+        );
+    }
     let report = crate::pack::pack_dir(rootfs, &opts.target, &pack)?;
     Ok(DefReport {
         stages,

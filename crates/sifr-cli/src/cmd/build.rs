@@ -326,7 +326,11 @@ fn build_definition(
         );
     }
     let tmpdir = crate::cmd::pull::temp_root(settings, &args.registry)?;
-    let time = crate::cmd::pull::build_time();
+    let source_date = crate::cmd::pull::source_date(args.registry.reproducible)?;
+    // The labels' date until a base image's creation time (`--reproducible`) replaces it.
+    let time = source_date
+        .epoch(None)
+        .unwrap_or_else(crate::cmd::pull::now);
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     // `%post` sees the host's full /dev, so no GPU node needs binding.
     let gpu = args
@@ -351,9 +355,18 @@ fn build_definition(
                 sifr_isa::target::compiler_flags(t)
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into_iter()
+            // Tools in %post that honour it (Python's bytecode compiler, gzip, dpkg, pip's
+            // wheels) then write the same bytes in every build.
+            .chain(
+                source_date
+                    .epoch(None)
+                    .map(|t| ("SOURCE_DATE_EPOCH".to_string(), t.to_string())),
+            )
+            .collect(),
         fix_perms: args.fix_perms,
         post_failure_hint,
         registry,
@@ -362,6 +375,7 @@ fn build_definition(
         no_cleanup: args.registry.no_cleanup,
         writable_tmpfs: args.extra.writable_tmpfs,
         cache: build_cache(args, settings, mode)?,
+        source_date,
     };
     let started = std::time::Instant::now();
     if loud {
@@ -379,6 +393,10 @@ fn build_definition(
     };
     sifr_launch::buildrun::catch_interrupts()
         .context("cannot install the build's signal handlers")?;
+    // Apptainer builds under umask 0002 whatever the caller's (its build.go), so the modes of
+    // what %setup and %post create do not depend on who builds, and a reproducible image
+    // stays reproducible across users.
+    sifr_sys::process::set_umask(0o002);
     let result = sifr_build::defbuild::build_definition(&def, &dopts, &mut log, &mut out);
     if let Some(sig) = sifr_launch::buildrun::interrupted() {
         // Whatever step was running failed because of the signal; say so instead.
@@ -439,6 +457,14 @@ fn build_cache(
 }
 
 fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::Result<u8> {
+    // A directory has no creation date of its own: `--reproducible` needs SOURCE_DATE_EPOCH.
+    let source_date = crate::cmd::pull::source_date(args.registry.reproducible)?;
+    let source_date_epoch = source_date.epoch(None);
+    if source_date.requested() && source_date_epoch.is_none() && !settings.silent {
+        eprintln!(
+            "WARNING: --reproducible: a directory records no creation date and SOURCE_DATE_EPOCH is not set; the image is dated now and is not reproducible"
+        );
+    }
     let opts = sifr_build::PackOptions {
         compression: args.compression,
         all_root: args.all_root,
@@ -446,6 +472,7 @@ fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::
         threads: args.threads,
         arch: None,
         metadata_json: Vec::new(),
+        source_date_epoch,
     };
     let started = std::time::Instant::now();
     let report = sifr_build::pack_dir(dir, &args.target, &opts).with_context(|| {

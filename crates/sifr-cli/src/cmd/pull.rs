@@ -346,60 +346,22 @@ pub fn registry_access_with(
     ))
 }
 
-/// `SOURCE_DATE_EPOCH`, else now: the time stamped on files an image build adds.
-pub fn build_time() -> i64 {
-    let now = std::time::SystemTime::now()
+/// `SOURCE_DATE_EPOCH` and `--reproducible` as a build or a pull reads them (a value that is
+/// not whole seconds is an error, as in Apptainer).
+pub fn source_date(reproducible: bool) -> anyhow::Result<sifr_build::SourceDate> {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    Ok(sifr_build::SourceDate::from_env(
+        epoch.as_deref(),
+        reproducible,
+    )?)
+}
+
+/// Now, in seconds since the epoch: the time of an image that is not reproducible.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(now)
-}
-
-/// `--reproducible`: the source image's creation time (its config's `created`, RFC 3339), as
-/// Apptainer takes it for `SOURCE_DATE_EPOCH`.
-pub fn created_time(config: &[u8]) -> Option<i64> {
-    #[derive(serde::Deserialize)]
-    struct Created {
-        created: Option<String>,
-    }
-    let c: Created = serde_json::from_slice(config).ok()?;
-    parse_rfc3339(c.created.as_deref()?)
-}
-
-/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.123Z`, `...+01:00`).
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let num = |s: &str| s.parse::<i64>().ok();
-    let (date, time) = text.split_once(['T', 't', ' '])?;
-    let mut d = date.splitn(3, '-');
-    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
-    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
-        Some(i) => time.split_at(i),
-        None => return None,
-    };
-    let mut c = clock.splitn(3, ':');
-    let (h, mi) = (num(c.next()?)?, num(c.next()?)?);
-    let sec = num(c.next()?.split('.').next()?)?;
-    let off = match offset.as_bytes().first() {
-        Some(b'Z' | b'z') => 0,
-        Some(sign) => {
-            let (oh, om) = offset[1..].split_once(':')?;
-            let v = num(oh)? * 3600 + num(om)? * 60;
-            if *sign == b'-' { -v } else { v }
-        }
-        None => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + sec - off)
+        .unwrap_or(0)
 }
 
 pub fn run(mut args: PullArgs, settings: &Settings) -> anyhow::Result<u8> {
@@ -633,6 +595,7 @@ pub fn pull_to_sif(
 ) -> anyhow::Result<u8> {
     let loud = !settings.quiet && !settings.silent;
     refuse_existing(target, pack)?;
+    let source_date = source_date(registry.reproducible)?;
     let (access, _cache_guard) = match source {
         ImageSource::Registry(_) => {
             let (a, g) = registry_access(settings, registry)?;
@@ -686,12 +649,14 @@ pub fn pull_to_sif(
     if loud {
         eprintln!("INFO:    Creating SIF file `{}`", target.display());
     }
-    let time = if registry.reproducible {
-        created_time(&image.config_bytes).unwrap_or_else(build_time)
-    } else {
-        build_time()
+    // `--reproducible`: the image's creation time, as Apptainer takes it for SOURCE_DATE_EPOCH.
+    let epoch = source_date.epoch(Some(&image.config_bytes));
+    let pack = sifr_build::PackOptions {
+        source_date_epoch: epoch,
+        ..pack.clone()
     };
-    let report = sifr_build::pull::write_sif(&image, target, pack, time)?;
+    let time = epoch.unwrap_or_else(now);
+    let report = sifr_build::pull::write_sif(&image, target, &pack, time)?;
     if loud {
         let s = &report.squashfs;
         eprintln!(
@@ -756,24 +721,6 @@ mod tests {
         assert_eq!(
             check_transport("docker:").unwrap_err().to_string(),
             "Bad URI docker:"
-        );
-    }
-
-    #[test]
-    fn rfc3339_times_parse() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2024-02-29T12:34:56.789Z"),
-            Some(1_709_210_096)
-        );
-        assert_eq!(
-            parse_rfc3339("2024-02-29T13:34:56+01:00"),
-            Some(1_709_210_096)
-        );
-        assert_eq!(parse_rfc3339("garbage"), None);
-        assert_eq!(
-            created_time(br#"{"created":"1970-01-02T00:00:00Z","architecture":"amd64"}"#),
-            Some(86_400)
         );
     }
 }

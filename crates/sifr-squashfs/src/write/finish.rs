@@ -71,7 +71,11 @@ pub(super) fn finish<W: Write + Seek>(w: Writer<W>) -> Result<Summary> {
     let options = comp.options_record();
     let sb = Superblock {
         inode_count: numbering.inode_count,
-        modification_time: opts.mtime.unwrap_or(max_mtime),
+        // With SOURCE_DATE_EPOCH the filesystem is dated by it, as mksquashfs dates it.
+        modification_time: opts
+            .mtime
+            .or(opts.mtime_limit.map(|l| super::clamp_mtime(l, None)))
+            .unwrap_or(max_mtime),
         block_size: bs,
         fragment_entry_count: fragments.len() as u32,
         compression_id: comp.id(),

@@ -60,6 +60,10 @@ pub struct Options {
     /// Superblock modification time; `None` = the newest entry mtime (deterministic,
     /// unlike "now").
     pub mtime: Option<u32>,
+    /// `SOURCE_DATE_EPOCH`: an entry dated later than this is stored with this time, as
+    /// `mksquashfs` and `tar --clamp-mtime` do. Earlier times are kept: a base image's files
+    /// keep their own dates, and only what the build itself wrote (dated "now") is moved.
+    pub mtime_limit: Option<i64>,
 }
 
 impl Default for Options {
@@ -75,6 +79,7 @@ impl Default for Options {
             exportable: true,
             xattrs: true,
             mtime: None,
+            mtime_limit: None,
         }
     }
 }
@@ -157,7 +162,10 @@ pub struct Writer<W: Write + Seek> {
     max_mtime: u32,
 }
 
-fn clamp_mtime(t: i64) -> u32 {
+/// An entry's stored time: at most `limit` (see [`Options::mtime_limit`]), then within
+/// squashfs's unsigned 32-bit range.
+fn clamp_mtime(t: i64, limit: Option<i64>) -> u32 {
+    let t = limit.map_or(t, |l| t.min(l));
     t.clamp(0, i64::from(u32::MAX)) as u32
 }
 
@@ -203,7 +211,7 @@ impl<W: Write + Seek> Writer<W> {
         loaded: Option<data::Prefetched<'_>>,
     ) -> Result<()> {
         tree::components(path)?;
-        let mtime = clamp_mtime(entry.mtime);
+        let mtime = clamp_mtime(entry.mtime, self.opts.mtime_limit);
         self.max_mtime = self.max_mtime.max(mtime);
         let xattr = if self.opts.xattrs {
             self.xattr_id(entry.xattrs)
@@ -291,5 +299,67 @@ impl<W: Write + Seek> Writer<W> {
     /// Write the metadata tables and the superblock; returns what was written.
     pub fn finish(self) -> Result<Summary> {
         finish::finish(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_moves_later_times_to_it_and_keeps_earlier_ones() {
+        assert_eq!(clamp_mtime(1_000, Some(2_000)), 1_000);
+        assert_eq!(clamp_mtime(2_000, Some(2_000)), 2_000);
+        assert_eq!(clamp_mtime(3_000, Some(2_000)), 2_000);
+        assert_eq!(clamp_mtime(3_000, None), 3_000);
+        // Out of squashfs's range either way.
+        assert_eq!(clamp_mtime(-5, Some(2_000)), 0);
+        assert_eq!(clamp_mtime(i64::MAX, None), u32::MAX);
+    }
+
+    /// Every inode's time and the superblock's, written with `limit`.
+    fn stored_times(limit: Option<i64>) -> (Vec<(PathBuf, u32)>, u32) {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = tmp.path().join("img");
+        let opts = Options {
+            mtime_limit: limit,
+            ..Options::default()
+        };
+        let mut w = Writer::new(std::fs::File::create(&img).unwrap(), opts).unwrap();
+        for (path, mtime) in [("old", 1_000), ("new", 3_000), ("dir/new", 4_000)] {
+            let mut e = Entry::new(EntryKind::File(FileSource::Bytes(b"x")), 0o644);
+            e.mtime = mtime;
+            w.add(path, e).unwrap();
+        }
+        let mut root = Entry::new(EntryKind::Directory, 0o755);
+        root.mtime = 5_000;
+        w.add("/", root).unwrap();
+        w.finish().unwrap();
+        let a = crate::read::Archive::open(std::fs::File::open(&img).unwrap(), 0).unwrap();
+        let times = a
+            .walk()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.path, e.inode.mtime))
+            .collect();
+        (times, a.superblock().mod_time)
+    }
+
+    #[test]
+    fn an_image_written_with_a_limit_holds_no_later_time() {
+        let (times, sb) = stored_times(Some(2_000));
+        let want: Vec<(PathBuf, u32)> = [("", 2_000), ("dir", 2_000), ("dir/new", 2_000)]
+            .into_iter()
+            .chain([("new", 2_000), ("old", 1_000)])
+            .map(|(p, t)| (PathBuf::from(p), t))
+            .collect();
+        let mut got = times.clone();
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(sb, 2_000, "the filesystem is dated by the limit");
+        // Without one the same entries keep their times (the test can tell the difference).
+        let (times, sb) = stored_times(None);
+        assert!(times.iter().any(|(_, t)| *t == 4_000), "{times:?}");
+        assert_eq!(sb, 5_000);
     }
 }
