@@ -2,12 +2,14 @@
 //! first changed one, `--no-cache-from` and `--disable-cache` run them anyway, a damaged entry
 //! is never used, two builds of one definition at once run `%post` once, `%files from` follows
 //! a changed earlier stage, the size limit evicts least recently used entries, and `cache
-//! list|clean --type build` see them. As root and as the test user (fakeroot).
+//! list|clean --type build` see them. As root and as the test user (fakeroot). A registry base
+//! is keyed by its tag's digest.
 //!
 //! Each build's `%post` records a random value in the image, so whether it ran is read from
 //! the image, not only from the log.
 
 mod build_case;
+mod registries;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
@@ -347,4 +349,66 @@ fn the_size_limit_evicts_least_recently_used_entries_and_clean_removes_them() {
     assert!(entries(&c, who).is_empty());
     std::fs::remove_file(c.fx.work.join("e.sif")).unwrap();
     c.assert_clean();
+}
+
+/// A registry base is keyed by the digest its tag names now: the same tag pushed again with
+/// another manifest is a new base, and the bootstrap runs again.
+#[test]
+fn a_moved_registry_tag_is_a_new_base() {
+    let Some((t, layout)) = registries::setup(&["docker-registry", "skopeo"]) else {
+        return;
+    };
+    if !sifr_testkit::is_root() && sifr_testkit::userns_available().is_err() {
+        sifr_testkit::skip("%post needs root or user namespaces");
+        return;
+    }
+    let d = t.path();
+    let reg = registries::registry_with_test_image(d, &layout);
+    let cache = d.join("cache");
+    std::fs::write(
+        d.join("app.def"),
+        format!(
+            "Bootstrap: docker\nRegistry: {}\nNamespace: test\nFrom: img:v1\n\n%post\n    cat /etc/hello > /etc/post\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let build = || {
+        registries::run_ok(registries::sifr_in(
+            d,
+            &cache,
+            &["build", "-F", "--nohttps", "app.sif", "app.def"],
+        ))
+    };
+    let cold = build();
+    assert!(
+        stderr(&cold).contains("bootstrap: docker"),
+        "{}",
+        stderr(&cold)
+    );
+    let warm = build();
+    assert!(
+        stderr(&warm).contains("build cache: reusing bootstrap, %post"),
+        "{}",
+        stderr(&warm)
+    );
+    // The host's image alone (no index) under the same tag: another manifest digest.
+    registries::run_ok(
+        std::process::Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("oci:{}:v1", layout.display()))
+            .arg(format!("docker://{}/test/img:v1", reg.host())),
+    );
+    let moved = build();
+    assert!(
+        stderr(&moved).contains("bootstrap: docker"),
+        "the moved tag's image was not fetched: {}",
+        stderr(&moved)
+    );
+    assert!(!stderr(&moved).contains("reusing"), "{}", stderr(&moved));
 }
