@@ -318,8 +318,10 @@ mod tests {
         assert!(envs.contains(&("PWD".into(), Some("/tmp".into()))));
         assert!(envs.contains(&("SIFR_CONFIG".into(), Some("/etc/x".into()))));
         assert!(envs.contains(&("HOME".into(), None)));
+        // The suite's one default: no build cache.
+        assert!(envs.contains(&(NO_BUILD_CACHE.0.into(), Some(NO_BUILD_CACHE.1.into()))));
         for (k, v) in &envs {
-            if k != "SIFR_CONFIG" && v.is_some() {
+            if k != "SIFR_CONFIG" && k != NO_BUILD_CACHE.0 && v.is_some() {
                 assert!(!k.starts_with("SIFR_") && !k.ends_with("_VISIBLE_DEVICES"));
             }
         }
