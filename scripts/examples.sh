@@ -145,6 +145,8 @@ all_as() {
         if [ "$who" != root ] || [ "${n%%/*}" != mpi ]; then
             rm -f "$work/$who/${n%%/*}/${n##*/}.sif"
         fi
+        # The build cache too, but for mpi's, which mpich's build reuses.
+        [ "${n%%/*}" = mpi ] || rm -rf "${work:?}/$who/cache"
     done
     rm -rf "${work:?}/$who/cache"
 }
