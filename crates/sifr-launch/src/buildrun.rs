@@ -135,13 +135,7 @@ pub fn run_section(
         match crate::exec::run(&plan) {
             Ok(code) => code,
             Err(e) => {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(": ");
-                    msg.push_str(&s.to_string());
-                    src = s.source();
-                }
+                let mut msg = crate::error::one_line(&e);
                 if let Some(h) = e.hint() {
                     msg.push_str(&format!(" (hint: {h})"));
                 }

@@ -325,6 +325,19 @@ pub(crate) fn attach_step(what: &'static str) -> impl FnOnce(sifr_sys::Error) ->
     move |source| AttachError::Sys { step: what, source }
 }
 
+/// An error and its causes on one line, `error: cause: cause`, for messages that cross a pipe
+/// or a log line rather than going through `sifr-cli`'s report.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +348,21 @@ mod tests {
             "user+mount",
             std::io::Error::from_raw_os_error(EPERM),
         )
+    }
+
+    #[test]
+    fn one_line_joins_an_error_and_its_causes() {
+        let e = ExecError::Sys {
+            step: "create the shared namespaces",
+            source: refused(),
+        };
+        let line = one_line(&e);
+        assert!(line.starts_with(&e.to_string()), "{line}");
+        // Every level: the step, the call, the OS error.
+        assert!(line.contains(&refused().to_string()), "{line}");
+        let os = std::io::Error::from_raw_os_error(EPERM).to_string();
+        assert!(line.ends_with(&os), "{line}");
+        assert!(!line.contains('\n'));
     }
 
     #[test]
