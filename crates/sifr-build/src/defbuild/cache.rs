@@ -77,7 +77,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
 /// The build cache under a cache root.
 #[derive(Debug, Clone)]
 pub struct BuildCache {
-    dir: PathBuf,
+    /// The directory's layout (`KEY`, `.KEY.lock`, `.KEY.tmp`) is `sifr_oci::images`'s, and so
+    /// is the sweep of killed fills' temporary files.
+    images: sifr_oci::images::ImageCache,
     /// Bytes the entries may take together; the least recently used go beyond it.
     max_bytes: u64,
     /// Compression threads for writing entries (0: one per core).
@@ -108,14 +110,14 @@ pub struct Listed {
 impl BuildCache {
     pub fn new(root: &Path, max_bytes: u64, threads: usize) -> Self {
         BuildCache {
-            dir: root.join(KIND),
+            images: sifr_oci::images::ImageCache::new(root, KIND),
             max_bytes,
             threads,
         }
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.images.dir()
     }
 
     /// The directory, and any missing parent, made 0755 whatever the build's umask (0002, as
@@ -125,16 +127,16 @@ impl BuildCache {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
-            .create(&self.dir)
-            .map_err(io_err(&self.dir))
+            .create(self.dir())
+            .map_err(io_err(self.dir()))
     }
 
     fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(key)
+        self.images.path(key)
     }
 
     fn lock_path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!(".{key}.lock"))
+        self.dir().join(format!(".{key}.lock"))
     }
 
     /// Whether the entry `key` is there (complete; not checked).
@@ -168,7 +170,7 @@ impl BuildCache {
     /// Store `rootfs` as the entry of the claimed step. The entry appears whole or not at all.
     pub fn store(&self, claim: &Claim, rootfs: &Path, meta: &EntryMeta) -> Result<u64, CacheError> {
         let entry = self.path(&claim.key);
-        let tmp = self.dir.join(format!(".{}.tmp", claim.key));
+        let tmp = self.dir().join(format!(".{}.tmp", claim.key));
         let _ = fs::remove_file(&tmp);
         let written = self.write_entry(&tmp, rootfs, meta).and_then(|size| {
             fs::rename(&tmp, &entry).map_err(io_err(&entry))?;
@@ -249,14 +251,14 @@ impl BuildCache {
 
     /// Every entry, by key.
     pub fn list(&self) -> Result<Vec<Listed>, CacheError> {
-        let rd = match fs::read_dir(&self.dir) {
+        let rd = match fs::read_dir(self.dir()) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&self.dir)(e)),
+            Err(e) => return Err(io_err(self.dir())(e)),
         };
         let mut out = Vec::new();
         for e in rd {
-            let e = e.map_err(io_err(&self.dir))?;
+            let e = e.map_err(io_err(self.dir()))?;
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
                 continue;
@@ -291,7 +293,7 @@ impl BuildCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(io_err(&p)(e)),
         };
-        let _ = fs::remove_file(self.dir.join(format!(".{key}.tmp")));
+        let _ = fs::remove_file(self.dir().join(format!(".{key}.tmp")));
         lock.remove().map_err(io_err(&lp))?;
         Ok(removed)
     }
@@ -322,36 +324,36 @@ impl BuildCache {
         Ok(removed)
     }
 
-    /// Remove what killed builds left (`.KEY.tmp` whose lock nobody holds) and lock files
-    /// nobody holds. Returns how many files were removed.
+    /// Remove what killed builds left: `.KEY.tmp` whose lock nobody holds (as the image cache
+    /// sweeps), and lock files nobody holds (steps a killed build claimed and never stored).
+    /// Returns how many files were removed.
     pub fn sweep(&self) -> Result<usize, CacheError> {
-        let rd = match fs::read_dir(&self.dir) {
+        let mut removed = self
+            .images
+            .sweep()
+            .map_err(|e| io_err(self.dir())(io::Error::other(e)))?;
+        let rd = match fs::read_dir(self.dir()) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(io_err(&self.dir)(e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(io_err(self.dir())(e)),
         };
-        let mut removed = 0;
         for e in rd {
-            let name = e.map_err(io_err(&self.dir))?.file_name();
+            let name = e.map_err(io_err(self.dir()))?.file_name();
             let Some(key) = name
                 .to_str()
                 .and_then(|n| n.strip_prefix('.'))
-                .and_then(|n| n.strip_suffix(".tmp").or_else(|| n.strip_suffix(".lock")))
+                .and_then(|n| n.strip_suffix(".lock"))
             else {
                 continue;
             };
-            let lp = self.lock_path(key);
             let free = How {
                 wait: false,
                 create: false,
             };
-            if let Ok(Some(lock)) = PathLock::acquire(&lp, free) {
-                if fs::remove_file(self.dir.join(format!(".{key}.tmp"))).is_ok() {
-                    removed += 1;
-                }
-                if lock.remove().is_ok() {
-                    removed += 1;
-                }
+            if let Ok(Some(lock)) = PathLock::acquire(&self.lock_path(key), free)
+                && lock.remove().is_ok()
+            {
+                removed += 1;
             }
         }
         Ok(removed)

@@ -8,13 +8,18 @@
 //! last stage: SquashFS streamed into the SIF (or the directory moved to a sandbox target)
 //! ```
 //!
+//! The steps up to the metadata go through the build cache (`steps`): the latest unchanged
+//! checkpoint is restored instead of run.
+//!
 //! The work directory (`build-temp-*` under the tmpdir) is removed on success and on failure;
 //! the target appears only when complete (the SIF is renamed into place by `pack`, a sandbox is
 //! renamed from a sibling temporary directory). Script failures name the stage, the section,
 //! its line in the definition file, the last command the shell traced, and its status.
 //!
 //! Sections that run in a container go through `sifr_launch::buildrun` (a forked child, so this
-//! process must be single-threaded until packing; nothing here starts a thread before then).
+//! process must be single-threaded whenever a section starts: the SquashFS writer's compression
+//! threads, used between sections for a registry base's layers and the build cache's entries,
+//! have all ended when the writer is dropped (`sifr_squashfs`'s `workers`), and the fork checks).
 //! Nothing here prints: progress goes to the caller's `log`, script output to `on_output`.
 
 pub mod bootstrap;
@@ -324,6 +329,10 @@ fn build_in(
     on_output: &mut dyn FnMut(&[u8]),
 ) -> Result<DefReport, DefBuildError> {
     let count = def.stages.len();
+    if let Some(c) = &opts.cache {
+        // What killed builds left in the build cache: partial entries, locks nobody holds.
+        let _ = cache::BuildCache::new(&c.root, c.max_bytes, opts.threads).sweep();
+    }
     let mut roots: Vec<steps::Earlier> = Vec::new();
     let mut shipped = None;
     for (i, stage) in def.stages.iter().enumerate() {

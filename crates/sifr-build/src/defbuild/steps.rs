@@ -16,6 +16,8 @@ use std::path::Path;
 
 use sifr_deffile::{Bootstrap, Stage};
 
+use sifr_launch::error::one_line;
+
 use super::cache::{BuildCache, CacheError, Claim, EntryMeta};
 use super::cachekey::{self, Chain};
 use super::{DefBuildError, DefBuildOptions, bootstrap, check_interrupt, files, files_error};
@@ -303,10 +305,6 @@ impl Stepper<'_> {
         let plan = self.plan(log);
         let copts = self.opts.cache.as_ref().filter(|_| !self.update);
         let cache = copts.map(|c| BuildCache::new(&c.root, c.max_bytes, self.opts.threads));
-        if let Some(c) = &cache {
-            // What killed builds left: their partial entries, and locks nobody holds.
-            let _ = c.sweep();
-        }
         let may_restore = |c: Checkpoint| copts.and_then(|o| o.no_cache_from).is_none_or(|n| c < n);
         let mut meta = EntryMeta::default();
         // The last op whose result the root holds.
@@ -352,7 +350,7 @@ impl Stepper<'_> {
                         kept.push(key);
                     }
                     Err(e) => {
-                        tracing::warn!("{}; running its steps again", chain(&e));
+                        tracing::warn!("{}; running its steps again", one_line(&e));
                         refused.push(key);
                         if self.rootfs.exists() {
                             remove_tree(self.rootfs);
@@ -379,7 +377,7 @@ impl Stepper<'_> {
                         // Another build stored it meanwhile: restore it instead.
                         Ok(None) => continue,
                         Err(e) => {
-                            tracing::warn!("build cache: {}", chain(&e));
+                            tracing::warn!("build cache: {}", one_line(&e));
                             None
                         }
                     }
@@ -410,10 +408,10 @@ impl Stepper<'_> {
                                 if gone.len() == 1 { "y" } else { "ies" }
                             )),
                             Ok(_) => {}
-                            Err(e) => tracing::warn!("build cache: {}", chain(&e)),
+                            Err(e) => tracing::warn!("build cache: {}", one_line(&e)),
                         }
                     }
-                    Err(e) => tracing::warn!("build cache: {}", chain(&e)),
+                    Err(e) => tracing::warn!("build cache: {}", one_line(&e)),
                 }
             }
         }
@@ -575,18 +573,6 @@ impl Stepper<'_> {
         }
         Ok(())
     }
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
