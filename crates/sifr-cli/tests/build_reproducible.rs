@@ -14,7 +14,7 @@ mod build_case;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use build_case::{Case, builders, ok};
+use build_case::{Case, LAYER_TAR, blob, builders, finish_layout, ok};
 use sifr_testkit::{As, stdout};
 
 /// 2023-11-14 22:13:20 UTC, a Tuesday.
@@ -245,29 +245,6 @@ fn different_reproducible_images_get_different_content_uuids() {
     c.assert_clean();
 }
 
-/// `sha256:HEX` and size of a file, through `sha256sum` (no hashing code in the tests).
-fn digest(path: &Path) -> (String, u64) {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    let hex = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    (
-        format!("sha256:{hex}"),
-        std::fs::metadata(path).unwrap().len(),
-    )
-}
-
-/// Store `path` as a blob of the OCI layout `layout`; returns its digest and size.
-fn blob(layout: &Path, path: &Path) -> (String, u64) {
-    let (d, size) = digest(path);
-    let dir = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(path, dir.join(d.trim_start_matches("sha256:"))).unwrap();
-    (d, size)
-}
-
 /// An OCI layout `layout` (tag `v1`) of the fixture image as one layer, its config created at
 /// `created`; readable by everyone.
 fn oci_layout(c: &Case, created: &str) -> PathBuf {
@@ -292,34 +269,7 @@ fn oci_layout(c: &Case, created: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    let (dc, sc) = blob(&layout, &cfg);
-    let man = root.join("manifest.json");
-    std::fs::write(
-        &man,
-        format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{dc}","size":{sc}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{dl}","size":{sl}}}]}}"#
-        ),
-    )
-    .unwrap();
-    let (dm, sm) = blob(&layout, &man);
-    std::fs::write(
-        layout.join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{dm}","size":{sm},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let st = Command::new("chmod")
-        .args(["-R", "a+rX"])
-        .arg(&layout)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    finish_layout(&layout, root, &cfg, &[(LAYER_TAR, dl, sl)]);
     layout
 }
 

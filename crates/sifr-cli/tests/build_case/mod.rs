@@ -114,3 +114,70 @@ pub fn unsquashfs_list(sif: &Path) -> Option<String> {
     assert!(out.status.success(), "unsquashfs rejects the image");
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// `sha256:HEX` and size of a file, through `sha256sum` (no hashing code in the tests).
+pub fn digest(path: &Path) -> (String, u64) {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (
+        format!("sha256:{hex}"),
+        std::fs::metadata(path).unwrap().len(),
+    )
+}
+
+/// Store `path` as a blob of the OCI layout `layout`; returns its descriptor fields.
+pub fn blob(layout: &Path, path: &Path) -> (String, u64) {
+    let (d, size) = digest(path);
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(path, dir.join(d.trim_start_matches("sha256:"))).unwrap();
+    (d, size)
+}
+
+/// Media types of the layers [`finish_layout`] lists.
+pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const LAYER_TAR_GZ: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Complete the OCI layout `layout` whose layer blobs are stored: store the config `cfg`, write
+/// the manifest (through `scratch`) listing `layers` (media type, digest, size) as its blob,
+/// `index.json` naming it `v1`, and `oci-layout`; readable by everyone (the test user builds
+/// from it too).
+pub fn finish_layout(layout: &Path, scratch: &Path, cfg: &Path, layers: &[(&str, String, u64)]) {
+    let (dc, sc) = blob(layout, cfg);
+    let listed: Vec<String> = layers
+        .iter()
+        .map(|(media, d, s)| format!(r#"{{"mediaType":"{media}","digest":"{d}","size":{s}}}"#))
+        .collect();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{dc}","size":{sc}}},"layers":[{}]}}"#,
+        listed.join(",")
+    );
+    let name = layout.file_name().unwrap().to_string_lossy();
+    let man = scratch.join(format!("{name}-manifest.json"));
+    std::fs::write(&man, manifest).unwrap();
+    let (dm, sm) = blob(layout, &man);
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{dm}","size":{sm},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    assert!(
+        Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(layout)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
