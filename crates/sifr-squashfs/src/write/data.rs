@@ -124,7 +124,7 @@ pub(crate) struct Pipeline<W: Write + Seek> {
     fragments_on: bool,
     tail_packing: bool,
     dedup: bool,
-    pool: rayon::ThreadPool,
+    pool: super::workers::Workers,
     tx: Sender<Done>,
     rx: Receiver<Done>,
     next_seq: u64,
@@ -194,10 +194,7 @@ impl<W: Write + Seek> Pipeline<W> {
         } else {
             opts.threads
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("sqfs-compress-{i}"))
-            .build()
+        let pool = super::workers::Workers::new(threads, "sqfs-compress")
             .map_err(WriteError::ThreadPool)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut out = io::BufWriter::with_capacity(1 << 20, out);

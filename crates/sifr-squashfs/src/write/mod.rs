@@ -21,6 +21,7 @@ mod finish;
 mod meta;
 mod tree;
 mod walk;
+mod workers;
 
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
