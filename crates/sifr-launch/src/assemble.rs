@@ -38,7 +38,7 @@ use std::sync::{Arc, OnceLock};
 use sifr_sys::fs::Leaf;
 use sifr_sys::mount::{Attrs, Depth};
 
-use crate::error::{ENOTCONN, ExecError, step};
+use crate::error::{ExecError, fuse_server_died, step};
 use crate::plan::types::{LaunchPlan, Mount, Source, Tag};
 
 /// Where the host's root is kept during assembly.
@@ -259,9 +259,9 @@ pub fn mount_root(
         Err(source) if plan.writable_tmpfs => Err(ExecError::WritableTmpfs { source }),
         // The image itself died under the launch (its FUSE server ended): a bind of it would
         // give a container whose every file fails.
-        Err(e) if e.errno() == Some(ENOTCONN) => Err(ExecError::ImageGone {
+        Err(e) if fuse_server_died(e.errno()) => Err(ExecError::ImageGone {
             image: plan.image.clone(),
-            source: std::io::Error::from_raw_os_error(ENOTCONN),
+            source: std::io::Error::from_raw_os_error(e.errno().unwrap_or_default()),
         }),
         Err(e) => {
             tracing::warn!(

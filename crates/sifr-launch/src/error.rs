@@ -309,6 +309,14 @@ const EPERM: i32 = 1;
 /// `ENOTCONN`: every access to a FUSE mount whose server ended (same value on x86-64,
 /// aarch64, ppc64le and riscv64).
 pub(crate) const ENOTCONN: i32 = 107;
+/// `ECONNABORTED`: what a request in flight to a FUSE server gets when the server dies (its
+/// connection is aborted); later requests get [`ENOTCONN`]. Same value on those architectures.
+pub(crate) const ECONNABORTED: i32 = 103;
+
+/// Whether `errno` says the FUSE server behind a mount has died.
+pub(crate) fn fuse_server_died(errno: Option<i32>) -> bool {
+    matches!(errno, Some(ENOTCONN | ECONNABORTED))
+}
 /// `ENOSPC`, what `unshare(CLONE_NEWUSER)` returns when `max_user_namespaces` is 0.
 const ENOSPC: i32 = 28;
 

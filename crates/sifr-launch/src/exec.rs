@@ -189,7 +189,7 @@ fn run_attached(
         // A mount whose FUSE server was killed fails every access: better said now than as a
         // container that cannot find its own files.
         if let Err(source) = sifr_sys::fs::fs_answers_fd(tree.as_fd())
-            && source.kind() == std::io::ErrorKind::NotConnected
+            && crate::error::fuse_server_died(source.raw_os_error())
         {
             return Err(ExecError::ImageGone {
                 image: image.path.clone(),
@@ -243,6 +243,8 @@ fn run_attached(
         None => staged.mount_lower(Path::new(assemble::SESSION_LOWER), owner)?,
     };
     drop(shared_lower);
+    // Kept to tell, if the command dies of a signal, whether its image died under it first.
+    let image_root = sifr_sys::fs::open_root(Path::new(assemble::SESSION_LOWER)).ok();
     assemble::pivot_session()?;
     let kind = assemble::mount_root(plan, &prepared, staged.host_dir())?;
     let root = sifr_sys::fs::open_root(Path::new(assemble::NEW_ROOT))
@@ -256,7 +258,7 @@ fn run_attached(
     assemble::enter_root()?;
     drivers.start(plan, &prepared, crate::fusemount::Side::Container)?;
     drop(prepared);
-    run_command(plan, lsm, cgroup)
+    run_command(plan, lsm, cgroup, image_root.as_ref().map(|fd| fd.as_fd()))
 }
 
 /// Run the plan's command in the namespaces of the running container whose launcher is `pid`
@@ -266,7 +268,7 @@ fn run_attached(
 pub fn run_in_container(plan: &LaunchPlan, pid: i32) -> Result<i32, ExecError> {
     let lsm = open_lsm(plan)?;
     sifr_sys::ns::join_all(pid).map_err(step("join the instance's namespaces"))?;
-    run_command(plan, lsm, None)
+    run_command(plan, lsm, None, None)
 }
 
 /// The LSM's `exec` attribute of this thread, opened while the host's `/proc` is reachable
@@ -285,10 +287,13 @@ fn open_lsm(plan: &LaunchPlan) -> Result<Option<(std::fs::File, String)>, ExecEr
 /// environment, then the command (for `instance start`, the start script, after which the
 /// launcher stays until it is told to stop).
 /// With `cgroup` (its `cgroup.procs`), the command's process moves itself into that cgroup.
+/// `image_root` (the image's own mount) is asked, when the command dies of a signal, whether
+/// the image stopped answering first.
 fn run_command(
     plan: &LaunchPlan,
     lsm: Option<(std::fs::File, String)>,
     cgroup: Option<BorrowedFd<'_>>,
+    image_root: Option<BorrowedFd<'_>>,
 ) -> Result<i32, ExecError> {
     if let Err(source) = sifr_sys::process::chdir(&plan.cwd.path) {
         if plan.cwd.explicit {
@@ -367,6 +372,19 @@ fn run_command(
         plan.no_init,
         cgroup,
     )?;
+    if let (sifr_sys::process::ExitStatus::Signaled(sig), Some(fd)) = (status, image_root)
+        && sifr_sys::fs::fs_answers_fd(fd)
+            .is_err_and(|e| crate::error::fuse_server_died(e.raw_os_error()))
+    {
+        // A program whose mapped pages cannot be read back gets SIGBUS (or SIGSEGV) and dies
+        // without a word: say why, and keep its status for the job script.
+        tracing::error!(
+            "the command was killed by signal {sig}: the mount of image `{}` stopped answering \
+             while it ran (its FUSE server ended); run it again: the next launch attaches the \
+             image anew",
+            plan.image.display()
+        );
+    }
     if plan.action.is_instance() {
         return keep_instance(Some(status));
     }

@@ -642,9 +642,9 @@ fn holder_serve(spec: &Spec, paths: &Paths, listener: UnixListener, clients: Vec
 }
 
 /// Whether the image mounted at `mnt` (in the holder's namespace) no longer answers: a FUSE
-/// mount whose server died fails every access with `ENOTCONN`.
+/// mount whose server died fails every access with `ENOTCONN` (`ECONNABORTED` while it dies).
 fn image_gone(mnt: &Path) -> bool {
-    sifr_sys::fs::fs_answers(mnt).is_err_and(|e| e.kind() == std::io::ErrorKind::NotConnected)
+    sifr_sys::fs::fs_answers(mnt).is_err_and(|e| crate::error::fuse_server_died(e.raw_os_error()))
 }
 
 /// Register a connection if it comes from our own user, and answer it.
