@@ -225,3 +225,89 @@ fn files_from_unknown_stage_fails_with_its_line() {
         "4:12: stage `nowhere` was not found",
     )));
 }
+
+// Fail fast (issue 25): what would stop the build is found before anything runs, relative to
+// the directory the build would run in.
+
+#[test]
+fn an_agent_sifr_cannot_build_is_an_error_with_what_to_use_instead() {
+    let (_dir, f) = def_file("lib.def", "Bootstrap: library\nFrom: alpine:3.20\n");
+    check_fails(&f)
+        .stderr(predicate::str::contains(place(
+            &f,
+            "1: sifr cannot build from `Bootstrap: library`",
+        )))
+        .stderr(predicate::str::contains("hint: sifr builds from docker"))
+        .stderr(predicate::str::contains("sifr pull base.sif"));
+}
+
+#[test]
+fn files_sources_and_base_images_are_looked_for_where_the_build_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "here.txt", "x");
+    let f = write(
+        dir.path(),
+        "f.def",
+        "Bootstrap: localimage\nFrom: base.sif\n\n%files\n    here.txt /opt/\n    gone*.txt /opt/\n",
+    );
+    // From the file's directory: `base.sif` and `gone*.txt` are missing, `here.txt` is there.
+    let out = sifr()
+        .current_dir(dir.path())
+        .args(["deffile", "check"])
+        .arg(&f)
+        .assert()
+        .code(EXIT_FAILURE);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains(&place(&f, "2: the base image `base.sif` does not exist")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&place(&f, "6: %files: no file matches `gone*.txt`")),
+        "{err}"
+    );
+    assert!(!err.contains("here.txt"), "{err}");
+    // Once they exist the file is fine.
+    write(dir.path(), "base.sif", "x");
+    write(dir.path(), "gone1.txt", "x");
+    sifr()
+        .current_dir(dir.path())
+        .args(["deffile", "check"])
+        .arg(&f)
+        .assert()
+        .success()
+        .stderr("");
+}
+
+#[test]
+fn build_refuses_before_bootstrapping_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // The docker base would take a pull and an extraction before `%files` failed.
+    let f = write(
+        dir.path(),
+        "f.def",
+        "Bootstrap: docker\nFrom: debian:12\n\n%files\n    missing.txt /opt/\n",
+    );
+    let started = std::time::Instant::now();
+    sifr()
+        .current_dir(dir.path())
+        .env("SIFR_TMPDIR", &tmp)
+        .args(["build", "out.sif"])
+        .arg(&f)
+        .assert()
+        .code(EXIT_FAILURE)
+        .stderr(predicate::str::contains(place(
+            &f,
+            "5: %files: no file matches `missing.txt`",
+        )))
+        .stderr(predicate::str::contains("Starting build").not());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(!dir.path().join("out.sif").exists());
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "work left in the tmpdir"
+    );
+}

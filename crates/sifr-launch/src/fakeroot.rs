@@ -145,24 +145,15 @@ pub struct Pending {
 /// `subids` false (`--ignore-subuid`) skips the subordinate ids: root alone is mapped.
 pub fn prepare(user: Option<&str>, path: &str, subids: bool) -> Result<Pending, FakerootError> {
     let (uid, gid) = sifr_sys::process::ids();
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let ranges = if subids {
-        (
-            subid_range(&read("/etc/subuid"), user, uid),
-            subid_range(&read("/etc/subgid"), user, uid),
-        )
-    } else {
-        (None, None)
-    };
-    let helpers = (
-        find_in_path("newuidmap", path),
-        find_in_path("newgidmap", path),
-    );
-    match (ranges, helpers) {
-        (
-            (Some((uid_start, ucount)), Some((gid_start, gcount))),
-            (Some(newuidmap), Some(newgidmap)),
-        ) => {
+    match decide(user, path, subids, uid) {
+        Decision::Subids {
+            uid_start,
+            ucount,
+            gid_start,
+            gcount,
+            newuidmap,
+            newgidmap,
+        } => {
             let count = ucount.min(gcount);
             let maps = |own: u32, start: u32| {
                 [
@@ -196,24 +187,91 @@ pub fn prepare(user: Option<&str>, path: &str, subids: bool) -> Result<Pending, 
                 helpers: Some(pending),
             })
         }
+        Decision::RootOnly(reason) => Ok(Pending {
+            uid,
+            gid,
+            mode: Mode::RootOnly { reason },
+            helpers: None,
+        }),
+    }
+}
+
+/// What [`prepare`] chooses for `uid`, before anything is forked.
+enum Decision {
+    Subids {
+        uid_start: u32,
+        ucount: u32,
+        gid_start: u32,
+        gcount: u32,
+        newuidmap: PathBuf,
+        newgidmap: PathBuf,
+    },
+    /// Why only root can be mapped.
+    RootOnly(String),
+}
+
+fn decide(user: Option<&str>, path: &str, subids: bool, uid: u32) -> Decision {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let ranges = if subids {
+        (
+            subid_range(&read("/etc/subuid"), user, uid),
+            subid_range(&read("/etc/subgid"), user, uid),
+        )
+    } else {
+        (None, None)
+    };
+    let helpers = (
+        find_in_path("newuidmap", path),
+        find_in_path("newgidmap", path),
+    );
+    match (ranges, helpers) {
+        (
+            (Some((uid_start, ucount)), Some((gid_start, gcount))),
+            (Some(newuidmap), Some(newgidmap)),
+        ) => Decision::Subids {
+            uid_start,
+            ucount,
+            gid_start,
+            gcount,
+            newuidmap,
+            newgidmap,
+        },
         ((u, g), (h1, h2)) => {
             // Both ranges and both helpers present is the first arm, so one of these holds.
-            let reason = if !subids {
+            Decision::RootOnly(if !subids {
                 "`--ignore-subuid` given".to_string()
             } else if u.is_none() || g.is_none() {
                 format!("no range of {MIN_SUBIDS} ids for uid {uid} in /etc/subuid and /etc/subgid")
             } else {
                 debug_assert!(h1.is_none() || h2.is_none());
                 "newuidmap/newgidmap not installed".to_string()
-            };
-            Ok(Pending {
-                uid,
-                gid,
-                mode: Mode::RootOnly { reason },
-                helpers: None,
             })
         }
     }
+}
+
+/// The mapping an unprivileged build by the caller would get, decided as [`prepare`] decides
+/// it but without forking anything: for checks made before a build starts
+/// (`sifr deffile check`). `None` for root, who needs no fakeroot.
+pub fn predict(user: Option<&str>, path: &str) -> Option<Mode> {
+    let (uid, _) = sifr_sys::process::ids();
+    if uid == 0 {
+        return None;
+    }
+    Some(match decide(user, path, true, uid) {
+        Decision::Subids {
+            uid_start,
+            ucount,
+            gid_start,
+            gcount,
+            ..
+        } => Mode::Subids {
+            uid_start,
+            gid_start,
+            count: ucount.min(gcount),
+        },
+        Decision::RootOnly(reason) => Mode::RootOnly { reason },
+    })
 }
 
 impl Pending {

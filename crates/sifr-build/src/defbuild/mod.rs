@@ -26,6 +26,7 @@ pub mod bootstrap;
 pub mod cache;
 mod cachekey;
 pub mod files;
+pub mod preflight;
 mod script;
 mod steps;
 

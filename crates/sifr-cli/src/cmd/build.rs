@@ -262,9 +262,23 @@ pub fn run(mut args: BuildArgs, settings: &Settings) -> anyhow::Result<u8> {
                     eprintln!("INFO:    {}", mode.describe());
                 }
                 let salt = mode.describe();
-                build_definition(&args, &text, &file, settings, mode.explain_failure(), &salt)
+                let only_root = match &mode {
+                    sifr_launch::fakeroot::Mode::RootOnly { reason } => Some(reason.as_str()),
+                    sifr_launch::fakeroot::Mode::Subids { .. } => None,
+                };
+                let how = How {
+                    post_failure_hint: mode.explain_failure(),
+                    mode: &salt,
+                    only_root,
+                };
+                build_definition(&args, &text, &file, settings, how)
             } else {
-                build_definition(&args, &text, &file, settings, None, "root")
+                let how = How {
+                    post_failure_hint: None,
+                    mode: "root",
+                    only_root: None,
+                };
+                build_definition(&args, &text, &file, settings, how)
             }
         }
     }
@@ -275,14 +289,28 @@ fn sys_ids() -> (u32, u32) {
     h.map(|h| (h.uid, h.gid)).unwrap_or((u32::MAX, u32::MAX))
 }
 
+/// How a definition build runs: as root, or faked (and then whether only root is mapped).
+struct How<'a> {
+    /// Added to a failing `%post` (the fakeroot mode's explanation).
+    post_failure_hint: Option<String>,
+    /// The fakeroot mode's description, part of the build cache's key.
+    mode: &'a str,
+    /// Why only root is mapped in the build's user namespace, if so.
+    only_root: Option<&'a str>,
+}
+
 fn build_definition(
     args: &BuildArgs,
     text: &str,
     file: &Path,
     settings: &Settings,
-    post_failure_hint: Option<String>,
-    mode: &str,
+    how: How<'_>,
 ) -> anyhow::Result<u8> {
+    let How {
+        post_failure_hint,
+        mode,
+        only_root,
+    } = how;
     let loud = !settings.quiet && !settings.silent;
     let opts = parse_options(
         &args.build_args,
@@ -298,6 +326,34 @@ fn build_definition(
     if loud {
         for w in &def.warnings {
             eprintln!("WARNING: {}:{}: {}", file.display(), w.line, w.message);
+        }
+    }
+    // What is certain to fail is said before minutes of bootstrapping. `--update` does not
+    // bootstrap, so only its `%files` sources are checked.
+    let update = args.extra.update && !args.force;
+    let mut errors: Vec<anyhow::Error> =
+        crate::cmd::deffile::preflight(file, &def, only_root, true, settings)
+            .into_iter()
+            .filter(|(kind, _)| !update || *kind == sifr_build::defbuild::preflight::Kind::Files)
+            .map(|(_, e)| e)
+            .collect();
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        n => {
+            if !settings.silent {
+                for e in &errors {
+                    eprintln!(
+                        "{}",
+                        crate::report::render(e, crate::report::render_colour(settings))
+                    );
+                }
+            }
+            return Err(crate::report::AlreadyReported {
+                summary: format!("{n} problems in `{}`; nothing was built", file.display()),
+                code: crate::exit::FAILURE,
+            }
+            .into());
         }
     }
     let uses_registry = def.stages.iter().any(|s| {

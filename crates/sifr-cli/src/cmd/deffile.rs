@@ -86,15 +86,27 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
     )?;
     let mut parsed = Vec::new();
     let mut failures = Vec::new();
+    let mut bad_files = 0;
+    // An unprivileged build of a debootstrap stage needs subordinate ids; the file may still
+    // be built as root, so this is a warning here and an error in `build`.
+    let only_root = unprivileged_root_only();
     for file in &args.files {
         match check_one(file, &opts) {
             Ok(def) => {
                 if !settings.quiet && !settings.silent {
                     print_warnings(file, &def, settings.color);
                 }
+                let errors = preflight(file, &def, only_root.as_deref(), false, settings);
+                if !errors.is_empty() {
+                    bad_files += 1;
+                    failures.extend(errors.into_iter().map(|(_, e)| e));
+                }
                 parsed.push((file, def));
             }
-            Err(e) => failures.push(e),
+            Err(e) => {
+                bad_files += 1;
+                failures.push(e);
+            }
         }
     }
     if args.json && !parsed.is_empty() {
@@ -104,7 +116,7 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
         0 => Ok(exit::OK),
         // One file: let the usual renderer print it.
         1 if args.files.len() == 1 => Err(failures.remove(0)),
-        n => {
+        _ => {
             if !settings.silent {
                 for e in &failures {
                     eprintln!(
@@ -114,12 +126,70 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
                 }
             }
             Err(AlreadyReported {
-                summary: format!("{n} of {} definition files are invalid", args.files.len()),
+                summary: format!(
+                    "{bad_files} of {} definition files are invalid",
+                    args.files.len()
+                ),
                 code: exit::FAILURE,
             }
             .into())
         }
     }
+}
+
+/// Why an unprivileged build by the caller would have only root mapped (no subordinate ids),
+/// or `None` (root, or subordinate ids available).
+pub(crate) fn unprivileged_root_only() -> Option<String> {
+    let user = sifr_launch::host::gather(Vec::new())
+        .ok()
+        .and_then(|h| h.user.map(|u| u.name));
+    let path = std::env::var("PATH").unwrap_or_default();
+    match sifr_launch::fakeroot::predict(user.as_deref(), &path)? {
+        sifr_launch::fakeroot::Mode::RootOnly { reason } => Some(reason),
+        sifr_launch::fakeroot::Mode::Subids { .. } => None,
+    }
+}
+
+/// The checks made before a build starts ([`sifr_build::defbuild::preflight`]), relative to
+/// the current directory as the build reads sources: warnings are printed, errors returned
+/// with what each is about (`FILE:LINE: what`, with a hint). `subids_fatal`: a build that would run without
+/// subordinate ids is an error (in `build`), else a warning (`deffile check`).
+pub(crate) fn preflight(
+    file: &Path,
+    def: &sifr_deffile::Definition,
+    only_root: Option<&str>,
+    subids_fatal: bool,
+    settings: &Settings,
+) -> Vec<(sifr_build::defbuild::preflight::Kind, anyhow::Error)> {
+    use sifr_build::defbuild::preflight::{Facts, Kind, check};
+    let context = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let facts = Facts {
+        context: &context,
+        only_root,
+    };
+    let (yellow, reset) = if report::render_colour(settings) == report::Colour::Ansi {
+        ("\x1b[33m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    let mut errors = Vec::new();
+    for p in check(def, &facts) {
+        let message = format!("{}:{}: {}", file.display(), p.line, p.message);
+        let fatal = p.fatal && (subids_fatal || p.kind != Kind::Subids);
+        if fatal {
+            let e = match p.hint {
+                Some(h) => anyhow::Error::new(Hinted::new(message, h)),
+                None => anyhow::anyhow!(message),
+            };
+            errors.push((p.kind, e));
+        } else if !settings.quiet && !settings.silent {
+            eprintln!("{yellow}warning:{reset} {message}");
+            if let Some(h) = p.hint {
+                eprintln!("  hint: {h}");
+            }
+        }
+    }
+    errors
 }
 
 /// Parse one file; the error names `FILE:LINE:COL` and carries the parser's hint.
