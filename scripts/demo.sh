@@ -27,3 +27,7 @@ echo "image size: $(du -h "$work/hello.sif" | cut -f1) (the build stage's compil
 echo "== running it"
 "$SIFR" exec "$work/hello.sif" /usr/local/bin/hello
 "$SIFR" inspect --labels "$work/hello.sif"
+
+echo "== done"
+echo "sifr is at $SIFR; install it with: scripts/install.sh [--drop-in] PREFIX"
+echo "(binary, man pages, completions and an Lmod modulefile; see docs/cli.md)"

@@ -74,6 +74,7 @@ pub fn full_command() -> clap::Command {
 }
 
 /// `cmd` with `define` applied now ([`full_command`]) or when the command is first used.
+/// Each definition ends with [`crate::help::decorate`]: the examples after `--help`.
 fn define(cmd: clap::Command, define: fn(clap::Command) -> clap::Command) -> clap::Command {
     if EAGER.with(std::cell::Cell::get) {
         define(cmd)
@@ -87,19 +88,21 @@ fn define(cmd: clap::Command, define: fn(clap::Command) -> clap::Command) -> cla
 /// again after the options because an `Args` type's own doc comment would replace it.
 macro_rules! definition {
     (unit, $name:literal, $about:literal) => {
-        clap::Command::new($name).about($about)
+        crate::help::decorate(clap::Command::new($name).about($about))
     };
     (args, $name:literal, $about:literal, $ty:ty) => {
         define(clap::Command::new($name).about($about), |c| {
-            <$ty as Args>::augment_args(c).about($about)
+            crate::help::decorate(<$ty as Args>::augment_args(c).about($about))
         })
     };
     (subcommands, $name:literal, $about:literal, $ty:ty) => {
         define(clap::Command::new($name).about($about), |c| {
-            <$ty as Subcommand>::augment_subcommands(c)
-                .about($about)
-                .subcommand_required(true)
-                .arg_required_else_help(true)
+            crate::help::decorate(
+                <$ty as Subcommand>::augment_subcommands(c)
+                    .about($about)
+                    .subcommand_required(true)
+                    .arg_required_else_help(true),
+            )
         })
     };
 }

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod cmd;
 pub mod exit;
+pub mod help;
 pub mod identity;
 pub mod logging;
 pub mod prompt;

@@ -86,6 +86,9 @@ const OTHER_PROGRAMS: &[&str] = &[
     "--compat32",
     // an instance's start script's own arguments (docs/runtime.md)
     "--port",
+    // scripts/install.sh (docs/cli.md)
+    "--drop-in",
+    "--modulefiles",
 ];
 
 fn root() -> PathBuf {

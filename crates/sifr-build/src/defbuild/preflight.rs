@@ -22,6 +22,9 @@ pub struct Problem {
     pub hint: Option<String>,
     /// `false`: reported as a warning, the build goes on.
     pub fatal: bool,
+    /// A missing path that exists relative to the definition file's directory: a build run
+    /// from there would find it (`deffile check` run from elsewhere only warns).
+    pub beside_def: bool,
 }
 
 /// What a problem is about.
@@ -42,6 +45,9 @@ pub enum Kind {
 pub struct Facts<'a> {
     /// Where relative `%files` sources and `From:` paths are read (the build's cwd).
     pub context: &'a Path,
+    /// The definition file's directory, where a missing relative path is looked for too, for
+    /// the hint.
+    pub def_dir: Option<&'a Path>,
     /// `Some(reason)` when the build would run unprivileged with only root mapped in its user
     /// namespace (no subordinate ids): package installs by debootstrap cannot change owners.
     pub only_root: Option<&'a str>,
@@ -88,6 +94,22 @@ fn instead(agent: Bootstrap) -> String {
     )
 }
 
+/// Whether relative `path` exists beside the definition file (and the hint that says so).
+fn beside(facts: &Facts<'_>, path: &str) -> Option<String> {
+    let dir = facts.def_dir?;
+    if Path::new(path).is_absolute() || dir == facts.context {
+        return None;
+    }
+    super::files::glob(&dir.join(path))
+        .is_ok_and(|found| !found.is_empty())
+        .then(|| {
+            format!(
+                "`{path}` is beside the definition file: run `sifr build` from `{}`",
+                dir.display()
+            )
+        })
+}
+
 /// Every problem of `def` that is certain before anything runs.
 pub fn check(def: &Definition, facts: &Facts<'_>) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -106,6 +128,7 @@ fn check_agent(stage: &Stage, facts: &Facts<'_>, out: &mut Vec<Problem>) {
     if !builds(agent.value) {
         out.push(Problem {
             kind: Kind::Agent,
+            beside_def: false,
             line: agent.line,
             message: format!("sifr cannot build from `Bootstrap: {}`", agent.value),
             hint: Some(instead(agent.value)),
@@ -136,6 +159,7 @@ fn check_agent(stage: &Stage, facts: &Facts<'_>, out: &mut Vec<Problem>) {
             };
             let full = facts.context.join(path);
             if !full.exists() {
+                let found = beside(facts, path);
                 out.push(Problem {
                     kind: Kind::BaseImage,
                     line: from.line,
@@ -143,10 +167,11 @@ fn check_agent(stage: &Stage, facts: &Facts<'_>, out: &mut Vec<Problem>) {
                         "the base image `{path}` does not exist (looked for `{}`)",
                         full.display()
                     ),
-                    hint: Some(
+                    beside_def: found.is_some(),
+                    hint: Some(found.unwrap_or_else(|| {
                         "a relative `From:` path is read from the directory `sifr build` runs in"
-                            .into(),
-                    ),
+                            .into()
+                    })),
                     fatal: true,
                 });
             }
@@ -155,6 +180,7 @@ fn check_agent(stage: &Stage, facts: &Facts<'_>, out: &mut Vec<Problem>) {
             if let Some(reason) = facts.only_root {
                 out.push(Problem {
                     kind: Kind::Subids,
+                    beside_def: false,
                     line: agent.line,
                     message: format!(
                         "`Bootstrap: debootstrap` cannot work in an unprivileged build by this user: \
@@ -191,6 +217,7 @@ fn check_files(stage: &Stage, facts: &Facts<'_>, out: &mut Vec<Problem>) {
             if super::files::glob(&full).is_ok_and(|found| !found.is_empty()) {
                 continue;
             }
+            let found = beside(facts, &e.src);
             out.push(Problem {
                 kind: Kind::Files,
                 line: e.line,
@@ -199,11 +226,16 @@ fn check_files(stage: &Stage, facts: &Facts<'_>, out: &mut Vec<Problem>) {
                     e.src,
                     full.display()
                 ),
-                hint: Some(if setup_may_make_it {
-                    "unless `%setup` creates it, the build will fail when it copies the files"
-                        .into()
-                } else {
-                    "relative sources are read from the directory `sifr build` runs in".into()
+                beside_def: found.is_some(),
+                hint: Some(match found {
+                    Some(h) => h,
+                    None if setup_may_make_it => {
+                        "unless `%setup` creates it, the build will fail when it copies the files"
+                            .into()
+                    }
+                    None => {
+                        "relative sources are read from the directory `sifr build` runs in".into()
+                    }
                 }),
                 fatal: !setup_may_make_it,
             });
@@ -220,7 +252,14 @@ mod tests {
     }
 
     fn problems(text: &str, context: &Path, only_root: Option<&str>) -> Vec<Problem> {
-        check(&parse(text), &Facts { context, only_root })
+        check(
+            &parse(text),
+            &Facts {
+                context,
+                def_dir: None,
+                only_root,
+            },
+        )
     }
 
     #[test]
@@ -258,6 +297,33 @@ mod tests {
         // `%files from` is the parser's business, not a host path.
         let def = "Bootstrap: scratch\nStage: a\n\nBootstrap: scratch\n%files from a\n    /x /y\n";
         assert!(problems(def, t.path(), None).is_empty());
+    }
+
+    #[test]
+    fn a_path_beside_the_definition_file_says_where_to_build_from() {
+        let t = tempfile::tempdir().unwrap();
+        let def_dir = t.path().join("example");
+        std::fs::create_dir(&def_dir).unwrap();
+        std::fs::write(def_dir.join("hello.c"), "x").unwrap();
+        let def = parse("Bootstrap: scratch\n%files\n    hello.c /\n    nowhere.c /\n");
+        let p = check(
+            &def,
+            &Facts {
+                context: t.path(),
+                def_dir: Some(&def_dir),
+                only_root: None,
+            },
+        );
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].beside_def
+                && p[0]
+                    .hint
+                    .as_deref()
+                    .unwrap()
+                    .contains("run `sifr build` from")
+        );
+        assert!(!p[1].beside_def);
     }
 
     #[test]

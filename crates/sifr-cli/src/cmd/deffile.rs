@@ -152,19 +152,24 @@ pub(crate) fn unprivileged_root_only() -> Option<String> {
 
 /// The checks made before a build starts ([`sifr_build::defbuild::preflight`]), relative to
 /// the current directory as the build reads sources: warnings are printed, errors returned
-/// with what each is about (`FILE:LINE: what`, with a hint). `subids_fatal`: a build that would run without
-/// subordinate ids is an error (in `build`), else a warning (`deffile check`).
+/// with what each is about (`FILE:LINE: what`, with a hint). `build`: for `sifr build`, where
+/// every certain failure is an error; `deffile check` warns of some (below).
 pub(crate) fn preflight(
     file: &Path,
     def: &sifr_deffile::Definition,
     only_root: Option<&str>,
-    subids_fatal: bool,
+    build: bool,
     settings: &Settings,
 ) -> Vec<(sifr_build::defbuild::preflight::Kind, anyhow::Error)> {
     use sifr_build::defbuild::preflight::{Facts, Kind, check};
     let context = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let def_dir = file
+        .parent()
+        .map(|d| context.join(d))
+        .and_then(|d| d.canonicalize().ok());
     let facts = Facts {
         context: &context,
+        def_dir: def_dir.as_deref(),
         only_root,
     };
     let (yellow, reset) = if report::render_colour(settings) == report::Colour::Ansi {
@@ -175,7 +180,10 @@ pub(crate) fn preflight(
     let mut errors = Vec::new();
     for p in check(def, &facts) {
         let message = format!("{}:{}: {}", file.display(), p.line, p.message);
-        let fatal = p.fatal && (subids_fatal || p.kind != Kind::Subids);
+        // `deffile check` is often run from elsewhere than the build: a path the build would
+        // find from the file's directory, or a mapping a root build does not need, is a warning
+        // there.
+        let fatal = p.fatal && (build || (p.kind != Kind::Subids && !p.beside_def));
         if fatal {
             let e = match p.hint {
                 Some(h) => anyhow::Error::new(Hinted::new(message, h)),

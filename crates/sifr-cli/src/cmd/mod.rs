@@ -26,6 +26,7 @@ pub mod instance_stop;
 pub mod isa_check;
 pub mod library;
 pub mod man;
+mod man_sections;
 pub mod oras;
 pub mod pull;
 pub mod pull_build_env;

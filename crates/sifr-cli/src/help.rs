@@ -1,0 +1,609 @@
+//! Examples for every command's `--help` (and the man pages' EXAMPLES), drawn from how
+//! researchers and admins use Apptainer: one table, keyed by the command's path
+//! (`"instance start"`). A unit test parses every example with the real command line and
+//! checks that every command has two to four.
+
+/// `(command path, [(command line, what it does)])`.
+const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "version",
+        &[
+            (
+                "sifr version",
+                "sifr's version and the Apptainer release it behaves as",
+            ),
+            (
+                "apptainer version",
+                "under the name `apptainer`: the release alone, for scripts",
+            ),
+        ],
+    ),
+    (
+        "completion",
+        &[
+            (
+                "sifr completion bash > ~/.local/share/bash-completion/completions/sifr",
+                "install bash completion for yourself",
+            ),
+            (
+                "sifr completion zsh > ~/.zfunc/_sifr",
+                "the same for zsh (with ~/.zfunc in fpath)",
+            ),
+        ],
+    ),
+    (
+        "man",
+        &[
+            (
+                "sifr man --output ~/.local/share/man/man1",
+                "install every page for yourself",
+            ),
+            (
+                "sifr man | man -l -",
+                "read the top page without installing it",
+            ),
+        ],
+    ),
+    (
+        "deffile",
+        &[
+            (
+                "sifr deffile check env.def",
+                "check a definition file before a long build",
+            ),
+            (
+                "sifr deffile check --json env.def",
+                "print the parsed stages as JSON",
+            ),
+        ],
+    ),
+    (
+        "deffile check",
+        &[
+            (
+                "sifr deffile check env.def",
+                "silent when the file is fine; exits 0",
+            ),
+            (
+                "sifr deffile check --build-arg VERSION=3.12 env.def",
+                "fill a `{{ VERSION }}` placeholder first",
+            ),
+            (
+                "sifr deffile check --json a.def b.def",
+                "every file's stages as a JSON array",
+            ),
+        ],
+    ),
+    (
+        "sif",
+        &[
+            (
+                "sifr sif list env.sif",
+                "the objects of an image: partitions, labels, signatures",
+            ),
+            (
+                "sifr sif dump 1 env.sif > env.def",
+                "save an image's definition file",
+            ),
+        ],
+    ),
+    (
+        "sif header",
+        &[
+            (
+                "sifr sif header env.sif",
+                "the global header: id, architecture, object counts",
+            ),
+            (
+                "apptainer sif header env.sif",
+                "the same under Apptainer's name",
+            ),
+        ],
+    ),
+    (
+        "sif list",
+        &[
+            ("sifr sif list env.sif", "one line per object"),
+            ("sifr siftool list env.sif", "the older command name"),
+        ],
+    ),
+    (
+        "sif info",
+        &[
+            (
+                "sifr sif info 4 env.sif",
+                "everything the descriptor of object 4 holds",
+            ),
+            (
+                "sifr sif info 1 env.sif",
+                "the definition file's descriptor",
+            ),
+        ],
+    ),
+    (
+        "sif dump",
+        &[
+            (
+                "sifr sif dump 1 env.sif",
+                "print the definition file the image was built from",
+            ),
+            (
+                "sifr sif dump 4 env.sif > rootfs.sqfs",
+                "save the root file system partition",
+            ),
+        ],
+    ),
+    (
+        "sif new",
+        &[
+            (
+                "sifr sif new empty.sif",
+                "an image with no objects, to add some to",
+            ),
+            (
+                "sifr sif new /tmp/scratch.sif",
+                "the same anywhere; an existing file is replaced",
+            ),
+        ],
+    ),
+    (
+        "sif add",
+        &[
+            (
+                "sifr sif add --datatype 4 --parttype 4 --partfs 2 env.sif overlay.img",
+                "add an ext3 overlay partition",
+            ),
+            (
+                "sifr sif add --datatype 7 env.sif notes.txt",
+                "add a generic data object",
+            ),
+        ],
+    ),
+    (
+        "sif del",
+        &[
+            ("sifr sif del 5 env.sif", "delete object 5"),
+            ("sifr sif list env.sif", "find the id to delete first"),
+        ],
+    ),
+    (
+        "sif setprim",
+        &[
+            (
+                "sifr sif setprim 4 env.sif",
+                "make partition 4 the one that runs",
+            ),
+            ("sifr sif list env.sif", "find the partitions' ids first"),
+        ],
+    ),
+    (
+        "build",
+        &[
+            (
+                "sifr build env.sif env.def",
+                "build a SIF image from a definition file",
+            ),
+            (
+                "sifr build --sandbox env/ env.def",
+                "build a writable directory instead (as a user: with fakeroot)",
+            ),
+            (
+                "sifr build ubuntu.sif docker://ubuntu:24.04",
+                "convert a registry image",
+            ),
+            (
+                "sifr build --no-cache-from post env.sif env.def",
+                "rebuild, rerunning %post and what follows it",
+            ),
+        ],
+    ),
+    (
+        "pull",
+        &[
+            (
+                "sifr pull docker://python:3.12-slim",
+                "write python_3.12-slim.sif here",
+            ),
+            (
+                "sifr pull --dir ~/images lolcow.sif oras://ghcr.io/org/lolcow:1.0",
+                "a SIF from an OCI registry",
+            ),
+            (
+                "sifr pull --arch arm64 docker://alpine",
+                "another architecture's image",
+            ),
+        ],
+    ),
+    (
+        "push",
+        &[
+            (
+                "sifr push env.sif oras://ghcr.io/org/env:1.0",
+                "upload a SIF to a registry",
+            ),
+            (
+                "sifr push --no-https env.sif oras://localhost:5000/env:dev",
+                "to a plain-HTTP registry of your own",
+            ),
+        ],
+    ),
+    (
+        "registry",
+        &[
+            (
+                "sifr registry login --username me docker://ghcr.io",
+                "store a login for pulls",
+            ),
+            ("sifr registry list", "the registries you are logged in to"),
+        ],
+    ),
+    (
+        "registry login",
+        &[
+            (
+                "sifr registry login --username me --password-stdin docker://ghcr.io",
+                "log in non-interactively (the token on stdin)",
+            ),
+            (
+                "sifr registry login --username me oras://ghcr.io",
+                "asks for the password",
+            ),
+        ],
+    ),
+    (
+        "registry logout",
+        &[
+            (
+                "sifr registry logout docker://ghcr.io",
+                "forget the stored login",
+            ),
+            (
+                "sifr registry logout oras://ghcr.io",
+                "the same for an ORAS address",
+            ),
+        ],
+    ),
+    (
+        "registry list",
+        &[
+            (
+                "sifr registry list",
+                "registries with stored logins, and their users",
+            ),
+            (
+                "sifr registry list --authfile ./auth.json",
+                "those of another credentials file",
+            ),
+        ],
+    ),
+    (
+        "remote",
+        &[
+            (
+                "sifr remote login --username me docker://ghcr.io",
+                "the older spelling of registry login",
+            ),
+            (
+                "sifr remote logout docker://ghcr.io",
+                "the older spelling of registry logout",
+            ),
+        ],
+    ),
+    (
+        "remote login",
+        &[
+            (
+                "sifr remote login --username me docker://ghcr.io",
+                "log in to a registry",
+            ),
+            (
+                "sifr remote login --username me --password-stdin oras://ghcr.io",
+                "the token on stdin",
+            ),
+        ],
+    ),
+    (
+        "remote logout",
+        &[
+            ("sifr remote logout docker://ghcr.io", "forget a login"),
+            (
+                "sifr remote logout oras://ghcr.io",
+                "the same for an ORAS address",
+            ),
+        ],
+    ),
+    (
+        "cache",
+        &[
+            ("sifr cache list", "what the cache holds, by type"),
+            (
+                "sifr cache clean --days 30",
+                "remove what was not used for 30 days",
+            ),
+        ],
+    ),
+    (
+        "cache list",
+        &[
+            ("sifr cache list", "a summary per type"),
+            (
+                "sifr cache list --verbose --type blob",
+                "every blob, with its size and date",
+            ),
+        ],
+    ),
+    (
+        "cache clean",
+        &[
+            ("sifr cache clean --force", "empty the cache without asking"),
+            ("sifr cache clean --type build", "drop the build cache only"),
+            (
+                "sifr cache clean --dry-run --days 7",
+                "show what a clean of old entries would remove",
+            ),
+        ],
+    ),
+    (
+        "inspect",
+        &[
+            ("sifr inspect env.sif", "the image's labels"),
+            (
+                "sifr inspect --deffile env.sif",
+                "the definition file it was built from",
+            ),
+            (
+                "sifr inspect --runscript --environment env.sif",
+                "what `run` does, and its environment",
+            ),
+            (
+                "sifr inspect --isa env.sif",
+                "the CPU features its programs need",
+            ),
+        ],
+    ),
+    (
+        "run-help",
+        &[
+            ("sifr run-help env.sif", "the image's %help text"),
+            (
+                "sifr run-help docker://alpine",
+                "the same for a registry image",
+            ),
+        ],
+    ),
+    (
+        "exec",
+        &[
+            (
+                "sifr exec env.sif python3 train.py",
+                "run a program of the image in your $PWD",
+            ),
+            (
+                "sifr exec --nv env.sif nvidia-smi",
+                "with the host's NVIDIA GPUs",
+            ),
+            (
+                "sifr exec -B /scratch:/data env.sif ls /data",
+                "bind a host directory",
+            ),
+            (
+                "srun sifr exec mpi.sif ./ring",
+                "one rank per Slurm task (the hybrid model)",
+            ),
+        ],
+    ),
+    (
+        "run",
+        &[
+            ("sifr run env.sif", "run the image's runscript"),
+            (
+                "sifr run env.sif --epochs 10",
+                "arguments after the image go to the runscript",
+            ),
+            (
+                "sifr run docker://alpine",
+                "a registry image, converted once and cached",
+            ),
+        ],
+    ),
+    (
+        "shell",
+        &[
+            (
+                "sifr shell env.sif",
+                "an interactive shell in the container",
+            ),
+            (
+                "sifr shell --writable-tmpfs env.sif",
+                "with a root you may write to, for a while",
+            ),
+            (
+                "sifr shell --cleanenv env.sif",
+                "without the host's environment",
+            ),
+        ],
+    ),
+    (
+        "test",
+        &[
+            ("sifr test env.sif", "run the image's %test section"),
+            (
+                "sifr test --nv env.sif",
+                "the same with GPUs, as a job would run it",
+            ),
+        ],
+    ),
+    (
+        "instance",
+        &[
+            (
+                "sifr instance start db.sif db1",
+                "start the image's %startscript as `db1`",
+            ),
+            ("sifr instance list", "your running instances"),
+            ("sifr instance stop db1", "stop it"),
+        ],
+    ),
+    (
+        "instance start",
+        &[
+            (
+                "sifr instance start db.sif db1",
+                "start `db1` in the background",
+            ),
+            (
+                "sifr exec instance://db1 ps",
+                "run a command in the running instance",
+            ),
+            (
+                "sifr instance start -B /data db.sif db2 --port 5432",
+                "arguments go to the start script",
+            ),
+        ],
+    ),
+    (
+        "instance run",
+        &[
+            (
+                "sifr instance run web.sif web1",
+                "run the runscript in the background as `web1`",
+            ),
+            ("sifr instance list", "check that it runs"),
+        ],
+    ),
+    (
+        "instance stop",
+        &[
+            (
+                "sifr instance stop db1",
+                "SIGINT, then SIGKILL after the timeout",
+            ),
+            ("sifr instance stop --all", "every instance of yours"),
+            (
+                "sifr instance stop --signal TERM --timeout 30 db1",
+                "another signal and timeout",
+            ),
+        ],
+    ),
+    (
+        "instance list",
+        &[
+            ("sifr instance list", "name, PID and image of each instance"),
+            ("sifr instance list --json", "the same as JSON"),
+        ],
+    ),
+    (
+        "instance stats",
+        &[
+            ("sifr instance stats db1", "CPU, memory and I/O of `db1`"),
+            ("sifr instance stats --json db1", "the same as JSON"),
+        ],
+    ),
+];
+
+/// The examples of the command at `path` (`"exec"`, `"instance start"`).
+pub fn examples(path: &str) -> &'static [(&'static str, &'static str)] {
+    EXAMPLES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(&[], |(_, e)| e)
+}
+
+/// The examples as `--help` ends with them.
+fn render(examples: &[(&str, &str)]) -> String {
+    let mut out = String::from("Examples:\n");
+    for (line, what) in examples {
+        out.push_str(&format!("  $ {line}\n      {what}\n"));
+    }
+    out.trim_end().to_string()
+}
+
+/// `cmd` (a top-level command) and its subcommands with their examples after the help.
+pub fn decorate(cmd: clap::Command) -> clap::Command {
+    let name = cmd.get_name().to_string();
+    let mut cmd = with_examples(cmd, &name);
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for sub in subs {
+        let path = format!("{name} {sub}");
+        cmd = cmd.mut_subcommand(&sub, |s| with_examples(s, &path));
+    }
+    cmd
+}
+
+fn with_examples(cmd: clap::Command, path: &str) -> clap::Command {
+    match examples(path) {
+        [] => cmd,
+        e => cmd.after_help(render(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    /// Every command path of the full tree, `help` left out.
+    fn paths(cmd: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+        for s in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = format!("{prefix}{}", s.get_name());
+            out.push(path.clone());
+            paths(s, &format!("{path} "), out);
+        }
+    }
+
+    #[test]
+    fn every_command_has_two_to_four_examples_and_every_example_is_for_a_command() {
+        let mut all = Vec::new();
+        paths(&crate::args::full_command(), "", &mut all);
+        for p in &all {
+            let n = examples(p).len();
+            assert!((2..=4).contains(&n), "`{p}` has {n} examples");
+        }
+        for (p, _) in EXAMPLES {
+            assert!(all.iter().any(|a| a == p), "examples for no command: `{p}`");
+        }
+    }
+
+    #[test]
+    fn every_example_parses() {
+        for (path, list) in EXAMPLES {
+            for (line, _) in *list {
+                // Up to a shell operator; `srun`/`apptainer` stand for sifr.
+                let words: Vec<&str> = line
+                    .split_whitespace()
+                    .take_while(|w| !matches!(*w, ">" | "|"))
+                    .collect();
+                let at = words
+                    .iter()
+                    .position(|w| matches!(*w, "sifr" | "apptainer"))
+                    .unwrap_or_else(|| panic!("`{line}` runs no sifr"));
+                let argv = &words[at..];
+                if let Err(e) = crate::args::Cli::try_parse_from(argv) {
+                    panic!("`{path}` example `{line}` does not parse: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn help_ends_with_the_examples() {
+        let mut cmd = crate::args::full_command();
+        let help = cmd
+            .find_subcommand_mut("instance")
+            .unwrap()
+            .find_subcommand_mut("start")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            help.trim_end()
+                .ends_with("arguments go to the start script"),
+            "{help}"
+        );
+        assert!(help.contains("  $ sifr exec instance://db1 ps"), "{help}");
+    }
+}
