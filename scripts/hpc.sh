@@ -345,6 +345,48 @@ if [[ bind-ompi-root =~ $filter ]]; then
     fi
 fi
 
+# Portability before the job runs: an image with an x86-64-v3 program judged from here against
+# each kind of node of the partition "isa", which scripts/slurm.sh declares with tagged nodes
+# (nehalem, skylake-avx512) beside the real, untagged one (read through srun's /proc/cpuinfo).
+if [[ isa-partition =~ $filter ]] && ((slurm_started)) && [ "$(uname -m)" = x86_64 ]; then
+    i=$work/isa
+    mkdir -p "$i/rootfs/bin"
+    cat >"$i/v3.c" <<'EOF'
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((noinline)) int sum(const int *p, int n) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i + 8 <= n; i += 8)
+        acc = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i *)(p + i)));
+    int r[8];
+    _mm256_storeu_si256((__m256i *)r, acc);
+    return r[0] + r[7];
+}
+int main(int c, char **v) {
+    int n = c * 64, *p = malloc(n * sizeof(int));
+    for (int i = 0; i < n; i++) p[i] = i ^ c;
+    printf("%d\n", sum(p, n));
+    return 0;
+}
+EOF
+    begin=$SECONDS
+    if gcc -O2 -static -march=x86-64-v3 -o "$i/rootfs/bin/v3" "$i/v3.c" &&
+        "$SIFR" -q build "$i/isa.sif" "$i/rootfs" &&
+        "$SIFR" inspect --isa --partition isa "$i/isa.sif" >"$i/out" 2>&1 &&
+        grep -q 'Nodes oldcpu1,oldcpu2 \[nehalem,ib\] (from its features): amd64, x86-64-v2: 1 file needs features it lacks' "$i/out" &&
+        grep -q '^  /bin/v3: ' "$i/out" &&
+        grep -q 'Nodes newcpu1 \[skylake-avx512\] (from its features): amd64, x86-64-v4: every program can run' "$i/out" &&
+        grep -q '\[no features\] (cpuinfo of ' "$i/out"; then
+        passed=$((passed + 1))
+        echo "ok   isa-partition ($((SECONDS - begin)) s)"
+    else
+        failed+=(isa-partition)
+        echo "FAIL isa-partition: sifr inspect --isa --partition isa said:"
+        sed 's/^/    | /' "$i/out" 2>/dev/null | tail -12
+    fi
+fi
+
 echo "== hpc: $passed passed, ${#failed[@]} failed, $skipped skipped${failed:+: ${failed[*]}}"
 if ((skipped > 0)) && [ "${SIFR_TEST_STRICT:-}" = 1 ]; then
     echo "hpc: SIFR_TEST_STRICT=1: $skipped skipped cases fail the run" >&2

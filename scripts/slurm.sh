@@ -112,6 +112,12 @@ SlurmdParameters=config_overrides
 SchedulerParameters=sched_interval=1
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+# Nodes declared only, at loopback addresses where no slurmd answers (so they stay DOWN), with
+# the CPU tags sites give their nodes: the partition "isa" mixes them with the real node
+# (untagged) for sifr inspect --isa --partition (scripts/hpc.sh, case isa-partition).
+NodeName=oldcpu[1-2] NodeAddr=127.0.0.2 CPUs=1 RealMemory=100 Features=nehalem,ib State=DOWN
+NodeName=newcpu1 NodeAddr=127.0.0.3 CPUs=1 RealMemory=100 Features=skylake-avx512 State=DOWN
+PartitionName=isa Nodes=$host,oldcpu[1-2],newcpu1 MaxTime=INFINITE State=UP
 EOF
     chmod 644 "$conf"
 }
@@ -139,7 +145,7 @@ wait_idle() {
     local host state
     host=$(hostname -s)
     for _ in $(seq 150); do
-        state=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
+        state=$(sinfo -h -n "$host" -o %T 2>/dev/null | head -n1 || true)
         case $state in
             idle | mixed | allocated) return 0 ;;
         esac

@@ -299,3 +299,115 @@ fn error_mode_refuses_a_program_needing_what_this_cpu_lacks_before_it_starts() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("ran "));
 }
+
+// Portability before the job runs (issue 25): the build says what the image needs and judges
+// it against `--target-isa`; `inspect --isa --target` judges it against another CPU.
+
+#[test]
+fn build_names_the_level_the_image_needs_and_judges_it_against_target_isa() {
+    let Some(im) = image() else { return };
+    let root = im._dir.path().join("root");
+    let out = im._dir.path().join("t.sif");
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-F"];
+        args.extend_from_slice(extra);
+        args.extend([out.to_str().unwrap(), root.to_str().unwrap()]);
+        sifr(&args)
+    };
+    let o = build(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("INFO:    CPU: the image needs x86-64-v4 (/usr/bin/prog-"),
+        "{e}"
+    );
+    assert!(!e.contains("WARNING"), "no target, no judgement: {e}");
+
+    // v2 programs fit a v2 target; v3, v4 and FP16 ones do not.
+    let o = build(&["--target-isa", "x86-64-v2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("needs more than --target-isa x86-64-v2") || e.contains("programs in"),
+        "{e}"
+    );
+    assert!(
+        e.contains("/usr/bin/prog-v3: ") && e.contains("/usr/bin/prog-fp16: "),
+        "{e}"
+    );
+    assert!(!e.contains("/usr/bin/prog-v2: "), "{e}");
+    // On a v4 target only the FP16 program is beyond it.
+    let e = stderr(&build(&["--target-isa", "x86-64-v4"]));
+    assert!(
+        e.contains("1 program in") && e.contains("/usr/bin/prog-fp16: AVX512_FP16"),
+        "{e}"
+    );
+
+    // `--isa-check error`: the build fails and leaves no image.
+    let o = build(&["--target-isa", "x86-64-v3", "--isa-check", "error"]);
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
+    let e = stderr(&o);
+    assert!(
+        e.contains("error: ") && e.contains("the image was removed"),
+        "{e}"
+    );
+    assert!(e.contains("/usr/bin/prog-v4: "), "{e}");
+    assert!(!out.exists(), "the image is left after a failed check");
+    let o = build(&["--target-isa", "x86-64-v3", "--isa-check", "off"]);
+    assert!(
+        o.status.success() && !stderr(&o).contains("WARNING"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn inspect_judges_the_image_against_a_named_cpu() {
+    let Some(im) = image() else { return };
+    let sif = im.sif.to_str().unwrap();
+    let o = sifr(&["inspect", "--isa", "--target", "nehalem", sif]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.contains("Target nehalem:      amd64, x86-64-v2: 5 files need features it lacks"),
+        "{s}"
+    );
+    let verdict = &s[s.find("Target nehalem:").unwrap()..];
+    assert!(
+        verdict.contains("  /usr/bin/prog-v3: ") && !verdict.contains("  /usr/bin/prog-v2: "),
+        "{s}"
+    );
+    assert!(
+        !s.contains("This host:"),
+        "the target replaces this host: {s}"
+    );
+    let s = stdout(&sifr(&[
+        "inspect",
+        "--isa",
+        "--target",
+        "sapphirerapids",
+        sif,
+    ]));
+    assert!(
+        s.contains("Target sapphirerapids: amd64, x86-64-v4: every program can run"),
+        "{s}"
+    );
+    // Zen 3 is v3: the v4 programs and FP16 are beyond it.
+    let s = stdout(&sifr(&["inspect", "--isa", "--target", "zen3", sif]));
+    assert!(
+        s.contains("/usr/bin/prog-v4: ") && s.contains("/usr/bin/prog-fp16: "),
+        "{s}"
+    );
+    let o = sifr(&["inspect", "--isa", "--target", "pentium4", sif]);
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
+    assert!(
+        stderr(&o).contains("unknown CPU or level `pentium4`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("hint: known: x86-64-v1"),
+        "{}",
+        stderr(&o)
+    );
+}

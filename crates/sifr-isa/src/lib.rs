@@ -17,6 +17,7 @@
 //! before namespaces are set up; [`HostFacts::detect`] and [`judge`] start no threads.
 
 mod aarch64;
+pub mod cpus;
 mod elf;
 mod error;
 mod facts;

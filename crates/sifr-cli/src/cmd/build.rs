@@ -79,6 +79,10 @@ pub struct BuildArgs {
     /// (and GOAMD64/GOARM64) for it, e.g. `x86-64-v2` so the image runs on older nodes.
     #[arg(long, value_name = "LEVEL")]
     pub target_isa: Option<sifr_isa::target::TargetIsa>,
+    /// With --target-isa: `warn` (default: the isa_check setting) or fail (`error`, removing
+    /// the image) when a program in the image needs more than LEVEL; `off` to not check.
+    #[arg(long, value_name = "MODE")]
+    pub isa_check: Option<crate::cmd::isa_check::IsaCheck>,
     /// Run this step and the ones after it again instead of reusing them from the build cache:
     /// bootstrap, setup, files or post (docs/build.md, "Build cache").
     #[arg(long, value_name = "STEP", value_parser = parse_checkpoint)]
@@ -492,6 +496,9 @@ fn build_definition(
             ),
         }
     }
+    if report.pack.is_some() {
+        super::build_isa::after_build(&args.target, args.target_isa, args.isa_check, settings)?;
+    }
     Ok(crate::exit::OK)
 }
 
@@ -561,5 +568,6 @@ fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::
             started.elapsed().as_secs_f64()
         );
     }
+    super::build_isa::after_build(&args.target, args.target_isa, args.isa_check, settings)?;
     Ok(crate::exit::OK)
 }

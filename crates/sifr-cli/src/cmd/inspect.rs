@@ -62,6 +62,14 @@ pub struct InspectArgs {
     /// With --isa: scan even when the image holds stored facts.
     #[arg(long, requires = "isa")]
     pub rescan: bool,
+    /// With --isa: judge the image against this CPU or level instead of this host
+    /// (`x86-64-v3`, `haswell`, `skylake-avx512`, `zen3`, `neoverse-n1`, ...).
+    #[arg(long, requires = "isa", value_name = "CPU")]
+    pub target: Option<String>,
+    /// With --isa: judge the image against each kind of node of this Slurm partition (their
+    /// feature tags, else their /proc/cpuinfo through srun).
+    #[arg(long, requires = "isa", value_name = "NAME", conflicts_with = "target")]
+    pub partition: Option<String>,
     /// The image: a sandbox directory, a SIF, or a SquashFS file.
     pub image: PathBuf,
 }
@@ -292,7 +300,11 @@ pub fn run(mut args: InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
         args.image = f.path.clone();
     }
     if args.isa {
-        return super::inspect_isa::run(&args.image, args.json, args.rescan, settings);
+        let judges = super::inspect_isa::Judges {
+            target: args.target.clone(),
+            partition: args.partition.clone(),
+        };
+        return super::inspect_isa::run(&args.image, args.json, args.rescan, &judges, settings);
     }
     let want = Want {
         labels: args.labels,

@@ -51,7 +51,43 @@ fn scan(path: &Path, settings: &Settings) -> anyhow::Result<ImageFacts> {
     Ok(facts)
 }
 
-pub fn run(image: &Path, json: bool, rescan: bool, settings: &Settings) -> anyhow::Result<u8> {
+/// Whom the image is judged against: this host, a named CPU (`--target`), or each kind of
+/// node of a Slurm partition (`--partition`).
+#[derive(Debug, Default)]
+pub struct Judges {
+    pub target: Option<String>,
+    pub partition: Option<String>,
+}
+
+impl Judges {
+    /// `(who, their CPU)` for each judge; a kind of node whose CPU is unknown has `Err(why)`.
+    fn resolve(&self) -> anyhow::Result<Vec<(String, Result<HostFacts, String>)>> {
+        if let Some(name) = &self.target {
+            let facts = sifr_isa::cpus::named(name).map_err(|e| {
+                anyhow::Error::new(crate::report::Hinted::new(e.to_string(), e.hint()))
+            })?;
+            return Ok(vec![(format!("Target {name}"), Ok(facts))]);
+        }
+        if let Some(p) = &self.partition {
+            return Ok(super::inspect_slurm::node_kinds(p)?
+                .into_iter()
+                .map(|k| (k.label(), k.facts))
+                .collect());
+        }
+        let host = HostFacts::detect();
+        Ok(vec![("This host".to_string(), Ok(host))])
+    }
+}
+
+pub fn run(
+    image: &Path,
+    json: bool,
+    rescan: bool,
+    judges: &Judges,
+    settings: &Settings,
+) -> anyhow::Result<u8> {
+    // The judges first: a wrong CPU name or partition fails before a long scan.
+    let judges = judges.resolve()?;
     let stored = if rescan || image.is_dir() {
         None
     } else {
@@ -74,7 +110,10 @@ pub fn run(image: &Path, json: bool, rescan: bool, settings: &Settings) -> anyho
         );
         return Ok(crate::exit::OK);
     }
-    print!("{}", render(image, &facts, &origin, &HostFacts::detect()));
+    print!("{}", render(image, &facts, &origin));
+    for (who, cpu) in &judges {
+        print!("{}", verdict(&facts, who, cpu));
+    }
     Ok(crate::exit::OK)
 }
 
@@ -87,8 +126,8 @@ fn names<'a>(fs: impl IntoIterator<Item = &'a sifr_isa::Feature>) -> String {
     }
 }
 
-/// The human-readable report.
-fn render(image: &Path, facts: &ImageFacts, origin: &str, host: &HostFacts) -> String {
+/// The human-readable report of the facts.
+fn render(image: &Path, facts: &ImageFacts, origin: &str) -> String {
     let s = &facts.summary;
     let mut o = String::new();
     let _ = writeln!(o, "Image:               {}", image.display());
@@ -132,12 +171,22 @@ fn render(image: &Path, facts: &ImageFacts, origin: &str, host: &HostFacts) -> S
             let _ = writeln!(o, "  /{}: {}", sk.path, sk.reason);
         }
     }
+    o
+}
+
+/// One judge's verdict: `who` (`This host`, `Target haswell`, a kind of node) and its CPU.
+fn verdict(facts: &ImageFacts, who: &str, cpu: &Result<HostFacts, String>) -> String {
+    let mut o = String::new();
+    let label = format!("{who}:");
+    let host = match cpu {
+        Ok(h) => h,
+        Err(why) => {
+            let _ = writeln!(o, "{label:<20} {why}");
+            return o;
+        }
+    };
     let host_level = host.level.map_or(String::new(), |l| format!(", {l}"));
-    let _ = write!(
-        o,
-        "This host:           {}{host_level}: ",
-        host.arch.go_name()
-    );
+    let _ = write!(o, "{label:<20} {}{host_level}: ", host.arch.go_name());
     if facts.arch.is_some_and(|a| a != host.arch) {
         let _ = writeln!(o, "another architecture, the image cannot run natively");
         return o;
@@ -148,12 +197,12 @@ fn render(image: &Path, facts: &ImageFacts, origin: &str, host: &HostFacts) -> S
     } else {
         let _ = writeln!(
             o,
-            "{} file{} need features it lacks: {}",
+            "{} file{} features it lacks: {}",
             v.offending_files.len(),
             if v.offending_files.len() == 1 {
-                ""
+                " needs"
             } else {
-                "s"
+                "s need"
             },
             names(&v.missing_features)
         );
