@@ -264,13 +264,23 @@ pub fn mount_root(
             source: std::io::Error::from_raw_os_error(e.errno().unwrap_or_default()),
         }),
         Err(e) => {
+            // Its own path (`/newroot`) is sifr's staging, not the user's business.
             tracing::warn!(
-                "overlay unavailable ({e}: {}); missing mount points in the image will be skipped",
+                "overlay unavailable ({}); missing mount points in the image will be skipped",
                 e.source
             );
             sifr_sys::mount::rbind(lower, new_root).map_err(step("mount the image"))?;
             Ok(RootKind::Bind)
         }
+    }
+}
+
+/// A host path as the user knows it: without the `/oldroot` it is reached through after the
+/// pivot (messages never name sifr's own staging).
+fn host_path(p: &Path) -> std::borrow::Cow<'_, Path> {
+    match p.strip_prefix(OLD_ROOT) {
+        Ok(rest) => Path::new("/").join(rest).into(),
+        Err(_) => p.into(),
     }
 }
 
@@ -395,7 +405,7 @@ pub fn mount_all(
             }
             tracing::warn!(
                 "skipping mount of `{}`: `{}` does not exist in the container",
-                src.display(),
+                host_path(&src).display(),
                 m.dst.display()
             );
             continue;
@@ -405,7 +415,7 @@ pub fn mount_all(
         if dst_is_dir != p.is_dir {
             tracing::warn!(
                 "skipping mount of `{}`: `{}` in the container is {} a directory",
-                src.display(),
+                host_path(&src).display(),
                 m.dst.display(),
                 if dst_is_dir { "" } else { "not" }
             );
@@ -644,4 +654,23 @@ pub fn enter_root() -> Result<(), ExecError> {
         .map_err(step("enter the container root"))?;
     sifr_sys::mount::umount_detach(Path::new(".")).map_err(step("detach the host root"))?;
     sifr_sys::process::chdir(Path::new("/")).map_err(step("enter the container root"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_host_paths_without_the_pivots_staging() {
+        assert_eq!(
+            host_path(Path::new("/oldroot/home/me")),
+            Path::new("/home/me")
+        );
+        assert_eq!(host_path(Path::new("/oldroot")), Path::new("/"));
+        assert_eq!(
+            host_path(Path::new("/oldrootx/a")),
+            Path::new("/oldrootx/a")
+        );
+        assert_eq!(host_path(Path::new("/data")), Path::new("/data"));
+    }
 }
