@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod exit;
 pub mod help;
 pub mod identity;
+pub mod json;
 pub mod logging;
 pub mod prompt;
 pub mod report;

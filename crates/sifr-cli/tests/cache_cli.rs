@@ -145,6 +145,38 @@ fn list_summarises_and_verbose_lists_each_entry() {
 }
 
 #[test]
+fn list_json_gives_the_totals_per_type_and_every_entry() {
+    let c = cache();
+    let out = c.run(&["list", "--json"]);
+    out.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout_text()).unwrap();
+    assert_eq!(v["types"]["blob"]["count"], 2, "{v}");
+    assert_eq!(v["types"]["net"]["bytes"], 4096, "{v}");
+    assert_eq!(v["total_bytes"], 4096 + 20, "{v}");
+    let names: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"a1b2c3") && names.contains(&c.old.hex().as_str()),
+        "{v}"
+    );
+    // sifr's JSON format: two-space indentation, a final newline.
+    assert!(
+        out.stdout_text().starts_with("{\n  \""),
+        "{}",
+        out.stdout_text()
+    );
+    assert!(out.stdout_text().ends_with("}\n"));
+    // `--type` narrows it as it narrows the text.
+    let v: serde_json::Value =
+        serde_json::from_str(&c.run(&["list", "--json", "-T", "net"]).stdout_text()).unwrap();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1, "{v}");
+}
+
+#[test]
 fn list_ignores_words_after_it() {
     // e2e/cache testMultipleArch "list cache": `cache list all` succeeds.
     let c = cache();

@@ -160,6 +160,17 @@ fn login_over_tls_with_htpasswd_is_checked_stored_privately_listed_used_and_logg
     assert!(doc["auths"][reg.host()]["auth"].is_string(), "{text}");
     assert!(!text.contains(PASSWORD), "no plain-text password: {text}");
 
+    // `list --json`: the same, as JSON.
+    let out = run_ok(sifr(&["registry", "list", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["registry"] == reg.host().as_str() && e["username"] == USER),
+        "{v}"
+    );
+    assert!(!stdout(&out).contains(PASSWORD));
     // `list` shows the registry and the user, never the password.
     let out = run_ok(sifr(&["registry", "list"]));
     let listed = stdout(&out);

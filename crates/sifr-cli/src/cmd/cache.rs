@@ -53,6 +53,9 @@ pub struct ListArgs {
     /// Include cache entries in the output.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Print the totals per type and every entry as JSON (sifr's addition).
+    #[arg(long)]
+    pub json: bool,
     /// Words after the command, which Apptainer ignores (`cache list all`).
     #[arg(hide = true)]
     pub ignored: Vec<String>,
@@ -86,6 +89,13 @@ pub struct CleanArgs {
 pub fn run(c: CacheCommand, settings: &Settings) -> anyhow::Result<u8> {
     let root = crate::cmd::pull::cache_dir(settings)?;
     match c {
+        CacheCommand::List(a) if a.json => {
+            let value = list_json(&root, &a.types).with_context(|| {
+                format!("An error occurred while listing cache `{}`", root.display())
+            })?;
+            crate::json::print(&value)?;
+            Ok(crate::exit::OK)
+        }
         CacheCommand::List(a) => {
             let text = list(&root, &a.types, a.verbose).with_context(|| {
                 format!("An error occurred while listing cache `{}`", root.display())
@@ -162,6 +172,47 @@ fn selected(types: &[String], kind: &str) -> bool {
 /// The text of `cache list`: Apptainer's verbose table (`NAME DATE CREATED SIZE TYPE`, the blob
 /// type first), then its summary of container files and OCI blobs, naming only the groups that
 /// `types` selected.
+/// `cache list --json`: `{"types": {TYPE: {"count", "bytes"}}, "total_bytes", "entries":
+/// [{"name", "type", "bytes", "modified"}]}`, the same selection as the text.
+fn list_json(root: &Path, types: &[String]) -> anyhow::Result<serde_json::Value> {
+    let mut kinds: Vec<&str> = vec![BLOB];
+    kinds.extend(FILE_TYPES.iter().copied());
+    kinds.push(BUILD);
+    let mut per_type = serde_json::Map::new();
+    let mut entries = Vec::new();
+    let mut total = 0u64;
+    for kind in kinds.into_iter().filter(|k| selected(types, k)) {
+        let listed = if kind == BLOB {
+            blob_entries(root)?
+        } else {
+            file_type_entries(root, kind)?
+        };
+        let bytes: u64 = listed.iter().map(|e| e.size).sum();
+        total += bytes;
+        per_type.insert(
+            kind.to_string(),
+            serde_json::json!({"count": listed.len(), "bytes": bytes}),
+        );
+        for e in listed {
+            let modified = e
+                .modified
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
+            entries.push(serde_json::json!({
+                "name": e.name,
+                "type": kind,
+                "bytes": e.size,
+                "modified": modified,
+            }));
+        }
+    }
+    Ok(serde_json::json!({
+        "types": per_type,
+        "total_bytes": total,
+        "entries": entries,
+    }))
+}
+
 fn list(root: &Path, types: &[String], verbose: bool) -> anyhow::Result<String> {
     let mut out = String::new();
     let row = |out: &mut String, name: &str, date: &str, size: &str, kind: &str| {

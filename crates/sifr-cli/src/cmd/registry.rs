@@ -72,6 +72,10 @@ pub struct LogoutArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub file: AuthFileArg,
+    /// Print the logins as JSON: `[{"registry", "username"}]`, `username` null for a
+    /// credential helper (sifr's addition).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The per-user config directory: `configdir`, else `~/.apptainer`.
@@ -189,6 +193,14 @@ pub fn run(c: RegistryCommand, settings: &Settings) -> anyhow::Result<u8> {
         RegistryCommand::List(a) => {
             let path = login_file(settings, &a.file)?;
             let entries = AuthFile::open(&path)?.entries()?;
+            if a.json {
+                let v: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|e| serde_json::json!({"registry": e.registry, "username": e.username}))
+                    .collect();
+                crate::json::print(&v)?;
+                return Ok(crate::exit::OK);
+            }
             let mut out = std::io::stdout().lock();
             let width = entries
                 .iter()
