@@ -44,6 +44,8 @@ pub struct PackOptions {
     /// times, the SquashFS superblock's, and every later file time are this; the UUID is
     /// derived from the finished file. `None`: now and a random UUID.
     pub source_date_epoch: Option<i64>,
+    /// Told the files and bytes packed so far (for a progress line).
+    pub progress: Option<sifr_squashfs::write::Progress>,
 }
 
 /// What a pack produced.
@@ -254,6 +256,7 @@ pub(crate) fn write_sif(
         all_root: opts.all_root,
         threads: opts.threads,
         mtime_limit: epoch,
+        progress: opts.progress.clone(),
         ..Options::default()
     };
     let meta = PartitionMeta {

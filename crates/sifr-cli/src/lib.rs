@@ -11,6 +11,7 @@ pub mod help;
 pub mod identity;
 pub mod json;
 pub mod logging;
+pub mod progress;
 pub mod prompt;
 pub mod report;
 pub mod settings;

@@ -115,6 +115,7 @@ pub fn bootstrap(
     work: &Path,
     context: &Path,
     registry: Option<&crate::pull::RegistryAccess>,
+    progress: Option<&super::StepProgress>,
 ) -> Result<Bootstrapped, BootstrapError> {
     let h = &stage.header;
     let agent = h.bootstrap.as_ref().map(|b| b.value);
@@ -145,7 +146,7 @@ pub fn bootstrap(
         }
         Some(Bootstrap::Debootstrap) => {
             mkroot()?;
-            debootstrap(stage, rootfs, work)?;
+            debootstrap(stage, rootfs, work, progress)?;
             Ok(Bootstrapped::default())
         }
         Some(Bootstrap::Docker) => {
@@ -186,7 +187,15 @@ pub fn existing_sandbox(
     Ok(Bootstrapped::default())
 }
 
-fn run_logged(mut cmd: Command, tool: &str, log: &Path) -> Result<(), BootstrapError> {
+/// Run `cmd` with its output in `log`. With `progress`, the log's `I:` lines (debootstrap's
+/// account of what it does) are handed on as they come, polled five times a second, and an
+/// empty text ends the step.
+fn run_logged(
+    mut cmd: Command,
+    tool: &str,
+    log: &Path,
+    progress: Option<&super::StepProgress>,
+) -> Result<(), BootstrapError> {
     let io = |source| BootstrapError::Io {
         path: log.to_path_buf(),
         source,
@@ -209,7 +218,14 @@ fn run_logged(mut cmd: Command, tool: &str, log: &Path) -> Result<(), BootstrapE
             source,
         })?;
     sifr_launch::buildrun::set_step_group(child.id());
-    let status = child.wait();
+    let status = match progress {
+        None => child.wait(),
+        Some(p) => {
+            let status = follow(&mut child, log, p);
+            (p.0)("");
+            status
+        }
+    };
     sifr_launch::buildrun::set_step_group(0);
     let status = status.map_err(|source| BootstrapError::Spawn {
         tool: tool.into(),
@@ -226,6 +242,38 @@ fn run_logged(mut cmd: Command, tool: &str, log: &Path) -> Result<(), BootstrapE
         log: log.to_path_buf(),
         tail,
     })
+}
+
+/// Wait for `child`, handing each new `I:` line of `log` to `progress`.
+fn follow(
+    child: &mut std::process::Child,
+    log: &Path,
+    progress: &super::StepProgress,
+) -> std::io::Result<std::process::ExitStatus> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = File::open(log).ok();
+    let mut at = 0u64;
+    let mut partial = String::new();
+    loop {
+        let done = child.try_wait()?;
+        if let Some(f) = file.as_mut() {
+            let mut buf = Vec::new();
+            if f.seek(std::io::SeekFrom::Start(at)).is_ok() && f.read_to_end(&mut buf).is_ok() {
+                at += buf.len() as u64;
+                partial.push_str(&String::from_utf8_lossy(&buf));
+                while let Some(nl) = partial.find('\n') {
+                    let line: String = partial.drain(..=nl).collect();
+                    if let Some(what) = line.trim_end().strip_prefix("I: ") {
+                        (progress.0)(what);
+                    }
+                }
+            }
+        }
+        if let Some(st) = done {
+            return Ok(st);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn tail_lines(text: &str, n: usize) -> String {
@@ -257,7 +305,7 @@ fn local_image(from: &Path, rootfs: &Path, work: &Path) -> Result<(), BootstrapE
             .arg("--reflink=auto")
             .arg(image.path.join("."))
             .arg(rootfs);
-        run_logged(cmd, "cp", &work.join("localimage.log"))?;
+        run_logged(cmd, "cp", &work.join("localimage.log"), None)?;
         if !sifr_launch::host::in_initial_user_namespace() {
             reown_unmapped(rootfs);
         }
@@ -365,7 +413,12 @@ pub fn host_mirror() -> Option<String> {
     None
 }
 
-fn debootstrap(stage: &Stage, rootfs: &Path, work: &Path) -> Result<(), BootstrapError> {
+fn debootstrap(
+    stage: &Stage,
+    rootfs: &Path,
+    work: &Path,
+    progress: Option<&super::StepProgress>,
+) -> Result<(), BootstrapError> {
     let h = &stage.header;
     let suite = h
         .os_version
@@ -391,7 +444,7 @@ fn debootstrap(stage: &Stage, rootfs: &Path, work: &Path) -> Result<(), Bootstra
     if !sifr_launch::host::in_initial_user_namespace() {
         cmd.env("container", "lxc");
     }
-    run_logged(cmd, "debootstrap", &work.join("debootstrap.log")).map_err(|e| match e {
+    run_logged(cmd, "debootstrap", &work.join("debootstrap.log"), progress).map_err(|e| match e {
         // debootstrap's own summary says only "see debootstrap.log"; that file is inside the
         // root, which the build removes, so quote it.
         BootstrapError::Tool {

@@ -57,6 +57,11 @@ pub struct DefBuildOptions {
     pub tmpdir: PathBuf,
     /// Relative `%files` sources and `From:` paths are taken from here (the build's cwd).
     pub context: PathBuf,
+    /// Told the files and bytes packed so far while the SIF is written.
+    pub progress: Option<sifr_squashfs::write::Progress>,
+    /// Told what a long bootstrap step is doing (debootstrap's `I:` lines); an empty text
+    /// ends the step.
+    pub step_progress: Option<StepProgress>,
     /// `-B/--bind` for `%post` and `%test`.
     pub binds: Vec<sifr_launch::bind::Bind>,
     /// `--nv`/`--rocm`: the host GPU driver found for `%post` and `%test`.
@@ -287,6 +292,16 @@ fn stage_label(stage: &Stage, index: usize, count: usize) -> String {
         Some(n) => format!("stage `{}`", n.value),
         None if count == 1 => "build".to_string(),
         None => format!("stage {}", index + 1),
+    }
+}
+
+/// A callback for a long step's progress text.
+#[derive(Clone)]
+pub struct StepProgress(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for StepProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepProgress")
     }
 }
 
@@ -637,6 +652,7 @@ fn finish(
         )
         .collect(),
         source_date_epoch: opts.source_date.epoch(built.oci_config.as_deref()),
+        progress: opts.progress.clone(),
     };
     if opts.source_date.requested() && pack.source_date_epoch.is_none() {
         tracing::warn!(

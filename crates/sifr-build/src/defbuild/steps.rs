@@ -488,6 +488,7 @@ impl Stepper<'_> {
                         self.work,
                         &opts.context,
                         opts.registry.as_deref(),
+                        opts.step_progress.as_ref(),
                     )
                 }
                 .map_err(|source| DefBuildError::Bootstrap {

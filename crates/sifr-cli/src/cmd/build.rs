@@ -396,6 +396,7 @@ fn build_definition(
     let gpu = args
         .gpu
         .discover(settings, &host_env, sifr_launch::gpu::DevView::Host)?;
+    let packing = crate::progress::Line::new("packing", settings);
     let dopts = sifr_build::defbuild::DefBuildOptions {
         target: absolute(&args.target)?,
         sandbox: args.sandbox,
@@ -436,6 +437,9 @@ fn build_definition(
         writable_tmpfs: args.extra.writable_tmpfs,
         cache: build_cache(args, settings, mode)?,
         source_date,
+        progress: packing.as_ref().map(crate::progress::packing),
+        step_progress: crate::progress::Line::new("bootstrap", settings)
+            .map(|l| crate::progress::step(&l)),
     };
     let started = std::time::Instant::now();
     if loud {
@@ -458,6 +462,9 @@ fn build_definition(
     // stays reproducible across users.
     sifr_sys::process::set_umask(0o002);
     let result = sifr_build::defbuild::build_definition(&def, &dopts, &mut log, &mut out);
+    if let Some(p) = &packing {
+        p.finish();
+    }
     if let Some(sig) = sifr_launch::buildrun::interrupted() {
         // Whatever step was running failed because of the signal; say so instead.
         return Err(crate::report::AlreadyReported {
@@ -528,6 +535,7 @@ fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::
             "WARNING: --reproducible: a directory records no creation date and SOURCE_DATE_EPOCH is not set; the image is dated now and is not reproducible"
         );
     }
+    let packing = crate::progress::Line::new("packing", settings);
     let opts = sifr_build::PackOptions {
         compression: args.compression,
         all_root: args.all_root,
@@ -536,9 +544,21 @@ fn pack_directory(args: &BuildArgs, dir: &Path, settings: &Settings) -> anyhow::
         arch: None,
         metadata_json: Vec::new(),
         source_date_epoch,
+        progress: packing.as_ref().map(crate::progress::packing),
     };
     let started = std::time::Instant::now();
-    let report = sifr_build::pack_dir(dir, &args.target, &opts).with_context(|| {
+    if !settings.quiet && !settings.silent {
+        eprintln!(
+            "INFO:    Packing `{}` into `{}`",
+            dir.display(),
+            args.target.display()
+        );
+    }
+    let report = sifr_build::pack_dir(dir, &args.target, &opts);
+    if let Some(p) = &packing {
+        p.finish();
+    }
+    let report = report.with_context(|| {
         format!(
             "cannot build `{}` from `{}`",
             args.target.display(),

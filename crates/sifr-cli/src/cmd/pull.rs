@@ -651,12 +651,18 @@ pub fn pull_to_sif(
     }
     // `--reproducible`: the image's creation time, as Apptainer takes it for SOURCE_DATE_EPOCH.
     let epoch = source_date.epoch(Some(&image.config_bytes));
+    let packing = crate::progress::Line::new("creating the SIF file", settings);
     let pack = sifr_build::PackOptions {
         source_date_epoch: epoch,
+        progress: packing.as_ref().map(crate::progress::packing),
         ..pack.clone()
     };
     let time = epoch.unwrap_or_else(now);
-    let report = sifr_build::pull::write_sif(&image, target, &pack, time)?;
+    let report = sifr_build::pull::write_sif(&image, target, &pack, time);
+    if let Some(p) = &packing {
+        p.finish();
+    }
+    let report = report?;
     if loud {
         let s = &report.squashfs;
         eprintln!(

@@ -250,6 +250,11 @@ impl<W: Write + Seek> Pipeline<W> {
     }
 
     /// Compress and write a file's contents; returns its index in `files`.
+    /// What has been added so far.
+    pub(crate) fn stats(&self) -> DataStats {
+        self.stats
+    }
+
     pub(crate) fn add_file(&mut self, src: FileSource<'_>, image_path: &Path) -> Result<u32> {
         self.stats.files += 1;
         match src {

@@ -65,6 +65,19 @@ pub struct Options {
     /// `mksquashfs` and `tar --clamp-mtime` do. Earlier times are kept: a base image's files
     /// keep their own dates, and only what the build itself wrote (dated "now") is moved.
     pub mtime_limit: Option<i64>,
+    /// Told how far the data has got after each regular file (files and bytes so far), for a
+    /// progress line. Called on the thread that adds entries.
+    pub progress: Option<Progress>,
+}
+
+/// A progress callback: `(files, bytes)` of file content added so far.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 impl Default for Options {
@@ -81,6 +94,7 @@ impl Default for Options {
             xattrs: true,
             mtime: None,
             mtime_limit: None,
+            progress: None,
         }
     }
 }
@@ -237,10 +251,17 @@ impl<W: Write + Seek> Writer<W> {
         };
         let kind = match entry.kind {
             EntryKind::Directory => NodeKind::Dir(Vec::new()),
-            EntryKind::File(src) => NodeKind::File(match loaded {
-                Some(f) => self.data.add_loaded(f)?,
-                None => self.data.add_file(src, path)?,
-            }),
+            EntryKind::File(src) => {
+                let id = match loaded {
+                    Some(f) => self.data.add_loaded(f)?,
+                    None => self.data.add_file(src, path)?,
+                };
+                if let Some(p) = &self.opts.progress {
+                    let s = self.data.stats();
+                    (p.0)(s.files, s.bytes_in);
+                }
+                NodeKind::File(id)
+            }
             EntryKind::Symlink(t) => NodeKind::Symlink(os(t)),
             EntryKind::HardLink(t) => NodeKind::HardLink(os(t)),
             EntryKind::BlockDevice { major, minor } => {
