@@ -1,8 +1,9 @@
 //! The action flags that shape how the container runs beyond its mounts and namespaces:
 //! `--compat`, `--no-init`, `--no-pid`, `--no-umask`, `--unsquash`, `--sharens`, `--no-env`,
 //! `--no-eval`, `--containlibs`, `--intel-hpu`, the fakeroot tweaks (`--ignore-subuid`, ...),
-//! and the ones accepted for scripts whose meaning belongs elsewhere or is Apptainer's own
-//! machinery (`--app`, `--device`, `--underlay`, `--runscript-timeout`). Each has its
+//! `--app` (the SCIF app, `sifr_launch::apps`), and the ones accepted for scripts whose meaning
+//! belongs elsewhere or is Apptainer's own machinery (`--device`, `--underlay`,
+//! `--runscript-timeout`). Each has its
 //! environment twin in [`RUNTIME_TWINS`].
 //!
 //! [`RuntimeFlags::fill`] moves them into the `sifr_launch::Request`; `--compat` is expanded
@@ -194,13 +195,6 @@ impl RuntimeFlags {
 
     /// Refuse what sifr cannot do, with what to do instead; warn where Apptainer warns.
     pub fn check(&self) -> anyhow::Result<()> {
-        if let Some(app) = &self.app {
-            return Err(Hinted::new(
-                format!("`--app {app}`: sifr cannot run SCIF apps yet"),
-                "run the app's script directly, e.g. `exec IMAGE /scif/apps/NAME/scif/runscript`",
-            )
-            .into());
-        }
         if let Some(d) = self.device.first() {
             return Err(Hinted::new(
                 format!("`--device {d}`: sifr does not read CDI device definitions"),
@@ -228,6 +222,16 @@ impl RuntimeFlags {
             })?;
         }
         Ok(())
+    }
+
+    /// `--app` (or its twin, whose name `twins` knows) as `sifr_launch` takes it.
+    pub fn app_request(&self, twins: &super::action_env::Applied) -> sifr_launch::apps::AppRequest {
+        sifr_launch::apps::AppRequest {
+            name: self.app.clone().map(|value| sifr_launch::Sourced {
+                value,
+                origin: twins.source("app", 0),
+            }),
+        }
     }
 
     /// Move the flags into `req`.
@@ -339,13 +343,6 @@ mod tests {
     #[test]
     fn what_sifr_cannot_do_is_refused_with_a_hint() {
         for (flags, want) in [
-            (
-                RuntimeFlags {
-                    app: Some("a".into()),
-                    ..Default::default()
-                },
-                "SCIF",
-            ),
             (
                 RuntimeFlags {
                     device: vec!["v.com/gpu=0".into()],
