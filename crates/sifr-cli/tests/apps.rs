@@ -599,3 +599,67 @@ fn apps_build_in_order_and_their_files_come_before_setup() {
     assert_eq!(read("scif/apps/hdf5/early.txt"), "later\n");
     c.assert_clean();
 }
+
+/// `instance start --app`: the app's `%appstart` with the instance's arguments, in the app's
+/// environment (e2e/instance testAppEchoServer, whose `nc` server is replaced by a file the
+/// start script writes in a bound directory), then `instance stop`.
+#[test]
+fn instance_start_runs_the_apps_startscript() {
+    let Some(c) = case() else { return };
+    c.write(
+        "inst.def",
+        "Bootstrap: localimage\nFrom: ../image\n\n%appstart foo\n    \
+         echo \"STARTING FOO $1 $SCIF_APPNAME\" > \"/out/started-$1\"\n    exec sleep 300\n",
+    );
+    ok(
+        &c.sifr(As::Root, &["build", "inst.sif", "inst.def"]),
+        "building the instance image",
+    );
+    for who in identities() {
+        let home = c.fx.dir.path().join(format!("home-{}", who.uid()));
+        std::fs::create_dir(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(who.uid()), Some(who.gid())).unwrap();
+        let sifr = |args: &[&str]| {
+            c.fx.command(build_case::sifr(), who)
+                .env("HOME", &home)
+                .args(args)
+                .output()
+                .output
+        };
+        let name = format!("appfoo{}", who.uid());
+        let bind = format!("{}:/out", home.display());
+        let o = sifr(&[
+            "instance", "start", "-B", &bind, "--app", "foo", "inst.sif", &name, "7777",
+        ]);
+        expect(&o, 0, &format!("{who:?} instance start --app foo"));
+        let started = home.join("started-7777");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !started.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let text = std::fs::read_to_string(&started);
+        let inst = format!("instance://{name}");
+        let o = sifr(&["exec", "--app", "foo", &inst, "/bin/probe", "env"]);
+        let stop = sifr(&["instance", "stop", &name]);
+        assert_eq!(
+            text.as_deref().ok(),
+            Some("STARTING FOO 7777 foo\n"),
+            "{who:?}: the start script's file"
+        );
+        expect(&o, 0, &format!("{who:?} exec --app foo instance://"));
+        assert!(
+            stdout(&o).lines().any(|l| l == "SCIF_APPNAME=foo"),
+            "{who:?}: {}",
+            stdout(&o)
+        );
+        expect(&stop, 0, &format!("{who:?} instance stop"));
+        // An unknown app: the instance does not start.
+        let o = sifr(&["instance", "start", "--app", "nope", "inst.sif", &name]);
+        assert!(!o.status.success(), "{who:?}");
+        assert!(
+            stderr(&o).contains("Could not locate the container application: nope"),
+            "{who:?}: {}",
+            stderr(&o)
+        );
+    }
+}
