@@ -326,6 +326,67 @@ mod tests {
         assert!(s("").is_err());
     }
 
+    /// `--app` reaches the request with its origin; a name that is not one path component is
+    /// refused with the flag, the value, the variable it came from and a hint.
+    #[test]
+    fn app_names_carry_their_origin() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            flags: ActionFlags,
+        }
+        let typed = |args: &[&str], env: &[(&str, &str)]| {
+            let flags = T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+                .unwrap()
+                .flags;
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let action = sifr_launch::Action::Run(vec![]);
+            let settings = crate::settings::Settings::default();
+            let req = super::super::action::request(
+                &flags,
+                &settings,
+                std::path::Path::new("/img"),
+                action,
+                &env,
+            )
+            .unwrap();
+            req.options(&env).map(|o| o.app).map_err(|e| {
+                crate::report::render(
+                    &super::super::action::request_error(e),
+                    crate::report::Colour::Plain,
+                )
+            })
+        };
+        let app = typed(&["--app", "foo"], &[]).unwrap().unwrap();
+        assert_eq!(app.name(), "foo");
+        // The command line wins over the twin; an empty name is no app.
+        let app = typed(&["--app", "foo"], &[("APPTAINER_APP", "bar")]).unwrap();
+        assert_eq!(app.unwrap().name(), "foo");
+        assert_eq!(
+            typed(&[], &[("APPTAINER_APPNAME", "bar")])
+                .unwrap()
+                .unwrap()
+                .name(),
+            "bar"
+        );
+        assert_eq!(typed(&["--app", ""], &[]).unwrap(), None);
+        assert_eq!(
+            typed(&["--app", "a/b"], &[]).unwrap_err(),
+            "error: invalid `--app` value `a/b`: an app name is a single path component\n\
+             hint: name an app under /scif/apps of the image (`inspect --list-apps IMAGE` lists \
+             them)"
+        );
+        let e = typed(&[], &[("SINGULARITY_APP", "..")]).unwrap_err();
+        assert!(
+            e.starts_with("error: in environment variable `SINGULARITY_APP`\n  caused by: invalid"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn compat_stands_for_its_five_flags() {
         use clap::Parser as _;
