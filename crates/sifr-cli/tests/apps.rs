@@ -383,6 +383,15 @@ fn run_help_and_inspect_name_the_apps() {
         let o = c.sifr(who, &["inspect", "--app", "foo", "--labels", "apps.sif"]);
         expect(&o, 0, &w);
         assert_eq!(stdout(&o), "HELLOTHISIS: foo\nSCIF_APP_NAME: foo\n", "{w}");
+        // An unknown app: nothing on stdout, as Apptainer; sifr warns which apps there are.
+        let o = c.sifr(who, &["inspect", "--app", "fake", "apps.sif"]);
+        expect(&o, 0, &w);
+        assert_eq!(stdout(&o), "", "{w}");
+        assert!(
+            stderr(&o).contains("no app `fake`; its apps: bar, foo, shelly, testapp"),
+            "{w}: {}",
+            stderr(&o)
+        );
     }
 }
 
