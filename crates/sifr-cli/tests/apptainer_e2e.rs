@@ -1,9 +1,9 @@
 //! Apptainer's own end-to-end expectations, run against sifr: a table of command lines from
-//! Apptainer v1.5.3's `e2e/` suite (env, actions, inspect, instance, cache, version, imgbuild),
-//! each naming the Apptainer test it comes from, run through a link named `apptainer` as root
-//! and as the unprivileged test user. Rows that need the network, setuid or a terminal, or a
-//! feature another issue owns (SCIF apps, `--no-eval`), are in the table marked pending and
-//! listed, not run. See docs/compat.md, "Apptainer e2e conformance".
+//! Apptainer v1.5.3's `e2e/` suite (env, actions, inspect, run-help, instance, cache, version,
+//! imgbuild), each naming the Apptainer test it comes from, run through a link named
+//! `apptainer` as root and as the unprivileged test user. Rows that need the network, setuid or a terminal, or a
+//! feature another issue owns (`--no-eval`), are in the table marked pending and listed, not
+//! run. See docs/compat.md, "Apptainer e2e conformance".
 //!
 //! The images are built once per run with sifr itself from definition files (`Bootstrap:
 //! localimage` on the probe-and-busybox sandbox of `sifr-testkit`), so no network is needed:
@@ -46,6 +46,7 @@ fn all_rows() -> Vec<Row> {
     v.extend(rows_env::rows());
     v.extend(rows_actions::rows());
     v.extend(rows_other::inspect());
+    v.extend(rows_other::runhelp());
     v.extend(rows_other::cache());
     v.extend(rows_build::rows());
     v.extend(rows_other::instance());

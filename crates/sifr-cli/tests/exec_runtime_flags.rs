@@ -220,7 +220,9 @@ fn unsupported_flags_are_refused_with_a_hint() {
     let fx = Fixture::new();
     let img = fx.image.to_str().unwrap();
     for args in [
-        &["exec", "--app", "foo", img, "true"][..],
+        // An app name that is not one path component (an unknown app is the container's
+        // status 1 instead, as in Apptainer: tests/apps.rs).
+        &["exec", "--app", "../foo", img, "true"][..],
         &["exec", "--device", "nvidia.com/gpu=all", img, "true"],
         &["exec", "--runscript-timeout", "soon", img, "true"],
     ] {

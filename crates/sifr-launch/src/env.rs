@@ -1,9 +1,10 @@
 //! The container's environment, with Apptainer's precedence (lowest to highest):
 //!
 //! 1. the runtime's seed: default `PATH`, `HOME` = home destination, `APPTAINER_CONTAINER`,
-//!    `APPTAINER_NAME`, `APPTAINER_ENVIRONMENT`, `APPTAINER_BIND` (the `-B` destinations) and
-//!    their `SINGULARITY_*` twins;
-//! 2. the image's `/.singularity.d/env/*.sh`, in lexical order ([`crate::envscript`]);
+//!    `APPTAINER_NAME`, `APPTAINER_ENVIRONMENT`, `APPTAINER_BIND` (the `-B` destinations),
+//!    `APPTAINER_APPNAME` (`--app`) and their `SINGULARITY_*` twins;
+//! 2. the image's `/.singularity.d/env/*.sh`, in lexical order ([`crate::envscript`]), with
+//!    the `--app` app's environment in place of `95-apps.sh` ([`crate::apps`]);
 //! 3. `SINGULARITYENV_*`, then `APPTAINERENV_*`, then `--env-file` variables, then `--env K=V`
 //!    (values are evaluated as the body of a double-quoted bash string, in the interpreter the
 //!    scripts ran in, so `$VAR` refers to what the image set and `$(id -u)` runs in the
@@ -91,6 +92,11 @@ pub fn plan(opts: &Options, host: &HostFacts, image: &Path, home_dst: &Path) -> 
             format!("{prefix}_ENVIRONMENT"),
             "/.singularity.d/env/91-environment.sh".into(),
         ));
+        // `--app`: the image's scripts and the command see the app's name ([`crate::apps`]).
+        if let Some(app) = &opts.app {
+            p.seed
+                .push((format!("{prefix}_APPNAME"), app.name().to_owned()));
+        }
     }
 
     // SINGULARITYENV_ first so APPTAINERENV_ wins, then --env on top.

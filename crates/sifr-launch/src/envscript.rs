@@ -568,14 +568,18 @@ fn run(text: &str, st: &mut State<'_>) -> Result<(), Unsupported> {
     Ok(())
 }
 
+/// A change to the environment made natively in place of a script (see [`builtin`]).
+pub type Builtin = Box<dyn Fn(&mut Vars)>;
+
 /// Scripts whose meaning the runtime defines itself, applied natively whatever their text.
 /// `01-base.sh` is an empty placeholder; `99-base.sh` appends `/.singularity.d/libs` to
 /// `LD_LIBRARY_PATH` and sets `PS1`; `99-runtimevars.sh` applies the user's PATH edits, which
-/// [`crate::env::finish`] does instead; `94-appsbase.sh`/`95-apps.sh` select a SCIF app, and
-/// `--app` is not supported yet, so they do nothing.
+/// [`crate::env::finish`] does instead; `95-apps.sh` selects the `--app` SCIF app, which
+/// [`crate::apps::env_steps`] does instead. `94-appsbase.sh` (each app's `SCIF_*_<app>`
+/// variables) is an ordinary script, sourced whether or not an app is selected.
 pub fn builtin(file_name: &str) -> Option<fn(&mut Vars)> {
     match file_name {
-        "01-base.sh" | "99-runtimevars.sh" | "94-appsbase.sh" | "95-apps.sh" => Some(|_| {}),
+        "01-base.sh" | "99-runtimevars.sh" | "95-apps.sh" => Some(|_| {}),
         "99-base.sh" => Some(|env| {
             let ld = match env.get("LD_LIBRARY_PATH") {
                 Some(v) if !v.is_empty() => format!("{v}:/.singularity.d/libs"),

@@ -229,6 +229,9 @@ pub enum ExecError {
     Nul(#[from] sifr_sys::process::NulError),
     #[error(transparent)]
     Exec(#[from] sifr_sys::process::ExecFailed),
+    /// `--app`: the app is not in the image, or lacks the action's script (status 1).
+    #[error(transparent)]
+    App(crate::apps::AppMissing),
     /// Apptainer's words, so that scripts grepping its messages find them.
     #[error("while applying cgroups config")]
     Cgroup(#[from] crate::cgroup::Unavailable),
@@ -240,6 +243,8 @@ impl ExecError {
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             ExecError::Exec(e) => Some(e.exit_code()),
+            // Apptainer's scripts `exit 1` there.
+            ExecError::App(_) => Some(1),
             _ => None,
         }
     }
@@ -262,6 +267,7 @@ impl ExecError {
         match self {
             ExecError::Exec(e) if !e.in_cgroup => Some("check the command's name and the PATH inside the container".into()),
             ExecError::Cgroup(e) => e.hint(),
+            ExecError::App(e) => Some(e.hint()),
             ExecError::MissingMountPoint { dst, .. } => Some(format!(
                 "create `{}` in the sandbox first, or run without `--writable`",
                 dst.display()

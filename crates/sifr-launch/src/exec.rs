@@ -314,6 +314,11 @@ fn run_command(
         sifr_sys::process::set_no_new_privs().map_err(step("set no_new_privs"))?;
     }
 
+    // `--app`: an app the image lacks ends the launch before its environment, as Apptainer's
+    // `95-apps.sh` does.
+    if let Some(app) = &plan.app {
+        crate::apps::check(app, Path::new("/")).map_err(ExecError::App)?;
+    }
     let (vars, env_plan) = image_environment(plan)?;
     let libs = crate::libpath::LibFacts {
         libs: crate::libpath::LibFacts::non_empty(crate::gpu::LIBS_DIR),
@@ -327,14 +332,24 @@ fn run_command(
         // it and closes the descriptor.
         sifr_sys::process::notify(fd);
     }
-    let Some(argv) = action_argv(&plan.action) else {
+    let app_argv = match &plan.app {
+        Some(app) => {
+            crate::apps::script_argv(app, &plan.action, Path::new("/")).map_err(ExecError::App)?
+        }
+        None => None,
+    };
+    let Some(argv) = app_argv.or_else(|| action_argv(&plan.action)) else {
         if plan.action.is_instance() {
             return keep_instance(None);
         }
         tracing::warn!("no test script found in the container, nothing to do");
         return Ok(0);
     };
-    let candidates = command_candidates(&argv[0], env.get("PATH").unwrap_or(DEFAULT_PATH));
+    let mut candidates = command_candidates(&argv[0], env.get("PATH").unwrap_or(DEFAULT_PATH));
+    let mut argv = argv;
+    if let Some((c, a)) = crate::cmdpath::shell_fallback(&candidates, &argv, Path::new("/")) {
+        (candidates, argv) = (c, a);
+    }
     let argv_os: Vec<OsString> = argv.iter().map(OsString::from).collect();
     let privileges = plan
         .privs
@@ -536,11 +551,12 @@ fn needs_shell(value: &str) -> bool {
 /// ([`crate::interp`]), which never needs a shell in the image.
 fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::EnvPlan), ExecError> {
     let seed = Vars(plan.env.seed.clone());
-    let scripts = env_scripts();
+    let mut scripts = env_scripts();
     let legacy = scripts
         .first()
         .is_some_and(|p| p == Path::new("/environment"));
-    let mut texts = Vec::with_capacity(scripts.len());
+    let mut texts: Vec<(Option<envscript::Builtin>, Option<String>)> =
+        Vec::with_capacity(scripts.len());
     for script in &scripts {
         let name = script
             .file_name()
@@ -559,7 +575,23 @@ fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::Env
                 .ok()
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
         };
-        texts.push((builtin, text));
+        texts.push((builtin.map(|f| Box::new(f) as envscript::Builtin), text));
+    }
+    // `--app`: the app's environment where `95-apps.sh` is (an image from before Singularity
+    // 2.3 has no apps' scripts to run).
+    if let Some(app) = plan.app.as_ref().filter(|_| !legacy) {
+        let at = crate::apps::env_position(&scripts);
+        for (i, step) in crate::apps::env_steps(app, Path::new("/"))
+            .into_iter()
+            .enumerate()
+        {
+            let (path, entry) = match step {
+                crate::apps::Step::Builtin(f) => (PathBuf::from(app.name()), (Some(f), None)),
+                crate::apps::Step::Script(p, text) => (p, (None, text)),
+            };
+            scripts.insert(at + i, path);
+            texts.insert(at + i, entry);
+        }
     }
     let mut env_plan = plan.env.clone();
     let inject_literal = env_plan.no_eval
@@ -597,7 +629,7 @@ fn image_environment(plan: &LaunchPlan) -> Result<(Vars, crate::plan::types::Env
     };
     for (script, (builtin, text)) in scripts.iter().zip(&texts) {
         match (builtin, text) {
-            (Some(f), _) => session.apply(*f),
+            (Some(f), _) => session.apply(f),
             (None, Some(t)) => session.source_text(script, t).map_err(timeout(script))?,
             (None, None) => {}
         }

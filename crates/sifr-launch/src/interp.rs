@@ -200,7 +200,7 @@ impl Session {
 
     /// Apply a change made outside the interpreter (a built-in script of
     /// [`crate::envscript::builtin`]) to its exported variables.
-    pub fn apply(&mut self, f: fn(&mut Vars)) {
+    pub fn apply(&mut self, f: impl FnOnce(&mut Vars)) {
         let before = self.exported();
         let mut after = before.clone();
         f(&mut after);

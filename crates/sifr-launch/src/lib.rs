@@ -19,6 +19,7 @@
 //! on the data; the launch's lower steps (`assemble`, `attach`, [`share`]) report in [`error`]'s types; only [`exec`]
 //! puts them together.
 
+pub mod apps;
 mod assemble;
 mod attach;
 pub mod bind;

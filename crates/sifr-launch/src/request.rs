@@ -147,6 +147,8 @@ pub struct Request {
     pub cgroup: crate::cgroup::Request,
     /// `-S/--scratch` and `--fusemount`.
     pub extra_mounts: crate::mounts::MountsRequest,
+    /// `--app` ([`crate::apps`]).
+    pub app: crate::apps::AppRequest,
 }
 
 /// A request that cannot be launched, with the value at fault and where it came from.
@@ -231,6 +233,8 @@ pub enum RequestError {
     Privs(#[from] crate::privs::PrivsError),
     #[error(transparent)]
     Mounts(#[from] crate::mounts::MountsError),
+    #[error(transparent)]
+    App(#[from] crate::apps::InvalidName),
 }
 
 impl Request {
@@ -280,6 +284,7 @@ impl Request {
             privs: crate::privs::PrivsRequest::default(),
             cgroup: crate::cgroup::Request::default(),
             extra_mounts: crate::mounts::MountsRequest::default(),
+            app: crate::apps::AppRequest::default(),
         }
     }
 
@@ -413,6 +418,7 @@ impl Request {
             no_init: self.no_init,
             bind_dsts,
             runscript_timeout: self.runscript_timeout,
+            app: crate::apps::App::from_request(&self.app)?,
             no_umask: self.no_umask,
             unsquash: self.unsquash,
             ignore_subuid: self.ignore_subuid,

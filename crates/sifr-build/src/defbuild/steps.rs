@@ -1,8 +1,8 @@
 //! A stage's steps up to its metadata, through the build cache (`cache`, `cachekey`).
 //!
 //! The steps, in Apptainer's order: the bootstrap (with the `/.singularity.d` skeleton and the
-//! OCI config laid out), the SCIF apps' files, `%files from` earlier stages, `%setup`,
-//! `%files` from the host, `%post`. The bootstrap and each of the three sections a stage has
+//! OCI config laid out), the SCIF apps (their layout and `%appfiles`), `%files from` earlier
+//! stages, `%setup`, `%files` from the host, `%post` (with each app's `%appinstall` after it). The bootstrap and each of the three sections a stage has
 //! end at a checkpoint: the tree there is kept in the cache under the key of everything up to
 //! it. A build restores the latest checkpoint it has a key and an entry for (no later than
 //! `--no-cache-from` allows) and runs the steps after it, storing each checkpoint it reaches.
@@ -133,8 +133,7 @@ impl Stepper<'_> {
         let host_files = st
             .files
             .iter()
-            .any(|g| g.from.is_none() && !g.entries.is_empty())
-            || st.apps.iter().any(|a| !a.files.is_empty());
+            .any(|g| g.from.is_none() && !g.entries.is_empty());
         if host_files {
             ops.push((Op::Files, Some(Checkpoint::Files)));
         }
@@ -177,7 +176,16 @@ impl Stepper<'_> {
         let st = self.stage;
         match op {
             Op::Bootstrap => {}
-            Op::Apps => ch.part("apps", &cachekey::json_without_lines(&st.apps)),
+            Op::Apps => {
+                ch.part("apps", &cachekey::json_without_lines(&st.apps));
+                let entries = st
+                    .apps
+                    .iter()
+                    .flat_map(|a| a.files.iter().map(move |e| (e, Some(a.name.as_str()))));
+                if !self.key_host_files(entries, ch, log) {
+                    return false;
+                }
+            }
             Op::FilesFrom => {
                 for g in st.files.iter().filter(|g| g.from.is_some()) {
                     let name = g.from.as_deref().unwrap_or_default();
@@ -198,38 +206,48 @@ impl Stepper<'_> {
                     .iter()
                     .filter(|g| g.from.is_none())
                     .flat_map(|g| g.entries.iter())
-                    .map(|e| (e, None))
-                    .chain(
-                        st.apps
-                            .iter()
-                            .flat_map(|a| a.files.iter().map(move |e| (e, Some(a.name.as_str())))),
-                    );
-                for (e, app) in entries {
-                    ch.part("entry", &cachekey::json_without_lines(e));
-                    ch.part("app", app.unwrap_or_default().as_bytes());
-                    let full = if Path::new(&e.src).is_absolute() {
-                        std::path::PathBuf::from(&e.src)
-                    } else {
-                        self.opts.context.join(&e.src)
-                    };
-                    let Ok(found) = files::glob(&full) else {
-                        return false;
-                    };
-                    for src in found {
-                        ch.part("source", src.as_os_str().as_encoded_bytes());
-                        if let Err(err) = cachekey::copied_content(&src, ch) {
-                            log(&format!(
-                                "build cache: not used past %files: cannot read `{}`: {err}",
-                                src.display()
-                            ));
-                            return false;
-                        }
-                    }
+                    .map(|e| (e, None));
+                if !self.key_host_files(entries, ch, log) {
+                    return false;
                 }
             }
             Op::Post => {
                 ch.part("post", &cachekey::json_without_lines(&st.post));
                 ch.part("apps-post", apps_post.as_bytes());
+            }
+        }
+        true
+    }
+
+    /// Add host files to be copied (`%files` entries, or an app's `%appfiles` with its name)
+    /// to the chain: each entry and the content of what it matches; false when a source
+    /// cannot be read.
+    fn key_host_files<'e>(
+        &self,
+        entries: impl Iterator<Item = (&'e sifr_deffile::FilesEntry, Option<&'e str>)>,
+        ch: &mut Chain,
+        log: &mut dyn FnMut(&str),
+    ) -> bool {
+        for (e, app) in entries {
+            ch.part("entry", &cachekey::json_without_lines(e));
+            ch.part("app", app.unwrap_or_default().as_bytes());
+            let full = if Path::new(&e.src).is_absolute() {
+                std::path::PathBuf::from(&e.src)
+            } else {
+                self.opts.context.join(&e.src)
+            };
+            let Ok(found) = files::glob(&full) else {
+                return false;
+            };
+            for src in found {
+                ch.part("source", src.as_os_str().as_encoded_bytes());
+                if let Err(err) = cachekey::copied_content(&src, ch) {
+                    log(&format!(
+                        "build cache: not used past the host files: cannot read `{}`: {err}",
+                        src.display()
+                    ));
+                    return false;
+                }
             }
         }
         true
@@ -519,6 +537,22 @@ impl Stepper<'_> {
                 if !st.apps.is_empty() {
                     layout::sections::write_apps(rootfs, st).map_err(layout_err)?;
                 }
+                // `%appfiles`, into each app's directory, before `%setup` and `%files` as
+                // Apptainer copies them (with the apps, right after the bootstrap).
+                for app in &st.apps {
+                    if !app.files.is_empty() {
+                        log(&format!("copying the files of app `{}`", app.name));
+                    }
+                    for e in &app.files {
+                        let dst = format!(
+                            "/scif/apps/{}/{}",
+                            app.name,
+                            e.dst.as_deref().unwrap_or(&e.src).trim_start_matches('/')
+                        );
+                        files::copy_from_host(&opts.context, &e.src, Some(&dst), rootfs)
+                            .map_err(files_error(label, e))?;
+                    }
+                }
             }
             Op::FilesFrom => {
                 for group in st.files.iter().filter(|g| g.from.is_some()) {
@@ -551,17 +585,6 @@ impl Stepper<'_> {
                     log("copying files from the host");
                     for e in &group.entries {
                         files::copy_from_host(&opts.context, &e.src, e.dst.as_deref(), rootfs)
-                            .map_err(files_error(label, e))?;
-                    }
-                }
-                for app in &st.apps {
-                    for e in &app.files {
-                        let dst = format!(
-                            "/scif/apps/{}/{}",
-                            app.name,
-                            e.dst.as_deref().unwrap_or(&e.src).trim_start_matches('/')
-                        );
-                        files::copy_from_host(&opts.context, &e.src, Some(&dst), rootfs)
                             .map_err(files_error(label, e))?;
                     }
                 }

@@ -370,6 +370,7 @@ pub(crate) fn request(
         privs: f.privs.request(),
         cgroup: f.cgroup.request(),
         extra_mounts: f.mounts.request(&twins),
+        app: runtime.app_request(&twins),
         ..sifr_launch::Request::new(image.to_path_buf(), sifr_launch::Action::Shell(None))
     };
     if runtime.sharens && req.share_idle.is_none() {
@@ -437,6 +438,7 @@ pub(crate) fn request_error(e: RequestError) -> anyhow::Error {
             Some(h) => Hinted::new(e.to_string(), h).into(),
             None => anyhow::Error::new(e),
         },
+        RequestError::App(e) => within(&e.origin, Hinted::new(e.to_string(), e.hint()).into()),
         RequestError::Mounts(e) => {
             let (origin, message) = e.cause();
             within(&origin, Hinted::new(message, e.hint()).into())
@@ -531,10 +533,14 @@ pub(crate) fn finish(
         Ok(code) => Ok(u8::try_from(code).unwrap_or(255)),
         Err(e) => {
             if let Some(code) = e.exit_code() {
-                let summary = match std::error::Error::source(&e) {
+                let mut summary = match std::error::Error::source(&e) {
                     Some(src) => format!("{e}: {src}"),
                     None => e.to_string(),
                 };
+                // `--app`: the status is Apptainer's (1), and the hint names the image's apps.
+                if let (sifr_launch::ExecError::App(_), Some(h)) = (&e, e.hint()) {
+                    summary.push_str(&format!("\nhint: {h}"));
+                }
                 return Err(AlreadyReported {
                     summary,
                     code: u8::try_from(code).unwrap_or(255),

@@ -1,8 +1,9 @@
 //! The action flags that shape how the container runs beyond its mounts and namespaces:
 //! `--compat`, `--no-init`, `--no-pid`, `--no-umask`, `--unsquash`, `--sharens`, `--no-env`,
 //! `--no-eval`, `--containlibs`, `--intel-hpu`, the fakeroot tweaks (`--ignore-subuid`, ...),
-//! and the ones accepted for scripts whose meaning belongs elsewhere or is Apptainer's own
-//! machinery (`--app`, `--device`, `--underlay`, `--runscript-timeout`). Each has its
+//! `--app` (the SCIF app, `sifr_launch::apps`), and the ones accepted for scripts whose meaning
+//! belongs elsewhere or is Apptainer's own machinery (`--device`, `--underlay`,
+//! `--runscript-timeout`). Each has its
 //! environment twin in [`RUNTIME_TWINS`].
 //!
 //! [`RuntimeFlags::fill`] moves them into the `sifr_launch::Request`; `--compat` is expanded
@@ -194,13 +195,6 @@ impl RuntimeFlags {
 
     /// Refuse what sifr cannot do, with what to do instead; warn where Apptainer warns.
     pub fn check(&self) -> anyhow::Result<()> {
-        if let Some(app) = &self.app {
-            return Err(Hinted::new(
-                format!("`--app {app}`: sifr cannot run SCIF apps yet"),
-                "run the app's script directly, e.g. `exec IMAGE /scif/apps/NAME/scif/runscript`",
-            )
-            .into());
-        }
         if let Some(d) = self.device.first() {
             return Err(Hinted::new(
                 format!("`--device {d}`: sifr does not read CDI device definitions"),
@@ -228,6 +222,16 @@ impl RuntimeFlags {
             })?;
         }
         Ok(())
+    }
+
+    /// `--app` (or its twin, whose name `twins` knows) as `sifr_launch` takes it.
+    pub fn app_request(&self, twins: &super::action_env::Applied) -> sifr_launch::apps::AppRequest {
+        sifr_launch::apps::AppRequest {
+            name: self.app.clone().map(|value| sifr_launch::Sourced {
+                value,
+                origin: twins.source("app", 0),
+            }),
+        }
     }
 
     /// Move the flags into `req`.
@@ -322,6 +326,67 @@ mod tests {
         assert!(s("").is_err());
     }
 
+    /// `--app` reaches the request with its origin; a name that is not one path component is
+    /// refused with the flag, the value, the variable it came from and a hint.
+    #[test]
+    fn app_names_carry_their_origin() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            flags: ActionFlags,
+        }
+        let typed = |args: &[&str], env: &[(&str, &str)]| {
+            let flags = T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+                .unwrap()
+                .flags;
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let action = sifr_launch::Action::Run(vec![]);
+            let settings = crate::settings::Settings::default();
+            let req = super::super::action::request(
+                &flags,
+                &settings,
+                std::path::Path::new("/img"),
+                action,
+                &env,
+            )
+            .unwrap();
+            req.options(&env).map(|o| o.app).map_err(|e| {
+                crate::report::render(
+                    &super::super::action::request_error(e),
+                    crate::report::Colour::Plain,
+                )
+            })
+        };
+        let app = typed(&["--app", "foo"], &[]).unwrap().unwrap();
+        assert_eq!(app.name(), "foo");
+        // The command line wins over the twin; an empty name is no app.
+        let app = typed(&["--app", "foo"], &[("APPTAINER_APP", "bar")]).unwrap();
+        assert_eq!(app.unwrap().name(), "foo");
+        assert_eq!(
+            typed(&[], &[("APPTAINER_APPNAME", "bar")])
+                .unwrap()
+                .unwrap()
+                .name(),
+            "bar"
+        );
+        assert_eq!(typed(&["--app", ""], &[]).unwrap(), None);
+        assert_eq!(
+            typed(&["--app", "a/b"], &[]).unwrap_err(),
+            "error: invalid `--app` value `a/b`: an app name is a single path component\n\
+             hint: name an app under /scif/apps of the image (`inspect --list-apps IMAGE` lists \
+             them)"
+        );
+        let e = typed(&[], &[("SINGULARITY_APP", "..")]).unwrap_err();
+        assert!(
+            e.starts_with("error: in environment variable `SINGULARITY_APP`\n  caused by: invalid"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn compat_stands_for_its_five_flags() {
         use clap::Parser as _;
@@ -339,13 +404,6 @@ mod tests {
     #[test]
     fn what_sifr_cannot_do_is_refused_with_a_hint() {
         for (flags, want) in [
-            (
-                RuntimeFlags {
-                    app: Some("a".into()),
-                    ..Default::default()
-                },
-                "SCIF",
-            ),
             (
                 RuntimeFlags {
                     device: vec!["v.com/gpu=0".into()],

@@ -322,6 +322,7 @@ pub fn run(mut args: InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
     .resolve();
     let (source, mut warnings) = source(&args.image)
         .with_context(|| format!("cannot inspect `{}`", args.image.display()))?;
+    warnings.extend(unknown_app(&want, &source));
     let selected = inspect_select::select(&want, &source);
     warnings.extend(selected.warnings);
     for w in &warnings {
@@ -334,6 +335,9 @@ pub fn run(mut args: InspectArgs, settings: &Settings) -> anyhow::Result<u8> {
 /// `sifr run-help`.
 #[derive(Debug, clap::Args)]
 pub struct RunHelpArgs {
+    /// Show the help for an app.
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
     /// The image: a SIF, a bare SquashFS file or a sandbox directory.
     pub image: std::path::PathBuf,
 }
@@ -343,6 +347,9 @@ pub fn run_help(mut args: RunHelpArgs, settings: &Settings) -> anyhow::Result<u8
     let fetched = super::image_uri::fetch_with_env(&args.image, settings)?;
     if let Some(f) = &fetched {
         args.image = f.path.clone();
+    }
+    if let Some(app) = args.app.filter(|a| !a.is_empty()) {
+        return run_help_app(&args.image, app);
     }
     let meta = read_metadata(&args.image)
         .with_context(|| format!("cannot read the help of `{}`", args.image.display()))?;
@@ -356,4 +363,48 @@ pub fn run_help(mut args: RunHelpArgs, settings: &Settings) -> anyhow::Result<u8
         }
     }
     Ok(crate::exit::OK)
+}
+
+/// `sifr run-help --app NAME IMAGE`: what `inspect --helpfile --app NAME` prints, as Apptainer's
+/// `run-help` runs it; an app without help (or not in the image) gets Apptainer's line, status
+/// 0 (its e2e `AppFakeHelp`), and sifr warns which apps the image has.
+fn run_help_app(image: &Path, app: String) -> anyhow::Result<u8> {
+    let want = Want {
+        helpfile: true,
+        app: Some(app),
+        ..Want::default()
+    }
+    .resolve();
+    let (source, warnings) =
+        source(image).with_context(|| format!("cannot read the help of `{}`", image.display()))?;
+    for w in warnings.iter().chain(&unknown_app(&want, &source)) {
+        tracing::warn!("{w}");
+    }
+    let text = inspect_select::render(&inspect_select::select(&want, &source).meta, &want);
+    if text.trim().is_empty() {
+        println!("No help sections were defined for this image");
+    } else {
+        print!("{text}");
+    }
+    Ok(crate::exit::OK)
+}
+
+/// sifr's warning when `--app` names an app the image lacks (Apptainer prints nothing then).
+fn unknown_app(want: &Want, source: &Source) -> Option<String> {
+    let name = want.app.as_deref()?;
+    let apps = match source {
+        Source::Stored { meta, .. } | Source::Tree { meta, .. } => &meta.attributes.apps,
+    };
+    if apps.contains_key(name) {
+        return None;
+    }
+    Some(if apps.is_empty() {
+        format!("the image has no SCIF apps, so none called `{name}`")
+    } else {
+        let names: Vec<&str> = apps.keys().map(String::as_str).collect();
+        format!(
+            "the image has no app `{name}`; its apps: {}",
+            names.join(", ")
+        )
+    })
 }

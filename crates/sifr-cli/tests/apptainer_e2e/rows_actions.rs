@@ -7,7 +7,6 @@ use super::table::*;
 
 const F: &str = "e2e/actions/actions.go";
 const R: &str = "e2e/actions/regressions.go";
-const SCIF: &str = "issue scif (--app and /scif)";
 const PTY: &str = "needs a terminal: Apptainer drives the interactive shell through a pty";
 
 fn n(file: &str, func: &str, sub: &str) -> String {
@@ -39,18 +38,8 @@ pub fn rows() -> Vec<Row> {
         ("NoCommand", &["{img}"][..], 0, None),
         ("True", &["{img}", "true"], 0, None),
         ("False", &["{img}", "false"], 1, None),
-        (
-            "ScifTestAppGood",
-            &["--app", "testapp", "{img}"],
-            0,
-            Some(SCIF),
-        ),
-        (
-            "ScifTestAppBad",
-            &["--app", "fakeapp", "{img}"],
-            1,
-            Some(SCIF),
-        ),
+        ("ScifTestAppGood", &["--app", "testapp", "{img}"], 0, None),
+        ("ScifTestAppBad", &["--app", "fakeapp", "{img}"], 1, None),
     ] {
         let mut row = r(n(F, "actionRun", sub), cmd("run", args)).exit(exit);
         if let Some(p) = pending {
@@ -70,43 +59,67 @@ pub fn rows() -> Vec<Row> {
             "ScifTestAppGood",
             &["--app", "testapp", "{img}", "testapp.sh"],
             0,
-            Some(SCIF),
+            None,
         ),
         (
             "ScifTestAppBad",
             &["--app", "fakeapp", "{img}", "testapp.sh"],
             1,
-            Some(SCIF),
+            None,
         ),
         (
             "ScifTestfolderOrg /scif",
             &["{img}", "test", "-d", "/scif"],
             0,
-            Some(SCIF),
+            None,
         ),
         (
             "ScifTestfolderOrg /scif/apps",
             &["{img}", "test", "-d", "/scif/apps"],
             0,
-            Some(SCIF),
+            None,
         ),
         (
             "ScifTestfolderOrg /scif/data",
             &["{img}", "test", "-d", "/scif/data"],
             0,
-            Some(SCIF),
+            None,
         ),
         (
             "ScifTestfolderOrg /scif/apps/foo",
             &["{img}", "test", "-d", "/scif/apps/foo"],
             0,
-            Some(SCIF),
+            None,
+        ),
+        (
+            "ScifTestfolderOrg /scif/apps/bar",
+            &["{img}", "test", "-d", "/scif/apps/bar"],
+            0,
+            None,
         ),
         (
             "ScifTestfolderOrg /scif/apps/foo/filefoo.exec",
             &["{img}", "test", "-f", "/scif/apps/foo/filefoo.exec"],
             0,
-            Some(SCIF),
+            None,
+        ),
+        (
+            "ScifTestfolderOrg /scif/apps/bar/filebar.exec",
+            &["{img}", "test", "-f", "/scif/apps/bar/filebar.exec"],
+            0,
+            None,
+        ),
+        (
+            "ScifTestfolderOrg /scif/data/foo/output",
+            &["{img}", "test", "-d", "/scif/data/foo/output"],
+            0,
+            None,
+        ),
+        (
+            "ScifTestfolderOrg /scif/data/foo/input",
+            &["{img}", "test", "-d", "/scif/data/foo/input"],
+            0,
+            None,
         ),
     ];
     for (sub, args, exit, pending) in exec {
@@ -351,8 +364,7 @@ pub fn rows() -> Vec<Row> {
             n(F, "STDPipe", "AppsFoo"),
             cmd("run", &["--app", "foo", "{img}"]),
         )
-        .out(exact("RUNNING FOO"))
-        .pending(SCIF),
+        .out(exact("RUNNING FOO")),
     );
     v.push(
         r(

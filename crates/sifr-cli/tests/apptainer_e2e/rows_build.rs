@@ -210,23 +210,7 @@ pub fn rows() -> Vec<Row> {
             v.push(c);
         }
     }
-    for app in [
-        "AppHelp",
-        "AppEnv",
-        "AppLabels",
-        "AppFiles",
-        "AppInstall",
-        "AppRun",
-        "AppTest",
-    ] {
-        v.push(
-            row(
-                &format!("{F} buildDefinition/{app}"),
-                &["build", "--sandbox", "{tmp}/x", "{tmp}/def"],
-            )
-            .pending("issue scif (%app* sections)"),
-        );
-    }
+    v.extend(app_sections(&def));
 
     // buildLocalImage: SIF and sandbox sources, directly and through Bootstrap: localimage.
     v.push(row(
@@ -456,5 +440,149 @@ pub fn rows() -> Vec<Row> {
         .who(Who::Root)
         .adapted("counterpart of testWritableTmpfs, not an Apptainer row"),
     );
+    v
+}
+
+/// `buildDefinition`'s App* cases: two apps, `foo` and `bar`, each section as Apptainer's
+/// `deffile.tmpl` writes it, checked as `appDetailImageVerify` does (`e2e/internal/e2e/
+/// imageverify.go`), by running sifr on the sandbox.
+fn app_sections(def: &dyn Fn(&str) -> String) -> Vec<Row> {
+    let apps = [("foo", "Foo"), ("bar", "Bar")];
+    let lines = |a: &str, what: &str| -> Vec<String> {
+        (1..=3).map(|i| format!("{a} {what} line {i}")).collect()
+    };
+    let body = |f: &dyn Fn(&str, &str) -> String| -> String {
+        def(&apps.iter().map(|(a, c)| f(a, c)).collect::<String>())
+    };
+    let img = |s: &str| format!("{{ws}}/build/def-{s}");
+    let indented = |l: &[String], prefix: &str| -> String {
+        l.iter().map(|x| format!("    {prefix}{x}\n")).collect()
+    };
+    let mut cases: Vec<(&str, String, Vec<Row>)> = Vec::new();
+    for (sub, section, file, what) in [
+        ("AppHelp", "apphelp", "scif/runscript.help", "help info"),
+        ("AppRun", "apprun", "scif/runscript", "runscript"),
+        ("AppTest", "apptest", "scif/test", "testscript"),
+    ] {
+        let echo = if what == "help info" { "" } else { "echo " };
+        let text = body(&|a, _| format!("%{section} {a}\n{}", indented(&lines(a, what), echo)));
+        let checks = apps
+            .iter()
+            .map(|(a, _)| {
+                let want: Vec<String> = lines(a, what)
+                    .iter()
+                    .map(|l| format!("{echo}{l}"))
+                    .collect();
+                let want: Vec<&str> = want.iter().map(String::as_str).collect();
+                has_lines("", &img(sub), &format!("/scif/apps/{a}/{file}"), &want)
+            })
+            .collect();
+        cases.push((sub, text, checks));
+    }
+    let numbers = ["One", "Two", "Three"];
+    cases.push((
+        "AppEnv",
+        body(&|a, _| {
+            let l: Vec<String> = numbers
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("testvar{}={a}{n}", i + 1))
+                .collect();
+            format!("%appenv {a}\n{}", indented(&l, "export "))
+        }),
+        apps.iter()
+            .map(|(a, _)| {
+                let mut r = row("", &["exec", "--app", a, &img("AppEnv"), "env"]);
+                for (i, n) in numbers.iter().enumerate() {
+                    r = r.out(contains(&format!("testvar{}={a}{n}", i + 1)));
+                }
+                r
+            })
+            .collect(),
+    ));
+    cases.push((
+        "AppLabels",
+        body(&|a, _| {
+            let l: Vec<String> = numbers
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("customLabel{} {a}{n}", i + 1))
+                .collect();
+            format!("%applabels {a}\n{}", indented(&l, ""))
+        }),
+        // Apptainer's verification has no label check; `inspect --app` makes one.
+        apps.iter()
+            .map(|(a, _)| {
+                row(
+                    "",
+                    &[
+                        "inspect",
+                        "--json",
+                        "--labels",
+                        "--app",
+                        a,
+                        &img("AppLabels"),
+                    ],
+                )
+                .out(json_str(
+                    &format!("/data/attributes/apps/{a}/labels/customLabel1"),
+                    &format!("{a}One"),
+                ))
+                .out(json_str(
+                    &format!("/data/attributes/apps/{a}/labels/SCIF_APP_NAME"),
+                    a,
+                ))
+            })
+            .collect(),
+    ));
+    cases.push((
+        "AppFiles",
+        body(&|a, c| {
+            format!("%appfiles {a}\n    {{tmp}}/testFile {c}File2.txt\n    {{tmp}}/testFile {c}File.txt\n")
+        }),
+        apps.iter()
+            .flat_map(|(a, c)| {
+                ["File2.txt", "File.txt"].map(|f| {
+                    has_lines(
+                        "",
+                        &img("AppFiles"),
+                        &format!("/scif/apps/{a}/{c}{f}"),
+                        &["Test file content"],
+                    )
+                })
+            })
+            .collect(),
+    ));
+    cases.push((
+        "AppInstall",
+        body(&|a, c| format!("%appinstall {a}\n    touch {c}InstallFile1\n")),
+        apps.iter()
+            .map(|(a, c)| {
+                row(
+                    "",
+                    &[
+                        "exec",
+                        &img("AppInstall"),
+                        "test",
+                        "-f",
+                        &format!("/scif/apps/{a}/{c}InstallFile1"),
+                    ],
+                )
+            })
+            .collect(),
+    ));
+    let mut v = Vec::new();
+    for (sub, text, checks) in cases {
+        let name = format!("{F} buildDefinition/{sub}");
+        v.push(
+            row(&name, &["build", "--sandbox", &img(sub), "{tmp}/def"])
+                .file("def", &text)
+                .file("testFile", "Test file content\n"),
+        );
+        for (k, mut c) in checks.into_iter().enumerate() {
+            c.name = format!("{name}/DefinitionImageVerify {}", k + 1);
+            v.push(c);
+        }
+    }
     v
 }

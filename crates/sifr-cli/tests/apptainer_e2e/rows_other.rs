@@ -3,8 +3,6 @@
 
 use super::table::*;
 
-const SCIF: &str = "issue scif (--app and /scif)";
-
 /// An inspect check: subtest, inspect flag, `--app` name, JSON checks, pending reason.
 type Inspect = (
     &'static str,
@@ -176,7 +174,17 @@ pub fn inspect() -> Vec<Row> {
         ),
     ];
     let apps: Vec<Inspect> = vec![
-        ("list apps", "--list-apps", None, vec![], Some(SCIF)),
+        (
+            "list apps",
+            "--list-apps",
+            None,
+            vec![
+                json_len(&format!("{A}/apps"), 2),
+                contains("\"hello\""),
+                contains("\"world\""),
+            ],
+            None,
+        ),
         (
             "label app hello",
             "--labels",
@@ -185,7 +193,7 @@ pub fn inspect() -> Vec<Row> {
                 &format!("{A}/apps/hello/labels/HELLOTHISIS"),
                 "hello",
             )],
-            Some(SCIF),
+            None,
         ),
         (
             "help app hello",
@@ -195,7 +203,7 @@ pub fn inspect() -> Vec<Row> {
                 &format!("{A}/apps/hello/helpfile"),
                 "This is the help for hello!",
             )],
-            Some(SCIF),
+            None,
         ),
         (
             "env app hello",
@@ -207,7 +215,7 @@ pub fn inspect() -> Vec<Row> {
                 ),
                 "HELLOTHISIS=hello\nexport HELLOTHISIS",
             )],
-            Some(SCIF),
+            None,
         ),
         (
             "runscript app hello",
@@ -217,7 +225,7 @@ pub fn inspect() -> Vec<Row> {
                 &format!("{A}/apps/hello/runscript"),
                 "#!/bin/sh\n\necho \"hello\"",
             )],
-            Some(SCIF),
+            None,
         ),
         (
             "test app hello",
@@ -227,7 +235,7 @@ pub fn inspect() -> Vec<Row> {
                 &format!("{A}/apps/hello/test"),
                 "#!/bin/sh\n\necho \"THIS IS A HELLO TEST\"",
             )],
-            Some(SCIF),
+            None,
         ),
         (
             "runscript app world",
@@ -237,7 +245,7 @@ pub fn inspect() -> Vec<Row> {
                 &format!("{A}/apps/world/runscript"),
                 "#!/bin/sh\n\necho \"world\"",
             )],
-            Some(SCIF),
+            None,
         ),
     ];
     t.extend(apps);
@@ -267,18 +275,14 @@ pub fn inspect() -> Vec<Row> {
             }
             v.push(r);
         }
-        // --all: every check above at once (the app ones with SCIF).
+        // --all: every check above at once.
         let mut all = row(&format!("{f}/{kind}/all"), &["inspect", "--all", image]);
-        for (_, _, app, checks, _) in &t {
-            if app.is_none() {
-                for c in checks {
-                    all = all.out(c.clone());
-                }
+        for (_, _, _, checks, _) in &t {
+            for c in checks {
+                all = all.out(c.clone());
             }
         }
-        v.push(
-            all.adapted("the app checks of --all are left to the SCIF issue; the others are made"),
-        );
+        v.push(all);
     }
     v
 }
@@ -316,13 +320,30 @@ pub fn instance() -> Vec<Row> {
         )
         .out(json_len("/instances", 0)),
     );
+    v.push(row(
+        &format!("{f} testAppEchoServer/start"),
+        &["instance", "start", "--app", "foo", "{img}", "echoApp"],
+    ));
     v.push(
         row(
-            &format!("{f} testAppEchoServer/start"),
-            &["instance", "start", "--app", "foo", "{img}", "echoApp"],
+            &format!("{f} testAppEchoServer/exec"),
+            &[
+                "exec",
+                "--app",
+                "foo",
+                "instance://echoApp",
+                "sh",
+                "-c",
+                "echo $SCIF_APPNAME",
+            ],
         )
-        .pending(SCIF),
+        .out(exact("foo"))
+        .adapted("the instance is reached with exec instance:// instead of its TCP echo server"),
     );
+    v.push(row(
+        &format!("{f} testAppEchoServer/stop"),
+        &["instance", "stop", "echoApp"],
+    ));
 
     for c in ["start", "run"] {
         let sub = format!("{f} testBasicOptions/instance {c}");
@@ -580,4 +601,37 @@ pub fn version() -> Vec<Row> {
             .out(prefix("Show the version for Apptainer")),
     );
     v
+}
+
+/// `e2e/runhelp/runhelp.go` `testRunHelp`, as the user (Apptainer's `UserProfile`).
+pub fn runhelp() -> Vec<Row> {
+    let f = "e2e/runhelp/runhelp.go testRunHelp";
+    [
+        ("DefaultHelp", &["{img}"][..], "BAD_GUY=Thanos", 0),
+        (
+            "AppFooHelp",
+            &["--app", "foo", "{img}"],
+            "This is the help for foo!",
+            0,
+        ),
+        (
+            "AppFakeHelp",
+            &["--app", "fake", "{img}"],
+            "No help sections were defined for this image",
+            0,
+        ),
+        ("NoImage", &["/fake/image"], "", 255),
+    ]
+    .into_iter()
+    .map(|(sub, args, out, exit)| {
+        let mut argv = vec!["run-help"];
+        argv.extend_from_slice(args);
+        let r = row(&format!("{f}/{sub}"), &argv).exit(exit).who(Who::User);
+        if out.is_empty() {
+            r
+        } else {
+            r.out(contains(out))
+        }
+    })
+    .collect()
 }

@@ -50,8 +50,8 @@ fn build(args: &[&str], what: &str) {
     must(c.arg("build").args(args), what);
 }
 
-/// Apptainer's `e2e/testdata/Apptainer`, less its network packages and SCIF apps: the
-/// startscript sleeps instead of serving TCP.
+/// Apptainer's `e2e/testdata/Apptainer`, less its network packages: the startscripts (the
+/// image's and the `foo` app's) sleep instead of serving TCP.
 const TEST_DEF: &str = r#"Bootstrap: localimage
 From: {busybox}
 
@@ -68,6 +68,47 @@ From: {busybox}
     CGO_ENABLED=0
     AVENGERS=assemble
     export GOPATH PATH CGO_ENABLED AVENGERS
+
+%appenv testapp
+    TESTAPP=testapp
+    export TESTAPP
+
+%appinstall testapp
+    echo 'echo $TESTAPP' > $SCIF_APPROOT/bin/testapp.sh
+    chmod 0755 $SCIF_APPROOT/bin/testapp.sh
+
+%apprun testapp
+    $TESTAPP.sh
+
+%appinstall foo
+
+    echo "INSTALLING FOO"
+    touch filefoo.exec
+
+%appinstall bar
+
+    echo "INSTALLING BAR"
+    touch filebar.exec
+
+%apphelp foo
+This is the help for foo!
+
+%applabels foo
+HELLOTHISIS foo
+
+%applabels bar
+HELLOTHISIS bar
+
+%appenv foo
+HELLOTHISIS=foo
+export HELLOTHISIS
+
+%apprun foo
+    echo "RUNNING FOO"
+
+%appstart foo
+    echo "STARTING FOO"
+    exec sleep 3600
 
 %startscript
     exec sleep 3600

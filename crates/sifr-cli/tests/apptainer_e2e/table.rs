@@ -123,6 +123,7 @@ impl Match {
             },
             Match::JsonLen(p, n) => match json_at(text, p) {
                 Ok(Value::Array(a)) if a.len() == *n => None,
+                Ok(Value::Object(o)) if o.len() == *n => None,
                 Ok(v) => Some(format!("expected {n} elements at {p}, found {v}")),
                 Err(e) => Some(e),
             },

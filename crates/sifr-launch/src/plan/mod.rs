@@ -157,6 +157,7 @@ pub fn build(
         ready_fd: opts.ready_fd.clone(),
         no_init: opts.no_init,
         runscript_timeout: opts.runscript_timeout,
+        app: opts.app.clone(),
         no_umask: opts.no_umask,
         net,
         env,

@@ -113,6 +113,9 @@ impl LaunchPlan {
             if self.cwd.explicit { " (explicit)" } else { "" }
         );
         let _ = writeln!(s, "action {:?}", self.action);
+        if let Some(app) = &self.app {
+            let _ = writeln!(s, "app {}", app.name());
+        }
         s.push_str(&self.env.render());
         s
     }

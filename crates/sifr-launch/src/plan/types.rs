@@ -76,6 +76,8 @@ pub struct Options {
     pub bind_dsts: Vec<PathBuf>,
     /// `--runscript-timeout`: how long each environment script that needs `/bin/sh` may run.
     pub runscript_timeout: Option<std::time::Duration>,
+    /// `--app`: the SCIF app whose environment and scripts the launch uses ([`crate::apps`]).
+    pub app: Option<crate::apps::App>,
     /// `--no-umask`: the command starts with umask 0022 instead of the caller's.
     pub no_umask: bool,
     /// `--unsquash`: extract a SIF or squashfs image to a temporary sandbox rather than mount it.
@@ -415,6 +417,8 @@ pub struct LaunchPlan {
     pub no_init: bool,
     /// See [`Options::runscript_timeout`].
     pub runscript_timeout: Option<std::time::Duration>,
+    /// See [`Options::app`].
+    pub app: Option<crate::apps::App>,
     /// See [`Options::no_umask`].
     pub no_umask: bool,
     /// The network: the host's, a loopback-only namespace, or one to join ([`crate::net`]).
