@@ -52,7 +52,7 @@ pub fn main_entry() -> ExitCode {
             // Apptainer prints its usage and exits 1 when no command is given.
             use clap::CommandFactory as _;
             eprintln!("{}", args::Cli::command().render_usage());
-            eprintln!("error: a command is required; see `--help`");
+            eprintln!("ERROR:   a command is required; see `--help`");
             return ExitCode::from(exit::USAGE);
         }
     };

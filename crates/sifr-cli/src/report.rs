@@ -103,16 +103,29 @@ impl Colour {
     }
 }
 
-/// Render an error for stderr.
+/// The prefix of an error that ends the command, as Apptainer prints its fatal errors.
+pub const FATAL: &str = "FATAL:   ";
+/// The prefix of a command line that makes no sense (exit status 1).
+pub const USAGE_ERROR: &str = "ERROR:   ";
+/// Where the causes and the hint of an error start: under its message.
+pub const INDENT: &str = "         ";
+
+/// Render an error for stderr: `FATAL:   message` (`ERROR:   ` for a usage error), then each
+/// cause and the hint aligned under the message.
 pub fn render(err: &anyhow::Error, colour: Colour) -> String {
     let (red, yellow, reset) = if colour == Colour::Ansi {
         ("\x1b[31m", "\x1b[33m", "\x1b[0m")
     } else {
         ("", "", "")
     };
+    let prefix = if err.downcast_ref::<Usage>().is_some() {
+        USAGE_ERROR
+    } else {
+        FATAL
+    };
     let mut out = String::new();
     if let Some(r) = err.downcast_ref::<AlreadyReported>() {
-        let _ = write!(out, "{red}error:{reset} {}", r.summary);
+        let _ = write!(out, "{red}{FATAL}{reset}{}", r.summary);
         return out;
     }
     if let Some(r) = err.downcast_ref::<Prerendered>() {
@@ -122,16 +135,16 @@ pub fn render(err: &anyhow::Error, colour: Colour) -> String {
     let mut hint = err.downcast_ref::<Hinted>().map(|h| h.hint.clone());
     for (i, link) in err.chain().enumerate() {
         if i == 0 {
-            let _ = write!(out, "{red}error:{reset} {link}");
+            let _ = write!(out, "{red}{prefix}{reset}{link}");
         } else {
-            let _ = write!(out, "\n  caused by: {link}");
+            let _ = write!(out, "\n{INDENT}caused by: {link}");
         }
         if hint.is_none() {
             hint = hint_of(link);
         }
     }
     if let Some(h) = hint {
-        let _ = write!(out, "\n{yellow}hint:{reset} {h}");
+        let _ = write!(out, "\n{INDENT}{yellow}hint:{reset} {h}");
     }
     out
 }
@@ -166,7 +179,7 @@ mod tests {
         let text = render(&err, Colour::Plain);
         assert_eq!(
             text,
-            "error: cannot check definition files\n  caused by: cannot open `x.def`\n  caused by: no such file\nhint: check the path"
+            "FATAL:   cannot check definition files\n         caused by: cannot open `x.def`\n         caused by: no such file\n         hint: check the path"
         );
     }
 }

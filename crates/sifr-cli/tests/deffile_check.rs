@@ -75,7 +75,7 @@ fn section_typo_names_file_line_col_and_hint() {
     check_fails(&f)
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains(format!(
-            "error: {}",
+            "FATAL:   {}",
             place(&f, "4:1: invalid section `%enviroment`")
         )))
         .stderr(predicate::str::contains(
@@ -175,7 +175,7 @@ fn unused_build_arg_fails_unless_only_warned() {
     check(&["--warn-unused-build-args", "--build-arg", "EXTRA=1"], &f)
         .success()
         .stdout(predicate::str::is_empty())
-        .stderr(predicate::str::contains("warning:"))
+        .stderr(predicate::str::contains("WARNING:"))
         .stderr(predicate::str::contains("`EXTRA`"));
 }
 
@@ -206,7 +206,7 @@ fn warnings_go_to_stderr_and_do_not_fail() {
         .success()
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains(format!(
-            "warning: {}",
+            "WARNING: {}",
             place(
                 &f,
                 "3:12: header keyword `OSVersion` is not used by `Bootstrap: docker`"

@@ -417,7 +417,7 @@ fn no_mount_leaves_out_home_tmp_and_cwd() {
     }
     let o = run(&fx, As::Root, &["exec", "--no-mount", "hme", img, "true"]);
     o.assert_code(i32::from(sifr_cli::exit::FAILURE))
-        .assert_stderr_contains("error: invalid `--no-mount` value `hme`");
+        .assert_stderr_contains("FATAL:   invalid `--no-mount` value `hme`");
 }
 
 #[test]

@@ -47,7 +47,7 @@ fn pid_variables_of_either_prefix_start_the_init_as_pid_does() {
     let o = run_with(&fx, As::Root, &[("APPTAINER_PID", "maybe")], &pid);
     o.assert_code(i32::from(sifr_cli::exit::FAILURE))
         .assert_stderr_contains(
-            "error: invalid value `maybe` for `--pid` (from environment variable `APPTAINER_PID`): expected a boolean"
+            "FATAL:   invalid value `maybe` for `--pid` (from environment variable `APPTAINER_PID`): expected a boolean"
         );
     // `instance start` refuses `--pid` for now, and so its variable.
     let o = run_with(
@@ -162,7 +162,7 @@ fn mount_variable_adds_one_bind_a_line_to_the_flags() {
     assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     let err = stderr(&o);
     assert!(
-        err.contains("error: in environment variable `APPTAINER_MOUNT`")
+        err.contains("FATAL:   in environment variable `APPTAINER_MOUNT`")
             && err.contains("invalid mount `type=volume,src=/a,dst=/b`"),
         "{err}"
     );
@@ -241,5 +241,5 @@ fn env_file_writable_tmpfs_and_no_mount_variables_act_as_their_flags() {
         &["exec", img, "true"],
     );
     o.assert_code(i32::from(sifr_cli::exit::FAILURE))
-        .assert_stderr_contains("error: in environment variable `APPTAINER_NO_MOUNT`");
+        .assert_stderr_contains("FATAL:   in environment variable `APPTAINER_NO_MOUNT`");
 }

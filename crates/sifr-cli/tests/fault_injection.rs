@@ -118,7 +118,7 @@ fn round(im: &Images, who: As, victims: &[&str], rng: &mut Rng) -> (usize, usize
                 // could not attach: either way it says what happened.
                 assert!(
                     // sifr's error, or the command's own report of its image going away.
-                    e.contains("error:")
+                    e.contains("FATAL:")
                         || e.contains("stopped answering")
                         || e.contains("not connected")
                         || e.contains("Bus error"),

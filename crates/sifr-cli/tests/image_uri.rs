@@ -340,7 +340,7 @@ fn unreachable_registries_and_unsupported_transports_fail_clearly() {
     assert_eq!(out.status.code(), Some(255));
     let err = stderr(&out);
     assert!(err.contains(&format!("cannot look up `{uri}`")), "{err}");
-    assert_eq!(err.matches("error:").count(), 1, "reported once: {err}");
+    assert_eq!(err.matches("FATAL:").count(), 1, "reported once: {err}");
     assert!(entries(d, "oci-tmp").is_empty());
     for (uri, word) in [
         ("shub://user/image", "unsupported transport type: shub"),

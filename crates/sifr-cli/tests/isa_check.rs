@@ -246,7 +246,7 @@ fn error_mode_refuses_a_program_needing_what_this_cpu_lacks_before_it_starts() {
     assert!(stdout(&o).is_empty(), "the program must not start");
     assert!(
         err.starts_with(&format!(
-            "error: `/usr/bin/prog-fp16` in image `{sif}` needs CPU features this host"
+            "FATAL:   `/usr/bin/prog-fp16` in image `{sif}` needs CPU features this host"
         )),
         "{err}"
     );
@@ -262,7 +262,7 @@ fn error_mode_refuses_a_program_needing_what_this_cpu_lacks_before_it_starts() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("error: programs in image `{sif}` need")),
+        err.contains(&format!("FATAL:   programs in image `{sif}` need")),
         "{err}"
     );
     assert!(err.contains("/usr/bin/prog-fp16: "), "{err}");
@@ -348,7 +348,7 @@ fn build_names_the_level_the_image_needs_and_judges_it_against_target_isa() {
     assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     let e = stderr(&o);
     assert!(
-        e.contains("error: ") && e.contains("the image was removed"),
+        e.contains("FATAL:   ") && e.contains("the image was removed"),
         "{e}"
     );
     assert!(e.contains("/usr/bin/prog-v4: "), "{e}");

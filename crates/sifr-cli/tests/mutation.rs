@@ -432,7 +432,7 @@ fn a_failing_build_names_its_definition_file() {
                 .output();
             o.assert_code(i32::from(sifr_cli::exit::FAILURE));
             o.assert_stderr_contains(&format!(
-                "error: cannot build `{}` from `{}`",
+                "FATAL:   cannot build `{}` from `{}`",
                 out.display(),
                 def.display()
             ));

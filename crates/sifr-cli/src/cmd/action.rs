@@ -539,7 +539,7 @@ pub(crate) fn finish(
                 };
                 // `--app`: the status is Apptainer's (1), and the hint names the image's apps.
                 if let (sifr_launch::ExecError::App(_), Some(h)) = (&e, e.hint()) {
-                    summary.push_str(&format!("\nhint: {h}"));
+                    summary.push_str(&format!("\n         hint: {h}"));
                 }
                 return Err(AlreadyReported {
                     summary,
@@ -588,20 +588,20 @@ mod tests {
         let s = Settings::default();
         assert_eq!(
             error(&["--env", "NOVAL"], &[], &s),
-            "error: invalid `--env` value `NOVAL`\nhint: use `--env NAME=VALUE`"
+            "FATAL:   invalid `--env` value `NOVAL`\n         hint: use `--env NAME=VALUE`"
         );
         assert_eq!(
             error(&["-B", "a:b"], &[], &s),
-            "error: invalid bind `a:b`: the destination `b` is not an absolute path\n\
+            "FATAL:   invalid bind `a:b`: the destination `b` is not an absolute path\n         \
              hint: container paths must start with `/`"
         );
         assert_eq!(
             error(&["-B", ":/b"], &[], &s),
-            "error: invalid bind `:/b`: the source is empty"
+            "FATAL:   invalid bind `:/b`: the source is empty"
         );
         assert_eq!(
             error(&["--env-file", "/nonexistent/sifr.env"], &[], &s),
-            "error: cannot read environment file `/nonexistent/sifr.env`\n  \
+            "FATAL:   cannot read environment file `/nonexistent/sifr.env`\n         \
              caused by: No such file or directory (os error 2)"
         );
     }
@@ -614,7 +614,7 @@ mod tests {
         };
         assert_eq!(
             error(&[], &[], &s),
-            "error: in settings\n  caused by: invalid bind `/x:/y:zz`: unknown option `zz`\n\
+            "FATAL:   in settings\n         caused by: invalid bind `/x:/y:zz`: unknown option `zz`\n         \
              hint: the form is `src[:dst[:ro|rw]]`; separate several binds with commas"
         );
         let s = Settings::default();
@@ -624,20 +624,20 @@ mod tests {
                 &[("APPTAINER_MOUNT", "type=volume,src=/a,dst=/b")],
                 &s
             ),
-            "error: in environment variable `APPTAINER_MOUNT`\n  caused by: invalid mount \
-             `type=volume,src=/a,dst=/b`: unsupported type `volume`, only `bind` is\n\
+            "FATAL:   in environment variable `APPTAINER_MOUNT`\n         caused by: invalid mount \
+             `type=volume,src=/a,dst=/b`: unsupported type `volume`, only `bind` is\n         \
              hint: the form is `type=bind,source=/host/path,destination=/container/path[,readonly]`"
         );
         assert_eq!(
             error(&[], &[("APPTAINER_HOME", "rel")], &s),
-            "error: in environment variable `APPTAINER_HOME`\n  \
+            "FATAL:   in environment variable `APPTAINER_HOME`\n         \
              caused by: invalid `--home` value `rel`: paths must be absolute"
         );
         let no_mount = error(&[], &[("SINGULARITY_NO_MOUNT", "hme")], &s);
         assert!(
             no_mount.starts_with(
-                "error: in environment variable `SINGULARITY_NO_MOUNT`\n  caused by: \
-                 invalid `--no-mount` value `hme`: not a mount name nor an absolute path\nhint: "
+                "FATAL:   in environment variable `SINGULARITY_NO_MOUNT`\n         caused by: \
+                 invalid `--no-mount` value `hme`: not a mount name nor an absolute path\n         hint: "
             ),
             "{no_mount}"
         );

@@ -166,8 +166,8 @@ mod tests {
         );
         assert_eq!(
             text,
-            "error: in environment variable `APPTAINER_DNS`\n  caused by: invalid `--dns` value \
-             `1.1.1.1,dns.google`: `dns.google` is not an IP address\n\
+            "FATAL:   in environment variable `APPTAINER_DNS`\n         caused by: invalid `--dns` value \
+             `1.1.1.1,dns.google`: `dns.google` is not an IP address\n         \
              hint: list addresses separated by commas: `--dns 1.1.1.1,8.8.8.8`"
         );
     }

@@ -376,13 +376,15 @@ mod tests {
         assert_eq!(typed(&["--app", ""], &[]).unwrap(), None);
         assert_eq!(
             typed(&["--app", "a/b"], &[]).unwrap_err(),
-            "error: invalid `--app` value `a/b`: an app name is a single path component\n\
+            "FATAL:   invalid `--app` value `a/b`: an app name is a single path component\n         \
              hint: name an app under /scif/apps of the image (`inspect --list-apps IMAGE` lists \
              them)"
         );
         let e = typed(&[], &[("SINGULARITY_APP", "..")]).unwrap_err();
         assert!(
-            e.starts_with("error: in environment variable `SINGULARITY_APP`\n  caused by: invalid"),
+            e.starts_with(
+                "FATAL:   in environment variable `SINGULARITY_APP`\n         caused by: invalid"
+            ),
             "{e}"
         );
     }

@@ -81,7 +81,7 @@ pub struct BuildArgs {
     pub target_isa: Option<sifr_isa::target::TargetIsa>,
     /// With --target-isa: `warn` (default: the isa_check setting) or fail (`error`, removing
     /// the image) when a program in the image needs more than LEVEL; `off` to not check.
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", hide_possible_values = true)]
     pub isa_check: Option<crate::cmd::isa_check::IsaCheck>,
     /// Run this step and the ones after it again instead of reusing them from the build cache:
     /// bootstrap, setup, files or post (docs/build.md, "Build cache").

@@ -191,9 +191,9 @@ pub(crate) fn preflight(
             };
             errors.push((p.kind, e));
         } else if !settings.quiet && !settings.silent {
-            eprintln!("{yellow}warning:{reset} {message}");
+            eprintln!("{yellow}WARNING:{reset} {message}");
             if let Some(h) = p.hint {
-                eprintln!("  hint: {h}");
+                eprintln!("{}hint: {h}", report::INDENT);
             }
         }
     }
@@ -230,7 +230,7 @@ fn print_warnings(file: &Path, def: &sifr_deffile::Definition, color: bool) {
     };
     for w in &def.warnings {
         let at = (w.line > 0).then_some((w.line, w.col));
-        eprintln!("{yellow}warning:{reset} {}: {}", place(file, at), w.message);
+        eprintln!("{yellow}WARNING:{reset} {}: {}", place(file, at), w.message);
     }
     if !def.unused_build_args.is_empty() {
         let names: Vec<String> = def
@@ -239,7 +239,7 @@ fn print_warnings(file: &Path, def: &sifr_deffile::Definition, color: bool) {
             .map(|n| format!("`{n}`"))
             .collect();
         eprintln!(
-            "{yellow}warning:{reset} {}: unused build arguments: {}",
+            "{yellow}WARNING:{reset} {}: unused build arguments: {}",
             file.display(),
             names.join(", ")
         );

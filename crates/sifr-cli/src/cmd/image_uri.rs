@@ -140,7 +140,7 @@ pub fn fetch(
         let (tag, payload) = match locate(kind, text, &args, settings, Mode::Fill(dest.as_deref()))
         {
             Ok(Some(path)) => (b'P', path.into_os_string().into_vec()),
-            Ok(None) => (b'E', b"error: the image was not fetched".to_vec()),
+            Ok(None) => (b'E', b"FATAL:   the image was not fetched".to_vec()),
             Err(e) => (
                 b'E',
                 report::render(&e, report::render_colour(settings)).into_bytes(),

@@ -272,7 +272,7 @@ fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
         // The daemon starts in `/`; the container starts where the caller is, and the flags'
         // relative paths are the caller's.
         if let Err(e) = std::env::set_current_dir(&cwd) {
-            eprintln!("error: cannot enter `{}`: {e}", cwd.display());
+            eprintln!("FATAL:   cannot enter `{}`: {e}", cwd.display());
             return 255;
         }
         let pid = std::process::id() as i32;
@@ -285,7 +285,7 @@ fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
             ..state.clone()
         };
         if let Err(e) = instance_state::write_state(&state_path, &st) {
-            eprintln!("error: cannot write `{}`: {e}", state_path.display());
+            eprintln!("FATAL:   cannot write `{}`: {e}", state_path.display());
             return 255;
         }
         // Held to the end of this body: a launch that fails has written its error first.
@@ -299,7 +299,10 @@ fn start(mut a: StartArgs, script: Script, s: &Settings) -> anyhow::Result<u8> {
         match r {
             Ok(code) => i32::from(code),
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!(
+                    "{}",
+                    crate::report::render(&e, crate::report::Colour::Plain)
+                );
                 i32::from(crate::report::exit_code(&e))
             }
         }

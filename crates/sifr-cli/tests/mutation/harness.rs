@@ -427,7 +427,7 @@ fn judge(ran: &Ran, cmd: &Cmd, input: &Input, out: &Path) -> Result<(), String> 
         // (e2e/actions "Arguments": 127).
         Some(126 | 127)
             if matches!(cmd.args[0], "exec" | "run" | "test")
-                && ran.stderr.contains("error: cannot execute") =>
+                && ran.stderr.contains("FATAL:   cannot execute") =>
         {
             Ok(())
         }
@@ -435,7 +435,7 @@ fn judge(ran: &Ran, cmd: &Cmd, input: &Input, out: &Path) -> Result<(), String> 
         // damaged block the kernel's squashfs reads without complaint (an uncompressed image
         // has no checksum) can make the program itself crash. sifr said nothing.
         Some(129..=192)
-            if matches!(cmd.args[0], "exec" | "run" | "test") && !ran.stderr.contains("error:") =>
+            if matches!(cmd.args[0], "exec" | "run" | "test") && !ran.stderr.contains("FATAL:") =>
         {
             Ok(())
         }
@@ -444,15 +444,15 @@ fn judge(ran: &Ran, cmd: &Cmd, input: &Input, out: &Path) -> Result<(), String> 
     }
 }
 
-/// The error report (the first `error:` line and the `caused by:` lines after it) names the
+/// The error report (the first `FATAL:` line and the `caused by:` lines after it) names the
 /// input, by its path or its file name.
 fn names_the_input(stderr: &str, input: &Path) -> Result<(), String> {
     let Some(at) = stderr
         .lines()
-        .position(|l| l.starts_with("error:"))
+        .position(|l| l.starts_with("FATAL:"))
         .map(|i| stderr.lines().skip(i).collect::<Vec<_>>().join("\n"))
     else {
-        return Err("failed without an `error:` line".into());
+        return Err("failed without a `FATAL:` line".into());
     };
     let name = input.file_name().unwrap().to_str().unwrap();
     if at.contains(input.to_str().unwrap()) || at.contains(name) {
