@@ -97,3 +97,57 @@ fn deffile_check_json_of_the_multistage_example() {
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
     insta::assert_snapshot!(serde_json::to_string_pretty(&json).unwrap());
 }
+
+/// `sifr ARGS` run in `dir` with `env` and nothing else of the caller's environment.
+fn sifr_in(dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sifr"));
+    c.args(args)
+        .env_clear()
+        .env("COLUMNS", "100")
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("sifr runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    )
+}
+
+#[test]
+fn a_definition_sifr_cannot_build_is_refused_with_what_to_do() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(
+        t.path().join("lib.def"),
+        "Bootstrap: library\nFrom: alpine\n\n%files\n    missing.txt /opt/\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = sifr_in(t.path(), &[], &["deffile", "check", "lib.def"]);
+    assert_eq!(code, i32::from(sifr_cli::exit::FAILURE), "{stderr}");
+    insta::assert_snapshot!(stderr.replace(&t.path().display().to_string(), "DIR"));
+}
+
+#[test]
+fn cache_list_json_of_an_empty_cache() {
+    let t = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = sifr_in(
+        t.path(),
+        &[("APPTAINER_CACHEDIR", t.path())],
+        &["cache", "list", "--json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!(stdout);
+}
+
+#[test]
+fn the_exec_man_page_ends_with_examples_environment_files_and_see_also() {
+    let t = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = sifr_in(t.path(), &[], &["man", "--output", "pages"]);
+    assert_eq!(code, 0, "{stderr}");
+    let page = std::fs::read_to_string(t.path().join("pages/sifr-exec.1")).unwrap();
+    let ours = &page[page.find(".SH EXAMPLES").expect("an EXAMPLES section")..];
+    insta::assert_snapshot!(ours);
+}

@@ -105,6 +105,20 @@ pub enum ClientError {
     },
 }
 
+/// Whether a transport error can come from TLS: a handshake or certificate failure, or a
+/// plain-HTTP server answering a TLS hello (a protocol error or a dropped connection).
+fn tls(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Tls(_)
+            | ureq::Error::Rustls(_)
+            | ureq::Error::Pem(_)
+            | ureq::Error::Protocol(_)
+            | ureq::Error::Io(_)
+            | ureq::Error::TlsRequired
+    )
+}
+
 impl ClientError {
     /// What the user can do about it, where that is known. Names the CLI's ways of giving
     /// credentials, which are the same in every front end sifr has.
@@ -133,11 +147,28 @@ impl ClientError {
                      want an access token instead of the password)"
                     .into(),
             }),
-            ClientError::Http { url, .. } if url.starts_with("https://") => Some(
-                "for a local registry without TLS use --nohttps; for a private CA set \
-                 SSL_CERT_FILE"
-                    .into(),
-            ),
+            // The name does not resolve, or nothing answers: TLS is not the problem.
+            ClientError::Http {
+                url,
+                source: ureq::Error::HostNotFound,
+            } => Some(format!(
+                "the registry's name in `{url}` does not resolve here: check it (compute \
+                 nodes often resolve no outside names; pull on a login node)"
+            )),
+            ClientError::Http {
+                url,
+                source: ureq::Error::ConnectionFailed,
+            } => Some(format!(
+                "nothing answers at `{url}`: check the host and port, and that the registry \
+                 runs"
+            )),
+            ClientError::Http { url, source } if url.starts_with("https://") && tls(source) => {
+                Some(
+                    "for a local registry without TLS use --nohttps; for a private CA set \
+                     SSL_CERT_FILE"
+                        .into(),
+                )
+            }
             _ => None,
         }
     }
@@ -157,5 +188,30 @@ impl ClientError {
             ClientError::Range { status: 416, .. } => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(url: &str, source: ureq::Error) -> String {
+        ClientError::Http {
+            url: url.into(),
+            source,
+        }
+        .hint()
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_plain_http_hint_is_given_only_where_tls_can_be_the_cause() {
+        let url = "https://registry.invalid/v2/";
+        assert!(hint(url, ureq::Error::HostNotFound).contains("does not resolve"));
+        assert!(!hint(url, ureq::Error::HostNotFound).contains("--nohttps"));
+        assert!(hint(url, ureq::Error::ConnectionFailed).contains("nothing answers"));
+        assert!(hint(url, ureq::Error::Tls("bad certificate")).contains("--nohttps"));
+        // Plain HTTP has no TLS to blame.
+        assert_eq!(hint("http://127.0.0.1:5000/v2/", ureq::Error::Tls("x")), "");
     }
 }
