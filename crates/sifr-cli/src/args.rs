@@ -220,6 +220,15 @@ commands! {
         "instance",
         "Start, stop and list named background containers (`exec instance://NAME` joins one)"
     );
+    Key(cmd::key::KeyCommand) = subcommands(
+        "key",
+        "Manage OpenPGP keys in Apptainer's keyrings (newpair, list, export, import, remove)"
+    ) alias "keys";
+    Sign(cmd::sign::SignArgs) = args("sign", "Add signature objects to a SIF image (PGP or DSSE)");
+    Verify(cmd::verify::VerifyArgs) = args(
+        "verify",
+        "Verify the signatures of a SIF image (PGP keyrings, or a PEM key for DSSE)"
+    );
 }
 
 impl Subcommand for Command {

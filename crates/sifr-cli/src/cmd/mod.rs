@@ -24,6 +24,7 @@ pub mod instance_state;
 pub mod instance_stats;
 pub mod instance_stop;
 pub mod isa_check;
+pub mod key;
 pub mod library;
 pub mod man;
 pub mod oras;
@@ -33,6 +34,8 @@ pub mod push;
 pub mod registry;
 pub mod remote;
 pub mod sif;
+pub mod sign;
+pub mod verify;
 
 use crate::args::Command;
 use crate::settings::Settings;
@@ -59,5 +62,8 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Shell(a) => action::shell(a, settings),
         Command::Test(a) => action::test(a, settings),
         Command::Instance(c) => instance::run(c, settings),
+        Command::Key(c) => key::run(c, settings),
+        Command::Sign(a) => sign::run(a, settings),
+        Command::Verify(a) => verify::run(a, settings),
     }
 }
