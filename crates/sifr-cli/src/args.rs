@@ -224,6 +224,10 @@ commands! {
         "key",
         "Manage OpenPGP keys in Apptainer's keyrings (newpair, list, export, import, remove)"
     ) alias "keys";
+    Keyserver(cmd::keyserver::KeyserverArgs) = args(
+        "keyserver",
+        "Manage the keyservers `key search|pull|push` and `verify` use"
+    );
     Sign(cmd::sign::SignArgs) = args("sign", "Add signature objects to a SIF image (PGP or DSSE)");
     Verify(cmd::verify::VerifyArgs) = args(
         "verify",

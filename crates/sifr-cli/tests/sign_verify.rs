@@ -83,7 +83,7 @@ fn upstream_pgp_images_verify_with_the_imported_key_and_fail_without_it() {
     let Some(e) = Env::new() else { return };
     // No key yet: the signer is unknown (e2e/verify: "verify with no key").
     let o = e
-        .sifr(&["verify", &e.image("one-group-signed-pgp.sif")])
+        .sifr(&["verify", "--local", &e.image("one-group-signed-pgp.sif")])
         .output();
     failed(&o);
     o.assert_stderr_contains("not in the keyring");

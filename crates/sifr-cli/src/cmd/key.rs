@@ -1,4 +1,5 @@
-//! `sifr key newpair|list|export|import|remove`, as `apptainer key` behaves, on the same
+//! `sifr key newpair|list|export|import|remove|search|pull|push` (the keyserver ones in
+//! `keyserver`), as `apptainer key` behaves, on the same
 //! keyring files (`sifr_sign::keyring`): the local keyring in `--keysdir`, else
 //! `APPTAINER_KEYSDIR` (`SINGULARITY_SYPGPDIR`), else `<configdir>/keys`; with `--global`, the
 //! administrator's `global-pgp-public` in the configuration directory.
@@ -34,6 +35,54 @@ pub enum KeyCommand {
     Import(ImportArgs),
     /// Remove a local public key from your local or the global keyring
     Remove(RemoveArgs),
+    /// Search for keys on a key server
+    Search(SearchArgs),
+    /// Download a public key from a key server
+    Pull(PullArgs),
+    /// Upload a public key to a key server
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArg {
+    /// specify the key server URL
+    #[arg(short = 'u', long)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// output long list when searching for keys
+    #[arg(short = 'l', long = "long-list")]
+    pub long_list: bool,
+    #[command(flatten)]
+    pub url: UrlArg,
+    /// A fingerprint, key ID, name or email address.
+    pub query: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub url: UrlArg,
+    #[command(flatten)]
+    pub global: GlobalArg,
+    #[command(flatten)]
+    pub ring: KeyringArgs,
+    /// The key's fingerprint.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub url: UrlArg,
+    #[command(flatten)]
+    pub global: GlobalArg,
+    #[command(flatten)]
+    pub ring: KeyringArgs,
+    /// The key's fingerprint.
+    pub fingerprint: String,
 }
 
 /// Where the keyring is: shared by every `key` subcommand.
@@ -195,6 +244,18 @@ pub fn run(c: KeyCommand, settings: &Settings) -> anyhow::Result<u8> {
         KeyCommand::Export(a) => export(a, settings),
         KeyCommand::Import(a) => import(a, settings),
         KeyCommand::Remove(a) => remove(a, settings),
+        KeyCommand::Search(a) => {
+            super::keyserver::search(settings, a.url.url.as_deref(), &a.query, a.long_list)
+        }
+        KeyCommand::Pull(a) => {
+            check_global(a.global.global, "pull")?;
+            let ring = keyring(settings, a.global.global, &a.ring)?;
+            super::keyserver::pull(settings, a.url.url.as_deref(), &ring, &a.fingerprint)
+        }
+        KeyCommand::Push(a) => {
+            let ring = keyring(settings, a.global.global, &a.ring)?;
+            super::keyserver::push(settings, a.url.url.as_deref(), &ring, &a.fingerprint)
+        }
     }
 }
 
@@ -278,8 +339,19 @@ fn newpair(a: NewpairArgs, settings: &Settings) -> anyhow::Result<u8> {
     .context("creating newpair failed")?;
     let public = key.to_public_key();
     ring.add_secret(key).context("creating newpair failed")?;
+    let fp = openpgp::fingerprint_hex(&public.primary_key);
     ring.add_public(public).context("creating newpair failed")?;
     out("done\n")?;
+    if a.push {
+        // As Apptainer: a failed push is reported, the new pair stays.
+        if let Err(e) = super::keyserver::push(settings, None, &ring, &fp) {
+            out(&format!(
+                "Failed to push newly created key to keystore: {e:#}\n"
+            ))?;
+        } else {
+            out("Key successfully pushed to keystore\n")?;
+        }
+    }
     Ok(crate::exit::OK)
 }
 

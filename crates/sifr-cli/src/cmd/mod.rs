@@ -25,6 +25,7 @@ pub mod instance_stats;
 pub mod instance_stop;
 pub mod isa_check;
 pub mod key;
+pub mod keyserver;
 pub mod library;
 pub mod man;
 pub mod oras;
@@ -63,6 +64,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Test(a) => action::test(a, settings),
         Command::Instance(c) => instance::run(c, settings),
         Command::Key(c) => key::run(c, settings),
+        Command::Keyserver(a) => keyserver::run(a, settings),
         Command::Sign(a) => sign::run(a, settings),
         Command::Verify(a) => verify::run(a, settings),
     }

@@ -5,8 +5,8 @@
 //! signature and the object; a changed object is named as `data object integrity compromised:
 //! ID`.
 //!
-//! Not yet: `--certificate` (X.509 chains) and keyserver look-ups (`--url`; sifr verifies with
-//! local keys, as `--local`): docs/compat.md `## Signing`.
+//! A signer in neither keyring is looked up on the keyserver (`--url`, else the configured
+//! one) unless `--local`. Not yet: `--certificate` (X.509 chains): docs/compat.md `## Signing`.
 
 use std::path::PathBuf;
 
@@ -137,7 +137,11 @@ pub fn run(mut a: VerifyArgs, settings: &Settings) -> anyhow::Result<u8> {
             .iter()
             .map(|k| openpgp::fingerprint_hex(&k.primary_key))
             .collect();
-        keys.pgp = Some(g.into_iter().chain(l).collect());
+        let mut all: Vec<_> = g.into_iter().chain(l).collect();
+        if !a.local {
+            all.extend(remote_keys(settings, &a, &image, &global_fps, &local_fps));
+        }
+        keys.pgp = Some(all);
     }
     let opts = Options {
         groups: a.group_id.or(a.groupid).into_iter().collect(),
@@ -180,6 +184,48 @@ pub fn run(mut a: VerifyArgs, settings: &Settings) -> anyhow::Result<u8> {
     }
     tracing::info!("Verified signature(s) from image '{}'", a.image.display());
     Ok(crate::exit::OK)
+}
+
+/// The signers' keys that neither keyring has, from the keyserver (Apptainer's hybrid
+/// keyring). A keyserver that cannot be reached is a warning: verification then names the
+/// missing key.
+fn remote_keys(
+    settings: &Settings,
+    a: &VerifyArgs,
+    image: &Image,
+    global: &[String],
+    local: &[String],
+) -> Vec<sifr_sign::SignedPublicKey> {
+    let mut wanted: Vec<String> = image
+        .descriptors()
+        .filter_map(|d| d.signature().and_then(|m| m.fingerprint))
+        .map(hex_upper)
+        .filter(|fp| !global.contains(fp) && !local.contains(fp))
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let url = match super::keyserver::keyserver_url(settings, a.url.as_deref()) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!("no keyserver to look up signing keys: {e:#}");
+            return Vec::new();
+        }
+    };
+    let mut found = Vec::new();
+    for fp in wanted {
+        match super::keyserver::fetch(&url, &fp) {
+            Ok(keys) => found.extend(keys),
+            Err(e) => tracing::warn!("cannot look up key {fp} on `{url}`: {e:#}"),
+        }
+    }
+    found
+}
+
+fn hex_upper(b: [u8; 20]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 fn out(text: &str) -> anyhow::Result<()> {
