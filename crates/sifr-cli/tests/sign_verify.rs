@@ -465,3 +465,67 @@ fn pem_keys_sign_dsse_envelopes_that_openssl_verifies() {
         failed(&o);
     }
 }
+
+/// `sifr exec` under an activated ECL (`ecl.toml` beside the config file): images that break
+/// the rules are refused before any container starts (Apptainer's `e2e/ecl` refusals). The
+/// images that pass would start a container, which this file does not do; the library's
+/// `tests/ecl.rs` covers those verdicts.
+#[test]
+fn exec_refuses_unsigned_and_foreign_signed_images_under_the_ecl() {
+    let Some(e) = Env::new() else { return };
+    let conf = e.tmp.path().join("etc");
+    fs::create_dir(&conf).unwrap();
+    fs::write(conf.join("sifr.toml"), "").unwrap();
+    let fp = "12045C8C0B1004D058DE4BEDA20C27EE7FF7BA84";
+    let ecl = |mode: &str, key: &str| {
+        fs::write(
+            conf.join("ecl.toml"),
+            format!(
+                "activated = true\n[[execgroup]]\ntagname = \"site\"\nmode = \"{mode}\"\ndirpath = \"\"\nkeyfp = [\"{key}\"]\n"
+            ),
+        )
+        .unwrap();
+    };
+    // The administrator's global keyring holds the signer's key.
+    let config = conf.join("sifr.toml");
+    let global = |args: &[&str]| {
+        let mut a = vec!["-c", config.to_str().unwrap()];
+        a.extend_from_slice(args);
+        e.sifr(&a).output()
+    };
+    fs::copy(
+        e.fixtures.join("keys/pgp-public.asc"),
+        conf.join("global-pgp-public"),
+    )
+    .unwrap();
+    assert!(
+        global(&["key", "list", "--global"])
+            .stdout_text()
+            .contains(fp)
+    );
+
+    ecl("whitelist", fp);
+    let o = global(&["exec", &e.image("one-group.sif"), "true"]);
+    failed(&o);
+    o.assert_stderr_contains("while checking container image with ECL");
+    o.assert_stderr_contains("signature not found for object group 1");
+    ecl("whitelist", "0123456789ABCDEF0123456789ABCDEF01234567");
+    let o = global(&["exec", &e.image("two-groups-signed-pgp.sif"), "true"]);
+    failed(&o);
+    o.assert_stderr_contains("not signed by the key(s) execgroup `site` requires");
+    ecl("blacklist", fp);
+    let o = global(&["run", &e.image("one-group-signed-pgp.sif")]);
+    failed(&o);
+    o.assert_stderr_contains("signed by a key execgroup `site` forbids");
+    let bad = e.copy("one-group-signed-pgp.sif");
+    flip_byte(&bad, 36864 + 9);
+    ecl("whitelist", fp);
+    let o = global(&["exec", bad.to_str().unwrap(), "true"]);
+    failed(&o);
+    o.assert_stderr_contains("data object integrity compromised: 2");
+    // An invalid file is an error too.
+    ecl("greylist", fp);
+    let o = global(&["exec", &e.image("one-group.sif"), "true"]);
+    failed(&o);
+    o.assert_stderr_contains("while validating ECL configuration");
+}

@@ -6,11 +6,13 @@
 //! - [`metadata`]: the signed "image metadata" JSON and the integrity-protected fields.
 //! - [`openpgp`]: OpenPGP keys and clear-signed messages through rPGP (pure Rust).
 //! - [`dsse`]: DSSE envelopes with PEM keys (RSA, ECDSA P-256/P-384, Ed25519).
+//! - [`ecl`]: the execution control list (Apptainer's `ecl.toml`): which images may run.
 //! - [`keyring`]: Apptainer's keyring files (`pgp-public`, `pgp-secret`, `global-pgp-public`).
 //!
 //! This crate never prints; no cryptography is implemented here, only the formats around it.
 
 pub mod dsse;
+pub mod ecl;
 mod error;
 pub mod keyring;
 pub mod metadata;

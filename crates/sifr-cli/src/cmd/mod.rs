@@ -14,6 +14,7 @@ pub mod build_json;
 pub mod cache;
 pub mod completion;
 pub mod deffile;
+pub mod ecl;
 pub mod image_uri;
 pub mod inspect;
 pub mod inspect_isa;
