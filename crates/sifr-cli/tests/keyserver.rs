@@ -204,6 +204,22 @@ fn keyserver_list_is_kept_in_order() {
     let list = sifr(t, "k", &["keyserver", "list"]).output().stdout_text();
     assert_eq!(list, " #1  https://a.example\n");
     failed(&sifr(t, "k", &["keyserver", "remove", "hkp://b.example"]).output());
+    let o = sifr(
+        t,
+        "k",
+        &[
+            "keyserver",
+            "login",
+            "-u",
+            "me",
+            "-p",
+            "pw",
+            "https://a.example",
+        ],
+    )
+    .output();
+    failed(&o);
+    o.assert_stderr_contains("keeps no keyserver credentials");
     // -c names another file.
     let other: PathBuf = t.join("other.toml");
     sifr(

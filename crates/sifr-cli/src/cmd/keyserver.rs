@@ -39,6 +39,31 @@ pub enum KeyserverCommand {
     Remove(RemoveArgs),
     /// List all keyservers that are configured
     List,
+    /// Login to a keyserver (not needed: HKP keyservers take anonymous requests)
+    Login(LoginArgs),
+    /// Logout from a keyserver
+    Logout(LogoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// username to authenticate with (required for Docker/OCI registry login)
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// password / token to authenticate with
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// take password from standard input
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// The keyserver.
+    pub uri: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The keyserver.
+    pub uri: String,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +215,17 @@ pub fn run(a: KeyserverArgs, settings: &Settings) -> anyhow::Result<u8> {
             list.sort_by_key(|k| k.order);
             store(&path, &list)?;
         }
+        KeyserverCommand::Login(l) => bail!(
+            "keyserver login {}: sifr keeps no keyserver credentials; HKP keyservers answer \
+             `key search|pull|push` without a login (a Sylabs-style keystore that needs a token \
+             is not supported)",
+            l.uri
+        ),
+        KeyserverCommand::Logout(l) => bail!(
+            "keyserver logout {}: sifr keeps no keyserver credentials, so there is nothing to \
+             log out of",
+            l.uri
+        ),
         KeyserverCommand::Remove(rm) => {
             let (_, uri) = name_uri(&rm.args);
             let before = list.len();
