@@ -529,3 +529,184 @@ fn exec_refuses_unsigned_and_foreign_signed_images_under_the_ecl() {
     failed(&o);
     o.assert_stderr_contains("while validating ECL configuration");
 }
+
+/// `openssl ARGS` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    run_ok(Command::new("openssl").current_dir(dir).args(args));
+}
+
+/// `verify --certificate` with a root, an intermediate and code-signing leaves made by
+/// openssl (Apptainer's `e2e/verify` certificate cases): the chain must reach the given roots,
+/// and the leaf must allow code signing.
+#[test]
+fn certificate_chains_are_checked_and_their_leaf_key_verifies() {
+    let Some(e) = Env::new() else { return };
+    if !have("openssl") {
+        skip("openssl not installed (scripts/deps.sh installs it)");
+        return;
+    }
+    let d = e.tmp.path().join("pki");
+    fs::create_dir(&d).unwrap();
+    fs::write(
+        d.join("ca.ext"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n",
+    )
+    .unwrap();
+    fs::write(
+        d.join("sign.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=codeSigning\n",
+    )
+    .unwrap();
+    fs::write(
+        d.join("tls.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for name in ["root", "other"] {
+        let (k, pem, subj) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={name}"),
+        );
+        let mut a = vec!["req", "-x509"];
+        a.extend_from_slice(&ec);
+        a.extend_from_slice(&[
+            "-keyout",
+            &k,
+            "-out",
+            &pem,
+            "-subj",
+            &subj,
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        openssl(&d, &a);
+    }
+    // root -> int -> leaf (code signing, RSA) and tls (server auth only).
+    let issue = |name: &str, ca: &str, ext: &str, key: &[&str]| {
+        let mut a = vec!["req"];
+        a.extend_from_slice(key);
+        let (k, csr, pem, subj) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("/CN={name}"),
+        );
+        a.extend_from_slice(&["-keyout", &k, "-out", &csr, "-subj", &subj]);
+        openssl(&d, &a);
+        openssl(
+            &d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "30",
+                "-extfile",
+                ext,
+            ],
+        );
+    };
+    issue("int", "root", "ca.ext", &ec);
+    let rsa = ["-newkey", "rsa:2048", "-nodes"];
+    issue("leaf", "int", "sign.ext", &rsa);
+    issue("tls", "int", "tls.ext", &rsa);
+    let p = |n: &str| d.join(n).display().to_string();
+
+    let img = e.copy("one-group.sif");
+    let img_s = img.to_str().unwrap();
+    e.sifr(&["sign", "--key", &p("leaf.key"), img_s])
+        .output()
+        .assert_success();
+    let verify = |extra: &[&str]| {
+        let mut a = vec!["verify"];
+        a.extend_from_slice(extra);
+        a.push(img_s);
+        e.sifr(&a).output()
+    };
+    verify(&[
+        "--certificate",
+        &p("leaf.pem"),
+        "--certificate-intermediates",
+        &p("int.pem"),
+        "--certificate-roots",
+        &p("root.pem"),
+    ])
+    .assert_success();
+    // The variables work as the flags.
+    e.sifr(&["verify", img_s])
+        .env("APPTAINER_VERIFY_CERTIFICATE", p("leaf.pem"))
+        .env("APPTAINER_VERIFY_INTERMEDIATES", p("int.pem"))
+        .env("APPTAINER_VERIFY_ROOTS", p("root.pem"))
+        .output()
+        .assert_success();
+    // No intermediate, or another root: the chain does not close.
+    let o = verify(&[
+        "--certificate",
+        &p("leaf.pem"),
+        "--certificate-roots",
+        &p("root.pem"),
+    ]);
+    failed(&o);
+    o.assert_stderr_contains("unknown authority");
+    let o = verify(&[
+        "--certificate",
+        &p("leaf.pem"),
+        "--certificate-intermediates",
+        &p("int.pem"),
+        "--certificate-roots",
+        &p("other.pem"),
+    ]);
+    failed(&o);
+    o.assert_stderr_contains("unknown authority");
+    // A certificate for TLS servers does not sign code.
+    let o = verify(&[
+        "--certificate",
+        &p("tls.pem"),
+        "--certificate-intermediates",
+        &p("int.pem"),
+        "--certificate-roots",
+        &p("root.pem"),
+    ]);
+    failed(&o);
+    o.assert_stderr_contains("does not allow code signing");
+    // A valid chain whose leaf did not sign the image.
+    let img2 = e.tmp.path().join("by-tls.sif");
+    fs::copy(e.fixtures.join("images/one-group.sif"), &img2).unwrap();
+    e.sifr(&["sign", "--key", &p("tls.key"), img2.to_str().unwrap()])
+        .output()
+        .assert_success();
+    let o = e
+        .sifr(&[
+            "verify",
+            "--certificate",
+            &p("leaf.pem"),
+            "--certificate-intermediates",
+            &p("int.pem"),
+            "--certificate-roots",
+            &p("root.pem"),
+            img2.to_str().unwrap(),
+        ])
+        .output();
+    failed(&o);
+    o.assert_stderr_contains("verify envelope failed");
+}

@@ -89,6 +89,55 @@ impl PublicKey {
         ))
     }
 
+    /// Reads a DER SubjectPublicKeyInfo (a certificate's key).
+    pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, Error> {
+        use p256::pkcs8::DecodePublicKey;
+        if let Ok(k) = rsa::RsaPublicKey::from_public_key_der(der) {
+            return Ok(PublicKey::Rsa(k));
+        }
+        if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(der) {
+            return Ok(PublicKey::P256(k));
+        }
+        if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_der(der) {
+            return Ok(PublicKey::P384(k));
+        }
+        if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(der) {
+            return Ok(PublicKey::Ed25519(k));
+        }
+        Err(Error::Key(
+            "not a public key of a supported type (RSA, ECDSA P-256/P-384, Ed25519)".into(),
+        ))
+    }
+
+    /// Checks an X.509 signature `sig` over `msg` made with the algorithm `oid` (dotted).
+    pub fn verify_x509(&self, oid: &str, msg: &[u8], sig: &[u8]) -> bool {
+        use rsa::signature::Verifier as _;
+        use rsa::signature::hazmat::PrehashVerifier as _;
+        use sha2::{Sha384, Sha512};
+        macro_rules! rsa_ok {
+            ($d:ty, $k:expr) => {{
+                let v = rsa::pkcs1v15::VerifyingKey::<$d>::new($k.clone());
+                rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| v.verify(msg, &s).is_ok())
+            }};
+        }
+        match (self, oid) {
+            (PublicKey::Rsa(k), "1.2.840.113549.1.1.11") => rsa_ok!(Sha256, k),
+            (PublicKey::Rsa(k), "1.2.840.113549.1.1.12") => rsa_ok!(Sha384, k),
+            (PublicKey::Rsa(k), "1.2.840.113549.1.1.13") => rsa_ok!(Sha512, k),
+            (PublicKey::P256(k), "1.2.840.10045.4.3.2") => p256::ecdsa::DerSignature::try_from(sig)
+                .is_ok_and(|s| k.verify_prehash(&Sha256::digest(msg), &s).is_ok()),
+            (PublicKey::P256(k), "1.2.840.10045.4.3.3") => p256::ecdsa::DerSignature::try_from(sig)
+                .is_ok_and(|s| k.verify_prehash(&Sha384::digest(msg), &s).is_ok()),
+            (PublicKey::P384(k), "1.2.840.10045.4.3.2") => p384::ecdsa::DerSignature::try_from(sig)
+                .is_ok_and(|s| k.verify_prehash(&Sha256::digest(msg), &s).is_ok()),
+            (PublicKey::P384(k), "1.2.840.10045.4.3.3") => p384::ecdsa::DerSignature::try_from(sig)
+                .is_ok_and(|s| k.verify_prehash(&Sha384::digest(msg), &s).is_ok()),
+            (PublicKey::Ed25519(k), "1.3.101.112") => ed25519_dalek::Signature::from_slice(sig)
+                .is_ok_and(|s| k.verify_strict(msg, &s).is_ok()),
+            _ => false,
+        }
+    }
+
     /// Checks `sig` over the PAE `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
         use rsa::signature::Verifier as _;

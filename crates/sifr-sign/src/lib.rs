@@ -5,12 +5,14 @@
 //! - [`sign`]: adds signature objects as Apptainer 1.x does (one per object group).
 //! - [`metadata`]: the signed "image metadata" JSON and the integrity-protected fields.
 //! - [`openpgp`]: OpenPGP keys and clear-signed messages through rPGP (pure Rust).
+//! - [`cert`]: X.509 certificate chains whose leaf key checks DSSE signatures.
 //! - [`dsse`]: DSSE envelopes with PEM keys (RSA, ECDSA P-256/P-384, Ed25519).
 //! - [`ecl`]: the execution control list (Apptainer's `ecl.toml`): which images may run.
 //! - [`keyring`]: Apptainer's keyring files (`pgp-public`, `pgp-secret`, `global-pgp-public`).
 //!
 //! This crate never prints; no cryptography is implemented here, only the formats around it.
 
+pub mod cert;
 pub mod dsse;
 pub mod ecl;
 mod error;
@@ -22,3 +24,4 @@ pub mod verify;
 
 pub use error::Error;
 pub use pgp::composed::{SignedPublicKey, SignedSecretKey};
+pub use x509_cert as x509;

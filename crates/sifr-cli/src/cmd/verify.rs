@@ -6,9 +6,12 @@
 //! ID`.
 //!
 //! A signer in neither keyring is looked up on the keyserver (`--url`, else the configured
-//! one) unless `--local`. Not yet: `--certificate` (X.509 chains): docs/compat.md `## Signing`.
+//! one) unless `--local`. `--certificate` checks the certificate's chain (`sifr_sign::cert`)
+//! and verifies DSSE signatures with its key.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use sifr_sign::x509;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -99,13 +102,6 @@ fn apply_twins(a: &mut VerifyArgs, env: &dyn EnvSource) {
 
 pub fn run(mut a: VerifyArgs, settings: &Settings) -> anyhow::Result<u8> {
     apply_twins(&mut a, &ProcessEnv);
-    if let Some(c) = &a.certificate {
-        bail!(
-            "--certificate {}: X.509 certificate verification is not supported by sifr yet \
-             (hint: verify with the certificate's public key: `openssl x509 -pubkey -noout -in CERT > key.pem`, then --key key.pem)",
-            c.display()
-        );
-    }
     let image = Image::open(&a.image)
         .with_context(|| format!("Failed to verify container: {}", a.image.display()))?;
     let mut keys = Keys::default();
@@ -113,7 +109,13 @@ pub fn run(mut a: VerifyArgs, settings: &Settings) -> anyhow::Result<u8> {
     let local = local_keyring(settings, &a.ring)?;
     let mut global_fps = Vec::new();
     let mut local_fps = Vec::new();
-    if let Some(pem_path) = &a.key {
+    if let Some(cert_path) = &a.certificate {
+        tracing::info!(
+            "Verifying image with key material from certificate '{}'",
+            cert_path.display()
+        );
+        keys.dsse = Some(vec![certificate_key(&a, cert_path)?]);
+    } else if let Some(pem_path) = &a.key {
         tracing::info!(
             "Verifying image with key material from '{}'",
             pem_path.display()
@@ -184,6 +186,37 @@ pub fn run(mut a: VerifyArgs, settings: &Settings) -> anyhow::Result<u8> {
     }
     tracing::info!("Verified signature(s) from image '{}'", a.image.display());
     Ok(crate::exit::OK)
+}
+
+/// The public key of `--certificate`, once its chain checks out.
+fn certificate_key(a: &VerifyArgs, path: &Path) -> anyhow::Result<sifr_sign::dsse::PublicKey> {
+    use sifr_sign::cert;
+    if a.ocsp_verify {
+        bail!(
+            "--ocsp-verify: online revocation checks are not supported by sifr \
+             (hint: leave it out to check the chain without OCSP)"
+        );
+    }
+    let read = |p: &Path| -> anyhow::Result<Vec<x509::Certificate>> {
+        let b = std::fs::read(p)
+            .with_context(|| format!("Failed to load certificate: {}", p.display()))?;
+        Ok(cert::load_pem(&b, &p.display().to_string())?)
+    };
+    let leaf = read(path).context("Failed to load certificate")?.remove(0);
+    let intermediates = match &a.certificate_intermediates {
+        Some(p) => read(p).context("Failed to load intermediate certificates")?,
+        None => Vec::new(),
+    };
+    let roots = match &a.certificate_roots {
+        Some(p) => read(p).context("Failed to load root certificates")?,
+        None => {
+            let bundle = std::env::var_os("SSL_CERT_FILE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+            read(&bundle).context("Failed to load the system's root certificates")?
+        }
+    };
+    cert::verify_chain(&leaf, &intermediates, &roots, None).context("Failed to verify container")
 }
 
 /// The signers' keys that neither keyring has, from the keyserver (Apptainer's hybrid
