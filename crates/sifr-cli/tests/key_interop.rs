@@ -18,6 +18,19 @@ fn gpg(home: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Stops the gpg-agent that secret-key operations start in `GNUPGHOME`, so none outlives the
+/// test.
+struct AgentGuard(std::path::PathBuf);
+
+impl Drop for AgentGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", &self.0)
+            .args(["--kill", "all"])
+            .status();
+    }
+}
+
 fn sifr(keys: &Path, args: &[&str]) -> TestCommand {
     TestCommand::new(env!("CARGO_BIN_EXE_sifr"))
         .without_caller_settings()
@@ -40,6 +53,7 @@ fn keys_move_between_sifr_and_gnupg() {
     let home = t.join("gnupg");
     fs::create_dir(&home).unwrap();
     fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    let _agent = AgentGuard(home.clone());
 
     // sifr -> gpg: the secret keyring file itself.
     let ours = t.join("ours");
