@@ -29,6 +29,7 @@ PACKAGES=(
     python3-venv     # scripts/clients.sh: the clients' virtual environment, with pip (Debian's python3)
     lmod             # scripts/clients.sh: shpc's modules are loaded with Lmod
     curl             # scripts/clients.sh: uploads an ORAS artifact to the test registry
+    gnupg            # gpg --verify: an independent judge of the OpenPGP signatures sifr makes
 )
 
 missing=()

@@ -223,6 +223,19 @@ commands! {
         "instance",
         "Start, stop and list named background containers (`exec instance://NAME` joins one)"
     );
+    Key(cmd::key::KeyCommand) = subcommands(
+        "key",
+        "Manage OpenPGP keys in Apptainer's keyrings (newpair, list, export, import, remove)"
+    ) alias "keys";
+    Keyserver(cmd::keyserver::KeyserverArgs) = args(
+        "keyserver",
+        "Manage the keyservers `key search|pull|push` and `verify` use"
+    );
+    Sign(cmd::sign::SignArgs) = args("sign", "Add signature objects to a SIF image (PGP or DSSE)");
+    Verify(cmd::verify::VerifyArgs) = args(
+        "verify",
+        "Verify the signatures of a SIF image (PGP keyrings, or a PEM key for DSSE)"
+    );
 }
 
 impl Subcommand for Command {

@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod client;
 pub mod digest;
+pub mod hkp;
 pub mod images;
 pub mod layout;
 pub mod library;

@@ -498,6 +498,7 @@ pub(crate) fn launch_with(
         }
     };
     let image = fetched.as_ref().map_or(image, |f| f.path.as_path());
+    super::ecl::check(image, settings)?;
     let mut req = request(flags, settings, image, action, &env)?;
     tweak(&mut req);
     let prepared = sifr_launch::prepare(req, env, |finding, image| {

@@ -15,6 +15,7 @@ pub mod build_json;
 pub mod cache;
 pub mod completion;
 pub mod deffile;
+pub mod ecl;
 pub mod image_uri;
 pub mod inspect;
 pub mod inspect_isa;
@@ -26,6 +27,8 @@ pub mod instance_state;
 pub mod instance_stats;
 pub mod instance_stop;
 pub mod isa_check;
+pub mod key;
+pub mod keyserver;
 pub mod library;
 pub mod man;
 mod man_sections;
@@ -36,6 +39,8 @@ pub mod push;
 pub mod registry;
 pub mod remote;
 pub mod sif;
+pub mod sign;
+pub mod verify;
 
 use crate::args::Command;
 use crate::settings::Settings;
@@ -62,5 +67,9 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Shell(a) => action::shell(a, settings),
         Command::Test(a) => action::test(a, settings),
         Command::Instance(c) => instance::run(c, settings),
+        Command::Key(c) => key::run(c, settings),
+        Command::Keyserver(a) => keyserver::run(a, settings),
+        Command::Sign(a) => sign::run(a, settings),
+        Command::Verify(a) => verify::run(a, settings),
     }
 }
