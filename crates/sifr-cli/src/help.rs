@@ -434,6 +434,218 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "sign",
+        &[
+            (
+                "sifr sign env.sif",
+                "sign with your first PGP key (`key newpair` makes one)",
+            ),
+            (
+                "sifr sign --keyidx 1 env.sif",
+                "with another key of `key list --secret`",
+            ),
+            (
+                "sifr sign --key cosign.key env.sif",
+                "a DSSE signature with a PEM private key",
+            ),
+        ],
+    ),
+    (
+        "verify",
+        &[
+            (
+                "sifr verify env.sif",
+                "check its signatures against your keyrings",
+            ),
+            (
+                "sifr verify --key cosign.pub env.sif",
+                "a DSSE signature against a PEM public key",
+            ),
+            (
+                "sifr verify --json --all env.sif",
+                "every object's verdict as JSON",
+            ),
+            (
+                "sifr verify --legacy-insecure old.sif",
+                "an image signed by Singularity 3.5 or older",
+            ),
+        ],
+    ),
+    (
+        "key",
+        &[
+            (
+                "sifr key newpair --name Me --email me@example.org --password secret",
+                "a key pair for signing",
+            ),
+            ("sifr key list", "the public keys you trust"),
+        ],
+    ),
+    (
+        "key newpair",
+        &[
+            (
+                "sifr key newpair --name Me --email me@example.org --comment ci --password secret",
+                "without questions, as CI needs",
+            ),
+            ("sifr key newpair", "asks for each part"),
+        ],
+    ),
+    (
+        "key list",
+        &[
+            ("sifr key list", "your public keyring"),
+            (
+                "sifr key list --secret",
+                "your private keys, numbered for `sign --keyidx`",
+            ),
+        ],
+    ),
+    (
+        "key export",
+        &[
+            (
+                "sifr key export --armor me.asc",
+                "your public key, to publish",
+            ),
+            (
+                "sifr key export --secret --armor me-secret.asc",
+                "your private key, for another machine",
+            ),
+        ],
+    ),
+    (
+        "key import",
+        &[
+            ("sifr key import staff.asc", "trust the site's key"),
+            (
+                "sifr key import --global staff.asc",
+                "for every user (root; the global keyring)",
+            ),
+        ],
+    ),
+    (
+        "key remove",
+        &[
+            (
+                "sifr key remove 8883491F4268F173C6E5DC49EDECE4F3F38D871E",
+                "stop trusting that key",
+            ),
+            ("sifr key list", "find the fingerprint first"),
+        ],
+    ),
+    (
+        "key search",
+        &[
+            (
+                "sifr key search me@example.org",
+                "find keys on the keyserver",
+            ),
+            (
+                "sifr key search --url https://keys.openpgp.org Me",
+                "on another keyserver",
+            ),
+        ],
+    ),
+    (
+        "key pull",
+        &[
+            (
+                "sifr key pull 8883491F4268F173C6E5DC49EDECE4F3F38D871E",
+                "fetch a public key",
+            ),
+            (
+                "sifr key pull --global 8883491F4268F173C6E5DC49EDECE4F3F38D871E",
+                "for every user",
+            ),
+        ],
+    ),
+    (
+        "key push",
+        &[
+            (
+                "sifr key push 8883491F4268F173C6E5DC49EDECE4F3F38D871E",
+                "publish your public key",
+            ),
+            (
+                "sifr key push --url https://keys.openpgp.org 8883491F4268F173C6E5DC49EDECE4F3F38D871E",
+                "to another keyserver",
+            ),
+        ],
+    ),
+    (
+        "keyserver",
+        &[
+            (
+                "sifr keyserver add https://keys.example.org",
+                "use the site's keyserver",
+            ),
+            ("sifr keyserver list", "the keyservers, in order"),
+        ],
+    ),
+    (
+        "keyserver add",
+        &[
+            (
+                "sifr keyserver add https://keys.example.org",
+                "add a keyserver",
+            ),
+            (
+                "sifr keyserver add --order 1 site https://keys.example.org",
+                "first, under a name",
+            ),
+        ],
+    ),
+    (
+        "keyserver list",
+        &[
+            ("sifr keyserver list", "the configured keyservers"),
+            (
+                "apptainer keyserver list",
+                "the same under Apptainer's name",
+            ),
+        ],
+    ),
+    (
+        "keyserver remove",
+        &[
+            (
+                "sifr keyserver remove https://keys.example.org",
+                "stop using it",
+            ),
+            (
+                "sifr keyserver remove site https://keys.example.org",
+                "the one added under a name",
+            ),
+        ],
+    ),
+    (
+        "keyserver login",
+        &[
+            (
+                "sifr keyserver login https://keys.example.org",
+                "not needed: says why",
+            ),
+            (
+                "apptainer keyserver login https://keys.example.org",
+                "the same under Apptainer's name",
+            ),
+        ],
+    ),
+    (
+        "keyserver logout",
+        &[
+            (
+                "sifr keyserver logout https://keys.example.org",
+                "not needed: says why",
+            ),
+            (
+                "apptainer keyserver logout https://keys.example.org",
+                "the same under Apptainer's name",
+            ),
+        ],
+    ),
+    (
         "instance",
         &[
             (

@@ -81,8 +81,10 @@ const SQUASHFS_COMMANDS: &[Cmd] = &[
     ),
 ];
 
-/// Every command that reads a signed SIF (sifr has no `verify`: see docs/architecture.md).
+/// Every command that reads a signed SIF. `verify --local` has no key of the upstream signers
+/// in the test's keyring, so it must fail cleanly even on an undamaged image.
 const SIGNED_COMMANDS: &[Cmd] = &[
+    cmd(&["verify", "--local", "{in}"], Expect::Refused),
     cmd(&["sif", "list", "{in}"], Expect::Ran),
     cmd(&["sif", "info", "1", "{in}"], Expect::Ran),
     cmd(&["inspect", "--all", "{in}"], Expect::Ran),

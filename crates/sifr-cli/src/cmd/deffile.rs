@@ -94,7 +94,11 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
         match check_one(file, &opts) {
             Ok(def) => {
                 if !settings.quiet && !settings.silent {
-                    print_warnings(file, &def, settings.color);
+                    print_warnings(
+                        file,
+                        &def,
+                        report::render_colour(settings) == report::Colour::Ansi,
+                    );
                 }
                 let errors = preflight(file, &def, only_root.as_deref(), false, settings);
                 if !errors.is_empty() {
@@ -119,10 +123,7 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
         _ => {
             if !settings.silent {
                 for e in &failures {
-                    eprintln!(
-                        "{}",
-                        report::render(e, report::Colour::when(settings.color))
-                    );
+                    eprintln!("{}", report::render(e, report::render_colour(settings)));
                 }
             }
             Err(AlreadyReported {

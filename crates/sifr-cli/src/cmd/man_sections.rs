@@ -57,6 +57,35 @@ fn flag_variables(path: &str) -> Vec<(String, String)> {
             .iter()
             .map(|t| (names(t.keys), flag(t.flag)))
             .collect(),
+        // What `verify.rs`, `sign.rs` and `key.rs` read (Apptainer's `EnvKeys` of their flags).
+        "verify" => [
+            (&["VERIFY_KEY"][..], "key"),
+            (&["VERIFY_CERTIFICATE"], "certificate"),
+            (&["VERIFY_INTERMEDIATES"], "certificate-intermediates"),
+            (&["VERIFY_ROOTS"], "certificate-roots"),
+            (&["URL"], "url"),
+            (&["LOCAL_VERIFY"], "local"),
+            (&["VERIFY_OCSP"], "ocsp-verify"),
+            (&["KEYSDIR"], "keysdir"),
+        ]
+        .iter()
+        .map(|(keys, f)| (names(keys), flag(f)))
+        .collect(),
+        "sign" => vec![
+            (names(&["SIGN_KEY"]), flag("key")),
+            (names(&["KEYSDIR"]), flag("keysdir")),
+            (
+                "SIFR_KEY_PASSPHRASE".to_string(),
+                "the private key's passphrase, instead of asking".to_string(),
+            ),
+        ],
+        p if p.starts_with("key ") => vec![
+            (names(&["KEYSDIR"]), flag("keysdir")),
+            (
+                "SIFR_KEY_PASSPHRASE".to_string(),
+                "a passphrase, instead of asking".to_string(),
+            ),
+        ],
         _ => Vec::new(),
     }
 }
@@ -80,6 +109,24 @@ fn files(path: &str) -> Vec<(String, &'static str)> {
         "build" | "pull" | "push" | "cache" | "run" | "exec" | "shell" | "test" | "inspect"
         | "run-help" => vec![config, cache, logins],
         "registry" | "remote" => vec![config, logins],
+        "key" | "sign" | "verify" => vec![
+            config,
+            (
+                "~/.apptainer/keys/pgp-public, pgp-secret".to_string(),
+                "your keyrings, shared with Apptainer (--keysdir or APPTAINER_KEYSDIR move them)",
+            ),
+            (
+                "/etc/sifr/global-pgp-public".to_string(),
+                "the global keyring an administrator manages (--global)",
+            ),
+        ],
+        "keyserver" => vec![
+            config,
+            (
+                "~/.apptainer/keyservers.toml".to_string(),
+                "the keyservers `keyserver add` configured",
+            ),
+        ],
         "instance" => vec![
             config,
             (

@@ -151,8 +151,12 @@ pub fn run(mut a: VerifyArgs, settings: &Settings) -> anyhow::Result<u8> {
         legacy: a.legacy_insecure,
         all: a.all,
     };
-    let results = verify::verify(&image, &keys, &opts)
-        .map_err(|e| anyhow::anyhow!("Failed to verify container: integrity: {e}"))?;
+    let results = verify::verify(&image, &keys, &opts).map_err(|e| {
+        anyhow::anyhow!(
+            "Failed to verify container `{}`: integrity: {e}",
+            a.image.display()
+        )
+    })?;
     let place = |fp: &str| {
         if global_fps.iter().any(|g| g == fp) {
             "[GLOBAL]"
@@ -178,11 +182,15 @@ pub fn run(mut a: VerifyArgs, settings: &Settings) -> anyhow::Result<u8> {
             && verify::has_legacy_signatures(&image)
         {
             bail!(
-                "Failed to verify container: integrity: {why} (hint: the image carries legacy \
-                 signatures, made before Apptainer 1.0: --legacy-insecure checks them)"
+                "Failed to verify container `{}`: integrity: {why} (hint: the image carries \
+                 legacy signatures, made before Apptainer 1.0: --legacy-insecure checks them)",
+                a.image.display()
             );
         }
-        bail!("Failed to verify container: integrity: {why}");
+        bail!(
+            "Failed to verify container `{}`: integrity: {why}",
+            a.image.display()
+        );
     }
     tracing::info!("Verified signature(s) from image '{}'", a.image.display());
     Ok(crate::exit::OK)
