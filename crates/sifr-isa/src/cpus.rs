@@ -14,71 +14,27 @@ use crate::target::{ArmBaseline, TargetIsa};
 use Feature as F;
 
 /// `(names, arch, level, extensions beyond the level)`; the first name is the canonical one.
-type Cpu = (&'static [&'static str], Arch, Level, &'static [Feature]);
+/// The extensions are a chain of the increments below, oldest first, as each generation
+/// kept its predecessor's.
+type Cpu = (
+    &'static [&'static str],
+    Arch,
+    Level,
+    &'static [&'static [Feature]],
+);
 
-const X86_AES: &[Feature] = &[F::Aes, F::Pclmulqdq, F::Xsave, F::Rdtscp];
-const BROADWELL: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Rtm,
-];
-const SKYLAKE: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-];
-const SKYLAKE_X: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-    F::Clwb,
-    F::Pku,
-];
-const CASCADELAKE: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-    F::Clwb,
-    F::Pku,
-    F::Avx512Vnni,
-];
-const ICELAKE: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-    F::Clwb,
-    F::Pku,
-    F::Avx512Vnni,
+/// Westmere's crypto and Nehalem's RDTSCP, XSAVE: every later x86-64 server CPU has them.
+const CRYPTO: &[Feature] = &[F::Aes, F::Pclmulqdq, F::Xsave, F::Rdtscp];
+/// Broadwell (and AMD Zen): ADX, RDRAND, RDSEED, FSGSBASE.
+const BDW: &[Feature] = &[F::Adx, F::Rdrand, F::Rdseed, F::Fsgsbase];
+/// Skylake (and Zen): CLFLUSHOPT.
+const SKL: &[Feature] = &[F::Clflushopt];
+/// Skylake-SP: CLWB, PKU.
+const SKX: &[Feature] = &[F::Clwb, F::Pku];
+/// Cascade Lake: AVX512-VNNI.
+const CLX: &[Feature] = &[F::Avx512Vnni];
+/// Ice Lake server: the rest of AVX-512's integer extensions, GFNI, VAES, SHA.
+const ICX: &[Feature] = &[
     F::Avx512Ifma,
     F::Avx512Vbmi,
     F::Avx512Vbmi2,
@@ -90,29 +46,8 @@ const ICELAKE: &[Feature] = &[
     F::Sha,
     F::Rdpid,
 ];
-const SAPPHIRERAPIDS: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-    F::Clwb,
-    F::Pku,
-    F::Avx512Vnni,
-    F::Avx512Ifma,
-    F::Avx512Vbmi,
-    F::Avx512Vbmi2,
-    F::Avx512Bitalg,
-    F::Avx512Vpopcntdq,
-    F::Gfni,
-    F::Vaes,
-    F::Vpclmulqdq,
-    F::Sha,
-    F::Rdpid,
+/// Sapphire Rapids: BF16, FP16, AMX and the new system instructions.
+const SPR: &[Feature] = &[
     F::Avx512Bf16,
     F::Avx512Fp16,
     F::AvxVnni,
@@ -124,69 +59,14 @@ const SAPPHIRERAPIDS: &[Feature] = &[
     F::Movdiri,
     F::Movdir64b,
 ];
-const ZEN: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-    F::Sha,
-    F::Sse4a,
-];
-const ZEN2: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-    F::Sha,
-    F::Sse4a,
-    F::Clwb,
-    F::Rdpid,
-];
-const ZEN3: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-    F::Sha,
-    F::Sse4a,
-    F::Clwb,
-    F::Rdpid,
-    F::Vaes,
-    F::Vpclmulqdq,
-    F::Pku,
-];
+/// Zen: SHA and AMD's SSE4A.
+const ZEN: &[Feature] = &[F::Sha, F::Sse4a];
+/// Zen 2: CLWB, RDPID.
+const ZEN2: &[Feature] = &[F::Clwb, F::Rdpid];
+/// Zen 3: VAES, VPCLMULQDQ, PKU.
+const ZEN3: &[Feature] = &[F::Vaes, F::Vpclmulqdq, F::Pku];
+/// Zen 4: AVX-512 with Ice Lake's extensions (no FP16), GFNI.
 const ZEN4: &[Feature] = &[
-    F::Aes,
-    F::Pclmulqdq,
-    F::Xsave,
-    F::Rdtscp,
-    F::Adx,
-    F::Rdrand,
-    F::Rdseed,
-    F::Fsgsbase,
-    F::Clflushopt,
-    F::Sha,
-    F::Sse4a,
-    F::Clwb,
-    F::Rdpid,
-    F::Vaes,
-    F::Vpclmulqdq,
-    F::Pku,
     F::Gfni,
     F::Avx512Vnni,
     F::Avx512Ifma,
@@ -202,56 +82,72 @@ const CPUS: &[Cpu] = &[
         &["nehalem", "corei7"],
         Arch::Amd64,
         Level::V2,
-        &[F::Xsave, F::Rdtscp],
+        &[&[F::Xsave, F::Rdtscp]],
     ),
-    (
-        &["westmere"],
-        Arch::Amd64,
-        Level::V2,
-        &[F::Aes, F::Pclmulqdq, F::Rdtscp],
-    ),
+    (&["westmere"], Arch::Amd64, Level::V2, &[CRYPTO]),
     (
         &["sandybridge", "corei7-avx"],
         Arch::Amd64,
         Level::V2,
-        &[F::Avx, F::Aes, F::Pclmulqdq, F::Xsave, F::Rdtscp],
+        &[CRYPTO, &[F::Avx]],
     ),
     (
         &["ivybridge", "core-avx-i"],
         Arch::Amd64,
         Level::V2,
-        &[
-            F::Avx,
-            F::F16c,
-            F::Aes,
-            F::Pclmulqdq,
-            F::Xsave,
-            F::Rdtscp,
-            F::Rdrand,
-            F::Fsgsbase,
-        ],
+        &[CRYPTO, &[F::Avx, F::F16c, F::Rdrand, F::Fsgsbase]],
     ),
-    (&["haswell", "core-avx2"], Arch::Amd64, Level::V3, X86_AES),
-    (&["broadwell"], Arch::Amd64, Level::V3, BROADWELL),
-    (&["skylake"], Arch::Amd64, Level::V3, SKYLAKE),
+    (&["haswell", "core-avx2"], Arch::Amd64, Level::V3, &[CRYPTO]),
+    (&["broadwell"], Arch::Amd64, Level::V3, &[CRYPTO, BDW]),
+    (&["skylake"], Arch::Amd64, Level::V3, &[CRYPTO, BDW, SKL]),
     (
         &["skylake-avx512", "skylake-x", "skylake-sp"],
         Arch::Amd64,
         Level::V4,
-        SKYLAKE_X,
+        &[CRYPTO, BDW, SKL, SKX],
     ),
-    (&["cascadelake"], Arch::Amd64, Level::V4, CASCADELAKE),
+    (
+        &["cascadelake"],
+        Arch::Amd64,
+        Level::V4,
+        &[CRYPTO, BDW, SKL, SKX, CLX],
+    ),
     (
         &["icelake-server", "icelake"],
         Arch::Amd64,
         Level::V4,
-        ICELAKE,
+        &[CRYPTO, BDW, SKL, SKX, CLX, ICX],
     ),
-    (&["sapphirerapids"], Arch::Amd64, Level::V4, SAPPHIRERAPIDS),
-    (&["znver1", "zen", "zen1"], Arch::Amd64, Level::V3, ZEN),
-    (&["znver2", "zen2"], Arch::Amd64, Level::V3, ZEN2),
-    (&["znver3", "zen3"], Arch::Amd64, Level::V3, ZEN3),
-    (&["znver4", "zen4"], Arch::Amd64, Level::V4, ZEN4),
+    (
+        &["sapphirerapids"],
+        Arch::Amd64,
+        Level::V4,
+        &[CRYPTO, BDW, SKL, SKX, CLX, ICX, SPR],
+    ),
+    (
+        &["znver1", "zen", "zen1"],
+        Arch::Amd64,
+        Level::V3,
+        &[CRYPTO, BDW, SKL, ZEN],
+    ),
+    (
+        &["znver2", "zen2"],
+        Arch::Amd64,
+        Level::V3,
+        &[CRYPTO, BDW, SKL, ZEN, ZEN2],
+    ),
+    (
+        &["znver3", "zen3"],
+        Arch::Amd64,
+        Level::V3,
+        &[CRYPTO, BDW, SKL, ZEN, ZEN2, ZEN3],
+    ),
+    (
+        &["znver4", "zen4"],
+        Arch::Amd64,
+        Level::V4,
+        &[CRYPTO, BDW, SKL, ZEN, ZEN2, ZEN3, ZEN4],
+    ),
 ];
 
 /// AArch64 CPUs: `(names, with SVE)`. The scanner judges AArch64 programs by SVE alone.
@@ -308,7 +204,8 @@ pub fn named(name: &str) -> Result<HostFacts, UnknownCpu> {
         });
     }
     if let Some((_, arch, level, extra)) = CPUS.iter().find(|c| c.0.contains(&key.as_str())) {
-        let present = FeatureSet::of_level(*level).union(extra.iter().copied().collect());
+        let added: FeatureSet = extra.iter().flat_map(|part| part.iter().copied()).collect();
+        let present = FeatureSet::of_level(*level).union(added);
         return Ok(HostFacts::from_features(*arch, present, all()));
     }
     if let Some((_, sve)) = ARM_CPUS.iter().find(|c| c.0.contains(&key.as_str())) {
