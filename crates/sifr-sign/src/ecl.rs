@@ -89,6 +89,14 @@ impl EclConfig {
                     g.tag_name, g.mode
                 )));
             }
+            // An empty list would make a whitelist refuse everything and, worse, a
+            // whitestrict one pass images whose only fault is an unknown signer.
+            if g.key_fps.is_empty() && g.mode != "blacklist" {
+                return Err(bad(format!(
+                    "execgroup `{}`: a {} needs at least one key fingerprint",
+                    g.tag_name, g.mode
+                )));
+            }
             for k in &g.key_fps {
                 if hex::decode(k).map(|d| d.len()) != Ok(20) {
                     return Err(bad(format!(

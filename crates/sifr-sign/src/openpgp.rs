@@ -250,10 +250,17 @@ pub fn verify_clearsigned(
                 }
             }
             for sk in &k.public_subkeys {
-                if matches(
-                    sk.key.fingerprint().as_bytes(),
-                    sk.key.legacy_key_id().as_ref(),
-                ) {
+                // A subkey speaks for its primary key only when the primary key bound it for
+                // signing (and the subkey signed back): anyone can attach a subkey of their own
+                // to a published key, and keyservers merge what they are sent.
+                let bound_for_signing = sk.signatures.iter().any(|s| s.key_flags().sign())
+                    && sk.verify_bindings(&k.primary_key).is_ok();
+                if bound_for_signing
+                    && matches(
+                        sk.key.fingerprint().as_bytes(),
+                        sk.key.legacy_key_id().as_ref(),
+                    )
+                {
                     match sig.verify(&sk.key, text.as_bytes()) {
                         Ok(()) => {
                             return Ok(Verified {

@@ -350,8 +350,22 @@ fn check_signature<S: ReadAt>(
                     id: sig.id,
                     reason: format!("image metadata: {e}"),
                 })?;
+            if md.version != 1 {
+                return Err(Failure::SignatureNotValid {
+                    id: sig.id,
+                    reason: format!("image metadata version {} (only 1 is known)", md.version),
+                });
+            }
             let min = group_min_id(image, *group).unwrap_or(0);
-            let signed: Vec<u32> = md.objects.iter().map(|o| min + o.relative_id).collect();
+            let too_far = || Failure::SignatureNotValid {
+                id: sig.id,
+                reason: "image metadata names an object id out of range".into(),
+            };
+            let signed: Vec<u32> = md
+                .objects
+                .iter()
+                .map(|o| min.checked_add(o.relative_id).ok_or_else(too_far))
+                .collect::<Result<_, _>>()?;
             if !subset {
                 if let Some(id) = objects.iter().find(|id| !signed.contains(id)) {
                     return Err(Failure::ObjectNotSigned(*id));
@@ -365,7 +379,11 @@ fn check_signature<S: ReadAt>(
                 return Err(Failure::HeaderIntegrity);
             }
             for id in objects {
-                let Some(om) = md.objects.iter().find(|o| min + o.relative_id == *id) else {
+                let Some(om) = md
+                    .objects
+                    .iter()
+                    .find(|o| min.checked_add(o.relative_id) == Some(*id))
+                else {
                     return Err(Failure::ObjectNotSigned(*id));
                 };
                 let d = image

@@ -178,6 +178,12 @@ fn invalid_files_are_refused_with_the_reason() {
             "only appear in one execgroup",
         ),
         (group("whitelist", &[FP], "/nonexistent-ecl-dir"), "dirpath"),
+        // An empty whitestrict list would pass images whose only fault is an unknown signer.
+        (
+            group("whitestrict", &[], ""),
+            "at least one key fingerprint",
+        ),
+        (group("whitelist", &[], ""), "at least one key fingerprint"),
         ("activated = yes".to_string(), "ecl.toml"),
     ] {
         let e = EclConfig::parse(&text, Path::new("ecl.toml"))

@@ -10,14 +10,30 @@ use std::path::Path;
 use anyhow::Context;
 use sifr_sign::ecl::EclConfig;
 
-use super::key::global_keyring;
 use crate::settings::Settings;
 
 pub const ECL_FILE: &str = "ecl.toml";
 
-/// Refuses the launch of `image` when the ECL says so; no ECL file lets everything run.
+/// Refuses the launch of `image` when an ECL says so; no ECL file lets everything run.
+///
+/// The system's ECL (beside the default config file, with the global keyring there) always
+/// applies: a user's `-c/--config` or `SIFR_CONFIG` names other settings, never a way around
+/// the administrator's list (Apptainer reads its ECL from the fixed system directory). A
+/// configuration directory named that way may hold an ECL of its own, which applies too.
 pub fn check(image: &Path, settings: &Settings) -> anyhow::Result<()> {
-    let path = settings.config_dir.join(ECL_FILE);
+    let system = Path::new(crate::settings::DEFAULT_CONFIG_FILE)
+        .parent()
+        .unwrap_or(Path::new("/"));
+    check_in(image, system)?;
+    if settings.config_dir != system {
+        check_in(image, &settings.config_dir)?;
+    }
+    Ok(())
+}
+
+/// [`check`] against the ECL and global keyring of the configuration directory `dir`.
+fn check_in(image: &Path, dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join(ECL_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -36,7 +52,7 @@ pub fn check(image: &Path, settings: &Settings) -> anyhow::Result<()> {
             image.display()
         )
     })?;
-    let keys = global_keyring(settings)
+    let keys = sifr_sign::keyring::Keyring::global(dir)
         .public_keys()
         .context("while obtaining keyring for ECL")?;
     let sif = sifr_sif::Image::open(&real).with_context(|| {

@@ -376,7 +376,16 @@ pub fn fetch(url: &str, fingerprint: &str) -> anyhow::Result<Vec<SignedPublicKey
     else {
         return Ok(Vec::new());
     };
-    Ok(openpgp::read_public_keys(text.as_bytes())?)
+    // Only the key asked for: a hostile or careless keyserver must not plant other keys in
+    // the keyring (a fingerprint's tail, as a short key ID names it, is enough to match).
+    let want = fingerprint
+        .trim()
+        .trim_start_matches("0x")
+        .to_ascii_uppercase();
+    Ok(openpgp::read_public_keys(text.as_bytes())?
+        .into_iter()
+        .filter(|k| openpgp::fingerprint_hex(&k.primary_key).ends_with(&want))
+        .collect())
 }
 
 /// `key pull`: adds the server's keys for `fingerprint` to `ring`.
