@@ -710,3 +710,40 @@ fn certificate_chains_are_checked_and_their_leaf_key_verifies() {
     failed(&o);
     o.assert_stderr_contains("verify envelope failed");
 }
+
+/// A hostile image's "signature" of 17 MiB is refused by its size, never read into memory
+/// (found by the review of the signing code).
+#[test]
+fn an_oversized_signature_object_is_refused_without_reading_it() {
+    let Some(env) = Env::new() else { return };
+    env.import_upstream_key();
+    let img = env.copy("one-group-signed-pgp.sif");
+    let big = env.tmp.path().join("big.sig");
+    fs::write(&big, vec![b'A'; 17 << 20]).unwrap();
+    let (i, b) = (img.to_str().unwrap(), big.to_str().unwrap());
+    env.sifr(&[
+        "sif",
+        "add",
+        "--datatype",
+        "5",
+        "--signhash",
+        "1",
+        "--signentity",
+        "8883491F4268F173C6E5DC49EDECE4F3F38D871E",
+        "--link",
+        "4026531841",
+        i,
+        b,
+    ])
+    .output()
+    .assert_success();
+    let o = env.sifr(&["verify", i]).output();
+    failed(&o);
+    assert!(
+        o.stderr_text().contains("more than a signature can be")
+            || o.stdout_text().contains("more than a signature can be"),
+        "{}\n{}",
+        o.stdout_text(),
+        o.stderr_text()
+    );
+}

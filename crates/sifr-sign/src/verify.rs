@@ -204,11 +204,15 @@ fn tasks<S: ReadAt>(image: &Image<S>, opts: &Options) -> Result<Vec<Task>, Error
     Ok(out)
 }
 
+/// The largest signature object read: a signed message over a thousand objects' metadata is a
+/// few hundred KiB, and a hostile image's huge "signature" must not be read into memory.
+pub const MAX_SIGNATURE: u64 = 16 << 20;
+
 /// True when any signature object of the image is a legacy one.
 pub fn has_legacy_signatures<S: ReadAt>(image: &Image<S>) -> bool {
     image
         .descriptors()
-        .filter(|d| d.data_type() == DataType::Signature)
+        .filter(|d| d.data_type() == DataType::Signature && d.size() <= MAX_SIGNATURE)
         .any(|d| image.read_object(d.id).is_ok_and(|b| is_legacy(&b)))
 }
 
@@ -240,7 +244,9 @@ pub fn verify<S: ReadAt>(
                 for d in image.descriptors().filter(|d| {
                     d.data_type() == DataType::Signature && d.link() == Link::Group(*group)
                 }) {
-                    if is_legacy(&image.read_object(d.id)?) == legacy {
+                    // An oversized one is judged (and refused) as a current signature.
+                    let is_old = d.size() <= MAX_SIGNATURE && is_legacy(&image.read_object(d.id)?);
+                    if is_old == legacy {
                         sigs.push(d);
                     }
                 }
@@ -332,6 +338,15 @@ fn check_signature<S: ReadAt>(
     sig: &Descriptor,
     r: &mut SignatureResult,
 ) -> Result<(), Failure> {
+    if sig.size() > MAX_SIGNATURE {
+        return Err(Failure::SignatureNotValid {
+            id: sig.id,
+            reason: format!(
+                "the signature object is {} bytes, more than a signature can be ({MAX_SIGNATURE})",
+                sig.size()
+            ),
+        });
+    }
     let data = image
         .read_object(sig.id)
         .map_err(|e| Failure::SignatureNotValid {
