@@ -8,7 +8,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::client::{ClientError, tls};
+use crate::client::ClientError;
 
 /// Answers larger than this are cut off (a key listing is small).
 const MAX_ANSWER: u64 = 16 << 20;
@@ -46,20 +46,9 @@ impl HkpClient {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ClientError> {
         let base = base_url(address);
-        let tls = if base.starts_with("https://") {
-            tls::config(ca_files, env)?
-        } else {
-            tls::config_extra_only(ca_files)?
-        };
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .user_agent(user_agent)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .build();
+        let https = base.starts_with("https://");
         Ok(HkpClient {
-            agent: config.into(),
+            agent: crate::net::agent(ca_files, user_agent, https, Duration::from_secs(60), env)?,
             base,
         })
     }

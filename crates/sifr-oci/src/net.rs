@@ -83,6 +83,32 @@ fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String>
         .map(str::to_string)
 }
 
+/// An HTTP agent for sifr's plain clients (files over HTTPS, keyservers): statuses are
+/// answers, not errors; `ca_files` are trusted on top of the system bundle, which
+/// `system_roots: false` leaves unread (for `http://` only); connecting may take 30 s and the
+/// answer `answer` more.
+pub(crate) fn agent(
+    ca_files: &[PathBuf],
+    user_agent: &str,
+    system_roots: bool,
+    answer: Duration,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<ureq::Agent, ClientError> {
+    let tls = if system_roots {
+        tls::config(ca_files, env)?
+    } else {
+        tls::config_extra_only(ca_files)?
+    };
+    Ok(ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .user_agent(user_agent)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(answer))
+        .build()
+        .into())
+}
+
 impl NetClient {
     /// `ca_files` are trusted on top of the system bundle; `env` looks up `SSL_CERT_FILE`.
     /// `system_roots: false` skips reading the bundle: for `http://` URLs only (a redirect to
@@ -93,20 +119,14 @@ impl NetClient {
         system_roots: bool,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ClientError> {
-        let tls = if system_roots {
-            tls::config(ca_files, env)?
-        } else {
-            tls::config_extra_only(ca_files)?
-        };
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .user_agent(user_agent)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .build();
         Ok(NetClient {
-            agent: config.into(),
+            agent: agent(
+                ca_files,
+                user_agent,
+                system_roots,
+                Duration::from_secs(120),
+                env,
+            )?,
         })
     }
 

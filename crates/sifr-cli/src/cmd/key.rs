@@ -204,15 +204,8 @@ fn local_keyring_in(
     if let Some(d) = env.var("SINGULARITY_SYPGPDIR").filter(|d| !d.is_empty()) {
         return Ok(Keyring::local(d));
     }
-    let base = settings
-        .configdir
-        .clone()
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map(|h| Path::new(&h).join(".apptainer"))
-        })
-        .context("no keyring directory: set --keysdir, APPTAINER_KEYSDIR or HOME")?;
+    let base = super::registry::config_dir(settings)
+        .context("no keyring directory: set --keysdir or APPTAINER_KEYSDIR")?;
     Ok(Keyring::local(base.join("keys")))
 }
 

@@ -107,16 +107,7 @@ fn config_path(settings: &Settings, given: Option<&Path>) -> anyhow::Result<Path
     if let Some(p) = given {
         return Ok(p.to_path_buf());
     }
-    let base = settings
-        .configdir
-        .clone()
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map(|h| Path::new(&h).join(".apptainer"))
-        })
-        .context("no config directory: set APPTAINER_CONFIGDIR or HOME")?;
-    Ok(base.join("keyservers.toml"))
+    Ok(super::registry::config_dir(settings)?.join("keyservers.toml"))
 }
 
 fn load(path: &Path) -> anyhow::Result<Vec<Keyserver>> {

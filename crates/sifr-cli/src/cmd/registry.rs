@@ -79,7 +79,7 @@ pub struct ListArgs {
 }
 
 /// The per-user config directory: `configdir`, else `~/.apptainer`.
-fn config_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
+pub(crate) fn config_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
     settings
         .configdir
         .clone()
