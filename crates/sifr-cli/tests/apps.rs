@@ -20,7 +20,8 @@ use sifr_testkit::{As, runnable_identities as identities, stderr, stdout};
 /// The SCIF part of Apptainer's `e2e/testdata/Apptainer` (its `testapp`, `foo` and `bar`), with
 /// its runscript and test, plus `shelly`, whose `%appenv` needs the interpreter (not plain
 /// exports), and a `%apptest` for `foo`.
-const APPS_DEF: &str = r#"Bootstrap: localimage
+const APPS_DEF: &str = concat!(
+    r#"Bootstrap: localimage
 From: ../image
 
 %help
@@ -34,43 +35,9 @@ From: ../image
 %test
     exec "$@"
 
-%appenv testapp
-    TESTAPP=testapp
-    export TESTAPP
-
-%appinstall testapp
-    echo 'echo $TESTAPP' > $SCIF_APPROOT/bin/testapp.sh
-    chmod 0755 $SCIF_APPROOT/bin/testapp.sh
-
-%apprun testapp
-    $TESTAPP.sh
-
-%appinstall foo
-
-    echo "INSTALLING FOO"
-    touch filefoo.exec
-
-%appinstall bar
-
-    echo "INSTALLING BAR"
-    touch filebar.exec
-
-%apphelp foo
-This is the help for foo!
-
-%applabels foo
-HELLOTHISIS foo
-
-%applabels bar
-HELLOTHISIS bar
-
-%appenv foo
-HELLOTHISIS=foo
-export HELLOTHISIS
-
-%apprun foo
-    echo "RUNNING FOO"
-
+"#,
+    include_str!("data/scif_apps.def"),
+    r#"
 %apptest foo
     echo "TESTING FOO $*"
 
@@ -78,7 +45,8 @@ export HELLOTHISIS
     if [ -n "$SCIF_APPNAME" ]; then
         export GREETING="hi from $SCIF_APPNAME"
     fi
-"#;
+"#
+);
 
 /// A case whose base image has the busybox tools the definitions use.
 fn case() -> Option<Case> {

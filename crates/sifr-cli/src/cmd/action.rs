@@ -540,7 +540,7 @@ pub(crate) fn finish(
                 };
                 // `--app`: the status is Apptainer's (1), and the hint names the image's apps.
                 if let (sifr_launch::ExecError::App(_), Some(h)) = (&e, e.hint()) {
-                    summary.push_str(&format!("\n         hint: {h}"));
+                    summary.push_str(&format!("\n{}hint: {h}", crate::report::INDENT));
                 }
                 return Err(AlreadyReported {
                     summary,

@@ -52,7 +52,8 @@ fn build(args: &[&str], what: &str) {
 
 /// Apptainer's `e2e/testdata/Apptainer`, less its network packages: the startscripts (the
 /// image's and the `foo` app's) sleep instead of serving TCP.
-const TEST_DEF: &str = r#"Bootstrap: localimage
+const TEST_DEF: &str = concat!(
+    r#"Bootstrap: localimage
 From: {busybox}
 
 %labels
@@ -69,43 +70,9 @@ From: {busybox}
     AVENGERS=assemble
     export GOPATH PATH CGO_ENABLED AVENGERS
 
-%appenv testapp
-    TESTAPP=testapp
-    export TESTAPP
-
-%appinstall testapp
-    echo 'echo $TESTAPP' > $SCIF_APPROOT/bin/testapp.sh
-    chmod 0755 $SCIF_APPROOT/bin/testapp.sh
-
-%apprun testapp
-    $TESTAPP.sh
-
-%appinstall foo
-
-    echo "INSTALLING FOO"
-    touch filefoo.exec
-
-%appinstall bar
-
-    echo "INSTALLING BAR"
-    touch filebar.exec
-
-%apphelp foo
-This is the help for foo!
-
-%applabels foo
-HELLOTHISIS foo
-
-%applabels bar
-HELLOTHISIS bar
-
-%appenv foo
-HELLOTHISIS=foo
-export HELLOTHISIS
-
-%apprun foo
-    echo "RUNNING FOO"
-
+"#,
+    include_str!("../data/scif_apps.def"),
+    r#"
 %appstart foo
     echo "STARTING FOO"
     exec sleep 3600
@@ -127,7 +94,8 @@ export HELLOTHISIS
 
 %test
     exec "$@"
-"#;
+"#
+);
 
 const BUSYBOX_DEF: &str = r#"Bootstrap: localimage
 From: {base}
