@@ -57,20 +57,13 @@ fn flag_variables(path: &str) -> Vec<(String, String)> {
             .iter()
             .map(|t| (names(t.keys), flag(t.flag)))
             .collect(),
-        // What `verify.rs`, `sign.rs` and `key.rs` read (Apptainer's `EnvKeys` of their flags).
-        "verify" => [
-            (&["VERIFY_KEY"][..], "key"),
-            (&["VERIFY_CERTIFICATE"], "certificate"),
-            (&["VERIFY_INTERMEDIATES"], "certificate-intermediates"),
-            (&["VERIFY_ROOTS"], "certificate-roots"),
-            (&["URL"], "url"),
-            (&["LOCAL_VERIFY"], "local"),
-            (&["VERIFY_OCSP"], "ocsp-verify"),
-            (&["KEYSDIR"], "keysdir"),
-        ]
-        .iter()
-        .map(|(keys, f)| (names(keys), flag(f)))
-        .collect(),
+        // What `verify.rs`, `sign.rs` and `key.rs` read (Apptainer's `EnvKeys` of their flags);
+        // verify's from its own table.
+        "verify" => super::verify::VERIFY_TWINS
+            .iter()
+            .chain([("keysdir", &["KEYSDIR"][..])].iter())
+            .map(|(f, keys)| (names(keys), flag(f)))
+            .collect(),
         "sign" => vec![
             (names(&["SIGN_KEY"]), flag("key")),
             (names(&["KEYSDIR"]), flag("keysdir")),

@@ -73,8 +73,27 @@ pub struct VerifyArgs {
     pub image: PathBuf,
 }
 
-/// Fills unset flags from their variables (`APPTAINER_VERIFY_KEY`, ...; names from Apptainer's
-/// `EnvKeys`).
+/// Each flag's variable suffixes (`APPTAINER_VERIFY_KEY`, ...; Apptainer's `EnvKeys`), read
+/// by [`apply_twins`] and listed in the man page.
+pub(crate) const VERIFY_TWINS: &[(&str, &[&str])] = &[
+    ("key", &["VERIFY_KEY"]),
+    ("certificate", &["VERIFY_CERTIFICATE"]),
+    ("certificate-intermediates", &["VERIFY_INTERMEDIATES"]),
+    ("certificate-roots", &["VERIFY_ROOTS"]),
+    ("url", &["URL"]),
+    ("local", &["LOCAL_VERIFY"]),
+    ("ocsp-verify", &["VERIFY_OCSP"]),
+];
+
+/// The variable suffixes of `flag` in [`VERIFY_TWINS`].
+fn twin(flag: &str) -> &'static [&'static str] {
+    VERIFY_TWINS
+        .iter()
+        .find(|(f, _)| *f == flag)
+        .map_or(&[], |(_, keys)| *keys)
+}
+
+/// Fills unset flags from their variables.
 fn apply_twins(a: &mut VerifyArgs, env: &dyn EnvSource) {
     let text = |keys: &[&str]| lookup_env(keys, env).filter(|h| !h.text.is_empty());
     let path = |slot: &mut Option<PathBuf>, keys: &[&str]| {
@@ -84,19 +103,22 @@ fn apply_twins(a: &mut VerifyArgs, env: &dyn EnvSource) {
             *slot = Some(PathBuf::from(h.text));
         }
     };
-    path(&mut a.key, &["VERIFY_KEY"]);
-    path(&mut a.certificate, &["VERIFY_CERTIFICATE"]);
-    path(&mut a.certificate_intermediates, &["VERIFY_INTERMEDIATES"]);
-    path(&mut a.certificate_roots, &["VERIFY_ROOTS"]);
+    path(&mut a.key, twin("key"));
+    path(&mut a.certificate, twin("certificate"));
+    path(
+        &mut a.certificate_intermediates,
+        twin("certificate-intermediates"),
+    );
+    path(&mut a.certificate_roots, twin("certificate-roots"));
     if a.url.is_none() {
-        a.url = text(&["URL"]).map(|h| h.text);
+        a.url = text(twin("url")).map(|h| h.text);
     }
     if !a.local {
-        a.local = text(&["LOCAL_VERIFY"]).is_some_and(|h| parse_bool_text(&h.text) == Some(true));
+        a.local = text(twin("local")).is_some_and(|h| parse_bool_text(&h.text) == Some(true));
     }
     if !a.ocsp_verify {
         a.ocsp_verify =
-            text(&["VERIFY_OCSP"]).is_some_and(|h| parse_bool_text(&h.text) == Some(true));
+            text(twin("ocsp-verify")).is_some_and(|h| parse_bool_text(&h.text) == Some(true));
     }
 }
 
