@@ -4,6 +4,7 @@
 //!
 //! Definition files (`defbuild`: bootstrap sources, `%post`, the `/.singularity.d` layout)
 //! feed the same packer; OCI images (`pull`) are merged straight into a SIF's partition.
+//! Writable ext3 overlays (`overlay`, for `overlay create`) are made with e2fsprogs.
 //! This crate does not print or exit; it returns typed errors and reports.
 
 pub mod arch;
@@ -11,6 +12,7 @@ pub mod defbuild;
 pub mod isatree;
 pub mod layout;
 mod ociconfig;
+pub mod overlay;
 pub mod pack;
 pub mod pull;
 pub mod reproducible;

@@ -186,6 +186,10 @@ commands! {
         "sif",
         "Inspect and edit the objects of a SIF image (as `apptainer sif`)"
     ) alias "siftool";
+    Overlay(cmd::overlay::OverlayCommand) = subcommands(
+        "overlay",
+        "Manage an EXT3 writable overlay image (`overlay create`)"
+    );
     Build(cmd::build::BuildArgs) = args(
         "build",
         "Build a SIF image (or a sandbox) from a definition file, a directory or an image"
@@ -271,6 +275,10 @@ mod tests {
             (&["sifr", "exec", "img.sif", "true"], "Exec"),
             (&["sifr", "test", "img.sif"], "Test"),
             (&["sifr", "siftool", "list", "img.sif"], "Sif"),
+            (
+                &["sifr", "overlay", "create", "-s", "128", "o.img"],
+                "Overlay",
+            ),
             (&["sifr", "cache", "list"], "Cache"),
             (&["sifr", "-d", "inspect", "-d", "img.sif"], "Inspect"),
         ] {

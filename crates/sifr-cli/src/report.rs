@@ -66,6 +66,9 @@ pub fn hint_of(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(e) = err.downcast_ref::<sifr_build::defbuild::DefBuildError>() {
         return e.hint();
     }
+    if let Some(e) = err.downcast_ref::<sifr_build::overlay::OverlayError>() {
+        return e.hint();
+    }
     if let Some(e) = err.downcast_ref::<sifr_build::pull::PullError>() {
         return e.hint();
     }

@@ -53,6 +53,10 @@ fn flag_variables(path: &str) -> Vec<(String, String)> {
             .iter()
             .map(|t| (names(t.keys), flag(t.flag)))
             .collect(),
+        "overlay create" => super::overlay::CREATE_TWINS
+            .iter()
+            .map(|t| (names(t.keys), flag(t.flag)))
+            .collect(),
         "push" => super::push::PUSH_TWINS
             .iter()
             .map(|t| (names(t.keys), flag(t.flag)))

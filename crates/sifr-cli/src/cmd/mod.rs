@@ -33,6 +33,7 @@ pub mod library;
 pub mod man;
 mod man_sections;
 pub mod oras;
+pub mod overlay;
 pub mod pull;
 pub mod pull_build_env;
 pub mod push;
@@ -54,6 +55,7 @@ pub fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
         Command::Man(args) => man::run(&args),
         Command::Deffile(c) => deffile::run(c, settings),
         Command::Sif(c) => sif::run(c, settings),
+        Command::Overlay(c) => overlay::run(c, settings),
         Command::Build(a) => build::run(a, settings),
         Command::Pull(a) => pull::run(a, settings),
         Command::Push(a) => push::run(a, settings),

@@ -176,6 +176,40 @@ pub(super) const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "overlay",
+        &[
+            (
+                "sifr overlay create --size 1024 overlay.img",
+                "a 1 GiB writable overlay image for --overlay",
+            ),
+            (
+                "sifr overlay create --size 1024 env.sif",
+                "add a writable overlay partition to an image",
+            ),
+        ],
+    ),
+    (
+        "overlay create",
+        &[
+            (
+                "sifr overlay create --size 1024 overlay.img",
+                "a 1 GiB ext3 overlay image, its blocks written out",
+            ),
+            (
+                "sifr overlay create --size 4096 --sparse overlay.img",
+                "the same, sparse: space is taken as files are written",
+            ),
+            (
+                "sifr overlay create --fakeroot --create-dir /opt/tools overlay.img",
+                "for actions run with --fakeroot, /opt/tools made ready",
+            ),
+            (
+                "sifr overlay create --size 1024 env.sif",
+                "add an overlay partition to an unsigned SIF",
+            ),
+        ],
+    ),
+    (
         "build",
         &[
             (
