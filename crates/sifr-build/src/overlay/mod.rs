@@ -20,12 +20,14 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sifr_sif::{Arch, DataType, Extra, FsType, Image, ObjectInput, PartType, PartitionMeta};
+use target::{Target, add_partition, classify};
+
+mod target;
 
 /// The smallest overlay Apptainer makes, in MiB.
 pub const MIN_SIZE_MIB: i64 = 64;
@@ -304,76 +306,6 @@ fn check_mkfs(mkfs: &Path) -> Result<(), OverlayError> {
     }
 }
 
-/// What the target is now.
-enum Target {
-    New,
-    Sif(Box<Image<File>>),
-}
-
-/// Judge an existing `path` as Apptainer does: a SIF gets a partition unless it is signed,
-/// encrypted or already has an ext3 overlay; any other existing file is refused.
-fn classify(path: &Path) -> Result<Target, OverlayError> {
-    let inspect = |source| OverlayError::Inspect {
-        path: path.into(),
-        source,
-    };
-    let md = match std::fs::metadata(path) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::New),
-        Err(e) => return Err(inspect(e)),
-    };
-    if !md.is_file() {
-        return Err(OverlayError::NotSif { path: path.into() });
-    }
-    let mut head = Vec::with_capacity(2048);
-    File::open(path)
-        .and_then(|f| f.take(2048).read_to_end(&mut head))
-        .map_err(inspect)?;
-    // Apptainer looks for the magic anywhere in the first bytes; sifr's reader checks it too.
-    if head.windows(9).any(|w| w == b"SIF_MAGIC") {
-        return sif_target(path).map(|img| Target::Sif(Box::new(img)));
-    }
-    // The ext2/3/4 superblock's magic, 0xEF53 at byte 56 of the superblock at 1024.
-    if head.get(1080..1082) == Some(&[0x53, 0xEF][..]) {
-        return Err(OverlayError::Ext3Exists { path: path.into() });
-    }
-    Err(OverlayError::NotSif { path: path.into() })
-}
-
-fn sif_target(path: &Path) -> Result<Image<File>, OverlayError> {
-    let img = Image::open_rw(path).map_err(|source| OverlayError::OpenSif {
-        path: path.into(),
-        source,
-    })?;
-    let Some(root) = img.primary_partition() else {
-        return Err(OverlayError::NoRootPartition { path: path.into() });
-    };
-    let group = root.group();
-    // Apptainer refuses only LUKS (`EncryptedSquashfs`); a gocryptfs root is encrypted too
-    // and an overlay beside it would hold the changes in clear.
-    if root
-        .partition()
-        .is_some_and(|p| matches!(p.fs, FsType::EncryptedSquashfs | FsType::GocryptfsSquashfs))
-    {
-        return Err(OverlayError::EncryptedRoot { path: path.into() });
-    }
-    if img.descriptors_of(DataType::Signature).next().is_some() {
-        return Err(OverlayError::Signed { path: path.into() });
-    }
-    // The overlays Apptainer would use: ext3 overlay partitions of the root's group.
-    if let Some(d) = img.descriptors().find(|d| {
-        d.is_partition_of(PartType::Overlay)
-            && d.partition().is_some_and(|p| p.fs == FsType::Ext3)
-            && (group.is_none() || d.group() == group)
-    }) {
-        return Err(OverlayError::OverlayExists {
-            path: path.into(),
-            id: d.id(),
-        });
-    }
-    Ok(img)
-}
-
 /// A path removed when dropped (a file, or a directory tree), unless kept.
 struct Removed {
     path: PathBuf,
@@ -535,7 +467,11 @@ pub fn create(
             Ok(Created::Image(opts.image.clone()))
         }
         Target::Sif(img) => {
-            let id = add_partition(*img, &opts.image, &tmp)?;
+            let data = File::open(&tmp).map_err(|source| OverlayError::Fill {
+                path: tmp.clone(),
+                source,
+            })?;
+            let id = add_partition(*img, &opts.image, data)?;
             Ok(Created::Partition {
                 sif: opts.image.clone(),
                 id,
@@ -689,130 +625,5 @@ fn rename_new(tmp: &Path, image: &Path) -> Result<(), OverlayError> {
     }
 }
 
-/// Add `ext3` as an overlay partition of `img` (at `path`), as Apptainer's
-/// `addOverlayToImage`: the image's architecture (the host's when it names none), the default
-/// group. On failure the header and descriptor table are written back and the file cut to its
-/// old length, so the SIF is byte-identical to before.
-fn add_partition(mut img: Image<File>, path: &Path, ext3: &Path) -> Result<u32, OverlayError> {
-    let arch = match img.header().arch() {
-        Arch::Unknown => Arch::host(),
-        a => a,
-    };
-    let h = img.header();
-    let table_end =
-        u64::try_from(h.descriptors_offset.saturating_add(h.descriptors_size)).unwrap_or(0);
-    let restore_err = |source| OverlayError::Restore {
-        path: path.into(),
-        source,
-    };
-    let len = img.store().metadata().map_err(restore_err)?.len();
-    let mut saved = vec![0u8; usize::try_from(table_end.min(len)).unwrap_or(0)];
-    img.store()
-        .read_exact_at(&mut saved, 0)
-        .map_err(restore_err)?;
-    let data = File::open(ext3).map_err(|source| OverlayError::Fill {
-        path: ext3.into(),
-        source,
-    })?;
-    let meta = PartitionMeta {
-        fs: FsType::Ext3,
-        part: PartType::Overlay,
-        arch,
-    };
-    let obj =
-        ObjectInput::new(DataType::Partition, Extra::Partition(meta), Vec::new()).reader(data);
-    match img.add_object(obj, None) {
-        Ok(id) => {
-            img.store().sync_all().map_err(restore_err)?;
-            Ok(id)
-        }
-        Err(source) => {
-            let f = img.store();
-            f.write_all_at(&saved, 0)
-                .and_then(|()| f.set_len(len))
-                .map_err(restore_err)?;
-            Err(OverlayError::AddPartition {
-                path: path.into(),
-                source,
-            })
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_dirs_stay_inside_upper() {
-        let comps = |d| {
-            create_dir_components(d).map(|v| {
-                v.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-            })
-        };
-        assert_eq!(
-            comps("/usr/local/testing").unwrap(),
-            ["usr", "usr/local", "usr/local/testing"]
-        );
-        assert_eq!(comps("a/../b/./c").unwrap(), ["a", "b", "b/c"]);
-        assert_eq!(comps("").unwrap(), Vec::<String>::new());
-        assert_eq!(comps("a/..").unwrap(), ["a"]);
-        for bad in ["..", "../upperX", "a/../../x", "/../etc"] {
-            assert!(
-                matches!(
-                    create_dir_components(bad),
-                    Err(OverlayError::DirEscapes { .. })
-                ),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn debugfs_paths_are_quoted_with_doubled_quotes() {
-        assert_eq!(debugfs_quote("/upper/a b\"c"), "\"/upper/a b\"\"c\"");
-    }
-
-    /// Apptainer's branches in `OverlayCreate` for an unprivileged caller.
-    #[test]
-    fn fakeroot_advice_follows_apptainer() {
-        use FakerootAdvice::*;
-        assert_eq!(fakeroot_advice(0, false, false, true), Quiet);
-        assert_eq!(fakeroot_advice(1000, true, false, true), Quiet);
-        assert_eq!(fakeroot_advice(1000, false, false, true), Refuse);
-        assert_eq!(fakeroot_advice(1000, false, false, false), Quiet);
-        assert_eq!(fakeroot_advice(1000, false, true, false), Suggest);
-        assert_eq!(fakeroot_advice(1000, false, true, true), Quiet);
-    }
-
-    #[test]
-    fn too_small_and_too_large_sizes_are_refused_first() {
-        let opts = |size_mib| CreateOptions {
-            image: PathBuf::from("/nonexistent/x.img"),
-            size_mib,
-            sparse: true,
-            fakeroot: false,
-            dirs: Vec::new(),
-            tmpdir: PathBuf::from("/tmp"),
-            path: String::new(),
-        };
-        let who = Caller {
-            uid: 1000,
-            gid: 1000,
-            subids: false,
-            userns: true,
-        };
-        for s in [-1, 0, 1, 63] {
-            let e = create(&opts(s), who, &mut |_| {}).unwrap_err();
-            assert!(
-                matches!(e, OverlayError::TooSmall { size } if size == s),
-                "{e}"
-            );
-            assert!(e.to_string().contains("64 MiB"), "{e}");
-        }
-        let e = create(&opts(i64::MAX), who, &mut |_| {}).unwrap_err();
-        assert!(matches!(e, OverlayError::TooLarge { .. }), "{e}");
-    }
-}
+mod tests;
