@@ -8,6 +8,7 @@ set -euo pipefail
 # Peers the tests use as judges, and tools the examples use.
 PACKAGES=(
     squashfs-tools   # mksquashfs/unsquashfs: judge our SquashFS writer and reader
+    e2fsprogs        # mkfs.ext3 -d (overlay create makes ext3 overlays with it), debugfs, e2fsck: judge them
     squashfuse       # a second, independent SquashFS reader
     fuse3            # fusermount3, /dev/fuse users
     util-linux       # losetup, mount, unshare, setpriv
