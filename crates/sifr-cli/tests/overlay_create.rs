@@ -30,7 +30,7 @@ fn tools() -> bool {
 
 /// A directory `who` may write in, with a private temporary directory for the staging trees.
 struct Dir {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     path: PathBuf,
     tmpdir: PathBuf,
     who: As,
@@ -49,7 +49,7 @@ fn dir_for(who: As) -> Dir {
         });
     }
     Dir {
-        _tmp: tmp,
+        tmp,
         path,
         tmpdir,
         who,
@@ -433,7 +433,7 @@ fn a_failing_mkfs_leaves_nothing_behind() {
     }
     let who = *identities().last().unwrap();
     let d = dir_for(who);
-    let bin = d._tmp.path().join("bin");
+    let bin = d.tmp.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     let fake = bin.join("mkfs.ext3");
     let path = format!(
