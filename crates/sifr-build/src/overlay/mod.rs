@@ -428,8 +428,8 @@ pub fn create(
     run_tool(&mkfs, &tmp, &mut mkfs_cmd, None)?;
     if let Some(debugfs) = debugfs {
         // Root's ownership without a user namespace: debugfs sets the owner fields of the
-        // inodes mkfs made from the staging tree (the root too, which a newer mkfs copies
-        // from the staging directory). Apptainer re-runs itself in a root-mapped user
+        // inodes mkfs made from the staging tree (the root too, in case a mkfs gives it the
+        // staging directory's owner). Apptainer re-runs itself in a root-mapped user
         // namespace for this, which fails where user namespaces are off; the inodes end the
         // same.
         let mut script = String::new();
