@@ -1,0 +1,926 @@
+//! ext2/ext3 filesystem images through libext2fs (`libext2fs.so.2`, loaded at run time): the
+//! safe API the in-tree ext3 FUSE server (`sifr-extfs`) is built on.
+//!
+//! A [`Fs`] is one open image (a whole file, or one starting at a byte offset, as a SIF's
+//! overlay partition does), read-only or read-write. Its methods are thin: they do what the
+//! libext2fs call of the same name does and report its error code; the policy (link counts,
+//! times, ownership, when to free an inode) is the caller's. libext2fs is not thread-safe: a
+//! `Fs` is `Send`, not `Sync`; serialise its use (a `Mutex`).
+//!
+//! Changes are written through libext2fs's own block cache without journaling (as `fuse2fs`
+//! does); [`Fs::flush`] writes the superblock, group descriptors and bitmaps, and [`Fs::close`]
+//! does that and releases the handle. Dropping an `Fs` closes it too, ignoring errors.
+
+mod inode;
+mod lib;
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::path::{Path, PathBuf};
+
+pub use inode::{
+    Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, Time,
+};
+pub use lib::SONAME;
+use lib::{Errcode, FilePtr, FsPtr, Lib, XattrPtr};
+
+/// An inode number.
+pub type Ino = u32;
+
+/// The root directory's inode number.
+pub const ROOT: Ino = 2;
+
+/// Directory entry file types (`EXT2_FT_*`), as [`Fs::link`] stores them.
+pub mod ft {
+    pub const UNKNOWN: u8 = 0;
+    pub const REG: u8 = 1;
+    pub const DIR: u8 = 2;
+    pub const CHR: u8 = 3;
+    pub const BLK: u8 = 4;
+    pub const FIFO: u8 = 5;
+    pub const SOCK: u8 = 6;
+    pub const SYMLINK: u8 = 7;
+
+    /// The entry type of an inode mode.
+    pub fn of_mode(mode: u16) -> u8 {
+        match mode & super::S_IFMT {
+            super::S_IFREG => REG,
+            super::S_IFDIR => DIR,
+            super::S_IFCHR => CHR,
+            super::S_IFBLK => BLK,
+            super::S_IFIFO => FIFO,
+            super::S_IFSOCK => SOCK,
+            super::S_IFLNK => SYMLINK,
+            _ => UNKNOWN,
+        }
+    }
+}
+
+// libext2fs error codes (ext2_err.h; com_err table base 2133571328).
+const ET_BASE: Errcode = 2133571328;
+const ET_RO_FILSYS: Errcode = ET_BASE + 21;
+const ET_DIR_CORRUPTED: Errcode = ET_BASE + 35;
+const ET_DIR_NO_SPACE: Errcode = ET_BASE + 38;
+const ET_TOOSMALL: Errcode = ET_BASE + 44;
+const ET_NO_MEMORY: Errcode = ET_BASE + 70;
+const ET_BLOCK_ALLOC_FAIL: Errcode = ET_BASE + 72;
+const ET_INODE_ALLOC_FAIL: Errcode = ET_BASE + 73;
+const ET_NO_DIRECTORY: Errcode = ET_BASE + 74;
+const ET_FILE_NOT_FOUND: Errcode = ET_BASE + 76;
+const ET_DIR_EXISTS: Errcode = ET_BASE + 79;
+const ET_FILE_TOO_BIG: Errcode = ET_BASE + 82;
+const ET_EA_BAD_NAME_LEN: Errcode = ET_BASE + 158;
+const ET_EA_KEY_NOT_FOUND: Errcode = ET_BASE + 162;
+const ET_EA_NO_SPACE: Errcode = ET_BASE + 163;
+
+// Open flags (ext2fs.h).
+const FLAG_RW: c_int = 0x01;
+const FLAG_CHANGED: c_int = 0x02;
+const FLAG_DIRTY: c_int = 0x04;
+const FLAG_64BITS: c_int = 0x20000;
+const FILE_WRITE: c_int = 0x0001;
+const DIRENT_CHANGED: c_int = 1;
+const DIRENT_ABORT: c_int = 2;
+const DIRENT_FLAG_INCLUDE_EMPTY: c_int = 1;
+
+// Offsets into `struct struct_ext2_filsys` (flags, super, blocksize), checked with `offsetof`
+// against ext2fs.h of e2fsprogs 1.47; the leading members have not moved since 1.0.
+const FS_FLAGS: usize = 16;
+const FS_SUPER: usize = 32;
+const FS_BLOCKSIZE: usize = 40;
+
+// Offsets into the on-disk superblock (`struct ext2_super_block`).
+const SB_INODES_COUNT: usize = 0;
+const SB_FREE_INODES: usize = 16;
+const SB_MTIME: usize = 44;
+const SB_MNT_COUNT: usize = 52;
+const SB_STATE: usize = 58;
+const SB_FEATURE_COMPAT: usize = 92;
+const SB_FEATURE_INCOMPAT: usize = 96;
+/// `s_state`: cleanly unmounted.
+const STATE_VALID: u16 = 1;
+/// `s_state`: errors detected.
+const STATE_ERROR: u16 = 2;
+const COMPAT_HAS_JOURNAL: u32 = 0x4;
+const INCOMPAT_RECOVER: u32 = 0x4;
+
+/// A libext2fs failure: the operation, its subject and the library's code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} `{subject}`: {message}")]
+pub struct Error {
+    pub op: &'static str,
+    pub subject: String,
+    /// The library's error code (an `errno` below 256, a com_err code above).
+    pub code: libc::c_long,
+    pub message: String,
+}
+
+impl Error {
+    fn new(op: &'static str, subject: impl Into<String>, code: Errcode) -> Error {
+        let message = message(code);
+        Error {
+            op,
+            subject: subject.into(),
+            code,
+            message,
+        }
+    }
+
+    /// The `errno` that best describes the failure to a caller of a file operation.
+    pub fn errno(&self) -> i32 {
+        errno_of(self.code)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn errno_of(code: Errcode) -> i32 {
+    match code {
+        c if (1..4096).contains(&c) => c as i32,
+        ET_RO_FILSYS => libc::EROFS,
+        ET_DIR_NO_SPACE | ET_BLOCK_ALLOC_FAIL | ET_INODE_ALLOC_FAIL | ET_EA_NO_SPACE => {
+            libc::ENOSPC
+        }
+        ET_NO_MEMORY => libc::ENOMEM,
+        ET_NO_DIRECTORY => libc::ENOTDIR,
+        ET_FILE_NOT_FOUND => libc::ENOENT,
+        ET_DIR_EXISTS => libc::EEXIST,
+        ET_FILE_TOO_BIG => libc::EFBIG,
+        ET_EA_KEY_NOT_FOUND => libc::ENODATA,
+        ET_EA_BAD_NAME_LEN => libc::ERANGE,
+        ET_TOOSMALL => libc::ERANGE,
+        ET_DIR_CORRUPTED => libc::EUCLEAN,
+        _ => libc::EIO,
+    }
+}
+
+fn message(code: Errcode) -> String {
+    if (1..4096).contains(&code) {
+        return std::io::Error::from_raw_os_error(code as i32).to_string();
+    }
+    if let Ok(Some(f)) = lib::get().map(|l| l.error_message) {
+        // SAFETY: com_err's error_message returns a pointer to a NUL-terminated string, static
+        // or in a per-thread buffer, valid until the next call on this thread; copied at once.
+        let s = unsafe { f(code) };
+        if !s.is_null() {
+            // SAFETY: non-null, NUL-terminated (above).
+            return unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned();
+        }
+    }
+    format!("libext2fs error {code}")
+}
+
+fn cstring(op: &'static str, s: &[u8]) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::new(op, String::from_utf8_lossy(s), libc::EINVAL as _))
+}
+
+/// Numbers for `statfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub block_size: u32,
+    pub blocks: u64,
+    pub free_blocks: u64,
+    /// Free blocks an unprivileged user may use (the reserved blocks excluded).
+    pub avail_blocks: u64,
+    pub inodes: u64,
+    pub free_inodes: u64,
+}
+
+/// An open ext2/ext3 filesystem. See the module docs.
+pub struct Fs {
+    lib: &'static Lib,
+    fs: FsPtr,
+    image: PathBuf,
+}
+
+impl std::fmt::Debug for Fs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fs").field("image", &self.image).finish()
+    }
+}
+
+// SAFETY: the handle is owned by this value alone and libext2fs keeps no thread-affine state,
+// so it may move between threads; `Fs` is not `Sync`, so it is never used from two at once.
+unsafe impl Send for Fs {}
+
+/// What [`Fs::open`] found wrong before opening for writing.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot use libext2fs: {0}")]
+    Library(String),
+    #[error(transparent)]
+    Ext2(#[from] Error),
+    #[error(
+        "the ext3 image `{}` has a journal that needs recovery (it was not unmounted cleanly); \
+         run `e2fsck -fy {}` on it first",
+        image.display(), image.display()
+    )]
+    NeedsRecovery { image: PathBuf },
+}
+
+impl Fs {
+    /// Opens the filesystem in `image` starting `offset` bytes into it (libext2fs's unix I/O
+    /// manager takes `offset=N` as an I/O option), read-write when `writable`, and reads its
+    /// allocation bitmaps. An image whose journal needs recovery is refused for writing (its
+    /// metadata is not consistent until e2fsck replays the journal; we do not journal). The path
+    /// may be `/proc/self/fd/N` to open an inherited descriptor's file.
+    pub fn open(image: &Path, offset: u64, writable: bool) -> std::result::Result<Fs, OpenError> {
+        let lib = lib::get().map_err(OpenError::Library)?;
+        let subject = image.display().to_string();
+        let name = cstring("open", image.as_os_str().as_encoded_bytes())?;
+        let opts = CString::new(format!("offset={offset}")).unwrap_or_default();
+        let flags = FLAG_64BITS | if writable { FLAG_RW } else { 0 };
+        let mut fs: FsPtr = std::ptr::null_mut();
+        // SAFETY: name and options are NUL-terminated and live across the call; the I/O manager
+        // is the library's own; `fs` receives an owned handle only on success.
+        let rc = unsafe {
+            (lib.open2)(
+                name.as_ptr(),
+                opts.as_ptr(),
+                flags,
+                0,
+                0,
+                lib.unix_io_manager,
+                &mut fs,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::new("open ext2/ext3 filesystem in", subject, rc).into());
+        }
+        let fs = Fs {
+            lib,
+            fs,
+            image: image.to_path_buf(),
+        };
+        if writable && fs.needs_recovery() {
+            // SAFETY: a read-only view is enough to free the handle without writing anything.
+            unsafe { fs.clear_flags(FLAG_RW | FLAG_DIRTY | FLAG_CHANGED) };
+            return Err(OpenError::NeedsRecovery {
+                image: image.to_path_buf(),
+            });
+        }
+        // SAFETY: `fs.fs` is a live handle.
+        let rc = unsafe { (lib.read_bitmaps)(fs.fs) };
+        if rc != 0 {
+            return Err(Error::new("read the bitmaps of", subject, rc).into());
+        }
+        Ok(fs)
+    }
+
+    fn subject(&self, ino: Ino) -> String {
+        format!("inode {ino} of {}", self.image.display())
+    }
+
+    fn check(&self, op: &'static str, ino: Ino, rc: Errcode) -> Result<()> {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::new(op, self.subject(ino), rc))
+        }
+    }
+
+    /// A pointer to the in-memory superblock.
+    fn super_ptr(&self) -> *mut u8 {
+        // SAFETY: `fs` points to a live `struct struct_ext2_filsys`, whose `super` member (at
+        // FS_SUPER, see above) is an aligned pointer to its superblock for the handle's life.
+        unsafe { *(self.fs.cast::<u8>().add(FS_SUPER) as *const *mut u8) }
+    }
+
+    fn super_u32(&self, off: usize) -> u32 {
+        // SAFETY: `off` is a field offset inside the 1024-byte superblock; read unaligned.
+        unsafe { std::ptr::read_unaligned(self.super_ptr().add(off) as *const u32) }
+    }
+
+    fn super_u16(&self, off: usize) -> u16 {
+        // SAFETY: as `super_u32`.
+        unsafe { std::ptr::read_unaligned(self.super_ptr().add(off) as *const u16) }
+    }
+
+    /// # Safety
+    /// `off` must be the offset of a `u16` field of the superblock.
+    unsafe fn set_super_u16(&mut self, off: usize, v: u16) {
+        // SAFETY: per the contract, inside the superblock, which this handle owns.
+        unsafe { std::ptr::write_unaligned(self.super_ptr().add(off) as *mut u16, v) }
+    }
+
+    /// # Safety
+    /// Only flags the library defines for `fs->flags`.
+    unsafe fn clear_flags(&self, flags: c_int) {
+        // SAFETY: `flags` is the int member at FS_FLAGS of the live handle.
+        unsafe {
+            let p = self.fs.cast::<u8>().add(FS_FLAGS) as *mut c_int;
+            *p &= !flags;
+        }
+    }
+
+    /// `ext2fs_mark_super_dirty`: the superblock is written at the next flush.
+    fn mark_super_dirty(&mut self) {
+        // SAFETY: `flags` is the int member at FS_FLAGS of the live handle; the two flags are
+        // what the library's inline `ext2fs_mark_super_dirty` sets.
+        unsafe {
+            let p = self.fs.cast::<u8>().add(FS_FLAGS) as *mut c_int;
+            *p |= FLAG_DIRTY | FLAG_CHANGED;
+        }
+    }
+
+    /// The filesystem block size in bytes.
+    pub fn block_size(&self) -> u32 {
+        // SAFETY: the unsigned int member at FS_BLOCKSIZE of the live handle.
+        unsafe { *(self.fs.cast::<u8>().add(FS_BLOCKSIZE) as *const u32) }
+    }
+
+    /// Whether the filesystem has a journal (ext3).
+    pub fn has_journal(&self) -> bool {
+        self.super_u32(SB_FEATURE_COMPAT) & COMPAT_HAS_JOURNAL != 0
+    }
+
+    /// Whether the journal holds transactions not yet replayed.
+    pub fn needs_recovery(&self) -> bool {
+        self.super_u32(SB_FEATURE_INCOMPAT) & INCOMPAT_RECOVER != 0
+    }
+
+    /// Records a read-write mount in the superblock, as the kernel and fuse2fs do: the mount
+    /// count and time, and the state "not cleanly unmounted" until [`Fs::mark_clean`], so that
+    /// e2fsck checks an image whose server died. Written at once.
+    pub fn mark_mounted(&mut self, now: u32) -> Result<()> {
+        let state = self.super_u16(SB_STATE);
+        let count = self.super_u16(SB_MNT_COUNT);
+        // SAFETY: SB_STATE and SB_MNT_COUNT are u16 fields; SB_MTIME a u32 one.
+        unsafe {
+            self.set_super_u16(SB_STATE, state & !STATE_VALID);
+            self.set_super_u16(SB_MNT_COUNT, count.wrapping_add(1));
+            std::ptr::write_unaligned(self.super_ptr().add(SB_MTIME) as *mut u32, now);
+        }
+        self.mark_super_dirty();
+        self.flush()
+    }
+
+    /// Records a clean unmount (unless errors were recorded); written at the next flush/close.
+    pub fn mark_clean(&mut self) {
+        let state = self.super_u16(SB_STATE);
+        if state & STATE_ERROR == 0 {
+            // SAFETY: SB_STATE is a u16 field.
+            unsafe { self.set_super_u16(SB_STATE, state | STATE_VALID) };
+            self.mark_super_dirty();
+        }
+    }
+
+    /// Block and inode counts for `statfs`.
+    pub fn counts(&self) -> Counts {
+        let sb = self.super_ptr().cast::<c_void>();
+        // SAFETY: the three functions read the live superblock.
+        let (blocks, free, reserved) = unsafe {
+            (
+                (self.lib.blocks_count)(sb),
+                (self.lib.free_blocks_count)(sb),
+                (self.lib.r_blocks_count)(sb),
+            )
+        };
+        Counts {
+            block_size: self.block_size(),
+            blocks,
+            free_blocks: free,
+            avail_blocks: free.saturating_sub(reserved),
+            inodes: u64::from(self.super_u32(SB_INODES_COUNT)),
+            free_inodes: u64::from(self.super_u32(SB_FREE_INODES)),
+        }
+    }
+
+    /// Reads inode `ino`.
+    pub fn read_inode(&self, ino: Ino) -> Result<Inode> {
+        let mut inode = Inode::default();
+        // SAFETY: the buffer is a 160-byte `ext2_inode_large`; the library copies at most that.
+        let rc = unsafe {
+            (self.lib.read_inode_full)(self.fs, ino, &mut inode, size_of::<Inode>() as c_int)
+        };
+        self.check("read", ino, rc)?;
+        Ok(inode)
+    }
+
+    /// Writes inode `ino` (the bytes of a larger on-disk inode beyond ours are kept).
+    pub fn write_inode(&mut self, ino: Ino, inode: &Inode) -> Result<()> {
+        let mut copy = *inode;
+        // SAFETY: as read_inode; the library reads the rest of a larger inode first.
+        let rc = unsafe {
+            (self.lib.write_inode_full)(self.fs, ino, &mut copy, size_of::<Inode>() as c_int)
+        };
+        self.check("write", ino, rc)
+    }
+
+    /// Writes a freshly allocated inode: the on-disk inode is zeroed beyond the base fields
+    /// and, on 256-byte inodes, given its extension (`i_extra_isize`). Returns it as written.
+    pub fn write_new_inode(&mut self, ino: Ino, inode: &Inode) -> Result<Inode> {
+        let mut copy = *inode;
+        // SAFETY: the library reads the 128-byte base inode from the pointer.
+        let rc = unsafe { (self.lib.write_new_inode)(self.fs, ino, &mut copy) };
+        self.check("write new", ino, rc)?;
+        self.read_inode(ino)
+    }
+
+    /// The inode `name` names in directory `dir`, if any.
+    pub fn lookup(&self, dir: Ino, name: &[u8]) -> Result<Option<Ino>> {
+        let mut found: Ino = 0;
+        // SAFETY: `name` is passed with its length (no NUL needed); a null block buffer makes the
+        // library allocate its own.
+        let rc = unsafe {
+            (self.lib.lookup)(
+                self.fs,
+                dir,
+                name.as_ptr().cast(),
+                name.len() as c_int,
+                std::ptr::null_mut(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 => Ok(Some(found)),
+            ET_FILE_NOT_FOUND => Ok(None),
+            rc => Err(Error::new("look up in", self.subject(dir), rc)),
+        }
+    }
+
+    /// Calls `f(name, ino, file type)` for each entry of directory `dir`, `.` and `..`
+    /// included, in on-disk order, until it returns `false`.
+    pub fn dir_entries(&self, dir: Ino, mut f: impl FnMut(&[u8], Ino, u8) -> bool) -> Result<()> {
+        self.iterate(dir, 0, &mut |e: &mut Dirent| {
+            if f(e.name(), e.inode(), e.file_type()) {
+                0
+            } else {
+                DIRENT_ABORT
+            }
+        })
+    }
+
+    /// Points the entry `name` of `dir` at `ino` (of entry type `ft`) in place; `Ok(false)` if
+    /// there is no such entry. Used to rename over an existing name, to leave a whiteout in
+    /// place of a name, and to repoint a moved directory's `..`.
+    pub fn replace_entry(&mut self, dir: Ino, name: &[u8], ino: Ino, ft: u8) -> Result<bool> {
+        let mut done = false;
+        self.iterate(dir, 0, &mut |e: &mut Dirent| {
+            if e.inode() != 0 && e.name() == name {
+                e.set(ino, ft);
+                done = true;
+                DIRENT_CHANGED | DIRENT_ABORT
+            } else {
+                0
+            }
+        })?;
+        Ok(done)
+    }
+
+    fn iterate(
+        &self,
+        dir: Ino,
+        flags: c_int,
+        f: &mut dyn FnMut(&mut Dirent) -> c_int,
+    ) -> Result<()> {
+        unsafe extern "C" fn trampoline(
+            _dir: u32,
+            _entry: c_int,
+            dirent: *mut c_void,
+            _offset: c_int,
+            _blocksize: c_int,
+            _buf: *mut c_char,
+            private: *mut c_void,
+        ) -> c_int {
+            // SAFETY: `private` is the `&mut &mut dyn FnMut` passed below, alive for the
+            // iteration; `dirent` points to a `struct ext2_dir_entry` inside the library's block
+            // buffer, whose name bytes follow it (name_len of them).
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                let f = &mut *(private as *mut &mut dyn FnMut(&mut Dirent) -> c_int);
+                f(&mut Dirent(dirent.cast()))
+            }));
+            // Never unwind into C.
+            r.unwrap_or(DIRENT_ABORT)
+        }
+        let mut f = f;
+        // SAFETY: the callback and its data outlive the call; a null block buffer makes the
+        // library allocate one.
+        let rc = unsafe {
+            (self.lib.dir_iterate2)(
+                self.fs,
+                dir,
+                flags & !DIRENT_FLAG_INCLUDE_EMPTY,
+                std::ptr::null_mut(),
+                trampoline,
+                (&mut f as *mut &mut dyn FnMut(&mut Dirent) -> c_int).cast(),
+            )
+        };
+        self.check("list directory", dir, rc)
+    }
+
+    /// Adds the entry `name` -> `ino` (entry type `ft`) to directory `dir`, growing the
+    /// directory by a block when it is full. Link counts are the caller's.
+    pub fn link(&mut self, dir: Ino, name: &[u8], ino: Ino, ft: u8) -> Result<()> {
+        let c = cstring("link", name)?;
+        loop {
+            // SAFETY: `c` is NUL-terminated and lives across the call.
+            let rc = unsafe { (self.lib.link)(self.fs, dir, c.as_ptr(), ino, c_int::from(ft)) };
+            if rc == ET_DIR_NO_SPACE {
+                self.expand_dir(dir)?;
+                continue;
+            }
+            return self.check("link into", dir, rc);
+        }
+    }
+
+    fn expand_dir(&mut self, dir: Ino) -> Result<()> {
+        // SAFETY: a live handle and an inode number; the library checks it is a directory.
+        let rc = unsafe { (self.lib.expand_dir)(self.fs, dir) };
+        self.check("expand directory", dir, rc)
+    }
+
+    /// Removes the entry `name` (which must point at `ino`) from directory `dir`. Link counts
+    /// are the caller's.
+    pub fn unlink(&mut self, dir: Ino, name: &[u8], ino: Ino) -> Result<()> {
+        let c = cstring("unlink", name)?;
+        // SAFETY: `c` is NUL-terminated; the library matches both name and inode.
+        let rc = unsafe { (self.lib.unlink)(self.fs, dir, c.as_ptr(), ino, 0) };
+        self.check("unlink from", dir, rc)
+    }
+
+    /// Picks a free inode near directory `dir` for an object of type `mode`; it is not marked
+    /// in use until [`Fs::inode_alloc_stats`] (or [`Fs::mkdir`]/[`Fs::symlink`], which do).
+    pub fn new_inode(&mut self, dir: Ino, mode: u16) -> Result<Ino> {
+        let mut ino: Ino = 0;
+        // SAFETY: a null map means the filesystem's own inode bitmap (read at open).
+        let rc = unsafe {
+            (self.lib.new_inode)(
+                self.fs,
+                dir,
+                c_int::from(mode),
+                std::ptr::null_mut(),
+                &mut ino,
+            )
+        };
+        self.check("allocate an inode near", dir, rc)?;
+        Ok(ino)
+    }
+
+    /// Marks inode `ino` in use (`delta` 1) or free (-1) in the bitmap and the group and
+    /// superblock counts.
+    pub fn inode_alloc_stats(&mut self, ino: Ino, delta: i32, is_dir: bool) {
+        // SAFETY: a live handle; the library bounds-checks `ino` and reports it itself.
+        unsafe { (self.lib.inode_alloc_stats2)(self.fs, ino, delta, c_int::from(is_dir)) }
+    }
+
+    /// Creates directory `name` in `parent` as inode `ino` (from [`Fs::new_inode`]): its block
+    /// with `.` and `..`, the parent's link count, the allocation counts. Owner root, mode
+    /// 0755; the caller sets them.
+    pub fn mkdir(&mut self, parent: Ino, ino: Ino, name: &[u8]) -> Result<()> {
+        let c = cstring("mkdir", name)?;
+        loop {
+            // SAFETY: `c` is NUL-terminated and lives across the call.
+            let rc = unsafe { (self.lib.mkdir)(self.fs, parent, ino, c.as_ptr()) };
+            if rc == ET_DIR_NO_SPACE {
+                self.expand_dir(parent)?;
+                continue;
+            }
+            return self.check("make a directory in", parent, rc);
+        }
+    }
+
+    /// Creates symlink `name` -> `target` in `parent` as inode `ino` (fast symlink when short),
+    /// counted in use. Owner root; the caller sets it.
+    pub fn symlink(&mut self, parent: Ino, ino: Ino, name: &[u8], target: &[u8]) -> Result<()> {
+        let c = cstring("symlink", name)?;
+        let t = cstring("symlink", target)?;
+        loop {
+            // SAFETY: both strings are NUL-terminated and live across the call.
+            let rc = unsafe { (self.lib.symlink)(self.fs, parent, ino, c.as_ptr(), t.as_ptr()) };
+            if rc == ET_DIR_NO_SPACE {
+                self.expand_dir(parent)?;
+                continue;
+            }
+            return self.check("make a symlink in", parent, rc);
+        }
+    }
+
+    /// The target of symlink `ino`.
+    pub fn read_link(&self, ino: Ino) -> Result<Vec<u8>> {
+        let mut inode = self.read_inode(ino)?;
+        let len = inode.size() as usize;
+        // SAFETY: the function only inspects the inode it is given.
+        let fast = unsafe { (self.lib.is_fast_symlink)(&mut inode) } != 0;
+        if fast {
+            // SAFETY: a fast symlink keeps its target in the 60 bytes of i_block.
+            let bytes: [u8; 60] = unsafe { std::mem::transmute(inode.i_block) };
+            return Ok(bytes[..len.min(60)].to_vec());
+        }
+        let mut buf = vec![0; len];
+        let n = self.file(ino, false)?.read_at(0, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Opens the data of inode `ino` for reading, or writing too.
+    pub fn file(&self, ino: Ino, write: bool) -> Result<File<'_>> {
+        let mut f: FilePtr = std::ptr::null_mut();
+        // SAFETY: a null inode pointer makes the library read the inode itself.
+        let rc = unsafe {
+            (self.lib.file_open2)(
+                self.fs,
+                ino,
+                std::ptr::null_mut(),
+                if write { FILE_WRITE } else { 0 },
+                &mut f,
+            )
+        };
+        self.check("open", ino, rc)?;
+        Ok(File { fs: self, f, ino })
+    }
+
+    /// Frees blocks `start..=end` (in filesystem blocks; `u64::MAX` for "to the end") of inode
+    /// `ino`, updating and writing `inode`.
+    pub fn punch(&mut self, ino: Ino, inode: &mut Inode, start: u64, end: u64) -> Result<()> {
+        // SAFETY: `inode` is a valid ext2_inode_large the library updates in place; a null
+        // block buffer makes it allocate one.
+        let rc = unsafe { (self.lib.punch)(self.fs, ino, inode, std::ptr::null_mut(), start, end) };
+        self.check("free blocks of", ino, rc)
+    }
+
+    /// Drops inode `ino`'s reference to its extended-attribute block (freeing the block with
+    /// its last reference), updating `inode` in memory.
+    pub fn free_ext_attr(&mut self, ino: Ino, inode: &mut Inode) -> Result<()> {
+        // SAFETY: `inode` is a valid ext2_inode_large.
+        let rc = unsafe { (self.lib.free_ext_attr)(self.fs, ino, inode) };
+        self.check("free the attributes of", ino, rc)
+    }
+
+    /// Whether the inode's block map holds block numbers (not a fast symlink's target).
+    pub fn has_valid_blocks(&self, inode: &Inode) -> bool {
+        let mut copy = *inode;
+        // SAFETY: only reads the inode.
+        unsafe { (self.lib.inode_has_valid_blocks2)(self.fs, &mut copy) != 0 }
+    }
+
+    /// The extended attributes of inode `ino`, read.
+    pub fn xattrs(&mut self, ino: Ino) -> Result<Xattrs<'_>> {
+        let mut h: XattrPtr = std::ptr::null_mut();
+        // SAFETY: a live handle; `h` receives an owned handle only on success.
+        let rc = unsafe { (self.lib.xattrs_open)(self.fs, ino, &mut h) };
+        self.check("open the attributes of", ino, rc)?;
+        let x = Xattrs { fs: self, h, ino };
+        // SAFETY: `h` is the live handle just opened.
+        let rc = unsafe { (x.fs.lib.xattrs_read)(x.h) };
+        x.fs.check("read the attributes of", ino, rc)?;
+        Ok(x)
+    }
+
+    /// Writes the superblock, group descriptors and bitmaps, and flushes the I/O cache.
+    pub fn flush(&mut self) -> Result<()> {
+        // SAFETY: a live handle.
+        let rc = unsafe { (self.lib.flush)(self.fs) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Error::new("flush", self.image.display().to_string(), rc))
+        }
+    }
+
+    /// Flushes and releases the filesystem.
+    pub fn close(self) -> Result<()> {
+        let me = std::mem::ManuallyDrop::new(self);
+        me.close_inner()
+    }
+
+    fn close_inner(&self) -> Result<()> {
+        // SAFETY: the handle is live and not used after this call (the value is consumed or
+        // being dropped); on a failed flush the library keeps the handle, which we free.
+        let rc = unsafe { (self.lib.close2)(self.fs, 0) };
+        if rc == 0 {
+            return Ok(());
+        }
+        // SAFETY: close2 failed before freeing; free without writing anything more.
+        unsafe { (self.lib.free)(self.fs) };
+        Err(Error::new("close", self.image.display().to_string(), rc))
+    }
+}
+
+impl Drop for Fs {
+    fn drop(&mut self) {
+        let _ = self.close_inner();
+    }
+}
+
+/// A view of one `struct ext2_dir_entry` during [`Fs::iterate`]: `inode` (u32), `rec_len`
+/// (u16), `name_len` (u8 length, u8 file type), then the name.
+struct Dirent(*mut u8);
+
+impl Dirent {
+    fn inode(&self) -> Ino {
+        // SAFETY: the entry's first 8 bytes are its header (see the type's docs).
+        unsafe { std::ptr::read_unaligned(self.0 as *const u32) }
+    }
+
+    fn name_len(&self) -> usize {
+        // SAFETY: byte 6 is the low byte of name_len: the name's length.
+        usize::from(unsafe { *self.0.add(6) })
+    }
+
+    fn file_type(&self) -> u8 {
+        // SAFETY: byte 7 is the high byte of name_len: the file type (filetype feature).
+        unsafe { *self.0.add(7) }
+    }
+
+    fn name(&self) -> &[u8] {
+        // SAFETY: name_len bytes of name follow the 8-byte header inside the block buffer.
+        unsafe { std::slice::from_raw_parts(self.0.add(8), self.name_len()) }
+    }
+
+    fn set(&mut self, ino: Ino, ft: u8) {
+        // SAFETY: writes the inode field and the file-type byte of the header; the library
+        // writes the block back because the callback answers DIRENT_CHANGED.
+        unsafe {
+            std::ptr::write_unaligned(self.0 as *mut u32, ino);
+            *self.0.add(7) = ft;
+        }
+    }
+}
+
+/// An open file of a [`Fs`]; closed (its inode written) on drop.
+pub struct File<'a> {
+    fs: &'a Fs,
+    f: FilePtr,
+    ino: Ino,
+}
+
+impl File<'_> {
+    fn seek(&mut self, off: u64) -> Result<()> {
+        let mut pos = 0u64;
+        // SAFETY: a live file handle; whence 0 is SEEK_SET.
+        let rc = unsafe { (self.fs.lib.file_llseek)(self.f, off, 0, &mut pos) };
+        self.fs.check("seek in", self.ino, rc)
+    }
+
+    /// Reads up to `buf.len()` bytes at `off`; fewer only at the end of the file.
+    pub fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<usize> {
+        self.seek(off)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let want = (buf.len() - done).min(1 << 30) as u32;
+            let mut got = 0u32;
+            // SAFETY: the destination is the unfilled tail of `buf`, `want` bytes long at most.
+            let rc = unsafe {
+                (self.fs.lib.file_read)(self.f, buf[done..].as_mut_ptr().cast(), want, &mut got)
+            };
+            self.fs.check("read", self.ino, rc)?;
+            if got == 0 {
+                break;
+            }
+            done += got as usize;
+        }
+        Ok(done)
+    }
+
+    /// Writes all of `data` at `off`, growing the file as needed.
+    pub fn write_at(&mut self, off: u64, data: &[u8]) -> Result<()> {
+        self.seek(off)?;
+        let mut done = 0;
+        while done < data.len() {
+            let want = (data.len() - done).min(1 << 30) as u32;
+            let mut put = 0u32;
+            // SAFETY: the source is the unwritten tail of `data`, `want` bytes long at most.
+            let rc = unsafe {
+                (self.fs.lib.file_write)(self.f, data[done..].as_ptr().cast(), want, &mut put)
+            };
+            self.fs.check("write", self.ino, rc)?;
+            if put == 0 {
+                return Err(Error::new(
+                    "write",
+                    self.fs.subject(self.ino),
+                    libc::ENOSPC as _,
+                ));
+            }
+            done += put as usize;
+        }
+        Ok(())
+    }
+
+    /// Sets the file's size, freeing the blocks past a shorter end.
+    pub fn set_size(&mut self, size: u64) -> Result<()> {
+        // SAFETY: a live file handle.
+        let rc = unsafe { (self.fs.lib.file_set_size2)(self.f, size) };
+        self.fs.check("resize", self.ino, rc)
+    }
+
+    /// The inode as the file handle holds it (sizes and blocks updated by writes).
+    pub fn inode(&self) -> Inode {
+        // SAFETY: the handle's inode lives as long as the handle; ext2_file's inode is a full
+        // `ext2_inode_large` in e2fsprogs 1.43 and later, but only its 128-byte base is copied
+        // here to stay within what every version guarantees.
+        unsafe {
+            let p = (self.fs.lib.file_get_inode)(self.f) as *const u8;
+            let mut out = Inode::default();
+            std::ptr::copy_nonoverlapping(p, (&mut out as *mut Inode).cast::<u8>(), 128);
+            out
+        }
+    }
+
+    /// Writes the file's buffered block and inode and releases the handle.
+    pub fn close(self) -> Result<()> {
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the handle is live and not used again.
+        let rc = unsafe { (me.fs.lib.file_close)(me.f) };
+        me.fs.check("close", me.ino, rc)
+    }
+}
+
+impl Drop for File<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live and not used again.
+        unsafe { (self.fs.lib.file_close)(self.f) };
+    }
+}
+
+/// The extended attributes of one inode, read into memory; changes are written by each call.
+pub struct Xattrs<'a> {
+    fs: &'a mut Fs,
+    h: XattrPtr,
+    ino: Ino,
+}
+
+impl Xattrs<'_> {
+    /// The value of attribute `name`, if set.
+    pub fn get(&self, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        let c = cstring("get attribute", name)?;
+        let mut v: *mut c_void = std::ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: `c` is NUL-terminated; on success `v` is a buffer of `len` bytes that the
+        // library allocated and we free with its allocator.
+        let rc = unsafe { (self.fs.lib.xattr_get)(self.h, c.as_ptr(), &mut v, &mut len) };
+        if rc == ET_EA_KEY_NOT_FOUND {
+            return Ok(None);
+        }
+        self.fs.check("get an attribute of", self.ino, rc)?;
+        // SAFETY: see above; `free_mem` takes the address of the pointer.
+        let out = unsafe {
+            let out = if v.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(v as *const u8, len).to_vec()
+            };
+            (self.fs.lib.free_mem)((&mut v as *mut *mut c_void).cast());
+            out
+        };
+        Ok(Some(out))
+    }
+
+    /// Sets attribute `name` to `value` and writes the attributes.
+    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<()> {
+        let c = cstring("set attribute", name)?;
+        // SAFETY: `c` is NUL-terminated; the value is copied by the library.
+        let rc = unsafe {
+            (self.fs.lib.xattr_set)(self.h, c.as_ptr(), value.as_ptr().cast(), value.len())
+        };
+        self.fs.check("set an attribute of", self.ino, rc)
+    }
+
+    /// Removes attribute `name`; `Ok(false)` if it was not set.
+    pub fn remove(&mut self, name: &[u8]) -> Result<bool> {
+        if self.get(name)?.is_none() {
+            return Ok(false);
+        }
+        let c = cstring("remove attribute", name)?;
+        // SAFETY: `c` is NUL-terminated.
+        let rc = unsafe { (self.fs.lib.xattr_remove)(self.h, c.as_ptr()) };
+        self.fs.check("remove an attribute of", self.ino, rc)?;
+        Ok(true)
+    }
+
+    /// The names of the attributes set, with their namespace prefixes (`user.x`).
+    pub fn names(&self) -> Result<Vec<Vec<u8>>> {
+        unsafe extern "C" fn each(
+            name: *mut c_char,
+            _value: *mut c_char,
+            _len: usize,
+            private: *mut c_void,
+        ) -> c_int {
+            // SAFETY: `private` is the Vec below, alive for the iteration; `name` is a
+            // NUL-terminated string owned by the library for the call.
+            let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                let out = &mut *(private as *mut Vec<Vec<u8>>);
+                out.push(CStr::from_ptr(name).to_bytes().to_vec());
+            }));
+            // Never unwind into C; 1 is XATTR_ABORT.
+            if pushed.is_ok() { 0 } else { 1 }
+        }
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        // SAFETY: callback and data outlive the call.
+        let rc = unsafe {
+            (self.fs.lib.xattrs_iterate)(self.h, each, (&mut out as *mut Vec<Vec<u8>>).cast())
+        };
+        self.fs.check("list the attributes of", self.ino, rc)?;
+        Ok(out)
+    }
+}
+
+impl Drop for Xattrs<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live; close frees it (and, in libext2fs before 1.44, writes
+        // pending changes).
+        unsafe { (self.fs.lib.xattrs_close)(&mut self.h) };
+    }
+}
+
+#[cfg(test)]
+mod tests;
