@@ -15,6 +15,7 @@ mod inode;
 mod lib;
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 pub use inode::{
@@ -104,7 +105,7 @@ const COMPAT_HAS_JOURNAL: u32 = 0x4;
 const INCOMPAT_RECOVER: u32 = 0x4;
 
 /// A libext2fs failure: the operation, its subject and the library's code and message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{op} `{subject}`: {message}")]
 pub struct Error {
     pub op: &'static str,
@@ -169,6 +170,39 @@ fn message(code: Errcode) -> String {
     format!("libext2fs error {code}")
 }
 
+/// A listing of the process's open descriptors: one handle on `/proc/self/fd` kept open, so
+/// that its own descriptor is in every listing and drops out of a difference.
+struct FdLister(Option<rustix::fs::Dir>);
+
+impl FdLister {
+    fn new() -> FdLister {
+        use rustix::fs::{Mode, OFlags};
+        let dir = rustix::fs::open(
+            "/proc/self/fd",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .and_then(|fd| rustix::fs::Dir::new(fd).ok());
+        FdLister(dir)
+    }
+
+    /// The open descriptors (empty without `/proc`).
+    fn list(&mut self) -> Vec<RawFd> {
+        let Some(dir) = self.0.as_mut() else {
+            return Vec::new();
+        };
+        dir.rewind();
+        let mut out = Vec::new();
+        while let Some(Ok(e)) = dir.read() {
+            if let Some(fd) = e.file_name().to_str().ok().and_then(|n| n.parse().ok()) {
+                out.push(fd);
+            }
+        }
+        out
+    }
+}
+
 fn cstring(op: &'static str, s: &[u8]) -> Result<CString> {
     CString::new(s).map_err(|_| Error::new(op, String::from_utf8_lossy(s), libc::EINVAL as _))
 }
@@ -190,6 +224,8 @@ pub struct Fs {
     lib: &'static Lib,
     fs: FsPtr,
     image: PathBuf,
+    /// The descriptors the library opened for the image (see [`Fs::fds`]).
+    fds: Vec<RawFd>,
 }
 
 impl std::fmt::Debug for Fs {
@@ -230,6 +266,8 @@ impl Fs {
         let opts = CString::new(format!("offset={offset}")).unwrap_or_default();
         let flags = FLAG_64BITS | if writable { FLAG_RW } else { 0 };
         let mut fs: FsPtr = std::ptr::null_mut();
+        let mut lister = FdLister::new();
+        let before = lister.list();
         // SAFETY: name and options are NUL-terminated and live across the call; the I/O manager
         // is the library's own; `fs` receives an owned handle only on success.
         let rc = unsafe {
@@ -246,10 +284,16 @@ impl Fs {
         if rc != 0 {
             return Err(Error::new("open ext2/ext3 filesystem in", subject, rc).into());
         }
+        let fds = lister
+            .list()
+            .into_iter()
+            .filter(|fd| !before.contains(fd))
+            .collect();
         let fs = Fs {
             lib,
             fs,
             image: image.to_path_buf(),
+            fds,
         };
         if writable && fs.needs_recovery() {
             // SAFETY: a read-only view is enough to free the handle without writing anything.
@@ -264,6 +308,18 @@ impl Fs {
             return Err(Error::new("read the bitmaps of", subject, rc).into());
         }
         Ok(fs)
+    }
+
+    /// The descriptors libext2fs opened for the image (found as those that appeared in
+    /// `/proc/self/fd` while opening, which is exact in a single-threaded caller): a forked
+    /// server that closes every other descriptor must keep these.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.fds
+            .iter()
+            // SAFETY: the library holds these open until the filesystem is closed, which needs
+            // `self` by value or `&mut self` in drop, so they outlive the borrow.
+            .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
+            .collect()
     }
 
     fn subject(&self, ino: Ino) -> String {
@@ -354,10 +410,17 @@ impl Fs {
         self.flush()
     }
 
+    /// Whether the filesystem was opened for writing.
+    pub fn writable(&self) -> bool {
+        // SAFETY: the int member at FS_FLAGS of the live handle.
+        unsafe { *(self.fs.cast::<u8>().add(FS_FLAGS) as *const c_int) & FLAG_RW != 0 }
+    }
+
     /// Records a clean unmount (unless errors were recorded); written at the next flush/close.
+    /// Nothing for a read-only filesystem.
     pub fn mark_clean(&mut self) {
         let state = self.super_u16(SB_STATE);
-        if state & STATE_ERROR == 0 {
+        if self.writable() && state & STATE_ERROR == 0 {
             // SAFETY: SB_STATE is a u16 field.
             unsafe { self.set_super_u16(SB_STATE, state | STATE_VALID) };
             self.mark_super_dirty();
@@ -674,6 +737,19 @@ impl Fs {
             Ok(())
         } else {
             Err(Error::new("flush", self.image.display().to_string(), rc))
+        }
+    }
+
+    /// Releases the handle without writing anything: for the launcher's copy after `fork`, when
+    /// the forked server owns the image. Blocks still dirty in the copy's cache (none after a
+    /// [`Fs::flush`]) would be written by the library's I/O close.
+    pub fn abandon(self) {
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the handle is live and not used again; with the dirty flags cleared the library
+        // writes no superblock, descriptors or bitmaps while freeing it.
+        unsafe {
+            me.clear_flags(FLAG_DIRTY | FLAG_CHANGED | FLAG_RW);
+            (me.lib.free)(me.fs);
         }
     }
 

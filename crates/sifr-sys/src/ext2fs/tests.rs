@@ -1,6 +1,7 @@
 //! The library against real images made by `mkfs.ext3`, judged by `e2fsck -fn`.
 
 use super::*;
+use std::os::fd::AsRawFd;
 use std::process::Command;
 
 fn have(tool: &str) -> bool {
@@ -220,5 +221,24 @@ fn a_file_that_is_not_ext2_is_an_error_naming_it() {
     assert!(
         err.contains("junk") && err.contains("magic number"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_descriptors_of_the_image_are_known() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Some(img) = image(tmp.path(), 0) else {
+        return;
+    };
+    let fs = Fs::open(&img, 0, false).expect("open");
+    // Other tests open files on other threads meanwhile: one of these is the image.
+    let found = fs.fds().iter().any(|fd| {
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok() == Some(img.clone())
+    });
+    assert!(
+        found,
+        "no descriptor of {} among {:?}",
+        img.display(),
+        fs.fds()
     );
 }

@@ -1,0 +1,346 @@
+//! The served filesystem's state and the operations the FUSE requests are made of: creating
+//! and freeing inodes, link counts, times, directory listings, attributes for the kernel.
+//!
+//! libext2fs is not thread-safe, so one `Mutex` holds the open [`Fs`] and everything that
+//! must change with it; every request takes it for its whole duration. The signal waiter takes
+//! it too, to close the image between two requests. After the close the state holds no
+//! filesystem and every request fails with `EIO`.
+//!
+//! Inode numbers: FUSE calls the root 1, ext2 calls it 2; inode 1 (bad blocks) is never shown,
+//! so the two numbers swap places ([`to_fuse`], its own inverse).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use fuser::{Errno, FileAttr, FileType, INodeNo};
+use sifr_sys::ext2fs::{self, Fs, Ino, Inode, Time, ft};
+
+/// The FUSE number of ext2 inode `ino`, and the other way round.
+pub(crate) fn to_fuse(ino: u64) -> u64 {
+    match ino {
+        1 => 2,
+        2 => 1,
+        n => n,
+    }
+}
+
+/// The ext2 inode a FUSE number names.
+pub(crate) fn ino(n: INodeNo) -> Result<Ino, Errno> {
+    Ino::try_from(to_fuse(n.0)).map_err(|_| Errno::ENOENT)
+}
+
+pub(crate) fn errno(e: ext2fs::Error) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+pub(crate) const S_ISGID: u16 = 0o2000;
+
+/// A directory listing taken at `opendir`: name, inode, FUSE type.
+pub(crate) type Listing = Vec<(Vec<u8>, Ino, FileType)>;
+
+/// Everything that changes with the filesystem.
+pub(crate) struct State {
+    /// `None` once closed.
+    pub(crate) fs: Option<Fs>,
+    /// Open file handles per inode.
+    open: HashMap<Ino, u32>,
+    /// Inodes without a name that are still open: freed at their last release.
+    orphans: HashSet<Ino>,
+    /// Listings of open directories, by handle.
+    pub(crate) dirs: HashMap<u64, Listing>,
+    next_dir: u64,
+    /// How the close went, kept for whoever asks after `destroy` closed.
+    close_error: Option<ext2fs::Error>,
+    /// The generation of the next new inode (see [`State::generation`]).
+    next_generation: u32,
+}
+
+impl State {
+    pub(crate) fn new(fs: Fs) -> State {
+        State {
+            fs: Some(fs),
+            open: HashMap::new(),
+            orphans: HashSet::new(),
+            dirs: HashMap::new(),
+            next_dir: 1,
+            close_error: None,
+            // Different in each server, so that a number freed and reused across two mounts
+            // differs too.
+            next_generation: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(1, |d| d.subsec_nanos() ^ d.as_secs() as u32),
+        }
+    }
+
+    /// A generation number for a new inode. The kernel tells a reused inode number from the
+    /// inode it still caches by it (`fuse_iget` marks the old one stale); without one, a
+    /// directory removed and made again (overlayfs's `work/work` at every mount) is taken for
+    /// the dead one.
+    pub(crate) fn generation(&mut self) -> u32 {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation
+    }
+
+    pub(crate) fn fs(&mut self) -> Result<&mut Fs, Errno> {
+        self.fs.as_mut().ok_or(Errno::EIO)
+    }
+
+    /// Frees the orphans, records a clean unmount and closes the image (once; later calls
+    /// repeat a failure once).
+    pub(crate) fn close(&mut self) -> Result<(), ext2fs::Error> {
+        let Some(mut fs) = self.fs.take() else {
+            return self.close_error.take().map_or(Ok(()), Err);
+        };
+        for o in std::mem::take(&mut self.orphans) {
+            if let Ok(inode) = fs.read_inode(o) {
+                let _ = free_inode(&mut fs, o, inode);
+            }
+        }
+        fs.mark_clean();
+        let r = fs.close();
+        if let Err(e) = &r {
+            self.close_error = Some(e.clone());
+        }
+        r
+    }
+
+    pub(crate) fn opened(&mut self, ino: Ino) {
+        *self.open.entry(ino).or_default() += 1;
+    }
+
+    /// One handle of `ino` closed; frees it if it was the last of an orphan.
+    pub(crate) fn released(&mut self, ino: Ino) -> Result<(), Errno> {
+        let left = match self.open.get_mut(&ino) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                return Ok(());
+            }
+            _ => {
+                self.open.remove(&ino);
+                0
+            }
+        };
+        if left == 0 && self.orphans.remove(&ino) {
+            let fs = self.fs()?;
+            let inode = fs.read_inode(ino).map_err(errno)?;
+            if inode.i_links_count == 0 {
+                free_inode(fs, ino, inode).map_err(errno)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `ino` lost a name: one link less, and freed (now, or at its last close) at none.
+    pub(crate) fn drop_link(&mut self, ino: Ino, now: SystemTime) -> Result<(), Errno> {
+        let open = self.open.contains_key(&ino);
+        let fs = self.fs()?;
+        let mut inode = fs.read_inode(ino).map_err(errno)?;
+        // A directory's own `.` link goes with its name.
+        let gone = inode.is_dir() || inode.i_links_count <= 1;
+        if gone {
+            inode.i_links_count = 0;
+        } else {
+            inode.i_links_count -= 1;
+        }
+        inode.set_time(Time::Change, now);
+        if !gone || open {
+            fs.write_inode(ino, &inode).map_err(errno)?;
+            if gone {
+                self.orphans.insert(ino);
+            }
+            return Ok(());
+        }
+        free_inode(fs, ino, inode).map_err(errno)
+    }
+
+    /// `ino` got a name back (`link` of an open orphan).
+    pub(crate) fn relinked(&mut self, ino: Ino) {
+        self.orphans.remove(&ino);
+    }
+
+    pub(crate) fn add_listing(&mut self, l: Listing) -> u64 {
+        let fh = self.next_dir;
+        self.next_dir += 1;
+        self.dirs.insert(fh, l);
+        fh
+    }
+}
+
+/// Releases an inode with no links: its attribute block, its data blocks, its bitmap bit.
+pub(crate) fn free_inode(fs: &mut Fs, ino: Ino, mut inode: Inode) -> Result<(), ext2fs::Error> {
+    fs.free_ext_attr(ino, &mut inode)?;
+    if fs.has_valid_blocks(&inode) {
+        fs.punch(ino, &mut inode, 0, u64::MAX)?;
+    }
+    inode.i_links_count = 0;
+    inode.i_dtime = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    fs.write_inode(ino, &inode)?;
+    fs.inode_alloc_stats(ino, -1, inode.is_dir());
+    Ok(())
+}
+
+/// Reads inode `ino`, lets `f` change it, writes it back; returns it as written.
+pub(crate) fn update(
+    fs: &mut Fs,
+    ino: Ino,
+    f: impl FnOnce(&mut Inode),
+) -> Result<Inode, ext2fs::Error> {
+    let mut inode = fs.read_inode(ino)?;
+    f(&mut inode);
+    fs.write_inode(ino, &inode)?;
+    Ok(inode)
+}
+
+/// A directory's contents changed: its modification and change times are now.
+pub(crate) fn touch_dir(fs: &mut Fs, dir: Ino, now: SystemTime) -> Result<(), Errno> {
+    update(fs, dir, |i| {
+        i.set_time(Time::Modify, now);
+        i.set_time(Time::Change, now);
+    })
+    .map(drop)
+    .map_err(errno)
+}
+
+/// The inode of directory `dir`, or `ENOTDIR`.
+pub(crate) fn dir_inode(fs: &Fs, dir: Ino) -> Result<Inode, Errno> {
+    let i = fs.read_inode(dir).map_err(errno)?;
+    if i.is_dir() {
+        Ok(i)
+    } else {
+        Err(Errno::ENOTDIR)
+    }
+}
+
+/// The inode `name` names in `dir`, or `ENOENT`.
+pub(crate) fn existing(fs: &Fs, dir: Ino, name: &[u8]) -> Result<Ino, Errno> {
+    fs.lookup(dir, name).map_err(errno)?.ok_or(Errno::ENOENT)
+}
+
+/// Fails with `EEXIST` if `name` exists in `dir`; `ENAMETOOLONG` past 255 bytes.
+pub(crate) fn absent(fs: &Fs, dir: Ino, name: &[u8]) -> Result<(), Errno> {
+    if name.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    match fs.lookup(dir, name).map_err(errno)? {
+        Some(_) => Err(Errno::EEXIST),
+        None => Ok(()),
+    }
+}
+
+/// Whether directory `dir` has entries other than `.` and `..`.
+pub(crate) fn has_children(fs: &Fs, dir: Ino) -> Result<bool, Errno> {
+    let mut any = false;
+    fs.dir_entries(dir, |name, _, _| {
+        any = name != b"." && name != b"..";
+        !any
+    })
+    .map_err(errno)?;
+    Ok(any)
+}
+
+/// The owner of a new inode in `parent` for a request by `uid`/`gid`, and whether a new
+/// directory inherits the set-group-ID bit (System V semantics, as ext4 without `grpid`).
+pub(crate) fn new_owner(parent: &Inode, uid: u32, gid: u32) -> (u32, u32, bool) {
+    if parent.i_mode & S_ISGID != 0 {
+        (uid, parent.gid(), true)
+    } else {
+        (uid, gid, false)
+    }
+}
+
+pub(crate) fn fuse_kind(mode: u16) -> FileType {
+    match ft::of_mode(mode) {
+        ft::DIR => FileType::Directory,
+        ft::SYMLINK => FileType::Symlink,
+        ft::CHR => FileType::CharDevice,
+        ft::BLK => FileType::BlockDevice,
+        ft::FIFO => FileType::NamedPipe,
+        ft::SOCK => FileType::Socket,
+        _ => FileType::RegularFile,
+    }
+}
+
+pub(crate) fn fuse_kind_of_ft(t: u8) -> Option<FileType> {
+    Some(match t {
+        ft::REG => FileType::RegularFile,
+        ft::DIR => FileType::Directory,
+        ft::SYMLINK => FileType::Symlink,
+        ft::CHR => FileType::CharDevice,
+        ft::BLK => FileType::BlockDevice,
+        ft::FIFO => FileType::NamedPipe,
+        ft::SOCK => FileType::Socket,
+        _ => return None,
+    })
+}
+
+/// What the kernel is told about inode `ino`.
+pub(crate) fn attr(ino: Ino, i: &Inode, block_size: u32) -> FileAttr {
+    let kind = fuse_kind(i.i_mode);
+    let rdev = match kind {
+        FileType::CharDevice | FileType::BlockDevice => {
+            let (major, minor) = i.device();
+            (major << 8) | (minor & 0xff) | ((minor & !0xff) << 12)
+        }
+        _ => 0,
+    };
+    let mtime = i.time(Time::Modify);
+    FileAttr {
+        ino: INodeNo(to_fuse(u64::from(ino))),
+        size: i.size(),
+        blocks: i.sectors(),
+        atime: i.time(Time::Access),
+        mtime,
+        ctime: i.time(Time::Change),
+        crtime: mtime,
+        kind,
+        perm: i.i_mode & 0o7777,
+        nlink: u32::from(i.i_links_count),
+        uid: i.uid(),
+        gid: i.gid(),
+        rdev,
+        blksize: block_size,
+        flags: 0,
+    }
+}
+
+/// A negative entry: node id 0, cached by the kernel for the entry TTL.
+pub(crate) fn negative() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+/// A fresh inode of `mode` (type and permissions) owned by `uid`/`gid`, all times `now`.
+pub(crate) fn fresh(mode: u16, uid: u32, gid: u32, now: SystemTime, generation: u32) -> Inode {
+    let mut i = Inode {
+        i_mode: mode,
+        i_links_count: 1,
+        i_generation: generation,
+        ..Default::default()
+    };
+    i.set_uid(uid);
+    i.set_gid(gid);
+    i.touch_all(now);
+    i
+}
+
+/// Seconds in a TTL the kernel accepts.
+pub(crate) fn clamp_ttl(ttl: Duration) -> Duration {
+    ttl.min(Duration::from_secs(u64::from(u32::MAX)))
+}
