@@ -34,6 +34,7 @@ pub(crate) fn errno(e: ext2fs::Error) -> Errno {
 }
 
 pub(crate) const S_ISGID: u16 = 0o2000;
+pub(crate) const S_ISUID: u16 = 0o4000;
 
 /// A directory listing taken at `opendir`: name, inode, FUSE type.
 pub(crate) type Listing = Vec<(Vec<u8>, Ino, FileType)>;
@@ -42,9 +43,10 @@ pub(crate) type Listing = Vec<(Vec<u8>, Ino, FileType)>;
 pub(crate) struct State {
     /// `None` once closed.
     pub(crate) fs: Option<Fs>,
-    /// Open file handles per inode.
-    open: HashMap<Ino, u32>,
-    /// Inodes without a name that are still open: freed at their last release.
+    /// The kernel's references per inode: one per entry it was told of, dropped by `forget`.
+    /// An open file holds one, so this is also what keeps an unlinked open file alive.
+    lookups: HashMap<Ino, u64>,
+    /// Inodes without a name the kernel still references: freed at their last `forget`.
     orphans: HashSet<Ino>,
     /// Listings of open directories, by handle.
     pub(crate) dirs: HashMap<u64, Listing>,
@@ -59,7 +61,7 @@ impl State {
     pub(crate) fn new(fs: Fs) -> State {
         State {
             fs: Some(fs),
-            open: HashMap::new(),
+            lookups: HashMap::new(),
             orphans: HashSet::new(),
             dirs: HashMap::new(),
             next_dir: 1,
@@ -104,23 +106,23 @@ impl State {
         r
     }
 
-    pub(crate) fn opened(&mut self, ino: Ino) {
-        *self.open.entry(ino).or_default() += 1;
+    /// The kernel was told of `ino` in an entry reply (one more reference).
+    pub(crate) fn remember(&mut self, ino: Ino) {
+        *self.lookups.entry(ino).or_default() += 1;
     }
 
-    /// One handle of `ino` closed; frees it if it was the last of an orphan.
-    pub(crate) fn released(&mut self, ino: Ino) -> Result<(), Errno> {
-        let left = match self.open.get_mut(&ino) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
+    /// The kernel dropped `n` references to `ino`; frees it after the last if it has no name.
+    pub(crate) fn forget(&mut self, ino: Ino, n: u64) -> Result<(), Errno> {
+        match self.lookups.get_mut(&ino) {
+            Some(left) if *left > n => {
+                *left -= n;
                 return Ok(());
             }
             _ => {
-                self.open.remove(&ino);
-                0
+                self.lookups.remove(&ino);
             }
-        };
-        if left == 0 && self.orphans.remove(&ino) {
+        }
+        if self.orphans.remove(&ino) {
             let fs = self.fs()?;
             let inode = fs.read_inode(ino).map_err(errno)?;
             if inode.i_links_count == 0 {
@@ -132,7 +134,7 @@ impl State {
 
     /// `ino` lost a name: one link less, and freed (now, or at its last close) at none.
     pub(crate) fn drop_link(&mut self, ino: Ino, now: SystemTime) -> Result<(), Errno> {
-        let open = self.open.contains_key(&ino);
+        let open = self.lookups.contains_key(&ino);
         let fs = self.fs()?;
         let mut inode = fs.read_inode(ino).map_err(errno)?;
         // A directory's own `.` link goes with its name.
@@ -153,7 +155,7 @@ impl State {
         free_inode(fs, ino, inode).map_err(errno)
     }
 
-    /// `ino` got a name back (`link` of an open orphan).
+    /// `ino` got a name back (`link` of an orphan still referenced).
     pub(crate) fn relinked(&mut self, ino: Ino) {
         self.orphans.remove(&ino);
     }
@@ -191,6 +193,45 @@ pub(crate) fn update(
     f(&mut inode);
     fs.write_inode(ino, &inode)?;
     Ok(inode)
+}
+
+/// What the kernel leaves to the server with `FUSE_HANDLE_KILLPRIV_V2`, for a write, a
+/// truncation or a chown of regular file `ino`: its `security.capability` goes, and with
+/// `set_id_bits` its set-user-ID bit and its set-group-ID bit where group execution makes that
+/// bit mean set-group-ID (as `setattr_should_drop_sgid`). Nothing is written when nothing
+/// changes, and attributes are only read where the inode may have some.
+pub(crate) fn kill_privileges(
+    fs: &mut Fs,
+    ino: Ino,
+    set_id_bits: bool,
+    now: SystemTime,
+) -> Result<(), Errno> {
+    let i = fs.read_inode(ino).map_err(errno)?;
+    if i.kind() != ext2fs::S_IFREG {
+        return Ok(());
+    }
+    let mut mode = i.i_mode;
+    if set_id_bits {
+        mode &= !S_ISUID;
+        if mode & 0o010 != 0 {
+            mode &= !S_ISGID;
+        }
+    }
+    // In-inode attributes need room past the extension; 128-byte inodes have none.
+    let may_have_xattrs = i.i_file_acl != 0 || i.i_extra_isize > 0;
+    let cap_gone = may_have_xattrs
+        && fs
+            .xattrs(ino)
+            .and_then(|mut x| x.remove(b"security.capability"))
+            .map_err(errno)?;
+    if mode != i.i_mode || cap_gone {
+        update(fs, ino, |i| {
+            i.i_mode = mode;
+            i.set_time(Time::Change, now);
+        })
+        .map_err(errno)?;
+    }
+    Ok(())
 }
 
 /// A directory's contents changed: its modification and change times are now.

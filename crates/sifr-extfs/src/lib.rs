@@ -42,6 +42,7 @@
 mod fs;
 mod mount;
 mod ops;
+mod rename;
 
 use std::io;
 use std::path::PathBuf;

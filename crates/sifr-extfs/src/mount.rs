@@ -202,6 +202,7 @@ impl Mounted {
             writable: self.writable,
             writeback: self.opts.writeback_cache,
             block_size,
+            no_open: false,
         };
         let mut config = fuser::Config::default();
         // libext2fs is not thread-safe: every request takes one lock, so more threads would

@@ -15,7 +15,7 @@ use fuser::{
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
     Request, TimeOrNow, WriteFlags,
 };
-use sifr_sys::ext2fs::{Fs, Ino, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Time, ft};
+use sifr_sys::ext2fs::{Ino, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Time, ft};
 
 use crate::fs::{self as f, State, errno, ino};
 
@@ -32,6 +32,10 @@ pub(crate) struct ExtFs {
     pub(crate) writable: bool,
     pub(crate) writeback: bool,
     pub(crate) block_size: u32,
+    /// The kernel accepts ENOSYS to `open` as "never send open or release again"
+    /// (`FUSE_NO_OPEN_SUPPORT`): two round trips fewer per file. Set in `init`. Unlinked
+    /// open files are kept by the kernel's references (`forget`), not by open counts.
+    pub(crate) no_open: bool,
 }
 
 impl ExtFs {
@@ -50,11 +54,18 @@ impl ExtFs {
 
     fn entry(&self, reply: ReplyEntry, r: Result<(Ino, sifr_sys::ext2fs::Inode), Errno>) {
         match r {
-            Ok((n, i)) => reply.entry(
-                &self.ttl,
-                &f::attr(n, &i, self.block_size),
-                Generation(u64::from(i.i_generation)),
-            ),
+            Ok((n, i)) => {
+                self.with(|st| {
+                    st.remember(n);
+                    Ok(())
+                })
+                .ok();
+                reply.entry(
+                    &self.ttl,
+                    &f::attr(n, &i, self.block_size),
+                    Generation(u64::from(i.i_generation)),
+                )
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -95,45 +106,33 @@ impl ExtFs {
     }
 }
 
-/// Whether renaming `src` over `dst` is allowed by their types and `dst`'s contents.
-fn replaceable(fs: &Fs, src_dir: bool, dst: Ino) -> Result<(), Errno> {
-    let d = fs.read_inode(dst).map_err(errno)?;
-    match (src_dir, d.is_dir()) {
-        (true, false) => Err(Errno::ENOTDIR),
-        (false, true) => Err(Errno::EISDIR),
-        (true, true) if f::has_children(fs, dst)? => Err(Errno::ENOTEMPTY),
-        _ => Ok(()),
-    }
-}
-
-/// A directory moved from `from` to `to`: its `..` and the two link counts follow.
-fn reparent(fs: &mut Fs, dir: Ino, from: Ino, to: Ino) -> Result<(), Errno> {
-    if from == to {
-        return Ok(());
-    }
-    fs.replace_entry(dir, b"..", to, ft::DIR).map_err(errno)?;
-    f::update(fs, from, |i| {
-        i.i_links_count = i.i_links_count.saturating_sub(1)
-    })
-    .map_err(errno)?;
-    f::update(fs, to, |i| i.i_links_count += 1).map_err(errno)?;
-    Ok(())
-}
-
 impl Filesystem for ExtFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_background(64);
         let _ = config.set_congestion_threshold(48);
-        let mut wanted = vec![InitFlags::FUSE_CACHE_SYMLINKS, InitFlags::FUSE_MAX_PAGES];
+        let mut wanted = vec![
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_MAX_PAGES,
+            InitFlags::FUSE_NO_OPEN_SUPPORT,
+        ];
         if self.writable && self.writeback {
             wanted.push(InitFlags::FUSE_WRITEBACK_CACHE);
+        }
+        if self.writable {
+            // The server clears set-user-ID/set-group-ID bits and file capabilities itself
+            // (`kill_privileges`). Without it the kernel asks for `security.capability`
+            // before every write: two of the thirteen round trips a new small file costs.
+            wanted.push(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         }
         for cap in wanted {
             if config.capabilities().contains(cap) {
                 let _ = config.add_capabilities(cap);
             }
         }
+        self.no_open = config
+            .capabilities()
+            .contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
         Ok(())
     }
 
@@ -158,6 +157,10 @@ impl Filesystem for ExtFs {
         }
     }
 
+    fn forget(&self, _req: &Request, n: INodeNo, nlookup: u64) {
+        let _ = self.with(|st| st.forget(ino(n)?, nlookup));
+    }
+
     fn getattr(&self, _req: &Request, n: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let r = self.with(|st| {
             let n = ino(n)?;
@@ -171,7 +174,7 @@ impl Filesystem for ExtFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         n: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -202,6 +205,22 @@ impl Filesystem for ExtFs {
                 let mut file = fs.file(n, true).map_err(errno)?;
                 file.set_size(size).map_err(errno)?;
                 file.close().map_err(errno)?;
+            }
+            // chown of a non-directory drops set-ID bits and file capabilities (as
+            // `chown_common` asks); so does truncation by an unprivileged caller. The kernel
+            // says so with FATTR_KILL_SUIDGID, which fuser does not pass on: the caller's uid
+            // stands in for truncation, and a request that sets nothing else (what overlayfs
+            // sends when another user writes a set-ID file) is that flag alone.
+            let nothing_else = [atime.is_none(), mtime.is_none(), size.is_none()]
+                .iter()
+                .all(|b| *b);
+            if mode.is_none()
+                && (uid.is_some()
+                    || gid.is_some()
+                    || (size.is_some() && req.uid() != 0)
+                    || nothing_else)
+            {
+                f::kill_privileges(fs, n, true, now)?;
             }
             let i = f::update(fs, n, |i| {
                 if let Some(m) = mode {
@@ -377,82 +396,18 @@ impl Filesystem for ExtFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let now = SystemTime::now();
         let r = self.change(|st| {
             let (from, to) = (ino(parent)?, ino(newparent)?);
-            let (name, newname) = (name.as_bytes(), newname.as_bytes());
-            if newname.len() > 255 {
-                return Err(Errno::ENAMETOOLONG);
-            }
-            // For a whiteout; taken before the filesystem is borrowed.
-            let generation = st.generation();
-            let fs = st.fs()?;
-            let src = f::existing(fs, from, name)?;
-            let si = fs.read_inode(src).map_err(errno)?;
-            let src_ft = ft::of_mode(si.i_mode);
-            let dst = fs.lookup(to, newname).map_err(errno)?;
-            if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-                let dst = dst.ok_or(Errno::ENOENT)?;
-                let di = fs.read_inode(dst).map_err(errno)?;
-                fs.replace_entry(from, name, dst, ft::of_mode(di.i_mode))
-                    .map_err(errno)?;
-                fs.replace_entry(to, newname, src, src_ft).map_err(errno)?;
-                if si.is_dir() {
-                    reparent(fs, src, from, to)?;
-                }
-                if di.is_dir() {
-                    reparent(fs, dst, to, from)?;
-                }
-                for n in [src, dst] {
-                    f::update(fs, n, |i| i.set_time(Time::Change, now)).map_err(errno)?;
-                }
-                f::touch_dir(fs, from, now)?;
-                return f::touch_dir(fs, to, now);
-            }
-            if dst.is_some() && flags.contains(RenameFlags::RENAME_NOREPLACE) {
-                return Err(Errno::EEXIST);
-            }
-            if dst == Some(src) {
-                // Two names of one inode: POSIX says do nothing.
-                return Ok(());
-            }
-            if let Some(d) = dst {
-                replaceable(fs, si.is_dir(), d)?;
-                fs.replace_entry(to, newname, src, src_ft).map_err(errno)?;
-            } else {
-                fs.link(to, newname, src, src_ft).map_err(errno)?;
-            }
-            if flags.contains(RenameFlags::RENAME_WHITEOUT) {
-                // The 0/0 character device overlayfs reads as "deleted here", owned by the
-                // requester as the kernel's own whiteouts are.
-                let w = fs.new_inode(from, S_IFCHR).map_err(errno)?;
-                let mut wi = f::fresh(S_IFCHR, req.uid(), req.gid(), now, generation);
-                wi.set_device(0, 0);
-                fs.write_new_inode(w, &wi).map_err(errno)?;
-                fs.inode_alloc_stats(w, 1, false);
-                fs.replace_entry(from, name, w, ft::CHR).map_err(errno)?;
-            } else {
-                fs.unlink(from, name, src).map_err(errno)?;
-            }
-            if si.is_dir() {
-                reparent(fs, src, from, to)?;
-            }
-            f::update(fs, src, |i| i.set_time(Time::Change, now)).map_err(errno)?;
-            f::touch_dir(fs, from, now)?;
-            if to != from {
-                f::touch_dir(fs, to, now)?;
-            }
-            if let Some(d) = dst {
-                if si.is_dir() {
-                    // The replaced directory's `..` link to the new parent goes with it.
-                    f::update(fs, to, |i| {
-                        i.i_links_count = i.i_links_count.saturating_sub(1)
-                    })
-                    .map_err(errno)?;
-                }
-                st.drop_link(d, now)?;
-            }
-            Ok(())
+            let owner = (req.uid(), req.gid());
+            crate::rename::rename(
+                st,
+                owner,
+                from,
+                name.as_bytes(),
+                to,
+                newname.as_bytes(),
+                flags,
+            )
         });
         match r {
             Ok(()) => reply.ok(),
@@ -497,21 +452,15 @@ impl Filesystem for ExtFs {
         self.entry(reply, r);
     }
 
-    fn open(&self, _req: &Request, n: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, _req: &Request, _n: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
-        let r = self.with(|st| {
-            if write && !self.writable {
-                return Err(Errno::EROFS);
-            }
-            let n = ino(n)?;
-            st.fs()?.read_inode(n).map_err(errno)?;
-            st.opened(n);
-            Ok(())
-        });
-        match r {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(e),
+        if write && !self.writable {
+            return reply.error(Errno::EROFS);
         }
+        if self.no_open {
+            return reply.error(Errno::ENOSYS);
+        }
+        reply.opened(FileHandle(0), FopenFlags::empty())
     }
 
     fn read(
@@ -548,7 +497,7 @@ impl Filesystem for ExtFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -560,6 +509,9 @@ impl Filesystem for ExtFs {
             let mut file = fs.file(n, true).map_err(errno)?;
             file.write_at(offset, data).map_err(errno)?;
             file.close().map_err(errno)?;
+            // The kernel sets the flag for a writer without CAP_FSETID.
+            let bits = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+            f::kill_privileges(fs, n, bits, now)?;
             // With the writeback cache the kernel keeps the times and sends them.
             if !self.writeback {
                 f::update(fs, n, |i| {
@@ -584,23 +536,23 @@ impl Filesystem for ExtFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Writes go straight to the image: nothing to do at close. ENOSYS makes the kernel
+        // stop sending flush (one round trip fewer per file); it still writes its cached
+        // pages back at close first.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
         &self,
         _req: &Request,
-        n: INodeNo,
+        _n: INodeNo,
         _fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.with(|st| st.released(ino(n)?)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        reply.ok();
     }
 
     fn fsync(
@@ -811,7 +763,7 @@ impl Filesystem for ExtFs {
             .make_node(req, parent, name, mode, 0)
             .and_then(|(n, i)| {
                 self.with(|st| {
-                    st.opened(n);
+                    st.remember(n);
                     Ok((n, i))
                 })
             });

@@ -297,6 +297,12 @@ fn check_view(merged: &Path) -> Result<(), String> {
     if (owned.uid(), owned.gid()) != (4321, 8765) {
         return Err(format!("owned: owner {}:{}", owned.uid(), owned.gid()));
     }
+    for (p, want) in [("shared/suid", 0o777), ("suid2", 0o755)] {
+        let mode = fs::metadata(merged.join(p)).map_err(io(p))?.mode() & 0o7777;
+        if mode != want {
+            return Err(format!("{p}: mode {mode:o}, set-ID bits kept"));
+        }
+    }
     let x = xattr_get(&merged.join("new"), "user.sifr")?;
     if x != b"value" {
         return Err(format!("user.sifr = {x:?}"));
@@ -362,6 +368,17 @@ fn overlay_round_trip(dir: &Path) -> Result<(), String> {
     run(Command::new("setpriv")
         .args(["--reuid=4321", "--regid=8765", "--clear-groups", "touch"])
         .arg(o("shared/owned")))?;
+    // Set-ID bits go when another user writes and on chown (the server's job, as it asks the
+    // kernel to leave it with FUSE_HANDLE_KILLPRIV_V2).
+    fs::write(o("shared/suid"), "#!/bin/sh\n").map_err(io("write suid"))?;
+    fs::set_permissions(o("shared/suid"), fs::Permissions::from_mode(0o6777))
+        .map_err(io("chmod suid"))?;
+    run(Command::new("setpriv")
+        .args(["--reuid=4321", "--regid=8765", "--clear-groups", "sh", "-c"])
+        .arg(format!("echo more >> {}", o("shared/suid").display())))?;
+    fs::write(o("suid2"), "x").map_err(io("write suid2"))?;
+    fs::set_permissions(o("suid2"), fs::Permissions::from_mode(0o4755)).map_err(io("chmod"))?;
+    std::os::unix::fs::chown(o("suid2"), Some(1), Some(1)).map_err(io("chown suid2"))?;
     // Enough entries that the directory grows by several blocks.
     fs::create_dir(o("many")).map_err(io("mkdir many"))?;
     for i in 0..500 {
