@@ -39,7 +39,15 @@ const CASES: &[(&str, Case)] = &[
         "an_image_at_an_offset_mounts_read_only",
         read_only_at_offset,
     ),
+    (
+        "in_a_user_namespace_overlayfs_uses_userxattr_and_the_requesters_ids",
+        userns_overlay,
+    ),
 ];
+
+/// The uid and gid the user-namespace case runs as inside (mapped to root outside, which
+/// lets it open /dev/fuse, 0600 here, as Apptainer's user opens a 0666 one).
+const INNER_ID: u32 = 4321;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +58,16 @@ fn main() {
             }
         }
         return;
+    }
+    if std::env::var(ROLE).as_deref() == Ok("userns") {
+        let dir = PathBuf::from(args.first().expect("the case directory"));
+        match userns_step(&dir) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("in the user namespace: {e}");
+                std::process::exit(1);
+            }
+        }
     }
     if std::env::var(ROLE).as_deref() != Ok("inner") {
         if !Path::new("/dev/fuse").exists() {
@@ -139,9 +157,18 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 
 /// A 64 MiB ext3 image holding `upper/` and `work/`, as `overlay create` lays it out.
 fn make_image(dir: &Path) -> Result<PathBuf, String> {
+    make_image_owned(dir, None)
+}
+
+/// [`make_image`] with `upper/` and `work/` owned by `owner` (as `overlay create` run by that
+/// user makes them).
+fn make_image_owned(dir: &Path, owner: Option<u32>) -> Result<PathBuf, String> {
     let seed = dir.join("seed");
     fs::create_dir_all(seed.join("upper")).map_err(io("seed"))?;
     fs::create_dir_all(seed.join("work")).map_err(io("seed"))?;
+    for d in ["upper", "work"] {
+        std::os::unix::fs::chown(seed.join(d), owner, owner).map_err(io("chown seed"))?;
+    }
     let img = dir.join("overlay.img");
     run(Command::new("mkfs.ext3")
         .args(["-q", "-F", "-d"])
@@ -513,4 +540,80 @@ fn read_only_at_offset(dir: &Path) -> Result<(), String> {
 
 fn libc_erofs() -> i32 {
     30
+}
+
+/// Outside: the lower tree and the image; inside a user namespace where the test runs as
+/// [`INNER_ID`] with its capabilities (as an unprivileged Apptainer launch does), the server
+/// and kernel overlayfs with `userxattr`; outside again, the judges.
+fn userns_overlay(dir: &Path) -> Result<(), String> {
+    let img = make_image_owned(dir, Some(INNER_ID))?;
+    let lower = dir.join("lower");
+    fs::create_dir_all(lower.join("redo")).map_err(io("lower"))?;
+    fs::write(lower.join("gone"), "x").map_err(io("lower"))?;
+    fs::write(lower.join("redo/old"), "x").map_err(io("lower"))?;
+    let id = INNER_ID.to_string();
+    let me = std::env::current_exe().map_err(io("own path"))?;
+    run(Command::new("unshare")
+        .args([
+            "--user",
+            "--map-user",
+            &id,
+            "--map-group",
+            &id,
+            "--keep-caps",
+        ])
+        .args(["--mount", "--propagation", "private"])
+        .arg(me)
+        .arg(dir)
+        .env(ROLE, "userns"))?;
+    fsck_clean(&img)?;
+    let st = debugfs(&img, "stat upper/new")?;
+    if !st.contains(&format!("User:  {id}")) || !st.contains(&format!("Group:  {id}")) {
+        return Err(format!("upper/new is not the requester's:\n{st}"));
+    }
+    let st = debugfs(&img, "stat upper/gone")?;
+    if !st.contains("Type: character special") || !st.contains("Device major/minor number: 00:00") {
+        return Err(format!("upper/gone is not a 0/0 whiteout:\n{st}"));
+    }
+    let ea = debugfs(&img, "ea_list upper/redo")?;
+    if !ea.contains("user.overlay.opaque") {
+        return Err(format!("upper/redo has no user.overlay.opaque:\n{ea}"));
+    }
+    Ok(())
+}
+
+fn userns_step(dir: &Path) -> Result<(), String> {
+    let (m, merged) = (dir.join("m"), dir.join("merged"));
+    fs::create_dir_all(&m).map_err(io("mkdir m"))?;
+    fs::create_dir_all(&merged).map_err(io("mkdir merged"))?;
+    let h = mount_forked(&dir.join("overlay.img"), 0, true, &m)?;
+    let data = format!(
+        "userxattr,lowerdir={},upperdir={},workdir={}",
+        dir.join("lower").display(),
+        m.join("upper").display(),
+        m.join("work").display()
+    );
+    let c = std::ffi::CString::new(data.clone()).map_err(io("options"))?;
+    rustix::mount::mount(
+        "overlay",
+        &merged,
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        c.as_c_str(),
+    )
+    .map_err(|e| format!("mount overlay {data}: {e}"))?;
+    let o = |p: &str| merged.join(p);
+    fs::write(o("new"), "made in a user namespace\n").map_err(io("write new"))?;
+    fs::remove_file(o("gone")).map_err(io("unlink gone"))?;
+    fs::remove_dir_all(o("redo")).map_err(io("rm -r redo"))?;
+    fs::create_dir(o("redo")).map_err(io("mkdir redo"))?;
+    let seen = fs::read_dir(o("redo")).map_err(io("list redo"))?.count();
+    umount(&merged)?;
+    finish(h)?;
+    if seen != 0 {
+        return Err(format!(
+            "redo: {seen} entries show through the opaque directory"
+        ));
+    }
+    Ok(())
 }
