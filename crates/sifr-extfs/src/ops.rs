@@ -300,6 +300,10 @@ impl Filesystem for ExtFs {
                 i.touch_all(now);
             })
             .map_err(errno)?;
+            if fs.has_metadata_csum() {
+                // The block `mkdir` wrote is checksummed with generation 0: rewrite it.
+                fs.rechecksum_dir(n).map_err(errno)?;
+            }
             f::touch_dir(fs, parent, now)?;
             Ok((n, i))
         });

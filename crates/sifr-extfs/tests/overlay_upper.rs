@@ -43,6 +43,10 @@ const CASES: &[(&str, Case)] = &[
         "in_a_user_namespace_overlayfs_uses_userxattr_and_the_requesters_ids",
         userns_overlay,
     ),
+    (
+        "an_ext4_image_with_metadata_checksums_is_an_upper_layer_mount_after_mount",
+        ext4_twice,
+    ),
 ];
 
 /// The uid and gid the user-namespace case runs as inside (mapped to root outside, which
@@ -614,6 +618,50 @@ fn userns_step(dir: &Path) -> Result<(), String> {
         return Err(format!(
             "redo: {seen} entries show through the opaque directory"
         ));
+    }
+    Ok(())
+}
+
+/// ext4 (extents, `metadata_csum`): directories made by the server get their generation
+/// without breaking their block checksums, and overlayfs remakes `work/work` at each mount.
+fn ext4_twice(dir: &Path) -> Result<(), String> {
+    let seed = dir.join("seed");
+    fs::create_dir_all(seed.join("upper")).map_err(io("seed"))?;
+    fs::create_dir_all(seed.join("work")).map_err(io("seed"))?;
+    let img = dir.join("ext4.img");
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-O", "metadata_csum", "-d"])
+        .arg(&seed)
+        .arg(&img)
+        .arg("64M"))?;
+    let lower = dir.join("lower");
+    fs::create_dir_all(&lower).map_err(io("lower"))?;
+    fs::write(lower.join("gone"), "x").map_err(io("lower"))?;
+    let (m, merged) = (dir.join("m"), dir.join("merged"));
+    fs::create_dir_all(&m).map_err(io("mkdir m"))?;
+    fs::create_dir_all(&merged).map_err(io("mkdir merged"))?;
+    for round in 0..2 {
+        let h = mount_forked(&img, 0, true, &m)?;
+        overlay(&lower, &m, &merged).map_err(|e| format!("round {round}: {e}"))?;
+        let d = merged.join(format!("d{round}"));
+        let r = fs::create_dir(&d)
+            .and_then(|()| fs::write(d.join("f"), "data"))
+            .and_then(|()| {
+                if round == 0 {
+                    fs::remove_file(merged.join("gone"))
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(io("write through the overlay"));
+        umount(&merged)?;
+        finish(h)?;
+        r?;
+        fsck_clean(&img)?;
+    }
+    let cat = debugfs(&img, "cat upper/d1/f")?;
+    if !cat.contains("data") {
+        return Err(format!("upper/d1/f:\n{cat}"));
     }
     Ok(())
 }

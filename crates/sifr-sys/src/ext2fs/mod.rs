@@ -78,6 +78,7 @@ const FLAG_RW: c_int = 0x01;
 const FLAG_CHANGED: c_int = 0x02;
 const FLAG_DIRTY: c_int = 0x04;
 const FLAG_64BITS: c_int = 0x20000;
+const FLAG_IGNORE_CSUM_ERRORS: c_int = 0x200000;
 const FILE_WRITE: c_int = 0x0001;
 const DIRENT_CHANGED: c_int = 1;
 const DIRENT_ABORT: c_int = 2;
@@ -97,12 +98,14 @@ const SB_MNT_COUNT: usize = 52;
 const SB_STATE: usize = 58;
 const SB_FEATURE_COMPAT: usize = 92;
 const SB_FEATURE_INCOMPAT: usize = 96;
+const SB_FEATURE_RO_COMPAT: usize = 100;
 /// `s_state`: cleanly unmounted.
 const STATE_VALID: u16 = 1;
 /// `s_state`: errors detected.
 const STATE_ERROR: u16 = 2;
 const COMPAT_HAS_JOURNAL: u32 = 0x4;
 const INCOMPAT_RECOVER: u32 = 0x4;
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 
 /// A libext2fs failure: the operation, its subject and the library's code and message.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -389,6 +392,12 @@ impl Fs {
         self.super_u32(SB_FEATURE_COMPAT) & COMPAT_HAS_JOURNAL != 0
     }
 
+    /// Whether metadata blocks carry checksums (`metadata_csum`, ext4): a directory block's
+    /// is seeded with its inode's number and generation.
+    pub fn has_metadata_csum(&self) -> bool {
+        self.super_u32(SB_FEATURE_RO_COMPAT) & RO_COMPAT_METADATA_CSUM != 0
+    }
+
     /// Whether the journal holds transactions not yet replayed.
     pub fn needs_recovery(&self) -> bool {
         self.super_u32(SB_FEATURE_INCOMPAT) & INCOMPAT_RECOVER != 0
@@ -528,6 +537,28 @@ impl Fs {
             }
         })?;
         Ok(done)
+    }
+
+    /// Rewrites directory `dir`'s first block with a fresh checksum, as a changed inode
+    /// generation needs on `metadata_csum` filesystems (the old checksum is not verified).
+    pub fn rechecksum_dir(&mut self, dir: Ino) -> Result<()> {
+        // SAFETY: IGNORE_CSUM_ERRORS is a library flag of `fs->flags`; it only turns checksum
+        // mismatches on read into successes, and is cleared again below.
+        unsafe { self.set_flags(FLAG_IGNORE_CSUM_ERRORS) };
+        let r = self.replace_entry(dir, b".", dir, ft::DIR);
+        // SAFETY: as above.
+        unsafe { self.clear_flags(FLAG_IGNORE_CSUM_ERRORS) };
+        r.map(drop)
+    }
+
+    /// # Safety
+    /// Only flags the library defines for `fs->flags`.
+    unsafe fn set_flags(&self, flags: c_int) {
+        // SAFETY: `flags` is the int member at FS_FLAGS of the live handle.
+        unsafe {
+            let p = self.fs.cast::<u8>().add(FS_FLAGS) as *mut c_int;
+            *p |= flags;
+        }
     }
 
     fn iterate(

@@ -242,3 +242,54 @@ fn the_descriptors_of_the_image_are_known() {
         fs.fds()
     );
 }
+
+#[test]
+fn an_ext4_image_with_metadata_checksums_takes_a_directory_and_a_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    if !have("mkfs.ext4") || lib::get().is_err() {
+        sifr_testkit::skip("mkfs.ext4 or libext2fs.so.2 is missing");
+        return;
+    }
+    let img = tmp.path().join("e4");
+    let st = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&img)
+        .arg("64M")
+        .status()
+        .expect("mkfs");
+    assert!(st.success());
+    let mut fs = Fs::open(&img, 0, true).expect("open");
+    assert!(fs.has_metadata_csum());
+    let d = fs.new_inode(ROOT, S_IFDIR).expect("new dir inode");
+    fs.mkdir(ROOT, d, b"d").expect("mkdir");
+    // A new generation invalidates the block's checksum until it is rewritten.
+    let mut di = fs.read_inode(d).expect("read dir");
+    di.i_generation = 77;
+    fs.write_inode(d, &di).expect("write dir");
+    assert!(fs.lookup(d, b"x").is_err());
+    fs.rechecksum_dir(d).expect("rechecksum");
+    assert_eq!(fs.lookup(d, b"x").expect("lookup"), None);
+    let ino = fs.new_inode(d, S_IFREG).expect("new inode");
+    fs.link(d, b"f", ino, ft::REG).expect("link");
+    let inode = Inode {
+        i_mode: S_IFREG | 0o644,
+        i_links_count: 1,
+        ..Default::default()
+    };
+    fs.write_new_inode(ino, &inode).expect("write new");
+    fs.inode_alloc_stats(ino, 1, false);
+    let mut f = fs.file(ino, true).expect("open file");
+    f.write_at(0, b"hello").expect("write");
+    f.close().expect("close");
+    fs.close().expect("close fs");
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&img)
+        .output()
+        .expect("fsck");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
