@@ -34,7 +34,6 @@ pub(crate) fn errno(e: ext2fs::Error) -> Errno {
 }
 
 pub(crate) const S_ISGID: u16 = 0o2000;
-pub(crate) const S_ISUID: u16 = 0o4000;
 
 /// A directory listing taken at `opendir`: name, inode, FUSE type.
 pub(crate) type Listing = Vec<(Vec<u8>, Ino, FileType)>;
@@ -193,45 +192,6 @@ pub(crate) fn update(
     f(&mut inode);
     fs.write_inode(ino, &inode)?;
     Ok(inode)
-}
-
-/// What the kernel leaves to the server with `FUSE_HANDLE_KILLPRIV_V2`, for a write, a
-/// truncation or a chown of regular file `ino`: its `security.capability` goes, and with
-/// `set_id_bits` its set-user-ID bit and its set-group-ID bit where group execution makes that
-/// bit mean set-group-ID (as `setattr_should_drop_sgid`). Nothing is written when nothing
-/// changes, and attributes are only read where the inode may have some.
-pub(crate) fn kill_privileges(
-    fs: &mut Fs,
-    ino: Ino,
-    set_id_bits: bool,
-    now: SystemTime,
-) -> Result<(), Errno> {
-    let i = fs.read_inode(ino).map_err(errno)?;
-    if i.kind() != ext2fs::S_IFREG {
-        return Ok(());
-    }
-    let mut mode = i.i_mode;
-    if set_id_bits {
-        mode &= !S_ISUID;
-        if mode & 0o010 != 0 {
-            mode &= !S_ISGID;
-        }
-    }
-    // In-inode attributes need room past the extension; 128-byte inodes have none.
-    let may_have_xattrs = i.i_file_acl != 0 || i.i_extra_isize > 0;
-    let cap_gone = may_have_xattrs
-        && fs
-            .xattrs(ino)
-            .and_then(|mut x| x.remove(b"security.capability"))
-            .map_err(errno)?;
-    if mode != i.i_mode || cap_gone {
-        update(fs, ino, |i| {
-            i.i_mode = mode;
-            i.set_time(Time::Change, now);
-        })
-        .map_err(errno)?;
-    }
-    Ok(())
 }
 
 /// A directory's contents changed: its modification and change times are now.

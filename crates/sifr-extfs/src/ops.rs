@@ -119,12 +119,6 @@ impl Filesystem for ExtFs {
         if self.writable && self.writeback {
             wanted.push(InitFlags::FUSE_WRITEBACK_CACHE);
         }
-        if self.writable {
-            // The server clears set-user-ID/set-group-ID bits and file capabilities itself
-            // (`kill_privileges`). Without it the kernel asks for `security.capability`
-            // before every write: two of the thirteen round trips a new small file costs.
-            wanted.push(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
-        }
         for cap in wanted {
             if config.capabilities().contains(cap) {
                 let _ = config.add_capabilities(cap);
@@ -174,7 +168,7 @@ impl Filesystem for ExtFs {
 
     fn setattr(
         &self,
-        req: &Request,
+        _req: &Request,
         n: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -205,22 +199,6 @@ impl Filesystem for ExtFs {
                 let mut file = fs.file(n, true).map_err(errno)?;
                 file.set_size(size).map_err(errno)?;
                 file.close().map_err(errno)?;
-            }
-            // chown of a non-directory drops set-ID bits and file capabilities (as
-            // `chown_common` asks); so does truncation by an unprivileged caller. The kernel
-            // says so with FATTR_KILL_SUIDGID, which fuser does not pass on: the caller's uid
-            // stands in for truncation, and a request that sets nothing else (what overlayfs
-            // sends when another user writes a set-ID file) is that flag alone.
-            let nothing_else = [atime.is_none(), mtime.is_none(), size.is_none()]
-                .iter()
-                .all(|b| *b);
-            if mode.is_none()
-                && (uid.is_some()
-                    || gid.is_some()
-                    || (size.is_some() && req.uid() != 0)
-                    || nothing_else)
-            {
-                f::kill_privileges(fs, n, true, now)?;
             }
             let i = f::update(fs, n, |i| {
                 if let Some(m) = mode {
@@ -501,7 +479,7 @@ impl Filesystem for ExtFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        write_flags: WriteFlags,
+        _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -513,9 +491,6 @@ impl Filesystem for ExtFs {
             let mut file = fs.file(n, true).map_err(errno)?;
             file.write_at(offset, data).map_err(errno)?;
             file.close().map_err(errno)?;
-            // The kernel sets the flag for a writer without CAP_FSETID.
-            let bits = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
-            f::kill_privileges(fs, n, bits, now)?;
             // With the writeback cache the kernel keeps the times and sends them.
             if !self.writeback {
                 f::update(fs, n, |i| {

@@ -399,8 +399,8 @@ fn overlay_round_trip(dir: &Path) -> Result<(), String> {
     run(Command::new("setpriv")
         .args(["--reuid=4321", "--regid=8765", "--clear-groups", "touch"])
         .arg(o("shared/owned")))?;
-    // Set-ID bits go when another user writes and on chown (the server's job, as it asks the
-    // kernel to leave it with FUSE_HANDLE_KILLPRIV_V2).
+    // Set-ID bits go when another user writes and on chown (the kernel asks for it with a
+    // mode change).
     fs::write(o("shared/suid"), "#!/bin/sh\n").map_err(io("write suid"))?;
     fs::set_permissions(o("shared/suid"), fs::Permissions::from_mode(0o6777))
         .map_err(io("chmod suid"))?;
