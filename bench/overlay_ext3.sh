@@ -12,7 +12,8 @@
 # checked with e2fsck -fn afterwards.
 #
 # Run as root (it mounts, in a private mount namespace of its own): bench/overlay_ext3.sh
-# Knobs: N (default 10000), SIZE (default 1024), IMAGE_SIZE (default 1G), ROUNDS (default 1).
+# Knobs: N (default 10000), SIZE (default 1024), IMAGE_SIZE (default 1G), ROUNDS (default 1),
+# SIFR_FLAGS (extfs-run flags, e.g. --no-writeback-cache).
 # Builds the example with cargo (debug profile, as the workspace rules ask); a release build
 # of sifr is faster still. Leaves nothing behind: the temporary directory is removed and
 # every mount goes with the namespace.
@@ -22,6 +23,8 @@ N=${N:-10000}
 SIZE=${SIZE:-1024}
 IMAGE_SIZE=${IMAGE_SIZE:-1G}
 ROUNDS=${ROUNDS:-1}
+# Extra flags for extfs-run, e.g. --no-writeback-cache.
+SIFR_FLAGS=${SIFR_FLAGS:-}
 
 if [ "$(id -u)" != 0 ]; then
     echo "overlay_ext3.sh: run as root (it mounts FUSE and overlay filesystems)" >&2
@@ -92,7 +95,7 @@ workload() {
 run_sifr() {
     local img=$1 t0 t3 times
     t0=$(now)
-    times=$("$runner" "$img" "$work/m" -- bash -c "
+    times=$("$runner" $SIFR_FLAGS "$img" "$work/m" -- bash -c "
         set -e
         mount -t overlay overlay -o lowerdir=$work/lower,upperdir=$work/m/upper,workdir=$work/m/work $work/merged
         mkdir $work/merged/data

@@ -2,7 +2,7 @@
 //! waits for the server to write the image back: what the runtime does, by hand, for
 //! benchmarks (`bench/overlay_ext3.sh`) and trials.
 //!
-//! `extfs-run [--ro] [--offset N] IMAGE MOUNTPOINT -- COMMAND [ARG]...`; exits with the
+//! `extfs-run [--ro] [--offset N] [--no-writeback-cache] IMAGE MOUNTPOINT -- COMMAND [ARG]...`; exits with the
 //! command's status (1 if the server did not end cleanly). Needs what `mount(2)` of FUSE
 //! needs (root, or a user namespace with /dev/fuse usable).
 #![allow(clippy::print_stderr, clippy::exit)]
@@ -13,10 +13,12 @@ use std::process::Command;
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut writable, mut offset, mut pos) = (true, 0u64, Vec::new());
+    let mut opts = sifr_extfs::Options::default();
     let mut cmd = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--ro" => writable = false,
+            "--no-writeback-cache" => opts.writeback_cache = false,
             "--offset" => offset = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
             "--" => {
                 cmd = args.by_ref().collect();
@@ -26,10 +28,11 @@ fn main() {
         }
     }
     let ([image, mnt], [prog, rest @ ..]) = (&pos[..], &cmd[..]) else {
-        eprintln!("usage: extfs-run [--ro] [--offset N] IMAGE MOUNTPOINT -- COMMAND [ARG]...");
+        eprintln!(
+            "usage: extfs-run [--ro] [--offset N] [--no-writeback-cache] IMAGE MOUNTPOINT -- COMMAND [ARG]..."
+        );
         std::process::exit(2);
     };
-    let opts = sifr_extfs::Options::default();
     let mounted = match sifr_extfs::mount(&PathBuf::from(image), offset, writable, mnt, &opts) {
         Ok(m) => m,
         Err(e) => {
