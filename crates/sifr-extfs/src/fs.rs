@@ -345,3 +345,41 @@ pub(crate) fn fresh(mode: u16, uid: u32, gid: u32, now: SystemTime, generation: 
 pub(crate) fn clamp_ttl(ttl: Duration) -> Duration {
     ttl.min(Duration::from_secs(u64::from(u32::MAX)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_inode_one_swap_and_the_rest_stay() {
+        assert_eq!(to_fuse(2), 1);
+        assert_eq!(to_fuse(1), 2);
+        assert_eq!(to_fuse(12), 12);
+        for n in [1, 2, 3, 4000] {
+            assert_eq!(to_fuse(to_fuse(n)), n);
+        }
+        assert_eq!(ino(INodeNo(1)), Ok(ext2fs::ROOT));
+        assert_eq!(ino(INodeNo(u64::MAX)), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn a_set_group_id_directory_gives_its_group_and_the_bit() {
+        let mut parent = fresh(ext2fs::S_IFDIR | 0o2775, 0, 500, SystemTime::now(), 1);
+        assert_eq!(new_owner(&parent, 1000, 1000), (1000, 500, true));
+        parent.i_mode &= !S_ISGID;
+        assert_eq!(new_owner(&parent, 1000, 1000), (1000, 1000, false));
+    }
+
+    #[test]
+    fn the_kernel_sees_a_whiteout_as_a_character_device_0_0_and_big_numbers_whole() {
+        let mut w = fresh(ext2fs::S_IFCHR, 7, 8, SystemTime::now(), 1);
+        w.set_device(0, 0);
+        let a = attr(21, &w, 1024);
+        assert_eq!((a.kind, a.rdev, a.perm), (FileType::CharDevice, 0, 0));
+        assert_eq!((a.uid, a.gid, a.ino), (7, 8, INodeNo(21)));
+        w.set_device(259, 70000);
+        // The kernel's new_encode_dev.
+        let rdev = attr(21, &w, 1024).rdev;
+        assert_eq!(rdev, (70000 & 0xff) | (259 << 8) | ((70000 & !0xff) << 12));
+    }
+}
