@@ -47,6 +47,10 @@ const CASES: &[(&str, Case)] = &[
         "an_ext4_image_with_metadata_checksums_is_an_upper_layer_mount_after_mount",
         ext4_twice,
     ),
+    (
+        "the_launchers_death_ends_the_server_with_the_image_written_back",
+        launcher_dies,
+    ),
 ];
 
 /// The uid and gid the user-namespace case runs as inside (mapped to root outside, which
@@ -664,4 +668,55 @@ fn ext4_twice(dir: &Path) -> Result<(), String> {
         return Err(format!("upper/d1/f:\n{cat}"));
     }
     Ok(())
+}
+
+/// A launcher that forks the server and then dies without teardown (killed, or a payload it
+/// exec'd that exits): the server's parent-death signal makes it write the image back.
+fn launcher_dies(dir: &Path) -> Result<(), String> {
+    let img = make_image(dir)?;
+    let m = dir.join("m");
+    fs::create_dir_all(&m).map_err(io("mkdir m"))?;
+    let pid_file = dir.join("server.pid");
+    let launcher = sifr_sys::process::fork_child(|| {
+        let Ok(h) = mount_forked(&img, 0, true, &m) else {
+            return 2;
+        };
+        if fs::write(m.join("upper/before-death"), "kept\n").is_err()
+            || fs::write(&pid_file, h.pid().to_string()).is_err()
+        {
+            return 3;
+        }
+        // No teardown: the handle is never dropped.
+        std::mem::forget(h);
+        0
+    })
+    .map_err(|e| format!("fork the launcher: {e}"))?;
+    let (_, status) = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(launcher),
+        rustix::process::WaitOptions::empty(),
+    )
+    .map_err(io("wait for the launcher"))?
+    .ok_or("no launcher status")?;
+    if status.exit_status() != Some(0) {
+        return Err(format!("launcher failed: {status:?}"));
+    }
+    let server = fs::read_to_string(&pid_file).map_err(io("server pid"))?;
+    let proc_dir = PathBuf::from(format!("/proc/{}", server.trim()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Not our child (the launcher's, now gone): watch for it to disappear.
+    while proc_dir.exists()
+        && !fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("server {} still running", server.trim()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH).map_err(io("detach"))?;
+    fsck_clean(&img)?;
+    let cat = debugfs(&img, "cat upper/before-death")?;
+    if !cat.contains("kept") {
+        return Err(format!("upper/before-death:\n{cat}"));
+    }
+    assert_not_mounted(&m)
 }
