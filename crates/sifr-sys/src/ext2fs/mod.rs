@@ -11,18 +11,23 @@
 //! does); [`Fs::flush`] writes the superblock, group descriptors and bitmaps, and [`Fs::close`]
 //! does that and releases the handle. Dropping an `Fs` closes it too, ignoring errors.
 
+mod dir;
+mod file;
 mod inode;
 mod lib;
+mod xattr;
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_int, c_void};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+pub use file::File;
 pub use inode::{
     Inode, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, Time,
 };
 pub use lib::SONAME;
-use lib::{Errcode, FilePtr, FsPtr, Lib, XattrPtr};
+use lib::{Errcode, FsPtr, Lib};
+pub use xattr::Xattrs;
 
 /// An inode number.
 pub type Ino = u32;
@@ -510,98 +515,6 @@ impl Fs {
         }
     }
 
-    /// Calls `f(name, ino, file type)` for each entry of directory `dir`, `.` and `..`
-    /// included, in on-disk order, until it returns `false`.
-    pub fn dir_entries(&self, dir: Ino, mut f: impl FnMut(&[u8], Ino, u8) -> bool) -> Result<()> {
-        self.iterate(dir, 0, &mut |e: &mut Dirent| {
-            if f(e.name(), e.inode(), e.file_type()) {
-                0
-            } else {
-                DIRENT_ABORT
-            }
-        })
-    }
-
-    /// Points the entry `name` of `dir` at `ino` (of entry type `ft`) in place; `Ok(false)` if
-    /// there is no such entry. Used to rename over an existing name, to leave a whiteout in
-    /// place of a name, and to repoint a moved directory's `..`.
-    pub fn replace_entry(&mut self, dir: Ino, name: &[u8], ino: Ino, ft: u8) -> Result<bool> {
-        let mut done = false;
-        self.iterate(dir, 0, &mut |e: &mut Dirent| {
-            if e.inode() != 0 && e.name() == name {
-                e.set(ino, ft);
-                done = true;
-                DIRENT_CHANGED | DIRENT_ABORT
-            } else {
-                0
-            }
-        })?;
-        Ok(done)
-    }
-
-    /// Rewrites directory `dir`'s first block with a fresh checksum, as a changed inode
-    /// generation needs on `metadata_csum` filesystems (the old checksum is not verified).
-    pub fn rechecksum_dir(&mut self, dir: Ino) -> Result<()> {
-        // SAFETY: IGNORE_CSUM_ERRORS is a library flag of `fs->flags`; it only turns checksum
-        // mismatches on read into successes, and is cleared again below.
-        unsafe { self.set_flags(FLAG_IGNORE_CSUM_ERRORS) };
-        let r = self.replace_entry(dir, b".", dir, ft::DIR);
-        // SAFETY: as above.
-        unsafe { self.clear_flags(FLAG_IGNORE_CSUM_ERRORS) };
-        r.map(drop)
-    }
-
-    /// # Safety
-    /// Only flags the library defines for `fs->flags`.
-    unsafe fn set_flags(&self, flags: c_int) {
-        // SAFETY: `flags` is the int member at FS_FLAGS of the live handle.
-        unsafe {
-            let p = self.fs.cast::<u8>().add(FS_FLAGS) as *mut c_int;
-            *p |= flags;
-        }
-    }
-
-    fn iterate(
-        &self,
-        dir: Ino,
-        flags: c_int,
-        f: &mut dyn FnMut(&mut Dirent) -> c_int,
-    ) -> Result<()> {
-        unsafe extern "C" fn trampoline(
-            _dir: u32,
-            _entry: c_int,
-            dirent: *mut c_void,
-            _offset: c_int,
-            _blocksize: c_int,
-            _buf: *mut c_char,
-            private: *mut c_void,
-        ) -> c_int {
-            // SAFETY: `private` is the `&mut &mut dyn FnMut` passed below, alive for the
-            // iteration; `dirent` points to a `struct ext2_dir_entry` inside the library's block
-            // buffer, whose name bytes follow it (name_len of them).
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-                let f = &mut *(private as *mut &mut dyn FnMut(&mut Dirent) -> c_int);
-                f(&mut Dirent(dirent.cast()))
-            }));
-            // Never unwind into C.
-            r.unwrap_or(DIRENT_ABORT)
-        }
-        let mut f = f;
-        // SAFETY: the callback and its data outlive the call; a null block buffer makes the
-        // library allocate one.
-        let rc = unsafe {
-            (self.lib.dir_iterate2)(
-                self.fs,
-                dir,
-                flags & !DIRENT_FLAG_INCLUDE_EMPTY,
-                std::ptr::null_mut(),
-                trampoline,
-                (&mut f as *mut &mut dyn FnMut(&mut Dirent) -> c_int).cast(),
-            )
-        };
-        self.check("list directory", dir, rc)
-    }
-
     /// Adds the entry `name` -> `ino` (entry type `ft`) to directory `dir`, growing the
     /// directory by a block when it is full. Link counts are the caller's.
     pub fn link(&mut self, dir: Ino, name: &[u8], ino: Ino, ft: u8) -> Result<()> {
@@ -706,23 +619,6 @@ impl Fs {
         Ok(buf)
     }
 
-    /// Opens the data of inode `ino` for reading, or writing too.
-    pub fn file(&self, ino: Ino, write: bool) -> Result<File<'_>> {
-        let mut f: FilePtr = std::ptr::null_mut();
-        // SAFETY: a null inode pointer makes the library read the inode itself.
-        let rc = unsafe {
-            (self.lib.file_open2)(
-                self.fs,
-                ino,
-                std::ptr::null_mut(),
-                if write { FILE_WRITE } else { 0 },
-                &mut f,
-            )
-        };
-        self.check("open", ino, rc)?;
-        Ok(File { fs: self, f, ino })
-    }
-
     /// Frees blocks `start..=end` (in filesystem blocks; `u64::MAX` for "to the end") of inode
     /// `ino`, updating and writing `inode`.
     pub fn punch(&mut self, ino: Ino, inode: &mut Inode, start: u64, end: u64) -> Result<()> {
@@ -745,19 +641,6 @@ impl Fs {
         let mut copy = *inode;
         // SAFETY: only reads the inode.
         unsafe { (self.lib.inode_has_valid_blocks2)(self.fs, &mut copy) != 0 }
-    }
-
-    /// The extended attributes of inode `ino`, read.
-    pub fn xattrs(&mut self, ino: Ino) -> Result<Xattrs<'_>> {
-        let mut h: XattrPtr = std::ptr::null_mut();
-        // SAFETY: a live handle; `h` receives an owned handle only on success.
-        let rc = unsafe { (self.lib.xattrs_open)(self.fs, ino, &mut h) };
-        self.check("open the attributes of", ino, rc)?;
-        let x = Xattrs { fs: self, h, ino };
-        // SAFETY: `h` is the live handle just opened.
-        let rc = unsafe { (x.fs.lib.xattrs_read)(x.h) };
-        x.fs.check("read the attributes of", ino, rc)?;
-        Ok(x)
     }
 
     /// Writes the superblock, group descriptors and bitmaps, and flushes the I/O cache.
@@ -806,226 +689,6 @@ impl Fs {
 impl Drop for Fs {
     fn drop(&mut self) {
         let _ = self.close_inner();
-    }
-}
-
-/// A view of one `struct ext2_dir_entry` during [`Fs::iterate`]: `inode` (u32), `rec_len`
-/// (u16), `name_len` (u8 length, u8 file type), then the name.
-struct Dirent(*mut u8);
-
-impl Dirent {
-    fn inode(&self) -> Ino {
-        // SAFETY: the entry's first 8 bytes are its header (see the type's docs).
-        unsafe { std::ptr::read_unaligned(self.0 as *const u32) }
-    }
-
-    fn name_len(&self) -> usize {
-        // SAFETY: byte 6 is the low byte of name_len: the name's length.
-        usize::from(unsafe { *self.0.add(6) })
-    }
-
-    fn file_type(&self) -> u8 {
-        // SAFETY: byte 7 is the high byte of name_len: the file type (filetype feature).
-        unsafe { *self.0.add(7) }
-    }
-
-    fn name(&self) -> &[u8] {
-        // SAFETY: name_len bytes of name follow the 8-byte header inside the block buffer.
-        unsafe { std::slice::from_raw_parts(self.0.add(8), self.name_len()) }
-    }
-
-    fn set(&mut self, ino: Ino, ft: u8) {
-        // SAFETY: writes the inode field and the file-type byte of the header; the library
-        // writes the block back because the callback answers DIRENT_CHANGED.
-        unsafe {
-            std::ptr::write_unaligned(self.0 as *mut u32, ino);
-            *self.0.add(7) = ft;
-        }
-    }
-}
-
-/// An open file of a [`Fs`]; closed (its inode written) on drop.
-pub struct File<'a> {
-    fs: &'a Fs,
-    f: FilePtr,
-    ino: Ino,
-}
-
-impl File<'_> {
-    fn seek(&mut self, off: u64) -> Result<()> {
-        let mut pos = 0u64;
-        // SAFETY: a live file handle; whence 0 is SEEK_SET.
-        let rc = unsafe { (self.fs.lib.file_llseek)(self.f, off, 0, &mut pos) };
-        self.fs.check("seek in", self.ino, rc)
-    }
-
-    /// Reads up to `buf.len()` bytes at `off`; fewer only at the end of the file.
-    pub fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<usize> {
-        self.seek(off)?;
-        let mut done = 0;
-        while done < buf.len() {
-            let want = (buf.len() - done).min(1 << 30) as u32;
-            let mut got = 0u32;
-            // SAFETY: the destination is the unfilled tail of `buf`, `want` bytes long at most.
-            let rc = unsafe {
-                (self.fs.lib.file_read)(self.f, buf[done..].as_mut_ptr().cast(), want, &mut got)
-            };
-            self.fs.check("read", self.ino, rc)?;
-            if got == 0 {
-                break;
-            }
-            done += got as usize;
-        }
-        Ok(done)
-    }
-
-    /// Writes all of `data` at `off`, growing the file as needed.
-    pub fn write_at(&mut self, off: u64, data: &[u8]) -> Result<()> {
-        self.seek(off)?;
-        let mut done = 0;
-        while done < data.len() {
-            let want = (data.len() - done).min(1 << 30) as u32;
-            let mut put = 0u32;
-            // SAFETY: the source is the unwritten tail of `data`, `want` bytes long at most.
-            let rc = unsafe {
-                (self.fs.lib.file_write)(self.f, data[done..].as_ptr().cast(), want, &mut put)
-            };
-            self.fs.check("write", self.ino, rc)?;
-            if put == 0 {
-                return Err(Error::new(
-                    "write",
-                    self.fs.subject(self.ino),
-                    libc::ENOSPC as _,
-                ));
-            }
-            done += put as usize;
-        }
-        Ok(())
-    }
-
-    /// Sets the file's size, freeing the blocks past a shorter end.
-    pub fn set_size(&mut self, size: u64) -> Result<()> {
-        // SAFETY: a live file handle.
-        let rc = unsafe { (self.fs.lib.file_set_size2)(self.f, size) };
-        self.fs.check("resize", self.ino, rc)
-    }
-
-    /// The inode as the file handle holds it (sizes and blocks updated by writes).
-    pub fn inode(&self) -> Inode {
-        // SAFETY: the handle's inode lives as long as the handle; ext2_file's inode is a full
-        // `ext2_inode_large` in e2fsprogs 1.43 and later, but only its 128-byte base is copied
-        // here to stay within what every version guarantees.
-        unsafe {
-            let p = (self.fs.lib.file_get_inode)(self.f) as *const u8;
-            let mut out = Inode::default();
-            std::ptr::copy_nonoverlapping(p, (&mut out as *mut Inode).cast::<u8>(), 128);
-            out
-        }
-    }
-
-    /// Writes the file's buffered block and inode and releases the handle.
-    pub fn close(self) -> Result<()> {
-        let me = std::mem::ManuallyDrop::new(self);
-        // SAFETY: the handle is live and not used again.
-        let rc = unsafe { (me.fs.lib.file_close)(me.f) };
-        me.fs.check("close", me.ino, rc)
-    }
-}
-
-impl Drop for File<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the handle is live and not used again.
-        unsafe { (self.fs.lib.file_close)(self.f) };
-    }
-}
-
-/// The extended attributes of one inode, read into memory; changes are written by each call.
-pub struct Xattrs<'a> {
-    fs: &'a mut Fs,
-    h: XattrPtr,
-    ino: Ino,
-}
-
-impl Xattrs<'_> {
-    /// The value of attribute `name`, if set.
-    pub fn get(&self, name: &[u8]) -> Result<Option<Vec<u8>>> {
-        let c = cstring("get attribute", name)?;
-        let mut v: *mut c_void = std::ptr::null_mut();
-        let mut len = 0usize;
-        // SAFETY: `c` is NUL-terminated; on success `v` is a buffer of `len` bytes that the
-        // library allocated and we free with its allocator.
-        let rc = unsafe { (self.fs.lib.xattr_get)(self.h, c.as_ptr(), &mut v, &mut len) };
-        if rc == ET_EA_KEY_NOT_FOUND {
-            return Ok(None);
-        }
-        self.fs.check("get an attribute of", self.ino, rc)?;
-        // SAFETY: see above; `free_mem` takes the address of the pointer.
-        let out = unsafe {
-            let out = if v.is_null() {
-                Vec::new()
-            } else {
-                std::slice::from_raw_parts(v as *const u8, len).to_vec()
-            };
-            (self.fs.lib.free_mem)((&mut v as *mut *mut c_void).cast());
-            out
-        };
-        Ok(Some(out))
-    }
-
-    /// Sets attribute `name` to `value` and writes the attributes.
-    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<()> {
-        let c = cstring("set attribute", name)?;
-        // SAFETY: `c` is NUL-terminated; the value is copied by the library.
-        let rc = unsafe {
-            (self.fs.lib.xattr_set)(self.h, c.as_ptr(), value.as_ptr().cast(), value.len())
-        };
-        self.fs.check("set an attribute of", self.ino, rc)
-    }
-
-    /// Removes attribute `name`; `Ok(false)` if it was not set.
-    pub fn remove(&mut self, name: &[u8]) -> Result<bool> {
-        if self.get(name)?.is_none() {
-            return Ok(false);
-        }
-        let c = cstring("remove attribute", name)?;
-        // SAFETY: `c` is NUL-terminated.
-        let rc = unsafe { (self.fs.lib.xattr_remove)(self.h, c.as_ptr()) };
-        self.fs.check("remove an attribute of", self.ino, rc)?;
-        Ok(true)
-    }
-
-    /// The names of the attributes set, with their namespace prefixes (`user.x`).
-    pub fn names(&self) -> Result<Vec<Vec<u8>>> {
-        unsafe extern "C" fn each(
-            name: *mut c_char,
-            _value: *mut c_char,
-            _len: usize,
-            private: *mut c_void,
-        ) -> c_int {
-            // SAFETY: `private` is the Vec below, alive for the iteration; `name` is a
-            // NUL-terminated string owned by the library for the call.
-            let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-                let out = &mut *(private as *mut Vec<Vec<u8>>);
-                out.push(CStr::from_ptr(name).to_bytes().to_vec());
-            }));
-            // Never unwind into C; 1 is XATTR_ABORT.
-            if pushed.is_ok() { 0 } else { 1 }
-        }
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        // SAFETY: callback and data outlive the call.
-        let rc = unsafe {
-            (self.fs.lib.xattrs_iterate)(self.h, each, (&mut out as *mut Vec<Vec<u8>>).cast())
-        };
-        self.fs.check("list the attributes of", self.ino, rc)?;
-        Ok(out)
-    }
-}
-
-impl Drop for Xattrs<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the handle is live; close frees it (and, in libext2fs before 1.44, writes
-        // pending changes).
-        unsafe { (self.fs.lib.xattrs_close)(&mut self.h) };
     }
 }
 
