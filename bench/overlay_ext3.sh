@@ -6,13 +6,13 @@
 #   apptainer: fuse2fs serving the image + fuse-overlayfs on top (two FUSE hops), started by
 #             hand with the options Apptainer 1.5 passes (fuse2fs -o fakeroot,
 #             fuse-overlayfs -o lowerdir,upperdir,workdir,noacl).
-# Each writes N files of SIZE bytes (100 per directory) into the merged view, then reads them
+# Each writes N files of SIZE bytes (PER_DIR, default 100, per directory) into the merged view, then reads them
 # back; the clock stops for "to clean image" when the overlay and the image are unmounted and
 # the server has exited. Both images are made alike (mkfs.ext3 -d with upper/ and work/) and
 # checked with e2fsck -fn afterwards.
 #
 # Run as root (it mounts, in a private mount namespace of its own): bench/overlay_ext3.sh
-# Knobs: N (default 10000), SIZE (default 1024), IMAGE_SIZE (default 1G), ROUNDS (default 1),
+# Knobs: N (default 10000), SIZE (default 1024), PER_DIR (default 100), IMAGE_SIZE (default 1G), ROUNDS (default 1),
 # SIFR_FLAGS (extfs-run flags, e.g. --no-writeback-cache).
 # Builds the example with cargo (debug profile, as the workspace rules ask); a release build
 # of sifr is faster still. Leaves nothing behind: the temporary directory is removed and
@@ -25,6 +25,8 @@ IMAGE_SIZE=${IMAGE_SIZE:-1G}
 ROUNDS=${ROUNDS:-1}
 # Extra flags for extfs-run, e.g. --no-writeback-cache.
 SIFR_FLAGS=${SIFR_FLAGS:-}
+# Files per directory.
+PER_DIR=${PER_DIR:-100}
 
 if [ "$(id -u)" != 0 ]; then
     echo "overlay_ext3.sh: run as root (it mounts FUSE and overlay filesystems)" >&2
@@ -56,17 +58,17 @@ echo "lower" >"$work/lower/etc/hostname"
 
 cat >"$work/files.py" <<'EOF'
 import os, sys
-root, mode, n, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+root, mode, n, size, per = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 data = b"x" * size
 if mode == "write":
-    for d in range((n + 99) // 100):
+    for d in range((n + per - 1) // per):
         os.mkdir(f"{root}/d{d:03}")
     for i in range(n):
-        with open(f"{root}/d{i // 100:03}/f{i:05}", "wb") as f:
+        with open(f"{root}/d{i // per:03}/f{i:05}", "wb") as f:
             f.write(data)
 else:
     for i in range(n):
-        with open(f"{root}/d{i // 100:03}/f{i:05}", "rb") as f:
+        with open(f"{root}/d{i // per:03}/f{i:05}", "rb") as f:
             assert len(f.read()) == size
 EOF
 
@@ -85,9 +87,9 @@ wait_mounted() {
 workload() {
     local t0 t1 t2
     t0=$(now)
-    python3 "$work/files.py" "$work/merged/data" write "$N" "$SIZE"
+    python3 "$work/files.py" "$work/merged/data" write "$N" "$SIZE" "$PER_DIR"
     t1=$(now)
-    python3 "$work/files.py" "$work/merged/data" read "$N" "$SIZE"
+    python3 "$work/files.py" "$work/merged/data" read "$N" "$SIZE" "$PER_DIR"
     t2=$(now)
     echo "$(secs "$t0" "$t1") $(secs "$t1" "$t2")"
 }
@@ -100,7 +102,7 @@ run_sifr() {
         mount -t overlay overlay -o lowerdir=$work/lower,upperdir=$work/m/upper,workdir=$work/m/work $work/merged
         mkdir $work/merged/data
         $(declare -f now secs workload)
-        work=$work N=$N SIZE=$SIZE workload
+        work=$work N=$N SIZE=$SIZE PER_DIR=$PER_DIR workload
         umount $work/merged")
     t3=$(now)
     echo "$times $(secs "$t0" "$t3")"
