@@ -54,6 +54,67 @@ pub(crate) struct State {
     close_error: Option<ext2fs::Error>,
     /// The generation of the next new inode (see [`State::generation`]).
     next_generation: u32,
+    /// Names of large directories, in memory.
+    pub(crate) index: Index,
+}
+
+/// Directory size from which [`Index`] keeps a directory's names: 32 blocks of 1 KiB hold
+/// about 1 300 names of 16 bytes; below that a scan of the blocks is as quick.
+const INDEX_FROM_BYTES: u64 = 32 << 10;
+/// Directories indexed at once; past that the index starts again (bounds its memory).
+const INDEX_DIRS: usize = 128;
+
+/// The names of large directories, so that a lookup need not scan every block of one: ext3
+/// directories are lists (the server writes no htree), and overlayfs looks each new name up
+/// twice before it is made, so a directory of n files would cost O(n^2) block reads. The
+/// server is the image's only writer, so its own changes keep the index true: every change of
+/// an entry goes through [`Index::added`] / [`Index::removed`] / [`Index::forget_dir`].
+#[derive(Default)]
+pub(crate) struct Index {
+    dirs: HashMap<Ino, HashMap<Box<[u8]>, Ino>>,
+}
+
+impl Index {
+    /// The inode `name` names in `dir`, if any.
+    pub(crate) fn lookup(&mut self, fs: &Fs, dir: Ino, name: &[u8]) -> Result<Option<Ino>, Errno> {
+        if let Some(names) = self.dirs.get(&dir) {
+            return Ok(names.get(name).copied());
+        }
+        if fs.read_inode(dir).map_err(errno)?.size() < INDEX_FROM_BYTES {
+            return fs.lookup(dir, name).map_err(errno);
+        }
+        let mut names = HashMap::new();
+        fs.dir_entries(dir, |n, i, _| {
+            names.insert(Box::from(n), i);
+            true
+        })
+        .map_err(errno)?;
+        let found = names.get(name).copied();
+        if self.dirs.len() >= INDEX_DIRS {
+            self.dirs.clear();
+        }
+        self.dirs.insert(dir, names);
+        Ok(found)
+    }
+
+    /// `dir` has the entry `name` -> `ino` now (new, or repointed).
+    pub(crate) fn added(&mut self, dir: Ino, name: &[u8], ino: Ino) {
+        if let Some(names) = self.dirs.get_mut(&dir) {
+            names.insert(Box::from(name), ino);
+        }
+    }
+
+    /// `dir` lost the entry `name`.
+    pub(crate) fn removed(&mut self, dir: Ino, name: &[u8]) {
+        if let Some(names) = self.dirs.get_mut(&dir) {
+            names.remove(name);
+        }
+    }
+
+    /// Directory `dir` is gone (its number may come back as another directory).
+    pub(crate) fn forget_dir(&mut self, dir: Ino) {
+        self.dirs.remove(&dir);
+    }
 }
 
 impl State {
@@ -70,7 +131,13 @@ impl State {
             next_generation: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(1, |d| d.subsec_nanos() ^ d.as_secs() as u32),
+            index: Index::default(),
         }
+    }
+
+    /// The filesystem and the name index, borrowed together.
+    pub(crate) fn parts(&mut self) -> Result<(&mut Fs, &mut Index), Errno> {
+        Ok((self.fs.as_mut().ok_or(Errno::EIO)?, &mut self.index))
     }
 
     /// A generation number for a new inode. The kernel tells a reused inode number from the
@@ -131,13 +198,16 @@ impl State {
         Ok(())
     }
 
-    /// `ino` lost a name: one link less, and freed (now, or at its last close) at none.
+    /// `ino` lost a name: one link less, and freed (now, or at its last `forget`) at none.
     pub(crate) fn drop_link(&mut self, ino: Ino, now: SystemTime) -> Result<(), Errno> {
         let open = self.lookups.contains_key(&ino);
-        let fs = self.fs()?;
+        let (fs, ix) = self.parts()?;
         let mut inode = fs.read_inode(ino).map_err(errno)?;
         // A directory's own `.` link goes with its name.
         let gone = inode.is_dir() || inode.i_links_count <= 1;
+        if inode.is_dir() {
+            ix.forget_dir(ino);
+        }
         if gone {
             inode.i_links_count = 0;
         } else {
@@ -215,16 +285,16 @@ pub(crate) fn dir_inode(fs: &Fs, dir: Ino) -> Result<Inode, Errno> {
 }
 
 /// The inode `name` names in `dir`, or `ENOENT`.
-pub(crate) fn existing(fs: &Fs, dir: Ino, name: &[u8]) -> Result<Ino, Errno> {
-    fs.lookup(dir, name).map_err(errno)?.ok_or(Errno::ENOENT)
+pub(crate) fn existing(fs: &Fs, ix: &mut Index, dir: Ino, name: &[u8]) -> Result<Ino, Errno> {
+    ix.lookup(fs, dir, name)?.ok_or(Errno::ENOENT)
 }
 
 /// Fails with `EEXIST` if `name` exists in `dir`; `ENAMETOOLONG` past 255 bytes.
-pub(crate) fn absent(fs: &Fs, dir: Ino, name: &[u8]) -> Result<(), Errno> {
+pub(crate) fn absent(fs: &Fs, ix: &mut Index, dir: Ino, name: &[u8]) -> Result<(), Errno> {
     if name.len() > 255 {
         return Err(Errno::ENAMETOOLONG);
     }
-    match fs.lookup(dir, name).map_err(errno)? {
+    match ix.lookup(fs, dir, name)? {
         Some(_) => Err(Errno::EEXIST),
         None => Ok(()),
     }

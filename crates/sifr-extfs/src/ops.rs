@@ -84,12 +84,13 @@ impl ExtFs {
         let mode = mode as u16;
         let now = SystemTime::now();
         self.change(|st| {
-            let fs = st.fs()?;
+            let (fs, ix) = st.parts()?;
             let p = f::dir_inode(fs, parent)?;
-            f::absent(fs, parent, name)?;
+            f::absent(fs, ix, parent, name)?;
             let (uid, gid, _) = f::new_owner(&p, req.uid(), req.gid());
             let n = fs.new_inode(parent, mode).map_err(errno)?;
             fs.link(parent, name, n, ft::of_mode(mode)).map_err(errno)?;
+            ix.added(parent, name, n);
             let generation = st.generation();
             let fs = st.fs()?;
             let mut i = f::fresh(mode, uid, gid, now, generation);
@@ -137,9 +138,9 @@ impl Filesystem for ExtFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let r = self.with(|st| {
-            let fs = st.fs()?;
+            let (fs, ix) = st.parts()?;
             let parent = ino(parent)?;
-            match fs.lookup(parent, name.as_bytes()).map_err(errno)? {
+            match ix.lookup(fs, parent, name.as_bytes())? {
                 Some(n) => Ok(Some((n, fs.read_inode(n).map_err(errno)?))),
                 None => Ok(None),
             }
@@ -262,12 +263,13 @@ impl Filesystem for ExtFs {
         let r = self.change(|st| {
             let parent = ino(parent)?;
             let name = name.as_bytes();
-            let fs = st.fs()?;
+            let (fs, ix) = st.parts()?;
             let p = f::dir_inode(fs, parent)?;
-            f::absent(fs, parent, name)?;
+            f::absent(fs, ix, parent, name)?;
             let (uid, gid, sgid) = f::new_owner(&p, req.uid(), req.gid());
             let n = fs.new_inode(parent, S_IFDIR).map_err(errno)?;
             fs.mkdir(parent, n, name).map_err(errno)?;
+            ix.added(parent, name, n);
             let generation = st.generation();
             let fs = st.fs()?;
             let i = f::update(fs, n, |i| {
@@ -293,12 +295,13 @@ impl Filesystem for ExtFs {
         let r = self.change(|st| {
             let parent = ino(parent)?;
             let name = name.as_bytes();
-            let fs = st.fs()?;
-            let n = f::existing(fs, parent, name)?;
+            let (fs, ix) = st.parts()?;
+            let n = f::existing(fs, ix, parent, name)?;
             if fs.read_inode(n).map_err(errno)?.is_dir() {
                 return Err(Errno::EISDIR);
             }
             fs.unlink(parent, name, n).map_err(errno)?;
+            ix.removed(parent, name);
             f::touch_dir(fs, parent, now)?;
             st.drop_link(n, now)
         });
@@ -313,13 +316,14 @@ impl Filesystem for ExtFs {
         let r = self.change(|st| {
             let parent = ino(parent)?;
             let name = name.as_bytes();
-            let fs = st.fs()?;
-            let n = f::existing(fs, parent, name)?;
+            let (fs, ix) = st.parts()?;
+            let n = f::existing(fs, ix, parent, name)?;
             f::dir_inode(fs, n)?;
             if f::has_children(fs, n)? {
                 return Err(Errno::ENOTEMPTY);
             }
             fs.unlink(parent, name, n).map_err(errno)?;
+            ix.removed(parent, name);
             f::update(fs, parent, |i| {
                 i.i_links_count = i.i_links_count.saturating_sub(1);
                 i.set_time(Time::Modify, now);
@@ -346,13 +350,14 @@ impl Filesystem for ExtFs {
         let r = self.change(|st| {
             let parent = ino(parent)?;
             let name = link_name.as_bytes();
-            let fs = st.fs()?;
+            let (fs, ix) = st.parts()?;
             let p = f::dir_inode(fs, parent)?;
-            f::absent(fs, parent, name)?;
+            f::absent(fs, ix, parent, name)?;
             let (uid, gid, _) = f::new_owner(&p, req.uid(), req.gid());
             let n = fs.new_inode(parent, S_IFLNK).map_err(errno)?;
             fs.symlink(parent, n, name, target.as_os_str().as_bytes())
                 .map_err(errno)?;
+            ix.added(parent, name, n);
             let generation = st.generation();
             let fs = st.fs()?;
             let i = f::update(fs, n, |i| {
@@ -409,7 +414,7 @@ impl Filesystem for ExtFs {
         let r = self.change(|st| {
             let (n, to) = (ino(n)?, ino(newparent)?);
             let newname = newname.as_bytes();
-            let fs = st.fs()?;
+            let (fs, ix) = st.parts()?;
             let i = fs.read_inode(n).map_err(errno)?;
             if i.is_dir() {
                 return Err(Errno::EPERM);
@@ -418,9 +423,10 @@ impl Filesystem for ExtFs {
                 return Err(Errno::EMLINK);
             }
             f::dir_inode(fs, to)?;
-            f::absent(fs, to, newname)?;
+            f::absent(fs, ix, to, newname)?;
             fs.link(to, newname, n, ft::of_mode(i.i_mode))
                 .map_err(errno)?;
+            ix.added(to, newname, n);
             let i = f::update(fs, n, |i| {
                 i.i_links_count += 1;
                 i.i_dtime = 0;

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use fuser::{Errno, RenameFlags};
 use sifr_sys::ext2fs::{Fs, Ino, S_IFCHR, Time, ft};
 
-use crate::fs::{self as f, State, errno};
+use crate::fs::{self as f, Index, State, errno};
 
 /// Renames `name` in `from` to `newname` in `to`; a whiteout is owned by `owner` (uid, gid),
 /// the requester, as the kernel's own whiteouts are.
@@ -31,22 +31,24 @@ pub(crate) fn rename(
     }
     // For a whiteout; taken before the filesystem is borrowed.
     let generation = st.generation();
-    let fs = st.fs()?;
-    let src = f::existing(fs, from, name)?;
+    let (fs, ix) = st.parts()?;
+    let src = f::existing(fs, ix, from, name)?;
     let si = fs.read_inode(src).map_err(errno)?;
     let src_ft = ft::of_mode(si.i_mode);
-    let dst = fs.lookup(to, newname).map_err(errno)?;
+    let dst = ix.lookup(fs, to, newname)?;
     if flags.contains(RenameFlags::RENAME_EXCHANGE) {
         let dst = dst.ok_or(Errno::ENOENT)?;
         let di = fs.read_inode(dst).map_err(errno)?;
         fs.replace_entry(from, name, dst, ft::of_mode(di.i_mode))
             .map_err(errno)?;
+        ix.added(from, name, dst);
         fs.replace_entry(to, newname, src, src_ft).map_err(errno)?;
+        ix.added(to, newname, src);
         if si.is_dir() {
-            reparent(fs, src, from, to)?;
+            reparent(fs, ix, src, from, to)?;
         }
         if di.is_dir() {
-            reparent(fs, dst, to, from)?;
+            reparent(fs, ix, dst, to, from)?;
         }
         for n in [src, dst] {
             f::update(fs, n, |i| i.set_time(Time::Change, now)).map_err(errno)?;
@@ -67,6 +69,7 @@ pub(crate) fn rename(
     } else {
         fs.link(to, newname, src, src_ft).map_err(errno)?;
     }
+    ix.added(to, newname, src);
     if flags.contains(RenameFlags::RENAME_WHITEOUT) {
         // The 0/0 character device overlayfs reads as "deleted here", owned by the
         // requester as the kernel's own whiteouts are.
@@ -76,11 +79,13 @@ pub(crate) fn rename(
         fs.write_new_inode(w, &wi).map_err(errno)?;
         fs.inode_alloc_stats(w, 1, false);
         fs.replace_entry(from, name, w, ft::CHR).map_err(errno)?;
+        ix.added(from, name, w);
     } else {
         fs.unlink(from, name, src).map_err(errno)?;
+        ix.removed(from, name);
     }
     if si.is_dir() {
-        reparent(fs, src, from, to)?;
+        reparent(fs, ix, src, from, to)?;
     }
     f::update(fs, src, |i| i.set_time(Time::Change, now)).map_err(errno)?;
     f::touch_dir(fs, from, now)?;
@@ -112,11 +117,12 @@ fn replaceable(fs: &Fs, src_dir: bool, dst: Ino) -> Result<(), Errno> {
 }
 
 /// A directory moved from `from` to `to`: its `..` and the two link counts follow.
-fn reparent(fs: &mut Fs, dir: Ino, from: Ino, to: Ino) -> Result<(), Errno> {
+fn reparent(fs: &mut Fs, ix: &mut Index, dir: Ino, from: Ino, to: Ino) -> Result<(), Errno> {
     if from == to {
         return Ok(());
     }
     fs.replace_entry(dir, b"..", to, ft::DIR).map_err(errno)?;
+    ix.added(dir, b"..", to);
     f::update(fs, from, |i| {
         i.i_links_count = i.i_links_count.saturating_sub(1)
     })

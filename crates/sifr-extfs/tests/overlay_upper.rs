@@ -345,10 +345,38 @@ fn check_view(merged: &Path) -> Result<(), String> {
     let many = fs::read_dir(merged.join("many"))
         .map_err(io("list many"))?
         .count();
-    if many != 500 {
+    if many != MANY - MANY / 20 {
         return Err(format!("many: {many} entries"));
     }
+    // Looked up by name in a directory big enough for the server's name index.
+    for i in (0..MANY).step_by(7) {
+        let (old, new) = (
+            merged.join(many_name(i)),
+            merged.join(format!("many/moved-{i}")),
+        );
+        let want = match i % 20 {
+            0 => (false, false),
+            1 => (false, true),
+            _ => (true, false),
+        };
+        if (old.exists(), new.exists()) != want {
+            return Err(format!(
+                "many: entry {i} is wrong: {:?}",
+                (old.exists(), new.exists())
+            ));
+        }
+    }
+    if fs::read(merged.join(many_name(14))).map_err(io("read many"))? != b"14\n" {
+        return Err("many: wrong contents".into());
+    }
     Ok(())
+}
+
+/// Files in `many/`: enough (about 60 KiB of entries) that the server indexes their names.
+const MANY: usize = 2000;
+
+fn many_name(i: usize) -> String {
+    format!("many/file-with-a-longer-name-{i:05}")
 }
 
 fn xattr_get(p: &Path, name: &str) -> Result<Vec<u8>, String> {
@@ -414,10 +442,19 @@ fn overlay_round_trip(dir: &Path) -> Result<(), String> {
     fs::write(o("suid2"), "x").map_err(io("write suid2"))?;
     fs::set_permissions(o("suid2"), fs::Permissions::from_mode(0o4755)).map_err(io("chmod"))?;
     std::os::unix::fs::chown(o("suid2"), Some(1), Some(1)).map_err(io("chown suid2"))?;
-    // Enough entries that the directory grows by several blocks.
+    // Enough entries that the directory grows by many blocks and the server indexes its
+    // names; some removed, some renamed.
     fs::create_dir(o("many")).map_err(io("mkdir many"))?;
-    for i in 0..500 {
-        fs::write(o(&format!("many/file-{i:04}")), format!("{i}\n")).map_err(io("many"))?;
+    for i in 0..MANY {
+        fs::write(o(&many_name(i)), format!("{i}\n")).map_err(io("many"))?;
+    }
+    for i in 0..MANY {
+        match i % 20 {
+            0 => fs::remove_file(o(&many_name(i))).map_err(io("rm many"))?,
+            1 => fs::rename(o(&many_name(i)), o(&format!("many/moved-{i}")))
+                .map_err(io("mv many"))?,
+            _ => {}
+        }
     }
     // A temporary file, written and removed while open.
     {
