@@ -44,7 +44,9 @@
 //! long entry and attribute lifetimes (it is the image's only writer), and the kernel's
 //! writeback cache. A new small file through kernel overlayfs still takes about nine
 //! (overlayfs's own lookups and `trusted.overlay.*`/`security.capability` reads among them).
-//! libext2fs is not thread-safe, so one thread serves.
+//! Large directories get an in-memory name index, so that overlayfs's lookups of each new
+//! name do not scan every block of an ext3 directory. libext2fs is not thread-safe, so one
+//! thread serves.
 //!
 //! Also read-only, and ext4 (extents, `metadata_csum`) images: whatever libext2fs writes.
 //! Nothing here prints; errors name the image or the mountpoint.
