@@ -31,6 +31,9 @@ PACKAGES=(
     lmod             # scripts/clients.sh: shpc's modules are loaded with Lmod
     curl             # scripts/clients.sh: uploads an ORAS artifact to the test registry
     gnupg            # gpg --verify: an independent judge of the OpenPGP signatures sifr makes
+    e2fsprogs        # mkfs.ext3 -d, e2fsck, debugfs and libext2fs.so.2: sifr-extfs and its judges
+    fuse2fs          # bench/overlay_ext3.sh: Apptainer's unprivileged ext3 path, to compare against
+    fuse-overlayfs   # ... the overlay it stacks on fuse2fs
 )
 
 missing=()

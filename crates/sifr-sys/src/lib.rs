@@ -1,7 +1,7 @@
 //! `sys`: thin typed wrappers over the Linux system calls the runtime needs: namespaces, id maps,
 //! mounts (the new mount API and the classic one), network namespaces, `pivot_root`, fork/exec, waiting, signal
 //! forwarding, `no_new_privs`, loop devices, forked servers, fd-relative tree removal and host
-//! user/group lookups.
+//! user/group lookups, and ext2/ext3 images through libext2fs (loaded at run time).
 //!
 //! This is the only crate of the workspace that contains `unsafe` code (rule in
 //! `docs/architecture.md`, "One binary, a few libraries": `sys` is the only crate with
@@ -17,6 +17,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod error;
+pub mod ext2fs;
 pub mod fs;
 pub mod ipc;
 pub mod loopdev;

@@ -274,6 +274,53 @@ pub fn number(name: &str) -> Option<i32> {
         .map(|(_, s)| *s)
 }
 
+/// Blocks `SIGTERM`, `SIGINT` and `SIGHUP` in the calling thread (threads it starts afterwards
+/// inherit the mask) and starts a thread that waits for them: on the first one it runs
+/// `on_signal(signo)` and ends the process with `_exit(0)`. For servers that must write their
+/// state before going (the ext3 FUSE server flushes its image); call it before starting any
+/// other thread, or those threads may take the signal with its default action.
+pub fn exit_on_termination(on_signal: impl FnOnce(i32) + Send + 'static) -> Result<()> {
+    let set = termination_set();
+    // SAFETY: `set` is a valid initialised sigset_t; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(Error::new(
+            "block signals",
+            "SIGTERM, SIGINT, SIGHUP",
+            std::io::Error::from_raw_os_error(rc),
+        ));
+    }
+    std::thread::Builder::new()
+        .name("sifr-sigwait".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            loop {
+                // SAFETY: both pointers refer to live values; the signals are blocked in every
+                // thread, so sigwait is the only taker.
+                if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                    break;
+                }
+            }
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_signal(sig)));
+            // SAFETY: `_exit` ends the process at once, without unwinding or atexit handlers.
+            unsafe { libc::_exit(0) }
+        })
+        .map_err(|e| Error::new("start a thread", "signal waiter", e))?;
+    Ok(())
+}
+
+fn termination_set() -> libc::sigset_t {
+    // SAFETY: as `forwarded_set`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
