@@ -169,7 +169,11 @@ pub fn pivot_session() -> Result<(), ExecError> {
 /// How the root ended up being assembled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RootKind {
-    Overlay,
+    /// Kernel overlayfs; `writable` when a layer takes writes (`--writable-tmpfs`, a writable
+    /// `--overlay`).
+    Overlay {
+        writable: bool,
+    },
     Bind,
     Writable,
 }
@@ -182,6 +186,7 @@ pub fn mount_root(
     plan: &LaunchPlan,
     prepared: &[Prepared],
     host_dir: Option<&Path>,
+    layers: &crate::overlay::Layers,
 ) -> Result<RootKind, ExecError> {
     let new_root = Path::new(NEW_ROOT);
     let lower = Path::new("/lower");
@@ -208,41 +213,48 @@ pub fn mount_root(
         }
     }
     drop((lower_fd, upper_fd));
-    if !created && plan.overlay.is_none() && !plan.writable_tmpfs {
+    if !created && layers.is_empty() && !plan.writable_tmpfs {
         // Every mount point exists in the image and nothing will be written: a read-only bind
         // of the image serves the same view without an overlay's mount and lookup costs
         // (about 5 % of a start on a directory image).
         sifr_sys::mount::rbind(lower, new_root).map_err(step("mount the image"))?;
         return Ok(RootKind::Bind);
     }
-    if let Some(dir) = &plan.overlay {
-        // `--overlay DIR`: DIR/upper takes the writes (DIR/work is overlayfs's scratch), as in
-        // Apptainer; the session's upper layer, which holds the missing mount points, becomes
-        // the topmost lower layer so that they are never written into the user's directory.
-        let (upper, work) = (dir.join("upper"), dir.join("work"));
-        let text = dir.display().to_string();
-        if text.contains([',', ':']) {
-            return Err(ExecError::OverlayPath { path: dir.clone() });
+    if !layers.is_empty() {
+        // `--overlay` layers (and a SIF's own overlay partition) above the session's layer of
+        // mount points, as Apptainer stacks them above its session's lower directory; the
+        // writable one takes the writes, or with `--writable-tmpfs` the session's upper layer.
+        let (ovl, upper) = crate::overlay_mount::layer_paths(layers)?;
+        let mut lowers: Vec<&Path> = ovl.iter().map(PathBuf::as_path).collect();
+        let writes = match &upper {
+            Some((u, w)) => Some((u.as_path(), w.as_path())),
+            None if plan.writable_tmpfs => Some((session_upper, Path::new("/work"))),
+            None => None,
+        };
+        if writes.is_none() || upper.is_some() {
+            lowers.push(session_upper);
         }
-        if std::fs::metadata(old(dir)).is_ok_and(|m| !m.is_dir()) {
-            return Err(ExecError::OverlayNotDirectory { path: dir.clone() });
-        }
-        for d in [&upper, &work] {
-            create_source(&old(d), Some(0o755), false).map_err(|source| {
-                ExecError::CreateSource {
-                    path: d.clone(),
-                    dst: PathBuf::from("/"),
-                    source,
-                }
-            })?;
-        }
-        let (upper, work) = (old(&upper), old(&work));
-        sifr_sys::mount::mount_overlay(&[session_upper, lower], Some((&upper, &work)), new_root)
-            .map_err(|source| ExecError::Overlay {
-                path: dir.clone(),
+        lowers.push(lower);
+        let named = layers
+            .writable()
+            .or(layers.layers.last())
+            .map(|l| l.path.clone())
+            .unwrap_or_default();
+        // A writable ext3 image of a user namespace is served by `sifr_extfs`: overlayfs may
+        // only write `user.overlay.*` marks there.
+        let userxattr = !plan.kernel_mounts()
+            && layers
+                .writable()
+                .is_some_and(|l| l.kind == crate::overlay::Kind::Ext3);
+        sifr_sys::mount::mount_overlay_with(&lowers, writes, new_root, userxattr).map_err(
+            |source| ExecError::Overlay {
+                path: named,
                 source,
-            })?;
-        return Ok(RootKind::Overlay);
+            },
+        )?;
+        return Ok(RootKind::Overlay {
+            writable: writes.is_some(),
+        });
     }
     let mounted = if plan.writable_tmpfs {
         let writes = Some((session_upper, Path::new("/work")));
@@ -253,7 +265,9 @@ pub fn mount_root(
         sifr_sys::mount::mount_overlay(&[session_upper, lower], None, new_root)
     };
     match mounted {
-        Ok(()) => Ok(RootKind::Overlay),
+        Ok(()) => Ok(RootKind::Overlay {
+            writable: plan.writable_tmpfs,
+        }),
         // Without the overlay there is nowhere to keep the writes: refuse rather than run with a
         // read-only root the user did not ask for.
         Err(source) if plan.writable_tmpfs => Err(ExecError::WritableTmpfs { source }),
@@ -453,7 +467,7 @@ pub fn mount_all(
         .map_err(step("restrict the image mount"))?;
     let writable = match kind {
         RootKind::Writable => true,
-        RootKind::Overlay => plan.writable_tmpfs || plan.overlay.is_some(),
+        RootKind::Overlay { writable } => writable,
         RootKind::Bind => false,
     };
     let attrs = Attrs {

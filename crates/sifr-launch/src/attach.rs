@@ -339,41 +339,9 @@ impl Staged {
                 let Some(file) = file.take() else {
                     return Ok(None);
                 };
-                let fuse_err = |source| AttachError::Fuse {
-                    path: path.clone(),
-                    offset,
-                    source,
-                };
-                let opts = sifr_squashfs::fuse::Options {
-                    fsname: format!("sifr:{}", file_name(&path)),
-                    owner,
-                    die_with_parent,
-                    prefetch: std::mem::take(&mut self.prefetch),
-                    idle_priority: Some(sifr_sys::process::set_idle_priority),
-                    ..Default::default()
-                };
-                let mounted =
-                    sifr_squashfs::fuse::mount(file, offset, lower, &opts).map_err(fuse_err)?;
-                let (pid, mounted) = sifr_sys::process::fork_server(mounted, |m| {
-                    // Nothing of the launcher's: a detached server outlives it, and an
-                    // inherited pipe held open would keep `mpirun` waiting.
-                    sifr_sys::process::close_fds_except(&m.fds());
-                    sifr_sys::process::set_name("sifr-fuse");
-                    match m.serve() {
-                        Ok(()) => 0,
-                        Err(_) => 1,
-                    }
-                })
-                .map_err(|source| AttachError::FuseFork {
-                    path: path.clone(),
-                    source,
-                })?;
-                let mut server = Server {
-                    handle: Some(mounted.into_handle(pid)),
-                };
-                if let Some(h) = server.handle.as_mut() {
-                    h.wait_ready().map_err(fuse_err)?;
-                }
+                let prefetch = std::mem::take(&mut self.prefetch);
+                let server =
+                    fuse_squashfs(&path, file, offset, lower, owner, die_with_parent, prefetch)?;
                 // One listing of the root (`READDIRPLUS`) makes the kernel know every
                 // top-level entry: the dozen lookups that assembling the container and
                 // starting its command make there (proc, etc, home, usr, bin, lib64, ...)
@@ -383,6 +351,55 @@ impl Staged {
             }
         }
     }
+}
+
+/// Mount the SquashFS at `offset` of `file` (the image at `path`) on `at` with the in-tree FUSE
+/// server, forked here (the launcher is single-threaded), and wait until it answers. Also
+/// used for a SquashFS overlay layer ([`crate::overlay_mount`]).
+pub(crate) fn fuse_squashfs(
+    path: &Path,
+    file: File,
+    offset: u64,
+    at: &Path,
+    owner: Option<sifr_squashfs::fuse::Owner>,
+    die_with_parent: bool,
+    prefetch: sifr_squashfs::fuse::Prefetch,
+) -> Result<Server, AttachError> {
+    let fuse_err = |source| AttachError::Fuse {
+        path: path.to_path_buf(),
+        offset,
+        source,
+    };
+    let opts = sifr_squashfs::fuse::Options {
+        fsname: format!("sifr:{}", file_name(path)),
+        owner,
+        die_with_parent,
+        prefetch,
+        idle_priority: Some(sifr_sys::process::set_idle_priority),
+        ..Default::default()
+    };
+    let mounted = sifr_squashfs::fuse::mount(file, offset, at, &opts).map_err(fuse_err)?;
+    let (pid, mounted) = sifr_sys::process::fork_server(mounted, |m| {
+        // Nothing of the launcher's: a detached server outlives it, and an
+        // inherited pipe held open would keep `mpirun` waiting.
+        sifr_sys::process::close_fds_except(&m.fds());
+        sifr_sys::process::set_name("sifr-fuse");
+        match m.serve() {
+            Ok(()) => 0,
+            Err(_) => 1,
+        }
+    })
+    .map_err(|source| AttachError::FuseFork {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut server = Server {
+        handle: Some(mounted.into_handle(pid)),
+    };
+    if let Some(h) = server.handle.as_mut() {
+        h.wait_ready().map_err(fuse_err)?;
+    }
+    Ok(server)
 }
 
 fn file_name(p: &Path) -> String {

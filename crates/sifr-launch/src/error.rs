@@ -175,14 +175,27 @@ pub enum ExecError {
         #[source]
         source: sifr_sys::Error,
     },
-    #[error("cannot use `{}` as an overlay: its path contains `,` or `:`", path.display())]
-    OverlayPath { path: PathBuf },
-    /// Apptainer mounts an EXT3 or SquashFS overlay image here; sifr takes directories only.
-    #[error(
-        "cannot use `{}` as an overlay: it is not a directory (overlay image files are not supported yet; give a directory, whose `upper` keeps the changes)",
-        path.display()
-    )]
-    OverlayNotDirectory { path: PathBuf },
+    /// Opening the `--overlay` layers; transparent: its messages are Apptainer's.
+    #[error(transparent)]
+    Overlays(#[from] crate::overlay::OverlayError),
+    #[error("cannot mount the overlay `{layer}`")]
+    OverlayImage {
+        layer: String,
+        #[source]
+        source: sifr_sys::Error,
+    },
+    #[error("cannot mount the ext3 overlay `{layer}`")]
+    Ext3 {
+        layer: String,
+        #[source]
+        source: Box<sifr_extfs::Error>,
+    },
+    #[error("cannot start the ext3 server for the overlay `{layer}`")]
+    Ext3Start {
+        layer: String,
+        #[source]
+        source: sifr_sys::process::ForkServerError,
+    },
     #[error("cannot mount the overlay `{}` over the image", path.display())]
     Overlay {
         path: PathBuf,
@@ -291,6 +304,17 @@ impl ExecError {
                 "create the mount point in the bound directory first, or bind to a path that exists there"
                     .into(),
             ),
+            ExecError::Overlays(e) => e.hint(),
+            ExecError::Ext3 { source, .. } => Some(match source.as_ref() {
+                sifr_extfs::Error::DevFuse(_) => "an ordinary user's ext3 overlay is served \
+                     through FUSE, which needs read and write access to `/dev/fuse` (mode 0666 \
+                     on most systems); a directory overlay needs neither, and root mounts ext3 \
+                     with the kernel"
+                    .into(),
+                _ => "check the image with `e2fsck -f IMAGE` (its overlay partition: \
+                     `sifr sif dump`)"
+                    .into(),
+            }),
             ExecError::WritableTmpfs { .. } | ExecError::Overlay { .. } => Some(
                 "unprivileged overlay mounts need Linux >= 5.11; as root, check that the `overlay` module is available"
                     .into(),

@@ -74,6 +74,7 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
     let cgroup = cgroup.as_ref().map(crate::cgroup::Active::procs);
     // Before any namespace change, which starting a holder makes in this process.
     let prepared = assemble::prepare(plan).inspect_err(|_| share::release())?;
+    let layers = open_layers(plan, image).inspect_err(|_| share::release())?;
     let joined = match (plan.share, how) {
         (Some(idle), Attach::Loop | Attach::Fuse | Attach::Extract { .. }) => {
             let spec = share::Spec {
@@ -110,10 +111,30 @@ pub fn run_image(plan: &LaunchPlan, image: &Image, how: &Attach) -> Result<i32, 
     match joined {
         Some(j) => {
             let image = j.image.clone();
-            run_attached(plan, prepared, &image, &Attach::Directory, Some(j), cgroup)
+            run_attached(
+                plan,
+                prepared,
+                layers,
+                &image,
+                &Attach::Directory,
+                Some(j),
+                cgroup,
+            )
         }
-        None => run_attached(plan, prepared, image, how, None, cgroup),
+        None => run_attached(plan, prepared, layers, image, how, None, cgroup),
     }
+}
+
+/// The `--overlay` layers and the image's own overlay partition, opened and locked on the host
+/// ([`crate::overlay::open`]); `--writable` on a SIF writes to its overlay partition.
+fn open_layers(plan: &LaunchPlan, image: &Image) -> Result<crate::overlay::Layers, ExecError> {
+    let writable_sif = plan.writable && image.format == Format::Sif;
+    Ok(crate::overlay::open(
+        image,
+        &plan.overlay,
+        writable_sif,
+        plan.writable_tmpfs,
+    )?)
 }
 
 /// Run the plan in the namespaces of the node's holder `joined` ([`crate::share`]), which has
@@ -122,10 +143,12 @@ pub fn run_joined(plan: &LaunchPlan, joined: share::Joined) -> Result<i32, ExecE
     let image = joined.image.clone();
     let cgroup = crate::cgroup::Active::enter(plan.cgroup.as_ref())?;
     let prepared = assemble::prepare(plan)?;
+    let layers = open_layers(plan, &image)?;
     let procs = cgroup.as_ref().map(crate::cgroup::Active::procs);
     run_attached(
         plan,
         prepared,
+        layers,
         &image,
         &Attach::Directory,
         Some(joined),
@@ -135,9 +158,11 @@ pub fn run_joined(plan: &LaunchPlan, joined: share::Joined) -> Result<i32, ExecE
 
 /// [`run_image`]'s body, after [`assemble::prepare`]: with `joined`, `how` is unused and the
 /// lower layer is the shared image mount.
+#[allow(clippy::too_many_arguments)]
 fn run_attached(
     plan: &LaunchPlan,
     prepared: Vec<assemble::Prepared>,
+    mut layers: crate::overlay::Layers,
     image: &Image,
     how: &Attach,
     mut joined: Option<share::Joined>,
@@ -245,8 +270,16 @@ fn run_attached(
     drop(shared_lower);
     // Kept to tell, if the command dies of a signal, whether its image died under it first.
     let image_root = sifr_sys::fs::open_root(Path::new(assemble::SESSION_LOWER)).ok();
+    // Stopped (their filesystems written back) when this function returns, after the payload.
+    let _layers_served = crate::overlay_mount::mount_images(
+        &mut layers,
+        crate::overlay_mount::How {
+            kernel: plan.kernel_mounts(),
+            owner: (plan.ids == IdMap::Own).then(|| own_owner(plan)),
+        },
+    )?;
     assemble::pivot_session()?;
-    let kind = assemble::mount_root(plan, &prepared, staged.host_dir())?;
+    let kind = assemble::mount_root(plan, &prepared, staged.host_dir(), &layers)?;
     let root = sifr_sys::fs::open_root(Path::new(assemble::NEW_ROOT))
         .map_err(step("open the container root"))?;
     assemble::mount_all(plan, &prepared, &root, kind)?;

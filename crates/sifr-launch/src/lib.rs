@@ -43,6 +43,8 @@ pub mod libpath;
 pub mod mounts;
 pub mod net;
 pub mod nomount;
+pub mod overlay;
+mod overlay_mount;
 pub mod plan;
 mod prefetch;
 pub mod prepare;

@@ -96,7 +96,8 @@ pub fn prepare(
     plan.cgroup = cgroup;
     let wants = image::AttachWants {
         kernel_mounts: plan.kernel_mounts(),
-        writable: opts.writable,
+        // A SIF's `--writable` goes to its overlay partition ([`crate::overlay`]).
+        writable: opts.writable && img.format != image::Format::Sif,
         unsquash: opts.unsquash,
     };
     let attach = image::choose(&img, wants).map_err(RequestError::Image)?;

@@ -91,8 +91,9 @@ pub struct Request {
     pub cwd: Option<PathBuf>,
     /// `-W/--workdir`, made absolute against the current directory.
     pub workdir: Option<PathBuf>,
-    /// `-o/--overlay`, made absolute against the current directory.
-    pub overlay: Option<PathBuf>,
+    /// `-o/--overlay` values, `PATH[:ro]` ([`crate::overlay::parse`]); paths are made
+    /// absolute against the current directory.
+    pub overlay: Vec<String>,
     pub hostname: Option<String>,
     pub cleanenv: bool,
     pub contain: bool,
@@ -251,7 +252,7 @@ impl Request {
             home: None,
             cwd: None,
             workdir: None,
-            overlay: None,
+            overlay: Vec::new(),
             hostname: None,
             cleanenv: false,
             contain: false,
@@ -410,7 +411,15 @@ impl Request {
             writable_tmpfs: self.writable_tmpfs,
             session_mib: self.session_mib,
             env_file: envfile::merge(files),
-            overlay: absolute(&self.overlay, "--overlay")?,
+            overlay: self
+                .overlay
+                .iter()
+                .map(|v| {
+                    let mut spec = crate::overlay::parse(v);
+                    spec.path = absolute(&Some(spec.path), "--overlay")?.unwrap_or_default();
+                    Ok(spec)
+                })
+                .collect::<Result<_, RequestError>>()?,
             fakeroot: self.fakeroot,
             userns: self.userns,
             share_idle: self.share_idle,

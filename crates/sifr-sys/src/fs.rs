@@ -224,3 +224,15 @@ fn relative(path: &Path) -> &Path {
         rel
     }
 }
+
+/// Whether the caller may write to `path` (`access(path, W_OK)` with the real ids): a
+/// read-only filesystem or missing permission is the error.
+pub fn access_writable(path: &Path) -> Result<()> {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).map_err(err("write to", path.display()))
+}
+
+/// `syncfs(fd)`: write back the cached changes of the filesystem `fd` is on (a FUSE mount's
+/// dirty pages reach its server).
+pub fn syncfs(fd: BorrowedFd<'_>) -> Result<()> {
+    rustix::fs::syncfs(fd).map_err(err("sync", "filesystem"))
+}

@@ -34,6 +34,43 @@ pub fn lock_exclusive(fd: BorrowedFd<'_>, wait: LockWait, what: &str) -> Result<
     }
 }
 
+/// Take an open-file-description byte-range lock (`F_OFD_SETLK`) on `len` bytes at `start` of
+/// `fd`: a write lock with `exclusive`, a read lock without. Returns `Ok(false)` at once when
+/// another open file description holds a conflicting lock, and `Ok(true)` also when the
+/// filesystem does not support locks (`ENOLCK`: nothing can be enforced there, as Apptainer
+/// carries on too). The lock lives as long as the open file description. Apptainer locks the
+/// overlay partition of an image this way, so the two exclude each other.
+pub fn lock_range(fd: BorrowedFd<'_>, start: u64, len: u64, exclusive: bool) -> Result<bool> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: `flock` is a plain C struct; all-zero is a valid value of it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = if exclusive {
+        libc::F_WRLCK
+    } else {
+        libc::F_RDLCK
+    } as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start as libc::off_t;
+    fl.l_len = len as libc::off_t;
+    fl.l_pid = 0;
+    // SAFETY: F_OFD_SETLK reads a `struct flock`, which `fl` is, alive for the call; `fd` is
+    // an open descriptor.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl as *const libc::flock) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+        Some(libc::ENOLCK) => Ok(true),
+        _ => Err(Error::new(
+            "lock a range of",
+            format!("fd {}", fd.as_raw_fd()),
+            e,
+        )),
+    }
+}
+
 /// Release a lock taken with [`lock_exclusive`].
 pub fn unlock(fd: BorrowedFd<'_>) {
     let _ = rustix::fs::flock(fd, rustix::fs::FlockOperation::Unlock);

@@ -73,7 +73,7 @@ impl AsFd for LoopDevice {
     }
 }
 
-fn info(offset: u64, size: u64) -> LoopInfo64 {
+fn info(offset: u64, size: u64, writable: bool) -> LoopInfo64 {
     LoopInfo64 {
         lo_device: 0,
         lo_inode: 0,
@@ -83,7 +83,11 @@ fn info(offset: u64, size: u64) -> LoopInfo64 {
         lo_number: 0,
         lo_encrypt_type: 0,
         lo_encrypt_key_size: 0,
-        lo_flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+        lo_flags: if writable {
+            LO_FLAGS_AUTOCLEAR
+        } else {
+            LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR
+        },
         lo_file_name: [0; 64],
         lo_crypt_name: [0; 64],
         lo_encrypt_key: [0; 32],
@@ -108,6 +112,18 @@ unsafe fn ioctl(fd: BorrowedFd<'_>, req: libc::c_ulong, arg: usize) -> std::io::
 /// Attach `size` bytes at `offset` of `file` (opened read-only) to a free loop device,
 /// read-only and auto-clearing. `what` names the image in errors.
 pub fn attach_ro(file: BorrowedFd<'_>, offset: u64, size: u64, what: &str) -> Result<LoopDevice> {
+    attach(file, offset, size, false, what)
+}
+
+/// [`attach_ro`], or with `writable` a read-write device (`file` opened read-write): an ext3
+/// overlay image that root's container writes through the kernel.
+pub fn attach(
+    file: BorrowedFd<'_>,
+    offset: u64,
+    size: u64,
+    writable: bool,
+    what: &str,
+) -> Result<LoopDevice> {
     let subject = || format!("{what}, bytes {offset}..{}", offset.saturating_add(size));
     let ctl = rustix::fs::open(
         "/dev/loop-control",
@@ -124,11 +140,16 @@ pub fn attach_ro(file: BorrowedFd<'_>, offset: u64, size: u64, what: &str) -> Re
         let n = unsafe { ioctl(ctl.as_fd(), LOOP_CTL_GET_FREE, 0) }
             .map_err(|e| Error::new("find a free loop device for", subject(), e))?;
         let path = PathBuf::from(format!("/dev/loop{n}"));
-        let dev = match rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        let mode = if writable {
+            OFlags::RDWR
+        } else {
+            OFlags::RDONLY
+        };
+        let dev = match rustix::fs::open(&path, mode | OFlags::CLOEXEC, Mode::empty()) {
             Ok(d) => d,
             Err(e) => return Err(Error::new("open loop device for", subject(), e)),
         };
-        match configure(dev.as_fd(), file, offset, size) {
+        match configure(dev.as_fd(), file, offset, size, writable) {
             Ok(()) => return Ok(LoopDevice { fd: dev, path }),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => last = e,
             Err(e) => return Err(Error::new("attach a loop device to", subject(), e)),
@@ -142,11 +163,12 @@ fn configure(
     file: BorrowedFd<'_>,
     offset: u64,
     size: u64,
+    writable: bool,
 ) -> std::io::Result<()> {
     let cfg = LoopConfig {
         fd: file.as_raw_fd() as u32,
         block_size: 0,
-        info: info(offset, size),
+        info: info(offset, size, writable),
         reserved: [0; 8],
     };
     // SAFETY: LOOP_CONFIGURE reads a `struct loop_config`, which `cfg` is (repr(C), same
@@ -159,7 +181,7 @@ fn configure(
     }
     // SAFETY: LOOP_SET_FD takes the backing file descriptor as an integer argument.
     unsafe { ioctl(dev, LOOP_SET_FD, file.as_raw_fd() as usize) }?;
-    let inf = info(offset, size);
+    let inf = info(offset, size, writable);
     // SAFETY: LOOP_SET_STATUS64 reads a `struct loop_info64`, which `inf` is.
     if let Err(e) = unsafe { ioctl(dev, LOOP_SET_STATUS64, &inf as *const LoopInfo64 as usize) } {
         // SAFETY: LOOP_CLR_FD takes no argument; undo the half-made binding.

@@ -139,8 +139,23 @@ pub fn mount_overlay(
     writes: Option<(&Path, &Path)>,
     target: &Path,
 ) -> Result<()> {
+    mount_overlay_with(lowers, writes, target, false)
+}
+
+/// [`mount_overlay`], with `userxattr` when asked: overlayfs then keeps its whiteouts' and
+/// opaque directories' marks in `user.overlay.*` attributes, which a user namespace may write,
+/// instead of `trusted.overlay.*` (a FUSE upper layer must take them, or the mount fails).
+pub fn mount_overlay_with(
+    lowers: &[&Path],
+    writes: Option<(&Path, &Path)>,
+    target: &Path,
+    userxattr: bool,
+) -> Result<()> {
     let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let mut data = format!("lowerdir={}", lower.join(":"));
+    if userxattr {
+        data.push_str(",userxattr");
+    }
     let mut flags = MountFlags::NOSUID | MountFlags::NODEV;
     match writes {
         Some((upper, work)) => {
@@ -276,6 +291,23 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> Result<()> {
 /// `umount2(path, MNT_DETACH)`.
 pub fn umount_detach(path: &Path) -> Result<()> {
     rustix::mount::unmount(path, UnmountFlags::DETACH).map_err(err("unmount", path.display()))
+}
+
+/// Mount the ext3 filesystem on the block device `device` (a loop device) at `target`,
+/// `nosuid,nodev`, read-only unless `writable`: an overlay image as real root. The kernel's ext4
+/// driver serves ext3 (`ext3` is its alias where `CONFIG_EXT3_FS` is not built separately, so
+/// `ext4` is tried when `ext3` is unknown). Needs `CAP_SYS_ADMIN` in the initial user namespace.
+pub fn mount_ext3(device: &Path, target: &Path, writable: bool) -> Result<()> {
+    let mut flags = MountFlags::NOSUID | MountFlags::NODEV;
+    if !writable {
+        flags |= MountFlags::RDONLY;
+    }
+    let what = || format!("{}` on `{}", device.display(), target.display());
+    match rustix::mount::mount(device, target, "ext3", flags, c"") {
+        Err(rustix::io::Errno::NODEV) => rustix::mount::mount(device, target, "ext4", flags, c"")
+            .map_err(err("mount ext3", what())),
+        r => r.map_err(err("mount ext3", what())),
+    }
 }
 
 /// Mount the squashfs filesystem on the block device `device` (a loop device) at `target`,

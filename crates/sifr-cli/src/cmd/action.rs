@@ -49,9 +49,11 @@ pub struct ActionFlags {
     /// Let the command write anywhere; the changes go to a tmpfs and vanish at exit.
     #[arg(long)]
     pub writable_tmpfs: bool,
-    /// Keep the container's changes in DIR (an overlay upper layer over the image).
-    #[arg(short = 'o', long, value_name = "DIR")]
-    pub overlay: Option<PathBuf>,
+    /// Layer PATH over the image: a directory, an ext3 image (`overlay create`), a SquashFS
+    /// image or a SIF's overlay partition; the writable one keeps the container's changes, and
+    /// `:ro` makes one read-only. Repeat it (or separate with commas) to stack several.
+    #[arg(short = 'o', long, value_name = "PATH[:ro]", value_delimiter = ',')]
+    pub overlay: Vec<String>,
     /// Run in a new PID namespace (the command is the child of a small init, PID 1).
     #[arg(short = 'p', long)]
     pub pid: bool,

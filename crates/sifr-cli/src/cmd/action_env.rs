@@ -155,8 +155,8 @@ pub const TWINS: &[Twin] = &[
     Twin {
         flag: "overlay",
         keys: &["OVERLAY", "OVERLAYIMAGE"],
-        doc: "The overlay directory that keeps the container's changes.",
-        slot: |f| Slot::Path(&mut f.overlay),
+        doc: "The overlay layers (directories, ext3 or SquashFS images, SIFs), `:ro` for a read-only one.",
+        slot: |f| Slot::List(&mut f.overlay),
     },
     Twin {
         flag: "pid",

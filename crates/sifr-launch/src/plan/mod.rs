@@ -190,7 +190,6 @@ fn check(opts: &Options, image: &Path, action: &Action) -> Result<u64, PlanError
     }
     for (flag, p) in [
         ("--workdir", &opts.workdir),
-        ("--overlay", &opts.overlay),
         ("the build's scratch directory", &opts.build_scratch),
     ] {
         if let Some(p) = p
@@ -202,10 +201,11 @@ fn check(opts: &Options, image: &Path, action: &Action) -> Result<u64, PlanError
             });
         }
     }
+    // `--overlay` goes with `--writable-tmpfs` when its layers are read-only and with
+    // `--writable` never: `crate::overlay::open` says so, knowing which layers can be written.
     let writes = [
         ("--writable", opts.writable),
         ("--writable-tmpfs", opts.writable_tmpfs),
-        ("--overlay", opts.overlay.is_some()),
     ];
     let on: Vec<&'static str> = writes.iter().filter(|w| w.1).map(|w| w.0).collect();
     if let [a, b, ..] = on[..] {

@@ -51,11 +51,26 @@ impl LaunchPlan {
                 idle.as_secs_f64()
             );
         }
-        let root = match (&self.overlay, self.writable, self.writable_tmpfs) {
-            (Some(dir), _, _) => format!("overlay {}", dir.display()),
-            (None, true, _) => "writable".into(),
-            (None, false, true) => "writable-tmpfs".into(),
-            (None, false, false) => "read-only".into(),
+        let root = match (self.overlay.as_slice(), self.writable, self.writable_tmpfs) {
+            ([_, ..], _, _) => {
+                let layers: Vec<String> = self
+                    .overlay
+                    .iter()
+                    .map(|o| format!("{}{}", o.path.display(), if o.ro { ":ro" } else { "" }))
+                    .collect();
+                format!(
+                    "overlay {}{}",
+                    layers.join(","),
+                    if self.writable_tmpfs {
+                        " + writable-tmpfs"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            ([], true, _) => "writable".into(),
+            ([], false, true) => "writable-tmpfs".into(),
+            ([], false, false) => "read-only".into(),
         };
         let _ = writeln!(s, "root {root}");
         if self.session_mib != DEFAULT_SESSION_MIB {

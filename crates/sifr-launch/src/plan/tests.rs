@@ -401,7 +401,7 @@ fn workdir_backs_tmp_var_tmp_and_home_only_with_contain() {
 }
 
 #[test]
-fn writable_tmpfs_overlay_and_writable_exclude_each_other() {
+fn writable_and_writable_tmpfs_exclude_each_other_and_overlays_show_in_the_plan() {
     let tmpfs = Options {
         writable_tmpfs: true,
         ..Options::default()
@@ -409,10 +409,14 @@ fn writable_tmpfs_overlay_and_writable_exclude_each_other() {
     let p = plan(&tmpfs, 1000);
     assert!(p.contains("root writable-tmpfs\n"), "{p}");
     let ov = Options {
-        overlay: Some("/data/ov".into()),
+        overlay: vec![
+            crate::overlay::parse("/data/ov"),
+            crate::overlay::parse("/data/b.sqfs:ro"),
+        ],
         ..Options::default()
     };
-    assert!(plan(&ov, 1000).contains("root overlay /data/ov\n"));
+    let p = plan(&ov, 1000);
+    assert!(p.contains("root overlay /data/ov,/data/b.sqfs:ro\n"), "{p}");
     let both = Options {
         writable: true,
         ..tmpfs
@@ -421,17 +425,14 @@ fn writable_tmpfs_overlay_and_writable_exclude_each_other() {
         refused(&both).to_string(),
         "`--writable` and `--writable-tmpfs` cannot be used together"
     );
-    let both = Options {
+    // `--overlay` with `--writable-tmpfs` is allowed for read-only layers, as in Apptainer:
+    // `overlay::open` decides, knowing which layers can be written.
+    let with_tmpfs = Options {
         writable_tmpfs: true,
         ..ov
     };
-    assert_eq!(
-        refused(&both),
-        PlanError::Conflict {
-            a: "--writable-tmpfs",
-            b: "--overlay"
-        }
-    );
+    let p = plan(&with_tmpfs, 1000);
+    assert!(p.contains("+ writable-tmpfs\n"), "{p}");
 }
 
 #[test]

@@ -54,8 +54,8 @@ pub struct Options {
     pub session_mib: Option<u64>,
     /// The variables of the `--env-file` files, evaluated and merged ([`crate::envfile`]).
     pub env_file: Vec<(String, String)>,
-    /// `--overlay DIR` (absolute): a persistent writable upper layer over the image.
-    pub overlay: Option<PathBuf>,
+    /// `--overlay PATH[:ro]` (absolute paths), in the order given ([`crate::overlay`]).
+    pub overlay: Vec<crate::overlay::Spec>,
     /// `-f/--fakeroot`: root inside a user namespace (with the subordinate ids when the caller
     /// has a range), the caller's home at `/root`.
     pub fakeroot: bool,
@@ -400,8 +400,8 @@ pub struct LaunchPlan {
     pub writable: bool,
     /// Keep the overlay root writable (`--writable-tmpfs`); the overlay is then required.
     pub writable_tmpfs: bool,
-    /// A persistent upper layer for the overlay (`--overlay DIR`), instead of the session's.
-    pub overlay: Option<PathBuf>,
+    /// The `--overlay` layers asked for ([`crate::overlay`]), lowest first.
+    pub overlay: Vec<crate::overlay::Spec>,
     /// Size of the session tmpfs in MiB.
     pub session_mib: u64,
     /// The UTS namespace's host name (`--hostname`).
