@@ -202,6 +202,20 @@ fn writable_is_refused_for_image_files() {
         &["exec", "--writable", im.sif.to_str().unwrap(), "true"],
     );
     assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
+    // A SIF is written through its overlay partition (Apptainer's e2e
+    // `SIF_writable_without_overlay_partition_issue_4329`); this one has none.
+    assert!(
+        stderr(&o).contains("no SIF writable overlay partition found in"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("sifr overlay create"), "{}", stderr(&o));
+    let o = run(
+        &im.fx,
+        As::Root,
+        &["exec", "--writable", im.sqfs.to_str().unwrap(), "true"],
+    );
+    assert_eq!(o.status.code(), Some(i32::from(sifr_cli::exit::FAILURE)));
     assert!(stderr(&o).contains("`--writable` needs a sandbox directory"));
 }
 

@@ -75,6 +75,11 @@ pub struct Layer {
     pub writable: bool,
     /// The image file, open (read-write when writable) and locked while it is held.
     pub file: Option<File>,
+    /// The launched SIF's own overlay partition, used read-only without being asked for: if
+    /// it cannot be mounted (no FUSE for a user), the launch goes on without it, warned.
+    pub implicit: bool,
+    /// Left out of the root (an implicit layer that could not be mounted).
+    pub skipped: bool,
 }
 
 impl Layer {
@@ -212,13 +217,10 @@ pub fn open(
             return Err(OverlayError::WithWritable);
         }
         for (kind, offset, size) in parts {
-            layers.push(candidate(
-                &image.path,
-                kind,
-                offset,
-                size,
-                writable && kind == Kind::Ext3,
-            ));
+            let rw = writable && kind == Kind::Ext3;
+            let mut l = candidate(&image.path, kind, offset, size, rw);
+            l.implicit = !rw;
+            layers.push(l);
         }
     }
     for s in specs {
@@ -303,6 +305,8 @@ fn candidate(path: &Path, kind: Kind, offset: u64, size: u64, writable: bool) ->
         size,
         writable,
         file: None,
+        implicit: false,
+        skipped: false,
     }
 }
 

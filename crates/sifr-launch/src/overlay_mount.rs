@@ -90,53 +90,77 @@ pub fn mount_images(layers: &mut Layers, how: How) -> Result<Mounted, ExecError>
             continue;
         };
         let target = Path::new("/tmp").join(&at);
-        let mount_err = |source| ExecError::OverlayImage {
-            layer: l.describe(),
-            source,
-        };
-        match (l.kind, how.kernel) {
-            (Kind::Dir, _) => {}
-            (kind, true) => {
-                let dev = sifr_sys::loopdev::attach(
-                    file.as_fd(),
-                    l.offset,
-                    l.size,
-                    l.writable,
-                    &l.path.display().to_string(),
-                )
-                .map_err(mount_err)?;
-                let r = if kind == Kind::Ext3 {
-                    sifr_sys::mount::mount_ext3(&dev.path, &target, l.writable)
-                } else {
-                    sifr_sys::mount::mount_squashfs(&dev.path, &target)
-                };
-                // The mount keeps the auto-clearing device alive.
-                drop(dev);
-                r.map_err(mount_err)?;
+        match mount_one(l, file, &target, how, &mut mounted) {
+            Err(e) if l.implicit => {
+                let cause = std::error::Error::source(&e)
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default();
+                tracing::warn!(
+                    "the overlay partition of {} is not used: {e}{cause}",
+                    l.path.display()
+                );
+                l.skipped = true;
             }
-            (Kind::Squashfs, false) => {
-                let f = file.try_clone().map_err(|source| ExecError::Session {
-                    path: l.path.clone(),
-                    source,
-                })?;
-                let server = crate::attach::fuse_squashfs(
-                    &l.path,
-                    f,
-                    l.offset,
-                    &target,
-                    how.owner,
-                    true,
-                    Default::default(),
-                )?;
-                mounted.servers.push(server);
-            }
-            (Kind::Ext3, false) => {
-                let m = ext3_server(l, file, &target)?;
-                mounted.ext3.push(m);
-            }
+            r => r?,
         }
     }
     Ok(mounted)
+}
+
+/// Mount one image layer on `target`.
+fn mount_one(
+    l: &crate::overlay::Layer,
+    file: &std::fs::File,
+    target: &Path,
+    how: How,
+    mounted: &mut Mounted,
+) -> Result<(), ExecError> {
+    let mount_err = |source| ExecError::OverlayImage {
+        layer: l.describe(),
+        source,
+    };
+    match (l.kind, how.kernel) {
+        (Kind::Dir, _) => {}
+        (kind, true) => {
+            let dev = sifr_sys::loopdev::attach(
+                file.as_fd(),
+                l.offset,
+                l.size,
+                l.writable,
+                &l.path.display().to_string(),
+            )
+            .map_err(mount_err)?;
+            let r = if kind == Kind::Ext3 {
+                sifr_sys::mount::mount_ext3(&dev.path, &target, l.writable)
+            } else {
+                sifr_sys::mount::mount_squashfs(&dev.path, &target)
+            };
+            // The mount keeps the auto-clearing device alive.
+            drop(dev);
+            r.map_err(mount_err)?;
+        }
+        (Kind::Squashfs, false) => {
+            let f = file.try_clone().map_err(|source| ExecError::Session {
+                path: l.path.clone(),
+                source,
+            })?;
+            let server = crate::attach::fuse_squashfs(
+                &l.path,
+                f,
+                l.offset,
+                &target,
+                how.owner,
+                true,
+                Default::default(),
+            )?;
+            mounted.servers.push(server);
+        }
+        (Kind::Ext3, false) => {
+            let m = ext3_server(l, file, &target)?;
+            mounted.ext3.push(m);
+        }
+    }
+    Ok(())
 }
 
 /// Mount the ext3 layer `l` on `target` with the in-tree server, forked here, and wait until
@@ -189,6 +213,9 @@ pub fn layer_paths(layers: &Layers) -> Result<(Vec<PathBuf>, Option<UpperWork>),
     let mut lowers = Vec::new();
     let mut upper = None;
     for (i, l) in layers.layers.iter().enumerate() {
+        if l.skipped {
+            continue;
+        }
         let at = Path::new("/").join(slot(i));
         if l.kind == Kind::Dir {
             sifr_sys::mount::rbind(&old(&l.path), &at).map_err(|source| {

@@ -296,16 +296,20 @@ pub fn umount_detach(path: &Path) -> Result<()> {
 /// Mount the ext3 filesystem on the block device `device` (a loop device) at `target`,
 /// `nosuid,nodev`, read-only unless `writable`: an overlay image as real root. The kernel's ext4
 /// driver serves ext3 (`ext3` is its alias where `CONFIG_EXT3_FS` is not built separately, so
-/// `ext4` is tried when `ext3` is unknown). Needs `CAP_SYS_ADMIN` in the initial user namespace.
+/// `ext4` is tried when `ext3` is unknown or refuses the image). Needs `CAP_SYS_ADMIN` in the initial user namespace.
 pub fn mount_ext3(device: &Path, target: &Path, writable: bool) -> Result<()> {
     let mut flags = MountFlags::NOSUID | MountFlags::NODEV;
     if !writable {
         flags |= MountFlags::RDONLY;
     }
     let what = || format!("{}` on `{}", device.display(), target.display());
+    // `ext3` refuses an image without a journal (`mkfs.ext3` leaves it out of a small one:
+    // an ext2 image, which overlay images may be); the ext4 driver takes all three.
     match rustix::mount::mount(device, target, "ext3", flags, c"") {
-        Err(rustix::io::Errno::NODEV) => rustix::mount::mount(device, target, "ext4", flags, c"")
-            .map_err(err("mount ext3", what())),
+        Err(rustix::io::Errno::NODEV | rustix::io::Errno::INVAL) => {
+            rustix::mount::mount(device, target, "ext4", flags, c"")
+                .map_err(err("mount ext3", what()))
+        }
         r => r.map_err(err("mount ext3", what())),
     }
 }
