@@ -131,9 +131,9 @@ fn mount_one(
             )
             .map_err(mount_err)?;
             let r = if kind == Kind::Ext3 {
-                sifr_sys::mount::mount_ext3(&dev.path, &target, l.writable)
+                sifr_sys::mount::mount_ext3(&dev.path, target, l.writable)
             } else {
-                sifr_sys::mount::mount_squashfs(&dev.path, &target)
+                sifr_sys::mount::mount_squashfs(&dev.path, target)
             };
             // The mount keeps the auto-clearing device alive.
             drop(dev);
@@ -148,7 +148,7 @@ fn mount_one(
                 &l.path,
                 f,
                 l.offset,
-                &target,
+                target,
                 how.owner,
                 true,
                 Default::default(),
@@ -156,7 +156,7 @@ fn mount_one(
             mounted.servers.push(server);
         }
         (Kind::Ext3, false) => {
-            let m = ext3_server(l, file, &target)?;
+            let m = ext3_server(l, file, target)?;
             mounted.ext3.push(m);
         }
     }
