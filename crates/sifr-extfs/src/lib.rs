@@ -52,6 +52,7 @@
 //! Nothing here prints; errors name the image or the mountpoint.
 
 mod fs;
+mod ids;
 mod mount;
 mod ops;
 mod rename;

@@ -16,6 +16,7 @@ use rustix::process::{Pid, Signal, WaitOptions};
 use sifr_sys::ext2fs::Fs;
 
 use crate::fs::{State, clamp_ttl};
+use crate::ids::Owners;
 use crate::ops::ExtFs;
 use crate::{Error, Options, Result};
 
@@ -38,6 +39,7 @@ pub struct Mounted {
     opts: Options,
     launcher: Pid,
     mountpoint: Option<PathBuf>,
+    owners: Owners,
 }
 
 impl Drop for Mounted {
@@ -84,6 +86,7 @@ pub fn mount(
         opts: opts.clone(),
         launcher: rustix::process::getpid(),
         mountpoint: None,
+        owners: Owners::of_caller(),
     };
     let fuse = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| Error::DevFuse(e.into()))?;
@@ -203,6 +206,7 @@ impl Mounted {
             writeback: self.opts.writeback_cache,
             block_size,
             no_open: false,
+            owners: std::mem::take(&mut self.owners),
         };
         let mut config = fuser::Config::default();
         // libext2fs is not thread-safe: every request takes one lock, so more threads would

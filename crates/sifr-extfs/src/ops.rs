@@ -10,14 +10,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    AccessFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
     Request, TimeOrNow, WriteFlags,
 };
 use sifr_sys::ext2fs::{Ino, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, Time, ft};
 
 use crate::fs::{self as f, State, errno, ino};
+use crate::ids::Owners;
 
 /// Largest read answered in one reply (the kernel asks for at most `max_pages`).
 const MAX_READ: u32 = 16 << 20;
@@ -36,9 +37,16 @@ pub(crate) struct ExtFs {
     /// (`FUSE_NO_OPEN_SUPPORT`): two round trips fewer per file. Set in `init`. Unlinked
     /// open files are kept by the kernel's references (`forget`), not by open counts.
     pub(crate) no_open: bool,
+    /// Who is shown as owning inodes whose ids the mount's namespace cannot name.
+    pub(crate) owners: Owners,
 }
 
 impl ExtFs {
+    /// What the kernel is told about inode `n`.
+    fn attr(&self, n: Ino, i: &sifr_sys::ext2fs::Inode) -> FileAttr {
+        self.owners.shown(f::attr(n, i, self.block_size))
+    }
+
     fn with<T>(&self, op: impl FnOnce(&mut State) -> Result<T, Errno>) -> Result<T, Errno> {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         op(&mut st)
@@ -62,7 +70,7 @@ impl ExtFs {
                 .ok();
                 reply.entry(
                     &self.ttl,
-                    &f::attr(n, &i, self.block_size),
+                    &self.attr(n, &i),
                     Generation(u64::from(i.i_generation)),
                 )
             }
@@ -162,7 +170,7 @@ impl Filesystem for ExtFs {
             Ok((n, st.fs()?.read_inode(n).map_err(errno)?))
         });
         match r {
-            Ok((n, i)) => reply.attr(&self.ttl, &f::attr(n, &i, self.block_size)),
+            Ok((n, i)) => reply.attr(&self.ttl, &self.attr(n, &i)),
             Err(e) => reply.error(e),
         }
     }
@@ -225,7 +233,7 @@ impl Filesystem for ExtFs {
             Ok((n, i))
         });
         match r {
-            Ok((n, i)) => reply.attr(&self.ttl, &f::attr(n, &i, self.block_size)),
+            Ok((n, i)) => reply.attr(&self.ttl, &self.attr(n, &i)),
             Err(e) => reply.error(e),
         }
     }
@@ -755,7 +763,7 @@ impl Filesystem for ExtFs {
         match r {
             Ok((n, i)) => reply.created(
                 &self.ttl,
-                &f::attr(n, &i, self.block_size),
+                &self.attr(n, &i),
                 Generation(u64::from(i.i_generation)),
                 FileHandle(0),
                 FopenFlags::empty(),

@@ -122,6 +122,43 @@ pub struct IdRange {
     pub count: u32,
 }
 
+impl IdRange {
+    /// Whether id `id`, as seen inside the namespace, is mapped by this line.
+    pub fn maps_inside(&self, id: u32) -> bool {
+        id >= self.inside && u64::from(id) < u64::from(self.inside) + u64::from(self.count)
+    }
+}
+
+/// The lines of a `uid_map`/`gid_map` text; lines that do not parse are skipped (the kernel
+/// writes three numbers a line).
+pub fn parse_id_map(text: &str) -> Vec<IdRange> {
+    text.lines()
+        .filter_map(|l| {
+            let mut n = l.split_whitespace().map(str::parse::<u32>);
+            match (n.next(), n.next(), n.next()) {
+                (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) => Some(IdRange {
+                    inside,
+                    outside,
+                    count,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The calling process's own user namespace maps: `(uid_map, gid_map)` lines from
+/// `/proc/self/uid_map` and `/proc/self/gid_map`. An id outside every range has no name in this
+/// namespace: the kernel shows it as the overflow id and refuses to write inodes it owns.
+pub fn own_id_maps() -> Result<(Vec<IdRange>, Vec<IdRange>)> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|t| parse_id_map(&t))
+            .map_err(err("read", path))
+    };
+    Ok((read("/proc/self/uid_map")?, read("/proc/self/gid_map")?))
+}
+
 /// Id maps written by the setuid helpers `newuidmap`/`newgidmap` (package `uidmap`), which may
 /// grant the subordinate ranges of `/etc/subuid` and `/etc/subgid` that an unprivileged process
 /// cannot map itself.
@@ -391,5 +428,30 @@ mod tests {
         };
         assert_eq!(ns.describe(), "user+mount");
         assert_eq!(Namespaces::default().describe(), "none");
+    }
+
+    #[test]
+    fn id_maps_parse_as_the_kernel_prints_them() {
+        let m =
+            parse_id_map("      1001       1001          1\n         0     100000      65536\n");
+        assert_eq!(
+            m,
+            [
+                IdRange {
+                    inside: 1001,
+                    outside: 1001,
+                    count: 1
+                },
+                IdRange {
+                    inside: 0,
+                    outside: 100000,
+                    count: 65536
+                },
+            ]
+        );
+        assert!(m[0].maps_inside(1001) && !m[0].maps_inside(1000) && !m[0].maps_inside(1002));
+        assert!(m[1].maps_inside(0) && m[1].maps_inside(65535) && !m[1].maps_inside(65536));
+        let all = parse_id_map("0 0 4294967295");
+        assert!(all[0].maps_inside(u32::MAX - 1) && !all[0].maps_inside(u32::MAX));
     }
 }
