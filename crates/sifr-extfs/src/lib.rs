@@ -36,8 +36,12 @@
 //! mounted, the superblock says "not cleanly unmounted", so an image whose server was killed
 //! is checked by the next `e2fsck`. New inodes belong to the requester's uid and gid as the
 //! kernel sends them (already mapped into the mount's user namespace), or the parent
-//! directory's group where it is set-group-ID. An inode whose last name goes while the kernel
-//! still holds it (an open file) is freed when the kernel forgets it, or at the end.
+//! directory's group where it is set-group-ID. An owner the mount's user namespace cannot
+//! map (root's group in the unprivileged launcher's namespace, which maps only the user's own
+//! ids) is shown as the mount's owner, since the kernel refuses any write to an inode with an
+//! unmapped id (see `ids.rs`); the image keeps the stored ids. An inode whose last name goes
+//! while the kernel still holds it (an open file) is freed when the kernel forgets it, or at
+//! the end.
 //!
 //! Round trips are what an overlay write costs, so the server asks for few: no `open`,
 //! `release` or `flush` where the kernel supports going without (`FUSE_NO_OPEN_SUPPORT`),
