@@ -419,6 +419,28 @@ fn a_user_writes_an_ext3_overlay_with_the_users_ids() {
     );
     expect(&o, 0, "reading it back read-only");
     assert_eq!(stdout(&o), "mine\n");
+    // Read-only layers alone leave the root read-only, and the image readable under a user's
+    // SquashFS layer (a read-only overlay topped by a FUSE layer failed every lookup below it).
+    let sq = format!("{}:ro", l.squashfs.display());
+    let o = sifr(
+        &im,
+        user,
+        &[
+            "exec",
+            "--overlay",
+            &sq,
+            img,
+            "sh",
+            "-c",
+            "cat /etc/hostname; touch /x",
+        ],
+    );
+    assert_eq!(stdout(&o), "image\n", "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
     assert_fsck_clean(&l.ext3);
     let st = debugfs(&l.ext3, "stat /upper/mine");
     assert!(st.contains(&format!("User:  {}", user.uid())), "{st}");

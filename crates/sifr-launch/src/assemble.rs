@@ -226,12 +226,16 @@ pub fn mount_root(
         // writable one takes the writes, or with `--writable-tmpfs` the session's upper layer.
         let (ovl, upper) = crate::overlay_mount::layer_paths(layers)?;
         let mut lowers: Vec<&Path> = ovl.iter().map(PathBuf::as_path).collect();
+        // Without a writable layer the session's upper layer is the overlay's upper one all
+        // the same, and the root is made read-only afterwards unless `--writable-tmpfs`
+        // ([`mount_all`]): a read-only overlay whose topmost layer is a FUSE filesystem (a
+        // user's SquashFS layer) fails every lookup in the image below it with EACCES.
         let writes = match &upper {
             Some((u, w)) => Some((u.as_path(), w.as_path())),
-            None if plan.writable_tmpfs => Some((session_upper, Path::new("/work"))),
-            None => None,
+            None => Some((session_upper, Path::new("/work"))),
         };
-        if writes.is_none() || upper.is_some() {
+        let writable = upper.is_some() || plan.writable_tmpfs;
+        if upper.is_some() {
             lowers.push(session_upper);
         }
         lowers.push(lower);
@@ -252,9 +256,7 @@ pub fn mount_root(
                 source,
             },
         )?;
-        return Ok(RootKind::Overlay {
-            writable: writes.is_some(),
-        });
+        return Ok(RootKind::Overlay { writable });
     }
     let mounted = if plan.writable_tmpfs {
         let writes = Some((session_upper, Path::new("/work")));
