@@ -24,7 +24,7 @@
 //! entry, a directory reached twice, or a read libext2fs fails is a damaged partition: an
 //! error naming the image, and the caller removes the half-built tree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
@@ -146,7 +146,7 @@ pub fn apply(image: &Path, offset: u64, dest: &Path) -> Result<ApplyReport, Appl
         privileged,
         report: ApplyReport::default(),
         links: HashMap::new(),
-        seen_dirs: Vec::new(),
+        seen_dirs: HashSet::new(),
     };
     let upper =
         a.fs.lookup(ext2fs::ROOT, b"upper")
@@ -162,6 +162,9 @@ pub fn apply(image: &Path, offset: u64, dest: &Path) -> Result<ApplyReport, Appl
     Ok(a.report)
 }
 
+/// Extended attributes as (name, value) pairs.
+type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One directory entry of the partition.
 struct Entry {
     name: Vec<u8>,
@@ -176,7 +179,7 @@ struct Applier {
     /// Hard-linked inodes already created: the directory and name of the first.
     links: HashMap<Ino, (OwnedFd, Vec<u8>)>,
     /// Directory inodes walked, to refuse a cycle in a damaged partition.
-    seen_dirs: Vec<Ino>,
+    seen_dirs: HashSet<Ino>,
 }
 
 /// Whether `name` is an attribute overlayfs keeps for itself (`trusted.overlay.opaque`,
@@ -321,8 +324,8 @@ impl Applier {
     }
 
     /// The attributes of `ino` that are the file's own (overlay's left out).
-    fn xattrs(&mut self, ino: Ino, path: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ApplyError> {
-        let read = |fs: &mut Fs| -> ext2fs::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn xattrs(&mut self, ino: Ino, path: &str) -> Result<XattrList, ApplyError> {
+        let read = |fs: &mut Fs| -> ext2fs::Result<XattrList> {
             let x = fs.xattrs(ino)?;
             let mut out = Vec::new();
             for name in x.names()? {
@@ -363,10 +366,9 @@ impl Applier {
         path: &str,
         depth: usize,
     ) -> Result<(), ApplyError> {
-        if depth >= MAX_DEPTH || self.seen_dirs.contains(&ino) {
+        if depth >= MAX_DEPTH || !self.seen_dirs.insert(ino) {
             return Err(self.damaged(path, "a directory cycle or a tree too deep"));
         }
-        self.seen_dirs.push(ino);
         let entries = self.entries(ino, if path.is_empty() { "/" } else { path })?;
         // Whiteouts first: they name lower entries, never one of this directory's own.
         let mut rest = Vec::new();
@@ -505,10 +507,11 @@ impl Applier {
     }
 
     fn remember_link(&mut self, ino: Ino, inode: &Inode, dest: BorrowedFd<'_>, name: &[u8]) {
-        if inode.i_links_count >= 2 && !self.links.contains_key(&ino) {
-            if let Ok(dir) = rustix::io::fcntl_dupfd_cloexec(dest, 0) {
-                self.links.insert(ino, (dir, name.to_vec()));
-            }
+        if inode.i_links_count >= 2
+            && !self.links.contains_key(&ino)
+            && let Ok(dir) = rustix::io::fcntl_dupfd_cloexec(dest, 0)
+        {
+            self.links.insert(ino, (dir, name.to_vec()));
         }
     }
 

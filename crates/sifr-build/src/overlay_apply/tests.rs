@@ -27,6 +27,10 @@ fn xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
 }
 
 /// `mkfs.ext3 -d staging image`; `None` (with the reason printed) where this host cannot.
+#[allow(
+    clippy::print_stdout,
+    reason = "a skipped test says why in its captured output"
+)]
 fn mkfs(staging: &Path, image: &Path) -> Option<()> {
     if !rustix::process::geteuid().is_root() {
         println!("skipped: needs root for mknod and trusted.* attributes");
@@ -81,7 +85,7 @@ fn upper_applies_over_lower_as_overlayfs_shows_it() {
     write(&up.join("changed.txt"), "after");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &up.join("gone"),
+        up.join("gone"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         0,
