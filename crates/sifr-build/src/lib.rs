@@ -13,6 +13,7 @@ pub mod isatree;
 pub mod layout;
 mod ociconfig;
 pub mod overlay;
+pub mod overlay_apply;
 pub mod pack;
 pub mod pull;
 pub mod reproducible;

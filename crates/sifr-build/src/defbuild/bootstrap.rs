@@ -77,6 +77,8 @@ pub enum BootstrapError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error(transparent)]
+    Overlay(#[from] crate::overlay_apply::ApplyError),
     #[error("cannot write `{path}`")]
     Io {
         path: PathBuf,
@@ -116,6 +118,7 @@ pub fn bootstrap(
     context: &Path,
     registry: Option<&crate::pull::RegistryAccess>,
     progress: Option<&super::StepProgress>,
+    log: &mut dyn FnMut(&str),
 ) -> Result<Bootstrapped, BootstrapError> {
     let h = &stage.header;
     let agent = h.bootstrap.as_ref().map(|b| b.value);
@@ -142,6 +145,7 @@ pub fn bootstrap(
         Some(Bootstrap::LocalImage) => {
             let from = context.join(from("localimage")?);
             local_image(&from, rootfs, work)?;
+            apply_overlay_partition(&from, rootfs, log)?;
             Ok(Bootstrapped::default())
         }
         Some(Bootstrap::Debootstrap) => {
@@ -324,6 +328,37 @@ fn local_image(from: &Path, rootfs: &Path, work: &Path) -> Result<(), BootstrapE
         .extract_to(rootfs, &sifr_squashfs::read::ExtractOptions::default())
         .map_err(extract_err)?;
     Ok(())
+}
+
+/// A SIF base image's ext3 overlay partition (what `overlay create IMAGE.sif` added and
+/// `exec --writable` filled) applied over the extracted root, so the new image holds the
+/// user's changes (`crate::overlay_apply`; Apptainer drops them).
+fn apply_overlay_partition(
+    from: &Path,
+    rootfs: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), BootstrapError> {
+    if std::fs::metadata(from).is_ok_and(|m| m.is_dir()) || !is_sif(from) {
+        return Ok(());
+    }
+    let Some(offset) = crate::overlay_apply::ext3_partition(from)? else {
+        return Ok(());
+    };
+    log(&format!(
+        "applying the overlay partition of `{}`",
+        from.display()
+    ));
+    crate::overlay_apply::apply(from, offset, rootfs)?;
+    Ok(())
+}
+
+/// Whether `path` starts as a SIF does (its magic at byte 32).
+fn is_sif(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut head = [0u8; 41];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head[32..41] == b"SIF_MAGIC")
 }
 
 /// In a fakeroot user namespace, files whose host owner has no mapping (a base sandbox made by

@@ -507,6 +507,7 @@ impl Stepper<'_> {
                         &opts.context,
                         opts.registry.as_deref(),
                         opts.step_progress.as_ref(),
+                        log,
                     )
                 }
                 .map_err(|source| DefBuildError::Bootstrap {
