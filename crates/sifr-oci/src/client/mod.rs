@@ -15,6 +15,7 @@ pub mod authfile;
 pub mod credentials;
 mod error;
 pub mod push;
+pub mod reach;
 pub mod tls;
 
 use std::collections::HashMap;
