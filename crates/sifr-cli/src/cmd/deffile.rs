@@ -42,6 +42,10 @@ pub struct CheckArgs {
     /// Ask the base images' registries over plain HTTP, as `build --nohttps` pulls.
     #[arg(long = "no-https", alias = "nohttps")]
     pub nohttps: bool,
+    /// Do not ask the base images' registries whether they answer (also
+    /// SIFR_NO_REGISTRY_CHECK=1): for checking a file where the registry is out of reach.
+    #[arg(long)]
+    pub no_registry_check: bool,
     /// Definition files to check.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -111,7 +115,7 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
                     file,
                     &def,
                     only_root.as_deref(),
-                    Some(&reach),
+                    (!args.no_registry_check).then_some(&reach),
                     false,
                     settings,
                 );
@@ -221,6 +225,10 @@ pub(crate) fn preflight(
     errors
 }
 
+/// Set (not `0`): the preflight asks no registry (`deffile check --no-registry-check`, and
+/// for `build`, where the pull then meets an unreachable registry itself).
+pub const NO_REGISTRY_CHECK: &str = "SIFR_NO_REGISTRY_CHECK";
+
 /// How long a registry may take to answer the preflight's one request.
 const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -231,7 +239,8 @@ fn reach_registries(
     args: &crate::cmd::pull::RegistryArgs,
 ) -> Vec<sifr_build::defbuild::preflight::Problem> {
     use sifr_build::defbuild::preflight;
-    if preflight::registry_bases(def).is_empty() {
+    let off = std::env::var(NO_REGISTRY_CHECK).is_ok_and(|v| !v.is_empty() && v != "0");
+    if off || preflight::registry_bases(def).is_empty() {
         return Vec::new();
     }
     let opts = sifr_oci::client::ClientOptions {
