@@ -46,6 +46,32 @@ fn a_pull_logged_to_a_file_prints_plain_lines_naming_the_layers_coming() {
     );
     assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
 
+    // A definition's `Bootstrap: docker` base reports on the bootstrap step's line.
+    std::fs::write(
+        d.join("b.def"),
+        format!(
+            "Bootstrap: docker\nRegistry: {}\nFrom: test/img:v1\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let blog = d.join("build.log");
+    let mut cmd = sifr_in(
+        d,
+        &d.join("cache-build"),
+        &["build", "--nohttps", "c.sif", "b.def"],
+    );
+    cmd.env("SIFR_PROGRESS_INTERVAL", "0")
+        .stderr(std::fs::File::create(&blog).unwrap());
+    let ok = cmd.status().unwrap().success();
+    let text = std::fs::read_to_string(&blog).unwrap();
+    assert!(ok, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("INFO:    bootstrap: ") && l.contains(" layers; layer ")),
+        "no layer progress in the build's log: {text}"
+    );
+
     let quiet = d.join("quiet.log");
     assert!(pull_logged(d, &["-q"], "b.sif", &src, &quiet));
     let text = std::fs::read_to_string(&quiet).unwrap();
