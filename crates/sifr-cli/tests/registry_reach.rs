@@ -121,6 +121,23 @@ fn unreachable_registries_fail_in_one_line_with_their_own_reason() {
         "{err}"
     );
 
+    // A TLS registry whose CA is not trusted: a TLS failure, with no `--nohttps` hint (the
+    // server answers a plain request on its port with 400, which is no registry's answer).
+    let d = t.path().join("tls").tap_mkdir();
+    let tls = Registry::start(&d, &tls_htpasswd_config(&d));
+    let out = check(
+        t.path(),
+        &format!("{}/test/img:v1", tls.host()),
+        &["deffile", "check"],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("fails TLS") && err.contains("SSL_CERT_FILE"),
+        "{err}"
+    );
+    assert!(!err.contains("--nohttps"), "{err}");
+
     // `build` refuses before bootstrapping: nothing is written, and it says so at once.
     let start = std::time::Instant::now();
     let out = check(

@@ -6,6 +6,8 @@
 //!
 //! A TLS failure is told apart from a plain-HTTP server only by asking that server over plain
 //! HTTP (a second request, made only then): the `--nohttps` hint is given where it applies.
+//! Only a registry's answer to `/v2/` counts (200 or 401): a TLS server (Go's, the registry's)
+//! answers a plain request on its port with 400, and that is a TLS problem, not plain HTTP.
 
 use std::time::Duration;
 
@@ -123,7 +125,8 @@ impl Client {
         }
         if matches!(w, Why::Tls(_))
             && !self.opts.plain_http
-            && get(&format!("http://{}/v2/", reference::api_host(&r.registry))).is_ok()
+            && get(&format!("http://{}/v2/", reference::api_host(&r.registry)))
+                .is_ok_and(|resp| matches!(resp.status().as_u16(), 200 | 401))
         {
             w = Why::PlainHttp;
         }
