@@ -16,6 +16,10 @@ fn sifr(args: &[&str]) -> (i32, String, String) {
         .env_clear()
         .env("COLUMNS", "100")
         .env("PATH", "/usr/bin:/bin")
+        .env(
+            sifr_testkit::NO_REGISTRY_CHECK.0,
+            sifr_testkit::NO_REGISTRY_CHECK.1,
+        )
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .output()
         .expect("sifr runs");
@@ -105,6 +109,10 @@ fn sifr_in(dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> (i32, String, St
         .env_clear()
         .env("COLUMNS", "100")
         .env("PATH", "/usr/bin:/bin")
+        .env(
+            sifr_testkit::NO_REGISTRY_CHECK.0,
+            sifr_testkit::NO_REGISTRY_CHECK.1,
+        )
         .current_dir(dir);
     for (k, v) in env {
         c.env(k, v);

@@ -27,7 +27,13 @@ pub fn remove_caller_settings(cmd: &mut Command) {
         }
     }
     cmd.env(NO_BUILD_CACHE.0, NO_BUILD_CACHE.1);
+    cmd.env(NO_REGISTRY_CHECK.0, NO_REGISTRY_CHECK.1);
 }
+
+/// The variable and value that keep the build preflight from asking registries whether they
+/// answer (the suites' definitions name registries they never pull from); the tests of that
+/// check run sifr without it.
+pub const NO_REGISTRY_CHECK: (&str, &str) = ("SIFR_NO_REGISTRY_CHECK", "1");
 
 /// The variable and value that turn sifr's build cache off, which every [`TestCommand`] and
 /// the suites' own `sifr` commands set unless a test of the cache says otherwise.
@@ -171,6 +177,7 @@ impl TestCommand {
         // reused step does not run, so a test of what `%post` prints or does would pass once
         // and fail when its binary runs again.
         c.env(NO_BUILD_CACHE.0, NO_BUILD_CACHE.1);
+        c.env(NO_REGISTRY_CHECK.0, NO_REGISTRY_CHECK.1);
         for (k, v) in &self.env {
             match v {
                 Some(v) => c.env(k, v),
@@ -321,7 +328,11 @@ mod tests {
         // The suite's one default: no build cache.
         assert!(envs.contains(&(NO_BUILD_CACHE.0.into(), Some(NO_BUILD_CACHE.1.into()))));
         for (k, v) in &envs {
-            if k != "SIFR_CONFIG" && k != NO_BUILD_CACHE.0 && v.is_some() {
+            if k != "SIFR_CONFIG"
+                && k != NO_BUILD_CACHE.0
+                && k != NO_REGISTRY_CHECK.0
+                && v.is_some()
+            {
                 assert!(!k.starts_with("SIFR_") && !k.ends_with("_VISIBLE_DEVICES"));
             }
         }

@@ -28,7 +28,8 @@ pub mod skip;
 pub mod tools;
 
 pub use command::{
-    NO_BUILD_CACHE, TestCommand, TestOutput, remove_caller_settings, stderr, stdout,
+    NO_BUILD_CACHE, NO_REGISTRY_CHECK, TestCommand, TestOutput, remove_caller_settings, stderr,
+    stdout,
 };
 pub use fixture::{Fixture, build_probe, probe_source, sif_fixtures};
 pub use host::{

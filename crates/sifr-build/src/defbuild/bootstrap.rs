@@ -167,12 +167,12 @@ pub fn bootstrap(
                 source,
             })?;
             let source = sifr_oci::ImageSource::Registry(r);
-            oci_image(&source, &from, rootfs, work, registry)
+            oci_image(&source, &from, rootfs, work, registry, progress)
         }
         Some(b @ (Bootstrap::Oci | Bootstrap::OciArchive | Bootstrap::DockerArchive)) => {
             let from = from("oci")?;
             let source = local_source(b, &from, context);
-            oci_image(&source, &from, rootfs, work, registry)
+            oci_image(&source, &from, rootfs, work, registry, None)
         }
         Some(other) => Err(BootstrapError::Unsupported {
             agent: other.to_string(),
@@ -530,17 +530,53 @@ fn oci_image(
     rootfs: &Path,
     work: &Path,
     registry: Option<&crate::pull::RegistryAccess>,
+    progress: Option<&super::StepProgress>,
 ) -> Result<Bootstrapped, BootstrapError> {
     let platform = registry
         .map(|r| r.client.options().platform.clone())
         .unwrap_or_else(sifr_oci::manifest::Platform::host);
-    let image =
-        crate::pull::fetch(source, from, registry, &platform, &|_| {}).map_err(|source| {
-            BootstrapError::Fetch {
-                from: from.to_string(),
-                source: Box::new(source),
+    // Per layer: bytes on disk and size, for the step's line (from the download threads).
+    let layers = std::sync::Mutex::new(Vec::<(u64, u64)>::new());
+    let on = |e: sifr_oci::client::PullEvent<'_>| {
+        let Some(p) = progress else { return };
+        let mut st = layers.lock().unwrap_or_else(|e| e.into_inner());
+        match e {
+            sifr_oci::client::PullEvent::Resolved { layers, .. } => *st = vec![(0, 0); layers],
+            sifr_oci::client::PullEvent::Bytes {
+                index,
+                digest,
+                done,
+                size,
+            } => {
+                if let Some(slot) = st.get_mut(index) {
+                    *slot = (done, size);
+                }
+                let (all, total) = st.iter().fold((0, 0), |(d, t), l| (d + l.0, t + l.1));
+                let mib = |b: u64| b as f64 / 1048576.0;
+                let digest = digest.to_string();
+                (p.0)(&format!(
+                    "{:.1}/{:.1} MiB of {} layers; layer {}/{} {} {:.1}/{:.1} MiB",
+                    mib(all),
+                    mib(total),
+                    st.len(),
+                    index + 1,
+                    st.len(),
+                    digest.get(..19).unwrap_or(&digest),
+                    mib(done),
+                    mib(size)
+                ));
             }
-        })?;
+            _ => {}
+        }
+    };
+    let image = crate::pull::fetch(source, from, registry, &platform, &on);
+    if let Some(p) = progress {
+        (p.0)("");
+    }
+    let image = image.map_err(|source| BootstrapError::Fetch {
+        from: from.to_string(),
+        source: Box::new(source),
+    })?;
     let sqfs = work.join("layers.squashfs");
     let io = |source| BootstrapError::Io {
         path: sqfs.clone(),

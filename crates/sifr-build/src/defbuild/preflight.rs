@@ -8,10 +8,18 @@
 //! Sources are looked for where the build looks (`context`, the build's working directory),
 //! with the build's own glob. A missing `%files` source in a stage whose `%setup` might make
 //! it is only a warning.
+//!
+//! The registry of each `Bootstrap: docker` base is asked once, with a short timeout
+//! ([`check_registries`], the network's part, called apart from [`check`]).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use sifr_deffile::{Bootstrap, Definition, Stage};
+use sifr_oci::Reference;
+use sifr_oci::client::Client;
+use sifr_oci::client::reach::Unreachable;
 
 /// One thing that stops (or, `fatal: false`, may stop) the build, at a line of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +47,8 @@ pub enum Kind {
     /// An unprivileged build that needs subordinate ids it does not have (it may still be
     /// built as root, which `deffile check` cannot know).
     Subids,
+    /// A base image's registry that does not answer.
+    Registry,
 }
 
 /// What the checks need to know of the build that would run.
@@ -243,6 +253,68 @@ fn check_files(stage: &Stage, facts: &Facts<'_>, out: &mut Vec<Problem>) {
     }
 }
 
+/// The registry images the build pulls, with the line naming each: every `Bootstrap: docker`
+/// stage's `From:` (after `Registry:`/`Namespace:`, as the build composes it). Other
+/// registry agents (`oras`, `library`) are refused by [`check`] before this matters.
+pub fn registry_bases(def: &Definition) -> Vec<(usize, Reference)> {
+    let text = |v: &Option<sifr_deffile::Spanned<String>>| v.as_ref().map(|s| s.value.clone());
+    def.stages
+        .iter()
+        .filter_map(|stage| {
+            let h = &stage.header;
+            if h.bootstrap.as_ref().map(|b| b.value) != Some(Bootstrap::Docker) {
+                return None;
+            }
+            let from = h.from.as_ref()?;
+            let r = Reference::from_header(
+                &from.value,
+                text(&h.registry).as_deref(),
+                text(&h.namespace).as_deref(),
+            )
+            .ok()?;
+            Some((from.line, r))
+        })
+        .collect()
+}
+
+/// Whether each base image's registry answers one short request (within `timeout`; each
+/// registry asked once). An unreachable registry stops the build, unless the base is pinned
+/// by digest: its bootstrap key then needs no request, so the build cache may hold the stage
+/// and the build get by without the registry (a warning; the build fails at the pull if not).
+pub fn check_registries(def: &Definition, client: &Client, timeout: Duration) -> Vec<Problem> {
+    let mut asked: HashMap<String, Result<u16, Unreachable>> = HashMap::new();
+    let mut out = Vec::new();
+    for (line, r) in registry_bases(def) {
+        let answer = asked
+            .entry(r.registry.clone())
+            .or_insert_with(|| client.reach(&r, timeout));
+        let Err(e) = answer else { continue };
+        let e = Unreachable {
+            reference: r.to_string(),
+            ..e.clone()
+        };
+        let pinned = r.digest.is_some();
+        let hint = if pinned {
+            format!(
+                "{}; the base is pinned by digest, so a build whose bootstrap is in the build \
+                 cache does not need the registry",
+                e.hint()
+            )
+        } else {
+            e.hint()
+        };
+        out.push(Problem {
+            kind: Kind::Registry,
+            line,
+            message: e.to_string(),
+            hint: Some(hint),
+            fatal: !pinned,
+            beside_def: false,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,5 +416,20 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert!(p[0].message.contains("no range"));
         assert!(p[0].hint.as_deref().unwrap().contains("subuids"));
+    }
+
+    #[test]
+    fn registry_bases_are_composed_as_the_build_composes_them() {
+        let def = parse(
+            "Bootstrap: docker\nFrom: app:1\nRegistry: reg.example:5000\nNamespace: team\nStage: \
+             a\n\nBootstrap: scratch\n\nBootstrap: docker\nFrom: debian@sha256:\
+             0000000000000000000000000000000000000000000000000000000000000000\n",
+        );
+        let bases = registry_bases(&def);
+        assert_eq!(bases.len(), 2, "{bases:?}");
+        assert_eq!(bases[0].0, 2);
+        assert_eq!(bases[0].1.to_string(), "reg.example:5000/team/app:1");
+        assert_eq!(bases[1].0, 10);
+        assert!(bases[1].1.digest.is_some());
     }
 }

@@ -335,12 +335,18 @@ fn build_definition(
     // What is certain to fail is said before minutes of bootstrapping. `--update` does not
     // bootstrap, so only its `%files` sources are checked.
     let update = args.extra.update && !args.force;
-    let mut errors: Vec<anyhow::Error> =
-        crate::cmd::deffile::preflight(file, &def, only_root, true, settings)
-            .into_iter()
-            .filter(|(kind, _)| !update || *kind == sifr_build::defbuild::preflight::Kind::Files)
-            .map(|(_, e)| e)
-            .collect();
+    let mut errors: Vec<anyhow::Error> = crate::cmd::deffile::preflight(
+        file,
+        &def,
+        only_root,
+        (!update).then_some(&args.registry),
+        true,
+        settings,
+    )
+    .into_iter()
+    .filter(|(kind, _)| !update || *kind == sifr_build::defbuild::preflight::Kind::Files)
+    .map(|(_, e)| e)
+    .collect();
     match errors.len() {
         0 => {}
         1 => return Err(errors.remove(0)),

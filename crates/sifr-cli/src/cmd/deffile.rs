@@ -39,6 +39,13 @@ pub struct CheckArgs {
     /// Warn about build arguments no placeholder uses instead of failing.
     #[arg(long)]
     pub warn_unused_build_args: bool,
+    /// Ask the base images' registries over plain HTTP, as `build --nohttps` pulls.
+    #[arg(long = "no-https", alias = "nohttps")]
+    pub nohttps: bool,
+    /// Do not ask the base images' registries whether they answer (also
+    /// SIFR_NO_REGISTRY_CHECK=1): for checking a file where the registry is out of reach.
+    #[arg(long)]
+    pub no_registry_check: bool,
     /// Definition files to check.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -100,7 +107,18 @@ fn check(args: &CheckArgs, settings: &Settings) -> anyhow::Result<u8> {
                         report::render_colour(settings) == report::Colour::Ansi,
                     );
                 }
-                let errors = preflight(file, &def, only_root.as_deref(), false, settings);
+                let reach = crate::cmd::pull::RegistryArgs {
+                    nohttps: args.nohttps,
+                    ..Default::default()
+                };
+                let errors = preflight(
+                    file,
+                    &def,
+                    only_root.as_deref(),
+                    (!args.no_registry_check).then_some(&reach),
+                    false,
+                    settings,
+                );
                 if !errors.is_empty() {
                     bad_files += 1;
                     failures.extend(errors.into_iter().map(|(_, e)| e));
@@ -154,11 +172,13 @@ pub(crate) fn unprivileged_root_only() -> Option<String> {
 /// The checks made before a build starts ([`sifr_build::defbuild::preflight`]), relative to
 /// the current directory as the build reads sources: warnings are printed, errors returned
 /// with what each is about (`FILE:LINE: what`, with a hint). `build`: for `sifr build`, where
-/// every certain failure is an error; `deffile check` warns of some (below).
+/// every certain failure is an error; `deffile check` warns of some (below). With `registry`
+/// (the flags the pull will use), each base image's registry is asked whether it answers.
 pub(crate) fn preflight(
     file: &Path,
     def: &sifr_deffile::Definition,
     only_root: Option<&str>,
+    registry: Option<&crate::cmd::pull::RegistryArgs>,
     build: bool,
     settings: &Settings,
 ) -> Vec<(sifr_build::defbuild::preflight::Kind, anyhow::Error)> {
@@ -179,7 +199,11 @@ pub(crate) fn preflight(
         ("", "")
     };
     let mut errors = Vec::new();
-    for p in check(def, &facts) {
+    let mut problems = check(def, &facts);
+    if let Some(args) = registry {
+        problems.extend(reach_registries(def, args));
+    }
+    for p in problems {
         let message = format!("{}:{}: {}", file.display(), p.line, p.message);
         // `deffile check` is often run from elsewhere than the build: a path the build would
         // find from the file's directory, or a mapping a root build does not need, is a warning
@@ -199,6 +223,39 @@ pub(crate) fn preflight(
         }
     }
     errors
+}
+
+/// Set (not `0`): the preflight asks no registry (`deffile check --no-registry-check`, and
+/// for `build`, where the pull then meets an unreachable registry itself).
+pub const NO_REGISTRY_CHECK: &str = "SIFR_NO_REGISTRY_CHECK";
+
+/// How long a registry may take to answer the preflight's one request.
+const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// [`sifr_build::defbuild::preflight::check_registries`] with a client using the pull's
+/// scheme and TLS trust; no credentials (a `401` is an answer) and no retries.
+fn reach_registries(
+    def: &sifr_deffile::Definition,
+    args: &crate::cmd::pull::RegistryArgs,
+) -> Vec<sifr_build::defbuild::preflight::Problem> {
+    use sifr_build::defbuild::preflight;
+    let off = std::env::var(NO_REGISTRY_CHECK).is_ok_and(|v| !v.is_empty() && v != "0");
+    if off || preflight::registry_bases(def).is_empty() {
+        return Vec::new();
+    }
+    let opts = sifr_oci::client::ClientOptions {
+        plain_http: args.nohttps,
+        retries: 0,
+        connect_timeout: REACH_TIMEOUT,
+        ..Default::default()
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    // A client that cannot be set up (a bad SSL_CERT_FILE) fails the pull with its own
+    // error; the preflight leaves that to it.
+    match sifr_oci::client::Client::new(opts, Default::default(), env) {
+        Ok(client) => preflight::check_registries(def, &client, REACH_TIMEOUT),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Parse one file; the error names `FILE:LINE:COL` and carries the parser's hint.

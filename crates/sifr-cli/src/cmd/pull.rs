@@ -613,21 +613,41 @@ pub fn pull_to_sif(
     }
     // Events come from the download threads; one lock keeps lines whole.
     let out = Mutex::new(());
+    let downloads: std::sync::OnceLock<Option<crate::progress::Layers>> = Default::default();
     let progress = |e: PullEvent<'_>| {
         if !loud {
             return;
         }
+        if let PullEvent::Bytes {
+            index,
+            digest,
+            done,
+            size,
+        } = e
+        {
+            if let Some(Some(d)) = downloads.get() {
+                d.bytes(index, &digest.to_string(), done, size);
+            }
+            return;
+        }
         let _g = out.lock();
+        if let Some(Some(d)) = downloads.get() {
+            d.clear();
+        }
         match e {
+            PullEvent::Bytes { .. } => {}
             PullEvent::Resolved {
                 manifest,
                 layers,
                 bytes,
-            } => eprintln!(
-                "INFO:    {manifest}: {layers} layer{}, {:.1} MiB",
-                if layers == 1 { "" } else { "s" },
-                bytes as f64 / 1048576.0
-            ),
+            } => {
+                downloads.get_or_init(|| crate::progress::Layers::new(layers, settings));
+                eprintln!(
+                    "INFO:    {manifest}: {layers} layer{}, {:.1} MiB",
+                    if layers == 1 { "" } else { "s" },
+                    bytes as f64 / 1048576.0
+                )
+            }
             PullEvent::Layer {
                 index,
                 count,
@@ -643,8 +663,11 @@ pub fn pull_to_sif(
             ),
         }
     };
-    let image =
-        sifr_build::pull::fetch(source, source_text, access.as_ref(), &platform, &progress)?;
+    let image = sifr_build::pull::fetch(source, source_text, access.as_ref(), &platform, &progress);
+    if let Some(Some(d)) = downloads.get() {
+        d.finish();
+    }
+    let image = image?;
     let fetched = started.elapsed();
     if loud {
         eprintln!("INFO:    Creating SIF file `{}`", target.display());

@@ -15,6 +15,7 @@ pub mod authfile;
 pub mod credentials;
 mod error;
 pub mod push;
+pub mod reach;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -37,6 +38,26 @@ pub use authfile::{AuthFile, AuthFileError};
 pub use credentials::{CredentialSource, CredentialStore, Credentials, CredentialsError};
 pub use error::ClientError;
 pub use tls::TlsError;
+
+/// A blob's file, telling `bytes` its length as writes go.
+struct Counted<'a> {
+    file: &'a mut File,
+    done: u64,
+    bytes: &'a dyn Fn(u64),
+}
+
+impl io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.done += n as u64;
+        (self.bytes)(self.done);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
 
 /// Manifests and token responses larger than this are refused.
 const MAX_DOCUMENT: u64 = 16 << 20;
@@ -113,6 +134,13 @@ pub enum PullEvent<'a> {
         digest: &'a Digest,
         size: u64,
         cached: bool,
+    },
+    /// `done` of layer `index`'s `size` bytes are on disk, as a download goes.
+    Bytes {
+        index: usize,
+        digest: &'a Digest,
+        done: u64,
+        size: u64,
     },
 }
 
@@ -297,7 +325,15 @@ impl Client {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(desc) = layers.get(i) else { break };
                         let cached = cache.get(&desc.digest).is_some();
-                        let r = self.blob(r, desc, cache);
+                        let bytes = |done| {
+                            progress(PullEvent::Bytes {
+                                index: i,
+                                digest: &desc.digest,
+                                done,
+                                size: desc.size,
+                            })
+                        };
+                        let r = self.blob_with(r, desc, cache, &bytes);
                         if r.is_ok() {
                             progress(PullEvent::Layer {
                                 index: i,
@@ -361,6 +397,17 @@ impl Client {
     /// Download a blob into the cache (once, across processes), resuming with `Range`
     /// after a cut connection, verified before it becomes visible.
     pub fn blob(&self, r: &Reference, desc: &Descriptor, cache: &BlobCache) -> Result<PathBuf> {
+        self.blob_with(r, desc, cache, &|_| {})
+    }
+
+    /// [`Client::blob`], telling `bytes` how many bytes are on disk as they arrive.
+    pub fn blob_with(
+        &self,
+        r: &Reference,
+        desc: &Descriptor,
+        cache: &BlobCache,
+        bytes: &dyn Fn(u64),
+    ) -> Result<PathBuf> {
         let url = format!(
             "{}{}/blobs/{}",
             self.base(&Target::of(r)),
@@ -371,7 +418,7 @@ impl Client {
         let fetch = || {
             cache.fetch::<ClientError>(&desc.digest, Some(desc.size), |partial| {
                 resumed.set(partial.offset > 0);
-                self.download_retrying(r, &url, desc, partial.file)
+                self.download_retrying(r, &url, desc, partial.file, bytes)
             })
         };
         match fetch() {
@@ -397,7 +444,7 @@ impl Client {
             r.repository,
             desc.digest
         );
-        self.download_retrying(r, &url, desc, file)
+        self.download_retrying(r, &url, desc, file, &|_| {})
     }
 
     fn download_retrying(
@@ -406,10 +453,11 @@ impl Client {
         url: &str,
         desc: &Descriptor,
         file: &mut File,
+        bytes: &dyn Fn(u64),
     ) -> Result<()> {
         let mut attempt = 0;
         loop {
-            match self.download(r, url, desc, file) {
+            match self.download(r, url, desc, file, bytes) {
                 Err(e) if e.is_transient() && attempt < self.opts.retries => {
                     std::thread::sleep(self.backoff(attempt));
                     attempt += 1;
@@ -420,7 +468,14 @@ impl Client {
     }
 
     /// One attempt: continue from the partial file's current length.
-    fn download(&self, r: &Reference, url: &str, desc: &Descriptor, file: &mut File) -> Result<()> {
+    fn download(
+        &self,
+        r: &Reference,
+        url: &str,
+        desc: &Descriptor,
+        file: &mut File,
+        bytes: &dyn Fn(u64),
+    ) -> Result<()> {
         let write_err = |source| ClientError::Write {
             digest: desc.digest,
             source,
@@ -451,7 +506,12 @@ impl Client {
         // One byte more than announced is enough to fail verification; a registry that
         // streams forever cannot fill the disk.
         let mut body = resp.into_body().into_reader().take(desc.size - offset + 1);
-        io::copy(&mut body, file).map_err(|source| ClientError::Body {
+        let mut counted = Counted {
+            file,
+            done: offset,
+            bytes,
+        };
+        io::copy(&mut body, &mut counted).map_err(|source| ClientError::Body {
             url: url.to_string(),
             source,
         })?;
