@@ -484,33 +484,10 @@ fn a_writable_overlay_image_takes_one_writer_and_readers_share() {
     let Some(im) = images() else { return };
     let l = layers(&im, As::Root, "lock");
     let ext3 = l.ext3.to_str().unwrap();
+    let ro = format!("{ext3}:ro");
     let img = im.sif.to_str().unwrap();
-    let ready = im.fx.dir.path().join("writer-ready");
-    // A writer that waits: its container holds the lock until `stop` appears on the host.
     let stop = im.fx.dir.path().join("stop");
-    let bind = format!("{}:/host", im.fx.dir.path().display());
-    let mut writer = sifr_as(
-        &im.fx,
-        As::Root,
-        &[
-            "exec",
-            "-B",
-            &bind,
-            "--overlay",
-            ext3,
-            img,
-            "sh",
-            "-c",
-            "touch /host/writer-ready; while [ ! -e /host/stop ]; do sleep 0.05; done",
-        ],
-    )
-    .spawn()
-    .unwrap();
-    let t0 = std::time::Instant::now();
-    while !ready.exists() {
-        assert!(t0.elapsed().as_secs() < 30, "the writer did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let writer = Holder::start(&im, ext3, "writer");
     let o = sifr(&im, As::Root, &["exec", "--overlay", ext3, img, "true"]);
     expect(&o, 255, "a second writer");
     assert!(
@@ -520,50 +497,59 @@ fn a_writable_overlay_image_takes_one_writer_and_readers_share() {
         "{}",
         stderr(&o)
     );
-    let o = sifr(
-        &im,
-        As::Root,
-        &["exec", "--overlay", &format!("{ext3}:ro"), img, "true"],
-    );
+    let o = sifr(&im, As::Root, &["exec", "--overlay", &ro, img, "true"]);
     expect(&o, 255, "a reader while it writes");
     assert!(
         stderr(&o).contains("currently in use for writing"),
         "{}",
         stderr(&o)
     );
-    std::fs::write(&stop, "").unwrap();
-    assert!(writer.wait().unwrap().success());
-    std::fs::remove_file(&stop).unwrap();
+    writer.stop(&stop);
     // Readers share.
-    let ro = format!("{ext3}:ro");
-    let mut reader = sifr_as(
-        &im.fx,
-        As::Root,
-        &[
+    let reader = Holder::start(&im, &ro, "reader");
+    let o = sifr(&im, As::Root, &["exec", "--overlay", &ro, img, "true"]);
+    expect(&o, 0, "a second reader");
+    reader.stop(&stop);
+    assert_nothing_left(&im);
+    assert_fsck_clean(&l.ext3);
+}
+
+/// A container that holds `--overlay SPEC` (and its lock) until `stop` appears on the host.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn start(im: &Images, spec: &str, name: &str) -> Holder {
+        let dir = im.fx.dir.path();
+        let bind = format!("{}:/host", dir.display());
+        let script =
+            format!("touch /host/{name}-ready; while [ ! -e /host/stop ]; do sleep 0.05; done");
+        let img = im.sif.to_str().unwrap();
+        let args = [
             "exec",
             "-B",
             &bind,
             "--overlay",
-            &ro,
+            spec,
             img,
             "sh",
             "-c",
-            "touch /host/reader-ready; while [ ! -e /host/stop ]; do sleep 0.05; done",
-        ],
-    )
-    .spawn()
-    .unwrap();
-    let ready = im.fx.dir.path().join("reader-ready");
-    while !ready.exists() {
-        assert!(t0.elapsed().as_secs() < 60, "the reader did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+            &script,
+        ];
+        let child = sifr_as(&im.fx, As::Root, &args).spawn().unwrap();
+        let ready = dir.join(format!("{name}-ready"));
+        let t0 = std::time::Instant::now();
+        while !ready.exists() {
+            assert!(t0.elapsed().as_secs() < 30, "the {name} did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Holder(child)
     }
-    let o = sifr(&im, As::Root, &["exec", "--overlay", &ro, img, "true"]);
-    expect(&o, 0, "a second reader");
-    std::fs::write(&stop, "").unwrap();
-    assert!(reader.wait().unwrap().success());
-    assert_nothing_left(&im);
-    assert_fsck_clean(&l.ext3);
+
+    fn stop(mut self, stop: &Path) {
+        std::fs::write(stop, "").unwrap();
+        assert!(self.0.wait().unwrap().success());
+        std::fs::remove_file(stop).unwrap();
+    }
 }
 
 #[test]
